@@ -1,0 +1,19 @@
+"""Settings for the test suite: real PostgreSQL and Redis, fast password hashing, isolated Redis keys."""
+import os
+
+from .base import *  # noqa: F401,F403
+from .base import CHANNEL_LAYERS, env
+
+DEBUG = False
+SECRET_KEY = "test-secret-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Each test run gets its own key prefixes so parallel runs on one Redis never meet.
+_run = env("TEST_RUN_ID", default=str(os.getpid()))
+CACHES["default"]["KEY_PREFIX"] = f"test-{_run}"  # noqa: F405
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{_run}.ws"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"client": "100000/min"}  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

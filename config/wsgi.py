@@ -1,0 +1,7 @@
+"""WSGI entry point, for tools that want one; production serves config.asgi with Daphne."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+application = get_wsgi_application()

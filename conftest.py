@@ -1,0 +1,41 @@
+"""Fixtures for the whole suite: API clients with scoped tokens and a staff user."""
+import pytest
+from rest_framework.test import APIClient
+
+from core.tests.factories import ApiClientFactory
+
+
+@pytest.fixture
+def api_client_with_scopes(db):
+    """Return a function that builds a DRF test client authenticated as a new API client with these scopes."""
+
+    def build(*scopes: str) -> APIClient:
+        client_record = ApiClientFactory(scopes=list(scopes))
+        http = APIClient()
+        http.credentials(HTTP_AUTHORIZATION=f"Bearer {client_record.raw_token}")
+        http.api_client = client_record
+        return http
+
+    return build
+
+
+@pytest.fixture
+def reader(api_client_with_scopes) -> APIClient:
+    return api_client_with_scopes("read")
+
+
+@pytest.fixture
+def manager(api_client_with_scopes) -> APIClient:
+    return api_client_with_scopes("read", "manage")
+
+
+@pytest.fixture
+def reserver(api_client_with_scopes) -> APIClient:
+    return api_client_with_scopes("read", "reserve")
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user(
+        username="staff", password="staff-pass-123", is_staff=True, is_superuser=True
+    )

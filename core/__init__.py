@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every app uses: API clients and auth, errors, request context, health, metrics."""

@@ -1,0 +1,130 @@
+"""Typed domain errors and the one DRF exception handler that turns every error into the same JSON shape.
+
+Every error body is ``{"error": {"code": ..., "message": ..., "details": {...}}}``.
+"""
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule of the domain said no. Subclasses fix the code and HTTP status."""
+
+    code = "error"
+    status = 400
+    default_message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    code = "invalid"
+    status = 400
+    default_message = "The request is not valid."
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found."
+
+
+class UnknownCode(NotFound):
+    code = "unknown_code"
+    default_message = "No product has this code."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+    default_message = "Not enough stock available."
+
+    def __init__(self, *, lines: list[dict[str, Any]], message: str | None = None):
+        super().__init__(message, details={"lines": lines})
+        self.lines = lines
+
+
+class Gone(DomainError):
+    code = "gone"
+    status = 410
+    default_message = "This resource is no longer available."
+
+
+class Unprocessable(DomainError):
+    code = "unprocessable"
+    status = 422
+    default_message = "The request cannot be processed."
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _flatten_message(detail: Any) -> str:
+    """The first human message found in a DRF error detail, for the top-level message."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _flatten_message(value)
+            return inner if key in ("non_field_errors", "detail") else f"{key}: {inner}"
+        return "Invalid input."
+    if isinstance(detail, list):
+        return _flatten_message(detail[0]) if detail else "Invalid input."
+    return str(detail)
+
+
+_DRF_CODES: dict[type, str] = {
+    drf_exceptions.ParseError: "malformed_request",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.AuthenticationFailed: "authentication_failed",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.Throttled: "rate_limited",
+}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, DjangoPermissionDenied):
+        return Response(error_body("permission_denied", "You do not have permission."), status=403)
+    if isinstance(exc, drf_exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Response(error_body("invalid", _flatten_message(exc.detail), details), status=400)
+    if isinstance(exc, drf_exceptions.APIException):
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), exc.default_code)
+        headers = {}
+        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait + 0.999))
+        if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        details = {"retry_after": headers["Retry-After"]} if "Retry-After" in headers else {}
+        return Response(error_body(code, _flatten_message(exc.detail), details), status=exc.status_code, headers=headers)
+    logger.exception("unhandled error in API view", exc_info=exc)
+    return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
+def json_404(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def json_500(request) -> JsonResponse:
+    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)

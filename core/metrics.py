@@ -1,0 +1,13 @@
+"""Prometheus metrics of the whole service; apps add their own counters here so names stay in one place."""
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter("stockpulse_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "stockpulse_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+STOCK_CHANGES = Counter("stockpulse_stock_changes_total", "Stock rows changed, by movement kind", ["kind"])
+EVENTS_PUBLISHED = Counter("stockpulse_events_published_total", "Realtime events published", ["type"])
+EVENTS_FAILED = Counter("stockpulse_events_failed_total", "Realtime events that could not be published", ["type"])

@@ -1,0 +1,18 @@
+"""Per-client rate limits kept in the Redis cache, so every server process counts together."""
+from rest_framework.throttling import SimpleRateThrottle
+
+from core.models import ApiClient
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    scope = "client"
+
+    def get_cache_key(self, request, view):
+        user = request.user
+        if isinstance(user, ApiClient):
+            ident = f"client-{user.pk}"
+        elif user and user.is_authenticated:
+            ident = f"user-{user.pk}"
+        else:
+            ident = f"ip-{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

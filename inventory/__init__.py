@@ -1,0 +1,1 @@
+"""Inventory: products (SKUs), unified codes, stock counters and the movement ledger."""

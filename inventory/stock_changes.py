@@ -1,0 +1,37 @@
+"""What follows a change of stock counters, registered inside the writing transaction.
+
+Every service that changes Stock rows calls ``stock_rows_changed`` once per transaction with the
+rows as they now are (still locked). The events are built here, from those exact values, and sent
+after commit, so a rolled-back change publishes nothing and every event carries its own version.
+"""
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.realtime import realtime_publish
+from inventory.models import Stock
+
+
+def stock_event(stock: Stock, *, at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "type": "stock.changed",
+        "code": stock.product.code,
+        "name": stock.product.name,
+        "category": stock.product.category,
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "available": stock.on_hand - stock.reserved,
+        "threshold": stock.product.low_stock_threshold,
+        "version": stock.version,
+        "at": (at or timezone.now()).isoformat(),
+    }
+
+
+def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
+    """Register the after-commit side effects of these changed rows. Call inside the transaction."""
+    now = timezone.now()
+    events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
+    transaction.on_commit(partial(realtime_publish, events))

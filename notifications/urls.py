@@ -1,0 +1,2 @@
+"""URL routes of notifications (full paths, included at the site root)."""
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+"""URL routes of projections (full paths, included at the site root)."""
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+"""URL routes of reservations (full paths, included at the site root)."""
+urlpatterns: list = []
