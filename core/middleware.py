@@ -1,4 +1,5 @@
-"""Request middleware: request id in and out, and per-route request metrics."""
+"""Request middleware: request id in and out, a JSON access-log line and per-route request metrics."""
+import logging
 import re
 import time
 import uuid
@@ -6,6 +7,7 @@ import uuid
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
+access_logger = logging.getLogger("stockpulse.access")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
@@ -25,7 +27,14 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
         match = getattr(request, "resolver_match", None)
         route = match.route if match is not None and match.route else "unmatched"
-        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         response["X-Request-ID"] = request_id
+        if access_logger.isEnabledFor(logging.INFO):
+            access_logger.info(
+                "request",
+                extra={"request_id": request_id, "method": request.method, "path": request.path,
+                       "status": response.status_code, "duration_ms": round(elapsed * 1000, 2)},
+            )
         return response

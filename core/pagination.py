@@ -5,3 +5,10 @@ from rest_framework.pagination import PageNumberPagination
 class StandardPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+def paginated_response(*, request, queryset, serializer_class, view, context: dict | None = None):
+    """Page a queryset with the standard paginator and serialize the page."""
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)

@@ -2,7 +2,7 @@
 import re
 
 CODE_MAX_LENGTH = 64
-_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._\-/]*$")
+_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._\-]*$")
 
 
 def code_normalise(raw: str) -> str:

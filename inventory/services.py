@@ -49,7 +49,8 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
 
     Merges changes per product, refuses any that would take on_hand or reserved below zero,
     writes counters with F() expressions, bumps versions, appends ledger rows and registers
-    the after-commit side effects. Returns the changed rows as they now are.
+    the after-commit side effects. Returns the changed rows as they now are, each with
+    ``written_movements``: the ledger rows this call wrote for it.
     """
     if not connection.in_atomic_block:
         raise RuntimeError("stock_apply must run inside transaction.atomic")
@@ -107,6 +108,9 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
         STOCK_CHANGES.labels(change.kind).inc()
     StockMovement.objects.bulk_create(movements)
     stocks = sorted(locked.values(), key=lambda s: s.pk)
+    for stock in stocks:
+        # Callers that answer with the ledger rows they caused (the movements API) read them here.
+        stock.written_movements = [m for m in movements if m.product_id == stock.product_id]
     stock_rows_changed(stocks=stocks)
     return stocks
 
@@ -149,6 +153,7 @@ def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "
     current = stocks_lock(product_ids=[product.pk])[0]
     delta = counted - current.on_hand
     if delta == 0:
+        current.written_movements = []
         return current
     change = StockChange(product_id=product.pk, on_hand=delta, kind=MovementKind.COUNT,
                          reason=reason or "physical count", reference=reference)
@@ -161,7 +166,7 @@ def _code_claim(code: str) -> str:
     normalised = code_normalise(code)
     if not code_is_valid(normalised):
         raise ValidationFailed(
-            "A code is 1-64 characters: letters, digits and . _ - /, starting with a letter or digit.",
+            "A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit.",
             details={"code": normalised},
         )
     with connection.cursor() as cursor:

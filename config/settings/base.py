@@ -108,9 +108,15 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
     }
 }
+# Realtime (docs/realtime.md): WebSocket tickets live seconds and serve once; heartbeats let
+# both ends notice a dead socket; a publish never holds a request longer than the timeout.
+WS_TICKET_TTL_SECONDS = env.int("WS_TICKET_TTL_SECONDS", default=30)
+WS_HEARTBEAT_SECONDS = env.float("WS_HEARTBEAT_SECONDS", default=15.0)
+WS_MAX_SUBSCRIBED_CODES = env.int("WS_MAX_SUBSCRIBED_CODES", default=500)
+REALTIME_PUBLISH_TIMEOUT = env.float("REALTIME_PUBLISH_TIMEOUT", default=2.0)
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -171,6 +177,47 @@ STOCK_DEFAULT_LOW_THRESHOLD = env.int("STOCK_DEFAULT_LOW_THRESHOLD", default=5)
 STOCK_MAX_QUANTITY = env.int("STOCK_MAX_QUANTITY", default=1_000_000)
 STOCK_LOOKUP_MAX_CODES = 500
 
+# Reservations
+RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)
+RESERVATION_MIN_TTL_SECONDS = 30
+RESERVATION_MAX_TTL_SECONDS = 24 * 60 * 60
+# Extensions never push expires_at further than this from the reservation's creation.
+RESERVATION_MAX_LIFETIME_SECONDS = env.int("RESERVATION_MAX_LIFETIME_SECONDS", default=24 * 60 * 60)
+RESERVATION_MAX_LINES = env.int("RESERVATION_MAX_LINES", default=100)
+RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["reservations-expire-due"] = {
+    "task": "reservations.tasks.reservations_expire_due_task",
+    "schedule": RESERVATION_SWEEP_SECONDS,
+}
+
+# Notifications
+# Telegram Bot API: without a token alerts are still recorded and shown; delivery is skipped.
+TELEGRAM_API_BASE = env("TELEGRAM_API_BASE", default="https://api.telegram.org")
+TELEGRAM_BOT_TOKEN = env("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_BOT_USERNAME = env("TELEGRAM_BOT_USERNAME", default="StockPulseBot")
+TELEGRAM_WEBHOOK_SECRET = env("TELEGRAM_WEBHOOK_SECRET", default="")
+TELEGRAM_WEBHOOK_URL = env("TELEGRAM_WEBHOOK_URL", default="")
+TELEGRAM_TIMEOUT = env.float("TELEGRAM_TIMEOUT", default=1.5)
+TELEGRAM_MAX_RETRIES = env.int("TELEGRAM_MAX_RETRIES", default=3)
+# Retries of one delivery stop once this budget is spent, so a message lands within 2 s or is rescheduled.
+TELEGRAM_RETRY_BUDGET = env.float("TELEGRAM_RETRY_BUDGET", default=2.0)
+TELEGRAM_RATE_CHAT_SECONDS = env.float("TELEGRAM_RATE_CHAT_SECONDS", default=1.0)
+TELEGRAM_RATE_GROUP_PER_MINUTE = env.int("TELEGRAM_RATE_GROUP_PER_MINUTE", default=20)
+TELEGRAM_RATE_GLOBAL_PER_SECOND = env.int("TELEGRAM_RATE_GLOBAL_PER_SECOND", default=25)
+ALERT_HYSTERESIS_MARGIN = env.int("ALERT_HYSTERESIS_MARGIN", default=2)
+ALERT_LINK_TOKEN_HOURS = env.int("ALERT_LINK_TOKEN_HOURS", default=72)
+ALERT_SWEEP_GRACE_SECONDS = env.float("ALERT_SWEEP_GRACE_SECONDS", default=3.0)
+ALERT_CLAIM_SECONDS = env.float("ALERT_CLAIM_SECONDS", default=30.0)
+ALERT_PROJECTION_DAYS = env.int("ALERT_PROJECTION_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["alert-outbox-sweep"] = {
+    "task": "notifications.tasks.alert_outbox_sweep_task",
+    "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
+}
+CELERY_BEAT_SCHEDULE["telegram-updates-prune"] = {
+    "task": "notifications.tasks.telegram_updates_prune_task",
+    "schedule": timedelta(hours=1),
+}
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
@@ -190,5 +237,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
+        "stockpulse.access": {"level": env("ACCESS_LOG_LEVEL", default="INFO")},
     },
 }

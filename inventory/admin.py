@@ -1,0 +1,197 @@
+"""Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
+from django.contrib import admin, messages
+from django.db.models import F
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from core.errors import DomainError
+from inventory import services
+from inventory.forms import StockAdjustForm
+from inventory.models import MovementKind, Product, StockMovement, UnifiedCode
+
+
+class StockLevelFilter(admin.SimpleListFilter):
+    title = _("stock level")
+    parameter_name = "level"
+
+    def lookups(self, request, model_admin):
+        return [("below", _("Below threshold")), ("out", _("Out of stock"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "below":
+            return queryset.filter(stock__available__lt=F("low_stock_threshold"))
+        if self.value() == "out":
+            return queryset.filter(stock__available__lte=0)
+        return queryset
+
+
+class UnifiedCodeInline(admin.TabularInline):
+    model = UnifiedCode
+    extra = 1
+    fields = ["code", "note"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "category", "on_hand", "reserved", "available", "low_stock_threshold",
+                    "active"]
+    list_filter = ["category", StockLevelFilter, "active"]
+    search_fields = ["code", "name", "unified_codes__code"]
+    readonly_fields = ["stock_counters", "created_at", "updated_at"]
+    inlines = [UnifiedCodeInline]
+    list_select_related = ["stock"]
+    actions = ["adjust_stock_action"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The code never changes once created: aliases cover renames, and the ledger refers to it.
+        return [*self.readonly_fields, "code"] if obj else self.readonly_fields
+
+    @admin.display(description=_("on hand"), ordering="stock__on_hand")
+    def on_hand(self, obj):
+        return obj.stock.on_hand
+
+    @admin.display(description=_("reserved"), ordering="stock__reserved")
+    def reserved(self, obj):
+        return obj.stock.reserved
+
+    @admin.display(description=_("available"), ordering="stock__available")
+    def available(self, obj):
+        return obj.stock.on_hand - obj.stock.reserved
+
+    @admin.display(description=_("stock"))
+    def stock_counters(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        stock = obj.stock
+        url = reverse("admin:inventory_product_adjust", args=[obj.pk])
+        return format_html(
+            "{} {} · {} {} · {} {} · v{} &nbsp; <a class='button' href='{}'>{}</a>",
+            stock.on_hand, _("on hand"), stock.reserved, _("reserved"), stock.on_hand - stock.reserved,
+            _("available"), stock.version, url, _("Adjust stock"),
+        )
+
+    def save_model(self, request, obj, form, change):
+        # Writes go through the services so the stock row, code rules and normalisation always apply.
+        if change:
+            services.product_update(
+                product=obj, name=obj.name, category=obj.category, unit=obj.unit,
+                low_stock_threshold=obj.low_stock_threshold, active=obj.active,
+            )
+        else:
+            created = services.product_create(
+                code=obj.code, name=obj.name, category=obj.category, unit=obj.unit,
+                low_stock_threshold=obj.low_stock_threshold, active=obj.active,
+            )
+            obj.pk = created.pk
+            obj.code = created.code
+
+    def save_formset(self, request, form, formset, change):
+        for deleted in formset.deleted_objects:
+            services.unified_code_delete(unified_code=deleted)
+        for inline_form in formset.forms:
+            if not inline_form.has_changed() or inline_form in formset.deleted_forms:
+                continue
+            instance = inline_form.instance
+            if instance.pk:
+                instance.note = inline_form.cleaned_data.get("note", "")
+                instance.save(update_fields=["note"])
+            else:
+                services.unified_code_create(code=inline_form.cleaned_data["code"], product=form.instance,
+                                             note=inline_form.cleaned_data.get("note", ""))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            self.message_user(request, error.message, level=messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def get_urls(self):
+        custom = [
+            path("<int:product_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
+                 name="inventory_product_adjust"),
+        ]
+        return custom + super().get_urls()
+
+    def adjust_view(self, request, product_id: int):
+        """Staff adjust stock through the same services as the API, so the ledger and events follow."""
+        product = get_object_or_404(Product.objects.select_related("stock"), pk=product_id)
+        if not self.has_change_permission(request, product):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = StockAdjustForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            values = form.cleaned_data
+            actor = f"user:{request.user.get_username()}"
+            common = {"code": product.code, "reason": values["reason"], "reference": values["reference"],
+                      "actor": actor}
+            try:
+                if values["kind"] == MovementKind.RECEIPT:
+                    services.stock_receive(quantity=values["quantity"], **common)
+                elif values["kind"] == MovementKind.RETURN:
+                    services.stock_return(quantity=values["quantity"], **common)
+                elif values["kind"] == MovementKind.ADJUSTMENT:
+                    services.stock_adjust(delta=values["quantity"], **common)
+                else:
+                    services.stock_count(counted=values["quantity"], **common)
+            except DomainError as error:
+                form.add_error(None, error.message)
+            else:
+                self.message_user(request, _("Stock of %(code)s updated.") % {"code": product.code})
+                return HttpResponseRedirect(reverse("admin:inventory_product_change", args=[product.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Adjust stock of %(code)s") % {"code": product.code},
+            "product": product,
+            "stock": product.stock,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inventory/product/adjust.html", context)
+
+    @admin.action(description=_("Adjust stock of the selected product"))
+    def adjust_stock_action(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Select exactly one product to adjust."), level=messages.WARNING)
+            return None
+        return HttpResponseRedirect(reverse("admin:inventory_product_adjust", args=[queryset.get().pk]))
+
+
+@admin.register(UnifiedCode)
+class UnifiedCodeAdmin(admin.ModelAdmin):
+    list_display = ["code", "product", "note", "created_at"]
+    search_fields = ["code", "product__code", "product__name"]
+    autocomplete_fields = ["product"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["note"])
+        else:
+            created = services.unified_code_create(code=obj.code, product=obj.product, note=obj.note)
+            obj.pk = created.pk
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code", "product"] if obj else []
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(admin.ModelAdmin):
+    """The ledger is append-only: staff read and filter it, never edit it."""
+
+    list_display = ["created_at", "product", "kind", "quantity", "on_hand_after", "reason", "reference", "actor"]
+    list_filter = ["kind", "created_at", "product__category"]
+    search_fields = ["product__code", "reason", "reference", "actor", "reservation_id"]
+    list_select_related = ["product"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
