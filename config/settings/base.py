@@ -3,6 +3,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "reservations",
     "notifications",
     "projections",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -171,11 +173,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE["projections-fallback"] = {
+    "task": "projections.tasks.projection_fallback_task", "schedule": 60.0,
+}
+# Yesterday's summaries go stale at midnight (store time zone = CELERY_TIMEZONE).
+CELERY_BEAT_SCHEDULE["projections-nightly-rebuild"] = {
+    "task": "projections.tasks.projection_rebuild_task", "schedule": crontab(hour=0, minute=5),
+}
 
 # Inventory
 STOCK_DEFAULT_LOW_THRESHOLD = env.int("STOCK_DEFAULT_LOW_THRESHOLD", default=5)
 STOCK_MAX_QUANTITY = env.int("STOCK_MAX_QUANTITY", default=1_000_000)
 STOCK_LOOKUP_MAX_CODES = 500
+
+# Projections (see docs/projections.md)
+PROJECTION_HORIZON_DAYS = env.int("PROJECTION_HORIZON_DAYS", default=28)
+PROJECTION_MAX_DAYS = 90
+PROJECTION_RISK_DAYS = env.int("PROJECTION_RISK_DAYS", default=7)
+PROJECTION_INCLUDE_TENTATIVE = env.bool("PROJECTION_INCLUDE_TENTATIVE", default=True)
+PROJECTION_FALLBACK_BATCH = env.int("PROJECTION_FALLBACK_BATCH", default=500)
+PROJECTION_INLINE_MAX_PRODUCTS = env.int("PROJECTION_INLINE_MAX_PRODUCTS", default=0)
+PROJECTION_PENDING_TTL = env.int("PROJECTION_PENDING_TTL", default=30)
 
 # Reservations
 RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)
@@ -216,6 +234,18 @@ CELERY_BEAT_SCHEDULE["alert-outbox-sweep"] = {
 CELERY_BEAT_SCHEDULE["telegram-updates-prune"] = {
     "task": "notifications.tasks.telegram_updates_prune_task",
     "schedule": timedelta(hours=1),
+}
+
+# Webhooks: outbox rows retried with exponential backoff (30 s doubling, capped at 6 h: about 14 h
+# over 12 tries) before a delivery is marked dead; the endpoint list is cached per process.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=12)
+WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=30.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=6 * 60 * 60)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
+CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
+    "task": "webhooks.tasks.webhook_deliveries_sweep_task",
+    "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=15.0),
 }
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,0 +1,69 @@
+"""Reads for reservations: one client's reservations, their effective status and the reserved-counter audit."""
+from datetime import datetime
+from uuid import UUID
+
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.errors import NotFound
+from core.models import ApiClient
+from inventory.models import Stock
+from reservations.models import Reservation, ReservationLine, ReservationStatus
+
+
+def reservation_effective_status(reservation: Reservation, *, now: datetime | None = None) -> str:
+    """A due active reservation is expired for every reader, whether or not the sweep has run."""
+    if reservation.status == ReservationStatus.ACTIVE and reservation.expires_at <= (now or timezone.now()):
+        return ReservationStatus.EXPIRED
+    return reservation.status
+
+
+def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
+    return qs.prefetch_related(
+        Prefetch("lines", queryset=ReservationLine.objects.select_related("product").order_by("product__code"))
+    )
+
+
+def reservation_get(*, reservation_id: UUID | str, client: ApiClient | None) -> Reservation:
+    """The reservation with its lines; NotFound when it does not exist or belongs to another client."""
+    qs = Reservation.objects.filter(pk=reservation_id)
+    if client is not None:
+        qs = qs.filter(client=client)
+    reservation = _with_lines(qs).first()
+    if reservation is None:
+        raise NotFound("No such reservation.", details={"id": str(reservation_id)})
+    return reservation
+
+
+def reservation_list(*, client: ApiClient | None, status: str | None = None) -> QuerySet[Reservation]:
+    """Newest first. ``status`` is the effective one: "active" leaves out due ones, "expired" includes them."""
+    qs = Reservation.objects.all()
+    if client is not None:
+        qs = qs.filter(client=client)
+    now = timezone.now()
+    if status == ReservationStatus.ACTIVE:
+        qs = qs.filter(status=ReservationStatus.ACTIVE, expires_at__gt=now)
+    elif status == ReservationStatus.EXPIRED:
+        qs = qs.filter(status=ReservationStatus.EXPIRED) | qs.filter(status=ReservationStatus.ACTIVE,
+                                                                     expires_at__lte=now)
+    elif status:
+        qs = qs.filter(status=status)
+    return _with_lines(qs.order_by("-created_at"))
+
+
+def reserved_drift() -> list[dict]:
+    """Products whose Stock.reserved differs from the sum of their active reservation lines."""
+    active_sum = (
+        ReservationLine.objects.filter(product_id=OuterRef("product_id"), reservation__status=ReservationStatus.ACTIVE)
+        .values("product_id")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    rows = (
+        Stock.objects.annotate(active_sum=Coalesce(Subquery(active_sum), 0))
+        .exclude(active_sum=F("reserved"))
+        .order_by("product__code")
+        .values("product__code", "reserved", "active_sum")
+    )
+    return [{"code": r["product__code"], "reserved": r["reserved"], "active_lines": r["active_sum"]} for r in rows]

@@ -1,0 +1,232 @@
+"""Tests for reservation services: all-or-nothing creation, confirm, release, extend and the expiry sweep."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode, Unprocessable, ValidationFailed
+from core.tests.factories import ApiClientFactory
+from inventory.models import MovementKind, Stock, StockMovement
+from inventory.selectors import ledger_drift
+from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+from reservations import services
+from reservations.models import Reservation, ReservationStatus
+from reservations.selectors import reservation_effective_status, reserved_drift
+from reservations.tests.factories import reservation_make
+
+pytestmark = pytest.mark.django_db
+
+
+def counters(product) -> tuple[int, int, int]:
+    stock = Stock.objects.get(product=product)
+    return stock.on_hand, stock.reserved, stock.version
+
+
+def make_due(reservation: Reservation) -> None:
+    Reservation.objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_single_line_reserves_units_and_bumps_version():
+    product = ProductFactory(on_hand=10)
+    client = ApiClientFactory()
+    assert counters(product) == (10, 0, 1)
+
+    reservation = services.reservation_create(client=client, lines=[{"code": product.code, "quantity": 3}])
+
+    assert counters(product) == (10, 3, 2)
+    assert reservation.status == ReservationStatus.ACTIVE
+    assert [(line.product.code, line.quantity) for line in reservation.lines.all()] == [(product.code, 3)]
+    stored = Reservation.objects.get(pk=reservation.pk)
+    assert stored.client == client
+    assert timedelta(minutes=14) < stored.expires_at - stored.created_at <= timedelta(minutes=15)
+    assert reserved_drift() == []
+
+
+def test_multi_line_merges_duplicates_and_aliases():
+    a = ProductFactory(on_hand=5)
+    b = ProductFactory(on_hand=5)
+    alias = UnifiedCodeFactory(product=a)
+
+    reservation = services.reservation_create(client=None, lines=[
+        {"code": a.code, "quantity": 1}, {"code": b.code.lower(), "quantity": 2}, {"code": alias.code, "quantity": 2},
+    ])
+
+    assert counters(a)[1] == 3 and counters(b)[1] == 2
+    assert sorted((line.product.code, line.quantity) for line in reservation.lines.all()) == sorted(
+        [(a.code, 3), (b.code, 2)])
+    assert reservation.lines.count() == 2
+    assert reserved_drift() == []
+
+
+def test_short_cart_reserves_nothing_and_lists_every_short_line():
+    a = ProductFactory(code="A-1", on_hand=2)
+    b = ProductFactory(code="B-1", on_hand=1)
+    c = ProductFactory(code="C-1", on_hand=9)
+
+    with pytest.raises(InsufficientStock) as caught:
+        services.reservation_create(client=None, lines=[
+            {"code": "C-1", "quantity": 1}, {"code": "B-1", "quantity": 4}, {"code": "A-1", "quantity": 3},
+        ])
+
+    assert caught.value.lines == [
+        {"code": "A-1", "requested": 3, "available": 2}, {"code": "B-1", "requested": 4, "available": 1}]
+    assert [counters(p)[1] for p in (a, b, c)] == [0, 0, 0]
+    assert Reservation.objects.count() == 0
+
+
+def test_single_line_short_reports_real_available():
+    product = ProductFactory(code="HOT", on_hand=2)
+    services.reservation_create(client=None, lines=[{"code": "HOT", "quantity": 1}])
+
+    with pytest.raises(InsufficientStock) as caught:
+        services.reservation_create(client=None, lines=[{"code": "HOT", "quantity": 2}])
+
+    assert caught.value.lines == [{"code": "HOT", "requested": 2, "available": 1}]
+    assert counters(product)[1] == 1
+
+
+def test_unknown_code_and_bad_input_are_refused():
+    ProductFactory(code="OK", on_hand=2)
+    with pytest.raises(UnknownCode):
+        services.reservation_create(client=None, lines=[{"code": "OK", "quantity": 1}, {"code": "NOPE", "quantity": 1}])
+    for bad in ([], [{"code": "OK", "quantity": 0}], [{"code": "OK", "quantity": "2"}], [{"quantity": 1}]):
+        with pytest.raises(ValidationFailed):
+            services.reservation_create(client=None, lines=bad)
+    for ttl in (timedelta(seconds=29), timedelta(hours=24, seconds=1)):
+        with pytest.raises(ValidationFailed):
+            services.reservation_create(client=None, lines=[{"code": "OK", "quantity": 1}], ttl=ttl)
+    assert Reservation.objects.count() == 0
+
+
+def test_confirm_turns_reservation_into_sale_with_ledger_rows():
+    product = ProductFactory(on_hand=10)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 4}], reference="ORDER-9")
+
+    confirmed = services.reservation_confirm(reservation_id=reservation.pk, client=None)
+
+    assert confirmed.status == ReservationStatus.CONFIRMED
+    assert counters(product)[:2] == (6, 0)
+    sale = StockMovement.objects.get(product=product, kind=MovementKind.SALE)
+    assert (sale.quantity, sale.on_hand_after, sale.reservation_id, sale.reference) == (-4, 6, reservation.pk, "ORDER-9")
+    assert ledger_drift() == [] and reserved_drift() == []
+
+
+def test_confirm_twice_is_idempotent():
+    product = ProductFactory(on_hand=10)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 4}])
+    services.reservation_confirm(reservation_id=reservation.pk, client=None)
+
+    again = services.reservation_confirm(reservation_id=reservation.pk, client=None)
+
+    assert again.status == ReservationStatus.CONFIRMED
+    assert counters(product)[:2] == (6, 0)
+    assert StockMovement.objects.filter(kind=MovementKind.SALE).count() == 1
+
+
+def test_confirm_after_expiry_before_sweep_is_gone_and_units_return():
+    product = ProductFactory(on_hand=5)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 5}])
+    make_due(reservation)
+    assert reservation_effective_status(Reservation.objects.get(pk=reservation.pk)) == ReservationStatus.EXPIRED
+
+    with pytest.raises(Gone):
+        services.reservation_confirm(reservation_id=reservation.pk, client=None)
+
+    assert Reservation.objects.get(pk=reservation.pk).status == ReservationStatus.EXPIRED
+    assert counters(product)[:2] == (5, 0)
+    assert services.reservation_expire_due() == 0
+    assert reserved_drift() == []
+
+
+def test_confirm_released_is_conflict():
+    product = ProductFactory(on_hand=5)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 2}])
+    services.reservation_release(reservation_id=reservation.pk, client=None)
+
+    with pytest.raises(Conflict):
+        services.reservation_confirm(reservation_id=reservation.pk, client=None)
+    assert counters(product)[:2] == (5, 0)
+
+
+def test_release_returns_units_once():
+    product = ProductFactory(on_hand=5)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 2}])
+    assert counters(product)[1] == 2
+
+    services.reservation_release(reservation_id=reservation.pk, client=None)
+    again = services.reservation_release(reservation_id=reservation.pk, client=None)
+
+    assert again.status == ReservationStatus.RELEASED
+    assert counters(product)[:2] == (5, 0)
+    assert reserved_drift() == []
+
+
+def test_other_clients_reservation_is_not_found():
+    product = ProductFactory(on_hand=5)
+    owner, other = ApiClientFactory(), ApiClientFactory()
+    reservation = reservation_make(client=owner, lines=[{"code": product.code, "quantity": 2}])
+
+    for action in (services.reservation_confirm, services.reservation_release):
+        with pytest.raises(NotFound):
+            action(reservation_id=reservation.pk, client=other)
+    with pytest.raises(NotFound):
+        services.reservation_confirm(reservation_id="not-a-uuid", client=owner)
+    assert counters(product)[1] == 2
+
+
+def test_extend_pushes_expiry_within_bounds():
+    product = ProductFactory(on_hand=5)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 1}], ttl_seconds=60)
+    before = Reservation.objects.get(pk=reservation.pk).expires_at
+
+    services.reservation_extend(reservation_id=reservation.pk, client=None, ttl=timedelta(minutes=30))
+
+    after = Reservation.objects.get(pk=reservation.pk).expires_at
+    assert after - before > timedelta(minutes=28)
+    with pytest.raises(ValidationFailed):
+        services.reservation_extend(reservation_id=reservation.pk, client=None, ttl=timedelta(hours=25))
+
+
+def test_extend_due_reservation_is_gone():
+    product = ProductFactory(on_hand=5)
+    reservation = reservation_make(lines=[{"code": product.code, "quantity": 1}])
+    make_due(reservation)
+
+    with pytest.raises(Gone):
+        services.reservation_extend(reservation_id=reservation.pk, client=None, ttl=timedelta(minutes=5))
+    assert counters(product)[1] == 0
+
+
+def test_sweep_expires_only_due_reservations():
+    product = ProductFactory(on_hand=10)
+    due = [reservation_make(lines=[{"code": product.code, "quantity": 2}]) for _ in range(3)]
+    keep = reservation_make(lines=[{"code": product.code, "quantity": 1}])
+    for reservation in due:
+        make_due(reservation)
+    assert counters(product)[1] == 7
+
+    assert services.reservation_expire_due(batch_size=2) == 3
+
+    assert counters(product)[1] == 1
+    assert Reservation.objects.get(pk=keep.pk).status == ReservationStatus.ACTIVE
+    assert set(Reservation.objects.filter(status=ReservationStatus.EXPIRED).values_list("pk", flat=True)) == {
+        r.pk for r in due}
+    assert reserved_drift() == []
+
+
+def test_idempotency_key_replays_and_refuses_other_body():
+    product = ProductFactory(on_hand=10)
+    client = ApiClientFactory()
+    lines = [{"code": product.code, "quantity": 2}]
+    first = services.reservation_create(client=client, lines=lines, idempotency_key="k-1")
+
+    again = services.reservation_create(client=client, lines=lines, idempotency_key="k-1")
+
+    assert again.pk == first.pk and again.replayed
+    assert counters(product)[1] == 2
+    with pytest.raises(Unprocessable):
+        services.reservation_create(client=client, lines=[{"code": product.code, "quantity": 3}],
+                                    idempotency_key="k-1")
+    other_client = services.reservation_create(client=ApiClientFactory(), lines=lines, idempotency_key="k-1")
+    assert other_client.pk != first.pk
+    assert counters(product)[1] == 4
