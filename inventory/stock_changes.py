@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.realtime import realtime_publish
 from inventory.models import Stock
+from webhooks.services import webhooks_stock_rows_changed
 
 
 def stock_event(stock: Stock, *, at: datetime | None = None) -> dict[str, Any]:
@@ -34,4 +35,5 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     """Register the after-commit side effects of these changed rows. Call inside the transaction."""
     now = timezone.now()
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
+    webhooks_stock_rows_changed(stock_events=events)
     transaction.on_commit(partial(realtime_publish, events))

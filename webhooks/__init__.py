@@ -1,0 +1,1 @@
+"""Signed outgoing webhooks: endpoints, the delivery outbox and its sender."""

@@ -1,0 +1,51 @@
+"""Reads for webhooks: active endpoints (cached in-process for the stock hot path) and due deliveries."""
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    id: int
+    event_types: frozenset[str]
+
+
+_cache: dict[str, object] = {"endpoints": None, "loaded_at": 0.0}
+
+
+def endpoints_cache_clear() -> None:
+    """Forget the cached endpoint list; the next lookup reloads it."""
+    _cache["endpoints"] = None
+    _cache["loaded_at"] = 0.0
+
+
+def endpoints_active_cached() -> tuple[EndpointRef, ...]:
+    """Active endpoints and their event types. The stock hook runs under row locks on every change,
+    so the list is kept in-process for WEBHOOK_ENDPOINT_CACHE_SECONDS: no query while it is fresh."""
+    now = time.monotonic()
+    cached = _cache["endpoints"]
+    if cached is not None and now - _cache["loaded_at"] < settings.WEBHOOK_ENDPOINT_CACHE_SECONDS:
+        return cached  # type: ignore[return-value]
+    rows = WebhookEndpoint.objects.filter(active=True).order_by("id").values_list("id", "event_types")
+    endpoints = tuple(EndpointRef(id=pk, event_types=frozenset(types or [])) for pk, types in rows)
+    _cache["endpoints"] = endpoints
+    _cache["loaded_at"] = now
+    return endpoints
+
+
+def deliveries_due(*, limit: int = 200) -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def delivery_list(*, endpoint: WebhookEndpoint | None = None) -> QuerySet[WebhookDelivery]:
+    qs = WebhookDelivery.objects.select_related("endpoint").order_by("-id")
+    return qs.filter(endpoint=endpoint) if endpoint else qs

@@ -1,0 +1,253 @@
+"""Writes for webhooks: endpoints, outbox rows written inside the causing transaction, and delivery attempts."""
+import json
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.errors import ValidationFailed
+from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
+from webhooks.selectors import endpoints_active_cached, endpoints_cache_clear
+from webhooks.signing import signature_headers
+
+logger = logging.getLogger(__name__)
+
+# Event ids are derived from what the event is about, so the same fact reported twice (say a
+# reservation confirmed by an order and seen again in the stock hook) is one delivery, not two.
+_EVENT_NAMESPACE = uuid.UUID("3f1d7a52-8a51-4d1e-9c55-6b1f0a2b9e10")
+
+# Transition states from the alert state machine, mapped to webhook event types.
+_ALERT_EVENTS = {"low": EventType.STOCK_LOW, "out": EventType.STOCK_OUT, "back_in": EventType.STOCK_BACK_IN,
+                 "ok": EventType.STOCK_BACK_IN}
+
+
+def event_id_for(event_type: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}:{key}")
+
+
+def _endpoint_validate(*, url: str, event_types: Sequence[str]) -> list[str]:
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except DjangoValidationError:
+        raise ValidationFailed("The URL must be an http(s) address.", details={"url": url}) from None
+    types = list(dict.fromkeys(event_types))
+    unknown = [t for t in types if t not in EventType.values]
+    if not types or unknown:
+        raise ValidationFailed("Choose one or more known event types.",
+                               details={"unknown": unknown, "allowed": EventType.values})
+    return types
+
+
+def _cache_invalidate() -> None:
+    endpoints_cache_clear()
+    transaction.on_commit(endpoints_cache_clear)
+
+
+@transaction.atomic
+def webhook_endpoint_create(*, url: str, event_types: Sequence[str], secret: str = "", active: bool = True,
+                            description: str = "") -> WebhookEndpoint:
+    """Register a receiver; a secret is generated when none is given (it is shown in the admin)."""
+    types = _endpoint_validate(url=url, event_types=event_types)
+    endpoint = WebhookEndpoint.objects.create(
+        url=url, event_types=types, secret=secret or f"whsec_{secrets.token_urlsafe(32)}", active=active,
+        description=description.strip(),
+    )
+    _cache_invalidate()
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_update(*, endpoint: WebhookEndpoint, url: str | None = None,
+                            event_types: Sequence[str] | None = None, secret: str | None = None,
+                            active: bool | None = None, description: str | None = None) -> WebhookEndpoint:
+    endpoint.event_types = _endpoint_validate(url=url or endpoint.url,
+                                              event_types=endpoint.event_types if event_types is None else event_types)
+    endpoint.url = url or endpoint.url
+    if secret:
+        endpoint.secret = secret
+    if active is not None:
+        endpoint.active = active
+    if description is not None:
+        endpoint.description = description.strip()
+    endpoint.save()
+    _cache_invalidate()
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+    _cache_invalidate()
+
+
+def webhook_events_enqueue(*, events: Iterable[dict[str, Any]]) -> list[int]:
+    """Write one outbox row per (event, subscribed endpoint) in the current transaction; send after commit.
+
+    Each event is ``{"type", "key", "data"}``: ``key`` names the fact (e.g. ``SKU-1:v7``) and fixes the
+    event id. With no endpoint subscribed to any of the types this makes no query at all.
+    """
+    endpoints = endpoints_active_cached()
+    if not endpoints:
+        return []
+    now = timezone.now()
+    rows = []
+    for event in events:
+        targets = [e for e in endpoints if event["type"] in e.event_types]
+        if not targets:
+            continue
+        event_id = event_id_for(event["type"], event["key"])
+        payload = {"id": str(event_id), "type": event["type"], "created_at": now.isoformat(), "data": event["data"]}
+        payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        rows.extend(
+            WebhookDelivery(endpoint_id=target.id, event_id=event_id, event_type=event["type"], payload=payload,
+                            next_attempt_at=now)
+            for target in targets
+        )
+    if not rows:
+        return []
+    # ignore_conflicts: the same fact enqueued twice stays one delivery per endpoint.
+    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
+    ids = list(
+        WebhookDelivery.objects.filter(event_id__in={r.event_id for r in rows}, created_at__gte=now,
+                                       status=DeliveryStatus.PENDING, attempts=0).values_list("id", flat=True)
+    )
+    if ids:
+        transaction.on_commit(partial(_deliveries_send_enqueue, ids))
+    return ids
+
+
+def _deliveries_send_enqueue(delivery_ids: list[int]) -> None:
+    from webhooks.tasks import webhook_delivery_send_task
+
+    for delivery_id in delivery_ids:
+        try:
+            webhook_delivery_send_task.delay(delivery_id)
+        except Exception:
+            # The beat sweep sends due rows anyway; a broker hiccup only delays them.
+            logger.exception("webhook send task could not be queued", extra={"delivery_id": delivery_id})
+
+
+def webhooks_stock_rows_changed(*, stock_events: Sequence[dict[str, Any]],
+                                transitions: Sequence[Any] = ()) -> list[int]:
+    """The webhook part of the stock hook: stock.changed per row, alert transitions, reservation.confirmed.
+
+    Called inside the writing transaction under the row locks; cheap when nobody is subscribed.
+    """
+    if not endpoints_active_cached():
+        return []
+    events = []
+    for event in stock_events:
+        kind = event.get("type")
+        if kind == EventType.STOCK_CHANGED:
+            events.append({"type": kind, "key": f"{event['code']}:v{event['version']}", "data": event})
+        elif kind == EventType.RESERVATION_CONFIRMED:
+            key = str(event.get("reservation_id") or event.get("id"))
+            events.append({"type": kind, "key": key, "data": event})
+    for transition in transitions:
+        data = transition if isinstance(transition, dict) else dict(vars(transition))
+        state = str(data.get("to") or data.get("state") or data.get("new_state") or "")
+        event_type = _ALERT_EVENTS.get(state) or (data.get("type") if data.get("type") in EventType.values else None)
+        if event_type is None:
+            continue
+        key = f"{data.get('code')}:{state or event_type}:v{data.get('version', '')}"
+        events.append({"type": event_type, "key": key, "data": data})
+    return webhook_events_enqueue(events=events)
+
+
+def _backoff(attempts: int) -> timedelta:
+    base = settings.WEBHOOK_BACKOFF_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    delay = min(base, settings.WEBHOOK_BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=delay * random.uniform(0.9, 1.1))
+
+
+def _claim(delivery_id: int, *, force: bool) -> WebhookDelivery | None:
+    """Take a due delivery for one attempt. The lease (next_attempt_at pushed forward) lets the sweep
+    retry it if this worker dies mid-request, and stops a second worker sending it meanwhile."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("endpoint").filter(pk=delivery_id, status=DeliveryStatus.PENDING).first()
+        )
+        now = timezone.now()
+        if delivery is None or (delivery.next_attempt_at > now and not force):
+            return None
+        delivery.attempts += 1
+        delivery.next_attempt_at = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 60)
+        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        return delivery
+
+
+def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> WebhookDelivery | None:
+    """POST one due delivery, signed, and record the outcome: delivered, retry later with backoff, or dead.
+
+    Runs outside any transaction: the HTTP request must never hold a lock. Returns None when the row
+    is not due (already sent, being sent, or waiting for its next attempt).
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("webhook_delivery_attempt must not run inside a transaction")
+    delivery = _claim(delivery_id, force=force)
+    if delivery is None:
+        return None
+    endpoint = delivery.endpoint
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = signature_headers(secret=endpoint.secret, body=body, event_id=str(delivery.event_id),
+                                event_type=delivery.event_type)
+    status_code, error = None, ""
+    try:
+        response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                                 allow_redirects=False)
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}: {response.text[:500]}"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).get(pk=delivery.pk)
+        delivery.last_status_code = status_code
+        delivery.last_error = error
+        if not error:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = now
+        elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            delivery.status = DeliveryStatus.DEAD
+            logger.warning("webhook delivery dead", extra={"delivery_id": delivery.pk, "error": error})
+        else:
+            delivery.next_attempt_at = now + _backoff(delivery.attempts)
+        delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])
+    return delivery
+
+
+@transaction.atomic
+def webhook_deliveries_redeliver(*, delivery_ids: Sequence[int]) -> int:
+    """Send these deliveries again now (dead or delivered ones too), e.g. from the admin."""
+    ids = sorted(set(delivery_ids))
+    locked = list(WebhookDelivery.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
+    now = timezone.now()
+    for delivery in locked:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = now
+        # A redelivery gets a fresh series of tries.
+        delivery.attempts = 0
+        delivery.save(update_fields=["status", "next_attempt_at", "attempts"])
+    transaction.on_commit(partial(_deliveries_send_enqueue, [d.pk for d in locked]))
+    return len(locked)
+
+
+def webhook_deliveries_sweep(*, limit: int = 200) -> list[int]:
+    """Queue a send for every due delivery: first sends whose task was lost, and retries whose time has come."""
+    ids = deliveries_due(limit=limit)
+    _deliveries_send_enqueue(ids)
+    return ids

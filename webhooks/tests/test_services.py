@@ -1,0 +1,173 @@
+"""Webhook outbox: rows written with their cause, signed delivery, retries with backoff, dead letters, redelivery."""
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from core.errors import ValidationFailed
+from inventory.services import stock_receive
+from inventory.tests.factories import ProductFactory
+from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.selectors import endpoints_active_cached
+from webhooks.services import (
+    webhook_deliveries_redeliver,
+    webhook_delivery_attempt,
+    webhook_endpoint_update,
+    webhook_events_enqueue,
+    webhooks_stock_rows_changed,
+)
+from webhooks.signing import signature_headers, signature_verify
+from webhooks.tests.factories import endpoint_make
+
+
+@pytest.mark.django_db
+def test_endpoint_with_unknown_event_type_is_refused():
+    with pytest.raises(ValidationFailed) as caught:
+        endpoint_make(event_types=["stock.changed", "stock.melted"])
+    assert caught.value.details["unknown"] == ["stock.melted"]
+
+
+@pytest.mark.django_db
+def test_stock_hook_makes_no_query_when_nobody_is_subscribed(django_assert_num_queries):
+    endpoints_active_cached()  # warm: one query per process every few seconds
+    event = {"type": "stock.changed", "code": "SKU-1", "version": 3}
+    with django_assert_num_queries(0):
+        assert webhooks_stock_rows_changed(stock_events=[event]) == []
+
+
+@pytest.mark.django_db
+def test_stock_change_writes_a_delivery_in_its_transaction():
+    endpoint_make(event_types=["stock.changed"])
+    product = ProductFactory(code="CAFE-1", on_hand=3)
+    assert WebhookDelivery.objects.count() == 0
+
+    stock_receive(code="CAFE-1", quantity=4)
+
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.event_type == "stock.changed"
+    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.payload["data"]["code"] == product.code
+    assert delivery.payload["data"]["on_hand"] == 7
+    assert delivery.payload["id"] == str(delivery.event_id)
+
+
+@pytest.mark.django_db
+def test_rolled_back_stock_change_leaves_no_delivery():
+    endpoint_make(event_types=["stock.changed"])
+    ProductFactory(code="CAFE-2", on_hand=3)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        stock_receive(code="CAFE-2", quantity=4)
+        raise RuntimeError("the caller fails after the change")
+
+    assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_endpoint_not_subscribed_to_the_type_gets_nothing():
+    endpoint_make(event_types=["order.processed"])
+    ProductFactory(code="CAFE-3", on_hand=1)
+
+    stock_receive(code="CAFE-3", quantity=1)
+
+    assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_deactivated_endpoint_stops_receiving():
+    endpoint = endpoint_make(event_types=["stock.changed"])
+    ProductFactory(code="CAFE-4", on_hand=1)
+    webhook_endpoint_update(endpoint=endpoint, active=False)
+
+    stock_receive(code="CAFE-4", quantity=1)
+
+    assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_same_fact_enqueued_twice_is_one_delivery():
+    endpoint_make(event_types=["reservation.confirmed"])
+    event = {"type": "reservation.confirmed", "key": "res-42", "data": {"reservation_id": "res-42"}}
+
+    webhook_events_enqueue(events=[event])
+    webhook_events_enqueue(events=[event])
+
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_signature_verifies_only_the_exact_fresh_body():
+    body = b'{"id":"e1","type":"stock.changed"}'
+    headers = signature_headers(secret="s3cret", body=body, event_id="e1", event_type="stock.changed",
+                                timestamp=1_700_000_000)
+    header = headers["X-StockPulse-Signature"]
+
+    assert signature_verify(secret="s3cret", header=header, body=body, now=1_700_000_010)
+    assert not signature_verify(secret="s3cret", header=header, body=body + b" ", now=1_700_000_010)
+    assert not signature_verify(secret="other", header=header, body=body, now=1_700_000_010)
+    assert not signature_verify(secret="s3cret", header=header, body=body, now=1_700_000_000 + 3600)
+    assert not signature_verify(secret="s3cret", header="garbage", body=body)
+
+
+def _make_due(delivery_id: int) -> None:
+    # Stands in for the backoff delay passing.
+    WebhookDelivery.objects.filter(pk=delivery_id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receiver_gets_signed_payload_and_a_retry_after_answering_500(receiver):
+    receiver.statuses = [500, 200]
+    endpoint_make(url=receiver.url, event_types=["stock.changed"], secret=receiver.secret)
+    ProductFactory(code="LEITE-1", on_hand=2)
+    stock_receive(code="LEITE-1", quantity=3)
+    delivery = WebhookDelivery.objects.get()
+
+    first = webhook_delivery_attempt(delivery_id=delivery.pk)
+    assert first.status == DeliveryStatus.PENDING
+    assert first.attempts == 1 and first.last_status_code == 500
+    assert first.next_attempt_at > timezone.now()
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # not due yet: no second request
+
+    _make_due(delivery.pk)
+    second = webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert second.status == DeliveryStatus.DELIVERED and second.attempts == 2
+    assert [r.answered for r in receiver.received] == [500, 200]
+    assert all(r.signature_ok for r in receiver.received)
+    assert {r.event_id for r in receiver.received} == {str(delivery.event_id)}
+    assert receiver.received[1].body["data"]["on_hand"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delivery_is_dead_after_the_last_try_and_redelivery_sends_it_again(receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    receiver.statuses = [500, 503, 200]
+    endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
+    with transaction.atomic():
+        webhook_events_enqueue(events=[{"type": "order.processed", "key": "o-1", "data": {"order_id": "o-1"}}])
+    delivery = WebhookDelivery.objects.get()
+
+    webhook_delivery_attempt(delivery_id=delivery.pk)
+    _make_due(delivery.pk)
+    dead = webhook_delivery_attempt(delivery_id=delivery.pk)
+    assert dead.status == DeliveryStatus.DEAD and dead.attempts == 2
+    assert "503" in dead.last_error
+
+    webhook_deliveries_redeliver(delivery_ids=[delivery.pk])
+    sent = webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert sent.status == DeliveryStatus.DELIVERED
+    assert [r.answered for r in receiver.received] == [500, 503, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unreachable_receiver_is_retried_later():
+    endpoint_make(url="http://127.0.0.1:9/hook", event_types=["order.processed"])
+    with transaction.atomic():
+        webhook_events_enqueue(events=[{"type": "order.processed", "key": "o-2", "data": {}}])
+    delivery = WebhookDelivery.objects.get()
+
+    result = webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert result.status == DeliveryStatus.PENDING
+    assert result.last_status_code is None and "ConnectionError" in result.last_error
