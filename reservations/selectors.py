@@ -19,6 +19,16 @@ def reservation_effective_status(reservation: Reservation, *, now: datetime | No
     return reservation.status
 
 
+def reservation_id_parse(value: object) -> UUID:
+    """A reservation id; anything that is not a UUID names no reservation (NotFound, like another's id)."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound("No such reservation.", details={"id": str(value)}) from None
+
+
 def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
     return qs.prefetch_related(
         Prefetch("lines", queryset=ReservationLine.objects.select_related("product").order_by("product__code"))
@@ -27,7 +37,7 @@ def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
 
 def reservation_get(*, reservation_id: UUID | str, client: ApiClient | None) -> Reservation:
     """The reservation with its lines; NotFound when it does not exist or belongs to another client."""
-    qs = Reservation.objects.filter(pk=reservation_id)
+    qs = Reservation.objects.filter(pk=reservation_id_parse(reservation_id))
     if client is not None:
         qs = qs.filter(client=client)
     reservation = _with_lines(qs).first()

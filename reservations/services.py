@@ -21,6 +21,7 @@ from inventory.services import StockChange, quantity_validate, stock_apply
 from inventory.stock_changes import stock_rows_changed
 from reservations.locks import reservation_lock, reservations_due_lock
 from reservations.models import Reservation, ReservationLine, ReservationStatus
+from reservations.selectors import reservation_id_parse
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
@@ -122,18 +123,8 @@ def _reservation_close(reservation: Reservation, lines: list[ReservationLine], *
     stock_rows_changed(stocks=[], extra_events=[reservation_event(kind, reservation, lines, at=now)])
 
 
-def _reservation_id(value: object) -> UUID:
-    """A reservation id; anything that is not a UUID names no reservation."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise NotFound("No such reservation.", details={"id": str(value)}) from None
-
-
 def _locked_or_404(reservation_id: object, client: ApiClient | None) -> Reservation:
-    reservation = reservation_lock(reservation_id=_reservation_id(reservation_id), client=client)
+    reservation = reservation_lock(reservation_id=reservation_id_parse(reservation_id), client=client)
     if reservation is None:
         raise NotFound("No such reservation.", details={"id": str(reservation_id)})
     return reservation

@@ -1,0 +1,204 @@
+"""Reservations REST API: create, read, confirm, release, extend, and the storefront's /stock routes (seed 001)."""
+from datetime import timedelta
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.auth import actor_label
+from core.errors import ValidationFailed
+from core.models import ApiClient
+from core.pagination import paginated_response
+from reservations import selectors, services
+from reservations.models import Reservation, ReservationStatus
+
+
+def request_client(request) -> ApiClient | None:
+    """The API client acting; None for staff signed in to the admin (who may act on any reservation)."""
+    return request.user if isinstance(request.user, ApiClient) else None
+
+
+def reservation_output(reservation: Reservation) -> dict[str, Any]:
+    # A plain dict rather than a ModelSerializer: this runs on every reservation request.
+    return {
+        "id": str(reservation.pk),
+        "status": selectors.reservation_effective_status(reservation),
+        "expires_at": reservation.expires_at.isoformat(),
+        "created_at": reservation.created_at.isoformat(),
+        "reference": reservation.reference,
+        "lines": [{"code": line.product.code, "quantity": line.quantity} for line in reservation.lines.all()],
+    }
+
+
+class LineSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField()
+
+
+class ReservationOutputSerializer(serializers.Serializer):
+    """Documents ``reservation_output`` for the schema."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ReservationStatus.choices)
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    reference = serializers.CharField()
+    lines = LineSerializer(many=True)
+
+
+def _ttl(value: Any) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed("ttl_seconds must be a whole number of seconds.", details={"ttl_seconds": value})
+    return timedelta(seconds=value)
+
+
+def _body(request) -> dict[str, Any]:
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.")
+    return data
+
+
+class ReservationListCreateApi(APIView):
+    """POST reserves every line or none; GET lists the client's own reservations."""
+
+    required_scope = "reserve"
+
+    class InputSerializer(serializers.Serializer):
+        lines = LineSerializer(many=True)
+        ttl_seconds = serializers.IntegerField(required=False)
+        reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                     description="Same key and body give back the same reservation.")],
+        responses={201: ReservationOutputSerializer},
+    )
+    def post(self, request):
+        # The service validates every field itself (it is called from other code too), so the
+        # view only checks the shape instead of running the serializer on the hot path.
+        data = _body(request)
+        lines = data.get("lines")
+        if not isinstance(lines, list):
+            raise ValidationFailed("lines must be a list of {code, quantity}.", details={"lines": "required"})
+        reference = data.get("reference") or ""
+        if not isinstance(reference, str):
+            raise ValidationFailed("reference must be a string.", details={"reference": reference})
+        reservation = services.reservation_create(
+            client=request_client(request), lines=lines, ttl=_ttl(data.get("ttl_seconds")),
+            idempotency_key=request.headers.get("Idempotency-Key"), reference=reference,
+        )
+        return Response(reservation_output(reservation), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values), OpenApiParameter("page", int)],
+        responses=ReservationOutputSerializer(many=True),
+    )
+    def get(self, request):
+        wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in ReservationStatus.values:
+            raise ValidationFailed("Unknown status.", details={"status": wanted, "allowed": ReservationStatus.values})
+        queryset = selectors.reservation_list(client=request_client(request), status=wanted)
+        return paginated_response(request=request, queryset=queryset, serializer_class=_PlainOutput, view=self)
+
+
+class _PlainOutput:
+    """Adapter so the shared paginator can use ``reservation_output``."""
+
+    def __init__(self, items, many=True, **kwargs):
+        self.data = [reservation_output(item) for item in items]
+
+
+class ReservationDetailApi(APIView):
+    required_scope = "reserve"
+
+    @extend_schema(responses=ReservationOutputSerializer)
+    def get(self, request, reservation_id):
+        reservation = selectors.reservation_get(reservation_id=reservation_id, client=request_client(request))
+        return Response(reservation_output(reservation))
+
+
+class ReservationConfirmApi(APIView):
+    """200 confirmed (again: same body), 409 released, 410 expired (its units are back on sale)."""
+
+    required_scope = "reserve"
+
+    @extend_schema(request=None, responses=ReservationOutputSerializer)
+    def post(self, request, reservation_id):
+        reservation = services.reservation_confirm(
+            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+        return Response(reservation_output(reservation))
+
+
+class ReservationReleaseApi(APIView):
+    required_scope = "reserve"
+
+    @extend_schema(request=None, responses=ReservationOutputSerializer)
+    def post(self, request, reservation_id):
+        reservation = services.reservation_release(
+            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+        return Response(reservation_output(reservation))
+
+
+class ReservationExtendApi(APIView):
+    required_scope = "reserve"
+
+    class InputSerializer(serializers.Serializer):
+        ttl_seconds = serializers.IntegerField(help_text="Hold until now + ttl_seconds (never shortens).")
+
+    @extend_schema(request=InputSerializer, responses=ReservationOutputSerializer)
+    def post(self, request, reservation_id):
+        data = self.InputSerializer(data=_body(request))
+        data.is_valid(raise_exception=True)
+        ttl = services.ttl_validate(timedelta(seconds=data.validated_data["ttl_seconds"]))
+        reservation = services.reservation_extend(reservation_id=reservation_id, client=request_client(request), ttl=ttl)
+        return Response(reservation_output(reservation))
+
+
+class StockReserveApi(APIView):
+    """Seed 001: reserve ``quantity`` (default 1) units of one SKU; 200 with the reservation id, 409 when out."""
+
+    required_scope = "reserve"
+
+    @extend_schema(
+        request=inline_serializer("StockReserveInput", {"quantity": serializers.IntegerField(default=1)}),
+        responses=inline_serializer("StockReserveOutput", {
+            "reservation_id": serializers.UUIDField(), "expires_at": serializers.DateTimeField(),
+            "sku": serializers.CharField(), "quantity": serializers.IntegerField()}),
+    )
+    def post(self, request, sku: str):
+        data = request.data if request.data else {}
+        if not isinstance(data, dict):
+            raise ValidationFailed("The body must be a JSON object.")
+        quantity = data.get("quantity", 1)
+        reservation = services.reservation_create(
+            client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        line = reservation.lines.all()[0]
+        return Response({"reservation_id": str(reservation.pk), "expires_at": reservation.expires_at.isoformat(),
+                         "sku": line.product.code, "quantity": line.quantity})
+
+
+class StockConfirmApi(APIView):
+    """Seed 001: confirm a reservation by id; 200, or 410 when it expired."""
+
+    required_scope = "reserve"
+
+    @extend_schema(
+        request=inline_serializer("StockConfirmInput", {"reservation_id": serializers.UUIDField()}),
+        responses=inline_serializer("StockConfirmOutput", {
+            "reservation_id": serializers.UUIDField(), "status": serializers.CharField()}),
+    )
+    def post(self, request):
+        reservation_id = _body(request).get("reservation_id")
+        if not isinstance(reservation_id, str) or not reservation_id:
+            raise ValidationFailed("reservation_id is required.", details={"reservation_id": "required"})
+        reservation = services.reservation_confirm(
+            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+        return Response({"reservation_id": str(reservation.pk), "status": reservation.status})
