@@ -1,2 +1,4 @@
 """WebSocket URL routes, gathered from the apps that serve sockets."""
-websocket_urlpatterns: list = []
+from inventory.routing import websocket_urlpatterns as inventory_websocket_urlpatterns
+
+websocket_urlpatterns: list = [*inventory_websocket_urlpatterns]

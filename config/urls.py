@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("inventory.urls")),
+    path("", include("inventory.realtime_urls")),
     path("", include("reservations.urls")),
     path("", include("notifications.urls")),
     path("", include("projections.urls")),

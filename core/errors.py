@@ -70,6 +70,12 @@ class Unprocessable(DomainError):
     default_message = "The request cannot be processed."
 
 
+class Unavailable(DomainError):
+    code = "unavailable"
+    status = 503
+    default_message = "A service this operation needs is unavailable; try again shortly."
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 

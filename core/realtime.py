@@ -2,18 +2,70 @@
 
 Delivery over the channel layer is at-most-once; clients recover with the stock snapshot and
 per-SKU versions. A failure to publish never fails the write that caused it: it is logged and counted.
+
+Events of one call are batched: each target group gets one message holding every event meant for
+it, and each event is serialised to JSON once here rather than once per connected socket.
 """
+import asyncio
+import json
 import logging
+import os
+import threading
+import uuid
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
+from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 
 logger = logging.getLogger(__name__)
 
-GROUP_ALL = "stock.all"
+# The consumer handler that relays a batch (channels maps "realtime.batch" to realtime_batch).
+BATCH_MESSAGE_TYPE = "realtime.batch"
+
+
+class _PublisherLoop:
+    """One event loop per process, on a daemon thread, that owns the publisher's Redis connection.
+
+    ``async_to_sync`` outside a running loop (Celery, management commands) builds a loop and a
+    fresh Redis connection per call; one long-lived loop keeps a single connection instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # After a fork (Celery prefork) the thread is gone: start a new one in the child.
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="realtime-publisher", daemon=True)
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_publisher_loop = _PublisherLoop()
+
+
+def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{group: channel-layer message} for these events; each event gets an id and its JSON text."""
+    sent_at = timezone.now().isoformat()
+    per_group: dict[str, list[list[str]]] = {}
+    for event in events:
+        # Copy: callers may reuse their dicts, and id/sent_at belong to this publication only.
+        body = {**event, "id": uuid.uuid4().hex, "sent_at": sent_at}
+        item = [body["id"], json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))]
+        for group in groups_for_event(event):
+            per_group.setdefault(group, []).append(item)
+    return {group: {"type": BATCH_MESSAGE_TYPE, "items": items} for group, items in per_group.items()}
 
 
 def realtime_publish(events: list[dict[str, Any]]) -> None:
@@ -23,17 +75,23 @@ def realtime_publish(events: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    messages = realtime_batch(events)
+    future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _publisher_loop.get())
     try:
-        async_to_sync(_send_all)(layer, events)
-    except Exception:
+        future.result(timeout=settings.REALTIME_PUBLISH_TIMEOUT)
+    except Exception as exc:
+        future.cancel()
         for event in events:
-            EVENTS_FAILED.labels(event["type"]).inc()
-        logger.exception("realtime publish failed", extra={"events": len(events)})
+            EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
+        logger.error(
+            "realtime publish failed",
+            extra={"events": len(events), "error": repr(exc) if not isinstance(exc, FutureTimeout) else "timeout"},
+        )
         return
     for event in events:
-        EVENTS_PUBLISHED.labels(event["type"]).inc()
+        EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
 
 
-async def _send_all(layer, events: list[dict[str, Any]]) -> None:
-    for event in events:
-        await layer.group_send(GROUP_ALL, {"type": "stock.event", "event": event})
+async def _send_all(layer, messages: dict[str, dict[str, Any]]) -> None:
+    for group, message in messages.items():
+        await layer.group_send(group, message)

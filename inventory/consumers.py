@@ -1,0 +1,178 @@
+"""The live stock WebSocket: authenticates, keeps the socket's subscription as channel groups, relays events.
+
+It never writes to the database. Protocol (docs/realtime.md): the server says ``hello``; the client
+may send ``{"action": "subscribe", ...}`` or ``{"action": "ping"}`` at any time; events arrive as
+JSON text frames exactly as the publisher serialised them.
+"""
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from core.groups import category_key, groups_for_subscription
+from inventory.codes import code_normalise
+from inventory.selectors import products_resolve_many
+from inventory.ws_tickets import ws_ticket_redeem
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL = "stockpulse.v1"
+TICKET_SUBPROTOCOL_PREFIX = "ticket."
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TRY_AGAIN = 4503
+MAX_CATEGORIES = 50
+MAX_CATEGORY_LENGTH = 100
+# Enough to cover one batch delivered through several of the socket's groups.
+SEEN_IDS_KEPT = 256
+
+
+class InvalidSubscription(ValueError):
+    pass
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _as_list(value, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidSubscription(f"{name} must be a list of strings.")
+    return [v.strip() for v in value if v.strip()]
+
+
+class StockConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.subscribed_groups: set[str] = set()
+        self.subscription: dict = {}
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.heartbeat_task: asyncio.Task | None = None
+        offered = self.scope.get("subprotocols") or []
+        try:
+            self.principal = await self._authenticate(offered)
+        except RedisError:
+            logger.error("websocket ticket check failed: Redis unreachable")
+            await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        # Accept first so the close code reaches the client: a refused handshake is a bare HTTP 403.
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        if self.principal is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        try:
+            await self._subscribe(
+                everything=not (query.get("codes") or query.get("categories")),
+                codes=_split(query.get("codes", [])),
+                categories=_split(query.get("categories", [])),
+            )
+        except InvalidSubscription as exc:
+            await self._send_error("invalid_subscription", str(exc))
+            await self._subscribe(everything=True, codes=[], categories=[])
+        await self._send({
+            "type": "hello",
+            "server_time": timezone.now().isoformat(),
+            "heartbeat_seconds": settings.WS_HEARTBEAT_SECONDS,
+            "subscription": self.subscription,
+        })
+        self.heartbeat_task = asyncio.create_task(self._heartbeat())
+
+    async def _authenticate(self, offered: list[str]) -> dict | None:
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated and user.is_staff:
+            return {"kind": "user", "id": user.pk, "name": user.get_username()}
+        ticket = next((p[len(TICKET_SUBPROTOCOL_PREFIX):] for p in offered if p.startswith(TICKET_SUBPROTOCOL_PREFIX)), None)
+        if ticket is None:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            ticket = (query.get("ticket") or [None])[0]
+        if not ticket:
+            return None
+        return await ws_ticket_redeem(ticket=ticket)
+
+    async def disconnect(self, code):
+        if getattr(self, "heartbeat_task", None) is not None:
+            self.heartbeat_task.cancel()
+        for group in getattr(self, "subscribed_groups", set()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            content = json.loads(text_data if text_data is not None else bytes_data)
+        except (TypeError, ValueError):
+            await self._send_error("malformed", "Send one JSON object per message.")
+            return
+        if not isinstance(content, dict):
+            await self._send_error("malformed", "Send one JSON object per message.")
+            return
+        action = content.get("action")
+        if action == "ping":
+            await self._send({"type": "pong", "server_time": timezone.now().isoformat()})
+        elif action == "subscribe":
+            try:
+                await self._subscribe(
+                    everything=content.get("all") is True,
+                    codes=_as_list(content.get("codes"), "codes"),
+                    categories=_as_list(content.get("categories"), "categories"),
+                )
+            except InvalidSubscription as exc:
+                await self._send_error("invalid_subscription", str(exc))
+                return
+            await self._send({"type": "subscribed", **self.subscription})
+        else:
+            await self._send_error("unknown_action", "action must be 'subscribe' or 'ping'.")
+
+    async def _subscribe(self, *, everything: bool, codes: list[str], categories: list[str]) -> None:
+        """Replace the socket's subscription. Codes may be aliases; they are resolved to product codes."""
+        if not everything and not codes and not categories:
+            raise InvalidSubscription("Subscribe to everything (\"all\": true), to categories or to codes.")
+        if len(codes) > settings.WS_MAX_SUBSCRIBED_CODES:
+            raise InvalidSubscription(f"At most {settings.WS_MAX_SUBSCRIBED_CODES} codes per socket.")
+        if len(categories) > MAX_CATEGORIES or any(len(c) > MAX_CATEGORY_LENGTH for c in categories):
+            raise InvalidSubscription(f"At most {MAX_CATEGORIES} categories of up to {MAX_CATEGORY_LENGTH} characters.")
+        canonical: list[str] = []
+        unknown: list[str] = []
+        if codes and not everything:
+            found, unknown = await database_sync_to_async(products_resolve_many)(codes=codes)
+            canonical = sorted({product.code for product in found.values()})
+        categories = sorted({category_key(c) for c in categories}) if not everything else []
+        wanted = groups_for_subscription(codes=canonical, categories=categories, everything=everything)
+        for group in wanted - self.subscribed_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self.subscribed_groups - wanted:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.subscribed_groups = wanted
+        self.subscription = {
+            "all": everything, "codes": canonical, "categories": categories, "unknown_codes": unknown,
+        }
+
+    async def realtime_batch(self, message):
+        """Relay a publisher batch. An event reaching this socket through two groups is sent once."""
+        dedupe = len(self.subscribed_groups) > 1
+        for event_id, text in message["items"]:
+            if dedupe:
+                if event_id in self.seen:
+                    continue
+                self.seen[event_id] = None
+                if len(self.seen) > SEEN_IDS_KEPT:
+                    self.seen.popitem(last=False)
+            await self.send(text_data=text)
+
+    async def _heartbeat(self):
+        while True:
+            await asyncio.sleep(settings.WS_HEARTBEAT_SECONDS)
+            await self._send({"type": "heartbeat", "server_time": timezone.now().isoformat()})
+
+    async def _send(self, payload: dict) -> None:
+        await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self._send({"type": "error", "code": code, "message": message})

@@ -1,0 +1,46 @@
+"""Short-lived, single-use WebSocket tickets kept in Redis, for clients that cannot send a session cookie."""
+import hashlib
+import json
+import secrets
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from core.errors import Unavailable
+
+TICKET_PREFIX = "wst_"
+
+
+def _key(ticket: str) -> str:
+    # Only a digest is stored, so reading Redis never yields a usable ticket.
+    digest = hashlib.sha256(ticket.encode()).hexdigest()
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'stockpulse')}:ws-ticket:{digest}"
+
+
+def ws_ticket_issue(*, principal: dict[str, Any]) -> tuple[str, int]:
+    """Store a new ticket for this principal ({"kind", "id", "name"}); return it and its lifetime in seconds."""
+    ttl = settings.WS_TICKET_TTL_SECONDS
+    ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.set(_key(ticket), json.dumps(principal), ex=ttl)
+    except RedisError as exc:
+        raise Unavailable("Live updates are unavailable right now; try again shortly.") from exc
+    finally:
+        client.close()
+    return ticket, ttl
+
+
+async def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:
+    """The principal a ticket was issued to, or None; a ticket works once (GETDEL is atomic)."""
+    if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 100:
+        return None
+    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        raw = await client.getdel(_key(ticket))
+    finally:
+        await client.aclose()
+    return json.loads(raw) if raw else None
