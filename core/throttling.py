@@ -1,4 +1,5 @@
 """Per-client rate limits kept in the Redis cache, so every server process counts together."""
+from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from core.models import ApiClient
@@ -6,6 +7,10 @@ from core.models import ApiClient
 
 class ClientRateThrottle(SimpleRateThrottle):
     scope = "client"
+
+    def get_rate(self) -> str | None:
+        # Read at call time (not import time) so a settings change applies without a restart of the class.
+        return settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].get(self.scope)
 
     def get_cache_key(self, request, view):
         user = request.user

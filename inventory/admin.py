@@ -90,8 +90,12 @@ class ProductAdmin(admin.ModelAdmin):
             obj.code = created.code
 
     def save_formset(self, request, form, formset, change):
-        for deleted in formset.deleted_objects:
-            services.unified_code_delete(unified_code=deleted)
+        # The admin's change message reads these lists, which formset.save() would normally fill.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for deleted_form in formset.deleted_forms:
+            if deleted_form.instance.pk:
+                formset.deleted_objects.append(deleted_form.instance)
+                services.unified_code_delete(unified_code=deleted_form.instance)
         for inline_form in formset.forms:
             if not inline_form.has_changed() or inline_form in formset.deleted_forms:
                 continue
@@ -99,9 +103,11 @@ class ProductAdmin(admin.ModelAdmin):
             if instance.pk:
                 instance.note = inline_form.cleaned_data.get("note", "")
                 instance.save(update_fields=["note"])
+                formset.changed_objects.append((instance, ["note"]))
             else:
-                services.unified_code_create(code=inline_form.cleaned_data["code"], product=form.instance,
-                                             note=inline_form.cleaned_data.get("note", ""))
+                formset.new_objects.append(services.unified_code_create(
+                    code=inline_form.cleaned_data["code"], product=form.instance,
+                    note=inline_form.cleaned_data.get("note", "")))
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

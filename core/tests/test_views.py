@@ -1,0 +1,69 @@
+"""Tests for operational endpoints, request ids, metrics, rate limits and the JSON 404."""
+import pytest
+
+from inventory.tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_answers_without_credentials(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_ok_when_database_and_redis_answer(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_503_when_redis_is_unreachable(client, settings):
+    # Nothing listens on port 1 of the loopback: a real refused connection.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()["error"]
+    assert body["code"] == "not_ready"
+    assert set(body["details"]) == {"redis"}
+
+
+def test_request_id_is_echoed_or_generated(client):
+    echoed = client.get("/healthz", HTTP_X_REQUEST_ID="req-42")
+    generated = client.get("/healthz")
+
+    assert echoed["X-Request-ID"] == "req-42"
+    assert len(generated["X-Request-ID"]) == 32
+
+
+def test_unsafe_request_id_is_replaced(client):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    assert response["X-Request-ID"] != "bad id\nwith newline"
+
+
+def test_metrics_count_requests_by_route_and_status(reader, client):
+    ProductFactory(code="M-1")
+    reader.get("/api/v1/stock/M-1/")
+
+    text = client.get("/metrics").content.decode()
+
+    assert 'stockpulse_http_requests_total{method="GET",route="api/v1/stock/<str:code>/",status="200"}' in text
+    assert "stockpulse_http_request_duration_seconds_bucket" in text
+
+
+def test_unknown_url_is_json_404(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_rate_limit_gives_429_with_retry_after(reader, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "3/min"}}
+
+    statuses = [reader.get("/api/v1/stock/").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    limited = reader.get("/api/v1/stock/")
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited["Retry-After"]) > 0
+    assert limited.json()["error"]["details"]["retry_after"] == limited["Retry-After"]

@@ -1,0 +1,87 @@
+"""Tests for the inventory admin: pages load, search by alias, and the adjust form writes a ledger row."""
+import pytest
+from django.urls import reverse
+
+from inventory.models import MovementKind, Product, Stock, StockMovement
+from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "url_name",
+    ["admin:inventory_product_changelist", "admin:inventory_unifiedcode_changelist",
+     "admin:inventory_stockmovement_changelist", "admin:core_apiclient_changelist",
+     "admin:inventory_product_add"],
+)
+def test_admin_lists_load(staff_client, url_name):
+    ProductFactory(on_hand=3)
+    assert staff_client.get(reverse(url_name)).status_code == 200
+
+
+def test_product_change_page_and_filters_load(staff_client):
+    product = ProductFactory(on_hand=1)
+    assert staff_client.get(reverse("admin:inventory_product_change", args=[product.pk])).status_code == 200
+    for level in ("below", "out"):
+        assert staff_client.get(reverse("admin:inventory_product_changelist"), {"level": level}).status_code == 200
+
+
+def test_search_by_alias_finds_the_product(staff_client):
+    UnifiedCodeFactory(code="EAN-777", product=ProductFactory(code="FOUND-1"))
+    ProductFactory(code="HIDDEN-1")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), {"q": "EAN-777"}).content.decode()
+
+    assert "FOUND-1" in page and "HIDDEN-1" not in page
+
+
+def test_adjust_form_writes_ledger_row_through_service(staff_client):
+    product = ProductFactory(code="ADJ-1", on_hand=10)
+    url = reverse("admin:inventory_product_adjust", args=[product.pk])
+    assert staff_client.get(url).status_code == 200
+
+    response = staff_client.post(url, {"kind": MovementKind.ADJUSTMENT, "quantity": -4, "reason": "broken jars"})
+
+    assert response.status_code == 302
+    assert Stock.objects.get(product=product).on_hand == 6
+    movement = StockMovement.objects.filter(product=product).first()
+    assert (movement.kind, movement.quantity, movement.reason, movement.actor) == (
+        MovementKind.ADJUSTMENT, -4, "broken jars", "user:staff")
+
+
+def test_adjust_form_shows_domain_error_and_changes_nothing(staff_client):
+    product = ProductFactory(code="ADJ-2", on_hand=1)
+    url = reverse("admin:inventory_product_adjust", args=[product.pk])
+
+    response = staff_client.post(url, {"kind": MovementKind.ADJUSTMENT, "quantity": -5, "reason": "x"})
+
+    assert response.status_code == 200
+    assert "below zero" in response.content.decode()
+    assert Stock.objects.get(product=product).on_hand == 1
+
+
+def test_adjust_action_redirects_to_the_form(staff_client):
+    product = ProductFactory(code="ADJ-3")
+    response = staff_client.post(reverse("admin:inventory_product_changelist"),
+                                 {"action": "adjust_stock_action", "_selected_action": [product.pk]})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:inventory_product_adjust", args=[product.pk])
+
+
+def test_admin_add_product_goes_through_service(staff_client):
+    response = staff_client.post(reverse("admin:inventory_product_add"), {
+        "code": " new-adm ", "name": "Novo", "category": "x", "unit": "un", "low_stock_threshold": 5,
+        "active": "on", "unified_codes-TOTAL_FORMS": 1, "unified_codes-INITIAL_FORMS": 0,
+        "unified_codes-0-code": "new-adm-old", "unified_codes-0-note": "",
+    })
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    product = Product.objects.get(code="NEW-ADM")
+    assert Stock.objects.filter(product=product).exists()
+    assert list(product.unified_codes.values_list("code", flat=True)) == ["NEW-ADM-OLD"]

@@ -1,0 +1,187 @@
+"""Tests for the inventory REST API: reads, lookups, movements, product management and error shapes."""
+import pytest
+from django.urls import reverse
+
+from inventory.models import Stock, StockMovement
+from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error_shape(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_list_filters_by_category_and_level(reader):
+    ProductFactory(code="A-1", category="bebidas", on_hand=50)
+    ProductFactory(code="A-2", category="bebidas", on_hand=2)
+    ProductFactory(code="B-1", category="limpeza")
+
+    below = reader.get("/api/v1/stock/", {"below_threshold": "true"}).json()
+    out = reader.get("/api/v1/stock/", {"out_of_stock": "true"}).json()
+    drinks = reader.get("/api/v1/stock/", {"category": "BEBIDAS"}).json()
+
+    assert [r["code"] for r in below["results"]] == ["A-2", "B-1"]
+    assert [r["code"] for r in out["results"]] == ["B-1"]
+    assert drinks["count"] == 2
+
+
+def test_list_search_finds_by_alias(reader):
+    UnifiedCodeFactory(code="7890001", product=ProductFactory(code="CAFE-1", name="Café"))
+    ProductFactory(code="OTHER")
+
+    body = reader.get("/api/v1/stock/", {"search": "78900"}).json()
+
+    assert [r["code"] for r in body["results"]] == ["CAFE-1"]
+
+
+def test_estoque_route_serves_the_same_list(reader):
+    ProductFactory(code="A-1", on_hand=3)
+
+    assert reader.get("/estoque").json() == reader.get("/api/v1/stock/").json()
+
+
+def test_detail_by_alias_reports_asked_and_canonical_code(reader):
+    UnifiedCodeFactory(code="OLD-9", product=ProductFactory(code="NEW-9", on_hand=4))
+
+    body = reader.get("/api/v1/stock/old-9/").json()
+
+    assert (body["requested_code"], body["canonical_code"], body["on_hand"], body["available"]) == (
+        "OLD-9", "NEW-9", 4, 4)
+    assert body["version"] == 1
+
+
+def test_detail_unknown_code_is_404_in_error_shape(reader):
+    assert_error_shape(reader.get("/api/v1/stock/NOPE/"), 404, "unknown_code")
+
+
+def test_lookup_resolves_aliases_reports_unknown_in_constant_queries(reader, django_assert_max_num_queries):
+    products = [ProductFactory(code=f"L-{i}", on_hand=i) for i in range(30)]
+    UnifiedCodeFactory(code="ALIAS-L-1", product=products[1])
+    codes = [p.code for p in products] + ["alias-l-1", "MISSING"]
+
+    # auth + throttle-free path: client lookup, codes, aliases, stocks.
+    with django_assert_max_num_queries(5):
+        body = reader.post("/api/v1/stock/lookup", {"codes": codes}, format="json").json()
+
+    assert len(body["items"]) == 31
+    assert body["unknown"] == ["MISSING"]
+    alias_item = next(i for i in body["items"] if i["requested_code"] == "ALIAS-L-1")
+    assert (alias_item["canonical_code"], alias_item["on_hand"]) == ("L-1", 1)
+
+
+@pytest.mark.parametrize("payload", [{}, {"codes": []}, {"codes": "A"}, {"codes": ["x"] * 501}])
+def test_lookup_rejects_bad_bodies(reader, payload):
+    assert_error_shape(reader.post("/api/v1/stock/lookup", payload, format="json"), 400, "invalid")
+
+
+def test_snapshot_has_server_time_versions_and_filters(reader):
+    UnifiedCodeFactory(code="S-OLD", product=ProductFactory(code="S-1", on_hand=1))
+    ProductFactory(code="S-2", on_hand=2)
+
+    body = reader.get("/api/v1/stock/snapshot", {"codes": "s-old,UNKNOWN"}).json()
+
+    assert body["server_time"]
+    assert [(i["code"], i["version"]) for i in body["items"]] == [("S-1", 1)]
+    assert body["unknown"] == ["UNKNOWN"]
+
+
+def test_receipt_through_alias_updates_canonical_and_returns_movement(manager):
+    product = ProductFactory(code="R-1", on_hand=1)
+    UnifiedCodeFactory(code="R-OLD", product=product)
+
+    response = manager.post("/api/v1/stock/R-OLD/movements",
+                            {"kind": "receipt", "quantity": 5, "reason": "truck"}, format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["stock"]["on_hand"], body["movement"]["quantity"], body["movement"]["code"]) == (6, 5, "R-1")
+    assert body["movement"]["actor"].startswith("client:")
+    assert Stock.objects.get(product=product).on_hand == 6
+
+
+def test_count_and_adjustment_through_the_api(manager):
+    product = ProductFactory(code="C-1", on_hand=10)
+
+    manager.post("/api/v1/stock/C-1/movements", {"kind": "count", "quantity": 7, "reason": "count"}, format="json")
+    manager.post("/api/v1/stock/C-1/movements", {"kind": "adjustment", "quantity": -2, "reason": "broken"},
+                 format="json")
+
+    assert Stock.objects.get(product=product).on_hand == 5
+    ledger = manager.get("/api/v1/stock/C-1/movements").json()["results"]
+    assert [(m["kind"], m["quantity"], m["on_hand_after"]) for m in ledger] == [
+        ("adjustment", -2, 5), ("count", -3, 7), ("receipt", 10, 10)]
+
+
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        ({"kind": "receipt", "quantity": 0}, 400, "invalid"),
+        ({"kind": "receipt", "quantity": -4}, 400, "invalid"),
+        ({"kind": "receipt", "quantity": 10**12}, 400, "invalid"),
+        ({"kind": "receipt", "quantity": 1.5}, 400, "invalid"),
+        ({"kind": "receipt", "quantity": "abc"}, 400, "invalid"),
+        ({"kind": "receipt"}, 400, "invalid"),
+        ({"kind": "teleport", "quantity": 1}, 400, "invalid"),
+        ({"kind": "adjustment", "quantity": -1}, 400, "invalid"),
+        ({"kind": "adjustment", "quantity": -50, "reason": "lost"}, 409, "conflict"),
+    ],
+)
+def test_bad_movements_are_4xx_in_error_shape_and_change_nothing(manager, payload, status, code):
+    product = ProductFactory(code="BAD-1", on_hand=3)
+
+    response = manager.post("/api/v1/stock/BAD-1/movements", payload, format="json")
+
+    assert_error_shape(response, status, code)
+    assert Stock.objects.get(product=product).on_hand == 3
+    assert StockMovement.objects.filter(product=product).count() == 1
+
+
+def test_malformed_json_is_400(manager):
+    ProductFactory(code="J-1")
+    response = manager.post("/api/v1/stock/J-1/movements", data="{bad", content_type="application/json")
+    assert_error_shape(response, 400, "malformed_request")
+
+
+def test_wrong_media_type_is_415(manager):
+    ProductFactory(code="J-2")
+    response = manager.post("/api/v1/stock/J-2/movements", data="kind=receipt", content_type="text/plain")
+    assert_error_shape(response, 415, "unsupported_media_type")
+
+
+def test_movement_on_unknown_code_is_404(manager):
+    response = manager.post("/api/v1/stock/NOPE/movements", {"kind": "receipt", "quantity": 1}, format="json")
+    assert_error_shape(response, 404, "unknown_code")
+
+
+def test_product_create_with_aliases_then_update(manager):
+    created = manager.post("/api/v1/products", {"code": " new-1 ", "name": "Novo", "category": "bebidas",
+                                                "aliases": ["old-1"]}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["code"] == "NEW-1"
+
+    updated = manager.patch("/api/v1/products/OLD-1", {"low_stock_threshold": 9}, format="json")
+
+    assert updated.json()["threshold"] == 9
+    assert updated.json()["canonical_code"] == "NEW-1"
+
+
+def test_product_create_refuses_a_code_that_is_an_alias(manager):
+    UnifiedCodeFactory(code="TAKEN")
+    response = manager.post("/api/v1/products", {"code": "taken", "name": "x"}, format="json")
+    assert_error_shape(response, 409, "conflict")
+
+
+def test_unified_code_create_points_at_canonical_even_when_asked_by_alias(manager):
+    UnifiedCodeFactory(code="U-OLD", product=ProductFactory(code="U-1"))
+
+    response = manager.post("/api/v1/products/U-OLD/unified-codes", {"code": "u-older"}, format="json")
+
+    assert response.json() == {"code": "U-OLDER", "product_code": "U-1"}
