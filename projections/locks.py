@@ -1,0 +1,21 @@
+"""Row locks for projections: summary rows due for a fallback recompute, skipping rows another run holds."""
+from datetime import date
+
+from django.db.models import Case, F, IntegerField, Q, Value, When
+
+from projections.models import ProjectionSummary
+
+
+def summaries_lock_due(*, limit: int, today: date) -> list[int]:
+    """Lock up to ``limit`` summary rows, dirty or stale ones first, then the oldest computed; return their ids.
+
+    SKIP LOCKED lets concurrent runs split the work instead of queueing on each other's rows.
+    """
+    due = Q(as_of__isnull=True) | Q(as_of__lt=today) | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+    rows = (
+        ProjectionSummary.objects.select_for_update(of=("self",), skip_locked=True)
+        .annotate(priority=Case(When(due, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("priority", F("computed_at").asc(nulls_first=True), "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sorted(list(rows))

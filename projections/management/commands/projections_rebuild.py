@@ -1,0 +1,29 @@
+"""Management command: recompute every projection summary, with a progress bar."""
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from projections.services import projection_placeholders_create, projection_rebuild_all
+
+
+class Command(BaseCommand):
+    help = "Recompute the projection summary of every product (batches of --batch-size products)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=5000)
+
+    def handle(self, *args, batch_size: int, **options):
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        started = time.monotonic()
+        projection_placeholders_create()
+
+        def progress(done: int, total: int) -> None:
+            width = 30
+            filled = width * done // total if total else width
+            self.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
+            self.stdout.flush()
+
+        total = projection_rebuild_all(batch_size=batch_size, progress=progress)
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"{total} projections rebuilt in {time.monotonic() - started:.1f} s"))

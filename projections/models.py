@@ -1,0 +1,109 @@
+"""Projection tables: PlannedMovement (dated future inbound/outbound) and ProjectionSummary (one read-model row per product)."""
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from inventory.models import Product
+
+
+class Direction(models.TextChoices):
+    IN = "in", _("inbound")
+    OUT = "out", _("outbound")
+
+
+class PlannedKind(models.TextChoices):
+    PURCHASE = "purchase", _("purchase")
+    PRODUCTION = "production", _("production")
+    ORDER = "order", _("order")
+    PICKING = "picking", _("picking")
+    TRANSFER = "transfer", _("transfer")
+
+
+class Firmness(models.TextChoices):
+    FIRM = "firm", _("firm")
+    TENTATIVE = "tentative", _("tentative")
+
+
+class PlannedStatus(models.TextChoices):
+    OPEN = "open", _("open")
+    DONE = "done", _("done")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class PlannedMovement(models.Model):
+    """A dated future quantity in or out of one canonical product, owned by its source (``source`` + ``source_ref``).
+
+    Only ``open`` rows count in projections; an open row dated before today counts on today and is late.
+    """
+
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="planned_movements", verbose_name=_("product")
+    )
+    date = models.DateField(_("date"))
+    direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
+    quantity = models.BigIntegerField(_("quantity"), help_text=_("Units, always positive; direction gives the sign."))
+    kind = models.CharField(_("kind"), max_length=16, choices=PlannedKind.choices)
+    firmness = models.CharField(_("firmness"), max_length=16, choices=Firmness.choices, default=Firmness.FIRM)
+    status = models.CharField(_("status"), max_length=16, choices=PlannedStatus.choices, default=PlannedStatus.OPEN)
+    source = models.CharField(_("source"), max_length=64, default="manual")
+    source_ref = models.CharField(_("source reference"), max_length=128)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("planned movement")
+        verbose_name_plural = _("planned movements")
+        ordering = ["date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_ref"], name="planned_source_ref_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="planned_quantity_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["product", "date"], condition=Q(status="open"), name="planned_open_product_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        sign = "+" if self.direction == Direction.IN else "-"
+        return f"{self.date} {sign}{self.quantity} ({self.product_id}, {self.source}:{self.source_ref})"
+
+
+class ProjectionSummary(models.Model):
+    """The projected balance of one product, recomputed in SQL. Balances are end of day, from ``as_of`` on.
+
+    ``plan_version`` counts planned-movement changes; ``source_version`` is stock.version + plan_version
+    as the last recompute read them, so the row is dirty whenever the two sides differ.
+    """
+
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, primary_key=True, related_name="projection", verbose_name=_("product")
+    )
+    as_of = models.DateField(_("first projected day"), null=True, blank=True)
+    horizon_days = models.PositiveSmallIntegerField(_("horizon (days)"), default=0)
+    start_balance = models.BigIntegerField(_("starting balance (available)"), default=0)
+    threshold = models.BigIntegerField(_("low-stock threshold"), default=0)
+    min_balance_7d = models.BigIntegerField(_("lowest balance in 7 days"), null=True, blank=True)
+    min_balance_7d_date = models.DateField(_("day of the lowest balance"), null=True, blank=True)
+    stockout_date = models.DateField(_("stockout day"), null=True, blank=True)
+    below_threshold_date = models.DateField(_("first day below threshold"), null=True, blank=True)
+    days_of_cover = models.IntegerField(_("days of cover"), null=True, blank=True)
+    late_movements = models.IntegerField(_("late movements"), default=0)
+    daily_inbound = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    daily_outbound = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    daily_balance = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    plan_version = models.BigIntegerField(_("planned-movement version"), default=0)
+    source_version = models.BigIntegerField(_("source version"), default=-1)
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("projection summary")
+        verbose_name_plural = _("projection summaries")
+        indexes = [
+            models.Index(fields=["stockout_date", "product"], condition=Q(stockout_date__isnull=False),
+                         name="projection_stockout_idx"),
+            models.Index(fields=["computed_at"], name="projection_computed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"projection of {self.product_id} as of {self.as_of}"

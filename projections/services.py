@@ -1,0 +1,377 @@
+"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries."""
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.errors import ValidationFailed
+from core.realtime import realtime_publish
+from inventory.models import Product
+from inventory.selectors import products_resolve_many
+from projections import sql
+from projections.locks import summaries_lock_due
+from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
+
+logger = logging.getLogger(__name__)
+
+BULK_MAX_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class RiskTransition:
+    product_id: int
+    at_risk: bool
+    stockout_date: date | None
+
+
+@dataclass(frozen=True)
+class PlannedMovementInput:
+    """One upsert line as an upstream system sends it; ``code`` may be a unified code."""
+
+    source_ref: str
+    code: str
+    date: date
+    direction: str
+    quantity: int
+    kind: str
+    source: str = "manual"
+    firmness: str = Firmness.FIRM
+    status: str = PlannedStatus.OPEN
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Dirty-marking and scheduling
+
+
+def projection_mark_dirty(*, product_ids: Sequence[int]) -> None:
+    """Schedule a recompute of these products after commit. Runs no query: a stock change is already
+    visible as a version mismatch (stock.version + plan_version != source_version)."""
+    if product_ids:
+        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids))))
+
+
+_redis_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return _redis_client
+
+
+def _pending_key(product_id: int) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:projections:pending:{product_id}"
+
+
+def projection_pending_claim(*, product_ids: Sequence[int]) -> list[int]:
+    """The products not already waiting for a recompute (Redis SET NX with a short TTL), now marked waiting."""
+    pipe = _redis().pipeline(transaction=False)
+    for product_id in product_ids:
+        pipe.set(_pending_key(product_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
+    return [pid for pid, claimed in zip(product_ids, pipe.execute()) if claimed]
+
+
+def projection_pending_release(*, product_ids: Sequence[int]) -> None:
+    if product_ids:
+        _redis().delete(*[_pending_key(pid) for pid in product_ids])
+
+
+def projection_recompute_schedule(product_ids: list[int]) -> None:
+    """After commit: recompute inline when few products (configurable), else one deduplicated Celery task.
+
+    Never raises: the write already committed, and the beat fallback catches anything missed here.
+    """
+    try:
+        if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
+            projection_recompute(product_ids=product_ids)
+            return
+        from projections.tasks import projection_recompute_task
+
+        try:
+            fresh = projection_pending_claim(product_ids=product_ids)
+        except redis.RedisError:
+            logger.warning("projection dedupe unavailable, scheduling anyway", exc_info=True)
+            fresh = list(product_ids)
+        if fresh:
+            projection_recompute_task.delay(fresh)
+    except Exception:
+        logger.exception("projection recompute scheduling failed", extra={"products": len(product_ids)})
+
+
+# ---------------------------------------------------------------------------------------------
+# Recompute
+
+
+def projection_today() -> date:
+    """Projection days are store days: the configured TIME_ZONE."""
+    return timezone.localdate()
+
+
+def _horizon(horizon: int | None) -> int:
+    value = settings.PROJECTION_HORIZON_DAYS if horizon is None else horizon
+    return max(settings.PROJECTION_RISK_DAYS, min(int(value), settings.PROJECTION_MAX_DAYS))
+
+
+def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | None,
+            now: datetime | None = None) -> dict[str, Any]:
+    return {
+        "ids": list(product_ids),
+        "today": today or projection_today(),
+        "horizon": _horizon(horizon),
+        "risk_days": settings.PROJECTION_RISK_DAYS,
+        "tentative": settings.PROJECTION_INCLUDE_TENTATIVE,
+        "now": now or timezone.now(),
+    }
+
+
+def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[RiskTransition]:
+    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
+        rows = cursor.fetchall()
+    return [RiskTransition(product_id=pid, at_risk=now_risk, stockout_date=stockout)
+            for pid, was_risk, now_risk, stockout in rows if bool(was_risk) != bool(now_risk)]
+
+
+def projection_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[RiskTransition]:
+    """Recompute the summaries of these products in one statement; risk events and alerts go out after commit."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return []
+    with transaction.atomic():
+        transitions = _upsert(ids, today=today)
+        if transitions:
+            transaction.on_commit(partial(projection_transitions_publish, transitions))
+    return transitions
+
+
+def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, today: date | None = None) -> list[dict]:
+    """Compute projections without storing them (for views longer than the stored horizon)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SELECT_SQL, _params(product_ids, today=today, horizon=horizon))
+        columns = [c.name for c in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def projection_placeholders_create() -> int:
+    """Give every product with a stock row a (dirty) summary row; return how many were added."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.PLACEHOLDERS_SQL)
+        return cursor.rowcount
+
+
+def projection_fallback_run(*, batch: int | None = None, today: date | None = None) -> list[int]:
+    """Recompute the dirty/stale rows first, then the oldest ones; at most ``batch`` (≤ 500) rows per run.
+
+    The rows stay locked until the run commits, so concurrent runs never take the same row.
+    """
+    limit = min(batch or settings.PROJECTION_FALLBACK_BATCH, 500)
+    day = today or projection_today()
+    projection_placeholders_create()
+    with transaction.atomic():
+        ids = summaries_lock_due(limit=limit, today=day)
+        if ids:
+            transitions = _upsert(ids, today=day)
+            if transitions:
+                transaction.on_commit(partial(projection_transitions_publish, transitions))
+    return ids
+
+
+def projection_rebuild_all(*, batch_size: int = 5000, progress=None, today: date | None = None) -> int:
+    """Recompute every product in pk-ordered batches, one transaction each; return how many were computed."""
+    day = today or projection_today()
+    ids = list(Product.objects.filter(stock__isnull=False).order_by("pk").values_list("pk", flat=True))
+    done = 0
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        projection_recompute(product_ids=chunk, today=day)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(ids))
+    return done
+
+
+def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
+    """After commit: one realtime event per product entering or leaving the risk window, plus the alert."""
+    products = Product.objects.in_bulk([t.product_id for t in transitions])
+    now = timezone.now().isoformat()
+    events = []
+    for t in transitions:
+        product = products.get(t.product_id)
+        if product is None:
+            continue
+        events.append({
+            "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",
+            "at": now,
+            "code": product.code,
+            "name": product.name,
+            "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
+        })
+    realtime_publish(events)
+    _alerts_send(transitions)
+
+
+def _alerts_send(transitions: list[RiskTransition]) -> None:
+    try:
+        from notifications import services as notification_services
+    except ImportError:
+        return
+    alert = getattr(notification_services, "alert_projected_stockout", None)
+    if alert is None:
+        return
+    for t in transitions:
+        try:
+            alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None)
+        except Exception:
+            logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
+
+
+# ---------------------------------------------------------------------------------------------
+# Planned movements
+
+
+def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not isinstance(item.source_ref, str) or not item.source_ref.strip() or len(item.source_ref) > 128:
+        errors["source_ref"] = "required, up to 128 characters"
+    if not isinstance(item.source, str) or not item.source.strip() or len(item.source) > 64:
+        errors["source"] = "required, up to 64 characters"
+    if not isinstance(item.date, date) or isinstance(item.date, datetime):
+        errors["date"] = "a date (YYYY-MM-DD)"
+    if item.direction not in Direction.values:
+        errors["direction"] = f"one of {Direction.values}"
+    if item.kind not in PlannedKind.values:
+        errors["kind"] = f"one of {PlannedKind.values}"
+    if item.firmness not in Firmness.values:
+        errors["firmness"] = f"one of {Firmness.values}"
+    if item.status not in PlannedStatus.values:
+        errors["status"] = f"one of {PlannedStatus.values}"
+    q = item.quantity
+    if isinstance(q, bool) or not isinstance(q, int) or not 0 < q <= settings.STOCK_MAX_QUANTITY:
+        errors["quantity"] = f"a whole number between 1 and {settings.STOCK_MAX_QUANTITY}"
+    if not isinstance(item.note, str) or len(item.note) > 255:
+        errors["note"] = "up to 255 characters"
+    return errors
+
+
+def _plan_versions_bump(product_ids: Sequence[int]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.PLAN_BUMP_SQL, {"ids": sorted(set(product_ids))})
+
+
+@transaction.atomic
+def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[PlannedMovement]:
+    """Create or update planned movements by (source, source_ref); codes resolve to canonical products.
+
+    All lines are checked first and every bad line is reported at once; nothing is written if one is bad.
+    """
+    if not items:
+        return []
+    if len(items) > BULK_MAX_ITEMS:
+        raise ValidationFailed(f"At most {BULK_MAX_ITEMS} movements per call.", details={"count": len(items)})
+    resolved, unknown = products_resolve_many(codes=[str(i.code) for i in items])
+    errors = []
+    keys_seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        line = _line_errors(item)
+        if str(item.code).strip().upper() in unknown:
+            line["code"] = "unknown code"
+        key = (str(item.source).strip(), str(item.source_ref).strip())
+        if key in keys_seen:
+            line["source_ref"] = "repeated in this call"
+        keys_seen.add(key)
+        if line:
+            errors.append({"index": index, "source_ref": item.source_ref, "errors": line})
+    if errors:
+        raise ValidationFailed("Some planned movements are not valid.", details={"lines": errors})
+
+    keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
+    previous = _existing_products(keys)
+    rows = [
+        PlannedMovement(
+            product=resolved[str(i.code).strip().upper()], date=i.date, direction=i.direction,
+            quantity=i.quantity, kind=i.kind, firmness=i.firmness, status=i.status,
+            source=key[0], source_ref=key[1], note=i.note.strip(), updated_at=timezone.now(),
+        )
+        for i, key in zip(items, keys)
+    ]
+    PlannedMovement.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["source", "source_ref"],
+        update_fields=["product", "date", "direction", "quantity", "kind", "firmness", "status", "note", "updated_at"],
+    )
+    touched = {r.product_id for r in rows} | set(previous.values())
+    _plan_versions_bump(touched)
+    projection_mark_dirty(product_ids=list(touched))
+    return list(PlannedMovement.objects.select_related("product").filter(
+        source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys}).order_by("pk"))
+
+
+def _existing_products(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """{(source, source_ref): product_id} of the rows that already exist, locked in pk order."""
+    wanted = set(keys)
+    rows = (
+        PlannedMovement.objects.select_for_update(of=("self",))
+        .filter(source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys})
+        .order_by("pk").values_list("source", "source_ref", "product_id")
+    )
+    return {(s, r): p for s, r, p in list(rows) if (s, r) in wanted}
+
+
+@transaction.atomic
+def planned_movements_cancel(*, keys: Sequence[tuple[str, str]]) -> int:
+    """Cancel open movements by (source, source_ref); unknown references are ignored. Returns how many changed."""
+    wanted = {(str(s).strip(), str(r).strip()) for s, r in keys}
+    if not wanted:
+        return 0
+    rows = [
+        (pk, product_id) for pk, s, r, product_id in list(
+            PlannedMovement.objects.select_for_update(of=("self",))
+            .filter(source__in={k[0] for k in wanted}, source_ref__in={k[1] for k in wanted})
+            .exclude(status=PlannedStatus.CANCELLED)
+            .order_by("pk").values_list("pk", "source", "source_ref", "product_id"))
+        if (s, r) in wanted
+    ]
+    if not rows:
+        return 0
+    PlannedMovement.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        status=PlannedStatus.CANCELLED, updated_at=timezone.now())
+    product_ids = sorted({p for _, p in rows})
+    _plan_versions_bump(product_ids)
+    projection_mark_dirty(product_ids=product_ids)
+    return len(rows)
+
+
+@transaction.atomic
+def planned_movement_changed(*, movement: PlannedMovement, previous_product_id: int | None = None) -> None:
+    """Count a planned movement saved elsewhere (the admin) in its product's projection."""
+    product_ids = {movement.product_id} | ({previous_product_id} if previous_product_id else set())
+    _plan_versions_bump(sorted(product_ids))
+    projection_mark_dirty(product_ids=sorted(product_ids))
+
+
+def projection_summaries_ensure(*, product_ids: Sequence[int]) -> None:
+    """Compute the products that have no computed summary yet (a read asked for them before any job did)."""
+    from projections.models import ProjectionSummary
+
+    done = set(ProjectionSummary.objects.filter(product_id__in=list(product_ids), computed_at__isnull=False)
+               .values_list("product_id", flat=True))
+    missing = sorted(set(product_ids) - done)
+    if missing:
+        projection_recompute(product_ids=missing)
+
+
+@transaction.atomic
+def planned_movements_apply(*, items: Sequence[PlannedMovementInput],
+                            cancel: Sequence[tuple[str, str]]) -> tuple[list[PlannedMovement], int]:
+    """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count)."""
+    rows = planned_movements_upsert(items=items)
+    return rows, planned_movements_cancel(keys=cancel)

@@ -1,0 +1,21 @@
+"""Celery tasks of projections: the deduplicated recompute, the beat fallback and the nightly rebuild."""
+from celery import shared_task
+
+from projections import services
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def projection_recompute_task(product_ids: list[int]) -> int:
+    # Release the dedupe marks before reading, so a change committed from here on schedules again.
+    services.projection_pending_release(product_ids=product_ids)
+    return len(services.projection_recompute(product_ids=product_ids))
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def projection_fallback_task() -> int:
+    return len(services.projection_fallback_run())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def projection_rebuild_task() -> int:
+    return services.projection_rebuild_all()

@@ -1,0 +1,213 @@
+"""Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements."""
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import NotFound
+from core.pagination import StandardPagination, paginated_response
+from projections import selectors, services
+from projections.models import PlannedKind, PlannedMovement
+from projections.serializers import (
+    PlannedMovementKeySerializer,
+    PlannedMovementLineSerializer,
+    PlannedMovementOutputSerializer,
+    summary_output,
+)
+
+_summary_schema = inline_serializer("ProjectionSummary", {
+    "code": serializers.CharField(), "name": serializers.CharField(), "start_balance": serializers.IntegerField(),
+    "threshold": serializers.IntegerField(), "min_balance_7d": serializers.IntegerField(),
+    "min_balance_7d_date": serializers.DateField(), "stockout_date": serializers.DateField(allow_null=True),
+    "below_threshold_date": serializers.DateField(allow_null=True),
+    "days_of_cover": serializers.IntegerField(allow_null=True), "at_risk_7d": serializers.BooleanField(),
+    "late_movements": serializers.IntegerField(), "as_of": serializers.DateField(),
+    "horizon_days": serializers.IntegerField(), "source_version": serializers.IntegerField(),
+    "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
+})
+
+
+def _summary_for(code: str):
+    product, summary = selectors.projection_find(code=code)
+    if summary is None:
+        services.projection_summaries_ensure(product_ids=[product.pk])
+        product, summary = selectors.projection_find(code=code)
+        if summary is None:
+            raise NotFound(f"{product.code} has no stock row to project.", details={"code": product.code})
+    return summary
+
+
+class DaysSerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=settings.PROJECTION_MAX_DAYS, required=False)
+
+
+class ProjectionDetailApi(APIView):
+    """Summary plus daily rows (date, inbound, outbound, balance) over the stored horizon."""
+
+    required_scope = "read"
+
+    @extend_schema(responses=_summary_schema)
+    def get(self, request, code: str):
+        summary = _summary_for(code)
+        today = services.projection_today()
+        body = summary_output(summary, today=today, asked_code=code.strip().upper())
+        body["daily"] = selectors.projection_daily(summary=summary, days=summary.horizon_days)
+        return Response(body)
+
+
+class ProjectionDailyApi(APIView):
+    """Daily rows for a chart: ``days`` up to 90 (beyond the stored horizon they are computed on the fly)."""
+
+    required_scope = "read"
+
+    @extend_schema(parameters=[OpenApiParameter("days", int, description="1-90, default 28.")])
+    def get(self, request, code: str):
+        params = DaysSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        days = params.validated_data.get("days", settings.PROJECTION_HORIZON_DAYS)
+        summary = _summary_for(code)
+        today = services.projection_today()
+        return Response({
+            "code": summary.product.code,
+            "name": summary.product.name,
+            "threshold": summary.product.low_stock_threshold,
+            "start_balance": summary.start_balance,
+            "stockout_date": summary.stockout_date.isoformat() if summary.stockout_date else None,
+            "computed_at": summary.computed_at.isoformat() if summary.computed_at else None,
+            "stale": selectors.summary_is_stale(summary, today=today),
+            "days": selectors.projection_daily(summary=summary, days=days),
+        })
+
+
+class ProjectionRecalculateApi(APIView):
+    """Recompute one product now and return its fresh summary."""
+
+    required_scope = "read"
+
+    @extend_schema(request=None, responses=_summary_schema)
+    def post(self, request, code: str):
+        product, _ = selectors.projection_find(code=code)
+        services.projection_recompute(product_ids=[product.pk])
+        summary = _summary_for(code)
+        return Response(summary_output(summary, today=services.projection_today(), asked_code=code.strip().upper()))
+
+
+class ProjectionQueryApi(APIView):
+    """Many products in one call (aliases resolved); unknown codes are listed, not fatal."""
+
+    required_scope = "read"
+
+    class InputSerializer(serializers.Serializer):
+        codes = serializers.ListField(
+            child=serializers.CharField(max_length=64), min_length=1, max_length=settings.STOCK_LOOKUP_MAX_CODES)
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        codes = data.validated_data["codes"]
+        found, by_product, unknown = selectors.projections_for_codes(codes=codes)
+        missing = [p.pk for p in found.values() if p.pk not in by_product]
+        if missing:
+            services.projection_summaries_ensure(product_ids=missing)
+            found, by_product, unknown = selectors.projections_for_codes(codes=codes)
+        today = services.projection_today()
+        items = [summary_output(by_product[p.pk], today=today, asked_code=asked)
+                 for asked, p in found.items() if p.pk in by_product]
+        return Response({"items": items, "unknown": unknown, "computed_at": timezone.now().isoformat(),
+                         "stale": any(i["stale"] for i in items)})
+
+
+class ProjectionRupturesApi(APIView):
+    """Products with a projected stockout within ``days`` days (default 7), soonest first, paginated."""
+
+    required_scope = "read"
+
+    class FilterSerializer(serializers.Serializer):
+        days = serializers.IntegerField(min_value=1, max_value=settings.PROJECTION_MAX_DAYS, required=False, default=7)
+
+    @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("page", int),
+                               OpenApiParameter("page_size", int)])
+    def get(self, request):
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        queryset = selectors.projection_ruptures(days=params.validated_data["days"])
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        today = services.projection_today()
+        return paginator.get_paginated_response([summary_output(s, today=today) for s in page])
+
+
+class ProjectionStatsApi(APIView):
+    required_scope = "read"
+
+    def get(self, request):
+        stats = selectors.projection_stats()
+        oldest = stats["oldest_computed_at"]
+        return Response({**stats, "oldest_computed_at": oldest.isoformat() if oldest else None,
+                         "computed_at": timezone.now().isoformat(), "stale": stats["stale_rows"] > 0})
+
+
+class PlannedMovementBulkApi(APIView):
+    """Upsert by (source, source_ref) and cancel by the same key, all in one transaction."""
+
+    required_scope = "manage"
+
+    class InputSerializer(serializers.Serializer):
+        upsert = PlannedMovementLineSerializer(many=True, required=False, default=list)
+        cancel = PlannedMovementKeySerializer(many=True, required=False, default=list)
+
+        def validate(self, attrs):
+            if not attrs["upsert"] and not attrs["cancel"]:
+                raise serializers.ValidationError("Send at least one line in 'upsert' or 'cancel'.")
+            if len(attrs["upsert"]) + len(attrs["cancel"]) > services.BULK_MAX_ITEMS:
+                raise serializers.ValidationError(f"At most {services.BULK_MAX_ITEMS} lines per call.")
+            return attrs
+
+    @extend_schema(request=InputSerializer)
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        items = [services.PlannedMovementInput(**line) for line in data.validated_data["upsert"]]
+        keys = [(k["source"], k["source_ref"]) for k in data.validated_data["cancel"]]
+        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys)
+        context = {"today": services.projection_today()}
+        return Response({
+            "upserted": PlannedMovementOutputSerializer(rows, many=True, context=context).data,
+            "cancelled": cancelled,
+        })
+
+
+class PlannedMovementListApi(APIView):
+    required_scope = "manage"
+
+    class FilterSerializer(serializers.Serializer):
+        code = serializers.CharField(required=False, max_length=64)
+        source = serializers.CharField(required=False, max_length=64)
+        status = serializers.CharField(required=False, max_length=16)
+        kind = serializers.ChoiceField(choices=PlannedKind.choices, required=False)
+        date_from = serializers.DateField(required=False)
+        date_to = serializers.DateField(required=False)
+
+    @extend_schema(parameters=[OpenApiParameter(n, str) for n in
+                               ("code", "source", "status", "kind", "date_from", "date_to")],
+                   responses=PlannedMovementOutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.planned_movement_list(**filters.validated_data)
+        return paginated_response(request=request, queryset=queryset, serializer_class=PlannedMovementOutputSerializer,
+                                  view=self, context={"today": services.projection_today()})
+
+
+class PlannedMovementDetailApi(APIView):
+    required_scope = "manage"
+
+    @extend_schema(responses=PlannedMovementOutputSerializer)
+    def get(self, request, pk: int):
+        movement = PlannedMovement.objects.select_related("product").filter(pk=pk).first()
+        if movement is None:
+            raise NotFound("No planned movement has this id.", details={"id": pk})
+        return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
