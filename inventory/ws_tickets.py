@@ -14,7 +14,7 @@ from core.errors import Unavailable
 TICKET_PREFIX = "wst_"
 
 
-def _key(ticket: str) -> str:
+def ws_ticket_key(ticket: str) -> str:
     # Only a digest is stored, so reading Redis never yields a usable ticket.
     digest = hashlib.sha256(ticket.encode()).hexdigest()
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'stockpulse')}:ws-ticket:{digest}"
@@ -26,7 +26,7 @@ def ws_ticket_issue(*, principal: dict[str, Any]) -> tuple[str, int]:
     ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
-        client.set(_key(ticket), json.dumps(principal), ex=ttl)
+        client.set(ws_ticket_key(ticket), json.dumps(principal), ex=ttl)
     except RedisError as exc:
         raise Unavailable("Live updates are unavailable right now; try again shortly.") from exc
     finally:
@@ -40,7 +40,7 @@ async def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:
         return None
     client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
-        raw = await client.getdel(_key(ticket))
+        raw = await client.getdel(ws_ticket_key(ticket))
     finally:
         await client.aclose()
     return json.loads(raw) if raw else None
