@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("inventory.urls")),
     path("", include("inventory.realtime_urls")),
     path("", include("reservations.urls")),
+    path("", include("orders.urls")),
     path("", include("notifications.urls")),
     path("", include("projections.urls")),
 ]

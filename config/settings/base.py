@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "notifications",
     "projections",
     "webhooks",
+    "orders",
 ]
 
 MIDDLEWARE = [
@@ -246,6 +247,18 @@ WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", def
 CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
     "task": "webhooks.tasks.webhook_deliveries_sweep_task",
     "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=15.0),
+}
+
+# Orders: processing retries with backoff before the order is marked failed; the sweep queues
+# again any order left in "received" (a lost task); accepted orders keep their units held.
+ORDER_INVOICE_SERIES = env("ORDER_INVOICE_SERIES", default="1")
+ORDER_MAX_RETRIES = env.int("ORDER_MAX_RETRIES", default=5)
+ORDER_RETRY_BASE_SECONDS = env.float("ORDER_RETRY_BASE_SECONDS", default=2.0)
+ORDER_REQUEUE_AFTER_SECONDS = env.int("ORDER_REQUEUE_AFTER_SECONDS", default=60)
+ORDER_RESERVATION_HOLD_SECONDS = env.int("ORDER_RESERVATION_HOLD_SECONDS", default=24 * 60 * 60)
+CELERY_BEAT_SCHEDULE["orders-requeue-stuck"] = {
+    "task": "orders.tasks.orders_requeue_stuck_task",
+    "schedule": env.float("ORDER_SWEEP_EVERY_SECONDS", default=30.0),
 }
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -1,0 +1,1 @@
+"""Orders: accepted synchronously, processed asynchronously (stock sale, invoice number) by Celery."""

@@ -1,0 +1,29 @@
+"""Reads for orders: one order with its lines and steps, and orders waiting too long in ``received``."""
+from datetime import datetime
+from uuid import UUID
+
+from core.errors import NotFound
+from core.models import ApiClient
+from orders.models import Order, OrderStatus
+
+
+def order_get(*, order_id: object, client: ApiClient | None) -> Order:
+    """The order (only the client's own unless client is None) with lines and steps loaded; NotFound otherwise."""
+    try:
+        pk = order_id if isinstance(order_id, UUID) else UUID(str(order_id))
+    except ValueError:
+        raise NotFound("No such order.", details={"id": str(order_id)}) from None
+    qs = Order.objects.prefetch_related("lines__product", "steps").filter(pk=pk)
+    if client is not None:
+        qs = qs.filter(client=client)
+    order = qs.first()
+    if order is None:
+        raise NotFound("No such order.", details={"id": str(order_id)})
+    return order
+
+
+def orders_stuck(*, queued_before: datetime, limit: int = 500) -> list[UUID]:
+    return list(
+        Order.objects.filter(status=OrderStatus.RECEIVED, queued_at__lt=queued_before)
+        .order_by("queued_at").values_list("id", flat=True)[:limit]
+    )

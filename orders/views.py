@@ -1,0 +1,86 @@
+"""Orders REST API: accept an order (202, processed asynchronously) and read its status and step history."""
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import ValidationFailed
+from core.models import ApiClient
+from orders.models import Order
+from orders.selectors import order_get
+from orders.services import order_create
+
+
+def _client(request) -> ApiClient | None:
+    """The API client acting; None for staff signed in to the admin (who may see every order)."""
+    return request.user if isinstance(request.user, ApiClient) else None
+
+
+def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
+    body = {
+        "id": str(order.pk),
+        "status": order.status,
+        "reservation_id": str(order.reservation_id),
+        "reference": order.reference,
+        "invoice": f"{order.invoice_series}-{order.invoice_number}" if order.invoice_number else None,
+        "failure_reason": order.failure_reason or None,
+        "created_at": order.created_at.isoformat(),
+        "processed_at": order.processed_at.isoformat() if order.processed_at else None,
+        "lines": [{"code": line.product.code, "quantity": line.quantity}
+                  for line in sorted(order.lines.all(), key=lambda line: line.product.code)],
+    }
+    if with_steps:
+        body["steps"] = [{"step": s.step, "detail": s.detail, "at": s.at.isoformat()} for s in order.steps.all()]
+    return body
+
+
+class _Line(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField()
+
+
+class OrderCreateApi(APIView):
+    """Turn a reservation into an order, or reserve and order lines in one step. Answers 202: processing is async."""
+
+    required_scope = "reserve"
+
+    class InputSerializer(serializers.Serializer):
+        reservation_id = serializers.CharField(required=False, max_length=64)
+        lines = _Line(many=True, required=False)
+        reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                     description="Same key and body give back the same order.")],
+        responses={202: inline_serializer("OrderAccepted", {"id": serializers.UUIDField(),
+                                                            "status": serializers.CharField()})},
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("The body must be a JSON object.")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        order = order_create(
+            client=_client(request),
+            reservation_id=values.get("reservation_id"),
+            lines=[dict(line) for line in values["lines"]] if "lines" in values else None,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            reference=values.get("reference", ""),
+        )
+        headers = {"Location": f"/api/v1/orders/{order.pk}"}
+        if getattr(order, "replayed", False):
+            headers["Idempotent-Replayed"] = "true"
+        return Response(order_output(order), status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class OrderDetailApi(APIView):
+    required_scope = "read"
+
+    @extend_schema(responses={200: inline_serializer("Order", {"id": serializers.UUIDField(),
+                                                               "status": serializers.CharField()})})
+    def get(self, request, order_id: str):
+        return Response(order_output(order_get(order_id=order_id, client=_client(request)), with_steps=True))
