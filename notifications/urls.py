@@ -1,2 +1,8 @@
 """URL routes of notifications (full paths, included at the site root)."""
-urlpatterns: list = []
+from django.urls import path
+
+from notifications.views import TelegramWebhookApi
+
+urlpatterns = [
+    path("telegram/webhook/", TelegramWebhookApi.as_view(), name="telegram-webhook"),
+]

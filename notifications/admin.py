@@ -1,0 +1,76 @@
+"""Admin for notifications: drivers (with their one-time Telegram link), substitutes, alert states and the outbox."""
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from notifications import services
+from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Substitute
+
+
+@admin.register(Driver)
+class DriverAdmin(admin.ModelAdmin):
+    list_display = ("name", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
+    list_filter = ("active", "unreachable", "language", "subscription")
+    search_fields = ("name",)
+    raw_id_fields = ("products",)
+    readonly_fields = ("unreachable_reason", "linked_at", "created_at")
+    actions = ["link_create", "unreachable_clear"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            link = services.driver_link_create(driver=obj)
+            messages.success(request, _("Send this one-time link to %(name)s: %(link)s") % {"name": obj.name,
+                                                                                             "link": link})
+
+    @admin.action(description=_("Create a new one-time Telegram link"))
+    def link_create(self, request, queryset):
+        for driver in queryset:
+            link = services.driver_link_create(driver=driver)
+            messages.success(request, f"{driver.name}: {link}")
+
+    @admin.action(description=_("Mark reachable again"))
+    def unreachable_clear(self, request, queryset):
+        queryset.update(unreachable=False, unreachable_reason="")
+
+
+@admin.register(Substitute)
+class SubstituteAdmin(admin.ModelAdmin):
+    list_display = ("product", "substitute", "position")
+    raw_id_fields = ("product", "substitute")
+    search_fields = ("product__code", "product__name", "substitute__code")
+
+
+@admin.register(AlertState)
+class AlertStateAdmin(admin.ModelAdmin):
+    list_display = ("product", "level", "episode", "projected_stockout", "changed_at")
+    list_filter = ("level",)
+    search_fields = ("product__code", "product__name")
+    readonly_fields = [f.name for f in AlertState._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AlertOutbox)
+class AlertOutboxAdmin(admin.ModelAdmin):
+    list_display = ("id", "product", "driver", "kind", "level", "state", "attempts", "last_error", "created_at",
+                    "sent_at")
+    list_filter = ("state", "kind", "level")
+    search_fields = ("product__code", "product__name", "driver__name")
+    readonly_fields = [f.name for f in AlertOutbox._meta.fields]
+    list_select_related = ("product", "driver")
+    actions = ["resend"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description=_("Send again"))
+    def resend(self, request, queryset):
+        count = services.outbox_resend(ids=list(queryset.values_list("pk", flat=True)))
+        messages.success(request, _("%(count)d alerts queued again.") % {"count": count})
+
+
+@admin.register(DriverMute)
+class DriverMuteAdmin(admin.ModelAdmin):
+    list_display = ("driver", "product", "until")
+    raw_id_fields = ("driver", "product")

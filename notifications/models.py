@@ -1,0 +1,169 @@
+"""Notification tables: drivers (Telegram recipients), per-product alert states, the alert outbox and bot bookkeeping."""
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from inventory.models import Product
+
+
+class Language(models.TextChoices):
+    PT_BR = "pt-br", "Português (Brasil)"
+    EN = "en", "English"
+
+
+class Subscription(models.TextChoices):
+    ALL = "all", _("everything")
+    CATEGORIES = "categories", _("categories")
+    PRODUCTS = "products", _("chosen products")
+
+
+class Driver(models.Model):
+    """A delivery driver who receives alerts in one Telegram chat (private or group)."""
+
+    name = models.CharField(_("name"), max_length=120)
+    chat_id = models.BigIntegerField(_("Telegram chat id"), null=True, blank=True, unique=True)
+    is_group = models.BooleanField(_("group chat"), default=False)
+    active = models.BooleanField(_("active"), default=True)
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.PT_BR)
+    subscription = models.CharField(_("subscription"), max_length=16, choices=Subscription.choices,
+                                    default=Subscription.ALL)
+    categories = models.JSONField(_("categories"), default=list, blank=True)
+    products = models.ManyToManyField(Product, blank=True, related_name="+", verbose_name=_("products"))
+    quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
+    quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
+    unreachable = models.BooleanField(_("unreachable"), default=False,
+                                      help_text=_("Telegram refused delivery (bot blocked or chat gone)."))
+    unreachable_reason = models.CharField(_("unreachable reason"), max_length=200, blank=True)
+    link_token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    link_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    linked_at = models.DateTimeField(_("linked at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("driver")
+        verbose_name_plural = _("drivers")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DriverMute(models.Model):
+    """``/silenciar``: no new alerts about this product for this driver until ``until``."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="mutes")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["driver", "product"], name="driver_mute_unique")]
+
+
+class Level(models.TextChoices):
+    OK = "ok", _("ok")
+    LOW = "low", _("low")
+    OUT = "out", _("out of stock")
+
+
+class AlertState(models.Model):
+    """Where one product stands: its stock level and its projected-stockout risk, each with an episode counter."""
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True, related_name="alert_state")
+    level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.OK)
+    episode = models.PositiveIntegerField(default=0, help_text=_("Grows by one each time the product leaves OK."))
+    changed_at = models.DateTimeField(_("changed at"), auto_now=True)
+    projected_stockout = models.DateField(_("projected stockout"), null=True, blank=True)
+    projected_episode = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("alert state")
+        verbose_name_plural = _("alert states")
+
+
+class Substitute(models.Model):
+    """A substitute staff chose for a product; without any, alerts suggest in-stock products of the category."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="substitutes_set")
+    substitute = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("substitute")
+        verbose_name_plural = _("substitutes")
+        ordering = ["product", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "substitute"], name="substitute_unique"),
+            models.CheckConstraint(condition=~Q(product=models.F("substitute")), name="substitute_not_self"),
+        ]
+
+
+class AlertKind(models.TextChoices):
+    STOCK = "stock", _("stock level")
+    PROJECTED = "projected", _("projected stockout")
+
+
+class MessageLevel(models.TextChoices):
+    LOW = "low", _("low")
+    OUT = "out", _("out of stock")
+    PROJECTED = "projected", _("projected stockout")
+    RESOLVED = "resolved", _("resolved")
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "pending", _("pending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
+    DEAD = "dead", _("dead")
+
+
+class AlertOutbox(models.Model):
+    """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message.
+
+    ``revision`` grows with every content change; the row is delivered when ``delivered_revision`` catches up.
+    Rows delivered together in one digest share ``message_id``.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="alerts")
+    episode = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    level = models.CharField(max_length=16, choices=MessageLevel.choices)
+    available = models.BigIntegerField(default=0)
+    stockout_date = models.DateField(null=True, blank=True)
+    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.PENDING)
+    revision = models.PositiveIntegerField(default=1)
+    delivered_revision = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    chat_id = models.BigIntegerField(null=True, blank=True)
+    message_id = models.BigIntegerField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("alert message")
+        verbose_name_plural = _("alert outbox")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "episode", "driver", "kind"], name="alert_outbox_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="alert_outbox_due_idx",
+                         condition=Q(state__in=["pending", "failed"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.level} #{self.product_id} → {self.driver_id} ({self.state})"
+
+
+class TelegramUpdate(models.Model):
+    """Update ids seen by the webhook or poller, kept at least 24 h so Telegram's redeliveries are ignored."""
+
+    update_id = models.BigIntegerField(primary_key=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,524 @@
+"""Writes for notifications: alert states and outbox rows on stock transitions, delivery, driver linking and mutes."""
+import hashlib
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.realtime import realtime_publish
+from inventory.models import Product, Stock
+from notifications import selectors, texts
+from notifications.models import (
+    AlertKind,
+    AlertOutbox,
+    AlertState,
+    Driver,
+    DriverMute,
+    Level,
+    MessageLevel,
+    OutboxState,
+    TelegramUpdate,
+)
+from notifications.telegram import (
+    TelegramBadRequest,
+    TelegramClient,
+    TelegramError,
+    TelegramMigrated,
+    TelegramNotModified,
+    TelegramRateLimited,
+    TelegramUnreachable,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AlertTransition:
+    """A product's stock level crossed a boundary in this transaction.
+
+    ``from_level``/``to_level`` are "ok", "low" or "out"; ``available`` is the value that caused it.
+    Returned by ``alert_states_evaluate`` for other reactions (webhooks: stock.low, stock.out, stock.back_in).
+    """
+
+    product_id: int
+    code: str
+    from_level: str
+    to_level: str
+    available: int
+
+
+def level_for(*, available: int, threshold: int, previous: str, margin: int | None = None) -> str:
+    """OUT at zero, LOW below the threshold, and OK again only at threshold + margin (hysteresis)."""
+    margin = settings.ALERT_HYSTERESIS_MARGIN if margin is None else margin
+    if available <= 0:
+        return Level.OUT
+    if available < threshold:
+        return Level.LOW
+    if previous != Level.OK and available < threshold + margin:
+        return Level.LOW
+    return Level.OK
+
+
+def alert_states_evaluate(*, stocks: Sequence[Stock]) -> list[AlertTransition]:
+    """Called by ``stock_rows_changed`` under the stock row locks. One query when nothing crosses a boundary.
+
+    On a crossing it updates the product's AlertState, writes or updates outbox rows in this transaction,
+    and after commit queues delivery and publishes ``alert.raised``/``alert.resolved`` to the dashboards.
+    """
+    if not stocks:
+        return []
+    states = {s.product_id: s for s in AlertState.objects.filter(product_id__in=[s.product_id for s in stocks])}
+    transitions = []
+    for stock in stocks:
+        state = states.get(stock.product_id)
+        previous = state.level if state else Level.OK
+        available = stock.on_hand - stock.reserved
+        new = level_for(available=available, threshold=stock.product.low_stock_threshold, previous=previous)
+        if new != previous:
+            transitions.append(AlertTransition(stock.product_id, stock.product.code, previous, new, available))
+    if transitions:
+        _transitions_record(transitions=transitions, states=states, products={s.product_id: s.product for s in stocks})
+    return transitions
+
+
+def _transitions_record(*, transitions: list[AlertTransition], states: dict[int, AlertState],
+                        products: dict[int, Product]) -> None:
+    opened: list[AlertTransition] = []
+    changed: list[tuple[AlertTransition, int]] = []
+    for tr in transitions:
+        state = states.get(tr.product_id)
+        if state is None:
+            state = AlertState(product_id=tr.product_id)
+            states[tr.product_id] = state
+        if tr.from_level == Level.OK:
+            state.episode += 1
+            opened.append(tr)
+        else:
+            changed.append((tr, state.episode))
+        state.level = tr.to_level
+        state.save()
+
+    stock_level_rows = []
+    recipients = selectors.drivers_for_products(products=[products[tr.product_id] for tr in opened])
+    for tr in opened:
+        for driver in recipients[tr.product_id]:
+            stock_level_rows.append(AlertOutbox(
+                product_id=tr.product_id, driver=driver, episode=states[tr.product_id].episode,
+                kind=AlertKind.STOCK, level=tr.to_level, available=tr.available, chat_id=driver.chat_id,
+            ))
+    AlertOutbox.objects.bulk_create(stock_level_rows, ignore_conflicts=True)
+    driver_ids = {row.driver_id for row in stock_level_rows}
+
+    for tr, episode in changed:
+        level = MessageLevel.RESOLVED if tr.to_level == Level.OK else tr.to_level
+        rows = AlertOutbox.objects.filter(product_id=tr.product_id, episode=episode, kind=AlertKind.STOCK)
+        driver_ids.update(rows.exclude(state=OutboxState.DEAD).values_list("driver_id", flat=True))
+        rows.exclude(state=OutboxState.DEAD).update(
+            level=level, available=tr.available, revision=F("revision") + 1, state=OutboxState.PENDING,
+            next_attempt_at=None, updated_at=timezone.now(),
+        )
+
+    now = timezone.now().isoformat()
+    events = [_alert_event(products[tr.product_id], tr.to_level, tr.available, now) for tr in transitions]
+    transaction.on_commit(partial(realtime_publish, events))
+    if driver_ids:
+        transaction.on_commit(partial(deliveries_queue, sorted(driver_ids)))
+
+
+def _alert_event(product: Product, level: str, available: int, at: str,
+                 stockout_date: date | None = None) -> dict[str, Any]:
+    event = {
+        "type": "alert.resolved" if level in (Level.OK, MessageLevel.RESOLVED) else "alert.raised",
+        "at": at, "code": product.code, "name": product.name,
+        "level": level if level != Level.OK else "resolved", "available": available,
+    }
+    if stockout_date:
+        event["stockout_date"] = stockout_date.isoformat()
+    return event
+
+
+def deliveries_queue(driver_ids: Sequence[int], countdown: float | None = None) -> None:
+    """Queue one delivery task per driver (after commit). Without a bot token there is nothing to queue."""
+    if not settings.TELEGRAM_BOT_TOKEN:
+        _log_no_token()
+        return
+    from notifications.tasks import alert_deliver_task
+
+    for driver_id in driver_ids:
+        try:
+            alert_deliver_task.apply_async(args=[driver_id], countdown=countdown)
+        except Exception:
+            # The row is durable; the beat sweep will deliver it.
+            logger.exception("could not queue alert delivery", extra={"driver_id": driver_id})
+
+
+_no_token_logged = False
+
+
+def _log_no_token() -> None:
+    global _no_token_logged
+    if not _no_token_logged:
+        _no_token_logged = True
+        logger.warning("TELEGRAM_BOT_TOKEN is not set: alerts are recorded and shown, Telegram delivery is skipped")
+
+
+@transaction.atomic
+def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> bool:
+    """Projections call this when a product enters (date) or leaves (None) the stockout-risk window.
+
+    A lower-priority kind: sent silently, and not at all while the product is already LOW or OUT.
+    Returns True when something changed.
+    """
+    state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id)
+    product = Product.objects.get(pk=product_id)
+    now = timezone.now().isoformat()
+    if stockout_date is not None:
+        if state.projected_stockout == stockout_date:
+            return False
+        opening = state.projected_stockout is None
+        state.projected_stockout = stockout_date
+        if opening:
+            state.projected_episode += 1
+        state.save()
+        driver_ids: set[int] = set()
+        if opening and state.level == Level.OK:
+            recipients = selectors.drivers_for_products(products=[product])[product_id]
+            rows = [AlertOutbox(product_id=product_id, driver=d, episode=state.projected_episode,
+                                kind=AlertKind.PROJECTED, level=MessageLevel.PROJECTED, chat_id=d.chat_id,
+                                stockout_date=stockout_date) for d in recipients]
+            AlertOutbox.objects.bulk_create(rows, ignore_conflicts=True)
+            driver_ids = {d.pk for d in recipients}
+        elif not opening:
+            rows = AlertOutbox.objects.filter(product_id=product_id, episode=state.projected_episode,
+                                              kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
+            driver_ids = set(rows.values_list("driver_id", flat=True))
+            rows.update(stockout_date=stockout_date, revision=F("revision") + 1, state=OutboxState.PENDING,
+                        updated_at=timezone.now())
+        event = _alert_event(product, "projected", _available(product_id), now, stockout_date)
+    else:
+        if state.projected_stockout is None:
+            return False
+        state.projected_stockout = None
+        state.save()
+        rows = AlertOutbox.objects.filter(product_id=product_id, episode=state.projected_episode,
+                                          kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
+        driver_ids = set(rows.values_list("driver_id", flat=True))
+        rows.update(level=MessageLevel.RESOLVED, revision=F("revision") + 1, state=OutboxState.PENDING,
+                    updated_at=timezone.now())
+        event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id), now)
+        event["kind"] = "projected"
+    transaction.on_commit(partial(realtime_publish, [event]))
+    if driver_ids:
+        transaction.on_commit(partial(deliveries_queue, sorted(driver_ids)))
+    return True
+
+
+def _available(product_id: int) -> int:
+    return Stock.objects.filter(product_id=product_id).values_list("available", flat=True).first() or 0
+
+
+# --- delivery -------------------------------------------------------------------------------------------------
+
+@dataclass
+class DeliveryResult:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    retry_in: float | None = None
+
+
+def _quiet_now(driver: Driver, now: datetime) -> bool:
+    if driver.quiet_start is None or driver.quiet_end is None:
+        return False
+    local = timezone.localtime(now).time()
+    if driver.quiet_start <= driver.quiet_end:
+        return driver.quiet_start <= local < driver.quiet_end
+    return local >= driver.quiet_start or local < driver.quiet_end
+
+
+@transaction.atomic
+def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[AlertOutbox]:
+    """Take the driver's due rows for a short lease so a task and the sweep never send the same row twice."""
+    now = timezone.now()
+    rows = list(
+        AlertOutbox.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("product")
+        .filter(driver_id=driver_id, state__in=[OutboxState.PENDING, OutboxState.FAILED])
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("pk")[:limit]
+    )
+    if rows:
+        AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+            claimed_until=now + timedelta(seconds=settings.ALERT_CLAIM_SECONDS), claim_token=token)
+    return rows
+
+
+def _line(row: AlertOutbox) -> texts.AlertLine:
+    return texts.AlertLine(row.product_id, row.product.code, row.product.name, row.level, row.available,
+                           row.stockout_date)
+
+
+def _sort_key(row: AlertOutbox) -> tuple:
+    order = {MessageLevel.OUT: 0, MessageLevel.LOW: 1, MessageLevel.PROJECTED: 2, MessageLevel.RESOLVED: 3}
+    return order.get(row.level, 9), row.product.name
+
+
+def _message_payload(driver: Driver, rows: list[AlertOutbox]) -> dict[str, Any]:
+    if len(rows) == 1:
+        row = rows[0]
+        subs = selectors.substitutes_for(product=row.product) if row.level in (Level.LOW, Level.OUT) else []
+        payload = {"text": texts.alert_render(driver.language, _line(row), subs)}
+        if row.level != MessageLevel.RESOLVED:
+            payload["reply_markup"] = texts.alert_buttons(driver.language, row.product_id)
+    else:
+        payload = {"text": texts.digest_render(driver.language, [_line(r) for r in sorted(rows, key=_sort_key)])}
+    payload["parse_mode"] = "HTML"
+    return payload
+
+
+def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> DeliveryResult:
+    """Send (or edit) every due alert of one driver. Network calls happen outside any transaction or lock.
+
+    New rows go out as one message (a digest when several are due at once); rows already sent are
+    re-rendered into the message they belong to with editMessageText.
+    """
+    client = client or TelegramClient()
+    result = DeliveryResult()
+    if not client.configured:
+        _log_no_token()
+        return result
+    token = secrets.token_hex(8)
+    rows = _outbox_claim(driver_id=driver_id, token=token)
+    if not rows:
+        return result
+    driver = Driver.objects.get(pk=driver_id)
+    if not driver.active or driver.unreachable or driver.chat_id is None:
+        _rows_finish(rows, token, state=OutboxState.DEAD, error="driver inactive, unlinked or unreachable")
+        result.dead += len(rows)
+        return result
+
+    new_rows = [r for r in rows if r.message_id is None]
+    edits: dict[int, list[AlertOutbox]] = defaultdict(list)
+    for row in rows:
+        if row.message_id is not None:
+            edits[row.message_id].append(row)
+    silent_base = _quiet_now(driver, timezone.now())
+
+    if new_rows:
+        payload = _message_payload(driver, new_rows)
+        payload["disable_notification"] = silent_base or all(r.kind == AlertKind.PROJECTED for r in new_rows)
+        _deliver_one(client, driver, new_rows, "sendMessage", payload, token, result)
+    for message_id, claimed in edits.items():
+        members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id))
+        current = {r.pk: r for r in claimed}
+        members = [current.get(r.pk, r) for r in members]
+        payload = _message_payload(driver, members)
+        payload["message_id"] = message_id
+        _deliver_one(client, driver, claimed, "editMessageText", payload, token, result)
+
+    still_pending = AlertOutbox.objects.filter(driver_id=driver_id, state=OutboxState.PENDING,
+                                               claimed_until__isnull=True).exists()
+    if result.retry_in is not None:
+        deliveries_queue([driver_id], countdown=result.retry_in)
+    elif still_pending:
+        deliveries_queue([driver_id])
+    return result
+
+
+def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], method: str,
+                 payload: dict[str, Any], token: str, result: DeliveryResult) -> None:
+    payload["chat_id"] = driver.chat_id
+    already = max(r.attempts for r in rows)
+    allowed = max(1, 1 + settings.TELEGRAM_MAX_RETRIES - already)
+    for _ in range(2):  # a second round only after a chat migration
+        try:
+            answer = client.chat_call(method, payload, is_group=driver.is_group, attempts_allowed=allowed)
+        except TelegramNotModified:
+            answer = None
+        except TelegramMigrated as exc:
+            driver_chat_migrate(driver=driver, new_chat_id=exc.new_chat_id)
+            payload["chat_id"] = driver.chat_id
+            continue
+        except TelegramRateLimited as exc:
+            _rows_finish(rows, token, state=OutboxState.FAILED, error=f"429: {exc.description}",
+                         retry_in=exc.retry_after, attempts=0)
+            result.failed += len(rows)
+            result.retry_in = max(result.retry_in or 0, exc.retry_after)
+            return
+        except TelegramUnreachable as exc:
+            driver_mark_unreachable(driver=driver, reason=exc.description)
+            _rows_finish(rows, token, state=OutboxState.DEAD, error=f"unreachable: {exc.description}", attempts=1)
+            result.dead += len(rows)
+            return
+        except TelegramBadRequest as exc:
+            if method == "editMessageText" and "message to edit not found" in exc.description.lower():
+                # The chat lost the old message: send the current text as a new one.
+                AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(message_id=None)
+                payload.pop("message_id", None)
+                method = "sendMessage"
+                continue
+            _rows_finish(rows, token, state=OutboxState.DEAD, error=f"{exc.status}: {exc.description}", attempts=1)
+            result.dead += len(rows)
+            return
+        except TelegramError as exc:
+            attempts = getattr(exc, "attempts", 1)
+            dead = already + attempts >= 1 + settings.TELEGRAM_MAX_RETRIES
+            state = OutboxState.DEAD if dead else OutboxState.FAILED
+            backoff = min(60.0, 2.0 ** (already + attempts))
+            _rows_finish(rows, token, state=state, error=exc.description, attempts=attempts,
+                         retry_in=None if dead else backoff)
+            if dead:
+                result.dead += len(rows)
+                logger.error("alert delivery gave up", extra={"driver_id": driver.pk, "rows": [r.pk for r in rows]})
+            else:
+                result.failed += len(rows)
+                result.retry_in = max(result.retry_in or 0, backoff)
+            return
+        message_id = answer.get("message_id") if isinstance(answer, dict) else payload.get("message_id")
+        _rows_sent(rows, token, chat_id=driver.chat_id, message_id=message_id)
+        result.sent += len(rows)
+        return
+
+
+def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id: int | None) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for row in rows:
+            base = AlertOutbox.objects.filter(pk=row.pk, claim_token=token)
+            fields = dict(chat_id=chat_id, claimed_until=None, claim_token="", last_error="", attempts=0,
+                          next_attempt_at=None)
+            if message_id is not None:
+                fields["message_id"] = message_id
+            # A change that arrived while we were sending keeps the row pending for the next pass.
+            base.filter(revision=row.revision).update(state=OutboxState.SENT, delivered_revision=row.revision,
+                                                      sent_at=now, **fields)
+            base.exclude(revision=row.revision).update(delivered_revision=row.revision,
+                                                       state=OutboxState.PENDING, **fields)
+
+
+def _rows_finish(rows: list[AlertOutbox], token: str, *, state: str, error: str, attempts: int = 0,
+                 retry_in: float | None = None) -> None:
+    next_at = timezone.now() + timedelta(seconds=retry_in) if retry_in is not None else None
+    AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
+        state=state, last_error=error[:300], attempts=F("attempts") + attempts, next_attempt_at=next_at,
+        claimed_until=None, claim_token="",
+    )
+
+
+def alert_outbox_sweep(*, now: datetime | None = None) -> list[int]:
+    """Queue delivery for rows whose task was lost (worker killed, broker hiccup). Returns the driver ids."""
+    if not settings.TELEGRAM_BOT_TOKEN:
+        _log_no_token()
+        return []
+    driver_ids = selectors.outbox_driver_ids_due(now=now or timezone.now(),
+                                                 grace_seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
+    deliveries_queue(driver_ids)
+    return driver_ids
+
+
+@transaction.atomic
+def outbox_resend(*, ids: Sequence[int]) -> int:
+    """Staff asked to send these alerts again (as new messages), whatever happened to them before."""
+    ids = list(ids)
+    count = AlertOutbox.objects.filter(pk__in=ids).update(
+        state=OutboxState.PENDING, attempts=0, next_attempt_at=None, claimed_until=None, claim_token="",
+        message_id=None, delivered_revision=0, last_error="", updated_at=timezone.now(),
+    )
+    driver_ids = sorted(set(AlertOutbox.objects.filter(pk__in=ids).values_list("driver_id", flat=True)))
+    transaction.on_commit(partial(deliveries_queue, driver_ids))
+    return count
+
+
+# --- drivers ----------------------------------------------------------------------------------------------------
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def driver_link_create(*, driver: Driver) -> str:
+    """A one-time deep link ``https://t.me/<bot>?start=<token>``; a new link replaces the previous one."""
+    raw = secrets.token_urlsafe(24)
+    driver.link_token_hash = _token_hash(raw)
+    driver.link_token_expires_at = timezone.now() + timedelta(hours=settings.ALERT_LINK_TOKEN_HOURS)
+    driver.save(update_fields=["link_token_hash", "link_token_expires_at"])
+    return f"https://t.me/{settings.TELEGRAM_BOT_USERNAME}?start={raw}"
+
+
+@transaction.atomic
+def driver_link_redeem(*, token: str, chat_id: int, is_group: bool = False) -> Driver | None:
+    """``/start <token>``: link this chat to the driver the token was made for; the token then stops working."""
+    if not token or len(token) > 64:
+        return None
+    driver = (Driver.objects.select_for_update()
+              .filter(link_token_hash=_token_hash(token), link_token_expires_at__gt=timezone.now()).first())
+    if driver is None:
+        return None
+    Driver.objects.filter(chat_id=chat_id).exclude(pk=driver.pk).update(chat_id=None)
+    driver.chat_id = chat_id
+    driver.is_group = is_group
+    driver.unreachable = False
+    driver.unreachable_reason = ""
+    driver.link_token_hash = ""
+    driver.link_token_expires_at = None
+    driver.linked_at = timezone.now()
+    driver.save()
+    return driver
+
+
+@transaction.atomic
+def driver_mark_unreachable(*, driver: Driver, reason: str) -> None:
+    driver.unreachable = True
+    driver.unreachable_reason = reason[:200]
+    Driver.objects.filter(pk=driver.pk).update(unreachable=True, unreachable_reason=reason[:200])
+
+
+@transaction.atomic
+def driver_chat_migrate(*, driver: Driver, new_chat_id: int) -> None:
+    """A group became a supergroup: alerts follow it to the new chat id."""
+    Driver.objects.filter(chat_id=new_chat_id).exclude(pk=driver.pk).update(chat_id=None)
+    driver.chat_id = new_chat_id
+    Driver.objects.filter(pk=driver.pk).update(chat_id=new_chat_id, is_group=True)
+    AlertOutbox.objects.filter(driver=driver).update(chat_id=new_chat_id)
+
+
+@transaction.atomic
+def driver_mute(*, driver: Driver, product: Product, hours: float) -> DriverMute:
+    until = timezone.now() + timedelta(hours=hours)
+    mute, _ = DriverMute.objects.update_or_create(driver=driver, product=product, defaults={"until": until})
+    return mute
+
+
+# --- bot updates ------------------------------------------------------------------------------------------------
+
+@transaction.atomic
+def telegram_update_record(*, update: dict[str, Any]) -> bool:
+    """Remember an update; False when its update_id was seen before (Telegram redelivers on errors)."""
+    _, created = TelegramUpdate.objects.get_or_create(update_id=int(update["update_id"]),
+                                                      defaults={"payload": update})
+    return created
+
+
+def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
+    """The payload if this caller is the one to process the update, else None (exactly one caller wins)."""
+    with transaction.atomic():
+        won = TelegramUpdate.objects.filter(update_id=update_id, processed_at__isnull=True).update(
+            processed_at=timezone.now())
+        if not won:
+            return None
+        return TelegramUpdate.objects.values_list("payload", flat=True).get(update_id=update_id)
+
+
+def telegram_updates_prune(*, older_than: timedelta = timedelta(hours=48)) -> int:
+    deleted, _ = TelegramUpdate.objects.filter(received_at__lt=timezone.now() - older_than).delete()
+    return deleted

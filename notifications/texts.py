@@ -1,0 +1,136 @@
+"""What the bot says, in Portuguese (default) and English: alert messages, digests and command replies (HTML)."""
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from notifications.telegram import TEXT_LIMIT, escape
+
+TEXTS: dict[str, dict[str, str]] = {
+    "pt-br": {
+        "low": "⚠️ <b>Estoque baixo</b>",
+        "out": "⛔ <b>Sem estoque</b>",
+        "projected": "📉 <b>Ruptura prevista</b>",
+        "resolved": "✅ <b>De volta ao estoque</b>",
+        "available": "Disponível",
+        "stockout_on": "ruptura em",
+        "substitutes": "Substitutos",
+        "digest": "🔔 <b>{n} alertas de estoque</b>",
+        "more": "+{n} mais",
+        "btn_stock": "Ver estoque",
+        "btn_mute": "Silenciar 1h",
+        "stock_line": "<b>{name}</b> ({code})\nEm estoque: {on_hand} · Reservado: {reserved} · Disponível: {available}",
+        "not_found": "Nenhum produto encontrado para “{term}”.",
+        "did_you_mean": "Você quis dizer:",
+        "usage_stock": "Use: /estoque &lt;código ou nome&gt;",
+        "usage_mute": "Use: /silenciar &lt;código&gt; &lt;horas&gt;",
+        "muted": "🔕 Alertas de <b>{name}</b> silenciados por {hours} h.",
+        "low_none": "Nenhum produto abaixo do limite nas suas inscrições.",
+        "low_title": "<b>Abaixo do limite</b> ({n}):",
+        "ruptura_none": "Nenhuma ruptura prevista nos próximos {days} dias.",
+        "ruptura_title": "<b>Rupturas previstas</b> (até {days} dias):",
+        "ruptura_unavailable": "As projeções de estoque ainda não estão disponíveis.",
+        "linked": "✅ Olá, {name}! Este chat vai receber os alertas de estoque. /ajuda mostra os comandos.",
+        "link_invalid": "Este link de vinculação é inválido ou expirou. Peça um novo à loja.",
+        "not_linked": "Este chat não está vinculado. Use o link que a loja enviou.",
+        "help": ("<b>Comandos</b>\n/estoque &lt;código ou nome&gt; — estoque e disponibilidade\n"
+                 "/baixo — produtos abaixo do limite\n/ruptura — rupturas previstas em 7 dias\n"
+                 "/silenciar &lt;código&gt; &lt;horas&gt; — pausar alertas de um produto\n/ajuda — esta ajuda"),
+        "unknown": "Comando desconhecido. /ajuda mostra os comandos.",
+        "done": "Feito",
+    },
+    "en": {
+        "low": "⚠️ <b>Low stock</b>",
+        "out": "⛔ <b>Out of stock</b>",
+        "projected": "📉 <b>Projected stockout</b>",
+        "resolved": "✅ <b>Back in stock</b>",
+        "available": "Available",
+        "stockout_on": "stockout on",
+        "substitutes": "Substitutes",
+        "digest": "🔔 <b>{n} stock alerts</b>",
+        "more": "+{n} more",
+        "btn_stock": "View stock",
+        "btn_mute": "Mute 1h",
+        "stock_line": "<b>{name}</b> ({code})\nOn hand: {on_hand} · Reserved: {reserved} · Available: {available}",
+        "not_found": "No product found for “{term}”.",
+        "did_you_mean": "Did you mean:",
+        "usage_stock": "Use: /stock &lt;code or name&gt;",
+        "usage_mute": "Use: /mute &lt;code&gt; &lt;hours&gt;",
+        "muted": "🔕 Alerts about <b>{name}</b> muted for {hours} h.",
+        "low_none": "No product below its threshold in your subscriptions.",
+        "low_title": "<b>Below threshold</b> ({n}):",
+        "ruptura_none": "No stockout projected in the next {days} days.",
+        "ruptura_title": "<b>Projected stockouts</b> (within {days} days):",
+        "ruptura_unavailable": "Stock projections are not available yet.",
+        "linked": "✅ Hello, {name}! This chat will receive stock alerts. /help lists the commands.",
+        "link_invalid": "This link is invalid or has expired. Ask the shop for a new one.",
+        "not_linked": "This chat is not linked. Use the link the shop sent you.",
+        "help": ("<b>Commands</b>\n/stock &lt;code or name&gt; — stock and availability\n"
+                 "/low — products below threshold\n/ruptura — stockouts projected within 7 days\n"
+                 "/mute &lt;code&gt; &lt;hours&gt; — pause alerts about a product\n/help — this help"),
+        "unknown": "Unknown command. /help lists the commands.",
+        "done": "Done",
+    },
+}
+
+
+def t(language: str, key: str, **values) -> str:
+    table = TEXTS.get(language) or TEXTS["pt-br"]
+    text = table[key]
+    return text.format(**values) if values else text
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    """What one outbox row shows; every field is escaped when rendered."""
+
+    product_id: int
+    code: str
+    name: str
+    level: str
+    available: int
+    stockout_date: date | None = None
+
+
+def _line(language: str, line: AlertLine) -> str:
+    text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)})"
+    if line.level == "projected" and line.stockout_date:
+        return f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
+    return f"{text} — {t(language, 'available')}: {line.available}"
+
+
+def alert_render(language: str, line: AlertLine, substitutes: Sequence[tuple[str, str]] = ()) -> str:
+    """One alert in one message, with its substitutes when the product is low or out."""
+    text = f"{t(language, line.level)}\n<b>{escape(line.name)}</b> ({escape(line.code)})"
+    if line.level == "projected" and line.stockout_date:
+        text += f"\n{t(language, 'stockout_on')} {line.stockout_date:%d/%m/%Y}"
+    else:
+        text += f"\n{t(language, 'available')}: {line.available}"
+    if substitutes and line.level in ("low", "out"):
+        names = ", ".join(f"{escape(name)} ({escape(code)})" for code, name in substitutes)
+        text += f"\n{t(language, 'substitutes')}: {names}"
+    return text[:TEXT_LIMIT]
+
+
+def digest_render(language: str, lines: Sequence[AlertLine]) -> str:
+    """Many alerts in one message within 4,096 characters; what does not fit becomes "+N more"."""
+    header = t(language, "digest", n=len(lines))
+    parts = [header]
+    used = len(header)
+    for index, line in enumerate(lines):
+        rendered = "\n• " + _line(language, line)
+        rest = len(lines) - index - 1
+        reserve = len("\n" + t(language, "more", n=len(lines))) if rest else 0
+        if used + len(rendered) + reserve > TEXT_LIMIT:
+            parts.append("\n" + t(language, "more", n=len(lines) - index))
+            break
+        parts.append(rendered)
+        used += len(rendered)
+    return "".join(parts)
+
+
+def alert_buttons(language: str, product_id: int) -> dict:
+    """Inline keyboard of a single alert; callback data stays far below Telegram's 64 bytes."""
+    return {"inline_keyboard": [[
+        {"text": t(language, "btn_stock"), "callback_data": f"s:{product_id}"},
+        {"text": t(language, "btn_mute"), "callback_data": f"m:{product_id}:1"},
+    ]]}
