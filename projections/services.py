@@ -214,6 +214,7 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "at": now,
             "code": product.code,
             "name": product.name,
+            "category": product.category,
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
         })
     realtime_publish(events)
