@@ -230,3 +230,53 @@ def test_idempotency_key_replays_and_refuses_other_body():
     other_client = services.reservation_create(client=ApiClientFactory(), lines=lines, idempotency_key="k-1")
     assert other_client.pk != first.pk
     assert counters(product)[1] == 4
+
+
+def _queries_for_cart(size: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # Plenty of stock so no low-stock alert opens: that hook's own writes are not what is measured here.
+    products = [ProductFactory(on_hand=100) for _ in range(size)]
+    lines = [{"code": p.code, "quantity": 1} for p in products]
+    with CaptureQueriesContext(connection) as captured:
+        services.reservation_create(client=None, lines=lines)
+    return len(captured.captured_queries)
+
+
+def test_reserving_n_lines_runs_a_constant_number_of_queries(django_assert_max_num_queries):
+    _queries_for_cart(2)  # warm per-process caches (webhook endpoints) first
+    counts = {size: _queries_for_cart(size) for size in (2, 4, 8)}
+
+    assert counts[2] == counts[4] == counts[8]
+    lines = [{"code": p.code, "quantity": 1} for p in [ProductFactory(on_hand=100) for _ in range(16)]]
+    with django_assert_max_num_queries(counts[2]):
+        services.reservation_create(client=None, lines=lines)
+
+
+def test_single_line_reservation_is_one_statement_plus_lookup(django_assert_max_num_queries):
+    product = ProductFactory(on_hand=100)
+    services.reservation_create(client=None, lines=[{"code": product.code, "quantity": 1}])
+    # savepoint + release (test transaction), code lookup, the reserve statement, stock hook.
+    with django_assert_max_num_queries(5):
+        services.reservation_create(client=None, lines=[{"code": product.code, "quantity": 1}])
+    assert Stock.objects.get(product=product).reserved == 2
+
+
+def test_events_name_reservation_lines_without_customer_data(django_capture_on_commit_callbacks):
+    product = ProductFactory(code="EV-1", on_hand=3)
+    client = ApiClientFactory()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        reservation = services.reservation_create(client=client, lines=[{"code": "EV-1", "quantity": 2}],
+                                                  reference="customer-42")
+
+    events = [e for cb in callbacks if getattr(cb, "args", None) for e in cb.args[0] if isinstance(e, dict)]
+    created = [e for e in events if e.get("type") == "reservation.created"]
+    assert len(created) == 1
+    assert created[0]["reservation_id"] == str(reservation.pk)
+    assert created[0]["lines"] == [{"code": "EV-1", "quantity": 2}]
+    assert "customer-42" not in str(created[0]) and client.name not in str(created[0])
+    stock_events = [e for e in events if e.get("type") == "stock.changed"]
+    assert stock_events and stock_events[0]["reserved"] == 2 and stock_events[0]["available"] == 1
+    assert Stock.objects.get(product=product).reserved == 2
