@@ -1,0 +1,51 @@
+"""Tests for the projection tasks with a real Celery worker on the real Redis broker."""
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from config.celery_app import app as celery_app
+from inventory.services import stock_receive
+from inventory.tests.factories import ProductFactory
+from projections import services
+from projections.models import ProjectionSummary
+from projections.selectors import summary_is_stale
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      loglevel="WARNING") as worker:
+        yield worker
+    celery_app.control.purge()
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.slow
+def test_stock_change_is_recomputed_by_the_worker_once_scheduled(celery_worker, settings):
+    settings.PROJECTION_INLINE_MAX_PRODUCTS = 0
+    product = ProductFactory(on_hand=10)
+    services.projection_pending_release(product_ids=[product.pk])
+
+    stock_receive(code=product.code, quantity=4)
+
+    def fresh():
+        summary = ProjectionSummary.objects.select_related("product__stock").filter(product=product).first()
+        return summary if summary and not summary_is_stale(summary) else None
+
+    summary = wait_for(fresh)
+    assert summary.start_balance == 14
+    # The task released its dedupe mark, so the next change schedules again.
+    assert services.projection_pending_claim(product_ids=[product.pk]) == [product.pk]
+    services.projection_pending_release(product_ids=[product.pk])
