@@ -15,6 +15,7 @@ urlpatterns = [
     path("metrics", core_views.metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("inventory.import_urls")),
     path("", include("inventory.urls")),
     path("", include("inventory.realtime_urls")),
     path("", include("reservations.urls")),

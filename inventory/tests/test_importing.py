@@ -1,0 +1,184 @@
+"""ERP import: every row validated first, every bad line reported, all rows applied as "count" movements or none."""
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from inventory.importing import ImportInvalid, stock_import
+from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode
+from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+
+GOOD_CSV = """code,name,category,on_hand,threshold,aliases
+CAFE-500,Café 500 g,mercearia,40,8,7891000100103|CAFE500
+LEITE-1L,Leite integral 1 L,laticinios,120,,
+"""
+
+
+def _state() -> tuple:
+    return (
+        sorted(Product.objects.values_list("code", "name", "low_stock_threshold")),
+        sorted(Stock.objects.values_list("product__code", "on_hand")),
+        StockMovement.objects.count(),
+        UnifiedCode.objects.count(),
+    )
+
+
+@pytest.mark.django_db
+def test_csv_import_creates_products_with_counts_and_aliases():
+    result = stock_import(content=GOOD_CSV, fmt="csv", reference="bling-2026-11-23")
+
+    assert sorted(result.created) == ["CAFE-500", "LEITE-1L"]
+    assert Stock.objects.get(product__code="CAFE-500").on_hand == 40
+    assert Product.objects.get(code="CAFE-500").low_stock_threshold == 8
+    assert sorted(UnifiedCode.objects.values_list("code", flat=True)) == ["7891000100103", "CAFE500"]
+    movement = StockMovement.objects.get(product__code="LEITE-1L")
+    assert (movement.kind, movement.quantity, movement.reference) == (MovementKind.COUNT, 120, "bling-2026-11-23")
+
+
+@pytest.mark.django_db
+def test_import_sets_known_products_to_the_counted_quantity():
+    ProductFactory(code="ARROZ-1", name="Arroz", on_hand=30)
+    UnifiedCodeFactory(code="ARROZ-OLD", product=Product.objects.get(code="ARROZ-1"))
+    rows = [{"code": "ARROZ-1", "on_hand": 25}, {"code": "arroz-old", "on_hand": 25, "name": "Arroz 5 kg"}]
+
+    with pytest.raises(ImportInvalid):
+        stock_import(content=json.dumps(rows), fmt="json")  # one product named twice
+    result = stock_import(content=json.dumps(rows[:1]), fmt="json")
+
+    assert result.counted == [{"code": "ARROZ-1", "from": 30, "to": 25}]
+    count = StockMovement.objects.filter(kind=MovementKind.COUNT).get()
+    assert (count.quantity, count.on_hand_after) == (-5, 25)
+    assert Product.objects.get(code="ARROZ-1").name == "Arroz"
+
+
+@pytest.mark.django_db
+def test_import_through_an_alias_counts_the_product():
+    product = ProductFactory(code="OLEO-900", on_hand=3)
+    UnifiedCodeFactory(code="7890000000900", product=product)
+
+    stock_import(content=json.dumps({"items": [{"code": "7890000000900", "on_hand": 9}]}), fmt="json")
+
+    assert Stock.objects.get(product=product).on_hand == 9
+
+
+@pytest.mark.django_db
+def test_file_with_bad_rows_applies_nothing_and_reports_every_bad_line():
+    ProductFactory(code="SAL-1", on_hand=5)
+    ProductFactory(code="ACUCAR-1", on_hand=5)
+    UnifiedCodeFactory(code="TAKEN-ALIAS", product=Product.objects.get(code="ACUCAR-1"))
+    content = """code,name,category,on_hand,threshold,aliases
+SAL-1,Sal,mercearia,7,,
+NOVO-1,,mercearia,3,,
+NOVO-2,Produto,mercearia,-4,,
+,Sem código,mercearia,1,,
+NOVO-3,Produto 3,mercearia,2,x,
+SAL-1,Sal de novo,mercearia,8,,
+NOVO-4,Produto 4,mercearia,2,,TAKEN-ALIAS
+NOVO-5,Produto 5,mercearia,2.5,,
+"""
+    before = _state()
+
+    with pytest.raises(ImportInvalid) as caught:
+        stock_import(content=content, fmt="csv")
+
+    lines = sorted({e["line"] for e in caught.value.errors})
+    assert lines == [3, 4, 5, 6, 7, 8, 9]
+    fields = {(e["line"], e["field"]) for e in caught.value.errors}
+    assert {(3, "name"), (4, "on_hand"), (5, "code"), (6, "threshold"), (7, "code"), (8, "aliases"),
+            (9, "on_hand")} <= fields
+    assert _state() == before
+
+
+@pytest.mark.django_db
+def test_count_below_reserved_units_is_refused():
+    ProductFactory(code="VINHO-2", on_hand=10)
+    Stock.objects.filter(product__code="VINHO-2").update(reserved=6)
+
+    with pytest.raises(ImportInvalid) as caught:
+        stock_import(content=json.dumps([{"code": "VINHO-2", "on_hand": 4}]), fmt="json")
+
+    assert caught.value.errors[0]["line"] == 1
+    assert Stock.objects.get(product__code="VINHO-2").on_hand == 10
+
+
+@pytest.mark.django_db
+def test_dry_run_reports_and_changes_nothing():
+    before = _state()
+
+    result = stock_import(content=GOOD_CSV, fmt="csv", dry_run=True)
+
+    assert len(result.created) == 2 and result.dry_run
+    assert _state() == before
+
+
+@pytest.mark.django_db
+def test_semicolon_csv_from_a_spreadsheet_is_read():
+    content = "\ufeffcode;name;category;on_hand\nFARINHA-1;Farinha;mercearia;12\n"
+
+    stock_import(content=content.encode("utf-8"), fmt="csv")
+
+    assert Stock.objects.get(product__code="FARINHA-1").on_hand == 12
+
+
+@pytest.mark.django_db
+def test_command_imports_a_file(tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text(GOOD_CSV)
+
+    call_command("import_stock", str(path), "--reference", "erp-1")
+
+    assert Stock.objects.get(product__code="LEITE-1L").on_hand == 120
+    assert "2 products created" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_command_prints_every_bad_line_and_fails(tmp_path, capsys):
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([{"code": "OK-1", "name": "Ok", "on_hand": 1}, {"code": "BAD 1", "on_hand": 1},
+                                {"code": "BAD-2", "name": "x", "on_hand": "many"}]))
+
+    with pytest.raises(CommandError):
+        call_command("import_stock", str(path))
+
+    err = capsys.readouterr().err
+    assert "line 2: code" in err and "line 3: on_hand" in err
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_api_import_needs_manage_scope(reserver):
+    response = reserver.post("/api/v1/stock/import", [{"code": "X-1", "name": "X", "on_hand": 1}], format="json")
+
+    assert response.status_code == 403
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_api_import_of_json_rows(manager):
+    response = manager.post("/api/v1/stock/import",
+                            {"items": [{"code": "X-1", "name": "X", "on_hand": 3}], "reference": "erp-push-9"},
+                            format="json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["created"] == 1
+    assert StockMovement.objects.get(product__code="X-1").reference == "erp-push-9"
+
+
+@pytest.mark.django_db
+def test_api_import_of_csv_with_errors_answers_400_with_lines(manager):
+    response = manager.generic("POST", "/api/v1/stock/import", "code,name,on_hand\nY-1,Y,1\nY-2,,x\n",
+                               content_type="text/csv")
+
+    assert response.status_code == 400
+    body = response.json()["error"]
+    assert body["code"] == "import_invalid"
+    assert {e["line"] for e in body["details"]["errors"]} == {3}
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_api_import_of_malformed_json_is_a_clear_400(manager):
+    response = manager.generic("POST", "/api/v1/stock/import", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
