@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from inventory import services
+from inventory.admin_import import stock_import_view
 from inventory.forms import StockAdjustForm
 from inventory.models import MovementKind, Product, StockMovement, UnifiedCode
 
@@ -120,6 +121,7 @@ class ProductAdmin(admin.ModelAdmin):
         custom = [
             path("<int:product_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
                  name="inventory_product_adjust"),
+            path("import/", self.admin_site.admin_view(stock_import_view), name="inventory_product_import"),
         ]
         return custom + super().get_urls()
 
