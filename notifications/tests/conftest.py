@@ -1,4 +1,6 @@
 """Fixtures for notifications: the fake Telegram Bot API, fast rate limits, a real Celery worker, drivers."""
+from contextlib import contextmanager
+
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
@@ -31,18 +33,18 @@ def fake_telegram(settings):
     _rate_keys_clear()
 
 
-@pytest.fixture(scope="session")
-def celery_worker_session(django_db_setup, django_db_blocker):
-    """One real Celery worker (in a thread of this process) consuming the real Redis broker."""
+@contextmanager
+def running_worker():
+    """A real Celery worker (in a thread of this process) consuming the real Redis broker."""
     celery_app.conf.task_always_eager = False
-    with django_db_blocker.unblock():
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
-                          loglevel="WARNING") as worker:
-            yield worker
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      loglevel="WARNING") as worker:
+        yield worker
 
 
 @pytest.fixture
-def celery_worker(celery_worker_session):
+def celery_worker(transactional_db):
     celery_app.control.purge()
-    yield celery_worker_session
+    with running_worker() as worker:
+        yield worker
     celery_app.control.purge()

@@ -1,0 +1,100 @@
+"""End-to-end through a real Celery worker and Redis broker: after-commit delivery and the outbox sweep."""
+import time
+
+import pytest
+from django.db import connection
+
+from config.celery_app import app as celery_app
+from inventory import services as inventory
+from inventory.tests.factories import ProductFactory
+from notifications import services
+from notifications.models import AlertOutbox, OutboxState
+from notifications.tasks import alert_outbox_sweep_task
+from notifications.tests.conftest import running_worker
+from notifications.tests.factories import DriverFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_rows(state: str, count: int, timeout: float = 10.0) -> int:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = AlertOutbox.objects.filter(state=state).count()
+        if found >= count:
+            return found
+        time.sleep(0.05)
+    return AlertOutbox.objects.filter(state=state).count()
+
+
+def test_crossing_is_delivered_by_the_worker_after_commit(fake_telegram, celery_worker):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    assert fake_telegram.calls == []
+
+    inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+
+    calls = fake_telegram.wait_for("sendMessage", 1)
+    assert wait_rows(OutboxState.SENT, 1) == 1
+    assert [c.payload["chat_id"] for c in calls] == [driver.chat_id]
+
+
+def test_a_lost_task_is_delivered_exactly_once_by_the_sweep(fake_telegram, settings):
+    settings.ALERT_SWEEP_GRACE_SECONDS = 0
+    product = ProductFactory(on_hand=6)
+    DriverFactory()
+    celery_app.control.purge()
+    inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+    assert AlertOutbox.objects.get().state == OutboxState.PENDING
+    # No worker was running: the queued task is dropped, as a worker killed after taking it would drop it.
+    assert celery_app.control.purge() >= 1  # ours, and any other app's after-commit task
+    connection.close()
+
+    with running_worker():
+        alert_outbox_sweep_task.delay()
+        fake_telegram.wait_for("sendMessage", 1)
+        assert wait_rows(OutboxState.SENT, 1) == 1
+        alert_outbox_sweep_task.delay()
+        alert_outbox_sweep_task.delay()
+        time.sleep(0.5)
+
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+
+
+def test_a_worker_killed_after_claiming_leaves_the_row_to_the_sweep_once_the_lease_ends(
+        fake_telegram, celery_worker, settings):
+    settings.ALERT_SWEEP_GRACE_SECONDS = 0
+    settings.ALERT_CLAIM_SECONDS = 0.5
+    settings.TELEGRAM_BOT_TOKEN = ""  # the commit queues nothing: only the claim below knows the row
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+    services._outbox_claim(driver_id=driver.pk, token="dead-worker")
+    connection.close()
+    settings.TELEGRAM_BOT_TOKEN = fake_telegram.token
+
+    alert_outbox_sweep_task.delay()  # within the lease: nothing is due yet
+    time.sleep(0.2)
+    assert fake_telegram.calls_to("sendMessage") == []
+    time.sleep(0.4)
+    alert_outbox_sweep_task.delay()
+    alert_outbox_sweep_task.delay()
+
+    fake_telegram.wait_for("sendMessage", 1)
+    assert wait_rows(OutboxState.SENT, 1) == 1
+    time.sleep(0.3)
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+
+
+def test_dead_alert_does_not_stop_other_drivers(fake_telegram, celery_worker):
+    product = ProductFactory(on_hand=6)
+    failing = DriverFactory()
+    healthy = DriverFactory()
+    from notifications.tests import fake_telegram as tg
+
+    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
+    inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+
+    assert wait_rows(OutboxState.DEAD, 1) == 1
+    assert wait_rows(OutboxState.SENT, 1) == 1
+    assert AlertOutbox.objects.get(state=OutboxState.SENT).driver_id in {failing.pk, healthy.pk}
+    assert len(fake_telegram.calls_to("sendMessage")) == 5
