@@ -12,7 +12,7 @@ from core.errors import DomainError
 from inventory import services
 from inventory.admin_import import stock_import_view
 from inventory.forms import StockAdjustForm
-from inventory.models import MovementKind, Product, StockMovement, UnifiedCode
+from inventory.models import Product, StockMovement, UnifiedCode
 
 
 class StockLevelFilter(admin.SimpleListFilter):
@@ -132,19 +132,9 @@ class ProductAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         form = StockAdjustForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            values = form.cleaned_data
-            actor = f"user:{request.user.get_username()}"
-            common = {"code": product.code, "reason": values["reason"], "reference": values["reference"],
-                      "actor": actor}
             try:
-                if values["kind"] == MovementKind.RECEIPT:
-                    services.stock_receive(quantity=values["quantity"], **common)
-                elif values["kind"] == MovementKind.RETURN:
-                    services.stock_return(quantity=values["quantity"], **common)
-                elif values["kind"] == MovementKind.ADJUSTMENT:
-                    services.stock_adjust(delta=values["quantity"], **common)
-                else:
-                    services.stock_count(counted=values["quantity"], **common)
+                services.stock_record_movement(code=product.code, actor=f"user:{request.user.get_username()}",
+                                               **form.cleaned_data)
             except DomainError as error:
                 form.add_error(None, error.message)
             else:

@@ -115,22 +115,26 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
     return stocks
 
 
-@atomic_with_retry()
-def stock_receive(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
+def _stock_add_units(*, kind: str, code: str, quantity: int, reason: str, reference: str, actor: str) -> Stock:
     quantity_validate(quantity)
     product = product_resolve(code=code)
-    change = StockChange(product_id=product.pk, on_hand=quantity, kind=MovementKind.RECEIPT,
-                         reason=reason or "receipt", reference=reference)
+    change = StockChange(product_id=product.pk, on_hand=quantity, kind=kind, reason=reason or kind,
+                         reference=reference)
     return stock_apply(changes=[change], actor=actor)[0]
+
+
+@atomic_with_retry()
+def stock_receive(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
+    """Units arrive (a supplier delivery)."""
+    return _stock_add_units(kind=MovementKind.RECEIPT, code=code, quantity=quantity, reason=reason,
+                            reference=reference, actor=actor)
 
 
 @atomic_with_retry()
 def stock_return(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
-    quantity_validate(quantity)
-    product = product_resolve(code=code)
-    change = StockChange(product_id=product.pk, on_hand=quantity, kind=MovementKind.RETURN,
-                         reason=reason or "return", reference=reference)
-    return stock_apply(changes=[change], actor=actor)[0]
+    """Units come back from a customer and are sellable again."""
+    return _stock_add_units(kind=MovementKind.RETURN, code=code, quantity=quantity, reason=reason,
+                            reference=reference, actor=actor)
 
 
 @atomic_with_retry()
@@ -158,6 +162,22 @@ def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "
     change = StockChange(product_id=product.pk, on_hand=delta, kind=MovementKind.COUNT,
                          reason=reason or "physical count", reference=reference)
     return stock_apply(changes=[change], actor=actor)[0]
+
+
+def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = "", reference: str = "",
+                          actor: str = "") -> Stock:
+    """One entry point for staff and API movements: ``quantity`` means units added (receipt, return),
+    a signed change (adjustment) or the units counted (count)."""
+    common = {"code": code, "reason": reason, "reference": reference, "actor": actor}
+    if kind == MovementKind.RECEIPT:
+        return stock_receive(quantity=quantity, **common)
+    if kind == MovementKind.RETURN:
+        return stock_return(quantity=quantity, **common)
+    if kind == MovementKind.ADJUSTMENT:
+        return stock_adjust(delta=quantity, **common)
+    if kind == MovementKind.COUNT:
+        return stock_count(counted=quantity, **common)
+    raise ValidationFailed(f"Unknown movement kind {kind!r}.", details={"kind": kind})
 
 
 def _code_claim(code: str) -> str:

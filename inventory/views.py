@@ -146,17 +146,7 @@ class StockMovementsApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        common = {"code": code, "reason": values["reason"], "reference": values["reference"],
-                  "actor": actor_label(request)}
-        kind = values["kind"]
-        if kind == MovementKind.RECEIPT:
-            stock = services.stock_receive(quantity=values["quantity"], **common)
-        elif kind == MovementKind.RETURN:
-            stock = services.stock_return(quantity=values["quantity"], **common)
-        elif kind == MovementKind.ADJUSTMENT:
-            stock = services.stock_adjust(delta=values["quantity"], **common)
-        else:
-            stock = services.stock_count(counted=values["quantity"], **common)
+        stock = services.stock_record_movement(code=code, actor=actor_label(request), **values)
         movement = stock.written_movements[-1] if stock.written_movements else None
         body = {"movement": MovementOutputSerializer(movement).data if movement else None,
                 "stock": StockOutputSerializer(stock).data}
