@@ -117,33 +117,22 @@ def low_answer(*, driver: Driver) -> str:
 
 
 def ruptura_answer(*, driver: Driver) -> str:
-    """``/ruptura``: stockouts projected within the window, read from the projections app when it offers them."""
+    """``/ruptura``: stockouts projected within the window, from the projections read model."""
     days = settings.ALERT_PROJECTION_DAYS
     try:
-        from projections import selectors as projection_selectors
-
-        risks = projection_selectors.stockout_risks(days=days)
-    except (ImportError, AttributeError):
+        from projections.selectors import projection_ruptures
+    except ImportError:
         return t(driver.language, "ruptura_unavailable")
+    summaries = projection_ruptures(days=days)
     query = selectors.driver_product_filter(driver)
-    allowed = set(Product.objects.filter(query).values_list("code", flat=True)) if query is not None else None
-    rows = [r for r in risks if allowed is None or _risk_code(r) in allowed]
+    if query is not None:
+        summaries = summaries.filter(product__in=Product.objects.filter(query))
+    rows = list(summaries[:40])
     if not rows:
         return t(driver.language, "ruptura_none", days=days)
     lines = [t(driver.language, "ruptura_title", days=days)]
-    for risk in rows[:40]:
-        day = _risk_get(risk, "stockout_date")
-        lines.append(f"• {escape(_risk_get(risk, 'name') or '')} ({escape(_risk_code(risk))}): "
-                     f"{day:%d/%m}" if day else f"• {escape(_risk_code(risk))}")
+    lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.stockout_date:%d/%m}" for s in rows]
     return "\n".join(lines)
-
-
-def _risk_get(risk: Any, key: str) -> Any:
-    return risk.get(key) if isinstance(risk, dict) else getattr(risk, key, None)
-
-
-def _risk_code(risk: Any) -> str:
-    return str(_risk_get(risk, "code") or "")
 
 
 def mute_answer(*, driver: Driver, args: str) -> str:

@@ -109,12 +109,23 @@ def test_silenciar_with_bad_hours_explains_usage(fake_telegram):
     assert "/silenciar" in last_reply(fake_telegram)
 
 
-def test_ruptura_answers(fake_telegram):
+def test_ruptura_lists_projected_stockouts_within_seven_days(fake_telegram):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from projections.models import ProjectionSummary
+
     DriverFactory(chat_id=CHAT)
+    soon, later = ProductFactory(name="Farinha", on_hand=3), ProductFactory(name="Sal", on_hand=3)
+    today = timezone.localdate()
+    ProjectionSummary.objects.create(product=soon, as_of=today, stockout_date=today + timedelta(days=2))
+    ProjectionSummary.objects.create(product=later, as_of=today, stockout_date=today + timedelta(days=30))
 
     say("/ruptura")
 
-    assert "ruptura" in last_reply(fake_telegram).lower() or "projeç" in last_reply(fake_telegram)
+    reply = last_reply(fake_telegram)
+    assert "Farinha" in reply and f"{today + timedelta(days=2):%d/%m}" in reply and "Sal" not in reply
 
 
 def test_every_button_press_is_answered(fake_telegram):
