@@ -36,8 +36,8 @@ def stock_event(stock: Stock, *, at: datetime | None = None) -> dict[str, Any]:
 def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
     """Register the after-commit side effects of these changed rows. Call inside the transaction."""
     now = timezone.now()
-    alert_states_evaluate(stocks=stocks)
+    transitions = alert_states_evaluate(stocks=stocks)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
-    webhooks_stock_rows_changed(stock_events=events)
+    webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
     transaction.on_commit(partial(realtime_publish, events))
     projection_mark_dirty(product_ids=[stock.product_id for stock in stocks])

@@ -19,7 +19,7 @@ from orders.locks import invoice_series_lock, order_lock, orders_lock
 from orders.models import Order, OrderLine, OrderStatus, OrderStep
 from orders.selectors import orders_stuck
 from reservations.locks import reservation_lock
-from reservations.models import Reservation, ReservationStatus
+from reservations.models import Reservation, ReservationLine, ReservationStatus
 from reservations.services import reservation_confirm, reservation_create, reservation_extend
 from webhooks.services import webhook_events_enqueue
 
@@ -135,7 +135,7 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
                                  idempotency_key=key, request_fingerprint=fingerprint, queued_at=now)
     order_lines = OrderLine.objects.bulk_create(
         [OrderLine(order=order, product=line.product, quantity=line.quantity)
-         for line in reservation.lines.select_related("product")]
+         for line in ReservationLine.objects.select_related("product").filter(reservation=reservation)]
     )
     OrderStep.objects.create(order=order, step="received", detail=f"reservation {reservation.pk}")
     order.replayed = False

@@ -28,9 +28,15 @@ logger = logging.getLogger(__name__)
 # reservation confirmed by an order and seen again in the stock hook) is one delivery, not two.
 _EVENT_NAMESPACE = uuid.UUID("3f1d7a52-8a51-4d1e-9c55-6b1f0a2b9e10")
 
-# Transition states from the alert state machine, mapped to webhook event types.
-_ALERT_EVENTS = {"low": EventType.STOCK_LOW, "out": EventType.STOCK_OUT, "back_in": EventType.STOCK_BACK_IN,
-                 "ok": EventType.STOCK_BACK_IN}
+def _alert_event_type(from_level: str, to_level: str) -> str | None:
+    """Alert level crossings (ok/low/out) as webhook types: leaving "out" is stock.back_in; low→ok sends nothing."""
+    if to_level == "out":
+        return EventType.STOCK_OUT
+    if from_level == "out":
+        return EventType.STOCK_BACK_IN
+    if to_level == "low":
+        return EventType.STOCK_LOW
+    return None
 
 
 def event_id_for(event_type: str, key: str) -> uuid.UUID:
@@ -155,13 +161,15 @@ def webhooks_stock_rows_changed(*, stock_events: Sequence[dict[str, Any]],
         elif kind == EventType.RESERVATION_CONFIRMED:
             key = str(event.get("reservation_id") or event.get("id"))
             events.append({"type": kind, "key": key, "data": event})
+    versions = {e.get("code"): e.get("version") for e in stock_events if e.get("type") == EventType.STOCK_CHANGED}
     for transition in transitions:
-        data = transition if isinstance(transition, dict) else dict(vars(transition))
-        state = str(data.get("to") or data.get("state") or data.get("new_state") or "")
-        event_type = _ALERT_EVENTS.get(state) or (data.get("type") if data.get("type") in EventType.values else None)
+        event_type = _alert_event_type(transition.from_level, transition.to_level)
         if event_type is None:
             continue
-        key = f"{data.get('code')}:{state or event_type}:v{data.get('version', '')}"
+        data = {"type": event_type, "code": transition.code, "from_level": transition.from_level,
+                "to_level": transition.to_level, "available": transition.available,
+                "version": versions.get(transition.code)}
+        key = f"{transition.code}:{transition.to_level}:v{versions.get(transition.code)}"
         events.append({"type": event_type, "key": key, "data": data})
     return webhook_events_enqueue(events=events)
 

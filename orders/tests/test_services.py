@@ -48,6 +48,7 @@ def test_order_with_lines_reserves_them_in_the_same_step(client_record):
     order = order_create(client=client_record, lines=[{"code": "FEIJAO-1", "quantity": 3}])
 
     assert order.reservation.status == ReservationStatus.ACTIVE
+    assert [(line.product.code, line.quantity) for line in order.lines.all()] == [("FEIJAO-1", 3)]
     assert _stock("FEIJAO-1").reserved == 3
 
 

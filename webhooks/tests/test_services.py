@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
-from inventory.services import stock_receive
+from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.selectors import endpoints_active_cached
@@ -171,3 +171,16 @@ def test_unreachable_receiver_is_retried_later():
 
     assert result.status == DeliveryStatus.PENDING
     assert result.last_status_code is None and "ConnectionError" in result.last_error
+
+
+@pytest.mark.django_db
+def test_alert_crossings_become_stock_out_and_back_in_deliveries():
+    endpoint_make(event_types=["stock.low", "stock.out", "stock.back_in"])
+    ProductFactory(code="OVO-12", on_hand=20, low_stock_threshold=5)
+
+    stock_adjust(code="OVO-12", delta=-20, reason="broken")
+    stock_receive(code="OVO-12", quantity=30)
+
+    rows = list(WebhookDelivery.objects.order_by("id").values_list("event_type", "payload"))
+    assert [t for t, _ in rows] == ["stock.out", "stock.back_in"]
+    assert rows[0][1]["data"]["available"] == 0 and rows[1][1]["data"]["from_level"] == "out"
