@@ -14,13 +14,13 @@ export HOST=${HOST:-127.0.0.1}
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py collectstatic --noinput >/dev/null
 .venv/bin/python manage.py seed_demo
-credentials=$(.venv/bin/python manage.py ensure_admin)
+credentials=$(.venv/bin/python manage.py ensure_admin | sed 's/^/  /')
 
 base="http://${HOST}:${PORT}"
 cat <<INFO
 
   StockPulse is starting (Ctrl-C stops web, worker and beat).
-  $credentials
+$credentials
 
   Dashboard:  $base/dashboard/
   Admin:      $base/admin/
