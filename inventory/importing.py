@@ -17,6 +17,20 @@ from inventory.services import StockChange, product_create, product_update, stoc
 
 COLUMNS = ("code", "name", "category", "on_hand", "threshold", "aliases")
 MAX_ROWS = 50_000
+# Column names of a Bling-style product export, read as ours (see docs/orders-webhooks-import.md).
+HEADER_ALIASES = {
+    "código": "code", "codigo": "code", "sku": "code",
+    "descrição": "name", "descricao": "name", "nome": "name",
+    "categoria": "category", "grupo de produtos": "category",
+    "estoque": "on_hand", "saldo": "on_hand", "quantidade": "on_hand",
+    "estoque mínimo": "threshold", "estoque minimo": "threshold",
+    "gtin/ean": "aliases", "gtin": "aliases", "ean": "aliases",
+}
+
+
+def _column(name: object) -> str:
+    key = str(name).strip().lower()
+    return HEADER_ALIASES.get(key, key)
 
 
 @dataclass
@@ -75,7 +89,7 @@ def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, A
         sample = content[:4096]
         delimiter = ";" if sample.count(";") > sample.count(",") else ","
         reader = csv.DictReader(io.StringIO(content), delimiter=delimiter)
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        header = [_column(h) for h in (reader.fieldnames or [])]
         if "code" not in header:
             raise ValidationFailed("The CSV header must name the columns; 'code' is required.",
                                    details={"header": header, "columns": list(COLUMNS)})
@@ -127,7 +141,7 @@ def rows_validate(*, rows: list[tuple[int, dict[str, Any]]]) -> list[ImportRow]:
         if not isinstance(raw, dict):
             errors.append({"line": line, "field": "row", "message": "A row must be an object."})
             continue
-        raw = {str(k).strip().lower(): v for k, v in raw.items() if k is not None}
+        raw = {_column(k): v for k, v in raw.items() if k is not None}
         code = code_normalise(raw.get("code") or "")
         if not code_is_valid(code):
             errors.append({"line": line, "field": "code", "message": "A code is 1-64 characters: letters, digits "

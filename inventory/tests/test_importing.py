@@ -182,3 +182,16 @@ def test_api_import_of_malformed_json_is_a_clear_400(manager):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_request"
+
+
+@pytest.mark.django_db
+def test_bling_style_export_columns_are_understood():
+    content = ("Código;Descrição;Unidade;Categoria;Estoque;Estoque mínimo;GTIN/EAN\n"
+               "CAFE-250;Café 250 g;UN;Mercearia;18,000;4;7891000055123\n")
+
+    stock_import(content=content.encode("utf-8"), fmt="csv")
+
+    product = Product.objects.get(code="CAFE-250")
+    assert (product.name, product.category, product.low_stock_threshold) == ("Café 250 g", "Mercearia", 4)
+    assert Stock.objects.get(product=product).on_hand == 18
+    assert UnifiedCode.objects.get().code == "7891000055123"
