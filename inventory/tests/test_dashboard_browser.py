@@ -1,0 +1,194 @@
+"""End-to-end dashboard tests in headless Chromium against a real Daphne serving production settings."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.utils import timezone
+
+from core.realtime import realtime_publish
+from core.tests.factories import ApiClientFactory
+from inventory.services import stock_adjust, stock_receive
+from inventory.tests.factories import ProductFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DaphneServer:
+    """Daphne on the test database, started and stopped by the test (so it can also be restarted)."""
+
+    def __init__(self, env: dict[str, str], port: int):
+        self.env, self.port, self.process = env, port, None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("daphne did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("static")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "browser-test",
+           "STATIC_ROOT": str(root)}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                   check=True)
+    return root
+
+
+@pytest.fixture
+def server(static_root):
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "browser-test",
+        "STATIC_ROOT": str(static_root),
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        # Same channel-layer and cache prefixes as this test process, so its writes reach the server's sockets.
+        "CHANNEL_LAYER_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+        "WS_HEARTBEAT_SECONDS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    daphne = DaphneServer(env, _free_port())
+    daphne.start()
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def page(server, staff_user, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop on this thread; the test's own ORM calls are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The server runs production settings, which do not know the suite's fast MD5 hasher.
+    staff_user.password = PBKDF2PasswordHasher().encode("staff-pass-123", "browsertestsalt")
+    staff_user.save(update_fields=["password"])
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"{server.url}/admin/login/?next=/dashboard/")
+        page.fill("#id_username", "staff")
+        page.fill("#id_password", "staff-pass-123")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#conn")
+        yield page
+        browser.close()
+
+
+def _cell(page, code: str, column: str):
+    return page.locator(f'tr[data-code="{code}"] td[data-col="{column}"]')
+
+
+def _wait_live(page) -> None:
+    page.wait_for_selector('#conn[data-state="live"]')
+
+
+def test_stock_changed_through_the_api_appears_on_the_dashboard(page, server):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="CAFE-500", name="Café 500 g", on_hand=10, category="mercearia")
+    ProductFactory(code="LEITE-1L", name="Leite 1 L", on_hand=2, category="laticínios")
+    manager = ApiClientFactory(scopes=["read", "manage"])
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, product.code, "available")).to_have_text("10")
+    expect(page.locator('tr[data-code="LEITE-1L"]')).to_have_attribute("data-state", "low")
+
+    response = requests.post(
+        f"{server.url}/api/v1/stock/{product.code}/movements",
+        json={"kind": "receipt", "quantity": 5, "reason": "delivery"},
+        headers={"Authorization": f"Bearer {manager.raw_token}"}, timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+    expect(_cell(page, product.code, "on_hand")).to_have_text("15")
+    expect(_cell(page, product.code, "available")).to_have_text("15")
+    expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", "2")
+    realtime_publish([{"type": "reservation.created", "reservation": "r-1", "at": timezone.now().isoformat(),
+                       "lines": [{"code": product.code, "quantity": 2}]}])
+    expect(page.locator("#feed li")).to_have_count(1)
+    expect(page.locator("#feed li").first).to_contain_text(f"{product.code} ×2")
+    expect(page.locator("#count-rpm")).to_have_text("1")
+    page.click(f'tr[data-code="{product.code}"]')
+    page.wait_for_selector("#chart svg")
+    ROOT.joinpath("docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+
+
+def test_dashboard_recovers_changes_made_while_the_server_was_down(page, server):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="ARROZ-5KG", name="Arroz 5 kg", on_hand=20)
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, product.code, "available")).to_have_text("20")
+
+    server.stop()
+    page.wait_for_selector('#conn[data-state="offline"]')
+    # Published while no server listens: these events are lost, only the snapshot can bring them back.
+    stock_adjust(code=product.code, delta=-20, reason="spoiled")
+    stock_receive(code=product.code, quantity=3)
+    server.start()
+
+    _wait_live(page)
+    expect(_cell(page, product.code, "available")).to_have_text("3")
+    expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", "3")
+    expect(page.locator("#count-out")).to_have_text("0")
+
+
+def test_dashboard_resyncs_by_itself_after_its_socket_drops(page, server):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="FEIJAO-1KG", name="Feijão 1 kg", on_hand=8)
+    page.reload()
+    _wait_live(page)
+    # Cut only the socket: the page reconnects by itself and resyncs.
+    page.evaluate("window.stockpulse.dropSocket()")
+    stock_adjust(code=product.code, delta=-8, reason="sold out")
+    _wait_live(page)
+    expect(_cell(page, product.code, "available")).to_have_text("0")
+    expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-state", "out")
+    expect(page.locator("#count-out")).to_have_text("1")
