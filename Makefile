@@ -35,5 +35,9 @@ run: db
 test: install-dev check-services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Fan-out latency of the live stock stream: 1,000 WebSocket clients (docs/bench-ws.md).
+bench-ws: install-dev check-services
+	$(PY) bench/ws_bench.py $(BENCH_WS_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles
