@@ -35,9 +35,16 @@ run: db
 test: install-dev check-services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+bench-telegram: install-dev check-services
+	$(PY) bench/telegram.py
+
 # Fan-out latency of the live stock stream: 1,000 WebSocket clients (docs/bench-ws.md).
 bench-ws: install-dev check-services
 	$(PY) bench/ws_bench.py $(BENCH_WS_ARGS)
+
+# Projections at 100,000 products / 1,000,000 planned movements, in its own database (see docs/bench-proj.md).
+bench-projection: install-dev check-services
+	$(PY) bench/projection.py
 
 clean:
 	rm -rf $(VENV) staticfiles
