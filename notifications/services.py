@@ -298,13 +298,22 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         _log_no_token()
         return result
     token = secrets.token_hex(8)
-    rows = _outbox_claim(driver_id=driver_id, token=token)
-    if not rows:
-        return result
-    driver = Driver.objects.get(pk=driver_id)
-    if not driver.active or driver.unreachable or driver.chat_id is None:
+    driver = Driver.objects.filter(pk=driver_id).first()
+    if driver is None or not driver.active or driver.unreachable or driver.chat_id is None:
+        rows = _outbox_claim(driver_id=driver_id, token=token)
         _rows_finish(rows, token, state=OutboxState.DEAD, error="driver inactive, unlinked or unreachable")
         result.dead += len(rows)
+        return result
+    # Take the chat's send slot before claiming: rows that arrive while we wait join this message as a
+    # digest, and a worker never sleeps on a busy chat (the task comes back when the slot is free).
+    wait = client.limiter.acquire_wait(chat_id=driver.chat_id, is_group=driver.is_group)
+    if wait > 0:
+        if client.limiter.defer_once(driver_id=driver_id, seconds=wait):
+            deliveries_queue([driver_id], countdown=wait)
+        result.retry_in = wait
+        return result
+    rows = _outbox_claim(driver_id=driver_id, token=token)
+    if not rows:
         return result
 
     new_rows = [r for r in rows if r.message_id is None]
@@ -314,35 +323,41 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
             edits[row.message_id].append(row)
     silent_base = _quiet_now(driver, timezone.now())
 
+    slot = True
     if new_rows:
         payload = _message_payload(driver, new_rows)
         payload["disable_notification"] = silent_base or all(r.kind == AlertKind.PROJECTED for r in new_rows)
-        _deliver_one(client, driver, new_rows, "sendMessage", payload, token, result)
+        _deliver_one(client, driver, new_rows, "sendMessage", payload, token, result, slot_taken=slot)
+        slot = False
     for message_id, claimed in edits.items():
         members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id))
         current = {r.pk: r for r in claimed}
         members = [current.get(r.pk, r) for r in members]
         payload = _message_payload(driver, members)
         payload["message_id"] = message_id
-        _deliver_one(client, driver, claimed, "editMessageText", payload, token, result)
+        _deliver_one(client, driver, claimed, "editMessageText", payload, token, result, slot_taken=slot)
+        slot = False
 
     still_pending = AlertOutbox.objects.filter(driver_id=driver_id, state=OutboxState.PENDING,
                                                claimed_until__isnull=True).exists()
     if result.retry_in is not None:
-        deliveries_queue([driver_id], countdown=result.retry_in)
+        if client.limiter.defer_once(driver_id=driver_id, seconds=result.retry_in):
+            deliveries_queue([driver_id], countdown=result.retry_in)
     elif still_pending:
         deliveries_queue([driver_id])
     return result
 
 
 def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], method: str,
-                 payload: dict[str, Any], token: str, result: DeliveryResult) -> None:
+                 payload: dict[str, Any], token: str, result: DeliveryResult, slot_taken: bool = False) -> None:
     payload["chat_id"] = driver.chat_id
     already = max(r.attempts for r in rows)
     allowed = max(1, 1 + settings.TELEGRAM_MAX_RETRIES - already)
     for _ in range(2):  # a second round only after a chat migration
         try:
-            answer = client.chat_call(method, payload, is_group=driver.is_group, attempts_allowed=allowed)
+            answer = client.chat_call(method, payload, is_group=driver.is_group, attempts_allowed=allowed,
+                                      slot_taken=slot_taken)
+            slot_taken = False
         except TelegramNotModified:
             answer = None
         except TelegramMigrated as exc:

@@ -158,6 +158,10 @@ class RateLimiter:
             argv += [int(60_000 / settings.TELEGRAM_RATE_GROUP_PER_MINUTE), 1]
         return int(_redis().eval(_ACQUIRE, len(keys), *keys, *argv)) / 1000
 
+    def defer_once(self, *, driver_id: int, seconds: float) -> bool:
+        """True for the first caller asking to retry this driver later; the others can rely on that task."""
+        return bool(_redis().set(_key("deferred", driver_id), 1, nx=True, px=max(1, int(seconds * 1000))))
+
     def block(self, *, chat_id: int, seconds: float) -> None:
         """After a 429 nobody calls this chat for exactly ``retry_after`` seconds."""
         _redis().set(_key("block", chat_id), 1, px=max(1, int(seconds * 1000)))
@@ -193,7 +197,8 @@ class TelegramClient:
         raise _classify(response.status_code, body if isinstance(body, dict) else {})
 
     def chat_call(self, method: str, payload: dict[str, Any], *, is_group: bool = False,
-                  deadline: float | None = None, attempts_allowed: int | None = None) -> Any:
+                  deadline: float | None = None, attempts_allowed: int | None = None,
+                  slot_taken: bool = False) -> Any:
         """Call a method aimed at ``payload["chat_id"]`` under the rate limits, retrying what can be retried.
 
         5xx/timeouts: up to TELEGRAM_MAX_RETRIES retries with short backoff while the budget lasts.
@@ -207,7 +212,8 @@ class TelegramClient:
         plain_tried = False
         backoff = 0.05
         while True:
-            wait = self.limiter.acquire_wait(chat_id=payload["chat_id"], is_group=is_group)
+            wait = 0.0 if slot_taken else self.limiter.acquire_wait(chat_id=payload["chat_id"], is_group=is_group)
+            slot_taken = False
             if wait > 0:
                 if time.monotonic() + wait > deadline:
                     raise _with_attempts(TelegramRateLimited("local rate limit", parameters={"retry_after": wait}),

@@ -1,4 +1,5 @@
 """Tests for alert delivery against the fake Telegram Bot API: retries, rate limits, edits, digests, refusals."""
+import time
 from datetime import time as dtime
 
 import pytest
@@ -264,6 +265,9 @@ def test_per_chat_rate_limit_spaces_messages_to_one_chat(fake_telegram, settings
     adjust(first, -2)
     deliver(driver)
     adjust(second, -2)
+    result = deliver(driver)
+    assert fake_telegram.calls_to("sendMessage")[1:] == [] and result.retry_in > 0  # the slot is not free yet
+    time.sleep(result.retry_in)
     deliver(driver)
 
     a, b = fake_telegram.calls_to("sendMessage")
