@@ -96,7 +96,8 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
     changed: list[tuple[AlertTransition, int]] = []
     for tr in transitions:
         state = states.get(tr.product_id)
-        if state is None:
+        new_state = state is None
+        if new_state:
             state = AlertState(product_id=tr.product_id)
             states[tr.product_id] = state
         if tr.from_level == Level.OK:
@@ -105,7 +106,7 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
         else:
             changed.append((tr, state.episode))
         state.level = tr.to_level
-        state.save()
+        state.save(force_insert=new_state)
 
     stock_level_rows = []
     recipients = selectors.drivers_for_products(products=[products[tr.product_id] for tr in opened])
@@ -138,7 +139,7 @@ def _alert_event(product: Product, level: str, available: int, at: str,
                  stockout_date: date | None = None) -> dict[str, Any]:
     event = {
         "type": "alert.resolved" if level in (Level.OK, MessageLevel.RESOLVED) else "alert.raised",
-        "at": at, "code": product.code, "name": product.name,
+        "at": at, "code": product.code, "name": product.name, "category": product.category,
         "level": level if level != Level.OK else "resolved", "available": available,
     }
     if stockout_date:

@@ -166,3 +166,25 @@ def test_resend_makes_a_dead_row_pending_again():
 
     row = AlertOutbox.objects.get()
     assert (row.state, row.attempts, row.last_error, row.message_id) == (OutboxState.PENDING, 0, "", None)
+
+
+def test_crossings_publish_alert_events_to_the_dashboard_after_commit(django_capture_on_commit_callbacks):
+    from core.realtime import realtime_publish
+
+    product = ProductFactory(on_hand=6, name="Manteiga", category="laticinios")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        adjust(product, -6)
+    with django_capture_on_commit_callbacks() as later:
+        adjust(product, +10)
+
+    def alert_events(captured):
+        return [e for cb in captured if getattr(cb, "func", None) is realtime_publish
+                for e in cb.args[0] if e["type"].startswith("alert.")]
+
+    [raised] = alert_events(callbacks)
+    assert {k: raised[k] for k in ("type", "code", "name", "level", "available", "category")} == {
+        "type": "alert.raised", "code": product.code, "name": "Manteiga", "level": "out", "available": 0,
+        "category": "laticinios"}
+    [resolved] = alert_events(later)
+    assert (resolved["type"], resolved["level"], resolved["available"]) == ("alert.resolved", "resolved", 10)
