@@ -46,5 +46,9 @@ bench-ws: install-dev check-services
 bench-projection: install-dev check-services
 	$(PY) bench/projection.py
 
+# Reservations under Daphne: hot SKU, 1,000 SKUs, multi-line carts, last-units rush (docs/bench-resv.md).
+bench-reserve: install-dev check-services
+	$(PY) bench/reserve.py $(BENCH_RESERVE_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles

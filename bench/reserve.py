@@ -1,0 +1,328 @@
+"""Reservation benchmark: serves the app as `make run` does (Daphne, production settings) and drives it.
+
+Modes (each --seconds long after a warm-up, --clients concurrent keep-alive connections):
+  hot     one-unit reservations of one SKU
+  spread  one-unit reservations over 1,000 SKUs
+  carts   1-4 line carts (random order, 1-3 units) over 20 SKUs
+plus a short "rush" check: 64 clients x 4 requests for the last 100 units of a SKU.
+
+Prints requests/s, p50/p99 latency, 2xx/409/5xx counts and an oversell check per mode.
+Uses its own database (created if missing, data reloaded each run) and stops what it started.
+
+    .venv/bin/python bench/reserve.py [--seconds 20] [--clients 64] [--workers 2] [--port 8101]
+"""
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HOT_CODE = "HOT-0001"
+RUSH_CODE = "RUSH-0001"
+RUSH_UNITS = 100
+SPREAD_CODES = [f"SPREAD-{i:04d}" for i in range(1, 1001)]
+CART_CODES = [f"CART-{i:02d}" for i in range(1, 21)]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Reservation benchmark under Daphne.")
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 20)))
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", 2)),
+                        help="Daphne processes sharing the port (bench/reserve_serve.py)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8101)))
+    parser.add_argument("--modes", default="hot,spread,carts")
+    parser.add_argument("--db-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stockpulse_bench_reserve"))
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")))
+    parser.add_argument("--json", help="also write the figures to this file")
+    return parser.parse_args()
+
+
+def server_env(args) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": env.get("SECRET_KEY", "bench-secret-key-not-for-production-use-0123456789"),
+        "DATABASE_URL": args.db_url,
+        "REDIS_URL": args.redis_url,
+        "CACHE_KEY_PREFIX": "bench-reserve",
+        "CHANNEL_LAYER_PREFIX": "bench-reserve.ws",
+        # Several processes must stay far below PostgreSQL's max_connections.
+        "DB_POOL_MIN_SIZE": env.get("DB_POOL_MIN_SIZE", "2"),
+        "DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8"),
+        "DJANGO_DEBUG": "false",
+    })
+    return env
+
+
+def database_ensure(db_url: str) -> None:
+    import psycopg
+    from urllib.parse import urlparse
+
+    url = urlparse(db_url)
+    name = url.path.lstrip("/")
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def data_load(args) -> list[str]:
+    """Reload products, stock (with receipt ledger rows) and one API client per connection; return tokens."""
+    from django.db import connection, transaction
+
+    from core.models import ApiClient, token_generate, token_hash
+    from inventory.models import MovementKind, Product, Stock, StockMovement
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE reservations_reservationline, reservations_reservation, inventory_stockmovement,"
+                       " inventory_stock, inventory_unifiedcode, inventory_product CASCADE")
+    ApiClient.objects.filter(name__startswith="bench-reserve-").delete()
+    stock_for = {HOT_CODE: 1_000_000, RUSH_CODE: RUSH_UNITS}
+    stock_for.update({code: 100_000 for code in SPREAD_CODES})
+    stock_for.update({code: 1_000_000 for code in CART_CODES})
+    with transaction.atomic():
+        products = Product.objects.bulk_create(
+            [Product(code=code, name=f"Bench {code}", category="bench", low_stock_threshold=5) for code in stock_for])
+        Stock.objects.bulk_create([Stock(product=p, on_hand=stock_for[p.code], version=1) for p in products])
+        StockMovement.objects.bulk_create([
+            StockMovement(product=p, kind=MovementKind.RECEIPT, quantity=stock_for[p.code],
+                          on_hand_after=stock_for[p.code], reason="bench") for p in products])
+        tokens = [token_generate() for _ in range(args.clients)]
+        ApiClient.objects.bulk_create([
+            ApiClient(name=f"bench-reserve-{i:03d}", token_hash=token_hash(t), token_hint=t[:10],
+                      scopes=["read", "reserve"]) for i, t in enumerate(tokens)])
+    return tokens
+
+
+def server_start(args, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "reserve_serve.py"), "--host", "127.0.0.1",
+         "--port", str(args.port), "--workers", str(args.workers)],
+        env=server_env(args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early, see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.3)
+    process.terminate()
+    raise SystemExit(f"server did not answer /healthz within 60 s, see {log_path}")
+
+
+def server_stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def server_cpu_seconds(server: subprocess.Popen) -> float:
+    """CPU time (user + system) used so far by the server's Daphne processes, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.pid:  # ppid
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+# ---------------------------------------------------------------- load generator
+
+class Stats:
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.units: dict[str, int] = {}
+        self.errors = 0
+        self.answered = 0
+
+    def summary(self, seconds: float) -> dict:
+        lat = sorted(self.latencies)
+
+        def pct(p):
+            return round(lat[min(int(len(lat) * p), len(lat) - 1)] * 1000, 1) if lat else None
+
+        total = len(lat)
+        return {
+            "requests": total, "rps": round(total / seconds, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "2xx": sum(n for s, n in self.statuses.items() if 200 <= s < 300),
+            "409": self.statuses.get(409, 0),
+            "5xx": sum(n for s, n in self.statuses.items() if s >= 500),
+            "other": sum(n for s, n in self.statuses.items() if not (200 <= s < 300 or s in (409,) or s >= 500)),
+            "connection_errors": self.errors,
+        }
+
+
+async def http_post(reader, writer, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    payload = await reader.readexactly(length) if length else b""
+    return status, payload
+
+
+def request_for(mode: str, rng: random.Random) -> tuple[str, dict[str, int], bytes]:
+    if mode == "hot":
+        lines = {HOT_CODE: 1}
+    elif mode == "spread":
+        lines = {rng.choice(SPREAD_CODES): 1}
+    else:
+        lines = {code: rng.randint(1, 3) for code in rng.sample(CART_CODES, rng.randint(1, 4))}
+    body = json.dumps({"lines": [{"code": c, "quantity": q} for c, q in lines.items()]}).encode()
+    return "/api/v1/reservations", lines, body
+
+
+async def client_loop(port: int, token: str, mode: str, start: float, measure_from: float, stop: float,
+                      stats: Stats, seed: int, max_requests: int | None = None) -> None:
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = 0
+    try:
+        while time.monotonic() < stop and (max_requests is None or sent < max_requests):
+            if mode == "rush":
+                path, lines, body = f"/stock/{RUSH_CODE}/reserve", {RUSH_CODE: 1}, b'{"quantity": 1}'
+            else:
+                path, lines, body = request_for(mode, rng)
+            began = time.monotonic()
+            try:
+                status, _ = await http_post(reader, writer, path, token, body)
+            except (OSError, asyncio.IncompleteReadError):
+                stats.errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            sent += 1
+            stats.answered += 1
+            if 200 <= status < 300:
+                for code, quantity in lines.items():
+                    stats.units[code] = stats.units.get(code, 0) + quantity
+            if began >= measure_from:
+                stats.latencies.append(time.monotonic() - began)
+                stats.statuses[status] = stats.statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+async def drive(args, tokens: list[str], mode: str, seconds: float, warmup: float,
+                max_requests: int | None = None) -> Stats:
+    stats = Stats()
+    start = time.monotonic()
+    measure_from, stop = start + warmup, start + warmup + seconds
+    await asyncio.gather(*[
+        client_loop(args.port, token, mode, start, measure_from, stop, stats, seed=i, max_requests=max_requests)
+        for i, token in enumerate(tokens)])
+    return stats
+
+
+# ---------------------------------------------------------------- checks
+
+def counters() -> dict[str, tuple[int, int]]:
+    from inventory.models import Stock
+
+    return {code: (on_hand, reserved) for code, on_hand, reserved in
+            Stock.objects.values_list("product__code", "on_hand", "reserved")}
+
+
+def oversell_check(before: dict, after: dict, units: dict[str, int]) -> dict:
+    from reservations.selectors import reserved_drift
+
+    problems = []
+    for code, (on_hand, reserved) in after.items():
+        if reserved > on_hand:
+            problems.append(f"{code}: reserved {reserved} > on hand {on_hand}")
+        delta = reserved - before[code][1]
+        if delta != units.get(code, 0):
+            problems.append(f"{code}: reserved grew by {delta}, clients were granted {units.get(code, 0)}")
+    drift = reserved_drift()
+    if drift:
+        problems.append(f"reserved differs from active lines for {len(drift)} SKU(s)")
+    return {"ok": not problems, "problems": problems[:5]}
+
+
+def main() -> int:
+    args = parse_args()
+    for key, value in server_env(args).items():
+        if key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_KEY_PREFIX",
+                   "CHANNEL_LAYER_PREFIX", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE"):
+            os.environ[key] = value
+    os.environ["LOG_LEVEL"] = "WARNING"
+    database_ensure(args.db_url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True,
+                   env=server_env(args))
+    import django
+
+    django.setup()
+    tokens = data_load(args)
+    log_path = ROOT / "bench" / "reserve-server.log"
+    print(f"bench-reserve: {args.clients} clients, {args.workers} Daphne process(es) on :{args.port}, "
+          f"{args.seconds:g} s per mode after {args.warmup:g} s warm-up; server log {log_path.name}")
+    server = server_start(args, log_path)
+    results = {}
+    try:
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            before = counters()
+            cpu_before = server_cpu_seconds(server)
+            stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup))
+            cpu_used = server_cpu_seconds(server) - cpu_before
+            summary = stats.summary(args.seconds)
+            # Warm-up requests used CPU too, so divide by every request answered, measured or not.
+            answered = stats.answered
+            summary["server_cpu_ms_per_request"] = round(cpu_used * 1000 / answered, 2) if answered else None
+            summary["oversell_check"] = oversell_check(before, counters(), stats.units)
+            results[mode] = summary
+            print(f"{mode:>7}: {summary['rps']:>7} req/s  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  "
+                  f"2xx {summary['2xx']}  409 {summary['409']}  5xx {summary['5xx']}  other {summary['other']}  "
+                  f"conn-errors {summary['connection_errors']}  server CPU {summary['server_cpu_ms_per_request']} ms/req  "
+                  f"oversell check "
+                  f"{'OK' if summary['oversell_check']['ok'] else 'FAILED ' + str(summary['oversell_check'])}")
+        before = counters()
+        stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, max_requests=4))
+        granted = stats.units.get(RUSH_CODE, 0)
+        rush_ok = granted == RUSH_UNITS and oversell_check(before, counters(), stats.units)["ok"]
+        results["rush"] = {"requests": len(stats.latencies), "granted": granted, "units": RUSH_UNITS,
+                           "409": stats.statuses.get(409, 0), "ok": rush_ok}
+        print(f"   rush: {len(stats.latencies)} requests for the last {RUSH_UNITS} units -> {granted} granted, "
+              f"{stats.statuses.get(409, 0)} got 409: {'OK' if rush_ok else 'FAILED'}")
+    finally:
+        server_stop(server)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    failed = any(not r.get("oversell_check", {"ok": r.get("ok")})["ok"] for r in results.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
