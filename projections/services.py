@@ -26,9 +26,25 @@ BULK_MAX_ITEMS = 1000
 
 @dataclass(frozen=True)
 class RiskTransition:
+    """A product entering or leaving the risk window, or (``moved``) staying in it with another stockout day."""
+
     product_id: int
     at_risk: bool
     stockout_date: date | None
+    moved: bool = False
+
+    def as_json(self) -> list:
+        return [self.product_id, self.at_risk, self.stockout_date.isoformat() if self.stockout_date else None,
+                self.moved]
+
+    @classmethod
+    def from_json(cls, item: list) -> "RiskTransition":
+        return cls(product_id=item[0], at_risk=item[1],
+                   stockout_date=date.fromisoformat(item[2]) if item[2] else None, moved=item[3])
+
+
+# Above this many transitions in one commit (a rebuild), events and alerts go out from a Celery task.
+TRANSITIONS_INLINE_MAX = 50
 
 
 @dataclass(frozen=True)
@@ -138,8 +154,32 @@ def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[Ri
     with connection.cursor() as cursor:
         cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
         rows = cursor.fetchall()
-    return [RiskTransition(product_id=pid, at_risk=now_risk, stockout_date=stockout)
-            for pid, was_risk, now_risk, stockout in rows if bool(was_risk) != bool(now_risk)]
+    transitions = []
+    for pid, was_risk, now_risk, stockout, old_stockout in rows:
+        if bool(was_risk) != bool(now_risk):
+            transitions.append(RiskTransition(product_id=pid, at_risk=bool(now_risk),
+                                              stockout_date=stockout if now_risk else None))
+        elif now_risk and stockout != old_stockout:
+            transitions.append(RiskTransition(product_id=pid, at_risk=True, stockout_date=stockout, moved=True))
+    return transitions
+
+
+def _transitions_after_commit(transitions: list[RiskTransition]) -> None:
+    if not transitions:
+        return
+    if len(transitions) <= TRANSITIONS_INLINE_MAX:
+        transaction.on_commit(partial(projection_transitions_publish, transitions))
+    else:
+        transaction.on_commit(partial(_transitions_dispatch, [t.as_json() for t in transitions]))
+
+
+def _transitions_dispatch(items: list[list]) -> None:
+    from projections.tasks import projection_transitions_task
+
+    try:
+        projection_transitions_task.delay(items)
+    except Exception:
+        logger.exception("projection transitions could not be queued", extra={"count": len(items)})
 
 
 def projection_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[RiskTransition]:
@@ -149,8 +189,7 @@ def projection_recompute(*, product_ids: Sequence[int], today: date | None = Non
         return []
     with transaction.atomic():
         transitions = _upsert(ids, today=today)
-        if transitions:
-            transaction.on_commit(partial(projection_transitions_publish, transitions))
+        _transitions_after_commit(transitions)
     return transitions
 
 
@@ -181,8 +220,7 @@ def projection_fallback_run(*, batch: int | None = None, today: date | None = No
         ids = summaries_lock_due(limit=limit, today=day)
         if ids:
             transitions = _upsert(ids, today=day)
-            if transitions:
-                transaction.on_commit(partial(projection_transitions_publish, transitions))
+            _transitions_after_commit(transitions)
     return ids
 
 
@@ -207,7 +245,7 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
     events = []
     for t in transitions:
         product = products.get(t.product_id)
-        if product is None:
+        if product is None or t.moved:
             continue
         events.append({
             "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",

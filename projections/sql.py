@@ -99,7 +99,8 @@ SELECT up.product_id,
        (res.old_version >= 0 AND res.old_stockout IS NOT NULL
             AND res.old_stockout < %(today)s::date + %(risk_days)s::int) AS was_at_risk,
        (up.stockout_date IS NOT NULL AND up.stockout_date < %(today)s::date + %(risk_days)s::int) AS at_risk,
-       up.stockout_date
+       up.stockout_date,
+       res.old_stockout
 FROM up JOIN res ON res.product_id = up.product_id
 """
 

@@ -19,3 +19,11 @@ def projection_fallback_task() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def projection_rebuild_task() -> int:
     return services.projection_rebuild_all()
+
+
+@shared_task(ignore_result=True)
+def projection_transitions_task(items: list[list]) -> int:
+    """Risk events and alerts of a large recompute (a rebuild), sent off the request/command path."""
+    transitions = [services.RiskTransition.from_json(item) for item in items]
+    services.projection_transitions_publish(transitions)
+    return len(transitions)

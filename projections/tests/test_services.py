@@ -207,3 +207,34 @@ def test_negative_available_is_a_stockout_today():
     summary = ProjectionSummary.objects.get(product=product)
     assert (summary.start_balance, summary.stockout_date, summary.days_of_cover) == (
         -1, services.projection_today(), 0)
+
+
+@pytest.mark.django_db
+def test_a_stockout_day_moving_inside_the_window_is_reported_as_moved():
+    product = ProductFactory(on_hand=10)
+    services.planned_movements_upsert(items=[line(product.code, "o-1", days=4, quantity=12)])
+    services.projection_recompute(product_ids=[product.pk])
+    services.planned_movements_upsert(items=[line(product.code, "o-2", days=2, quantity=11)])
+
+    moved = services.projection_recompute(product_ids=[product.pk])
+
+    assert moved == [services.RiskTransition(product_id=product.pk, at_risk=True,
+                                             stockout_date=services.projection_today() + timedelta(days=2),
+                                             moved=True)]
+
+
+@pytest.mark.django_db
+def test_many_transitions_go_through_the_task_and_open_projected_alerts():
+    from notifications.models import AlertState
+    from projections.tasks import projection_transitions_task
+
+    products = ProductFactory.create_batch(3, on_hand=1)
+    stockout = services.projection_today() + timedelta(days=1)
+    items = [services.RiskTransition(product_id=p.pk, at_risk=True, stockout_date=stockout).as_json()
+             for p in products]
+    assert not AlertState.objects.filter(product__in=products).exists()
+
+    assert projection_transitions_task(items) == 3
+
+    states = AlertState.objects.filter(product__in=products)
+    assert sorted(s.projected_stockout for s in states) == [stockout] * 3
