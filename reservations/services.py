@@ -153,12 +153,22 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
     return {"code": product.code, "requested": requested, "available": max(on_hand - reserved, 0)}
 
 
-_FAST_SQL = """
-WITH s AS (
-    UPDATE inventory_stock
-       SET reserved = reserved + %(qty)s, version = version + 1, updated_at = %(now)s
-     WHERE product_id = %(product_id)s AND on_hand - reserved >= %(qty)s
- RETURNING id, on_hand, reserved, version
+_ONE_CODE_SQL = """
+WITH p AS (
+    SELECT id, code, name, category, low_stock_threshold FROM (
+        SELECT id, code, name, category, low_stock_threshold, active, 0 AS via_alias
+          FROM inventory_product WHERE code = %(code)s
+        UNION ALL
+        SELECT p.id, p.code, p.name, p.category, p.low_stock_threshold, p.active, 1
+          FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id WHERE u.code = %(code)s
+    ) found
+    WHERE active ORDER BY via_alias LIMIT 1
+), s AS (
+    UPDATE inventory_stock st
+       SET reserved = st.reserved + %(qty)s, version = st.version + 1, updated_at = %(now)s
+      FROM p
+     WHERE st.product_id = p.id AND st.on_hand - st.reserved >= %(qty)s
+ RETURNING st.id, st.product_id, st.on_hand, st.reserved, st.version
 ), r AS (
     INSERT INTO reservations_reservation
            (id, client_id, status, expires_at, reference, idempotency_key, request_fingerprint,
@@ -169,33 +179,36 @@ WITH s AS (
  RETURNING id
 ), l AS (
     INSERT INTO reservations_reservationline (reservation_id, product_id, quantity)
-    SELECT id, %(product_id)s, %(qty)s FROM r
+    SELECT r.id, s.product_id, %(qty)s FROM r, s
  RETURNING id
 )
-SELECT s.id, s.on_hand, s.reserved, s.version, (SELECT id FROM l) FROM s
+SELECT s.id, s.product_id, s.on_hand, s.reserved, s.version, (SELECT id FROM l),
+       p.code, p.name, p.category, p.low_stock_threshold
+  FROM s, p
 """
 
 
-def _create_one_line(*, reservation: Reservation, product: Product,
-                     quantity: int) -> tuple[ReservationLine, Stock]:
-    """One statement: reserve if available (the row lock lasts only until commit), insert reservation and line."""
+def _create_one_code(*, reservation: Reservation, code: str,
+                     quantity: int) -> tuple[ReservationLine, Stock] | None:
+    """The hot path, one statement and one round trip: resolve the code (aliases too), reserve if
+    available with a conditional UPDATE (the row lock lasts only until commit), insert the reservation
+    and its line. None when nothing was reserved; the caller then finds out why."""
     params = {
-        "qty": quantity, "now": reservation.created_at, "product_id": product.pk, "id": reservation.pk,
+        "code": code, "qty": quantity, "now": reservation.created_at, "id": reservation.pk,
         "client_id": reservation.client_id, "expires_at": reservation.expires_at,
         "reference": reservation.reference, "key": reservation.idempotency_key,
         "fingerprint": reservation.request_fingerprint,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_FAST_SQL, params)
+        cursor.execute(_ONE_CODE_SQL, params)
         row = cursor.fetchone()
     if row is None:
-        current = Stock.objects.filter(product_id=product.pk).values_list("on_hand", "reserved").first()
-        if current is None:
-            raise Conflict("This product has no stock row.", details={"code": product.code})
-        raise InsufficientStock(lines=[_short_line(product, quantity, *current)])
-    stock_id, on_hand, reserved, version = row[:4]
+        return None
+    stock_id, product_id, on_hand, reserved, version, line_id, code, name, category, threshold = row
+    product = Product(id=product_id, code=code, name=name, category=category, low_stock_threshold=threshold,
+                      active=True)
     stock = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved, version=version)
-    return ReservationLine(id=row[4], reservation=reservation, product=product, quantity=quantity), stock
+    return ReservationLine(id=line_id, reservation=reservation, product=product, quantity=quantity), stock
 
 
 def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],
@@ -253,7 +266,24 @@ def reservation_create(
         if replay is not None:
             return replay
 
-    found, unknown = products_resolve_many(codes=[code for code, _ in cleaned])
+    now = timezone.now()
+    reservation = Reservation(
+        id=uuid4(), client=client, status=ReservationStatus.ACTIVE, expires_at=now + ttl_checked,
+        reference=reference, idempotency_key=key, request_fingerprint=fingerprint, created_at=now, updated_at=now,
+    )
+    codes = {code for code, _ in cleaned}
+    if len(codes) == 1:
+        created = _create_one_code(reservation=reservation, code=cleaned[0][0],
+                                   quantity=sum(quantity for _, quantity in cleaned))
+        if created is not None:
+            new_lines, stocks = [created[0]], [created[1]]
+            reservation.replayed = False
+            _lines_attach(reservation, new_lines)
+            stock_rows_changed(stocks=stocks,
+                               extra_events=[reservation_event("created", reservation, new_lines, at=now)])
+            return reservation
+    # The general path: also how a failed one-statement attempt finds out exactly what was wrong.
+    found, unknown = products_resolve_many(codes=list(codes))
     if unknown:
         raise UnknownCode("Some codes name no product.", details={"codes": unknown})
     inactive = sorted({p.code for p in found.values() if not p.active})
@@ -265,18 +295,7 @@ def reservation_create(
         product = found[code]
         products[product.pk] = product
         wanted[product.pk] = wanted.get(product.pk, 0) + quantity
-
-    now = timezone.now()
-    reservation = Reservation(
-        id=uuid4(), client=client, status=ReservationStatus.ACTIVE, expires_at=now + ttl_checked,
-        reference=reference, idempotency_key=key, request_fingerprint=fingerprint, created_at=now, updated_at=now,
-    )
-    if len(wanted) == 1:
-        (product_id, quantity), = wanted.items()
-        line, stock = _create_one_line(reservation=reservation, product=products[product_id], quantity=quantity)
-        new_lines, stocks = [line], [stock]
-    else:
-        new_lines, stocks = _create_many_lines(reservation=reservation, products=products, wanted=wanted)
+    new_lines, stocks = _create_many_lines(reservation=reservation, products=products, wanted=wanted)
     reservation.replayed = False
     _lines_attach(reservation, new_lines)
     stock_rows_changed(stocks=stocks, extra_events=[reservation_event("created", reservation, new_lines, at=now)])

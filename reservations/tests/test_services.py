@@ -280,3 +280,20 @@ def test_events_name_reservation_lines_without_customer_data(django_capture_on_c
     stock_events = [e for e in events if e.get("type") == "stock.changed"]
     assert stock_events and stock_events[0]["reserved"] == 2 and stock_events[0]["available"] == 1
     assert Stock.objects.get(product=product).reserved == 2
+
+
+def test_single_code_through_alias_reserves_canonical_product():
+    alias = UnifiedCodeFactory(code="OLD-9", product=ProductFactory(code="NEW-9", on_hand=4))
+
+    reservation = services.reservation_create(client=None, lines=[{"code": " old-9 ", "quantity": 3}])
+
+    assert [(line.product.code, line.quantity) for line in reservation.lines.all()] == [("NEW-9", 3)]
+    assert counters(alias.product)[1] == 3
+
+
+def test_inactive_product_is_refused_and_nothing_reserved():
+    product = ProductFactory(code="GONE-1", on_hand=4, active=False)
+
+    with pytest.raises(Conflict):
+        services.reservation_create(client=None, lines=[{"code": "GONE-1", "quantity": 1}])
+    assert counters(product)[1] == 0 and Reservation.objects.count() == 0
