@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.db import atomic_with_retry
-from core.errors import Conflict, DomainError, Gone, NotFound, Unprocessable, ValidationFailed
+from core.errors import Conflict, Gone, NotFound, Unprocessable, ValidationFailed
 from core.models import ApiClient
 from core.realtime import realtime_publish
 from orders.locks import invoice_series_lock, order_lock, orders_lock
