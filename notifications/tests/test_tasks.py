@@ -98,3 +98,58 @@ def test_dead_alert_does_not_stop_other_drivers(fake_telegram, celery_worker):
     assert wait_rows(OutboxState.SENT, 1) == 1
     assert AlertOutbox.objects.get(state=OutboxState.SENT).driver_id in {failing.pk, healthy.pk}
     assert len(fake_telegram.calls_to("sendMessage")) == 5
+
+
+def test_concurrent_deliveries_for_one_driver_send_once(fake_telegram):
+    import threading
+
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+    connection.close()
+    barrier = threading.Barrier(4)
+
+    def deliver():
+        try:
+            barrier.wait()
+            services.alert_deliver(driver_id=driver.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+    assert AlertOutbox.objects.get().state == OutboxState.SENT
+
+
+def test_concurrent_claims_take_each_row_once(fake_telegram):
+    import threading
+
+    products = [ProductFactory(on_hand=6) for _ in range(3)]
+    driver = DriverFactory()
+    for product in products:
+        inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+    connection.close()
+    barrier = threading.Barrier(4)
+    claimed: list[list[int]] = []
+
+    def claim(n):
+        try:
+            barrier.wait()
+            claimed.append([row.pk for row in services._outbox_claim(driver_id=driver.pk, token=f"t{n}")])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    every = [pk for rows in claimed for pk in rows]
+    assert sorted(every) == sorted(AlertOutbox.objects.values_list("pk", flat=True))
+    assert len(every) == 3

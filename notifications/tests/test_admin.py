@@ -1,0 +1,39 @@
+"""Tests for the notifications admin: the one-time link on driver creation and the outbox resend action."""
+import pytest
+
+from inventory import services as inventory
+from inventory.tests.factories import ProductFactory
+from notifications.models import AlertOutbox, Driver, OutboxState
+from notifications.tests.factories import DriverFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_creating_a_driver_shows_a_one_time_link(client, staff_user):
+    client.force_login(staff_user)
+
+    response = client.post("/admin/notifications/driver/add/", {
+        "name": "Bruno", "language": "pt-br", "subscription": "all", "categories": "[]", "active": "on",
+    }, follow=True)
+
+    assert response.status_code == 200
+    driver = Driver.objects.get(name="Bruno")
+    assert driver.link_token_hash and driver.chat_id is None
+    assert "https://t.me/" in response.content.decode()
+
+
+def test_outbox_lists_alerts_and_resend_makes_them_pending(client, staff_user):
+    product = ProductFactory(on_hand=6)
+    DriverFactory()
+    inventory.stock_adjust(code=product.code, delta=-3, reason="test")
+    row = AlertOutbox.objects.get()
+    AlertOutbox.objects.update(state=OutboxState.DEAD, attempts=4)
+    client.force_login(staff_user)
+
+    listing = client.get("/admin/notifications/alertoutbox/?state__exact=dead")
+    response = client.post("/admin/notifications/alertoutbox/", {"action": "resend", "_selected_action": [row.pk]})
+
+    assert listing.status_code == 200 and product.code in listing.content.decode()
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboxState.PENDING, 0)
