@@ -1,5 +1,6 @@
 """Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries."""
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -152,6 +153,7 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
 def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[RiskTransition]:
     """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused."""
     with connection.cursor() as cursor:
+        cursor.execute(sql.SESSION_SQL)
         cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
         rows = cursor.fetchall()
     transitions = []
@@ -195,7 +197,8 @@ def projection_recompute(*, product_ids: Sequence[int], today: date | None = Non
 
 def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, today: date | None = None) -> list[dict]:
     """Compute projections without storing them (for views longer than the stored horizon)."""
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SESSION_SQL)
         cursor.execute(sql.SELECT_SQL, _params(product_ids, today=today, horizon=horizon))
         columns = [c.name for c in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
@@ -224,17 +227,36 @@ def projection_fallback_run(*, batch: int | None = None, today: date | None = No
     return ids
 
 
-def projection_rebuild_all(*, batch_size: int = 5000, progress=None, today: date | None = None) -> int:
-    """Recompute every product in pk-ordered batches, one transaction each; return how many were computed."""
+def _recompute_in_thread(product_ids: list[int], day: date) -> int:
+    try:
+        projection_recompute(product_ids=product_ids, today=day)
+        return len(product_ids)
+    finally:
+        connection.close()
+
+
+def projection_rebuild_all(*, batch_size: int = 5000, workers: int = 1, progress=None,
+                           today: date | None = None) -> int:
+    """Recompute every product in pk-ordered batches, one transaction each; return how many were computed.
+
+    With ``workers`` > 1 batches run on that many connections at once (batches never share rows).
+    """
     day = today or projection_today()
     ids = list(Product.objects.filter(stock__isnull=False).order_by("pk").values_list("pk", flat=True))
+    chunks = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
     done = 0
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        projection_recompute(product_ids=chunk, today=day)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, len(ids))
+    if workers <= 1:
+        for chunk in chunks:
+            projection_recompute(product_ids=chunk, today=day)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(ids))
+        return done
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="projection-rebuild") as pool:
+        for count in pool.map(_recompute_in_thread, chunks, [day] * len(chunks)):
+            done += count
+            if progress is not None:
+                progress(done, len(ids))
     return done
 
 

@@ -43,21 +43,23 @@ daily AS (
     CROSS JOIN generate_series(%(today)s::date, %(today)s::date + (%(horizon)s::int - 1), interval '1 day') AS g(day)
     LEFT JOIN flows f ON f.product_id = src.product_id AND f.day = g.day::date
 ),
+-- Rows reach the aggregates already in day order (the sorted subquery), so the arrays need no
+-- per-group ORDER BY sort: on PostgreSQL 15 those sorts cost more than the window sum itself.
 agg AS (
     SELECT d.product_id,
-           array_agg(d.inbound ORDER BY d.day) AS daily_inbound,
-           array_agg(d.outbound ORDER BY d.day) AS daily_outbound,
-           array_agg(d.balance ORDER BY d.day) AS daily_balance,
+           array_agg(d.inbound) AS daily_inbound,
+           array_agg(d.outbound) AS daily_outbound,
+           array_agg(d.balance) AS daily_balance,
            MIN(d.balance) FILTER (WHERE d.day < %(today)s::date + 7) AS min7,
-           (array_agg(d.day ORDER BY d.balance, d.day) FILTER (WHERE d.day < %(today)s::date + 7))[1] AS min7_date,
            MIN(d.day) FILTER (WHERE d.balance < 0) AS first_negative,
            MIN(d.day) FILTER (WHERE d.balance < d.threshold) AS first_below,
            SUM(d.late)::int AS late
-    FROM daily d
+    FROM (SELECT * FROM daily ORDER BY product_id, day) AS d
     GROUP BY d.product_id
 ),
 res AS (
-    SELECT a.*, src.start_balance, src.threshold, src.plan_version, src.old_stockout, src.old_version,
+    SELECT a.*, %(today)s::date + array_position(a.daily_balance[1:7], a.min7) - 1 AS min7_date,
+           src.start_balance, src.threshold, src.plan_version, src.old_stockout, src.old_version,
            src.stock_version + src.plan_version AS source_version,
            CASE WHEN src.start_balance < 0 THEN %(today)s::date ELSE a.first_negative END AS stockout,
            CASE WHEN src.start_balance < src.threshold THEN %(today)s::date ELSE a.first_below END AS below
@@ -126,3 +128,7 @@ FROM unnest(%(ids)s::bigint[]) AS t(id)
 ORDER BY t.id
 ON CONFLICT (product_id) DO UPDATE SET plan_version = s.plan_version + 1
 """
+
+# Per transaction: the planner's row estimates for generate_series make JIT kick in, and compiling
+# costs seconds per batch for a statement that runs in milliseconds; sorts of a batch fit in memory.
+SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"

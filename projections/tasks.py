@@ -18,7 +18,7 @@ def projection_fallback_task() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def projection_rebuild_task() -> int:
-    return services.projection_rebuild_all()
+    return services.projection_rebuild_all(workers=2)
 
 
 @shared_task(ignore_result=True)

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound
-from core.pagination import StandardPagination, paginated_response
+from core.pagination import paginated_response
 from projections import selectors, services
 from projections.models import PlannedKind, PlannedMovement
 from projections.serializers import (
@@ -121,23 +121,35 @@ class ProjectionQueryApi(APIView):
 
 
 class ProjectionRupturesApi(APIView):
-    """Products with a projected stockout within ``days`` days (default 7), soonest first, paginated."""
+    """Products with a projected stockout within ``days`` days (default 7), soonest first.
+
+    Paged by ``limit``/``offset`` without a total: counting thousands of rows would cost more than the
+    page itself (the total at risk in 7 days is in /stats).
+    """
 
     required_scope = "read"
 
     class FilterSerializer(serializers.Serializer):
         days = serializers.IntegerField(min_value=1, max_value=settings.PROJECTION_MAX_DAYS, required=False, default=7)
+        limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
+        offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
 
-    @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("page", int),
-                               OpenApiParameter("page_size", int)])
+    @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("limit", int),
+                               OpenApiParameter("offset", int)])
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        queryset = selectors.projection_ruptures(days=params.validated_data["days"])
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
+        days, limit, offset = (params.validated_data[k] for k in ("days", "limit", "offset"))
+        rows = list(selectors.projection_ruptures(days=days)[offset:offset + limit + 1])
         today = services.projection_today()
-        return paginator.get_paginated_response([summary_output(s, today=today) for s in page])
+        results = [summary_output(s, today=today) for s in rows[:limit]]
+        return Response({
+            "days": days, "limit": limit, "offset": offset,
+            "next_offset": offset + limit if len(rows) > limit else None,
+            "results": results,
+            "computed_at": min((r["computed_at"] for r in results if r["computed_at"]), default=None),
+            "stale": any(r["stale"] for r in results),
+        })
 
 
 class ProjectionStatsApi(APIView):

@@ -116,6 +116,28 @@ def test_ruptures_lists_soonest_first_within_the_window(reader):
     assert [r["code"] for r in week["results"]] == [sooner.code, later.code]
     assert [r["code"] for r in month["results"]] == [sooner.code, later.code, far.code]
     assert all("computed_at" in r and "stale" in r for r in week["results"])
+    assert (week["next_offset"], week["stale"]) == (None, False)
+
+
+def test_ruptures_pages_by_limit_and_offset(reader):
+    products = ProductFactory.create_batch(3, on_hand=1)
+    for product in products:
+        planned(product, days=1, quantity=2)
+    services.projection_rebuild_all()
+
+    first = reader.get("/api/v1/projections/ruptures?limit=2").json()
+    rest = reader.get(f"/api/v1/projections/ruptures?limit=2&offset={first['next_offset']}").json()
+
+    assert [r["code"] for r in first["results"] + rest["results"]] == [p.code for p in products]
+    assert (first["next_offset"], rest["next_offset"]) == (2, None)
+
+
+@pytest.mark.parametrize("query", ["days=0", "days=91", "limit=0", "limit=501", "offset=-1", "days=x"])
+def test_ruptures_rejects_bad_parameters(reader, query):
+    response = reader.get(f"/api/v1/projections/ruptures?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
 
 
 def test_stats_count_products_risk_and_stale_rows(reader):

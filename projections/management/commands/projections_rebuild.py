@@ -11,10 +11,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument("--workers", type=int, default=2, help="Batches computed at once (connections).")
 
-    def handle(self, *args, batch_size: int, **options):
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+    def handle(self, *args, batch_size: int, workers: int, **options):
+        if batch_size < 1 or workers < 1:
+            raise CommandError("--batch-size and --workers must be at least 1.")
         started = time.monotonic()
         projection_placeholders_create()
 
@@ -24,6 +25,6 @@ class Command(BaseCommand):
             self.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
             self.stdout.flush()
 
-        total = projection_rebuild_all(batch_size=batch_size, progress=progress)
+        total = projection_rebuild_all(batch_size=batch_size, workers=workers, progress=progress)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"{total} projections rebuilt in {time.monotonic() - started:.1f} s"))
