@@ -11,7 +11,11 @@ def summaries_lock_due(*, limit: int, today: date) -> list[int]:
 
     SKIP LOCKED lets concurrent runs split the work instead of queueing on each other's rows.
     """
-    due = Q(as_of__isnull=True) | Q(as_of__lt=today) | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+    due = (
+        Q(as_of__isnull=True) | Q(as_of__lt=today)
+        | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+        | ~Q(threshold=F("product__low_stock_threshold"))
+    )
     rows = (
         ProjectionSummary.objects.select_for_update(of=("self",), skip_locked=True)
         .annotate(priority=Case(When(due, then=Value(0)), default=Value(1), output_field=IntegerField()))

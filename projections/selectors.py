@@ -24,11 +24,14 @@ def summaries() -> QuerySet[ProjectionSummary]:
 
 
 def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -> bool:
-    """Stale: never computed, computed for an earlier day, or its inputs changed since (version mismatch)."""
+    """Stale: never computed, computed for an earlier day, or its inputs changed since (versions, threshold)."""
     if summary.as_of is None or summary.computed_at is None or summary.as_of < (today or _today()):
         return True
     stock = getattr(summary.product, "stock", None)
-    return stock is None or summary.source_version != stock.version + summary.plan_version
+    if stock is None or summary.source_version != stock.version + summary.plan_version:
+        return True
+    # A threshold edit does not bump any version, but changes the first day below it.
+    return summary.threshold != summary.product.low_stock_threshold
 
 
 def projection_find(*, code: str) -> tuple[Product, ProjectionSummary | None]:
@@ -92,6 +95,7 @@ def projection_stats() -> dict[str, Any]:
     stale = (
         Q(as_of__isnull=True) | Q(as_of__lt=today)
         | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+        | ~Q(threshold=F("product__low_stock_threshold"))
     )
     totals = ProjectionSummary.objects.aggregate(
         products=Count("pk"),

@@ -11,6 +11,7 @@ from inventory.tests.factories import ProductFactory
 from projections import services
 from projections.locks import summaries_lock_due
 from projections.models import ProjectionSummary
+from projections.selectors import summary_is_stale
 
 
 def computed_minutes_ago(product, minutes: int) -> None:
@@ -93,3 +94,21 @@ def test_two_concurrent_fallback_runs_never_take_the_same_row():
     assert set(result["first"]).isdisjoint(result["second"])
     assert set(result["first"]) | set(result["second"]) == {p.pk for p in products}
     assert ProjectionSummary.objects.filter(computed_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_threshold_change_makes_the_row_stale_and_due_first():
+    product, other = ProductFactory(on_hand=4, low_stock_threshold=2), ProductFactory(on_hand=4)
+    services.projection_recompute(product_ids=[product.pk, other.pk])
+    computed_minutes_ago(other, 30)
+    product.low_stock_threshold = 10
+    product.save()
+    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    assert summary_is_stale(summary)
+
+    taken = services.projection_fallback_run(batch=1)
+
+    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    assert taken == [product.pk]
+    assert (summary.threshold, summary.below_threshold_date, summary_is_stale(summary)) == (
+        10, services.projection_today(), False)

@@ -1,0 +1,33 @@
+"""Tests for the planned-movement admin: saving there counts in the product's projection."""
+import pytest
+
+from inventory.tests.factories import ProductFactory
+from projections import services
+from projections.models import PlannedMovement, ProjectionSummary
+
+
+@pytest.mark.django_db
+def test_adding_a_movement_in_the_admin_bumps_the_plan_version(client, staff_user):
+    product = ProductFactory(on_hand=5)
+    services.projection_recompute(product_ids=[product.pk])
+    before = ProjectionSummary.objects.get(product=product).plan_version
+    client.force_login(staff_user)
+
+    response = client.post("/admin/projections/plannedmovement/add/", {
+        "product": product.pk, "date": services.projection_today().isoformat(), "direction": "out",
+        "quantity": 2, "kind": "order", "firmness": "firm", "status": "open", "source": "manual",
+        "source_ref": "desk-1", "note": "",
+    })
+
+    assert response.status_code == 302
+    assert PlannedMovement.objects.get().source_ref == "desk-1"
+    assert ProjectionSummary.objects.get(product=product).plan_version == before + 1
+
+
+@pytest.mark.django_db
+def test_admin_list_filters_by_status(client, staff_user):
+    client.force_login(staff_user)
+
+    response = client.get("/admin/projections/plannedmovement/?status__exact=open")
+
+    assert response.status_code == 200
