@@ -1,7 +1,33 @@
 """API authentication (hashed bearer tokens) and the scope permission every API view declares."""
+import threading
+import time
+
+from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
 from core.models import ApiClient, token_hash
+
+# token hash -> (client, monotonic expiry). A per-process cache: the token lookup was one query on
+# every API request. Deactivating a client takes effect within API_CLIENT_CACHE_SECONDS.
+_client_cache: dict[str, tuple[ApiClient, float]] = {}
+_client_cache_lock = threading.Lock()
+
+
+def api_client_for_token(raw_token: str) -> ApiClient | None:
+    """The active client with this token, from the short per-process cache or the database."""
+    hashed = token_hash(raw_token)
+    ttl = getattr(settings, "API_CLIENT_CACHE_SECONDS", 0)
+    now = time.monotonic()
+    cached = _client_cache.get(hashed)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    client = ApiClient.objects.filter(token_hash=hashed, active=True).first()
+    if client is not None and ttl > 0:
+        with _client_cache_lock:
+            if len(_client_cache) > 10_000:
+                _client_cache.clear()
+            _client_cache[hashed] = (client, now + ttl)
+    return client
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -14,7 +40,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
-        client = ApiClient.objects.filter(token_hash=token_hash(parts[1]), active=True).first()
+        client = api_client_for_token(parts[1])
         if client is None:
             raise exceptions.AuthenticationFailed("Invalid or inactive token.")
         return client, client

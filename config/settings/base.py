@@ -95,7 +95,7 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "core.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="stockpulse"),
         "TIMEOUT": 300,
@@ -195,6 +195,9 @@ PROJECTION_INCLUDE_TENTATIVE = env.bool("PROJECTION_INCLUDE_TENTATIVE", default=
 PROJECTION_FALLBACK_BATCH = env.int("PROJECTION_FALLBACK_BATCH", default=500)
 PROJECTION_INLINE_MAX_PRODUCTS = env.int("PROJECTION_INLINE_MAX_PRODUCTS", default=0)
 PROJECTION_PENDING_TTL = env.int("PROJECTION_PENDING_TTL", default=30)
+
+# API clients are looked up by token once per this many seconds per process (0 = every request).
+API_CLIENT_CACHE_SECONDS = env.float("API_CLIENT_CACHE_SECONDS", default=5.0)
 
 # Reservations
 RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)

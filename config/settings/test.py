@@ -15,5 +15,7 @@ STORAGES = {
 _run = env("TEST_RUN_ID", default=str(os.getpid()))
 CACHES["default"]["KEY_PREFIX"] = f"test-{_run}"  # noqa: F405
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{_run}.ws"
+# Tests change clients (scopes, active) between requests; core/tests cover the cache itself.
+API_CLIENT_CACHE_SECONDS = 0
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"client": "100000/min"}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
