@@ -32,16 +32,20 @@ flows AS (
       AND (m.firmness = 'firm' OR %(tentative)s::boolean)
     GROUP BY 1, 2
 ),
+days AS (
+    SELECT src.product_id, src.start_balance, src.threshold, g.day::date AS day
+    FROM src
+    CROSS JOIN generate_series(%(today)s::date, %(today)s::date + (%(horizon)s::int - 1), interval '1 day') AS g(day)
+),
 daily AS (
-    SELECT src.product_id, g.day::date AS day, src.threshold,
+    SELECT d.product_id, d.day, d.threshold,
            COALESCE(f.inbound, 0)::bigint AS inbound,
            COALESCE(f.outbound, 0)::bigint AS outbound,
            COALESCE(f.late, 0) AS late,
-           (src.start_balance + SUM(COALESCE(f.inbound, 0) - COALESCE(f.outbound, 0))
-               OVER (PARTITION BY src.product_id ORDER BY g.day ROWS UNBOUNDED PRECEDING))::bigint AS balance
-    FROM src
-    CROSS JOIN generate_series(%(today)s::date, %(today)s::date + (%(horizon)s::int - 1), interval '1 day') AS g(day)
-    LEFT JOIN flows f ON f.product_id = src.product_id AND f.day = g.day::date
+           (d.start_balance + SUM(COALESCE(f.inbound, 0) - COALESCE(f.outbound, 0))
+               OVER (PARTITION BY d.product_id ORDER BY d.day ROWS UNBOUNDED PRECEDING))::bigint AS balance
+    FROM days d
+    LEFT JOIN flows f ON f.product_id = d.product_id AND f.day = d.day
 ),
 -- Rows reach the aggregates already in day order (the sorted subquery), so the arrays need no
 -- per-group ORDER BY sort: on PostgreSQL 15 those sorts cost more than the window sum itself.
