@@ -2,7 +2,7 @@
 from django.contrib import admin
 
 from projections.models import PlannedMovement, ProjectionSummary
-from projections.services import planned_movement_changed
+from projections.services import planned_movements_changed
 
 
 @admin.register(PlannedMovement)
@@ -17,18 +17,17 @@ class PlannedMovementAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         previous = PlannedMovement.objects.filter(pk=obj.pk).values_list("product_id", flat=True).first() if change else None
         super().save_model(request, obj, form, change)
-        planned_movement_changed(movement=obj, previous_product_id=previous)
+        planned_movements_changed(product_ids=[obj.product_id, previous])
 
     def delete_model(self, request, obj):
         product_id = obj.product_id
         super().delete_model(request, obj)
-        planned_movement_changed(movement=PlannedMovement(product_id=product_id))
+        planned_movements_changed(product_ids=[product_id])
 
     def delete_queryset(self, request, queryset):
         product_ids = list(queryset.values_list("product_id", flat=True).distinct())
         super().delete_queryset(request, queryset)
-        for product_id in product_ids:
-            planned_movement_changed(movement=PlannedMovement(product_id=product_id))
+        planned_movements_changed(product_ids=product_ids)
 
 
 @admin.register(ProjectionSummary)

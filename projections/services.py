@@ -372,8 +372,10 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
     touched = {r.product_id for r in rows} | set(previous.values())
     _plan_versions_bump(touched)
     projection_mark_dirty(product_ids=list(touched))
-    return list(PlannedMovement.objects.select_related("product").filter(
-        source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys}).order_by("pk"))
+    wanted = set(keys)
+    saved = PlannedMovement.objects.select_related("product").filter(
+        source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys}).order_by("pk")
+    return [m for m in saved if (m.source, m.source_ref) in wanted]
 
 
 def _existing_products(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -412,11 +414,12 @@ def planned_movements_cancel(*, keys: Sequence[tuple[str, str]]) -> int:
 
 
 @transaction.atomic
-def planned_movement_changed(*, movement: PlannedMovement, previous_product_id: int | None = None) -> None:
-    """Count a planned movement saved elsewhere (the admin) in its product's projection."""
-    product_ids = {movement.product_id} | ({previous_product_id} if previous_product_id else set())
-    _plan_versions_bump(sorted(product_ids))
-    projection_mark_dirty(product_ids=sorted(product_ids))
+def planned_movements_changed(*, product_ids: Sequence[int]) -> None:
+    """Count planned movements saved or deleted elsewhere (the admin) in these products' projections."""
+    ids = sorted({pid for pid in product_ids if pid})
+    if ids:
+        _plan_versions_bump(ids)
+        projection_mark_dirty(product_ids=ids)
 
 
 def projection_summaries_ensure(*, product_ids: Sequence[int]) -> None:

@@ -31,3 +31,19 @@ def test_admin_list_filters_by_status(client, staff_user):
     response = client.get("/admin/projections/plannedmovement/?status__exact=open")
 
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_deleting_a_movement_in_the_admin_bumps_the_plan_version(client, staff_user):
+    from projections.tests.factories import PlannedMovementFactory
+
+    movement = PlannedMovementFactory()
+    services.projection_recompute(product_ids=[movement.product_id])
+    before = ProjectionSummary.objects.get(product_id=movement.product_id).plan_version
+    client.force_login(staff_user)
+
+    response = client.post(f"/admin/projections/plannedmovement/{movement.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not PlannedMovement.objects.exists()
+    assert ProjectionSummary.objects.get(product_id=movement.product_id).plan_version == before + 1
