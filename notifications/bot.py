@@ -9,7 +9,7 @@ from inventory.models import Product, Stock
 from inventory.selectors import product_resolve
 from notifications import selectors, services, texts
 from notifications.models import Driver
-from notifications.telegram import TelegramClient, TelegramError, escape, text_clip
+from notifications.telegram import TelegramClient, TelegramError, client_default, escape, text_clip
 from notifications.texts import t
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MUTE_MAX_HOURS = 24 * 7
 
 def bot_update_handle(*, update: dict[str, Any], client: TelegramClient | None = None) -> None:
     """Answer one update. Telegram errors are logged, never raised: a bad chat must not block the queue."""
-    client = client or TelegramClient()
+    client = client or client_default()
     if not client.configured:
         services._log_no_token()
         return

@@ -36,6 +36,7 @@ from notifications.telegram import (
     TelegramNotModified,
     TelegramRateLimited,
     TelegramUnreachable,
+    client_default,
 )
 
 logger = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
     New rows go out as one message (a digest when several are due at once); rows already sent are
     re-rendered into the message they belong to with editMessageText.
     """
-    client = client or TelegramClient()
+    client = client or client_default()
     result = DeliveryResult()
     if not client.configured:
         _log_no_token()

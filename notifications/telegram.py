@@ -2,6 +2,7 @@
 import html
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -247,3 +248,17 @@ class TelegramClient:
 def _with_attempts(exc: TelegramError, attempts: int) -> TelegramError:
     exc.attempts = attempts
     return exc
+
+
+_clients = threading.local()
+
+
+def client_default() -> TelegramClient:
+    """This thread's client for the configured bot, so deliveries reuse one HTTP connection."""
+    key = (settings.TELEGRAM_BOT_TOKEN, settings.TELEGRAM_API_BASE, settings.TELEGRAM_TIMEOUT)
+    cached = getattr(_clients, "by_key", None)
+    if cached is None or cached[0] != key:
+        cached = (key, TelegramClient())
+        _clients.by_key = cached
+    return cached[1]
+
