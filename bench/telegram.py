@@ -178,8 +178,10 @@ def main() -> None:
             [str(ROOT / ".venv/bin/daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(PORT), "config.asgi:application"],
             cwd=ROOT, env=ENV, start_new_session=True))
         procs.append(subprocess.Popen(
-            [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "worker", "--loglevel=WARNING",
-             "--concurrency=2", "-n", "bench-telegram@%h", f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"], cwd=ROOT, env=ENV, start_new_session=True))
+            [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "worker",
+             "--concurrency=2", "-n", "bench-telegram@%h",
+             f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"],
+            cwd=ROOT, env=ENV, start_new_session=True))
         procs.append(subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "beat", "--loglevel=WARNING",
              "--schedule", "/tmp/bench-telegram-beat-schedule"], cwd=ROOT, env=ENV, start_new_session=True))

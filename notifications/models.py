@@ -1,4 +1,4 @@
-"""Notification tables: drivers (Telegram recipients), per-product alert states, the alert outbox and bot bookkeeping."""
+"""Notification tables: drivers (Telegram recipients), alert states per product, the alert outbox, bot bookkeeping."""
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _

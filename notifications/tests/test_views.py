@@ -23,7 +23,8 @@ def post(update, secret=SECRET):
 
 
 def update(update_id, text="/ajuda", chat_id=777):
-    return {"update_id": update_id, "message": {"message_id": 1, "text": text, "chat": {"id": chat_id, "type": "private"}}}
+    chat = {"id": chat_id, "type": "private"}
+    return {"update_id": update_id, "message": {"message_id": 1, "text": text, "chat": chat}}
 
 
 @pytest.mark.django_db
