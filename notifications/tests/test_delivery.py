@@ -272,3 +272,37 @@ def test_per_chat_rate_limit_spaces_messages_to_one_chat(fake_telegram, settings
 
     a, b = fake_telegram.calls_to("sendMessage")
     assert b.at - a.at >= 0.45  # the limiter's clock is Redis', the fake's is ours: allow ms of skew
+
+
+def test_substitutes_chosen_by_staff_come_first(fake_telegram):
+    from notifications.models import Substitute
+
+    product = ProductFactory(on_hand=6, category="laticinios")
+    ProductFactory(on_hand=50, category="laticinios", name="Iogurte")
+    chosen = ProductFactory(on_hand=9, category="padaria", name="Pão de queijo")
+    Substitute.objects.create(product=product, substitute=chosen)
+    driver = DriverFactory()
+    adjust(product, -6)
+
+    deliver(driver)
+
+    text = fake_telegram.calls_to("sendMessage")[0].payload["text"]
+    assert "Substitutos: Pão de queijo" in text and "Iogurte" not in text
+
+
+def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):
+    from django.db import transaction
+
+    first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
+    driver = DriverFactory()
+    with transaction.atomic():
+        inventory.stock_apply(changes=[inventory.StockChange(product_id=p.pk, on_hand=-2, kind="adjustment")
+                                       for p in (first, second)])
+    deliver(driver)
+
+    adjust(first, -4)
+    deliver(driver)
+
+    [edit] = fake_telegram.calls_to("editMessageText")
+    assert edit.payload["message_id"] == AlertOutbox.objects.get(product=second).message_id
+    assert "Sem estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
