@@ -80,6 +80,8 @@ def alert_states_evaluate(*, stocks: Sequence[Stock]) -> list[AlertTransition]:
     states = {s.product_id: s for s in AlertState.objects.filter(product_id__in=[s.product_id for s in stocks])}
     transitions = []
     for stock in stocks:
+        if not stock.product.active:
+            continue  # a delisted product is nobody's useless trip
         state = states.get(stock.product_id)
         previous = state.level if state else Level.OK
         available = stock.on_hand - stock.reserved

@@ -188,3 +188,13 @@ def test_crossings_publish_alert_events_to_the_dashboard_after_commit(django_cap
         "category": "laticinios"}
     [resolved] = alert_events(later)
     assert (resolved["type"], resolved["level"], resolved["available"]) == ("alert.resolved", "resolved", 10)
+
+
+def test_inactive_products_raise_no_alerts():
+    product = ProductFactory(on_hand=6, active=False)
+    DriverFactory()
+
+    adjust(product, -6)
+
+    assert AlertOutbox.objects.count() == 0
+    assert not AlertState.objects.filter(product=product).exists()
