@@ -306,3 +306,17 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
     [edit] = fake_telegram.calls_to("editMessageText")
     assert edit.payload["message_id"] == AlertOutbox.objects.get(product=second).message_id
     assert "Sem estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
+
+
+def test_a_slow_answer_times_out_and_the_retry_delivers(fake_telegram, settings):
+    settings.TELEGRAM_TIMEOUT = 0.3
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    fake_telegram.script("sendMessage", tg.slow(1.0))
+
+    deliver(driver)
+
+    assert len(fake_telegram.calls_to("sendMessage")) == 2
+    row = AlertOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 0)
