@@ -65,7 +65,8 @@ def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         item = [body["id"], json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))]
         for group in groups_for_event(event):
             per_group.setdefault(group, []).append(item)
-    return {group: {"type": BATCH_MESSAGE_TYPE, "items": items} for group, items in per_group.items()}
+    # "group" lets one per-process reader (core/fanout.py) subscribed to many groups route each batch.
+    return {group: {"type": BATCH_MESSAGE_TYPE, "group": group, "items": items} for group, items in per_group.items()}
 
 
 def realtime_publish(events: list[dict[str, Any]]) -> None:

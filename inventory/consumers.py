@@ -1,8 +1,10 @@
-"""The live stock WebSocket: authenticates, keeps the socket's subscription as channel groups, relays events.
+"""The live stock WebSocket: authenticates, keeps the socket's subscription as groups of the fan-out hub, relays events.
 
 It never writes to the database. Protocol (docs/realtime.md): the server says ``hello``; the client
 may send ``{"action": "subscribe", ...}`` or ``{"action": "ping"}`` at any time; events arrive as
-JSON text frames exactly as the publisher serialised them.
+JSON text frames exactly as the publisher serialised them. Batches reach the socket through the
+process's fan-out hub (core/fanout.py), which calls ``relay_batch`` directly: a socket has no
+channel-layer channel of its own.
 """
 import asyncio
 import json
@@ -16,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from core.fanout import fanout_hub
 from core.groups import category_key, groups_for_subscription
 from inventory.codes import code_normalise
 from inventory.selectors import products_resolve_many
@@ -50,8 +53,13 @@ def _as_list(value, name: str) -> list[str]:
 
 
 class StockConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket (no Redis subscription, no reader task each): events come
+    # from the fan-out hub. An alias that names no layer makes channels skip it.
+    channel_layer_alias = "stock-socket-has-no-channel"
+
     async def connect(self):
         self.subscribed_groups: set[str] = set()
+        self.hub = fanout_hub()
         self.subscription: dict = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.heartbeat_task: asyncio.Task | None = None
@@ -101,8 +109,9 @@ class StockConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if getattr(self, "heartbeat_task", None) is not None:
             self.heartbeat_task.cancel()
-        for group in getattr(self, "subscribed_groups", set()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        groups = getattr(self, "subscribed_groups", set())
+        if groups and getattr(self, "hub", None) is not None:
+            await self.hub.leave(self, groups)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
@@ -145,26 +154,32 @@ class StockConsumer(AsyncWebsocketConsumer):
             canonical = sorted({product.code for product in found.values()})
         categories = sorted({category_key(c) for c in categories}) if not everything else []
         wanted = groups_for_subscription(codes=canonical, categories=categories, everything=everything)
-        for group in wanted - self.subscribed_groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        for group in self.subscribed_groups - wanted:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.hub is not None:
+            await self.hub.join(self, wanted - self.subscribed_groups)
+            await self.hub.leave(self, self.subscribed_groups - wanted)
         self.subscribed_groups = wanted
         self.subscription = {
             "all": everything, "codes": canonical, "categories": categories, "unknown_codes": unknown,
         }
 
-    async def realtime_batch(self, message):
-        """Relay a publisher batch. An event reaching this socket through two groups is sent once."""
-        dedupe = len(self.subscribed_groups) > 1
-        for event_id, text in message["items"]:
-            if dedupe:
-                if event_id in self.seen:
+    async def relay_batch(self, items: list[list[str]]) -> None:
+        """Write a publisher batch to the client. An event reaching this socket through two groups is sent once.
+
+        Called by the fan-out hub for every local socket of a group: it goes straight to the ASGI
+        send, which buffers the frame and does not wait for the client.
+        """
+        if len(self.subscribed_groups) > 1:
+            seen = self.seen
+            for event_id, text in items:
+                if event_id in seen:
                     continue
-                self.seen[event_id] = None
-                if len(self.seen) > SEEN_IDS_KEPT:
-                    self.seen.popitem(last=False)
-            await self.send(text_data=text)
+                seen[event_id] = None
+                if len(seen) > SEEN_IDS_KEPT:
+                    seen.popitem(last=False)
+                await self.base_send({"type": "websocket.send", "text": text})
+        else:
+            for _, text in items:
+                await self.base_send({"type": "websocket.send", "text": text})
 
     async def _heartbeat(self):
         while True:
