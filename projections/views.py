@@ -29,6 +29,14 @@ _summary_schema = inline_serializer("ProjectionSummary", {
 })
 
 
+class ProjectionDailyRowSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    inbound = serializers.IntegerField()
+    outbound = serializers.IntegerField()
+    balance = serializers.IntegerField()
+    late = serializers.BooleanField()
+
+
 def _summary_for(code: str):
     product, summary = selectors.projection_find(code=code)
     if summary is None:
@@ -62,7 +70,13 @@ class ProjectionDailyApi(APIView):
 
     required_scope = "read"
 
-    @extend_schema(parameters=[OpenApiParameter("days", int, description="1-90, default 28.")])
+    @extend_schema(parameters=[OpenApiParameter("days", int, description="1-90, default 28.")],
+                   responses=inline_serializer("ProjectionDailyOutput", {
+                       "code": serializers.CharField(), "name": serializers.CharField(),
+                       "threshold": serializers.IntegerField(), "start_balance": serializers.IntegerField(),
+                       "stockout_date": serializers.DateField(allow_null=True),
+                       "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
+                       "days": ProjectionDailyRowSerializer(many=True)}))
     def get(self, request, code: str):
         params = DaysSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -99,13 +113,15 @@ class ProjectionQueryApi(APIView):
 
     required_scope = "read"
 
-    class InputSerializer(serializers.Serializer):
+    class ProjectionQueryInputSerializer(serializers.Serializer):
         codes = serializers.ListField(
             child=serializers.CharField(max_length=64), min_length=1, max_length=settings.STOCK_LOOKUP_MAX_CODES)
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=ProjectionQueryInputSerializer, responses=inline_serializer("ProjectionQueryOutput", {
+        "items": _summary_schema.__class__(many=True), "unknown": serializers.ListField(child=serializers.CharField()),
+        "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField()}))
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.ProjectionQueryInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data["codes"]
         found, by_product, unknown = selectors.projections_for_codes(codes=codes)
@@ -135,7 +151,12 @@ class ProjectionRupturesApi(APIView):
         offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
 
     @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("limit", int),
-                               OpenApiParameter("offset", int)])
+                               OpenApiParameter("offset", int)],
+                   responses=inline_serializer("ProjectionRupturesOutput", {
+                       "days": serializers.IntegerField(), "limit": serializers.IntegerField(),
+                       "offset": serializers.IntegerField(), "next_offset": serializers.IntegerField(allow_null=True),
+                       "results": _summary_schema.__class__(many=True),
+                       "computed_at": serializers.DateTimeField(allow_null=True), "stale": serializers.BooleanField()}))
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -155,6 +176,10 @@ class ProjectionRupturesApi(APIView):
 class ProjectionStatsApi(APIView):
     required_scope = "read"
 
+    @extend_schema(responses=inline_serializer("ProjectionStatsOutput", {
+        "products": serializers.IntegerField(), "at_risk_7d": serializers.IntegerField(),
+        "stale_rows": serializers.IntegerField(), "oldest_computed_at": serializers.DateTimeField(allow_null=True),
+        "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField()}))
     def get(self, request):
         stats = selectors.projection_stats()
         oldest = stats["oldest_computed_at"]
@@ -167,7 +192,7 @@ class PlannedMovementBulkApi(APIView):
 
     required_scope = "manage"
 
-    class InputSerializer(serializers.Serializer):
+    class PlannedMovementBulkInputSerializer(serializers.Serializer):
         upsert = PlannedMovementLineSerializer(many=True, required=False, default=list)
         cancel = PlannedMovementKeySerializer(many=True, required=False, default=list)
 
@@ -178,9 +203,10 @@ class PlannedMovementBulkApi(APIView):
                 raise serializers.ValidationError(f"At most {services.BULK_MAX_ITEMS} lines per call.")
             return attrs
 
-    @extend_schema(request=InputSerializer)
+    @extend_schema(request=PlannedMovementBulkInputSerializer, responses=inline_serializer("PlannedMovementBulkOutput", {
+        "upserted": PlannedMovementOutputSerializer(many=True), "cancelled": serializers.IntegerField()}))
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.PlannedMovementBulkInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         items = [services.PlannedMovementInput(**line) for line in data.validated_data["upsert"]]
         keys = [(k["source"], k["source_ref"]) for k in data.validated_data["cancel"]]
