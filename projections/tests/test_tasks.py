@@ -49,3 +49,28 @@ def test_stock_change_is_recomputed_by_the_worker_once_scheduled(celery_worker, 
     # The task released its dedupe mark, so the next change schedules again.
     assert services.projection_pending_claim(product_ids=[product.pk]) == [product.pk]
     services.projection_pending_release(product_ids=[product.pk])
+
+
+@pytest.mark.django_db
+def test_fallback_and_rebuild_tasks_compute_what_they_take():
+    from projections.tasks import projection_fallback_task, projection_rebuild_task
+
+    first, second = ProductFactory(on_hand=2), ProductFactory(on_hand=3)
+
+    taken = projection_fallback_task.apply().get()
+    summaries = {s.product_id: s.start_balance for s in ProjectionSummary.objects.all()}
+
+    assert taken == 2
+    assert summaries == {first.pk: 2, second.pk: 3}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nightly_rebuild_task_recomputes_every_product_from_worker_threads():
+    from projections.tasks import projection_rebuild_task
+
+    products = ProductFactory.create_batch(3, on_hand=4)
+    assert ProjectionSummary.objects.count() == 0
+
+    assert projection_rebuild_task.apply().get() == 3
+
+    assert ProjectionSummary.objects.filter(computed_at__isnull=False, start_balance=4).count() == len(products)
