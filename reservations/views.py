@@ -48,6 +48,16 @@ class ReservationOutputSerializer(serializers.Serializer):
     lines = LineSerializer(many=True)
 
 
+class ReservationCreateInputSerializer(serializers.Serializer):
+    lines = LineSerializer(many=True)
+    ttl_seconds = serializers.IntegerField(required=False, min_value=30, max_value=86400)
+    reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
+
+
+class ReservationExtendInputSerializer(serializers.Serializer):
+    ttl_seconds = serializers.IntegerField(help_text="Hold until now + ttl_seconds (never shortens).")
+
+
 def _ttl(value: Any) -> timedelta | None:
     if value is None:
         return None
@@ -68,10 +78,7 @@ class ReservationListCreateApi(APIView):
 
     required_scope = "reserve"
 
-    class InputSerializer(serializers.Serializer):
-        lines = LineSerializer(many=True)
-        ttl_seconds = serializers.IntegerField(required=False)
-        reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    InputSerializer = ReservationCreateInputSerializer
 
     @extend_schema(
         request=InputSerializer,
@@ -148,8 +155,7 @@ class ReservationReleaseApi(APIView):
 class ReservationExtendApi(APIView):
     required_scope = "reserve"
 
-    class InputSerializer(serializers.Serializer):
-        ttl_seconds = serializers.IntegerField(help_text="Hold until now + ttl_seconds (never shortens).")
+    InputSerializer = ReservationExtendInputSerializer
 
     @extend_schema(request=InputSerializer, responses=ReservationOutputSerializer)
     def post(self, request, reservation_id):
