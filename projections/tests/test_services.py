@@ -238,3 +238,12 @@ def test_many_transitions_go_through_the_task_and_open_projected_alerts():
 
     states = AlertState.objects.filter(product__in=products)
     assert sorted(s.projected_stockout for s in states) == [stockout] * 3
+
+
+@pytest.mark.django_db
+def test_the_stock_hook_runs_no_query_while_the_row_lock_is_held(django_assert_num_queries):
+    product = ProductFactory(on_hand=1)
+
+    with transaction.atomic():
+        with django_assert_num_queries(0):
+            services.projection_mark_dirty(product_ids=[product.pk, product.pk])
