@@ -58,7 +58,7 @@ def test_unknown_url_is_json_404(client):
 
 
 def test_rate_limit_gives_429_with_retry_after(reader, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "3/min"}}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "3/day"}}
 
     statuses = [reader.get("/api/v1/stock/").status_code for _ in range(4)]
 
@@ -67,3 +67,14 @@ def test_rate_limit_gives_429_with_retry_after(reader, settings):
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited["Retry-After"]) > 0
     assert limited.json()["error"]["details"]["retry_after"] == limited["Retry-After"]
+
+
+def test_rate_limits_count_per_client(api_client_with_scopes, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "2/day"}}
+    first, second = api_client_with_scopes("read"), api_client_with_scopes("read")
+
+    first_statuses = [first.get("/api/v1/stock/").status_code for _ in range(3)]
+    second_status = second.get("/api/v1/stock/").status_code
+
+    assert first_statuses == [200, 200, 429]
+    assert second_status == 200
