@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", 2)),
-                        help="Daphne processes sharing the port (bench/reserve_serve.py)")
+                        help="Daphne processes sharing the port (scripts/serve.py)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8101)))
     parser.add_argument("--modes", default="hot,spread,carts")
     parser.add_argument("--db-url", default=os.environ.get(
@@ -110,7 +110,7 @@ def data_load(args) -> list[str]:
 def server_start(args, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "reserve_serve.py"), "--host", "127.0.0.1",
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1",
          "--port", str(args.port), "--workers", str(args.workers)],
         env=server_env(args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -3,7 +3,7 @@
 Django's ASGIHandler gives each request a new thread (ThreadSensitiveContext). Under 64 concurrent
 requests that is 64 threads per process fighting over the GIL and the connection pool, plus a
 thread start per request. Here the sync part of every request runs on one thread per process,
-one request after another, and the service scales with processes (bench/reserve_serve.py).
+one request after another, and the service scales with processes (scripts/serve.py).
 """
 import os
 

@@ -1,9 +1,11 @@
-"""Serve the ASGI app with several Daphne processes sharing one listening socket (``daphne --fd``).
+"""Serve the ASGI app (HTTP + WebSocket) with several Daphne processes sharing one listening socket (``daphne --fd``).
 
 Django runs sync views on one thread per process, so one Daphne process uses about one core at
 most; several processes on one socket let the kernel spread connections over the cores.
 
-    .venv/bin/python bench/reserve_serve.py --host 127.0.0.1 --port 8000 --workers 2
+    .venv/bin/python scripts/serve.py --host 127.0.0.1 --port 8000 --workers 2
+
+`make run` (Procfile `web`) serves this way; WEB_WORKERS sets the number of processes (default: cores).
 
 Stops every process it started on SIGINT/SIGTERM, and all of them if one dies.
 """
