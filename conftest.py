@@ -39,3 +39,20 @@ def staff_user(db, django_user_model):
     return django_user_model.objects.create_user(
         username="staff", password="staff-pass-123", is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_test_database_connections(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, close our pools and end sessions left by servers and
+    workers the tests started, so teardown never finds the database still in use."""
+    yield
+    from django.db import connection, connections
+
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        for conn in connections.all(initialized_only=True):
+            conn.close_pool()
