@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -71,24 +72,53 @@ def prepare(args, env) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def start_server(args, env) -> subprocess.Popen:
+def start_servers(args, env) -> list[subprocess.Popen]:
+    """One Daphne as `make run` starts it, or ``--servers N`` sharing one listening socket (``--fd``)."""
     log_dir = ROOT / "bench" / "results"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / "ws-daphne.log", "ab")
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(args.port),
-         "--proxy-headers", "config.asgi:application"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log,
-    )
+    daphne = [str(ROOT / ".venv" / "bin" / "daphne"), "-v", "0", "--proxy-headers"]
+    procs = []
+    if args.servers == 1:
+        procs.append(subprocess.Popen(
+            [*daphne, "-b", "127.0.0.1", "-p", str(args.port), "config.asgi:application"],
+            cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log,
+        ))
+    else:
+        # The kernel hands each new connection to whichever process accepts it first.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", args.port))
+        listener.listen(1024)
+        # Non-blocking, or the process that loses the race for a connection blocks in accept().
+        listener.setblocking(False)
+        for _ in range(args.servers):
+            procs.append(subprocess.Popen(
+                [*daphne, "--fd", str(listener.fileno()), "config.asgi:application"],
+                cwd=ROOT, env=env, start_new_session=True, stdout=log, stderr=log, pass_fds=[listener.fileno()],
+            ))
+        listener.close()
     base = f"http://127.0.0.1:{args.port}"
     for _ in range(300):
         try:
             if requests.get(base + "/healthz", timeout=1).ok:
-                return proc
-        except requests.ConnectionError:
+                return procs
+        except requests.RequestException:
             time.sleep(0.1)
-    proc.kill()
+    for proc in procs:
+        proc.kill()
     raise SystemExit("daphne did not start")
+
+
+def fanout_seconds(base: str) -> tuple[float, int]:
+    """(sum, count) of stockpulse_ws_fanout_seconds in the process that answers /metrics."""
+    total, count = 0.0, 0
+    for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("stockpulse_ws_fanout_seconds_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith("stockpulse_ws_fanout_seconds_count"):
+            count = int(float(line.split()[-1]))
+    return total, count
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -165,6 +195,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument("--servers", type=int, default=1, help="Daphne processes sharing the port")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_WS_PORT", 8102)))
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_WS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stockpulse_bench_ws"))
@@ -174,7 +205,7 @@ def main() -> int:
     env = env_for_server(args)
     print(f"preparing database {args.database_url.rsplit('/', 1)[-1]} ...", flush=True)
     token = prepare(args, env)
-    server = start_server(args, env)
+    servers = start_servers(args, env)
     procs = []
     try:
         base = f"http://127.0.0.1:{args.port}"
@@ -211,6 +242,7 @@ def main() -> int:
                 errors += 1
         achieved = n / (time.monotonic() - start)
         time.sleep(2)
+        fanout_sum, fanout_count = fanout_seconds(base)
         for q in stop_qs:
             q.put("stop")
         results = [result_q.get(timeout=120) for _ in procs]
@@ -220,7 +252,8 @@ def main() -> int:
         for p in procs:
             if p.is_alive():
                 p.terminate()
-        stop_server(server)
+        for server in servers:
+            stop_server(server)
 
     lat_sent, lat_at, lost, dups, foreign = [], [], 0, 0, 0
     for per_client in results:
@@ -244,6 +277,9 @@ def main() -> int:
           f"lost {lost}, duplicated {dups}, unexpected {foreign}")
     print(f"commit → client (sent_at): p50 {ms(pct(lat_sent, 50))}  p99 {ms(pct(lat_sent, 99))}  max {ms(max(lat_sent or [0]))}")
     print(f"in-transaction stamp (at) → client: p50 {ms(pct(lat_at, 50))}  p99 {ms(pct(lat_at, 99))}  max {ms(max(lat_at or [0]))}")
+    if fanout_count:
+        print(f"server fan-out ({'one of the processes' if args.servers > 1 else 'Daphne'}): "
+              f"{fanout_count} batches, mean {ms(fanout_sum / fanout_count * 1000)} per batch")
     return 0
 
 

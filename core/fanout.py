@@ -10,16 +10,22 @@ consumer dispatch per socket.
 """
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from core.metrics import WS_FANOUT_SECONDS
+
 logger = logging.getLogger(__name__)
 
 # Pause before reading again after an unexpected channel-layer error, so a broken layer cannot spin.
 READ_RETRY_SECONDS = 0.5
+# Sockets served between two yields to the event loop. A fan-out to thousands of sockets takes tens
+# of milliseconds; yielding lets the loop serve HTTP requests and handshakes in between.
+YIELD_EVERY = 100
 
 
 class Relay(Protocol):
@@ -99,12 +105,16 @@ class FanoutHub:
         members = self.members.get(message.get("group"))
         if not members:
             return
+        started = time.perf_counter()
         items = message["items"]
-        for socket in tuple(members):
+        for n, socket in enumerate(tuple(members), 1):
             try:
                 await socket.relay_batch(items)
             except Exception:
                 logger.exception("realtime fan-out failed for one socket")
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        WS_FANOUT_SECONDS.observe(time.perf_counter() - started)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FanoutHub]" = weakref.WeakKeyDictionary()

@@ -11,3 +11,8 @@ HTTP_LATENCY = Histogram(
 STOCK_CHANGES = Counter("stockpulse_stock_changes_total", "Stock rows changed, by movement kind", ["kind"])
 EVENTS_PUBLISHED = Counter("stockpulse_events_published_total", "Realtime events published", ["type"])
 EVENTS_FAILED = Counter("stockpulse_events_failed_total", "Realtime events that could not be published", ["type"])
+WS_FANOUT_SECONDS = Histogram(
+    "stockpulse_ws_fanout_seconds",
+    "Time one process takes to hand a realtime batch to all its sockets of the group",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

@@ -1,0 +1,68 @@
+"""Tests of the per-process fan-out hub against real Redis: shared subscriptions, delivery, leaving."""
+import asyncio
+
+from core.fanout import fanout_hub
+from core.groups import GROUP_ALL, group_for_code
+from core.realtime import BATCH_MESSAGE_TYPE
+
+
+class FakeSocket:
+    def __init__(self):
+        self.batches: list[list[list[str]]] = []
+        self.got = asyncio.Event()
+
+    async def relay_batch(self, items):
+        self.batches.append(items)
+        self.got.set()
+
+
+def _batch(group: str, event_id: str) -> dict:
+    return {"type": BATCH_MESSAGE_TYPE, "group": group, "items": [[event_id, f'{{"id":"{event_id}"}}']]}
+
+
+async def test_sockets_of_one_group_share_one_subscription_and_each_gets_the_batch():
+    hub = fanout_hub()
+    first, second = FakeSocket(), FakeSocket()
+    await hub.join(first, [GROUP_ALL])
+    await hub.join(second, [GROUP_ALL])
+    assert fanout_hub() is hub
+    assert hub.members[GROUP_ALL] == {first, second}
+
+    await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e1"))
+
+    await asyncio.wait_for(asyncio.gather(first.got.wait(), second.got.wait()), timeout=5)
+    assert first.batches == second.batches == [[["e1", '{"id":"e1"}']]]
+    await hub.leave(first, [GROUP_ALL])
+    await hub.leave(second, [GROUP_ALL])
+
+
+async def test_batch_of_another_group_reaches_only_its_sockets():
+    hub = fanout_hub()
+    everything, one_code = FakeSocket(), FakeSocket()
+    await hub.join(everything, [GROUP_ALL])
+    await hub.join(one_code, [group_for_code("FAN-1")])
+
+    await hub.layer.group_send(group_for_code("FAN-1"), _batch(group_for_code("FAN-1"), "e2"))
+
+    await asyncio.wait_for(one_code.got.wait(), timeout=5)
+    await asyncio.sleep(0.1)
+    assert everything.batches == []
+    await hub.leave(everything, [GROUP_ALL])
+    await hub.leave(one_code, [group_for_code("FAN-1")])
+
+
+async def test_last_socket_leaving_unsubscribes_the_group():
+    hub = fanout_hub()
+    socket = FakeSocket()
+    await hub.join(socket, [GROUP_ALL, group_for_code("FAN-2")])
+
+    await hub.leave(socket, [group_for_code("FAN-2")])
+
+    assert group_for_code("FAN-2") not in hub.members
+    assert hub.members[GROUP_ALL] == {socket}
+    await hub.leave(socket, [GROUP_ALL])
+    assert hub.members == {}
+    # Nothing is delivered to a socket that left.
+    await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e3"))
+    await asyncio.sleep(0.2)
+    assert socket.batches == []
