@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 import redis
@@ -37,18 +36,15 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
+from bench.common import database_recreate as bench_database_recreate, manage  # noqa: E402
+
 
 def run(*args: str) -> None:
-    subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", *args], cwd=ROOT, env=ENV, check=True,
-                   stdout=subprocess.DEVNULL)
+    manage(*args, env=ENV)
 
 
 def database_recreate() -> None:
-    parsed = urlparse(DB_URL)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    bench_database_recreate(DB_URL)
 
 
 def data_load() -> None:

@@ -15,9 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlparse
 
-import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +45,8 @@ ENV = {
 }
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
+
+from bench.common import database_recreate as bench_database_recreate, manage  # noqa: E402
 
 CODE = re.compile(r"BT-\d{4}")
 receipts: dict[str, float] = {}
@@ -85,16 +85,11 @@ class FakeTelegram(BaseHTTPRequestHandler):
 
 
 def run(*args: str) -> None:
-    subprocess.run([str(ROOT / ".venv/bin/python"), "manage.py", *args], cwd=ROOT, env=ENV, check=True,
-                   stdout=subprocess.DEVNULL)
+    manage(*args, env=ENV)
 
 
 def database_recreate() -> None:
-    parsed = urlparse(DB_URL)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    bench_database_recreate(DB_URL)
 
 
 def redis_keys_clear() -> None:
