@@ -1,15 +1,17 @@
 """Reads for projections: summaries by code, the ruptures list, daily rows, stats and planned movements."""
 from collections.abc import Iterable
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet
 
-from core.errors import ValidationFailed
+from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
-from inventory.models import Product
-from inventory.selectors import product_resolve, products_resolve_many
+from inventory.models import Product, Stock, UnifiedCode
+from inventory.selectors import product_resolve
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
 
 
@@ -23,34 +25,127 @@ def summaries() -> QuerySet[ProjectionSummary]:
     return ProjectionSummary.objects.select_related("product", "product__stock")
 
 
-def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -> bool:
-    """Stale: never computed, computed for an earlier day, or its inputs changed since (versions, threshold)."""
-    if summary.as_of is None or summary.computed_at is None or summary.as_of < (today or _today()):
+def _stale(*, as_of: date | None, computed_at: datetime | None, source_version: int, stock_version: int | None,
+           plan_version: int, threshold: int, low_stock_threshold: int, today: date) -> bool:
+    """The one staleness rule, for model instances and for the hot path's plain rows alike."""
+    if as_of is None or computed_at is None or as_of < today:
         return True
-    stock = getattr(summary.product, "stock", None)
-    if stock is None or summary.source_version != stock.version + summary.plan_version:
+    if stock_version is None or source_version != stock_version + plan_version:
         return True
     # A threshold edit does not bump any version, but changes the first day below it.
-    return summary.threshold != summary.product.low_stock_threshold
+    return threshold != low_stock_threshold
 
 
-def projection_find(*, code: str) -> tuple[Product, ProjectionSummary | None]:
-    """The product a code names (aliases resolve) and its summary, None if it was never computed."""
+def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -> bool:
+    """Stale: never computed, computed for an earlier day, or its inputs changed since (versions, threshold)."""
+    stock = getattr(summary.product, "stock", None)
+    return _stale(as_of=summary.as_of, computed_at=summary.computed_at, source_version=summary.source_version,
+                  stock_version=stock.version if stock is not None else None, plan_version=summary.plan_version,
+                  threshold=summary.threshold, low_stock_threshold=summary.product.low_stock_threshold,
+                  today=today or _today())
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """One product and its summary as the API reads them: a flat row from one SQL statement.
+
+    The summary fields are None when the product has no computed summary yet. The API's reads are
+    hot paths: building three model instances per row through the ORM cost more than the query itself.
+    """
+
+    product_id: int
+    code: str
+    name: str
+    low_stock_threshold: int
+    stock_version: int | None
+    as_of: date | None
+    horizon_days: int | None
+    start_balance: int | None
+    threshold: int | None
+    min_balance_7d: int | None
+    min_balance_7d_date: date | None
+    stockout_date: date | None
+    below_threshold_date: date | None
+    days_of_cover: int | None
+    late_movements: int | None
+    daily_inbound: list[int] | None
+    daily_outbound: list[int] | None
+    daily_balance: list[int] | None
+    plan_version: int | None
+    source_version: int | None
+    computed_at: datetime | None
+
+    @property
+    def computed(self) -> bool:
+        return self.computed_at is not None
+
+    def is_stale(self, *, today: date) -> bool:
+        return _stale(as_of=self.as_of, computed_at=self.computed_at, source_version=self.source_version,
+                      stock_version=self.stock_version, plan_version=self.plan_version, threshold=self.threshold,
+                      low_stock_threshold=self.low_stock_threshold, today=today)
+
+
+_P, _S, _PS, _U = (Product._meta.db_table, Stock._meta.db_table, ProjectionSummary._meta.db_table,
+                   UnifiedCode._meta.db_table)
+# Column order follows SummaryRow.
+_ROW_SELECT = """
+    SELECT p.id, p.code, p.name, p.low_stock_threshold, st.version,
+           ps.as_of, ps.horizon_days, ps.start_balance, ps.threshold, ps.min_balance_7d, ps.min_balance_7d_date,
+           ps.stockout_date, ps.below_threshold_date, ps.days_of_cover, ps.late_movements,
+           ps.daily_inbound, ps.daily_outbound, ps.daily_balance, ps.plan_version, ps.source_version, ps.computed_at
+"""
+# Only a computed summary joins: an uncomputed one reads as "none yet" and the view computes it.
+_ROW_JOINS = f"""
+    LEFT JOIN {_S} st ON st.product_id = p.id
+    LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
+"""
+# A product code first, else a unified code: the same order as inventory.selectors.product_resolve.
+_ROW_BY_CODE = f"""{_ROW_SELECT} FROM {_P} p {_ROW_JOINS}
+    WHERE p.id = COALESCE((SELECT id FROM {_P} WHERE code = %(code)s),
+                          (SELECT product_id FROM {_U} WHERE code = %(code)s))
+"""
+_ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WITH ORDINALITY AS asked(code, ord)
+    JOIN {_P} p ON p.id = COALESCE((SELECT id FROM {_P} WHERE code = asked.code),
+                                   (SELECT product_id FROM {_U} WHERE code = asked.code))
+    {_ROW_JOINS}
+    ORDER BY asked.ord
+"""
+_RUPTURES_PAGE = f"""{_ROW_SELECT} FROM {_PS} ps
+    JOIN {_P} p ON p.id = ps.product_id
+    LEFT JOIN {_S} st ON st.product_id = ps.product_id
+    WHERE ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s AND p.active
+    ORDER BY ps.stockout_date, ps.product_id
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def projection_row(*, code: str) -> SummaryRow:
+    """The product a code names (aliases resolve) with its summary, in one query; UnknownCode otherwise."""
     normalised = code_normalise(code)
-    summary = summaries().filter(product__code=normalised).first()
-    if summary is not None and summary.computed_at is not None:
-        return summary.product, summary
-    product = product_resolve(code=normalised)
-    summary = summaries().filter(product=product, computed_at__isnull=False).first()
-    return product, summary
+    with connection.cursor() as cursor:
+        cursor.execute(_ROW_BY_CODE, {"code": normalised})
+        values = cursor.fetchone()
+    if values is None:
+        raise UnknownCode(f"No product has the code {normalised!r}.", details={"code": normalised})
+    return SummaryRow(*values)
 
 
-def projections_for_codes(*, codes: Iterable[str]) -> tuple[dict[str, Product], dict[int, ProjectionSummary], list[str]]:
-    """({asked code: product}, {product_id: computed summary}, [unknown codes]), in asked order."""
-    found, unknown = products_resolve_many(codes=codes)
-    product_ids = {p.pk for p in found.values()}
-    by_product = {s.product_id: s for s in summaries().filter(product_id__in=product_ids, computed_at__isnull=False)}
-    return found, by_product, unknown
+def projection_rows_for_codes(*, codes: Iterable[str]) -> tuple[list[tuple[str, SummaryRow]], list[str]]:
+    """([(asked code, row)], [unknown codes]) in asked order, duplicates (after normalising) once, in one query."""
+    wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
+    with connection.cursor() as cursor:
+        cursor.execute(_ROWS_BY_CODES, {"codes": wanted})
+        found = [(values[-1], SummaryRow(*values[:-1])) for values in cursor.fetchall()]
+    known = {asked for asked, _ in found}
+    return found, [c for c in wanted if c not in known]
+
+
+def projection_ruptures_page(*, days: int, limit: int, offset: int = 0) -> list[SummaryRow]:
+    """One page of ``projection_ruptures(days=...)`` (same filter and order) as plain rows, in one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RUPTURES_PAGE, {"limit_date": _today() + timedelta(days=days), "limit": limit,
+                                        "offset": offset})
+        return [SummaryRow(*values) for values in cursor.fetchall()]
 
 
 def projection_ruptures(*, days: int = 7) -> QuerySet[ProjectionSummary]:
@@ -62,7 +157,7 @@ def projection_ruptures(*, days: int = 7) -> QuerySet[ProjectionSummary]:
     )
 
 
-def projection_daily(*, summary: ProjectionSummary, days: int) -> list[dict[str, Any]]:
+def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
     """The first ``days`` daily rows; beyond the stored horizon they are computed on the fly, not stored."""
     if days > summary.horizon_days or summary.as_of is None:
         from projections.services import projection_compute_rows

@@ -5,23 +5,22 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus, ProjectionSummary
-from projections.selectors import summary_is_stale
+from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
+from projections.selectors import SummaryRow
 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def summary_output(summary: ProjectionSummary, *, today: date, asked_code: str | None = None) -> dict[str, Any]:
+def summary_output(summary: SummaryRow, *, today: date, asked_code: str | None = None) -> dict[str, Any]:
     """One summary; ``start_balance`` is the available quantity (on hand minus reserved) when computed."""
-    product = summary.product
     at_risk = summary.stockout_date is not None and (summary.stockout_date - today).days < settings.PROJECTION_RISK_DAYS
     out = {
-        "code": product.code,
-        "name": product.name,
+        "code": summary.code,
+        "name": summary.name,
         "start_balance": summary.start_balance,
-        "threshold": product.low_stock_threshold,
+        "threshold": summary.low_stock_threshold,
         "min_balance_7d": summary.min_balance_7d,
         "min_balance_7d_date": _iso(summary.min_balance_7d_date),
         "stockout_date": _iso(summary.stockout_date),
@@ -33,9 +32,9 @@ def summary_output(summary: ProjectionSummary, *, today: date, asked_code: str |
         "horizon_days": summary.horizon_days,
         "source_version": summary.source_version,
         "computed_at": _iso(summary.computed_at),
-        "stale": summary_is_stale(summary, today=today),
+        "stale": summary.is_stale(today=today),
     }
-    if asked_code is not None and asked_code != product.code:
+    if asked_code is not None and asked_code != summary.code:
         out["requested_code"] = asked_code
     return out
 

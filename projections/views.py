@@ -37,14 +37,14 @@ class ProjectionDailyRowSerializer(serializers.Serializer):
     late = serializers.BooleanField()
 
 
-def _summary_for(code: str):
-    product, summary = selectors.projection_find(code=code)
-    if summary is None:
-        services.projection_summaries_ensure(product_ids=[product.pk])
-        product, summary = selectors.projection_find(code=code)
-        if summary is None:
-            raise NotFound(f"{product.code} has no stock row to project.", details={"code": product.code})
-    return summary
+def _summary_for(code: str) -> selectors.SummaryRow:
+    row = selectors.projection_row(code=code)
+    if not row.computed:
+        services.projection_summaries_ensure(product_ids=[row.product_id])
+        row = selectors.projection_row(code=code)
+        if not row.computed:
+            raise NotFound(f"{row.code} has no stock row to project.", details={"code": row.code})
+    return row
 
 
 class DaysSerializer(serializers.Serializer):
@@ -84,13 +84,13 @@ class ProjectionDailyApi(APIView):
         summary = _summary_for(code)
         today = services.projection_today()
         return Response({
-            "code": summary.product.code,
-            "name": summary.product.name,
-            "threshold": summary.product.low_stock_threshold,
+            "code": summary.code,
+            "name": summary.name,
+            "threshold": summary.low_stock_threshold,
             "start_balance": summary.start_balance,
             "stockout_date": summary.stockout_date.isoformat() if summary.stockout_date else None,
             "computed_at": summary.computed_at.isoformat() if summary.computed_at else None,
-            "stale": selectors.summary_is_stale(summary, today=today),
+            "stale": summary.is_stale(today=today),
             "days": selectors.projection_daily(summary=summary, days=days),
         })
 
@@ -102,8 +102,7 @@ class ProjectionRecalculateApi(APIView):
 
     @extend_schema(request=None, responses=_summary_schema)
     def post(self, request, code: str):
-        product, _ = selectors.projection_find(code=code)
-        services.projection_recompute(product_ids=[product.pk])
+        services.projection_recompute(product_ids=[selectors.projection_row(code=code).product_id])
         summary = _summary_for(code)
         return Response(summary_output(summary, today=services.projection_today(), asked_code=code.strip().upper()))
 
@@ -124,14 +123,13 @@ class ProjectionQueryApi(APIView):
         data = self.ProjectionQueryInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data["codes"]
-        found, by_product, unknown = selectors.projections_for_codes(codes=codes)
-        missing = [p.pk for p in found.values() if p.pk not in by_product]
+        found, unknown = selectors.projection_rows_for_codes(codes=codes)
+        missing = [row.product_id for _, row in found if not row.computed]
         if missing:
             services.projection_summaries_ensure(product_ids=missing)
-            found, by_product, unknown = selectors.projections_for_codes(codes=codes)
+            found, unknown = selectors.projection_rows_for_codes(codes=codes)
         today = services.projection_today()
-        items = [summary_output(by_product[p.pk], today=today, asked_code=asked)
-                 for asked, p in found.items() if p.pk in by_product]
+        items = [summary_output(row, today=today, asked_code=asked) for asked, row in found if row.computed]
         return Response({"items": items, "unknown": unknown, "computed_at": timezone.now().isoformat(),
                          "stale": any(i["stale"] for i in items)})
 
@@ -161,7 +159,7 @@ class ProjectionRupturesApi(APIView):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset = (params.validated_data[k] for k in ("days", "limit", "offset"))
-        rows = list(selectors.projection_ruptures(days=days)[offset:offset + limit + 1])
+        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
         today = services.projection_today()
         results = [summary_output(s, today=today) for s in rows[:limit]]
         return Response({

@@ -2,9 +2,12 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 
+from inventory.models import Product, Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
-from projections import services
+from projections import selectors, services
+from projections.selectors import summary_is_stale
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
 from projections.tests.factories import PlannedMovementFactory
 
@@ -83,6 +86,70 @@ def test_unknown_code_is_a_404_in_the_error_shape(reader):
     assert response.json()["error"]["code"] == "unknown_code"
 
 
+def test_detail_is_one_query_for_a_code_an_alias_or_an_unknown_code(reader, django_assert_num_queries):
+    product = ProductFactory(code="P001", on_hand=5)
+    UnifiedCodeFactory(code="P001-OLD", product=product)
+    services.projection_recompute(product_ids=[product.pk])
+
+    # One query for the token (not cached in tests), one for the product, its stock and its summary.
+    for code, status in [("P001", 200), ("p001-old", 200), ("NOPE", 404)]:
+        with django_assert_num_queries(2):
+            response = reader.get(f"/api/v1/projections/{code}")
+        assert response.status_code == status
+
+    assert response.json() == {"error": {"code": "unknown_code", "message": "No product has the code 'NOPE'.",
+                                         "details": {"code": "NOPE"}}}
+
+
+def test_detail_has_every_field_of_the_summary(reader):
+    product = ProductFactory(code="P002", name="Outro", on_hand=3, low_stock_threshold=2)
+    planned(product, days=-1, quantity=1)
+    planned(product, days=2, quantity=5)
+    services.projection_recompute(product_ids=[product.pk])
+    summary = ProjectionSummary.objects.get(product=product)
+
+    body = reader.get("/api/v1/projections/P002").json()
+
+    daily = body.pop("daily")
+    assert body == {
+        "code": "P002", "name": "Outro", "start_balance": 3, "threshold": 2,
+        "min_balance_7d": -3, "min_balance_7d_date": (today() + timedelta(days=2)).isoformat(),
+        "stockout_date": (today() + timedelta(days=2)).isoformat(),
+        "below_threshold_date": (today() + timedelta(days=2)).isoformat(),
+        "days_of_cover": 2, "at_risk_7d": True, "late_movements": 1, "as_of": today().isoformat(),
+        "horizon_days": 28, "source_version": summary.source_version,
+        "computed_at": summary.computed_at.isoformat(), "stale": False,
+    }
+    assert daily[:3] == [
+        {"date": today().isoformat(), "inbound": 0, "outbound": 1, "balance": 2, "late": True},
+        {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 0, "outbound": 0, "balance": 2, "late": False},
+        {"date": (today() + timedelta(days=2)).isoformat(), "inbound": 0, "outbound": 5, "balance": -3,
+         "late": False},
+    ]
+
+
+@pytest.mark.parametrize("change", ["stock_version", "plan_version", "threshold", "new_day"])
+def test_detail_says_stale_when_an_input_changed_since_the_recompute(reader, change):
+    product = ProductFactory(on_hand=5)
+    services.projection_recompute(product_ids=[product.pk])
+    assert reader.get(f"/api/v1/projections/{product.code}").json()["stale"] is False
+    if change == "stock_version":
+        Stock.objects.filter(product=product).update(version=F("version") + 1)
+    elif change == "plan_version":
+        ProjectionSummary.objects.filter(product=product).update(plan_version=F("plan_version") + 1)
+    elif change == "threshold":
+        Product.objects.filter(pk=product.pk).update(low_stock_threshold=F("low_stock_threshold") + 1)
+    else:
+        ProjectionSummary.objects.filter(product=product).update(as_of=today() - timedelta(days=1))
+
+    body = reader.get(f"/api/v1/projections/{product.code}").json()
+    daily = reader.get(f"/api/v1/projections/{product.code}/daily?days=7").json()
+
+    assert (body["stale"], daily["stale"]) == (True, True)
+    assert body["stale"] is summary_is_stale(ProjectionSummary.objects.select_related("product__stock").get(
+        product=product))
+
+
 def test_query_many_codes_lists_unknown_ones(reader):
     a, b = ProductFactory(on_hand=5), ProductFactory(on_hand=6)
 
@@ -93,6 +160,28 @@ def test_query_many_codes_lists_unknown_ones(reader):
     assert [(i["code"], i["start_balance"]) for i in body["items"]] == [(a.code, 5), (b.code, 6)]
     assert body["unknown"] == ["NOPE"]
     assert "computed_at" in body and body["stale"] is False
+
+
+def test_query_answers_in_asked_order_with_aliases_in_one_query(reader, django_assert_num_queries):
+    a, b = ProductFactory(on_hand=5), ProductFactory(on_hand=6)
+    UnifiedCodeFactory(code="OLD-B", product=b)
+    services.projection_recompute(product_ids=[a.pk, b.pk])
+
+    with django_assert_num_queries(2):
+        body = reader.post("/api/v1/projections/query", {"codes": ["old-b", "NOPE", a.code, a.code.lower()]},
+                           format="json").json()
+
+    assert [(i["code"], i.get("requested_code")) for i in body["items"]] == [(b.code, "OLD-B"), (a.code, None)]
+    assert (body["unknown"], body["stale"]) == (["NOPE"], False)
+
+
+def test_query_computes_products_never_computed(reader):
+    product = ProductFactory(on_hand=4)
+    ProjectionSummary.objects.filter(product=product).delete()
+
+    body = reader.post("/api/v1/projections/query", {"codes": [product.code]}, format="json").json()
+
+    assert [(i["code"], i["start_balance"], i["stale"]) for i in body["items"]] == [(product.code, 4, False)]
 
 
 @pytest.mark.parametrize("payload", [{}, {"codes": []}, {"codes": "A"}, {"codes": ["A"] * 501}])
@@ -130,6 +219,21 @@ def test_ruptures_pages_by_limit_and_offset(reader):
 
     assert [r["code"] for r in first["results"] + rest["results"]] == [p.code for p in products]
     assert (first["next_offset"], rest["next_offset"]) == (2, None)
+
+
+def test_ruptures_page_is_the_bot_list_in_one_query(reader, django_assert_num_queries):
+    products = ProductFactory.create_batch(4, on_hand=1)
+    for n, product in enumerate(products):
+        planned(product, days=3 - n % 2, quantity=2)
+    Product.objects.filter(pk=products[0].pk).update(active=False)
+    services.projection_rebuild_all()
+
+    with django_assert_num_queries(2):
+        body = reader.get("/api/v1/projections/ruptures?days=7").json()
+
+    expected = [s.product.code for s in selectors.projection_ruptures(days=7)]
+    assert [r["code"] for r in body["results"]] == expected
+    assert products[0].code not in expected and len(expected) == 3
 
 
 @pytest.mark.parametrize("query", ["days=0", "days=91", "limit=0", "limit=501", "offset=-1", "days=x"])
