@@ -30,6 +30,14 @@ def api_client_for_token(raw_token: str) -> ApiClient | None:
     return client
 
 
+def api_client_cached(raw_token: str) -> ApiClient | None:
+    """The client from the per-process cache only (no query); None when not cached or expired there."""
+    cached = _client_cache.get(token_hash(raw_token))
+    if cached is not None and cached[1] > time.monotonic():
+        return cached[0]
+    return None
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 

@@ -16,3 +16,8 @@ WS_FANOUT_SECONDS = Histogram(
     "Time one process takes to hand a realtime batch to all its sockets of the group",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+RESERVATION_FAST_PATH = Counter(
+    "stockpulse_reservation_fast_path_total",
+    "One-code reservation requests met by the ASGI fast path: served there, or handed to the Django view",
+    ["outcome"],
+)

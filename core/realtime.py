@@ -93,6 +93,25 @@ def realtime_publish(events: list[dict[str, Any]]) -> None:
         EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
 
 
+async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
+    """``realtime_publish`` for async code already on a server loop (the reservation fast path): same
+    batches, sent from this loop, with the same failure rule (logged and counted, never raised)."""
+    if not events:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await asyncio.wait_for(_send_all(layer, realtime_batch(events)), settings.REALTIME_PUBLISH_TIMEOUT)
+    except Exception as exc:
+        for event in events:
+            EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
+        logger.error("realtime publish failed", extra={"events": len(events), "error": repr(exc)})
+        return
+    for event in events:
+        EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
+
+
 async def _send_all(layer, messages: dict[str, dict[str, Any]]) -> None:
     for group, message in messages.items():
         await layer.group_send(group, message)

@@ -21,6 +21,33 @@ def rate_parse(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip()[0]]
 
 
+def client_rate_window(identity: str, scope: str = "client") -> tuple[str, int, int, float] | None:
+    """(Redis key, limit, period, now) of this identity's current window; None when the scope has no rate.
+
+    Read at call time so a settings change applies without restarting anything.
+    """
+    rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].get(scope)
+    if not rate:
+        return None
+    limit, period = rate_parse(rate)
+    now = time.time()
+    key = cache.make_and_validate_key(f"throttle:{scope}:{identity}:{int(now // period)}")
+    return key, limit, period, now
+
+
+async def client_rate_allow_async(redis_client, client: ApiClient) -> bool:
+    """The throttle's check for an API client from async code (the reservation fast path), same window and key."""
+    window = client_rate_window(f"client-{client.pk}")
+    if window is None:
+        return True
+    key, limit, period, _ = window
+    async with redis_client.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, period + 1, nx=True)
+        count, _ = await pipe.execute()
+    return count <= limit
+
+
 class ClientRateThrottle(BaseThrottle):
     scope = "client"
 
@@ -36,14 +63,10 @@ class ClientRateThrottle(BaseThrottle):
         return f"ip-{self.get_ident(request)}"
 
     def allow_request(self, request, view) -> bool:
-        # Read at call time so a settings change applies without restarting the class.
-        rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].get(self.scope)
-        if not rate:
+        window = client_rate_window(self._identity(request), self.scope)
+        if window is None:
             return True
-        limit, period = rate_parse(rate)
-        now = time.time()
-        window = int(now // period)
-        key = cache.make_and_validate_key(f"throttle:{self.scope}:{self._identity(request)}:{window}")
+        key, limit, period, now = window
         redis_client = cache._cache.get_client(key, write=True)
         pipe = redis_client.pipeline(transaction=False)
         pipe.incr(key)
@@ -51,7 +74,7 @@ class ClientRateThrottle(BaseThrottle):
         count, _ = pipe.execute()
         if count <= limit:
             return True
-        self._wait = (window + 1) * period - now
+        self._wait = (int(now // period) + 1) * period - now
         return False
 
     def wait(self) -> float:

@@ -33,10 +33,16 @@ def stock_event(stock: Stock, *, at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
-    """Register the after-commit side effects of these changed rows. Call inside the transaction."""
+def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None,
+                       alert_levels_unchanged: bool = False) -> None:
+    """Register the after-commit side effects of these changed rows. Call inside the transaction.
+
+    ``alert_levels_unchanged``: the write itself guaranteed no alert level moved (the one-code
+    reservation statement checks it), so the alert-state query is skipped. The reservation fast
+    path (reservations/fast_path.py) repeats these effects for that statement: keep the two in step.
+    """
     now = timezone.now()
-    transitions = alert_states_evaluate(stocks=stocks)
+    transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=stocks)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
     webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
     transaction.on_commit(partial(realtime_publish, events))

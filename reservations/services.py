@@ -87,7 +87,7 @@ def reservation_event(kind: str, reservation: Reservation, lines: list[Reservati
     }
 
 
-def _lines_attach(reservation: Reservation, lines: list[ReservationLine]) -> Reservation:
+def reservation_lines_attach(reservation: Reservation, lines: list[ReservationLine]) -> Reservation:
     """Give the reservation its lines as if prefetched, so callers serialize it without another query."""
     for line in lines:
         line.reservation = reservation
@@ -144,7 +144,7 @@ def _idempotent_replay(*, client: ApiClient | None, key: str, fingerprint: str) 
     if existing.request_fingerprint != fingerprint:
         raise Unprocessable("This Idempotency-Key was already used with a different request.",
                             details={"idempotency_key": key, "reservation_id": str(existing.pk)})
-    _lines_attach(existing, _lines_load(existing))
+    reservation_lines_attach(existing, _lines_load(existing))
     existing.replayed = True
     return existing
 
@@ -153,7 +153,14 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
     return {"code": product.code, "requested": requested, "available": max(on_hand - reserved, 0)}
 
 
-_ONE_CODE_SQL = """
+# One statement for a one-code reservation: resolve the code (aliases too), reserve with a conditional
+# UPDATE (the row lock lasts only until commit), insert the reservation and its line. The UPDATE also
+# refuses a change that would move the product's alert level (notifications.services.level_for, in
+# SQL): such a change takes the general path, which records the transition and its alerts. It returns
+# one row whenever the code names an active product; ``stock_id`` is NULL when nothing was reserved,
+# and ``seen_available`` is the available quantity in the statement's snapshot. The ASGI fast path
+# (reservations/fast_path.py) runs this same statement.
+ONE_CODE_SQL = """
 WITH p AS (
     SELECT id, code, name, category, low_stock_threshold FROM (
         SELECT id, code, name, category, low_stock_threshold, active, 0 AS via_alias
@@ -166,8 +173,13 @@ WITH p AS (
 ), s AS (
     UPDATE inventory_stock st
        SET reserved = st.reserved + %(qty)s, version = st.version + 1, updated_at = %(now)s
-      FROM p
+      FROM p LEFT JOIN notifications_alertstate a ON a.product_id = p.id
      WHERE st.product_id = p.id AND st.on_hand - st.reserved >= %(qty)s
+       AND CASE WHEN st.on_hand - st.reserved - %(qty)s <= 0 THEN 'out'
+                WHEN st.on_hand - st.reserved - %(qty)s < p.low_stock_threshold THEN 'low'
+                WHEN COALESCE(a.level, 'ok') <> 'ok'
+                     AND st.on_hand - st.reserved - %(qty)s < p.low_stock_threshold + %(margin)s THEN 'low'
+                ELSE 'ok' END = COALESCE(a.level, 'ok')
  RETURNING st.id, st.product_id, st.on_hand, st.reserved, st.version
 ), r AS (
     INSERT INTO reservations_reservation
@@ -182,33 +194,42 @@ WITH p AS (
     SELECT r.id, s.product_id, %(qty)s FROM r, s
  RETURNING id
 )
-SELECT s.id, s.product_id, s.on_hand, s.reserved, s.version, (SELECT id FROM l),
-       p.code, p.name, p.category, p.low_stock_threshold
-  FROM s, p
+SELECT s.id AS stock_id, p.id, s.on_hand, s.reserved, s.version, (SELECT id FROM l),
+       p.code, p.name, p.category, p.low_stock_threshold, seen.on_hand - seen.reserved AS seen_available
+  FROM p LEFT JOIN s ON true LEFT JOIN inventory_stock seen ON seen.product_id = p.id
 """
 
 
-def _create_one_code(*, reservation: Reservation, code: str,
-                     quantity: int) -> tuple[ReservationLine, Stock] | None:
-    """The hot path, one statement and one round trip: resolve the code (aliases too), reserve if
-    available with a conditional UPDATE (the row lock lasts only until commit), insert the reservation
-    and its line. None when nothing was reserved; the caller then finds out why."""
-    params = {
+def one_code_params(*, reservation: Reservation, code: str, quantity: int) -> dict[str, Any]:
+    """The parameters of ONE_CODE_SQL for this (unsaved) reservation."""
+    return {
         "code": code, "qty": quantity, "now": reservation.created_at, "id": reservation.pk,
         "client_id": reservation.client_id, "expires_at": reservation.expires_at,
         "reference": reservation.reference, "key": reservation.idempotency_key,
-        "fingerprint": reservation.request_fingerprint,
+        "fingerprint": reservation.request_fingerprint, "margin": settings.ALERT_HYSTERESIS_MARGIN,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_ONE_CODE_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
+
+
+def one_code_result(row: tuple | None, *, reservation: Reservation,
+                    quantity: int) -> tuple[ReservationLine, Stock] | None:
+    """The line and the stock row (as now, product attached) from ONE_CODE_SQL's row; None if nothing was reserved."""
+    if row is None or row[0] is None:
         return None
-    stock_id, product_id, on_hand, reserved, version, line_id, code, name, category, threshold = row
+    stock_id, product_id, on_hand, reserved, version, line_id, code, name, category, threshold, _ = row
     product = Product(id=product_id, code=code, name=name, category=category, low_stock_threshold=threshold,
                       active=True)
     stock = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved, version=version)
     return ReservationLine(id=line_id, reservation=reservation, product=product, quantity=quantity), stock
+
+
+def _create_one_code(*, reservation: Reservation, code: str,
+                     quantity: int) -> tuple[ReservationLine, Stock] | None:
+    """The hot path, one statement and one round trip. None when nothing was reserved (short, unknown,
+    an alert level to record): the caller then takes the general path, which finds out exactly why."""
+    with connection.cursor() as cursor:
+        cursor.execute(ONE_CODE_SQL, one_code_params(reservation=reservation, code=code, quantity=quantity))
+        row = cursor.fetchone()
+    return one_code_result(row, reservation=reservation, quantity=quantity)
 
 
 def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],
@@ -239,6 +260,26 @@ def _create_many_lines(*, reservation: Reservation, products: dict[int, Product]
     return lines, stocks
 
 
+def reservation_input_clean(*, lines: object, ttl: timedelta | None,
+                            reference: str | None) -> tuple[list[tuple[str, int]], timedelta, str]:
+    """(lines as [(normalised code, quantity)], the TTL to apply, the stripped reference), or ValidationFailed."""
+    cleaned = _lines_validate(lines)
+    ttl_checked = ttl_validate(ttl)
+    reference = (reference or "").strip()
+    if len(reference) > 128:
+        raise ValidationFailed("reference is at most 128 characters.", details={"reference": "too long"})
+    return cleaned, ttl_checked, reference
+
+
+def reservation_new(*, client: ApiClient | None, ttl: timedelta, reference: str, now: datetime,
+                    idempotency_key: str | None = None, fingerprint: str = "") -> Reservation:
+    """An unsaved active reservation with a random UUID, holding until now + ttl."""
+    return Reservation(
+        id=uuid4(), client=client, status=ReservationStatus.ACTIVE, expires_at=now + ttl, reference=reference,
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint, created_at=now, updated_at=now,
+    )
+
+
 @atomic_with_retry()
 def reservation_create(
     *,
@@ -254,12 +295,8 @@ def reservation_create(
     With an idempotency key, the same key and request give back the first reservation
     (``replayed`` is set on it); the same key with another request raises Unprocessable.
     """
-    cleaned = _lines_validate(lines)
-    ttl_checked = ttl_validate(ttl)
+    cleaned, ttl_checked, reference = reservation_input_clean(lines=lines, ttl=ttl, reference=reference)
     key = _idempotency_key_validate(idempotency_key)
-    reference = (reference or "").strip()
-    if len(reference) > 128:
-        raise ValidationFailed("reference is at most 128 characters.", details={"reference": "too long"})
     fingerprint = _fingerprint(cleaned, ttl, reference) if key else ""
     if key:
         replay = _idempotent_replay(client=client, key=key, fingerprint=fingerprint)
@@ -267,10 +304,8 @@ def reservation_create(
             return replay
 
     now = timezone.now()
-    reservation = Reservation(
-        id=uuid4(), client=client, status=ReservationStatus.ACTIVE, expires_at=now + ttl_checked,
-        reference=reference, idempotency_key=key, request_fingerprint=fingerprint, created_at=now, updated_at=now,
-    )
+    reservation = reservation_new(client=client, ttl=ttl_checked, reference=reference, now=now,
+                                  idempotency_key=key, fingerprint=fingerprint)
     codes = {code for code, _ in cleaned}
     if len(codes) == 1:
         created = _create_one_code(reservation=reservation, code=cleaned[0][0],
@@ -278,8 +313,9 @@ def reservation_create(
         if created is not None:
             new_lines, stocks = [created[0]], [created[1]]
             reservation.replayed = False
-            _lines_attach(reservation, new_lines)
-            stock_rows_changed(stocks=stocks,
+            reservation_lines_attach(reservation, new_lines)
+            # ONE_CODE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
+            stock_rows_changed(stocks=stocks, alert_levels_unchanged=True,
                                extra_events=[reservation_event("created", reservation, new_lines, at=now)])
             return reservation
     # The general path: also how a failed one-statement attempt finds out exactly what was wrong.
@@ -297,7 +333,7 @@ def reservation_create(
         wanted[product.pk] = wanted.get(product.pk, 0) + quantity
     new_lines, stocks = _create_many_lines(reservation=reservation, products=products, wanted=wanted)
     reservation.replayed = False
-    _lines_attach(reservation, new_lines)
+    reservation_lines_attach(reservation, new_lines)
     stock_rows_changed(stocks=stocks, extra_events=[reservation_event("created", reservation, new_lines, at=now)])
     return reservation
 
@@ -308,7 +344,7 @@ def reservation_create(
 def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str) -> Reservation:
     reservation = _locked_or_404(reservation_id, client)
     lines = _lines_load(reservation)
-    _lines_attach(reservation, lines)
+    reservation_lines_attach(reservation, lines)
     now = timezone.now()
     if reservation.status == ReservationStatus.CONFIRMED:
         return reservation
@@ -355,7 +391,7 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
     """Give the units back. Releasing again, or releasing an expired one, changes nothing; a confirmed one is a Conflict."""
     reservation = _locked_or_404(reservation_id, client)
     lines = _lines_load(reservation)
-    _lines_attach(reservation, lines)
+    reservation_lines_attach(reservation, lines)
     if reservation.status == ReservationStatus.CONFIRMED:
         raise Conflict("This reservation is confirmed; it can no longer be released.",
                        details={"id": str(reservation.pk), "status": "confirmed"})
@@ -370,7 +406,7 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
 def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta) -> Reservation:
     reservation = _locked_or_404(reservation_id, client)
     lines = _lines_load(reservation)
-    _lines_attach(reservation, lines)
+    reservation_lines_attach(reservation, lines)
     if reservation.status in (ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
         raise Conflict(f"This reservation is {reservation.status}; only active ones can be extended.",
                        details={"id": str(reservation.pk), "status": reservation.status})

@@ -32,6 +32,13 @@ def reservation_output(reservation: Reservation) -> dict[str, Any]:
     }
 
 
+def stock_reserve_output(reservation: Reservation) -> dict[str, Any]:
+    """Seed 001's answer to POST /stock/{sku}/reserve."""
+    line = reservation.lines.all()[0]
+    return {"reservation_id": str(reservation.pk), "expires_at": reservation.expires_at.isoformat(),
+            "sku": line.product.code, "quantity": line.quantity}
+
+
 class LineSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField()
@@ -186,9 +193,7 @@ class StockReserveApi(APIView):
             client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
-        line = reservation.lines.all()[0]
-        return Response({"reservation_id": str(reservation.pk), "expires_at": reservation.expires_at.isoformat(),
-                         "sku": line.product.code, "quantity": line.quantity})
+        return Response(stock_reserve_output(reservation))
 
 
 class StockConfirmApi(APIView):

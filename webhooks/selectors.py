@@ -38,6 +38,14 @@ def endpoints_active_cached() -> tuple[EndpointRef, ...]:
     return endpoints
 
 
+def endpoints_active_peek() -> tuple[EndpointRef, ...] | None:
+    """The cached endpoint list while it is fresh, else None; never queries (for async callers)."""
+    cached = _cache["endpoints"]
+    if cached is not None and time.monotonic() - _cache["loaded_at"] < settings.WEBHOOK_ENDPOINT_CACHE_SECONDS:
+        return cached  # type: ignore[return-value]
+    return None
+
+
 def deliveries_due(*, limit: int = 200) -> list[int]:
     return list(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())

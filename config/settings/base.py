@@ -207,6 +207,9 @@ RESERVATION_MAX_TTL_SECONDS = 24 * 60 * 60
 RESERVATION_MAX_LIFETIME_SECONDS = env.int("RESERVATION_MAX_LIFETIME_SECONDS", default=24 * 60 * 60)
 RESERVATION_MAX_LINES = env.int("RESERVATION_MAX_LINES", default=100)
 RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=10.0)
+# The ASGI fast path for one-code reservations (reservations/fast_path.py) and its async connections per process.
+RESERVATION_FAST_PATH = env.bool("RESERVATION_FAST_PATH", default=True)
+ASYNC_DB_POOL_SIZE = env.int("ASYNC_DB_POOL_SIZE", default=4)
 CELERY_BEAT_SCHEDULE["reservations-expire-due"] = {
     "task": "reservations.tasks.reservations_expire_due_task",
     "schedule": RESERVATION_SWEEP_SECONDS,

@@ -1,0 +1,58 @@
+"""Per-event-loop async clients (a PostgreSQL pool, a Redis client) for the few code paths that run on the server loop."""
+import asyncio
+import weakref
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from django.db import connections
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+# Keyed by loop: a pool or a Redis connection belongs to the loop that opened it (one per Daphne
+# process in production, one per test in the suite).
+_pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool]" = weakref.WeakKeyDictionary()
+_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
+
+
+async def _connection_configure(conn: AsyncConnection) -> None:
+    # As Django's own connections: UTC session time zone, autocommit (each statement its own transaction).
+    await conn.set_autocommit(True)
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def db_pool() -> AsyncConnectionPool:
+    """This loop's pool of autocommit connections to the default database, opened on first use."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        params = connections["default"].get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        pool = AsyncConnectionPool(
+            kwargs=params, min_size=1, max_size=settings.ASYNC_DB_POOL_SIZE, open=False,
+            configure=_connection_configure, name="async-default",
+        )
+        _pools[loop] = pool
+        await pool.open()
+    return pool
+
+
+def redis_client() -> aioredis.Redis:
+    """This loop's Redis client on the cache's server (rate limits, projection marks)."""
+    loop = asyncio.get_running_loop()
+    client = _redis.get(loop)
+    if client is None:
+        client = _redis[loop] = aioredis.Redis.from_url(
+            settings.CACHES["default"]["LOCATION"], socket_timeout=1.0, socket_connect_timeout=1.0)
+    return client
+
+
+async def clients_close() -> None:
+    """Close this loop's pool and Redis client (tests call it before their loop ends)."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.pop(loop, None)
+    if pool is not None:
+        await pool.close()
+    client = _redis.pop(loop, None)
+    if client is not None:
+        await client.aclose()

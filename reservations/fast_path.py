@@ -1,0 +1,218 @@
+"""ASGI fast path for the storefront's hottest request, a one-code reservation, served without Django's request cycle.
+
+``POST /api/v1/reservations`` naming one code and ``POST /stock/{sku}/reserve`` are answered here
+when the request is plain: a bearer token already in the per-process client cache with the
+``reserve`` scope, no Idempotency-Key, a JSON body the service accepts, the client within its rate
+limit, no webhook endpoint to feed, and a reservation that the one statement of the service
+(``reservations.services.ONE_CODE_SQL``) can make. The statement runs on this loop's async pool,
+then come the after-commit effects of ``inventory.stock_changes.stock_rows_changed`` for it: the
+realtime events and the projection recompute (the statement only reserves when no alert level
+moves, so there is no alert to record).
+
+Every other case, errors included, is handed to the Django view with its body untouched, and the
+view answers it with the full rules. So the fast path has no answer of its own that the view would
+give differently; it only skips, for the common case, the thread hop, middleware, DRF and ORM work
+that cost most of a reservation's CPU.
+"""
+import json
+import logging
+import re
+import time
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from core import aio
+from core.auth import api_client_cached
+from core.errors import DomainError
+from core.logging import request_id_var
+from core.metrics import RESERVATION_FAST_PATH
+from core.middleware import request_id_from, request_observe
+from core.realtime import realtime_publish_async
+from core.throttling import client_rate_allow_async
+from inventory.stock_changes import stock_event
+from projections.services import projection_recompute_schedule_async
+from reservations import services
+from reservations.views import reservation_output, stock_reserve_output
+from webhooks.selectors import endpoints_active_peek
+
+logger = logging.getLogger(__name__)
+
+RESERVATIONS_PATH = "/api/v1/reservations"
+# Route labels as Django's resolver reports them, so metrics and logs read the same on both paths.
+RESERVATIONS_ROUTE = "api/v1/reservations"
+STOCK_RESERVE_ROUTE = "stock/<str:sku>/reserve"
+_STOCK_RESERVE_PATH = re.compile(r"^/stock/([^/]+)/reserve$")
+# Bigger bodies are not a plain one-code reservation: the view reads and judges them.
+MAX_BODY_BYTES = 16 * 1024
+
+# What Django's middleware adds to every API response (security, DRF's Vary), sent here too.
+_COMMON_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"vary", b"Accept"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class ReservationFastPath:
+    """Wraps the HTTP application; everything but the two reservation routes passes straight through."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not settings.RESERVATION_FAST_PATH:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path == RESERVATIONS_PATH:
+            route, sku = RESERVATIONS_ROUTE, None
+        else:
+            match = _STOCK_RESERVE_PATH.match(path)
+            if match is None:
+                return await self.app(scope, receive, send)
+            route, sku = STOCK_RESERVE_ROUTE, match.group(1)
+
+        started = time.perf_counter()
+        body, complete, disconnected = await _body_read(receive)
+        if disconnected:
+            return
+        if complete:
+            request_id = request_id_from(_header(scope, b"x-request-id"))
+            token = request_id_var.set(request_id)
+            try:
+                answer = await _reserve(scope, sku=sku, body=body)
+            finally:
+                request_id_var.reset(token)
+            if answer is not None:
+                status, payload = answer
+                await _respond(send, status, payload, request_id)
+                RESERVATION_FAST_PATH.labels("served").inc()
+                request_observe(method="POST", path=path, route=route, status=status, request_id=request_id,
+                                elapsed=time.perf_counter() - started)
+                return
+        RESERVATION_FAST_PATH.labels("delegated").inc()
+        await self.app(scope, _replaying(body, complete, receive), send)
+
+
+async def _body_read(receive) -> tuple[bytes, bool, bool]:
+    """(body so far, whether it is complete, whether the client went away)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), False, True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True, False
+        if size > MAX_BODY_BYTES:
+            return b"".join(chunks), False, False
+
+
+def _replaying(body: bytes, complete: bool, receive):
+    """A receive callable that gives the view the body already read, then the connection's own messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": not complete}]
+
+    async def replay():
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+async def _respond(send, status: int, payload: dict[str, Any], request_id: str) -> None:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = [*_COMMON_HEADERS, (b"content-length", str(len(body)).encode()),
+               (b"x-request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelta | None, Any] | None:
+    """(lines, ttl, reference) as the view would pass them to the service; None where the view must judge."""
+    if sku is not None:
+        return [{"code": sku, "quantity": data.get("quantity", 1)}], None, ""
+    ttl_seconds = data.get("ttl_seconds")
+    if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)):
+        return None
+    reference = data.get("reference") or ""
+    if not isinstance(data.get("lines"), list) or not isinstance(reference, str):
+        return None
+    return data["lines"], (timedelta(seconds=ttl_seconds) if ttl_seconds is not None else None), reference
+
+
+async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[str, Any]] | None:
+    """(status, body) when the fast path can answer exactly as the view would; None to hand it over."""
+    if _header(scope, b"idempotency-key"):
+        return None
+    scheme, _, raw_token = _header(scope, b"authorization").partition(" ")
+    if scheme.lower() != "bearer" or not raw_token.strip():
+        return None
+    client = api_client_cached(raw_token.strip())
+    if client is None or not client.has_scope("reserve"):
+        return None
+    if body and not _header(scope, b"content-type").lower().startswith("application/json"):
+        return None
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    asked = _request_lines(sku, data)
+    if asked is None:
+        return None
+    try:
+        cleaned, ttl, reference = services.reservation_input_clean(lines=asked[0], ttl=asked[1], reference=asked[2])
+    except DomainError:
+        return None
+    if len({code for code, _ in cleaned}) != 1 or endpoints_active_peek() != ():
+        return None
+
+    redis_client = aio.redis_client()
+    try:
+        if not await client_rate_allow_async(redis_client, client):
+            return None
+    except redis.RedisError:
+        return None
+    now = timezone.now()
+    reservation = services.reservation_new(client=client, ttl=ttl, reference=reference, now=now)
+    quantity = sum(q for _, q in cleaned)
+    params = services.one_code_params(reservation=reservation, code=cleaned[0][0], quantity=quantity)
+    try:
+        pool = await aio.db_pool()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(services.ONE_CODE_SQL, params)
+            row = await cursor.fetchone()
+    except psycopg.Error:
+        # One autocommit statement: nothing was written. The view tries again with its own connection.
+        logger.warning("reservation fast path could not run its statement", exc_info=True)
+        return None
+    created = services.one_code_result(row, reservation=reservation, quantity=quantity)
+    if created is None:
+        return None
+    line, stock = created
+    reservation.replayed = False
+    services.reservation_lines_attach(reservation, [line])
+    await realtime_publish_async([
+        stock_event(stock, at=now), services.reservation_event("created", reservation, [line], at=now)])
+    await projection_recompute_schedule_async(redis_client, [stock.product_id])
+    if sku is None:
+        return 201, reservation_output(reservation)
+    return 200, stock_reserve_output(reservation)

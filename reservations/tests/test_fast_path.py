@@ -1,0 +1,269 @@
+"""The ASGI fast path for one-code reservations: what it serves, what it hands to the view, and no oversell."""
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from config.asgi import application
+from core import aio
+from core.auth import api_client_for_token
+from core.groups import group_for_code
+from core.metrics import RESERVATION_FAST_PATH
+from core.tests.factories import ApiClientFactory
+from inventory.models import Stock
+from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+from notifications.models import AlertState
+from projections.services import projection_pending_claim
+from reservations.models import Reservation, ReservationStatus
+from reservations.selectors import reserved_drift
+from webhooks.models import WebhookDelivery
+from webhooks.selectors import endpoints_active_cached, endpoints_cache_clear
+from webhooks.tests.factories import endpoint_make
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _caches_on(settings):
+    # The suite turns the client cache off; the fast path serves only clients found in it.
+    settings.API_CLIENT_CACHE_SECONDS = 60
+    settings.WEBHOOK_ENDPOINT_CACHE_SECONDS = 60
+    endpoints_cache_clear()
+    endpoints_active_cached()
+    yield
+    endpoints_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+async def _async_clients_closed():
+    yield
+    await aio.clients_close()
+
+
+@pytest.fixture
+def storefront():
+    """An API client with the reserve scope, already in the per-process client cache."""
+    record = ApiClientFactory(scopes=["read", "reserve"])
+    api_client_for_token(record.raw_token)
+    return record
+
+
+def served_and_delegated() -> tuple[float, float]:
+    return (RESERVATION_FAST_PATH.labels("served")._value.get(),
+            RESERVATION_FAST_PATH.labels("delegated")._value.get())
+
+
+async def post(path: str, body: bytes | dict | None, *, token: str | None,
+               headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
+    """POST through the service's ASGI application; (status, JSON body, headers)."""
+    raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+    sent_headers = [(b"host", b"testserver"), (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode())]
+    if token:
+        sent_headers.append((b"authorization", f"Bearer {token}".encode()))
+    for key, value in (headers or {}).items():
+        sent_headers.append((key.lower().encode(), value.encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": sent_headers, "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+    answer: dict = {"body": b""}
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays connected until the answer is sent
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    await application(scope, receive, send)
+    return answer["status"], json.loads(answer["body"] or b"{}"), answer["headers"]
+
+
+def stock_of(code: str) -> Stock:
+    return Stock.objects.select_related("product").get(product__code=code)
+
+
+async def test_plain_one_code_reservation_is_served_with_the_views_answer(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-1", on_hand=10)
+    before = await sync_to_async(stock_of)("FAST-1")
+    assert (before.reserved, before.version) == (0, 1)
+    served, delegated = served_and_delegated()
+
+    status, body, headers = await post("/api/v1/reservations", {"lines": [{"code": "fast-1", "quantity": 2}],
+                                                                "reference": "order-77"}, token=storefront.raw_token)
+
+    assert status == 201
+    assert served_and_delegated() == (served + 1, delegated)
+    assert headers["content-type"] == "application/json" and headers["x-request-id"]
+    assert body["status"] == "active" and body["reference"] == "order-77"
+    assert body["lines"] == [{"code": "FAST-1", "quantity": 2}]
+    after = await sync_to_async(stock_of)("FAST-1")
+    assert (after.on_hand, after.reserved, after.version) == (10, 2, 2)
+    reservation = await sync_to_async(Reservation.objects.get)(pk=body["id"])
+    assert reservation.status == ReservationStatus.ACTIVE and reservation.client_id == storefront.pk
+    # The view reads it back with the same body the fast path gave.
+    from rest_framework.test import APIClient
+
+    def view_read():
+        http = APIClient()
+        http.credentials(HTTP_AUTHORIZATION=f"Bearer {storefront.raw_token}")
+        return http.get(f"/api/v1/reservations/{body['id']}").json()
+
+    assert await sync_to_async(view_read)() == body
+
+
+async def test_alias_and_seed_route_answer_with_the_canonical_code(storefront):
+    alias = await sync_to_async(UnifiedCodeFactory)(code="FAST-ALIAS", product=await sync_to_async(ProductFactory)(
+        code="FAST-2", on_hand=50))
+    served, _ = served_and_delegated()
+
+    status, body, _ = await post("/stock/FAST-ALIAS/reserve", None, token=storefront.raw_token)
+
+    assert status == 200 and served_and_delegated()[0] == served + 1
+    assert body["sku"] == "FAST-2" and body["quantity"] == 1 and body["reservation_id"]
+    assert (await sync_to_async(stock_of)("FAST-2")).reserved == 1
+    assert alias.product.code == "FAST-2"
+
+
+async def test_published_event_and_projection_mark_follow_a_served_reservation(storefront):
+    product = await sync_to_async(ProductFactory)(code="FAST-3", on_hand=8)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group_for_code("FAST-3"), channel)
+
+    status, body, _ = await post("/stock/FAST-3/reserve", {"quantity": 3}, token=storefront.raw_token)
+
+    assert status == 200
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    events = [json.loads(text) for _, text in message["items"]]
+    stock_changed = next(e for e in events if e["type"] == "stock.changed")
+    assert (stock_changed["reserved"], stock_changed["available"], stock_changed["version"]) == (3, 5, 2)
+    created = next(e for e in events if e["type"] == "reservation.created")
+    assert created["reservation_id"] == body["reservation_id"]
+    # The recompute was scheduled: the product is already marked as waiting for one.
+    assert await sync_to_async(projection_pending_claim)(product_ids=[product.pk]) == []
+    await layer.group_discard(group_for_code("FAST-3"), channel)
+
+
+@pytest.mark.parametrize(("path", "body", "headers", "status", "error"), [
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 9}]}, {}, 409, "insufficient_stock"),
+    ("/api/v1/reservations", {"lines": [{"code": "NOPE-1", "quantity": 1}]}, {}, 404, "unknown_code"),
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 0}]}, {}, 400, "invalid"),
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 5}, {}, 400,
+     "invalid"),
+    ("/api/v1/reservations", b"{not json", {}, 400, None),
+    ("/stock/FAST-4/reserve", {"quantity": 7}, {}, 409, "insufficient_stock"),
+])
+async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefront, path, body, headers, status, error):
+    await sync_to_async(ProductFactory)(code="FAST-4", on_hand=6)
+    served, delegated = served_and_delegated()
+
+    got, answer, _ = await post(path, body, token=storefront.raw_token, headers=headers)
+
+    assert got == status
+    assert served_and_delegated() == (served, delegated + 1)
+    assert set(answer["error"]) == {"code", "message", "details"}
+    if error:
+        assert answer["error"]["code"] == error
+    assert (await sync_to_async(stock_of)("FAST-4")).reserved == 0
+    if error == "insufficient_stock":
+        assert answer["error"]["details"]["lines"][0]["available"] == 6
+
+
+async def test_unknown_token_and_missing_scope_are_judged_by_the_view(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-5", on_hand=6)
+    reader = await sync_to_async(ApiClientFactory)(scopes=["read"])
+    await sync_to_async(api_client_for_token)(reader.raw_token)
+    line = {"lines": [{"code": "FAST-5", "quantity": 1}]}
+
+    assert (await post("/api/v1/reservations", line, token=None))[0] == 401
+    assert (await post("/api/v1/reservations", line, token="not-a-token"))[0] == 401
+    assert (await post("/api/v1/reservations", line, token=reader.raw_token))[0] == 403
+    assert (await sync_to_async(stock_of)("FAST-5")).reserved == 0
+
+
+async def test_multi_code_carts_and_idempotency_keys_go_to_the_view(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-6", on_hand=6)
+    await sync_to_async(ProductFactory)(code="FAST-7", on_hand=6)
+    served, delegated = served_and_delegated()
+    cart = {"lines": [{"code": "FAST-6", "quantity": 1}, {"code": "FAST-7", "quantity": 2}]}
+
+    status, body, _ = await post("/api/v1/reservations", cart, token=storefront.raw_token)
+    first = await post("/api/v1/reservations", {"lines": [{"code": "FAST-6", "quantity": 1}]},
+                       token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
+    again = await post("/api/v1/reservations", {"lines": [{"code": "FAST-6", "quantity": 1}]},
+                       token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
+
+    assert status == 201 and len(body["lines"]) == 2
+    assert first[0] == 201 and again[0] == 201 and first[1]["id"] == again[1]["id"]
+    assert served_and_delegated() == (served, delegated + 3)
+    assert (await sync_to_async(stock_of)("FAST-6")).reserved == 2
+
+
+async def test_a_reservation_that_moves_the_alert_level_is_recorded_by_the_view(storefront):
+    product = await sync_to_async(ProductFactory)(code="FAST-8", on_hand=7, low_stock_threshold=5)
+    assert not await sync_to_async(AlertState.objects.filter(product=product).exists)()
+    served, delegated = served_and_delegated()
+
+    ok = await post("/stock/FAST-8/reserve", {"quantity": 1}, token=storefront.raw_token)  # 6 left: still ok
+    low = await post("/stock/FAST-8/reserve", {"quantity": 2}, token=storefront.raw_token)  # 4 left: low
+
+    assert ok[0] == 200 and low[0] == 200
+    assert served_and_delegated() == (served + 1, delegated + 1)
+    state = await sync_to_async(AlertState.objects.get)(product=product)
+    assert state.level == "low"
+    assert (await sync_to_async(stock_of)("FAST-8")).reserved == 3
+
+
+async def test_with_a_webhook_endpoint_the_view_writes_the_delivery(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-9", on_hand=9)
+    await sync_to_async(endpoint_make)(event_types=["stock.changed"])
+    assert await sync_to_async(WebhookDelivery.objects.count)() == 0
+    served, delegated = served_and_delegated()
+
+    status, _, _ = await post("/stock/FAST-9/reserve", {"quantity": 1}, token=storefront.raw_token)
+
+    assert status == 200 and served_and_delegated() == (served, delegated + 1)
+    assert await sync_to_async(WebhookDelivery.objects.filter(event_type="stock.changed").count)() == 1
+
+
+async def test_a_client_over_its_rate_limit_gets_the_views_429(storefront, settings):
+    await sync_to_async(ProductFactory)(code="FAST-10", on_hand=50)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"client": "2/min"}}
+
+    statuses = [(await post("/stock/FAST-10/reserve", None, token=storefront.raw_token))[0] for _ in range(3)]
+
+    assert statuses[:2] == [200, 200] and statuses[2] == 429
+    assert (await sync_to_async(stock_of)("FAST-10")).reserved == 2
+
+
+@pytest.mark.slow
+async def test_200_concurrent_requests_for_10_units_reserve_exactly_10(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-LAST", on_hand=10)
+    assert (await sync_to_async(stock_of)("FAST-LAST")).available == 10
+    served, _ = served_and_delegated()
+
+    results = await asyncio.gather(*[
+        post("/stock/FAST-LAST/reserve", {"quantity": 1}, token=storefront.raw_token) for _ in range(200)])
+
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 10 and statuses.count(409) == 190
+    ids = {body["reservation_id"] for status, body, _ in results if status == 200}
+    assert len(ids) == 10
+    after = await sync_to_async(stock_of)("FAST-LAST")
+    assert (after.on_hand, after.reserved, after.available) == (10, 10, 0)
+    assert await sync_to_async(reserved_drift)() == []
+    # The sixth unit (ok -> low) and the tenth (low -> out) move the alert level: the fast path never
+    # takes those, the view reserved them and recorded the level. The others went either way (the
+    # fast path also hands over when Redis or the pool is slow to answer under this burst).
+    assert served_and_delegated()[0] - served <= 8
+    assert (await sync_to_async(AlertState.objects.get)(product__code="FAST-LAST")).level == "out"
