@@ -3,8 +3,9 @@ import asyncio
 import weakref
 
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -56,3 +57,17 @@ async def clients_close() -> None:
     client = _redis.pop(loop, None)
     if client is not None:
         await client.aclose()
+
+
+def _closing_connection(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        # A worker thread outside any request: hand its connection back to Django's pool now.
+        connection.close()
+
+
+async def sync_read(fn, *args, **kwargs):
+    """Run a short sync read (ORM) from the loop on a worker thread, not on the thread that serves
+    Django's views, so a cache refill never waits behind them."""
+    return await sync_to_async(_closing_connection, thread_sensitive=False)(fn, *args, **kwargs)

@@ -102,7 +102,8 @@ async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
     if layer is None:
         return
     try:
-        await asyncio.wait_for(_send_all(layer, realtime_batch(events)), settings.REALTIME_PUBLISH_TIMEOUT)
+        async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
+            await _send_all(layer, realtime_batch(events))
     except Exception as exc:
         for event in events:
             EVENTS_FAILED.labels(event.get("type", "unknown")).inc()

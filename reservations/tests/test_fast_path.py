@@ -8,7 +8,6 @@ from channels.layers import get_channel_layer
 
 from config.asgi import application
 from core import aio
-from core.auth import api_client_for_token
 from core.groups import group_for_code
 from core.metrics import RESERVATION_FAST_PATH
 from core.tests.factories import ApiClientFactory
@@ -19,19 +18,16 @@ from projections.services import projection_pending_claim
 from reservations.models import Reservation, ReservationStatus
 from reservations.selectors import reserved_drift
 from webhooks.models import WebhookDelivery
-from webhooks.selectors import endpoints_active_cached, endpoints_cache_clear
+from webhooks.selectors import endpoints_cache_clear
 from webhooks.tests.factories import endpoint_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _caches_on(settings):
-    # The suite turns the client cache off; the fast path serves only clients found in it.
-    settings.API_CLIENT_CACHE_SECONDS = 60
-    settings.WEBHOOK_ENDPOINT_CACHE_SECONDS = 60
+def _endpoint_cache_clean():
+    # The endpoint list is cached per process and outlives the rows of a test.
     endpoints_cache_clear()
-    endpoints_active_cached()
     yield
     endpoints_cache_clear()
 
@@ -44,10 +40,8 @@ async def _async_clients_closed():
 
 @pytest.fixture
 def storefront():
-    """An API client with the reserve scope, already in the per-process client cache."""
-    record = ApiClientFactory(scopes=["read", "reserve"])
-    api_client_for_token(record.raw_token)
-    return record
+    """An API client with the reserve scope."""
+    return ApiClientFactory(scopes=["read", "reserve"])
 
 
 def served_and_delegated() -> tuple[float, float]:
@@ -178,10 +172,21 @@ async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefron
         assert answer["error"]["details"]["lines"][0]["available"] == 6
 
 
+async def test_a_deactivated_client_is_refused_on_its_next_request(storefront, settings):
+    await sync_to_async(ProductFactory)(code="FAST-11", on_hand=50)
+    assert (await post("/stock/FAST-11/reserve", None, token=storefront.raw_token))[0] == 200
+    storefront.active = False
+    await sync_to_async(storefront.save)()
+
+    status, body, _ = await post("/stock/FAST-11/reserve", None, token=storefront.raw_token)
+
+    assert status == 401 and body["error"]["code"] == "authentication_failed"
+    assert (await sync_to_async(stock_of)("FAST-11")).reserved == 1
+
+
 async def test_unknown_token_and_missing_scope_are_judged_by_the_view(storefront):
     await sync_to_async(ProductFactory)(code="FAST-5", on_hand=6)
     reader = await sync_to_async(ApiClientFactory)(scopes=["read"])
-    await sync_to_async(api_client_for_token)(reader.raw_token)
     line = {"lines": [{"code": "FAST-5", "quantity": 1}]}
 
     assert (await post("/api/v1/reservations", line, token=None))[0] == 401
