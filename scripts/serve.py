@@ -1,7 +1,7 @@
-"""Serve the ASGI app (HTTP + WebSocket) with several Daphne processes sharing one listening socket (``daphne --fd``).
+"""Serve the ASGI app (HTTP + WebSocket) with several Daphne processes on one port, a listening socket each (``daphne --fd``).
 
 Django runs sync views on one thread per process, so one Daphne process uses about one core at
-most; several processes on one socket let the kernel spread connections over the cores.
+most; several processes on one port (SO_REUSEPORT) let the kernel spread connections over the cores.
 
     .venv/bin/python scripts/serve.py --host 127.0.0.1 --port 8000 --workers 2
 
@@ -21,6 +21,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def listener_open(host: str, port: int) -> socket.socket:
+    """One listening socket per process, all on the same port (SO_REUSEPORT).
+
+    With a single shared socket, whichever process happens to be in accept() takes the next
+    connection, and clients that keep their connections open (storefronts, dashboards) ended up
+    mostly on one process while the other idled. With one socket each, the kernel spreads new
+    connections evenly over the processes.
+    """
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    listener.set_inheritable(True)
+    return listener
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -29,15 +46,13 @@ def main() -> int:
     parser.add_argument("--app", default=os.environ.get("WEB_APP", "config.asgi:application"))
     args = parser.parse_args()
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.listen(1024)
-    listener.set_inheritable(True)
-    fd = listener.fileno()
+    listeners = [listener_open(args.host, args.port) for _ in range(args.workers)]
     daphne = str(ROOT / ".venv" / "bin" / "daphne")
-    command = [daphne, "-v", "0", "--fd", str(fd), "--proxy-headers", args.app]
-    children = [subprocess.Popen(command, pass_fds=(fd,), cwd=ROOT) for _ in range(args.workers)]
+    children = [
+        subprocess.Popen([daphne, "-v", "0", "--fd", str(listener.fileno()), "--proxy-headers", args.app],
+                         pass_fds=(listener.fileno(),), cwd=ROOT)
+        for listener in listeners
+    ]
 
     stopping = False
 
@@ -63,7 +78,8 @@ def main() -> int:
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             child.kill()
-    listener.close()
+    for listener in listeners:
+        listener.close()
     return code
 
 
