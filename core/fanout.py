@@ -6,13 +6,17 @@ channel to a group when the first local socket joins it and removes it when the 
 Redis carries one Pub/Sub subscription per group per process and one message per batch and group,
 whatever the number of sockets. A single task reads that channel and hands each batch to the
 group's local sockets directly (``relay_batch``), instead of one channel-layer message, queue and
-consumer dispatch per socket.
+consumer dispatch per socket. Each batch is encoded into WebSocket frames once (``EncodedBatch``);
+under Daphne a socket writes those bytes straight to its TCP connection (``DaphneFrameWriter``).
 """
 import asyncio
 import logging
+import struct
+import sys
 import time
 import weakref
 from collections.abc import Iterable
+from functools import cached_property, partial
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
@@ -26,12 +30,127 @@ READ_RETRY_SECONDS = 0.5
 # Sockets served between two yields to the event loop. A fan-out to thousands of sockets takes tens
 # of milliseconds; yielding lets the loop serve HTTP requests and handshakes in between.
 YIELD_EVERY = 100
+# Where DaphneFrameWriterMiddleware puts the connection's writer in the WebSocket scope.
+FRAME_WRITER_SCOPE_KEY = "stockpulse.frame_writer"
+
+
+def websocket_text_frame(text: str) -> bytes:
+    """One final, unmasked text frame holding ``text`` (RFC 6455 section 5.2), as a server sends it."""
+    payload = text.encode("utf-8")
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+class EncodedBatch:
+    """One channel-layer batch (``[event id, JSON text]`` items) and its frames, encoded once for every socket."""
+
+    def __init__(self, items: list[list[str]]) -> None:
+        self.items = items
+
+    @cached_property
+    def frames(self) -> bytes:
+        """Every item as a text frame, back to back: the bytes each socket of the group receives."""
+        return b"".join(websocket_text_frame(text) for _, text in self.items)
+
+    def frames_of(self, items: list[list[str]]) -> bytes:
+        """Frames for some of the items, for a socket that already had the others through another group."""
+        if len(items) == len(self.items):
+            return self.frames
+        return b"".join(websocket_text_frame(text) for _, text in items)
 
 
 class Relay(Protocol):
-    """What the hub needs from a socket: write one batch's items to the client, never waiting on it."""
+    """What the hub needs from a socket: write one batch to the client, never waiting on it."""
 
-    async def relay_batch(self, items: list[list[str]]) -> None: ...
+    async def relay_batch(self, batch: EncodedBatch) -> None: ...
+
+
+class DaphneFrameWriter:
+    """Writes ready-made frames of one Daphne WebSocket connection straight to its TCP socket.
+
+    Why: Daphne's send path costs about 100 µs per socket and event (channels' session wrapper,
+    Daphne's ``handle_reply``, autobahn framing the text again, and Twisted's transport, which
+    registers the socket for writing with the event loop, sends on a later loop turn and
+    unregisters it). A fan-out to 1,000 sockets then took 0.1 s. Here the frames are built once
+    per batch and written with one ``send()`` while nothing else is waiting on the connection,
+    as asyncio's own transports do; it is a few µs per socket.
+
+    Order is kept with what Daphne writes itself (handshake, ``hello``, heartbeats, close): when
+    autobahn or Twisted still hold bytes for the connection, the frames are queued behind them
+    through autobahn's ``sendData`` instead. Nothing is written once the WebSocket is no longer
+    open, as autobahn's ``sendMessage`` would refuse too.
+    """
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol, transport) -> None:
+        self.protocol = protocol
+        self.transport = transport
+
+    @classmethod
+    def from_asgi_send(cls, send) -> "DaphneFrameWriter | None":
+        """The writer for the connection behind Daphne's ``send``; None for any other server or transport.
+
+        Daphne passes ``functools.partial(server.handle_reply, protocol)`` as the application's
+        ``send``. Its module is only looked up, never imported: importing ``daphne.server``
+        installs Twisted's reactor, which is Daphne's business.
+        """
+        daphne_server = sys.modules.get("daphne.server")
+        if daphne_server is None or not isinstance(send, partial) or len(send.args) != 1:
+            return None
+        if getattr(send.func, "__func__", None) is not daphne_server.Server.handle_reply:
+            return None
+        protocol = send.args[0]
+        from twisted.internet.tcp import Connection  # loaded already: Daphne runs on Twisted
+
+        transport = getattr(protocol, "transport", None)
+        # A TLS or other wrapped transport would need its own framing of the bytes: keep the ASGI send.
+        if not isinstance(transport, Connection) or not hasattr(protocol, "sendData"):
+            return None
+        return cls(protocol, transport)
+
+    def usable(self) -> bool:
+        """True once the WebSocket is open without per-message compression (Daphne never negotiates it)."""
+        protocol = self.protocol
+        return protocol.state == protocol.STATE_OPEN and getattr(protocol, "_perMessageCompress", None) is None
+
+    def write(self, frames: bytes) -> None:
+        protocol, transport = self.protocol, self.transport
+        if protocol.state != protocol.STATE_OPEN:
+            return
+        if protocol.send_queue or transport.dataBuffer or transport._tempDataLen or not transport.connected:
+            protocol.sendData(frames)
+            return
+        sent = transport.writeSomeData(frames)
+        if not isinstance(sent, int):
+            # The connection is lost: Twisted's own write path notices it and closes the protocol.
+            sent = 0
+        if sent < len(frames):
+            transport.write(frames[sent:])
+
+
+class DaphneFrameWriterMiddleware:
+    """Outermost ASGI middleware of the WebSocket stack: under Daphne, puts the connection's
+    ``DaphneFrameWriter`` in the scope (``FRAME_WRITER_SCOPE_KEY``) for the fan-out hub to use.
+
+    Anything else (the tests' ``WebsocketCommunicator``, another server, TLS served by Daphne
+    itself) gets no writer, and sockets keep the plain ASGI ``send``.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        writer = DaphneFrameWriter.from_asgi_send(send)
+        if writer is not None:
+            scope = {**scope, FRAME_WRITER_SCOPE_KEY: writer}
+        return await self.app(scope, receive, send)
 
 
 class FanoutHub:
@@ -99,17 +218,17 @@ class FanoutHub:
     async def deliver(self, message: dict[str, Any]) -> None:
         """Hand one batch to every local socket of its group, one after the other.
 
-        ASGI servers here (Daphne, the test communicator) accept a send without waiting on the peer:
-        Daphne writes the frame into the connection's buffer, so a slow client delays nobody.
+        No socket waits on its peer: the direct writer and Daphne's send leave what the kernel does
+        not take at once in the connection's buffer, so a slow client delays nobody.
         """
         members = self.members.get(message.get("group"))
         if not members:
             return
         started = time.perf_counter()
-        items = message["items"]
+        batch = EncodedBatch(message["items"])
         for n, socket in enumerate(tuple(members), 1):
             try:
-                await socket.relay_batch(items)
+                await socket.relay_batch(batch)
             except Exception:
                 logger.exception("realtime fan-out failed for one socket")
             if n % YIELD_EVERY == 0:

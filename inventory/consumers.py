@@ -4,7 +4,8 @@ It never writes to the database. Protocol (docs/realtime.md): the server says ``
 may send ``{"action": "subscribe", ...}`` or ``{"action": "ping"}`` at any time; events arrive as
 JSON text frames exactly as the publisher serialised them. Batches reach the socket through the
 process's fan-out hub (core/fanout.py), which calls ``relay_batch`` directly: a socket has no
-channel-layer channel of its own.
+channel-layer channel of its own. Under Daphne the batch's frames, encoded once by the hub, go
+straight to the connection (``DaphneFrameWriter``); elsewhere through the ASGI send.
 """
 import asyncio
 import json
@@ -18,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from core.fanout import fanout_hub
+from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub
 from core.groups import category_key, groups_for_subscription
 from inventory.codes import code_normalise
 from inventory.selectors import products_resolve_many
@@ -63,6 +64,7 @@ class StockConsumer(AsyncWebsocketConsumer):
         self.subscription: dict = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.heartbeat_task: asyncio.Task | None = None
+        self.frame_writer: DaphneFrameWriter | None = None
         offered = self.scope.get("subprotocols") or []
         try:
             self.principal = await self._authenticate(offered)
@@ -76,6 +78,9 @@ class StockConsumer(AsyncWebsocketConsumer):
         if self.principal is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        writer = self.scope.get(FRAME_WRITER_SCOPE_KEY)
+        if writer is not None and writer.usable():
+            self.frame_writer = writer
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             await self._subscribe(
@@ -162,24 +167,33 @@ class StockConsumer(AsyncWebsocketConsumer):
             "all": everything, "codes": canonical, "categories": categories, "unknown_codes": unknown,
         }
 
-    async def relay_batch(self, items: list[list[str]]) -> None:
+    async def relay_batch(self, batch: EncodedBatch) -> None:
         """Write a publisher batch to the client. An event reaching this socket through two groups is sent once.
 
-        Called by the fan-out hub for every local socket of a group: it goes straight to the ASGI
-        send, which buffers the frame and does not wait for the client.
+        Called by the fan-out hub for every local socket of a group. Neither path waits for the
+        client: the frame writer and the ASGI send both leave unsent bytes in the connection's buffer.
         """
-        if len(self.subscribed_groups) > 1:
-            seen = self.seen
-            for event_id, text in items:
-                if event_id in seen:
-                    continue
-                seen[event_id] = None
-                if len(seen) > SEEN_IDS_KEPT:
-                    seen.popitem(last=False)
-                await self.base_send({"type": "websocket.send", "text": text})
-        else:
-            for _, text in items:
-                await self.base_send({"type": "websocket.send", "text": text})
+        items = self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
+        if not items:
+            return
+        if self.frame_writer is not None:
+            self.frame_writer.write(batch.frames_of(items))
+            return
+        for _, text in items:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    def _unseen(self, items: list[list[str]]) -> list[list[str]]:
+        """The items whose event id this socket has not had yet; remembers them."""
+        seen = self.seen
+        fresh = []
+        for item in items:
+            if item[0] in seen:
+                continue
+            seen[item[0]] = None
+            fresh.append(item)
+        while len(seen) > SEEN_IDS_KEPT:
+            seen.popitem(last=False)
+        return fresh
 
     async def _heartbeat(self):
         while True:

@@ -9,10 +9,12 @@ from core.realtime import BATCH_MESSAGE_TYPE
 class FakeSocket:
     def __init__(self):
         self.batches: list[list[list[str]]] = []
+        self.frames: list[bytes] = []
         self.got = asyncio.Event()
 
-    async def relay_batch(self, items):
-        self.batches.append(items)
+    async def relay_batch(self, batch):
+        self.batches.append(batch.items)
+        self.frames.append(batch.frames)
         self.got.set()
 
 
@@ -32,6 +34,8 @@ async def test_sockets_of_one_group_share_one_subscription_and_each_gets_the_bat
 
     await asyncio.wait_for(asyncio.gather(first.got.wait(), second.got.wait()), timeout=5)
     assert first.batches == second.batches == [[["e1", '{"id":"e1"}']]]
+    # Encoded once for the whole group: both sockets are handed the very same bytes.
+    assert first.frames[0] is second.frames[0]
     await hub.leave(first, [GROUP_ALL])
     await hub.leave(second, [GROUP_ALL])
 
