@@ -12,12 +12,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core.fanout import DaphneFrameWriterMiddleware  # noqa: E402
 from reservations.fast_path import ReservationFastPath  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # One-code reservations skip Django's request cycle when plain; all else goes to Django.
         "http": ReservationFastPath(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Outermost, so it sees Daphne's own send: the fan-out writes batches straight to the connection.
+        "websocket": DaphneFrameWriterMiddleware(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )
