@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from core.aio import LoopBatcher
 from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 
@@ -111,6 +112,23 @@ async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
         return
     for event in events:
         EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
+
+
+# One task per loop sends whatever has gathered since its last send: under load the events of many
+# requests leave in one message per group instead of one each (fewer Redis round trips per event),
+# in the order they were handed in.
+_loop_publisher = LoopBatcher("realtime-loop-publisher", realtime_publish_async)
+
+
+def realtime_publish_soon(events: list[dict[str, Any]]) -> None:
+    """Hand events to this loop's publisher and return at once (async code after commit, e.g. the
+    reservation fast path): same batches and failure rule as ``realtime_publish_async``."""
+    _loop_publisher.add(events)
+
+
+async def realtime_publisher_drain() -> None:
+    """Publish what is pending on this loop and stop its publisher task (tests, before their loop ends)."""
+    await _loop_publisher.drain()
 
 
 async def _send_all(layer, messages: dict[str, dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import aio
 from core.errors import ValidationFailed
 from core.realtime import realtime_publish
 from inventory.models import Product
@@ -126,6 +127,25 @@ async def projection_recompute_schedule_async(redis_client, product_ids: list[in
             await sync_to_async(projection_recompute_task.delay, thread_sensitive=False)(fresh)
     except Exception:
         logger.exception("projection recompute scheduling failed", extra={"products": len(product_ids)})
+
+
+async def _projection_marks_flush(product_ids: list[int]) -> None:
+    await projection_recompute_schedule_async(aio.redis_client(), sorted(set(product_ids)))
+
+
+# Changes made on a server loop (the reservation fast path) are scheduled in batches: under load the
+# changes of many requests share one Redis round trip, and a hot product is marked once per batch.
+_projection_marks = aio.LoopBatcher("projection-marks", _projection_marks_flush)
+
+
+def projection_recompute_schedule_soon(product_ids: list[int]) -> None:
+    """``projection_recompute_schedule`` for async code after commit; returns at once."""
+    _projection_marks.add(list(product_ids))
+
+
+async def projection_marks_drain() -> None:
+    """Schedule what is pending on this loop and stop its batching task (tests, before their loop ends)."""
+    await _projection_marks.drain()
 
 
 def projection_recompute_schedule(product_ids: list[int]) -> None:

@@ -5,8 +5,9 @@ when the request is plain: a bearer token of an active client with the ``reserve
 limit, no webhook endpoint to feed, and a reservation that the one statement of the service
 (``reservations.services.ONE_CODE_SQL``) can make. The statement runs on this loop's async pool,
 then come the after-commit effects of ``inventory.stock_changes.stock_rows_changed`` for it: the
-realtime events and the projection recompute (the statement only reserves when no alert level
-moves, so there is no alert to record).
+realtime events and the projection recompute, handed to per-loop batches that leave without
+holding the answer (the statement only reserves when no alert level moves, so there is no alert
+to record).
 
 Every other case, errors included, is handed to the Django view with its body untouched, and the
 view answers it with the full rules. So the fast path has no answer of its own that the view would
@@ -31,10 +32,10 @@ from core.errors import DomainError
 from core.logging import request_id_var
 from core.metrics import RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
-from core.realtime import realtime_publish_async
+from core.realtime import realtime_publish_soon
 from core.throttling import client_rate_allow_async
 from inventory.stock_changes import stock_event
-from projections.services import projection_recompute_schedule_async
+from projections.services import projection_recompute_schedule_soon
 from reservations import services
 from reservations.views import reservation_output, stock_reserve_output
 from webhooks.selectors import endpoints_active_cached, endpoints_active_peek
@@ -218,9 +219,10 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     line, stock = created
     reservation.replayed = False
     services.reservation_lines_attach(reservation, [line])
-    await realtime_publish_async([
+    # Both leave with the next batch of this loop: the answer does not wait for them.
+    realtime_publish_soon([
         stock_event(stock, at=now), services.reservation_event("created", reservation, [line], at=now)])
-    await projection_recompute_schedule_async(redis_client, [stock.product_id])
+    projection_recompute_schedule_soon([stock.product_id])
     if sku is None:
         return 201, reservation_output(reservation)
     return 200, stock_reserve_output(reservation)

@@ -10,11 +10,12 @@ from config.asgi import application
 from core import aio
 from core.groups import group_for_code
 from core.metrics import RESERVATION_FAST_PATH
+from core.realtime import realtime_publisher_drain
 from core.tests.factories import ApiClientFactory
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from notifications.models import AlertState
-from projections.services import projection_pending_claim
+from projections.services import projection_marks_drain, projection_pending_claim
 from reservations.models import Reservation, ReservationStatus
 from reservations.selectors import reserved_drift
 from webhooks.models import WebhookDelivery
@@ -35,6 +36,8 @@ def _endpoint_cache_clean():
 @pytest.fixture(autouse=True)
 async def _async_clients_closed():
     yield
+    await realtime_publisher_drain()
+    await projection_marks_drain()
     await aio.clients_close()
 
 
@@ -143,6 +146,7 @@ async def test_published_event_and_projection_mark_follow_a_served_reservation(s
     created = next(e for e in events if e["type"] == "reservation.created")
     assert created["reservation_id"] == body["reservation_id"]
     # The recompute was scheduled: the product is already marked as waiting for one.
+    await projection_marks_drain()
     assert await sync_to_async(projection_pending_claim)(product_ids=[product.pk]) == []
     await layer.group_discard(group_for_code("FAST-3"), channel)
 
