@@ -28,6 +28,19 @@ def test_stock_audit_reports_drift_and_exits_one(capsys):
     assert "DRIFT-1: on_hand=7 ledger_sum=5" in capsys.readouterr().err
 
 
+def test_stock_audit_reports_reserved_units_without_active_reservations(capsys):
+    product = ProductFactory(code="HELD-1", on_hand=5)
+    call_command("stock_audit")
+    assert "reserved matches" in capsys.readouterr().out
+    Stock.objects.filter(product=product).update(reserved=2)
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("stock_audit")
+
+    assert exit_info.value.code == 1
+    assert "HELD-1: reserved=2 active_lines=0" in capsys.readouterr().err
+
+
 def test_seed_demo_creates_varied_catalogue_once():
     call_command("seed_demo")
     call_command("seed_demo")

@@ -1,18 +1,30 @@
-"""Check the ledger invariant: for every product the movements sum to on_hand. Exits 1 on any drift."""
+"""Check the stock invariants: the ledger sums to on_hand, and reserved equals the active reservation lines. Exits 1 on any drift."""
 from django.core.management.base import BaseCommand
 
 from inventory.selectors import ledger_drift
 
 
 class Command(BaseCommand):
-    help = "Report products whose stock ledger does not sum to on_hand; exit non-zero if any."
+    help = ("Report products whose ledger does not sum to on_hand, or whose reserved differs from their "
+            "active reservation lines; exit non-zero if any.")
 
     def handle(self, *args, **options):
-        drift = ledger_drift()
-        if not drift:
-            self.stdout.write(self.style.SUCCESS("Ledger and stock agree for every product."))
-            return
-        for row in drift:
+        # Reservations build on inventory, so their selector is imported here, not at module level.
+        from reservations.selectors import reserved_drift
+
+        ledger = ledger_drift()
+        reserved = reserved_drift()
+        for row in ledger:
             self.stderr.write(f"{row['code']}: on_hand={row['on_hand']} ledger_sum={row['ledger_sum']}")
-        self.stderr.write(self.style.ERROR(f"{len(drift)} product(s) drift from their ledger."))
+        for row in reserved:
+            self.stderr.write(f"{row['code']}: reserved={row['reserved']} active_lines={row['active_lines']}")
+        if not ledger and not reserved:
+            self.stdout.write(self.style.SUCCESS(
+                "Ledger and stock agree for every product, and reserved matches the active reservations."))
+            return
+        if ledger:
+            self.stderr.write(self.style.ERROR(f"{len(ledger)} product(s) drift from their ledger."))
+        if reserved:
+            self.stderr.write(self.style.ERROR(
+                f"{len(reserved)} product(s) have reserved units that differ from their active reservations."))
         raise SystemExit(1)
