@@ -87,11 +87,12 @@ class DaphneFrameWriter:
     open, as autobahn's ``sendMessage`` would refuse too.
     """
 
-    __slots__ = ("protocol", "transport")
+    __slots__ = ("protocol", "transport", "socket")
 
     def __init__(self, protocol, transport) -> None:
         self.protocol = protocol
         self.transport = transport
+        self.socket = transport.socket
 
     @classmethod
     def from_asgi_send(cls, send) -> "DaphneFrameWriter | None":
@@ -121,15 +122,18 @@ class DaphneFrameWriter:
         return protocol.state == protocol.STATE_OPEN and getattr(protocol, "_perMessageCompress", None) is None
 
     def write(self, frames: bytes) -> None:
+        """Send the frames now when nothing is queued on the connection, else queue them behind it."""
         protocol, transport = self.protocol, self.transport
         if protocol.state != protocol.STATE_OPEN:
             return
         if protocol.send_queue or transport.dataBuffer or transport._tempDataLen or not transport.connected:
             protocol.sendData(frames)
             return
-        sent = transport.writeSomeData(frames)
-        if not isinstance(sent, int):
-            # The connection is lost: Twisted's own write path notices it and closes the protocol.
+        try:
+            sent = self.socket.send(frames)
+        except OSError:
+            # Full (the client is slow) or lost: Twisted's write path sends the rest later, or notices
+            # the loss and closes the protocol.
             sent = 0
         if sent < len(frames):
             transport.write(frames[sent:])

@@ -137,6 +137,28 @@ def test_writer_queues_behind_bytes_daphne_has_not_sent_yet(daphne_connection):
     assert _read_exactly(client, len(hello) + len(frames)) == hello + frames
 
 
+def test_what_a_slow_client_cannot_take_now_is_sent_later_in_order(daphne_connection):
+    protocol, client = daphne_connection
+    # Larger than the kernel's socket buffers, so the send takes only part of it.
+    frames = EncodedBatch([[str(n), "x" * 60_000] for n in range(200)]).frames
+    then = websocket_text_frame("then")
+    writer = DaphneFrameWriter(protocol, protocol.transport)
+
+    writer.write(frames)
+    assert protocol.transport._tempDataLen > 0
+    writer.write(then)  # queued behind the rest, not sent ahead of it
+
+    received = bytearray()
+    client.setblocking(False)
+    while len(received) < len(frames) + len(then):
+        protocol.transport.doWrite()  # the reactor's turn: Twisted sends what it holds
+        try:
+            received += client.recv(1 << 20)
+        except BlockingIOError:
+            pass
+    assert bytes(received) == frames + then
+
+
 def test_writer_writes_nothing_once_the_websocket_is_closing(daphne_connection):
     protocol, client = daphne_connection
     protocol.state = protocol.STATE_CLOSING
