@@ -1,8 +1,10 @@
-"""Fixtures for the whole suite: API clients with scoped tokens and a staff user."""
+"""Fixtures for the whole suite: API clients with scoped tokens, a staff user, the webhook endpoint cache and a fake receiver."""
 import pytest
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory
+from webhooks.selectors import endpoints_cache_clear
+from webhooks.tests.receiver import FakeReceiver
 
 
 @pytest.fixture
@@ -39,6 +41,22 @@ def staff_user(db, django_user_model):
     return django_user_model.objects.create_user(
         username="staff", password="staff-pass-123", is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture(autouse=True)
+def _endpoint_cache_clean():
+    # The endpoint list is cached per process and outlives a test's rows.
+    endpoints_cache_clear()
+    yield
+    endpoints_cache_clear()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that checks signatures with its ``secret``."""
+    fake = FakeReceiver(secret="test-secret").start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

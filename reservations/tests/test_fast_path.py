@@ -19,18 +19,9 @@ from projections.services import projection_marks_drain, projection_pending_clai
 from reservations.models import Reservation, ReservationStatus
 from reservations.selectors import reserved_drift
 from webhooks.models import WebhookDelivery
-from webhooks.selectors import endpoints_cache_clear
 from webhooks.tests.factories import endpoint_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _endpoint_cache_clean():
-    # The endpoint list is cached per process and outlives the rows of a test.
-    endpoints_cache_clear()
-    yield
-    endpoints_cache_clear()
 
 
 @pytest.fixture(autouse=True)
