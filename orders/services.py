@@ -1,6 +1,4 @@
 """Writes for orders: accept (in the request's transaction), process (stock sale + invoice number), fail, retry, sweep."""
-import hashlib
-import json
 import logging
 from datetime import datetime, timedelta
 from functools import partial
@@ -8,11 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core.db import atomic_with_retry
-from core.errors import Conflict, Gone, NotFound, Unprocessable, ValidationFailed
+from core.errors import Conflict, Gone, NotFound, ValidationFailed
+from core.idempotency import idempotency_key_clean, idempotent_first, request_fingerprint
 from core.models import ApiClient
 from core.realtime import realtime_publish
 from orders.locks import invoice_series_lock, order_lock, orders_lock
@@ -57,24 +56,6 @@ def _lines_of(order: Order) -> list[OrderLine]:
     return list(order.lines.select_related("product").order_by("product__code"))
 
 
-def _fingerprint(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _replay(*, client: ApiClient | None, key: str, fingerprint: str) -> Order | None:
-    with connection.cursor() as cursor:
-        # The second request with a key waits here for the first to commit, then finds its order.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"order-key:{client.pk if client else '-'}:{key}"])
-    existing = Order.objects.filter(client=client, idempotency_key=key).first()
-    if existing is None:
-        return None
-    if existing.request_fingerprint != fingerprint:
-        raise Unprocessable("This Idempotency-Key was already used with a different request.",
-                            details={"idempotency_key": key, "order_id": str(existing.pk)})
-    existing.replayed = True
-    return existing
-
-
 def _hold_while_queued(reservation: Reservation, client: ApiClient | None) -> None:
     """Keep the units held while the order waits for a worker (which may be offline for a while)."""
     limit = reservation.created_at + timedelta(seconds=settings.RESERVATION_MAX_LIFETIME_SECONDS)
@@ -98,14 +79,11 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
     reference = (reference or "").strip()
     if len(reference) > 128:
         raise ValidationFailed("reference is at most 128 characters.", details={"reference": "too long"})
-    key = None
-    if idempotency_key is not None:
-        key = idempotency_key.strip() if isinstance(idempotency_key, str) else ""
-        if not key or len(key) > 255:
-            raise ValidationFailed("Idempotency-Key must be 1-255 characters.", details={"idempotency_key": "invalid"})
-    fingerprint = _fingerprint({"reservation_id": reservation_id, "lines": lines, "reference": reference}) if key else ""
+    key = idempotency_key_clean(idempotency_key)
+    fingerprint = request_fingerprint(
+        {"reservation_id": reservation_id, "lines": lines, "reference": reference}) if key else ""
     if key:
-        replay = _replay(client=client, key=key, fingerprint=fingerprint)
+        replay = idempotent_first(model=Order, client=client, key=key, fingerprint=fingerprint, kind="order")
         if replay is not None:
             return replay
 
