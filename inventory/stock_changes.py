@@ -11,10 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.realtime import realtime_publish
+from core.realtime import realtime_publish, realtime_publish_soon
 from inventory.models import Stock
 from notifications.services import alert_states_evaluate
-from projections.services import projection_mark_dirty
+from projections.services import projection_mark_dirty, projection_recompute_schedule_soon
 from webhooks.services import webhooks_stock_rows_changed
 
 
@@ -38,8 +38,7 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     """Register the after-commit side effects of these changed rows. Call inside the transaction.
 
     ``alert_levels_unchanged``: the write itself guaranteed no alert level moved (the one-code
-    reservation statement checks it), so the alert-state query is skipped. The reservation fast
-    path (reservations/fast_path.py) repeats these effects for that statement: keep the two in step.
+    reservation statement checks it), so the alert-state query is skipped.
     """
     now = timezone.now()
     transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=stocks)
@@ -47,3 +46,12 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
     transaction.on_commit(partial(realtime_publish, events))
     projection_mark_dirty(product_ids=[stock.product_id for stock in stocks])
+
+
+def stock_rows_committed_soon(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
+    """``stock_rows_changed`` for a write already committed by async code on a server loop (the
+    one-code reservation statement), which moved no alert level and feeds no webhook endpoint:
+    the events and the projection recompute, handed to this loop's batches. Returns at once."""
+    now = timezone.now()
+    realtime_publish_soon([stock_event(stock, at=now) for stock in stocks] + list(extra_events or []))
+    projection_recompute_schedule_soon([stock.product_id for stock in stocks])

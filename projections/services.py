@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -103,34 +104,29 @@ def projection_pending_release(*, product_ids: Sequence[int]) -> None:
         _redis().delete(*[_pending_key(pid) for pid in product_ids])
 
 
-async def projection_recompute_schedule_async(redis_client, product_ids: list[int]) -> None:
-    """``projection_recompute_schedule`` for async code on a server loop (the reservation fast path):
-    the same Redis marks; the rare Celery send (or inline recompute) runs in a worker thread."""
-    from asgiref.sync import sync_to_async
-
+async def _projection_marks_flush(product_ids: list[int]) -> None:
+    """``projection_recompute_schedule`` for a batch gathered on a server loop: the same Redis marks,
+    sent from the loop; the rare Celery send (or inline recompute) runs in a worker thread."""
+    product_ids = sorted(set(product_ids))
     try:
         if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
             await sync_to_async(projection_recompute_schedule, thread_sensitive=False)(product_ids)
             return
         try:
-            async with redis_client.pipeline(transaction=False) as pipe:
+            async with aio.redis_client().pipeline(transaction=False) as pipe:
                 for product_id in product_ids:
                     pipe.set(_pending_key(product_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
                 claimed = await pipe.execute()
             fresh = [pid for pid, ok in zip(product_ids, claimed) if ok]
         except redis.RedisError:
             logger.warning("projection dedupe unavailable, scheduling anyway", exc_info=True)
-            fresh = list(product_ids)
+            fresh = product_ids
         if fresh:
             from projections.tasks import projection_recompute_task
 
             await sync_to_async(projection_recompute_task.delay, thread_sensitive=False)(fresh)
     except Exception:
         logger.exception("projection recompute scheduling failed", extra={"products": len(product_ids)})
-
-
-async def _projection_marks_flush(product_ids: list[int]) -> None:
-    await projection_recompute_schedule_async(aio.redis_client(), sorted(set(product_ids)))
 
 
 # Changes made on a server loop (the reservation fast path) are scheduled in batches: under load the

@@ -1,13 +1,11 @@
 """ASGI fast path for the storefront's hottest request, a one-code reservation, served without Django's request cycle.
 
 ``POST /api/v1/reservations`` naming one code and ``POST /stock/{sku}/reserve`` are answered here
-when the request is plain: a bearer token of an active client with the ``reserve`` scope, no Idempotency-Key, a JSON body the service accepts, the client within its rate
-limit, no webhook endpoint to feed, and a reservation that the one statement of the service
-(``reservations.services.ONE_CODE_SQL``) can make. The statement runs on this loop's async pool,
-then come the after-commit effects of ``inventory.stock_changes.stock_rows_changed`` for it: the
-realtime events and the projection recompute, handed to per-loop batches that leave without
-holding the answer (the statement only reserves when no alert level moves, so there is no alert
-to record).
+when the request is plain: a bearer token of an active client with the ``reserve`` scope, no
+Idempotency-Key, a JSON body the service accepts, the client within its rate limit, no webhook
+endpoint to feed, and a reservation that the service's one statement can make
+(``reservations.services.reservation_create_one_code_async``, on this loop's async pool, with its
+events and projection recompute sent in per-loop batches that do not hold the answer).
 
 Every other case, errors included, is handed to the Django view with its body untouched, and the
 view answers it with the full rules. So the fast path has no answer of its own that the view would
@@ -15,16 +13,13 @@ give differently; it only skips, for the common case, the thread hop, middleware
 that cost most of a reservation's CPU.
 """
 import json
-import logging
 import re
 import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import redis
 from django.conf import settings
-from django.utils import timezone
 
 from core import aio
 from core.auth import api_client_cached, api_client_for_token
@@ -32,15 +27,10 @@ from core.errors import DomainError
 from core.logging import request_id_var
 from core.metrics import RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
-from core.realtime import realtime_publish_soon
 from core.throttling import client_rate_allow_async
-from inventory.stock_changes import stock_event
-from projections.services import projection_recompute_schedule_soon
 from reservations import services
 from reservations.views import reservation_output, stock_reserve_output
 from webhooks.selectors import endpoints_active_cached, endpoints_active_peek
-
-logger = logging.getLogger(__name__)
 
 RESERVATIONS_PATH = "/api/v1/reservations"
 # Route labels as Django's resolver reports them, so metrics and logs read the same on both paths.
@@ -194,35 +184,15 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     if endpoints:
         return None
 
-    redis_client = aio.redis_client()
     try:
-        if not await client_rate_allow_async(redis_client, client):
+        if not await client_rate_allow_async(aio.redis_client(), client):
             return None
     except redis.RedisError:
         return None
-    now = timezone.now()
-    reservation = services.reservation_new(client=client, ttl=ttl, reference=reference, now=now)
-    quantity = sum(q for _, q in cleaned)
-    params = services.one_code_params(reservation=reservation, code=cleaned[0][0], quantity=quantity)
-    try:
-        pool = await aio.db_pool()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(services.ONE_CODE_SQL, params)
-            row = await cursor.fetchone()
-    except psycopg.Error:
-        # One autocommit statement: nothing was written. The view tries again with its own connection.
-        logger.warning("reservation fast path could not run its statement", exc_info=True)
+    reservation = await services.reservation_create_one_code_async(
+        client=client, code=cleaned[0][0], quantity=sum(q for _, q in cleaned), ttl=ttl, reference=reference)
+    if reservation is None:
         return None
-    created = services.one_code_result(row, reservation=reservation, quantity=quantity)
-    if created is None:
-        return None
-    line, stock = created
-    reservation.replayed = False
-    services.reservation_lines_attach(reservation, [line])
-    # Both leave with the next batch of this loop: the answer does not wait for them.
-    realtime_publish_soon([
-        stock_event(stock, at=now), services.reservation_event("created", reservation, [line], at=now)])
-    projection_recompute_schedule_soon([stock.product_id])
     if sku is None:
         return 201, reservation_output(reservation)
     return 200, stock_reserve_output(reservation)

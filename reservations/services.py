@@ -1,29 +1,31 @@
 """Writes for reservations: create (all lines or none), confirm into sales, release, extend and expire."""
-import hashlib
-import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from core import aio
 from core.db import atomic_with_retry
-from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode, Unprocessable, ValidationFailed
+from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode, ValidationFailed
+from core.idempotency import idempotency_key_clean, idempotent_first, request_fingerprint
 from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.locks import stocks_lock
 from inventory.models import MovementKind, Product, Stock
 from inventory.selectors import products_resolve_many
 from inventory.services import StockChange, quantity_validate, stock_apply
-from inventory.stock_changes import stock_rows_changed
+from inventory.stock_changes import stock_rows_changed, stock_rows_committed_soon
 from reservations.locks import reservation_lock, reservations_due_lock
 from reservations.models import Reservation, ReservationLine, ReservationStatus
 from reservations.selectors import reservation_id_parse
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
+logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- input checks
@@ -57,21 +59,12 @@ def _lines_validate(lines: object) -> list[tuple[str, int]]:
     return cleaned
 
 
-def _idempotency_key_validate(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise ValidationFailed(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
-                               details={"idempotency_key": "invalid"})
-    return key.strip()
-
-
 def _fingerprint(lines: list[tuple[str, int]], ttl: timedelta | None, reference: str) -> str:
     merged: dict[str, int] = {}
     for code, quantity in lines:
         merged[code] = merged.get(code, 0) + quantity
-    body = {"lines": sorted(merged.items()), "ttl": ttl.total_seconds() if ttl else None, "reference": reference}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return request_fingerprint(
+        {"lines": sorted(merged.items()), "ttl": ttl.total_seconds() if ttl else None, "reference": reference})
 
 
 # ---------------------------------------------------------------- events and helpers
@@ -123,29 +116,24 @@ def _reservation_close(reservation: Reservation, lines: list[ReservationLine], *
     stock_rows_changed(stocks=[], extra_events=[reservation_event(kind, reservation, lines, at=now)])
 
 
-def _locked_or_404(reservation_id: object, client: ApiClient | None) -> Reservation:
+def _locked_or_404(reservation_id: object, client: ApiClient | None) -> tuple[Reservation, list[ReservationLine]]:
+    """The client's reservation, locked, and its lines (also attached to it); NotFound otherwise."""
     reservation = reservation_lock(reservation_id=reservation_id_parse(reservation_id), client=client)
     if reservation is None:
         raise NotFound("No such reservation.", details={"id": str(reservation_id)})
-    return reservation
+    lines = _lines_load(reservation)
+    reservation_lines_attach(reservation, lines)
+    return reservation, lines
 
 
 # ---------------------------------------------------------------- create
 
 def _idempotent_replay(*, client: ApiClient | None, key: str, fingerprint: str) -> Reservation | None:
-    """The reservation this client already made with this key, after waiting for any concurrent maker."""
-    with connection.cursor() as cursor:
-        # Serialises requests with one key: the second waits here, then sees the first's committed row.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                       [f"reservation-key:{client.pk if client else '-'}:{key}"])
-    existing = Reservation.objects.filter(client=client, idempotency_key=key).first()
-    if existing is None:
-        return None
-    if existing.request_fingerprint != fingerprint:
-        raise Unprocessable("This Idempotency-Key was already used with a different request.",
-                            details={"idempotency_key": key, "reservation_id": str(existing.pk)})
-    reservation_lines_attach(existing, _lines_load(existing))
-    existing.replayed = True
+    """The reservation this client already made with this key, its lines attached."""
+    existing = idempotent_first(model=Reservation, client=client, key=key, fingerprint=fingerprint,
+                                kind="reservation")
+    if existing is not None:
+        reservation_lines_attach(existing, _lines_load(existing))
     return existing
 
 
@@ -200,7 +188,7 @@ SELECT s.id AS stock_id, p.id, s.on_hand, s.reserved, s.version, (SELECT id FROM
 """
 
 
-def one_code_params(*, reservation: Reservation, code: str, quantity: int) -> dict[str, Any]:
+def _one_code_params(*, reservation: Reservation, code: str, quantity: int) -> dict[str, Any]:
     """The parameters of ONE_CODE_SQL for this (unsaved) reservation."""
     return {
         "code": code, "qty": quantity, "now": reservation.created_at, "id": reservation.pk,
@@ -210,7 +198,7 @@ def one_code_params(*, reservation: Reservation, code: str, quantity: int) -> di
     }
 
 
-def one_code_result(row: tuple | None, *, reservation: Reservation,
+def _one_code_result(row: tuple | None, *, reservation: Reservation,
                     quantity: int) -> tuple[ReservationLine, Stock] | None:
     """The line and the stock row (as now, product attached) from ONE_CODE_SQL's row; None if nothing was reserved."""
     if row is None or row[0] is None:
@@ -227,9 +215,39 @@ def _create_one_code(*, reservation: Reservation, code: str,
     """The hot path, one statement and one round trip. None when nothing was reserved (short, unknown,
     an alert level to record): the caller then takes the general path, which finds out exactly why."""
     with connection.cursor() as cursor:
-        cursor.execute(ONE_CODE_SQL, one_code_params(reservation=reservation, code=code, quantity=quantity))
+        cursor.execute(ONE_CODE_SQL, _one_code_params(reservation=reservation, code=code, quantity=quantity))
         row = cursor.fetchone()
-    return one_code_result(row, reservation=reservation, quantity=quantity)
+    return _one_code_result(row, reservation=reservation, quantity=quantity)
+
+
+async def reservation_create_one_code_async(*, client: ApiClient, code: str, quantity: int, ttl: timedelta,
+                                            reference: str) -> Reservation | None:
+    """ONE_CODE_SQL from async code on a server loop (the ASGI fast path), on that loop's pool.
+
+    Inputs are already clean (``reservation_input_clean``); the caller has checked that no webhook
+    endpoint is active. The statement commits on its own, then its events and projection recompute
+    go to the loop's batches. None when nothing was reserved or the statement could not run (nothing
+    was written either way): the caller then takes the general path, which finds out why.
+    """
+    now = timezone.now()
+    reservation = reservation_new(client=client, ttl=ttl, reference=reference, now=now)
+    try:
+        pool = await aio.db_pool()
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                ONE_CODE_SQL, _one_code_params(reservation=reservation, code=code, quantity=quantity))
+            row = await cursor.fetchone()
+    except psycopg.Error:
+        logger.warning("one-code reservation statement could not run on the async pool", exc_info=True)
+        return None
+    created = _one_code_result(row, reservation=reservation, quantity=quantity)
+    if created is None:
+        return None
+    line, stock = created
+    reservation.replayed = False
+    reservation_lines_attach(reservation, [line])
+    stock_rows_committed_soon(stocks=[stock], extra_events=[reservation_event("created", reservation, [line], at=now)])
+    return reservation
 
 
 def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],
@@ -296,7 +314,7 @@ def reservation_create(
     (``replayed`` is set on it); the same key with another request raises Unprocessable.
     """
     cleaned, ttl_checked, reference = reservation_input_clean(lines=lines, ttl=ttl, reference=reference)
-    key = _idempotency_key_validate(idempotency_key)
+    key = idempotency_key_clean(idempotency_key)
     fingerprint = _fingerprint(cleaned, ttl, reference) if key else ""
     if key:
         replay = _idempotent_replay(client=client, key=key, fingerprint=fingerprint)
@@ -342,9 +360,7 @@ def reservation_create(
 
 @atomic_with_retry()
 def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str) -> Reservation:
-    reservation = _locked_or_404(reservation_id, client)
-    lines = _lines_load(reservation)
-    reservation_lines_attach(reservation, lines)
+    reservation, lines = _locked_or_404(reservation_id, client)
     now = timezone.now()
     if reservation.status == ReservationStatus.CONFIRMED:
         return reservation
@@ -389,9 +405,7 @@ def reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor
 @atomic_with_retry()
 def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor: str = "") -> Reservation:
     """Give the units back. Releasing again, or releasing an expired one, changes nothing; a confirmed one is a Conflict."""
-    reservation = _locked_or_404(reservation_id, client)
-    lines = _lines_load(reservation)
-    reservation_lines_attach(reservation, lines)
+    reservation, lines = _locked_or_404(reservation_id, client)
     if reservation.status == ReservationStatus.CONFIRMED:
         raise Conflict("This reservation is confirmed; it can no longer be released.",
                        details={"id": str(reservation.pk), "status": "confirmed"})
@@ -404,9 +418,7 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
 
 @atomic_with_retry()
 def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta) -> Reservation:
-    reservation = _locked_or_404(reservation_id, client)
-    lines = _lines_load(reservation)
-    reservation_lines_attach(reservation, lines)
+    reservation, lines = _locked_or_404(reservation_id, client)
     if reservation.status in (ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
         raise Conflict(f"This reservation is {reservation.status}; only active ones can be extended.",
                        details={"id": str(reservation.pk), "status": reservation.status})
