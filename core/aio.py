@@ -81,6 +81,8 @@ async def sync_read(fn, *args, **kwargs):
 class _LoopQueue:
     def __init__(self) -> None:
         self.items: list[Any] = []
+        # Parallel to items: the future awaiting each item's result (LoopBatcher.call), or None (add).
+        self.futures: list[asyncio.Future | None] = []
         self.wakeup = asyncio.Event()
         self.busy = False
         self.task: asyncio.Task | None = None
@@ -89,36 +91,68 @@ class _LoopQueue:
 class LoopBatcher:
     """Items handed in on a loop go to ``flush`` in batches, by one task per loop, one flush at a time.
 
-    While a flush waits on the network, new items gather; the next flush takes them all. So under
-    load the work per item falls, with no timer and no added wait when the loop is idle.
+    While a flush waits on the network, new items gather; the next flush takes them all (at most
+    ``max_batch``). So under load the work per item falls, with no timer and no added wait when the
+    loop is idle.
+
+    ``add`` hands items over and returns at once; ``call`` waits for the item's own result, which
+    ``flush`` returns as a list in the order of its batch (an exception raised by ``flush`` is
+    raised to every caller of that batch).
     """
 
-    def __init__(self, name: str, flush: Callable[[list[Any]], Awaitable[None]]) -> None:
+    def __init__(self, name: str, flush: Callable[[list[Any]], Awaitable[Any]], *,
+                 max_batch: int | None = None) -> None:
         self.name = name
         self.flush = flush
+        self.max_batch = max_batch
         self._queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue]" = weakref.WeakKeyDictionary()
 
-    def add(self, items: list[Any]) -> None:
-        if not items:
-            return
+    def _queue(self) -> _LoopQueue:
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None or queue.task is None or queue.task.done():
             queue = self._queues[loop] = _LoopQueue()
             queue.task = loop.create_task(self._run(queue), name=self.name)
+        return queue
+
+    def add(self, items: list[Any]) -> None:
+        if not items:
+            return
+        queue = self._queue()
         queue.items.extend(items)
+        queue.futures.extend([None] * len(items))
         queue.wakeup.set()
+
+    async def call(self, item: Any) -> Any:
+        """This item's result from the flush that takes it."""
+        queue = self._queue()
+        future = asyncio.get_running_loop().create_future()
+        queue.items.append(item)
+        queue.futures.append(future)
+        queue.wakeup.set()
+        return await future
 
     async def _run(self, queue: _LoopQueue) -> None:
         while True:
             await queue.wakeup.wait()
             queue.wakeup.clear()
-            batch, queue.items = queue.items, []
+            size = len(queue.items) if self.max_batch is None else self.max_batch
+            batch, futures = queue.items[:size], queue.futures[:size]
+            del queue.items[:size], queue.futures[:size]
+            if queue.items:
+                queue.wakeup.set()
             queue.busy = True
             try:
-                await self.flush(batch)
-            except Exception:
+                results = await self.flush(batch)
+            except Exception as exc:
                 logger.exception("%s could not flush %d item(s)", self.name, len(batch))
+                for future in futures:
+                    if future is not None and not future.done():
+                        future.set_exception(exc)
+            else:
+                for index, future in enumerate(futures):
+                    if future is not None and not future.done():
+                        future.set_result(results[index])
             finally:
                 queue.busy = False
 

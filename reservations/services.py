@@ -1,5 +1,6 @@
 """Writes for reservations: create (all lines or none), confirm into sales, release, extend and expire."""
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -141,113 +142,181 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
     return {"code": product.code, "requested": requested, "available": max(on_hand - reserved, 0)}
 
 
-# One statement for a one-code reservation: resolve the code (aliases too), reserve with a conditional
-# UPDATE (the row lock lasts only until commit), insert the reservation and its line. The UPDATE also
-# refuses a change that would move the product's alert level (notifications.services.level_for, in
-# SQL): such a change takes the general path, which records the transition and its alerts. It returns
-# one row whenever the code names an active product; ``stock_id`` is NULL when nothing was reserved,
-# and ``seen_available`` is the available quantity in the statement's snapshot. The ASGI fast path
-# (reservations/fast_path.py) runs this same statement.
-ONE_CODE_SQL = """
-WITH p AS (
-    SELECT id, code, name, category, low_stock_threshold FROM (
-        SELECT id, code, name, category, low_stock_threshold, active, 0 AS via_alias
-          FROM inventory_product WHERE code = %(code)s
+# One-code reservations, one or many at once (the ASGI fast path gathers those of concurrent requests
+# into one batch), in one transaction of two statements sent together in one round trip:
+#
+# 1. ONE_CODE_LOCK_SQL resolves the codes (aliases too) and locks their Stock rows in pk order.
+# 2. ONE_CODE_BATCH_SQL then reads everything fresh (READ COMMITTED takes a new snapshot per
+#    statement, so the alert levels it reads are those committed by whoever held the locks before),
+#    and grants, per product and in the order asked, the longest run of asks that fit in the
+#    available units and move no alert level (notifications.services.level_for, in SQL). It bumps
+#    each changed Stock row once (reserved by the run's total, version by one), inserts the granted
+#    reservations and their lines, and returns one row per granted ask.
+#
+# An ask that is not granted (unknown or inactive code, short, an alert level to record, or behind
+# one of those on the same product) wrote nothing: the caller takes the general path for it, which
+# finds out exactly why and records the alert transition. Statements are sent as text with their
+# parameters bound client-side (psycopg's ClientCursor), which is what lets both go in one message.
+_ONE_CODE_PRODUCT_IDS = """
+        SELECT p.id FROM inventory_product p WHERE p.code = ANY(%(codes)s::text[]) AND p.active
+        UNION
+        SELECT p.id FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id
+         WHERE u.code = ANY(%(codes)s::text[]) AND p.active
+"""
+ONE_CODE_LOCK_SQL = f"""
+SELECT count(*) FROM (
+    SELECT st.id FROM inventory_stock st WHERE st.product_id IN ({_ONE_CODE_PRODUCT_IDS})
+     ORDER BY st.id FOR UPDATE OF st
+) locked
+"""
+ONE_CODE_BATCH_SQL = """
+WITH ask AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(codes)s::text[], %(qtys)s::bigint[], %(client_ids)s::bigint[],
+                         %(expires)s::timestamptz[], %(refs)s::text[], %(keys)s::text[], %(fingerprints)s::text[])
+           WITH ORDINALITY AS a(id, code, qty, client_id, expires_at, reference, idempotency_key, fingerprint, ord)
+), product AS (
+    SELECT DISTINCT ON (code) code, id, product_code, name, category, low_stock_threshold FROM (
+        SELECT p.code, p.id, p.code AS product_code, p.name, p.category, p.low_stock_threshold, 0 AS via_alias
+          FROM inventory_product p WHERE p.code = ANY(%(codes)s::text[]) AND p.active
         UNION ALL
-        SELECT p.id, p.code, p.name, p.category, p.low_stock_threshold, p.active, 1
-          FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id WHERE u.code = %(code)s
-    ) found
-    WHERE active ORDER BY via_alias LIMIT 1
+        SELECT u.code, p.id, p.code, p.name, p.category, p.low_stock_threshold, 1
+          FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id
+         WHERE u.code = ANY(%(codes)s::text[]) AND p.active
+    ) found ORDER BY code, via_alias
+), judged AS (
+    SELECT a.id, a.qty, a.client_id, a.expires_at, a.reference, a.idempotency_key, a.fingerprint, a.ord,
+           p.id AS product_id, p.product_code, p.name, p.category, p.low_stock_threshold, st.id AS stock_id,
+           COALESCE(al.level, 'ok') AS level,
+           st.on_hand - st.reserved - sum(a.qty) OVER (PARTITION BY p.id ORDER BY a.ord) AS left_after
+      FROM ask a JOIN product p ON p.code = a.code
+      JOIN inventory_stock st ON st.product_id = p.id
+      LEFT JOIN notifications_alertstate al ON al.product_id = p.id
+), granted AS (
+    SELECT * FROM (
+        SELECT j.*, bool_and(j.left_after >= 0 AND j.level = CASE
+                   WHEN j.left_after <= 0 THEN 'out'
+                   WHEN j.left_after < j.low_stock_threshold THEN 'low'
+                   WHEN j.level <> 'ok' AND j.left_after < j.low_stock_threshold + %(margin)s THEN 'low'
+                   ELSE 'ok' END) OVER (PARTITION BY j.product_id ORDER BY j.ord) AS fits
+          FROM judged j
+    ) run WHERE fits
 ), s AS (
     UPDATE inventory_stock st
-       SET reserved = st.reserved + %(qty)s, version = st.version + 1, updated_at = %(now)s
-      FROM p LEFT JOIN notifications_alertstate a ON a.product_id = p.id
-     WHERE st.product_id = p.id AND st.on_hand - st.reserved >= %(qty)s
-       AND CASE WHEN st.on_hand - st.reserved - %(qty)s <= 0 THEN 'out'
-                WHEN st.on_hand - st.reserved - %(qty)s < p.low_stock_threshold THEN 'low'
-                WHEN COALESCE(a.level, 'ok') <> 'ok'
-                     AND st.on_hand - st.reserved - %(qty)s < p.low_stock_threshold + %(margin)s THEN 'low'
-                ELSE 'ok' END = COALESCE(a.level, 'ok')
- RETURNING st.id, st.product_id, st.on_hand, st.reserved, st.version
+       SET reserved = st.reserved + g.qty, version = st.version + 1, updated_at = %(now)s
+      FROM (SELECT stock_id, sum(qty) AS qty FROM granted GROUP BY stock_id) g
+     WHERE st.id = g.stock_id
+ RETURNING st.id, st.on_hand, st.reserved, st.version
 ), r AS (
     INSERT INTO reservations_reservation
            (id, client_id, status, expires_at, reference, idempotency_key, request_fingerprint,
             created_at, updated_at, closed_at)
-    SELECT %(id)s, %(client_id)s, 'active', %(expires_at)s, %(reference)s, %(key)s, %(fingerprint)s,
-           %(now)s, %(now)s, NULL
-      FROM s
+    SELECT id, client_id, 'active', expires_at, reference, idempotency_key, fingerprint, %(now)s, %(now)s, NULL
+      FROM granted
  RETURNING id
 ), l AS (
     INSERT INTO reservations_reservationline (reservation_id, product_id, quantity)
-    SELECT r.id, s.product_id, %(qty)s FROM r, s
- RETURNING id
+    SELECT g.id, g.product_id, g.qty FROM granted g JOIN r ON r.id = g.id
+ RETURNING id, reservation_id
 )
-SELECT s.id AS stock_id, p.id, s.on_hand, s.reserved, s.version, (SELECT id FROM l),
-       p.code, p.name, p.category, p.low_stock_threshold, seen.on_hand - seen.reserved AS seen_available
-  FROM p LEFT JOIN s ON true LEFT JOIN inventory_stock seen ON seen.product_id = p.id
+SELECT g.ord, l.id, g.product_id, g.product_code, g.name, g.category, g.low_stock_threshold,
+       s.id, s.on_hand, s.reserved, s.version
+  FROM granted g JOIN l ON l.reservation_id = g.id JOIN s ON s.id = g.stock_id
 """
+ONE_CODE_SQL = ONE_CODE_LOCK_SQL + ";" + ONE_CODE_BATCH_SQL
 
 
-def _one_code_params(*, reservation: Reservation, code: str, quantity: int) -> dict[str, Any]:
-    """The parameters of ONE_CODE_SQL for this (unsaved) reservation."""
+@dataclass(frozen=True)
+class OneCodeAsk:
+    """One asked one-code reservation, inputs already clean (``reservation_input_clean``)."""
+
+    client: ApiClient | None
+    code: str
+    quantity: int
+    ttl: timedelta
+    reference: str = ""
+
+
+def _one_code_params(reservations: list[Reservation], asks: list[OneCodeAsk], now: datetime) -> dict[str, Any]:
+    """The parameters of ONE_CODE_SQL for these (unsaved) reservations, one per ask."""
     return {
-        "code": code, "qty": quantity, "now": reservation.created_at, "id": reservation.pk,
-        "client_id": reservation.client_id, "expires_at": reservation.expires_at,
-        "reference": reservation.reference, "key": reservation.idempotency_key,
-        "fingerprint": reservation.request_fingerprint, "margin": settings.ALERT_HYSTERESIS_MARGIN,
+        "ids": [r.pk for r in reservations], "codes": [a.code for a in asks], "qtys": [a.quantity for a in asks],
+        "client_ids": [r.client_id for r in reservations], "expires": [r.expires_at for r in reservations],
+        "refs": [r.reference for r in reservations], "keys": [r.idempotency_key for r in reservations],
+        "fingerprints": [r.request_fingerprint for r in reservations], "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN,
     }
 
 
-def _one_code_result(row: tuple | None, *, reservation: Reservation,
-                    quantity: int) -> tuple[ReservationLine, Stock] | None:
-    """The line and the stock row (as now, product attached) from ONE_CODE_SQL's row; None if nothing was reserved."""
-    if row is None or row[0] is None:
-        return None
-    stock_id, product_id, on_hand, reserved, version, line_id, code, name, category, threshold, _ = row
-    product = Product(id=product_id, code=code, name=name, category=category, low_stock_threshold=threshold,
-                      active=True)
-    stock = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved, version=version)
-    return ReservationLine(id=line_id, reservation=reservation, product=product, quantity=quantity), stock
+def _one_code_results(rows: list[tuple], reservations: list[Reservation],
+                      asks: list[OneCodeAsk]) -> tuple[list[Reservation | None], list[Stock]]:
+    """(per ask: its reservation with its line attached, or None; the changed Stock rows as now)."""
+    created: list[Reservation | None] = [None] * len(asks)
+    stocks: dict[int, Stock] = {}
+    for ordinal, line_id, product_id, code, name, category, threshold, stock_id, on_hand, reserved, version in rows:
+        stock = stocks.get(stock_id)
+        if stock is None:
+            product = Product(id=product_id, code=code, name=name, category=category,
+                              low_stock_threshold=threshold, active=True)
+            stock = stocks[stock_id] = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved,
+                                             version=version)
+        index = ordinal - 1
+        reservation = reservations[index]
+        reservation.replayed = False
+        line = ReservationLine(id=line_id, reservation=reservation, product=stock.product,
+                               quantity=asks[index].quantity)
+        created[index] = reservation_lines_attach(reservation, [line])
+    return created, list(stocks.values())
+
+
+def _one_code_cursor_results(cursor) -> list[tuple]:
+    cursor.nextset()  # past the lock statement's count
+    return cursor.fetchall()
 
 
 def _create_one_code(*, reservation: Reservation, code: str,
                      quantity: int) -> tuple[ReservationLine, Stock] | None:
-    """The hot path, one statement and one round trip. None when nothing was reserved (short, unknown,
-    an alert level to record): the caller then takes the general path, which finds out exactly why."""
+    """One ask through ONE_CODE_SQL, inside the caller's transaction. None when nothing was reserved:
+    the caller then takes the general path, which finds out exactly why."""
+    ask = OneCodeAsk(client=reservation.client, code=code, quantity=quantity,
+                     ttl=reservation.expires_at - reservation.created_at, reference=reservation.reference)
     with connection.cursor() as cursor:
-        cursor.execute(ONE_CODE_SQL, _one_code_params(reservation=reservation, code=code, quantity=quantity))
-        row = cursor.fetchone()
-    return _one_code_result(row, reservation=reservation, quantity=quantity)
+        cursor.execute(ONE_CODE_SQL, _one_code_params([reservation], [ask], reservation.created_at))
+        rows = _one_code_cursor_results(cursor)
+    created, stocks = _one_code_results(rows, [reservation], [ask])
+    if created[0] is None:
+        return None
+    return created[0].lines.all()[0], stocks[0]
 
 
-async def reservation_create_one_code_async(*, client: ApiClient, code: str, quantity: int, ttl: timedelta,
-                                            reference: str) -> Reservation | None:
-    """ONE_CODE_SQL from async code on a server loop (the ASGI fast path), on that loop's pool.
+async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> list[Reservation | None]:
+    """Many one-code reservations in one transaction and one round trip, from async code on a server
+    loop (the ASGI fast path), on that loop's pool.
 
-    Inputs are already clean (``reservation_input_clean``); the caller has checked that no webhook
-    endpoint is active. The statement commits on its own, then its events and projection recompute
-    go to the loop's batches. None when nothing was reserved or the statement could not run (nothing
-    was written either way): the caller then takes the general path, which finds out why.
+    The caller has checked that no webhook endpoint is active. The transaction commits on its own,
+    then the events (one ``stock.changed`` per changed product, one ``reservation.created`` per
+    reservation) and the projection recomputes go to the loop's batches. Per ask: its reservation,
+    or None when it was not granted or the statements could not run (nothing was written for it
+    either way): the caller then takes the general path for it, which finds out why.
     """
+    if not asks:
+        return []
     now = timezone.now()
-    reservation = reservation_new(client=client, ttl=ttl, reference=reference, now=now)
+    reservations = [reservation_new(client=a.client, ttl=a.ttl, reference=a.reference, now=now) for a in asks]
     try:
         pool = await aio.db_pool()
         async with pool.connection() as conn:
-            cursor = await conn.execute(
-                ONE_CODE_SQL, _one_code_params(reservation=reservation, code=code, quantity=quantity))
-            row = await cursor.fetchone()
+            cursor = psycopg.AsyncClientCursor(conn)
+            # Autocommit connection: the two statements of one message run as one implicit transaction.
+            await cursor.execute(ONE_CODE_SQL, _one_code_params(reservations, asks, now))
+            cursor.nextset()
+            rows = await cursor.fetchall()
     except psycopg.Error:
-        logger.warning("one-code reservation statement could not run on the async pool", exc_info=True)
-        return None
-    created = _one_code_result(row, reservation=reservation, quantity=quantity)
-    if created is None:
-        return None
-    line, stock = created
-    reservation.replayed = False
-    reservation_lines_attach(reservation, [line])
-    stock_rows_committed_soon(stocks=[stock], extra_events=[reservation_event("created", reservation, [line], at=now)])
-    return reservation
+        logger.warning("one-code reservations could not run on the async pool", exc_info=True)
+        return [None] * len(asks)
+    created, stocks = _one_code_results(rows, reservations, asks)
+    if stocks:
+        events = [reservation_event("created", r, r.lines.all(), at=now) for r in created if r is not None]
+        stock_rows_committed_soon(stocks=stocks, extra_events=events)
+    return created
 
 
 def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],

@@ -45,3 +45,36 @@ async def test_drain_flushes_what_is_pending_and_a_failed_flush_does_not_stop_th
     await batcher.drain()
 
     assert flushed == [["bad"], ["good"]]
+
+
+async def test_call_gives_each_caller_its_own_result_in_batches_of_at_most_max_batch():
+    batches: list[list[int]] = []
+
+    async def flush(batch):
+        batches.append(batch)
+        return [n * 10 for n in batch]
+
+    batcher = LoopBatcher("test-calls", flush, max_batch=3)
+
+    results = await asyncio.gather(*[batcher.call(n) for n in range(1, 8)])
+
+    assert results == [10, 20, 30, 40, 50, 60, 70]
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert [n for batch in batches for n in batch] == list(range(1, 8))
+    await batcher.drain()
+
+
+async def test_a_failed_flush_raises_to_every_caller_of_its_batch_and_the_next_batch_still_runs():
+    async def flush(batch):
+        if "bad" in batch:
+            raise RuntimeError("database went away")
+        return [item.upper() for item in batch]
+
+    batcher = LoopBatcher("test-calls", flush)
+
+    failed = await asyncio.gather(batcher.call("bad"), batcher.call("also"), return_exceptions=True)
+    after = await batcher.call("good")
+
+    assert [type(result) for result in failed] == [RuntimeError, RuntimeError]
+    assert after == "GOOD"
+    await batcher.drain()

@@ -153,3 +153,45 @@ def test_twenty_concurrent_requests_with_one_idempotency_key_make_one_reservatio
     assert len({rid for _, rid in results}) == 1
     assert Reservation.objects.filter(client=record).count() == 1
     assert Stock.objects.get(product=product).reserved == 3
+
+
+def test_one_code_batches_racing_from_eight_event_loops_grant_every_unit_once():
+    """The fast path's batches, each on its own loop and pool as in separate Daphne processes."""
+    import asyncio
+
+    from core import aio
+    from core.realtime import realtime_publisher_drain
+    from projections.services import projection_marks_drain
+
+    product = ProductFactory(code="BATCH-RACE", on_hand=50, low_stock_threshold=0)
+    other = ProductFactory(code="BATCH-SIDE", on_hand=1000, low_stock_threshold=0)
+    record = ApiClientFactory(scopes=["reserve"])
+    assert Stock.objects.get(product=product).available == 50
+
+    async def batches(seed: int) -> list[tuple[str, bool]]:
+        rng = random.Random(seed)
+        granted = []
+        for _ in range(10):
+            asks = [services.OneCodeAsk(client=record, code=rng.choice(["BATCH-RACE", "BATCH-SIDE"]), quantity=1,
+                                        ttl=timedelta(minutes=5)) for _ in range(8)]
+            created = await services.reservation_create_one_code_batch_async(asks=asks)
+            granted += [(ask.code, reservation is not None) for ask, reservation in zip(asks, created)]
+        await realtime_publisher_drain()
+        await projection_marks_drain()
+        await aio.clients_close()
+        return granted
+
+    results = run_in_threads(8, 8, lambda i: asyncio.run(batches(i)))
+
+    outcomes = [outcome for per_loop in results for outcome in per_loop]
+    race_asks = sum(1 for code, _ in outcomes if code == "BATCH-RACE")
+    race_granted = sum(1 for code, ok in outcomes if code == "BATCH-RACE" and ok)
+    assert race_asks > 50
+    # Every unit but the last goes: that one would move the level to "out", which the general path records.
+    assert race_granted == 49
+    assert all(ok for code, ok in outcomes if code == "BATCH-SIDE")
+    stock, side = Stock.objects.get(product=product), Stock.objects.get(product=other)
+    assert (stock.on_hand, stock.reserved) == (50, 49)
+    assert side.reserved == sum(1 for code, _ in outcomes if code == "BATCH-SIDE")
+    assert Reservation.objects.filter(lines__product=product).count() == 49
+    assert reserved_drift() == [] and ledger_drift() == []

@@ -16,6 +16,7 @@ from inventory.models import Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from notifications.models import AlertState
 from projections.services import projection_marks_drain, projection_pending_claim
+from reservations.fast_path import one_code_batches_drain
 from reservations.models import Reservation, ReservationStatus
 from reservations.selectors import reserved_drift
 from webhooks.models import WebhookDelivery
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 async def _async_clients_closed():
     yield
+    await one_code_batches_drain()
     await realtime_publisher_drain()
     await projection_marks_drain()
     await aio.clients_close()

@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode, Unprocessable, ValidationFailed
@@ -297,3 +298,87 @@ def test_inactive_product_is_refused_and_nothing_reserved():
     with pytest.raises(Conflict):
         services.reservation_create(client=None, lines=[{"code": "GONE-1", "quantity": 1}])
     assert counters(product)[1] == 0 and Reservation.objects.count() == 0
+
+
+# ---------------------------------------------------------------- one-code batches (the fast path's)
+
+def _asks(client, *pairs: tuple[str, int]) -> list[services.OneCodeAsk]:
+    return [services.OneCodeAsk(client=client, code=code, quantity=quantity, ttl=timedelta(minutes=15))
+            for code, quantity in pairs]
+
+
+@pytest.fixture
+async def async_pool_closed():
+    from core import aio
+    from core.realtime import realtime_publisher_drain
+    from projections.services import projection_marks_drain
+
+    yield
+    await realtime_publisher_drain()
+    await projection_marks_drain()
+    await aio.clients_close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_code_batch_grants_each_product_the_run_of_asks_that_fits(async_pool_closed):
+    wide = await sync_to_async(ProductFactory)(code="BATCH-A", on_hand=10, low_stock_threshold=2)
+    narrow = await sync_to_async(ProductFactory)(code="BATCH-B", on_hand=3, low_stock_threshold=0)
+    await sync_to_async(UnifiedCodeFactory)(code="BATCH-A-OLD", product=wide)
+    client = await sync_to_async(ApiClientFactory)()
+    assert await sync_to_async(counters)(wide) == (10, 0, 1)
+    assert await sync_to_async(counters)(narrow) == (3, 0, 1)
+
+    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+        client, ("BATCH-A", 2), ("BATCH-B", 2), ("BATCH-A-OLD", 2), ("NOPE-1", 1), ("BATCH-B", 2), ("BATCH-B", 1),
+        ("BATCH-A", 1)))
+
+    assert [r is not None for r in created] == [True, True, True, False, False, False, True]
+    # Each changed row moved once: its reserved by the run's total, its version by one.
+    assert await sync_to_async(counters)(wide) == (10, 5, 2)
+    assert await sync_to_async(counters)(narrow) == (3, 2, 2)
+    assert [(line.product.code, line.quantity) for line in created[2].lines.all()] == [("BATCH-A", 2)]
+    saved = await sync_to_async(lambda: sorted(
+        (str(r.pk), r.client_id, r.status) for r in Reservation.objects.all()))()
+    assert saved == sorted((str(r.pk), client.pk, "active") for r in created if r is not None)
+    assert await sync_to_async(reserved_drift)() == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_code_batch_leaves_asks_that_move_the_alert_level_to_the_general_path(async_pool_closed):
+    product = await sync_to_async(ProductFactory)(code="BATCH-C", on_hand=7, low_stock_threshold=5)
+    client = await sync_to_async(ApiClientFactory)()
+
+    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+        client, ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1)))
+
+    # 6 and 5 left stay "ok"; 4 left would be "low", so that ask and the one behind it are not granted.
+    assert [r is not None for r in created] == [True, True, False, False]
+    assert await sync_to_async(counters)(product) == (7, 2, 2)
+    assert await sync_to_async(Reservation.objects.count)() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_code_batch_publishes_one_stock_event_per_product_and_one_per_reservation(async_pool_closed):
+    import asyncio
+    import json
+
+    from channels.layers import get_channel_layer
+
+    from core.groups import group_for_code
+
+    await sync_to_async(ProductFactory)(code="BATCH-D", on_hand=20)
+    client = await sync_to_async(ApiClientFactory)()
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group_for_code("BATCH-D"), channel)
+
+    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+        client, ("BATCH-D", 1), ("BATCH-D", 2), ("BATCH-D", 3)))
+
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    events = [json.loads(text) for _, text in message["items"]]
+    changed = [e for e in events if e["type"] == "stock.changed"]
+    assert [(e["reserved"], e["available"], e["version"]) for e in changed] == [(6, 14, 2)]
+    assert sorted(e["reservation_id"] for e in events if e["type"] == "reservation.created") == sorted(
+        str(r.pk) for r in created)
+    await layer.group_discard(group_for_code("BATCH-D"), channel)
