@@ -1,10 +1,14 @@
 """Fixtures for the whole suite: API clients with scoped tokens, a staff user, the webhook endpoint cache and a fake receiver."""
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory
 from webhooks.selectors import endpoints_cache_clear
 from webhooks.tests.receiver import FakeReceiver
+
+# The configured database, before pytest-django points the connection at the test database.
+_DATABASE_NAME = settings.DATABASES["default"]["NAME"]
 
 
 @pytest.fixture
@@ -64,13 +68,25 @@ def _release_test_database_connections(django_db_setup, django_db_blocker):
     """Before the test database is dropped, close our pools and end sessions left by servers and
     workers the tests started, so teardown never finds the database still in use."""
     yield
+    import time
+
+    import psycopg
     from django.db import connection, connections
 
+    if connection.settings_dict["NAME"] == _DATABASE_NAME:
+        return  # no test in this run needed the database, so none was created (never touch the real one)
+    # A connection of its own rather than one from Django's pool, which may have closed already.
+    params = connection.get_connection_params()
+    for key in ("cursor_factory", "context", "pool"):
+        params.pop(key, None)
     with django_db_blocker.unblock():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+        # Pools first: a pool whose connections were ended would open new ones to keep its minimum.
         for conn in connections.all(initialized_only=True):
             conn.close_pool()
+        with psycopg.connect(**params, autocommit=True) as direct:
+            others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            direct.execute(f"SELECT pg_terminate_backend(pid) {others}")
+            # Ending a session is asynchronous: wait until they are gone, or DROP DATABASE may still see one.
+            deadline = time.monotonic() + 10
+            while direct.execute(f"SELECT count(*) {others}").fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
