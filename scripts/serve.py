@@ -21,6 +21,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already accepts connections on the port.
+
+    SO_REUSEPORT lets a second server bind the same port beside a leftover one (same user), and the
+    kernel would then split connections between old and new code without a word; so look first.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def listener_open(host: str, port: int) -> socket.socket:
     """One listening socket per process, all on the same port (SO_REUSEPORT).
 
@@ -46,6 +59,10 @@ def main() -> int:
     parser.add_argument("--app", default=os.environ.get("WEB_APP", "config.asgi:application"))
     args = parser.parse_args()
 
+    if port_taken(args.host, args.port):
+        print(f"serve.py: something already listens on {args.host}:{args.port}; stop it or pick another PORT",
+              file=sys.stderr)
+        return 1
     listeners = [listener_open(args.host, args.port) for _ in range(args.workers)]
     daphne = str(ROOT / ".venv" / "bin" / "daphne")
     children = [
