@@ -1,8 +1,7 @@
 """Reads for inventory: code resolution (aliases included), stock lists and the ledger."""
 from collections.abc import Iterable
 
-from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet, Sum
 
 from core.errors import UnknownCode
 from inventory.codes import code_normalise
@@ -68,21 +67,24 @@ def movement_list(*, product: Product) -> QuerySet[StockMovement]:
     return StockMovement.objects.filter(product=product).order_by("-id")
 
 
+def stock_counter_drift(*, counter: str, totals: dict[int, int]) -> list[tuple[str, int, int]]:
+    """(code, counter value, expected) for every product whose Stock ``counter`` differs from
+    ``totals[product_id]`` (0 when absent), by code.
+
+    The audits compute their totals in one aggregate and compare here in one pass over the stock
+    rows: a correlated subquery per stock row walks a hot product's rows once per row of the table
+    under a bad plan.
+    """
+    rows = Stock.objects.order_by("product__code").values_list("product_id", "product__code", counter)
+    return [(code, value, totals.get(pid, 0)) for pid, code, value in rows if totals.get(pid, 0) != value]
+
+
 def ledger_drift() -> list[dict]:
     """Products whose ledger does not sum to on_hand: [{code, on_hand, ledger_sum}]."""
-    ledger_sum = (
-        StockMovement.objects.filter(product_id=OuterRef("product_id"))
-        .values("product_id")
-        .annotate(total=Sum("quantity"))
-        .values("total")
-    )
-    rows = (
-        Stock.objects.annotate(ledger_sum=Coalesce(Subquery(ledger_sum), 0))
-        .exclude(ledger_sum=F("on_hand"))
-        .order_by("product__code")
-        .values("product__code", "on_hand", "ledger_sum")
-    )
-    return [{"code": r["product__code"], "on_hand": r["on_hand"], "ledger_sum": r["ledger_sum"]} for r in rows]
+    totals = dict(StockMovement.objects.values("product_id").annotate(total=Sum("quantity"))
+                  .values_list("product_id", "total"))
+    return [{"code": code, "on_hand": on_hand, "ledger_sum": total}
+            for code, on_hand, total in stock_counter_drift(counter="on_hand", totals=totals)]
 
 
 def categories_list() -> list[str]:

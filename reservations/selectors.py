@@ -2,13 +2,12 @@
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from core.errors import NotFound
 from core.models import ApiClient
-from inventory.models import Stock
+from inventory.selectors import stock_counter_drift
 from reservations.models import Reservation, ReservationLine, ReservationStatus
 
 
@@ -64,16 +63,9 @@ def reservation_list(*, client: ApiClient | None, status: str | None = None) -> 
 
 def reserved_drift() -> list[dict]:
     """Products whose Stock.reserved differs from the sum of their active reservation lines."""
-    active_sum = (
-        ReservationLine.objects.filter(product_id=OuterRef("product_id"), reservation__status=ReservationStatus.ACTIVE)
-        .values("product_id")
-        .annotate(total=Sum("quantity"))
-        .values("total")
+    totals = dict(
+        ReservationLine.objects.filter(reservation__status=ReservationStatus.ACTIVE)
+        .values("product_id").annotate(total=Sum("quantity")).values_list("product_id", "total")
     )
-    rows = (
-        Stock.objects.annotate(active_sum=Coalesce(Subquery(active_sum), 0))
-        .exclude(active_sum=F("reserved"))
-        .order_by("product__code")
-        .values("product__code", "reserved", "active_sum")
-    )
-    return [{"code": r["product__code"], "reserved": r["reserved"], "active_lines": r["active_sum"]} for r in rows]
+    return [{"code": code, "reserved": reserved, "active_lines": total}
+            for code, reserved, total in stock_counter_drift(counter="reserved", totals=totals)]
