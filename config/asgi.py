@@ -25,3 +25,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Last, once everything above is loaded (core/serving.py says why).
+from core.serving import daphne_form_parsing_off, heap_freeze  # noqa: E402
+
+daphne_form_parsing_off()
+heap_freeze()
