@@ -21,3 +21,13 @@ RESERVATION_FAST_PATH = Counter(
     "One-code reservation requests met by the ASGI fast path: served there, or handed to the Django view",
     ["outcome"],
 )
+RESERVATION_BATCH_SIZE = Histogram(
+    "stockpulse_reservation_batch_size",
+    "Requests answered together by one batch of the reservation fast path",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+RESERVATION_BATCH_SECONDS = Histogram(
+    "stockpulse_reservation_batch_seconds",
+    "Time one batch of the reservation fast path takes: rate limits, then the reserving transaction",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

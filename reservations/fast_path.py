@@ -28,7 +28,7 @@ from core import aio
 from core.auth import api_client_cached, api_client_for_token
 from core.errors import DomainError
 from core.logging import request_id_var
-from core.metrics import RESERVATION_FAST_PATH
+from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
 from core.throttling import client_rates_allow_async
 from reservations import services
@@ -207,6 +207,12 @@ async def _one_code_flush(asks: list[services.OneCodeAsk]) -> list[Any]:
     """One batch: the rate limits of all its requests in one round trip, then one transaction for
     those within their limits. None for an ask means "hand it to the view" (over the limit, Redis
     or PostgreSQL unavailable, or not granted): the view gives the full answer."""
+    RESERVATION_BATCH_SIZE.observe(len(asks))
+    with RESERVATION_BATCH_SECONDS.time():
+        return await _one_code_batch_answer(asks)
+
+
+async def _one_code_batch_answer(asks: list[services.OneCodeAsk]) -> list[Any]:
     try:
         allowed = await client_rates_allow_async(aio.redis_client(), [ask.client for ask in asks])
     except redis.RedisError:

@@ -5,6 +5,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from prometheus_client import REGISTRY
 
 from config.asgi import application
 from core import aio
@@ -86,12 +87,14 @@ async def test_plain_one_code_reservation_is_served_with_the_views_answer(storef
     before = await sync_to_async(stock_of)("FAST-1")
     assert (before.reserved, before.version) == (0, 1)
     served, delegated = served_and_delegated()
+    batches = REGISTRY.get_sample_value("stockpulse_reservation_batch_size_count") or 0
 
     status, body, headers = await post("/api/v1/reservations", {"lines": [{"code": "fast-1", "quantity": 2}],
                                                                 "reference": "order-77"}, token=storefront.raw_token)
 
     assert status == 201
     assert served_and_delegated() == (served + 1, delegated)
+    assert REGISTRY.get_sample_value("stockpulse_reservation_batch_size_count") == batches + 1
     assert headers["content-type"] == "application/json" and headers["x-request-id"]
     assert body["status"] == "active" and body["reference"] == "order-77"
     assert body["lines"] == [{"code": "FAST-1", "quantity": 2}]
