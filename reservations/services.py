@@ -157,47 +157,50 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
 # one of those on the same product) wrote nothing: the caller takes the general path for it, which
 # finds out exactly why and records the alert transition. Statements are sent as text with their
 # parameters bound client-side (psycopg's ClientCursor), which is what lets both go in one message.
-_ONE_CODE_PRODUCT_IDS = """
-        SELECT p.id FROM inventory_product p WHERE p.code = ANY(%(codes)s::text[]) AND p.active
-        UNION
-        SELECT p.id FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id
-         WHERE u.code = ANY(%(codes)s::text[]) AND p.active
+# The active product a code names, itself or through a unified code (the product first): for one
+# ``c.code`` of the caller's FROM, as index lookups whatever the planner thinks of the tables' sizes.
+_ONE_CODE_PRODUCT = """
+    SELECT p.id, p.code, p.name, p.category, p.low_stock_threshold
+      FROM inventory_product p WHERE p.code = c.code AND p.active
+    UNION ALL
+    SELECT p.id, p.code, p.name, p.category, p.low_stock_threshold
+      FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id
+     WHERE u.code = c.code AND p.active
+    LIMIT 1
 """
 ONE_CODE_LOCK_SQL = f"""
 SELECT count(*) FROM (
-    SELECT st.id FROM inventory_stock st WHERE st.product_id IN ({_ONE_CODE_PRODUCT_IDS})
+    SELECT st.id FROM inventory_stock st
+     WHERE st.product_id = ANY(ARRAY(
+         SELECT p.id FROM (SELECT DISTINCT code FROM unnest(%(codes)s::text[]) AS c(code)) c
+          CROSS JOIN LATERAL ({_ONE_CODE_PRODUCT}) p))
      ORDER BY st.id FOR UPDATE OF st
 ) locked
 """
-ONE_CODE_BATCH_SQL = """
+ONE_CODE_BATCH_SQL = f"""
 WITH ask AS (
     SELECT * FROM unnest(%(ids)s::uuid[], %(codes)s::text[], %(qtys)s::bigint[], %(client_ids)s::bigint[],
                          %(expires)s::timestamptz[], %(refs)s::text[], %(keys)s::text[], %(fingerprints)s::text[])
            WITH ORDINALITY AS a(id, code, qty, client_id, expires_at, reference, idempotency_key, fingerprint, ord)
 ), product AS (
-    SELECT DISTINCT ON (code) code, id, product_code, name, category, low_stock_threshold FROM (
-        SELECT p.code, p.id, p.code AS product_code, p.name, p.category, p.low_stock_threshold, 0 AS via_alias
-          FROM inventory_product p WHERE p.code = ANY(%(codes)s::text[]) AND p.active
-        UNION ALL
-        SELECT u.code, p.id, p.code, p.name, p.category, p.low_stock_threshold, 1
-          FROM inventory_unifiedcode u JOIN inventory_product p ON p.id = u.product_id
-         WHERE u.code = ANY(%(codes)s::text[]) AND p.active
-    ) found ORDER BY code, via_alias
+    SELECT c.code AS asked_code, p.id AS product_id, p.code AS product_code, p.name, p.category,
+           p.low_stock_threshold, st.id AS stock_id, st.on_hand, st.reserved, COALESCE(al.level, 'ok') AS level
+      FROM (SELECT DISTINCT code FROM ask) c
+     CROSS JOIN LATERAL ({_ONE_CODE_PRODUCT}) p
+     CROSS JOIN LATERAL (SELECT id, on_hand, reserved FROM inventory_stock WHERE product_id = p.id LIMIT 1) st
+      LEFT JOIN LATERAL (SELECT level FROM notifications_alertstate WHERE product_id = p.id LIMIT 1) al ON true
 ), judged AS (
     SELECT a.id, a.qty, a.client_id, a.expires_at, a.reference, a.idempotency_key, a.fingerprint, a.ord,
-           p.id AS product_id, p.product_code, p.name, p.category, p.low_stock_threshold, st.id AS stock_id,
-           COALESCE(al.level, 'ok') AS level,
-           st.on_hand - st.reserved - sum(a.qty) OVER (PARTITION BY p.id ORDER BY a.ord) AS left_after
-      FROM ask a JOIN product p ON p.code = a.code
-      JOIN inventory_stock st ON st.product_id = p.id
-      LEFT JOIN notifications_alertstate al ON al.product_id = p.id
+           p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id, p.level,
+           p.on_hand - p.reserved - sum(a.qty) OVER (PARTITION BY p.stock_id ORDER BY a.ord) AS left_after
+      FROM ask a JOIN product p ON p.asked_code = a.code
 ), granted AS (
     SELECT * FROM (
         SELECT j.*, bool_and(j.left_after >= 0 AND j.level = CASE
                    WHEN j.left_after <= 0 THEN 'out'
                    WHEN j.left_after < j.low_stock_threshold THEN 'low'
                    WHEN j.level <> 'ok' AND j.left_after < j.low_stock_threshold + %(margin)s THEN 'low'
-                   ELSE 'ok' END) OVER (PARTITION BY j.product_id ORDER BY j.ord) AS fits
+                   ELSE 'ok' END) OVER (PARTITION BY j.stock_id ORDER BY j.ord) AS fits
           FROM judged j
     ) run WHERE fits
 ), s AS (
