@@ -325,15 +325,19 @@ def main() -> int:
         stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, max_requests=4))
         granted = stats.units.get(RUSH_CODE, 0)
         rush_ok = granted == RUSH_UNITS and oversell_check(before, counters(), stats.units, stats.unknown_units)["ok"]
-        results["rush"] = {"requests": len(stats.latencies), "granted": granted, "units": RUSH_UNITS,
-                           "409": stats.statuses.get(409, 0), "ok": rush_ok}
-        print(f"   rush: {len(stats.latencies)} requests for the last {RUSH_UNITS} units -> {granted} granted, "
-              f"{stats.statuses.get(409, 0)} got 409: {'OK' if rush_ok else 'FAILED'}")
+        rush = stats.summary(1.0)
+        rush_ok = rush_ok and rush["5xx"] == 0 and rush["other"] == 0 and not rush["connection_errors"]
+        results["rush"] = {"requests": rush["requests"], "granted": granted, "units": RUSH_UNITS,
+                           "409": rush["409"], "5xx": rush["5xx"], "other": rush["other"],
+                           "connection_errors": rush["connection_errors"], "ok": rush_ok}
+        print(f"   rush: {rush['requests']} requests for the last {RUSH_UNITS} units -> {granted} granted, "
+              f"{rush['409']} got 409, 5xx {rush['5xx']}, other {rush['other']}, "
+              f"conn-errors {rush['connection_errors']}: {'OK' if rush_ok else 'FAILED'}")
     finally:
         server_stop(server)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    failed = any(not r.get("oversell_check", {"ok": r.get("ok")})["ok"] for r in results.values())
+    failed = any(not r.get("oversell_check", {"ok": r.get("ok")})["ok"] or r.get("5xx") for r in results.values())
     return 1 if failed else 0
 
 

@@ -80,6 +80,11 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    """The body every API answer gives for this domain error (its status is ``exc.status``)."""
+    return error_body(exc.code, exc.message, exc.details)
+
+
 def _flatten_message(detail: Any) -> str:
     """The first human message found in a DRF error detail, for the top-level message."""
     if isinstance(detail, dict):
@@ -107,7 +112,7 @@ _DRF_CODES: dict[type, str] = {
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        return Response(domain_error_body(exc), status=exc.status)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Not found."), status=404)
     if isinstance(exc, DjangoPermissionDenied):

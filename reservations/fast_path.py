@@ -3,17 +3,19 @@
 ``POST /api/v1/reservations`` naming one code and ``POST /stock/{sku}/reserve`` are answered here
 when the request is plain: a bearer token of an active client with the ``reserve`` scope, no
 Idempotency-Key, a JSON body the service accepts, no webhook endpoint to feed, the client within
-its rate limit, and a reservation that the service's one-code statements can make.
+its rate limit, and an ask that the service's one-code statements can settle: reserved, or short
+(409 ``insufficient_stock`` with the real available quantity, as the view says it).
 
 Concurrent plain requests on one server loop are answered in batches: while one batch is with
 Redis and PostgreSQL, the next gathers. Each batch costs one pipelined rate-limit round trip and one
 transaction (``reservations.services.reservation_create_one_code_batch_async``), whatever its size,
 so under load the cost per reservation falls instead of the queue on the hot row growing.
 
-Every other case, errors included, is handed to the Django view with its body untouched, and the
-view answers it with the full rules. So the fast path has no answer of its own that the view would
-give differently; it only skips, for the common case, the thread hop, middleware, DRF and ORM work
-that cost most of a reservation's CPU.
+Every other case, other errors included, is handed to the Django view with its body untouched, and
+the view answers it with the full rules. So the fast path has no answer of its own that the view
+would give differently; it only skips, for the common cases, the thread hop, middleware, DRF and ORM
+work that cost most of a reservation's CPU. (A rush on a product's last units ends in a flood of
+short answers: given by the view, each would queue on the product's row lock for its turn.)
 """
 import json
 import re
@@ -26,7 +28,7 @@ from django.conf import settings
 
 from core import aio
 from core.auth import api_client_cached, api_client_for_token
-from core.errors import DomainError
+from core.errors import DomainError, domain_error_body
 from core.logging import request_id_var
 from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
@@ -198,6 +200,9 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
         return None
     if reservation is None:
         return None
+    if isinstance(reservation, services.OneCodeShort):
+        error = reservation.error()
+        return error.status, domain_error_body(error)
     if sku is None:
         return 201, reservation_output(reservation)
     return 200, stock_reserve_output(reservation)
@@ -205,8 +210,9 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
 
 async def _one_code_flush(asks: list[services.OneCodeAsk]) -> list[Any]:
     """One batch: the rate limits of all its requests in one round trip, then one transaction for
-    those within their limits. None for an ask means "hand it to the view" (over the limit, Redis
-    or PostgreSQL unavailable, or not granted): the view gives the full answer."""
+    those within their limits. Per ask, the service's outcome (a reservation, or short); None means
+    "hand it to the view" (over the limit, Redis or PostgreSQL unavailable, or not granted for
+    another reason): the view gives the full answer."""
     RESERVATION_BATCH_SIZE.observe(len(asks))
     with RESERVATION_BATCH_SECONDS.time():
         return await _one_code_batch_answer(asks)

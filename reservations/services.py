@@ -151,10 +151,13 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
 #    and grants, per product and in the order asked, the longest run of asks that fit in the
 #    available units and move no alert level (notifications.services.level_for, in SQL). It bumps
 #    each changed Stock row once (reserved by the run's total, version by one), inserts the granted
-#    reservations and their lines, and returns one row per granted ask.
+#    reservations and their lines, and returns one row per ask whose code names an active product:
+#    the granted ones with their line and stock row, every one with the units left after the batch.
 #
-# An ask that is not granted (unknown or inactive code, short, an alert level to record, or behind
-# one of those on the same product) wrote nothing: the caller takes the general path for it, which
+# An ask that is not granted wrote nothing. If it asks for more than is left after the batch, it is
+# short at this transaction's commit: the answer is "insufficient stock" with the real available
+# quantity, as the locking path would give it. Otherwise (unknown or inactive code, an alert level to
+# record, or behind such an ask on the same product) the caller takes the general path for it, which
 # finds out exactly why and records the alert transition. Statements are sent as text with their
 # parameters bound client-side (psycopg's ClientCursor), which is what lets both go in one message.
 # The active product a code names, itself or through a unified code (the product first): for one
@@ -192,6 +195,7 @@ WITH ask AS (
 ), judged AS (
     SELECT a.id, a.qty, a.client_id, a.expires_at, a.reference, a.idempotency_key, a.fingerprint, a.ord,
            p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id, p.level,
+           p.on_hand, p.reserved,
            p.on_hand - p.reserved - sum(a.qty) OVER (PARTITION BY p.stock_id ORDER BY a.ord) AS left_after
       FROM ask a JOIN product p ON p.asked_code = a.code
 ), granted AS (
@@ -203,10 +207,12 @@ WITH ask AS (
                    ELSE 'ok' END) OVER (PARTITION BY j.stock_id ORDER BY j.ord) AS fits
           FROM judged j
     ) run WHERE fits
+), totals AS (
+    SELECT stock_id, sum(qty)::bigint AS qty FROM granted GROUP BY stock_id
 ), s AS (
     UPDATE inventory_stock st
        SET reserved = st.reserved + g.qty, version = st.version + 1, updated_at = %(now)s
-      FROM (SELECT stock_id, sum(qty) AS qty FROM granted GROUP BY stock_id) g
+      FROM totals g
      WHERE st.id = g.stock_id
  RETURNING st.id, st.on_hand, st.reserved, st.version
 ), r AS (
@@ -221,9 +227,13 @@ WITH ask AS (
     SELECT g.id, g.product_id, g.qty FROM granted g JOIN r ON r.id = g.id
  RETURNING id, reservation_id
 )
-SELECT g.ord, l.id, g.product_id, g.product_code, g.name, g.category, g.low_stock_threshold,
-       s.id, s.on_hand, s.reserved, s.version
-  FROM granted g JOIN l ON l.reservation_id = g.id JOIN s ON s.id = g.stock_id
+SELECT j.ord, l.id, j.product_id, j.product_code, j.name, j.category, j.low_stock_threshold,
+       s.id, s.on_hand, s.reserved, s.version, j.on_hand - j.reserved - COALESCE(t.qty, 0) AS available_after
+  FROM judged j
+  LEFT JOIN totals t ON t.stock_id = j.stock_id
+  LEFT JOIN granted g ON g.ord = j.ord
+  LEFT JOIN l ON l.reservation_id = g.id
+  LEFT JOIN s ON s.id = g.stock_id
 """
 ONE_CODE_SQL = ONE_CODE_LOCK_SQL + ";" + ONE_CODE_BATCH_SQL
 
@@ -249,25 +259,47 @@ def _one_code_params(reservations: list[Reservation], asks: list[OneCodeAsk], no
     }
 
 
+@dataclass(frozen=True)
+class OneCodeShort:
+    """An ask that was short at its batch's commit: the ``InsufficientStock`` line the locking path gives."""
+
+    code: str
+    requested: int
+    available: int
+
+    def error(self) -> InsufficientStock:
+        return InsufficientStock(lines=[{"code": self.code, "requested": self.requested, "available": self.available}])
+
+
+OneCodeOutcome = Reservation | OneCodeShort | None
+
+
 def _one_code_results(rows: list[tuple], reservations: list[Reservation],
-                      asks: list[OneCodeAsk]) -> tuple[list[Reservation | None], list[Stock]]:
-    """(per ask: its reservation with its line attached, or None; the changed Stock rows as now)."""
-    created: list[Reservation | None] = [None] * len(asks)
+                      asks: list[OneCodeAsk]) -> tuple[list[OneCodeOutcome], list[Stock]]:
+    """(per ask: its reservation with its line attached, OneCodeShort, or None for the general path;
+    the changed Stock rows as now)."""
+    outcomes: list[OneCodeOutcome] = [None] * len(asks)
     stocks: dict[int, Stock] = {}
-    for ordinal, line_id, product_id, code, name, category, threshold, stock_id, on_hand, reserved, version in rows:
+    for (ordinal, line_id, product_id, code, name, category, threshold, stock_id, on_hand, reserved, version,
+         available_after) in rows:
+        index = ordinal - 1
+        if line_id is None:
+            if asks[index].quantity > available_after:
+                outcomes[index] = OneCodeShort(code=code, requested=asks[index].quantity,
+                                               available=max(available_after, 0))
+            continue
         stock = stocks.get(stock_id)
         if stock is None:
             product = Product(id=product_id, code=code, name=name, category=category,
                               low_stock_threshold=threshold, active=True)
             stock = stocks[stock_id] = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved,
                                              version=version)
-        index = ordinal - 1
         reservation = reservations[index]
         reservation.replayed = False
         line = ReservationLine(id=line_id, reservation=reservation, product=stock.product,
                                quantity=asks[index].quantity)
-        created[index] = reservation_lines_attach(reservation, [line])
-    return created, list(stocks.values())
+        outcomes[index] = reservation_lines_attach(reservation, [line])
+    return outcomes, list(stocks.values())
 
 
 def _one_code_cursor_results(cursor) -> list[tuple]:
@@ -277,28 +309,32 @@ def _one_code_cursor_results(cursor) -> list[tuple]:
 
 def _create_one_code(*, reservation: Reservation, code: str,
                      quantity: int) -> tuple[ReservationLine, Stock] | None:
-    """One ask through ONE_CODE_SQL, inside the caller's transaction. None when nothing was reserved:
-    the caller then takes the general path, which finds out exactly why."""
+    """One ask through ONE_CODE_SQL, inside the caller's transaction; raises InsufficientStock when
+    short. None when nothing was reserved for another reason: the caller then takes the general
+    path, which finds out exactly why."""
     ask = OneCodeAsk(client=reservation.client, code=code, quantity=quantity,
                      ttl=reservation.expires_at - reservation.created_at, reference=reservation.reference)
     with connection.cursor() as cursor:
         cursor.execute(ONE_CODE_SQL, _one_code_params([reservation], [ask], reservation.created_at))
         rows = _one_code_cursor_results(cursor)
-    created, stocks = _one_code_results(rows, [reservation], [ask])
-    if created[0] is None:
+    (outcome,), stocks = _one_code_results(rows, [reservation], [ask])
+    if isinstance(outcome, OneCodeShort):
+        raise outcome.error()
+    if outcome is None:
         return None
-    return created[0].lines.all()[0], stocks[0]
+    return outcome.lines.all()[0], stocks[0]
 
 
-async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> list[Reservation | None]:
+async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> list[OneCodeOutcome]:
     """Many one-code reservations in one transaction and one round trip, from async code on a server
     loop (the ASGI fast path), on that loop's pool.
 
     The caller has checked that no webhook endpoint is active. The transaction commits on its own,
     then the events (one ``stock.changed`` per changed product, one ``reservation.created`` per
-    reservation) and the projection recomputes go to the loop's batches. Per ask: its reservation,
-    or None when it was not granted or the statements could not run (nothing was written for it
-    either way): the caller then takes the general path for it, which finds out why.
+    reservation) and the projection recomputes go to the loop's batches. Per ask: its reservation;
+    a OneCodeShort when it asked for more than was left; or None when it was not granted for another
+    reason or the statements could not run (nothing was written for it either way): the caller then
+    takes the general path for it, which finds out why.
     """
     if not asks:
         return []
@@ -315,11 +351,12 @@ async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> 
     except psycopg.Error:
         logger.warning("one-code reservations could not run on the async pool", exc_info=True)
         return [None] * len(asks)
-    created, stocks = _one_code_results(rows, reservations, asks)
+    outcomes, stocks = _one_code_results(rows, reservations, asks)
     if stocks:
-        events = [reservation_event("created", r, r.lines.all(), at=now) for r in created if r is not None]
+        events = [reservation_event("created", r, r.lines.all(), at=now) for r in outcomes
+                  if isinstance(r, Reservation)]
         stock_rows_committed_soon(stocks=stocks, extra_events=events)
-    return created
+    return outcomes
 
 
 def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],

@@ -175,7 +175,7 @@ def test_one_code_batches_racing_from_eight_event_loops_grant_every_unit_once():
             asks = [services.OneCodeAsk(client=record, code=rng.choice(["BATCH-RACE", "BATCH-SIDE"]), quantity=1,
                                         ttl=timedelta(minutes=5)) for _ in range(8)]
             created = await services.reservation_create_one_code_batch_async(asks=asks)
-            granted += [(ask.code, reservation is not None) for ask, reservation in zip(asks, created)]
+            granted += [(ask.code, isinstance(outcome, Reservation)) for ask, outcome in zip(asks, created)]
         await realtime_publisher_drain()
         await projection_marks_drain()
         await aio.clients_close()
