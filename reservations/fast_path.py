@@ -1,15 +1,15 @@
-"""ASGI fast path for the storefront's hottest request, a one-code reservation, served without Django's request cycle.
+"""ASGI fast path for the storefront's hottest requests, reservations, served without Django's request cycle.
 
-``POST /api/v1/reservations`` naming one code and ``POST /stock/{sku}/reserve`` are answered here
-when the request is plain: a bearer token of an active client with the ``reserve`` scope, no
-Idempotency-Key, a JSON body the service accepts, no webhook endpoint to feed, the client within
-its rate limit, and an ask that the service's one-code statements can settle: reserved, or short
-(409 ``insufficient_stock`` with the real available quantity, as the view says it).
+``POST /api/v1/reservations`` and ``POST /stock/{sku}/reserve`` are answered here when the request
+is plain: a bearer token of an active client with the ``reserve`` scope, no Idempotency-Key, a JSON
+body the service accepts, no webhook endpoint to feed, the client within its rate limit, and an ask
+that the service's plain statements can settle: reserved, or short (409 ``insufficient_stock``
+listing the short lines with the real available quantities, as the view says it).
 
 Concurrent plain requests on one server loop are answered in batches: while one batch is with
 Redis and PostgreSQL, the next gathers. Each batch costs one pipelined rate-limit round trip and one
-transaction (``reservations.services.reservation_create_one_code_batch_async``), whatever its size,
-so under load the cost per reservation falls instead of the queue on the hot row growing.
+transaction (``reservations.services.reservation_create_batch_async``), whatever its size, so under
+load the cost per reservation falls instead of the queue on the hot rows growing.
 
 Every other case, other errors included, is handed to the Django view with its body untouched, and
 the view answers it with the full rules. So the fast path has no answer of its own that the view
@@ -183,24 +183,21 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
         cleaned, ttl, reference = services.reservation_input_clean(lines=asked[0], ttl=asked[1], reference=asked[2])
     except DomainError:
         return None
-    if len({code for code, _ in cleaned}) != 1:
-        return None
     endpoints = endpoints_active_peek()
     if endpoints is None:
         endpoints = await aio.sync_read(endpoints_active_cached)
     if endpoints:
         return None
 
-    ask = services.OneCodeAsk(client=client, code=cleaned[0][0], quantity=sum(q for _, q in cleaned), ttl=ttl,
-                              reference=reference)
+    ask = services.ReservationAsk(client=client, lines=tuple(cleaned), ttl=ttl, reference=reference)
     try:
-        reservation = await _one_code_batches.call(ask)
+        reservation = await _batches.call(ask)
     except Exception:
         # Logged by the batcher; the view answers this request afresh.
         return None
     if reservation is None:
         return None
-    if isinstance(reservation, services.OneCodeShort):
+    if isinstance(reservation, services.ReservationShort):
         error = reservation.error()
         return error.status, domain_error_body(error)
     if sku is None:
@@ -208,29 +205,29 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     return 200, stock_reserve_output(reservation)
 
 
-async def _one_code_flush(asks: list[services.OneCodeAsk]) -> list[Any]:
+async def _batch_flush(asks: list[services.ReservationAsk]) -> list[Any]:
     """One batch: the rate limits of all its requests in one round trip, then one transaction for
     those within their limits. Per ask, the service's outcome (a reservation, or short); None means
     "hand it to the view" (over the limit, Redis or PostgreSQL unavailable, or not granted for
     another reason): the view gives the full answer."""
     RESERVATION_BATCH_SIZE.observe(len(asks))
     with RESERVATION_BATCH_SECONDS.time():
-        return await _one_code_batch_answer(asks)
+        return await _batch_answer(asks)
 
 
-async def _one_code_batch_answer(asks: list[services.OneCodeAsk]) -> list[Any]:
+async def _batch_answer(asks: list[services.ReservationAsk]) -> list[Any]:
     try:
         allowed = await client_rates_allow_async(aio.redis_client(), [ask.client for ask in asks])
     except redis.RedisError:
         return [None] * len(asks)
     within = [ask for ask, ok in zip(asks, allowed) if ok]
-    created = iter(await services.reservation_create_one_code_batch_async(asks=within))
+    created = iter(await services.reservation_create_batch_async(asks=within))
     return [next(created) if ok else None for ok in allowed]
 
 
-_one_code_batches = aio.LoopBatcher("reservation-one-code-batches", _one_code_flush, max_batch=MAX_BATCH)
+_batches = aio.LoopBatcher("reservation-batches", _batch_flush, max_batch=MAX_BATCH)
 
 
-async def one_code_batches_drain() -> None:
+async def reservation_batches_drain() -> None:
     """Answer what is pending on this loop and stop its batching task (tests, before their loop ends)."""
-    await _one_code_batches.drain()
+    await _batches.drain()

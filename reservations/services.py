@@ -142,27 +142,31 @@ def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -
     return {"code": product.code, "requested": requested, "available": max(on_hand - reserved, 0)}
 
 
-# One-code reservations, one or many at once (the ASGI fast path gathers those of concurrent requests
+# Plain reservations, one or many at once (the ASGI fast path gathers those of concurrent requests
 # into one batch), in one transaction of two statements sent together in one round trip:
 #
-# 1. ONE_CODE_LOCK_SQL resolves the codes (aliases too) and locks their Stock rows in pk order.
-# 2. ONE_CODE_BATCH_SQL then reads everything fresh (READ COMMITTED takes a new snapshot per
-#    statement, so the alert levels it reads are those committed by whoever held the locks before),
-#    and grants, per product and in the order asked, the longest run of asks that fit in the
-#    available units and move no alert level (notifications.services.level_for, in SQL). It bumps
-#    each changed Stock row once (reserved by the run's total, version by one), inserts the granted
-#    reservations and their lines, and returns one row per ask whose code names an active product:
-#    the granted ones with their line and stock row, every one with the units left after the batch.
+# 1. RESERVE_LOCK_SQL resolves the codes (aliases too) and locks their Stock rows in pk order.
+# 2. RESERVE_BATCH_SQL then reads everything fresh (READ COMMITTED takes a new snapshot per
+#    statement, so the alert levels it reads are those committed by whoever held the locks before).
+#    It merges each ask's lines per product, and judges the asks in order, each as if every ask
+#    before it had been granted: an ask is granted when every one of its lines fits in the available
+#    units and moves no alert level (notifications.services.level_for, in SQL). Judging against
+#    more than is really taken can only refuse, never oversell. It bumps each changed Stock row once
+#    (reserved by the batch's total, version by one), inserts the granted reservations and their
+#    lines, and returns one row per line of every ask whose codes all name active products: with its
+#    reservation line and stock row when granted, and always with the units left after the batch.
 #
-# An ask that is not granted wrote nothing. If it asks for more than is left after the batch, it is
-# short at this transaction's commit: the answer is "insufficient stock" with the real available
-# quantity, as the locking path would give it. Otherwise (unknown or inactive code, an alert level to
-# record, or behind such an ask on the same product) the caller takes the general path for it, which
-# finds out exactly why and records the alert transition. Statements are sent as text with their
-# parameters bound client-side (psycopg's ClientCursor), which is what lets both go in one message.
+# An ask that is not granted wrote nothing. If some of its lines want more than is left after the
+# batch, it is short at this transaction's commit: the answer is "insufficient stock" listing those
+# lines with the real available quantity, as the locking path gives it. Otherwise (an unknown or
+# inactive code, an alert level to record, or judged behind an ask that took the units) the caller
+# takes the general path for it, which finds out exactly why and records the alert transition.
+# Statements are sent as text with their parameters bound client-side (psycopg's ClientCursor),
+# which is what lets both go in one message.
+
 # The active product a code names, itself or through a unified code (the product first): for one
 # ``c.code`` of the caller's FROM, as index lookups whatever the planner thinks of the tables' sizes.
-_ONE_CODE_PRODUCT = """
+_RESERVE_PRODUCT = """
     SELECT p.id, p.code, p.name, p.category, p.low_stock_threshold
       FROM inventory_product p WHERE p.code = c.code AND p.active
     UNION ALL
@@ -171,49 +175,57 @@ _ONE_CODE_PRODUCT = """
      WHERE u.code = c.code AND p.active
     LIMIT 1
 """
-ONE_CODE_LOCK_SQL = f"""
+RESERVE_LOCK_SQL = f"""
 SELECT count(*) FROM (
     SELECT st.id FROM inventory_stock st
      WHERE st.product_id = ANY(ARRAY(
-         SELECT p.id FROM (SELECT DISTINCT code FROM unnest(%(codes)s::text[]) AS c(code)) c
-          CROSS JOIN LATERAL ({_ONE_CODE_PRODUCT}) p))
+         SELECT p.id FROM (SELECT DISTINCT code FROM unnest(%(line_codes)s::text[]) AS c(code)) c
+          CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p))
      ORDER BY st.id FOR UPDATE OF st
 ) locked
 """
-ONE_CODE_BATCH_SQL = f"""
+RESERVE_BATCH_SQL = f"""
 WITH ask AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(codes)s::text[], %(qtys)s::bigint[], %(client_ids)s::bigint[],
-                         %(expires)s::timestamptz[], %(refs)s::text[], %(keys)s::text[], %(fingerprints)s::text[])
-           WITH ORDINALITY AS a(id, code, qty, client_id, expires_at, reference, idempotency_key, fingerprint, ord)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(client_ids)s::bigint[], %(expires)s::timestamptz[], %(refs)s::text[],
+                         %(keys)s::text[], %(fingerprints)s::text[])
+           WITH ORDINALITY AS a(id, client_id, expires_at, reference, idempotency_key, fingerprint, ord)
+), line AS (
+    SELECT * FROM unnest(%(line_asks)s::bigint[], %(line_codes)s::text[], %(line_qtys)s::bigint[]) AS l(ord, code, qty)
 ), product AS (
     SELECT c.code AS asked_code, p.id AS product_id, p.code AS product_code, p.name, p.category,
            p.low_stock_threshold, st.id AS stock_id, st.on_hand, st.reserved, COALESCE(al.level, 'ok') AS level
-      FROM (SELECT DISTINCT code FROM ask) c
-     CROSS JOIN LATERAL ({_ONE_CODE_PRODUCT}) p
+      FROM (SELECT DISTINCT code FROM line) c
+     CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p
      CROSS JOIN LATERAL (SELECT id, on_hand, reserved FROM inventory_stock WHERE product_id = p.id LIMIT 1) st
       LEFT JOIN LATERAL (SELECT level FROM notifications_alertstate WHERE product_id = p.id LIMIT 1) al ON true
+), complete AS (
+    SELECT l.ord FROM line l LEFT JOIN product p ON p.asked_code = l.code
+     GROUP BY l.ord HAVING bool_and(p.product_id IS NOT NULL)
+), merged AS (
+    SELECT l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
+           p.on_hand, p.reserved, p.level, sum(l.qty)::bigint AS qty
+      FROM line l JOIN complete USING (ord) JOIN product p ON p.asked_code = l.code
+     GROUP BY l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
+              p.on_hand, p.reserved, p.level
 ), judged AS (
-    SELECT a.id, a.qty, a.client_id, a.expires_at, a.reference, a.idempotency_key, a.fingerprint, a.ord,
-           p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id, p.level,
-           p.on_hand, p.reserved,
-           p.on_hand - p.reserved - sum(a.qty) OVER (PARTITION BY p.stock_id ORDER BY a.ord) AS left_after
-      FROM ask a JOIN product p ON p.asked_code = a.code
+    SELECT m.*, m.on_hand - m.reserved - sum(m.qty) OVER (PARTITION BY m.stock_id ORDER BY m.ord) AS left_after
+      FROM merged m
 ), granted AS (
-    SELECT * FROM (
-        SELECT j.*, bool_and(j.left_after >= 0 AND j.level = CASE
+    SELECT a.* FROM ask a JOIN (
+        SELECT j.ord FROM judged j GROUP BY j.ord
+        HAVING bool_and(j.left_after >= 0 AND j.level = CASE
                    WHEN j.left_after <= 0 THEN 'out'
                    WHEN j.left_after < j.low_stock_threshold THEN 'low'
                    WHEN j.level <> 'ok' AND j.left_after < j.low_stock_threshold + %(margin)s THEN 'low'
-                   ELSE 'ok' END) OVER (PARTITION BY j.stock_id ORDER BY j.ord) AS fits
-          FROM judged j
-    ) run WHERE fits
+                   ELSE 'ok' END)
+    ) fits USING (ord)
 ), totals AS (
-    SELECT stock_id, sum(qty)::bigint AS qty FROM granted GROUP BY stock_id
+    SELECT j.stock_id, sum(j.qty)::bigint AS qty FROM judged j JOIN granted USING (ord) GROUP BY j.stock_id
 ), s AS (
     UPDATE inventory_stock st
-       SET reserved = st.reserved + g.qty, version = st.version + 1, updated_at = %(now)s
-      FROM totals g
-     WHERE st.id = g.stock_id
+       SET reserved = st.reserved + t.qty, version = st.version + 1, updated_at = %(now)s
+      FROM totals t
+     WHERE st.id = t.stock_id
  RETURNING st.id, st.on_hand, st.reserved, st.version
 ), r AS (
     INSERT INTO reservations_reservation
@@ -224,117 +236,118 @@ WITH ask AS (
  RETURNING id
 ), l AS (
     INSERT INTO reservations_reservationline (reservation_id, product_id, quantity)
-    SELECT g.id, g.product_id, g.qty FROM granted g JOIN r ON r.id = g.id
- RETURNING id, reservation_id
+    SELECT g.id, j.product_id, j.qty FROM judged j JOIN granted g USING (ord) JOIN r ON r.id = g.id
+ RETURNING id, reservation_id, product_id
 )
-SELECT j.ord, l.id, j.product_id, j.product_code, j.name, j.category, j.low_stock_threshold,
-       s.id, s.on_hand, s.reserved, s.version, j.on_hand - j.reserved - COALESCE(t.qty, 0) AS available_after
+SELECT j.ord, l.id, j.product_id, j.product_code, j.name, j.category, j.low_stock_threshold, j.qty,
+       s.id, s.on_hand, s.reserved, s.version, (j.on_hand - j.reserved - COALESCE(t.qty, 0))::bigint
   FROM judged j
   LEFT JOIN totals t ON t.stock_id = j.stock_id
-  LEFT JOIN granted g ON g.ord = j.ord
-  LEFT JOIN l ON l.reservation_id = g.id
-  LEFT JOIN s ON s.id = g.stock_id
+  LEFT JOIN granted g USING (ord)
+  LEFT JOIN l ON l.reservation_id = g.id AND l.product_id = j.product_id
+  LEFT JOIN s ON s.id = j.stock_id AND l.id IS NOT NULL
 """
-ONE_CODE_SQL = ONE_CODE_LOCK_SQL + ";" + ONE_CODE_BATCH_SQL
+RESERVE_SQL = RESERVE_LOCK_SQL + ";" + RESERVE_BATCH_SQL
 
 
 @dataclass(frozen=True)
-class OneCodeAsk:
-    """One asked one-code reservation, inputs already clean (``reservation_input_clean``)."""
+class ReservationAsk:
+    """One asked reservation, inputs already clean (``reservation_input_clean``): lines as (code, quantity)."""
 
     client: ApiClient | None
-    code: str
-    quantity: int
+    lines: tuple[tuple[str, int], ...]
     ttl: timedelta
     reference: str = ""
 
 
-def _one_code_params(reservations: list[Reservation], asks: list[OneCodeAsk], now: datetime) -> dict[str, Any]:
-    """The parameters of ONE_CODE_SQL for these (unsaved) reservations, one per ask."""
+@dataclass(frozen=True)
+class ReservationShort:
+    """An ask that was short at its batch's commit: the ``InsufficientStock`` lines the locking path gives."""
+
+    lines: tuple[tuple[str, int, int], ...]  # (code, requested, available), by code
+
+    def error(self) -> InsufficientStock:
+        return InsufficientStock(lines=[{"code": code, "requested": requested, "available": available}
+                                        for code, requested, available in self.lines])
+
+
+ReservationOutcome = Reservation | ReservationShort | None
+
+
+def _reserve_params(reservations: list[Reservation], asks: list[ReservationAsk], now: datetime) -> dict[str, Any]:
+    """The parameters of RESERVE_SQL for these (unsaved) reservations, one per ask."""
+    line_asks, line_codes, line_qtys = [], [], []
+    for ordinal, ask in enumerate(asks, start=1):
+        for code, quantity in ask.lines:
+            line_asks.append(ordinal)
+            line_codes.append(code)
+            line_qtys.append(quantity)
     return {
-        "ids": [r.pk for r in reservations], "codes": [a.code for a in asks], "qtys": [a.quantity for a in asks],
-        "client_ids": [r.client_id for r in reservations], "expires": [r.expires_at for r in reservations],
-        "refs": [r.reference for r in reservations], "keys": [r.idempotency_key for r in reservations],
-        "fingerprints": [r.request_fingerprint for r in reservations], "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN,
+        "ids": [r.pk for r in reservations], "client_ids": [r.client_id for r in reservations],
+        "expires": [r.expires_at for r in reservations], "refs": [r.reference for r in reservations],
+        "keys": [r.idempotency_key for r in reservations], "fingerprints": [r.request_fingerprint for r in reservations],
+        "line_asks": line_asks, "line_codes": line_codes, "line_qtys": line_qtys,
+        "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN,
     }
 
 
-@dataclass(frozen=True)
-class OneCodeShort:
-    """An ask that was short at its batch's commit: the ``InsufficientStock`` line the locking path gives."""
-
-    code: str
-    requested: int
-    available: int
-
-    def error(self) -> InsufficientStock:
-        return InsufficientStock(lines=[{"code": self.code, "requested": self.requested, "available": self.available}])
-
-
-OneCodeOutcome = Reservation | OneCodeShort | None
-
-
-def _one_code_results(rows: list[tuple], reservations: list[Reservation],
-                      asks: list[OneCodeAsk]) -> tuple[list[OneCodeOutcome], list[Stock]]:
-    """(per ask: its reservation with its line attached, OneCodeShort, or None for the general path;
-    the changed Stock rows as now)."""
-    outcomes: list[OneCodeOutcome] = [None] * len(asks)
+def _reserve_results(rows: list[tuple], reservations: list[Reservation],
+                     asks: list[ReservationAsk]) -> tuple[list[ReservationOutcome], list[Stock]]:
+    """(per ask: its reservation with its lines attached, ReservationShort, or None for the general
+    path; the changed Stock rows as now)."""
+    per_ask: dict[int, list[tuple]] = {}
+    for row in rows:
+        per_ask.setdefault(row[0] - 1, []).append(row)
+    outcomes: list[ReservationOutcome] = [None] * len(asks)
     stocks: dict[int, Stock] = {}
-    for (ordinal, line_id, product_id, code, name, category, threshold, stock_id, on_hand, reserved, version,
-         available_after) in rows:
-        index = ordinal - 1
-        if line_id is None:
-            if asks[index].quantity > available_after:
-                outcomes[index] = OneCodeShort(code=code, requested=asks[index].quantity,
-                                               available=max(available_after, 0))
+    for index, ask_rows in per_ask.items():
+        if ask_rows[0][1] is None:  # not granted: short, or left to the general path
+            short = tuple(sorted((code, qty, max(left, 0)) for _, _, _, code, _, _, _, qty, _, _, _, _, left
+                                 in ask_rows if qty > left))
+            outcomes[index] = ReservationShort(lines=short) if short else None
             continue
-        stock = stocks.get(stock_id)
-        if stock is None:
-            product = Product(id=product_id, code=code, name=name, category=category,
-                              low_stock_threshold=threshold, active=True)
-            stock = stocks[stock_id] = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved,
-                                             version=version)
         reservation = reservations[index]
+        lines = []
+        for (_, line_id, product_id, code, name, category, threshold, qty, stock_id, on_hand, reserved, version,
+             _) in ask_rows:
+            stock = stocks.get(stock_id)
+            if stock is None:
+                product = Product(id=product_id, code=code, name=name, category=category,
+                                  low_stock_threshold=threshold, active=True)
+                stock = stocks[stock_id] = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved,
+                                                 version=version)
+            lines.append(ReservationLine(id=line_id, reservation=reservation, product=stock.product, quantity=qty))
         reservation.replayed = False
-        line = ReservationLine(id=line_id, reservation=reservation, product=stock.product,
-                               quantity=asks[index].quantity)
-        outcomes[index] = reservation_lines_attach(reservation, [line])
+        outcomes[index] = reservation_lines_attach(reservation, lines)
     return outcomes, list(stocks.values())
 
 
-def _one_code_cursor_results(cursor) -> list[tuple]:
-    cursor.nextset()  # past the lock statement's count
-    return cursor.fetchall()
-
-
-def _create_one_code(*, reservation: Reservation, code: str,
-                     quantity: int) -> tuple[ReservationLine, Stock] | None:
-    """One ask through ONE_CODE_SQL, inside the caller's transaction; raises InsufficientStock when
-    short. None when nothing was reserved for another reason: the caller then takes the general
-    path, which finds out exactly why."""
-    ask = OneCodeAsk(client=reservation.client, code=code, quantity=quantity,
-                     ttl=reservation.expires_at - reservation.created_at, reference=reservation.reference)
+def _reserve_plain(*, reservation: Reservation, lines: list[tuple[str, int]]) -> list[Stock] | None:
+    """One ask through RESERVE_SQL, inside the caller's transaction: the changed Stock rows, with the
+    reservation's lines attached to it; raises InsufficientStock when short. None when nothing was
+    reserved for another reason: the caller then takes the general path, which finds out exactly why."""
+    ask = ReservationAsk(client=reservation.client, lines=tuple(lines),
+                         ttl=reservation.expires_at - reservation.created_at, reference=reservation.reference)
     with connection.cursor() as cursor:
-        cursor.execute(ONE_CODE_SQL, _one_code_params([reservation], [ask], reservation.created_at))
-        rows = _one_code_cursor_results(cursor)
-    (outcome,), stocks = _one_code_results(rows, [reservation], [ask])
-    if isinstance(outcome, OneCodeShort):
+        cursor.execute(RESERVE_SQL, _reserve_params([reservation], [ask], reservation.created_at))
+        cursor.nextset()  # past the lock statement's count
+        rows = cursor.fetchall()
+    (outcome,), stocks = _reserve_results(rows, [reservation], [ask])
+    if isinstance(outcome, ReservationShort):
         raise outcome.error()
-    if outcome is None:
-        return None
-    return outcome.lines.all()[0], stocks[0]
+    return None if outcome is None else stocks
 
 
-async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> list[OneCodeOutcome]:
-    """Many one-code reservations in one transaction and one round trip, from async code on a server
+async def reservation_create_batch_async(*, asks: list[ReservationAsk]) -> list[ReservationOutcome]:
+    """Many plain reservations in one transaction and one round trip, from async code on a server
     loop (the ASGI fast path), on that loop's pool.
 
     The caller has checked that no webhook endpoint is active. The transaction commits on its own,
     then the events (one ``stock.changed`` per changed product, one ``reservation.created`` per
     reservation) and the projection recomputes go to the loop's batches. Per ask: its reservation;
-    a OneCodeShort when it asked for more than was left; or None when it was not granted for another
-    reason or the statements could not run (nothing was written for it either way): the caller then
-    takes the general path for it, which finds out why.
+    a ReservationShort when some line wanted more than was left; or None when it was not granted for
+    another reason or the statements could not run (nothing was written for it either way): the
+    caller then takes the general path for it, which finds out why.
     """
     if not asks:
         return []
@@ -345,13 +358,13 @@ async def reservation_create_one_code_batch_async(*, asks: list[OneCodeAsk]) -> 
         async with pool.connection() as conn:
             cursor = psycopg.AsyncClientCursor(conn)
             # Autocommit connection: the two statements of one message run as one implicit transaction.
-            await cursor.execute(ONE_CODE_SQL, _one_code_params(reservations, asks, now))
+            await cursor.execute(RESERVE_SQL, _reserve_params(reservations, asks, now))
             cursor.nextset()
             rows = await cursor.fetchall()
     except psycopg.Error:
-        logger.warning("one-code reservations could not run on the async pool", exc_info=True)
+        logger.warning("reservations could not run on the async pool", exc_info=True)
         return [None] * len(asks)
-    outcomes, stocks = _one_code_results(rows, reservations, asks)
+    outcomes, stocks = _reserve_results(rows, reservations, asks)
     if stocks:
         events = [reservation_event("created", r, r.lines.all(), at=now) for r in outcomes
                   if isinstance(r, Reservation)]
@@ -433,19 +446,14 @@ def reservation_create(
     now = timezone.now()
     reservation = reservation_new(client=client, ttl=ttl_checked, reference=reference, now=now,
                                   idempotency_key=key, fingerprint=fingerprint)
+    stocks = _reserve_plain(reservation=reservation, lines=cleaned)
+    if stocks is not None:
+        # RESERVE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
+        stock_rows_changed(stocks=stocks, alert_levels_unchanged=True, extra_events=[
+            reservation_event("created", reservation, reservation.lines.all(), at=now)])
+        return reservation
+    # The general path: also how a refused plain attempt finds out exactly what was wrong.
     codes = {code for code, _ in cleaned}
-    if len(codes) == 1:
-        created = _create_one_code(reservation=reservation, code=cleaned[0][0],
-                                   quantity=sum(quantity for _, quantity in cleaned))
-        if created is not None:
-            new_lines, stocks = [created[0]], [created[1]]
-            reservation.replayed = False
-            reservation_lines_attach(reservation, new_lines)
-            # ONE_CODE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
-            stock_rows_changed(stocks=stocks, alert_levels_unchanged=True,
-                               extra_events=[reservation_event("created", reservation, new_lines, at=now)])
-            return reservation
-    # The general path: also how a failed one-statement attempt finds out exactly what was wrong.
     found, unknown = products_resolve_many(codes=list(codes))
     if unknown:
         raise UnknownCode("Some codes name no product.", details={"codes": unknown})

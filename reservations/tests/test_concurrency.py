@@ -155,7 +155,7 @@ def test_twenty_concurrent_requests_with_one_idempotency_key_make_one_reservatio
     assert Stock.objects.get(product=product).reserved == 3
 
 
-def test_one_code_batches_racing_from_eight_event_loops_grant_every_unit_once():
+def test_batches_racing_from_eight_event_loops_grant_every_unit_once():
     """The fast path's batches, each on its own loop and pool as in separate Daphne processes."""
     import asyncio
 
@@ -172,10 +172,10 @@ def test_one_code_batches_racing_from_eight_event_loops_grant_every_unit_once():
         rng = random.Random(seed)
         granted = []
         for _ in range(10):
-            asks = [services.OneCodeAsk(client=record, code=rng.choice(["BATCH-RACE", "BATCH-SIDE"]), quantity=1,
-                                        ttl=timedelta(minutes=5)) for _ in range(8)]
-            created = await services.reservation_create_one_code_batch_async(asks=asks)
-            granted += [(ask.code, isinstance(outcome, Reservation)) for ask, outcome in zip(asks, created)]
+            asks = [services.ReservationAsk(client=record, lines=((rng.choice(["BATCH-RACE", "BATCH-SIDE"]), 1),),
+                                            ttl=timedelta(minutes=5)) for _ in range(8)]
+            created = await services.reservation_create_batch_async(asks=asks)
+            granted += [(ask.lines[0][0], isinstance(outcome, Reservation)) for ask, outcome in zip(asks, created)]
         await realtime_publisher_drain()
         await projection_marks_drain()
         await aio.clients_close()
@@ -194,4 +194,49 @@ def test_one_code_batches_racing_from_eight_event_loops_grant_every_unit_once():
     assert (stock.on_hand, stock.reserved) == (50, 49)
     assert side.reserved == sum(1 for code, _ in outcomes if code == "BATCH-SIDE")
     assert Reservation.objects.filter(lines__product=product).count() == 49
+    assert reserved_drift() == [] and ledger_drift() == []
+
+
+def test_cart_batches_racing_from_eight_event_loops_never_oversell():
+    """Carts of 1-4 lines over 5 hot products, in random order, batched on eight loops at once."""
+    import asyncio
+
+    from core import aio
+    from core.realtime import realtime_publisher_drain
+    from projections.services import projection_marks_drain
+
+    products = [ProductFactory(code=f"CART-RACE-{i}", on_hand=60, low_stock_threshold=0) for i in range(5)]
+    record = ApiClientFactory(scopes=["reserve"])
+
+    async def batches(seed: int) -> list[tuple[tuple[tuple[str, int], ...], str]]:
+        rng = random.Random(seed)
+        outcomes = []
+        for _ in range(12):
+            asks = [services.ReservationAsk(
+                client=record, ttl=timedelta(minutes=5),
+                lines=tuple((p.code, rng.randint(1, 3)) for p in rng.sample(products, rng.randint(1, 4))))
+                for _ in range(6)]
+            for ask, outcome in zip(asks, await services.reservation_create_batch_async(asks=asks)):
+                kind = ("reserved" if isinstance(outcome, Reservation)
+                        else "short" if isinstance(outcome, services.ReservationShort) else "general")
+                outcomes.append((ask.lines, kind))
+        await realtime_publisher_drain()
+        await projection_marks_drain()
+        await aio.clients_close()
+        return outcomes
+
+    results = run_in_threads(8, 8, lambda i: asyncio.run(batches(100 + i)))
+
+    outcomes = [outcome for per_loop in results for outcome in per_loop]
+    assert {kind for _, kind in outcomes} >= {"reserved", "short"}
+    granted: dict[str, int] = {}
+    for lines, kind in outcomes:
+        if kind == "reserved":
+            for code, quantity in lines:
+                granted[code] = granted.get(code, 0) + quantity
+    for product in products:
+        stock = Stock.objects.get(product=product)
+        assert 0 <= stock.reserved <= stock.on_hand
+        assert stock.reserved == granted.get(product.code, 0)
+    assert Reservation.objects.count() == sum(1 for _, kind in outcomes if kind == "reserved")
     assert reserved_drift() == [] and ledger_drift() == []

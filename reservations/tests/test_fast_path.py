@@ -17,7 +17,7 @@ from inventory.models import Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from notifications.models import AlertState
 from projections.services import projection_marks_drain, projection_pending_claim
-from reservations.fast_path import one_code_batches_drain
+from reservations.fast_path import reservation_batches_drain
 from reservations.models import Reservation, ReservationStatus
 from reservations.selectors import reserved_drift
 from webhooks.models import WebhookDelivery
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 async def _async_clients_closed():
     yield
-    await one_code_batches_drain()
+    await reservation_batches_drain()
     await realtime_publisher_drain()
     await projection_marks_drain()
     await aio.clients_close()
@@ -78,6 +78,18 @@ async def post(path: str, body: bytes | dict | None, *, token: str | None,
     return answer["status"], json.loads(answer["body"] or b"{}"), answer["headers"]
 
 
+async def view_read(token: str, reservation_id: str) -> dict:
+    """GET /api/v1/reservations/{id} through the Django view."""
+    from rest_framework.test import APIClient
+
+    def read():
+        http = APIClient()
+        http.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return http.get(f"/api/v1/reservations/{reservation_id}").json()
+
+    return await sync_to_async(read)()
+
+
 def stock_of(code: str) -> Stock:
     return Stock.objects.select_related("product").get(product__code=code)
 
@@ -103,14 +115,7 @@ async def test_plain_one_code_reservation_is_served_with_the_views_answer(storef
     reservation = await sync_to_async(Reservation.objects.get)(pk=body["id"])
     assert reservation.status == ReservationStatus.ACTIVE and reservation.client_id == storefront.pk
     # The view reads it back with the same body the fast path gave.
-    from rest_framework.test import APIClient
-
-    def view_read():
-        http = APIClient()
-        http.credentials(HTTP_AUTHORIZATION=f"Bearer {storefront.raw_token}")
-        return http.get(f"/api/v1/reservations/{body['id']}").json()
-
-    assert await sync_to_async(view_read)() == body
+    assert await view_read(storefront.raw_token, body["id"]) == body
 
 
 async def test_alias_and_seed_route_answer_with_the_canonical_code(storefront):
@@ -212,22 +217,51 @@ async def test_unknown_token_and_missing_scope_are_judged_by_the_view(storefront
     assert (await sync_to_async(stock_of)("FAST-5")).reserved == 0
 
 
-async def test_multi_code_carts_and_idempotency_keys_go_to_the_view(storefront):
-    await sync_to_async(ProductFactory)(code="FAST-6", on_hand=6)
-    await sync_to_async(ProductFactory)(code="FAST-7", on_hand=6)
+async def test_idempotency_keys_go_to_the_view(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-6", on_hand=60)
     served, delegated = served_and_delegated()
-    cart = {"lines": [{"code": "FAST-6", "quantity": 1}, {"code": "FAST-7", "quantity": 2}]}
+    line = {"lines": [{"code": "FAST-6", "quantity": 1}]}
+
+    first = await post("/api/v1/reservations", line, token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
+    again = await post("/api/v1/reservations", line, token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
+
+    assert first[0] == 201 and again[0] == 201 and first[1]["id"] == again[1]["id"]
+    assert served_and_delegated() == (served, delegated + 2)
+    assert (await sync_to_async(stock_of)("FAST-6")).reserved == 1
+
+
+async def test_a_plain_cart_is_served_with_the_views_answer(storefront):
+    await sync_to_async(ProductFactory)(code="CART-A", on_hand=40)
+    await sync_to_async(UnifiedCodeFactory)(code="CART-A-OLD", product=await sync_to_async(ProductFactory)(
+        code="CART-B", on_hand=40))
+    served, delegated = served_and_delegated()
+    cart = {"lines": [{"code": "cart-b", "quantity": 2}, {"code": "CART-A", "quantity": 3},
+                      {"code": "CART-A-OLD", "quantity": 1}]}
 
     status, body, _ = await post("/api/v1/reservations", cart, token=storefront.raw_token)
-    first = await post("/api/v1/reservations", {"lines": [{"code": "FAST-6", "quantity": 1}]},
-                       token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
-    again = await post("/api/v1/reservations", {"lines": [{"code": "FAST-6", "quantity": 1}]},
-                       token=storefront.raw_token, headers={"Idempotency-Key": "k-1"})
 
-    assert status == 201 and len(body["lines"]) == 2
-    assert first[0] == 201 and again[0] == 201 and first[1]["id"] == again[1]["id"]
-    assert served_and_delegated() == (served, delegated + 3)
-    assert (await sync_to_async(stock_of)("FAST-6")).reserved == 2
+    assert status == 201 and served_and_delegated() == (served + 1, delegated)
+    # Duplicate lines and aliases merge into one line per product, listed by code.
+    assert body["lines"] == [{"code": "CART-A", "quantity": 3}, {"code": "CART-B", "quantity": 3}]
+    assert [(await sync_to_async(stock_of)(code)).reserved for code in ("CART-A", "CART-B")] == [3, 3]
+    assert await view_read(storefront.raw_token, body["id"]) == body
+
+
+async def test_a_short_cart_reserves_nothing_and_lists_every_short_line_as_the_view_does(storefront):
+    for code, on_hand in (("CART-C", 30), ("CART-D", 2), ("CART-E", 1)):
+        await sync_to_async(ProductFactory)(code=code, on_hand=on_hand)
+    cart = {"lines": [{"code": "CART-E", "quantity": 2}, {"code": "CART-C", "quantity": 1},
+                      {"code": "CART-D", "quantity": 5}]}
+    served, delegated = served_and_delegated()
+
+    fast = await post("/api/v1/reservations", cart, token=storefront.raw_token)
+    view = await post("/api/v1/reservations", cart, token=storefront.raw_token, headers={"Idempotency-Key": "c-1"})
+
+    assert served_and_delegated() == (served + 1, delegated + 1)
+    assert fast[0] == view[0] == 409 and fast[1] == view[1]
+    assert fast[1]["error"]["details"]["lines"] == [{"code": "CART-D", "requested": 5, "available": 2},
+                                                     {"code": "CART-E", "requested": 2, "available": 1}]
+    assert [(await sync_to_async(stock_of)(c)).reserved for c in ("CART-C", "CART-D", "CART-E")] == [0, 0, 0]
 
 
 async def test_a_reservation_that_moves_the_alert_level_is_recorded_by_the_view(storefront):

@@ -303,12 +303,13 @@ def test_inactive_product_is_refused_and_nothing_reserved():
 # ---------------------------------------------------------------- one-code batches (the fast path's)
 
 def _kinds(outcomes) -> list[str | None]:
-    return ["reserved" if isinstance(o, Reservation) else "short" if isinstance(o, services.OneCodeShort) else None
-            for o in outcomes]
+    return ["reserved" if isinstance(o, Reservation) else "short" if isinstance(o, services.ReservationShort)
+            else None for o in outcomes]
 
 
-def _asks(client, *pairs: tuple[str, int]) -> list[services.OneCodeAsk]:
-    return [services.OneCodeAsk(client=client, code=code, quantity=quantity, ttl=timedelta(minutes=15))
+def _asks(client, *pairs: tuple[str, int]) -> list[services.ReservationAsk]:
+    """One-code asks."""
+    return [services.ReservationAsk(client=client, lines=((code, quantity),), ttl=timedelta(minutes=15))
             for code, quantity in pairs]
 
 
@@ -325,7 +326,7 @@ async def async_pool_closed():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_one_code_batch_grants_each_product_the_run_of_asks_that_fits(async_pool_closed):
+async def test_batch_of_one_code_asks_grants_each_product_the_run_of_asks_that_fits(async_pool_closed):
     wide = await sync_to_async(ProductFactory)(code="BATCH-A", on_hand=10, low_stock_threshold=2)
     narrow = await sync_to_async(ProductFactory)(code="BATCH-B", on_hand=3, low_stock_threshold=0)
     await sync_to_async(UnifiedCodeFactory)(code="BATCH-A-OLD", product=wide)
@@ -333,14 +334,14 @@ async def test_one_code_batch_grants_each_product_the_run_of_asks_that_fits(asyn
     assert await sync_to_async(counters)(wide) == (10, 0, 1)
     assert await sync_to_async(counters)(narrow) == (3, 0, 1)
 
-    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+    created = await services.reservation_create_batch_async(asks=_asks(
         client, ("BATCH-A", 2), ("BATCH-B", 2), ("BATCH-A-OLD", 2), ("NOPE-1", 1), ("BATCH-B", 2), ("BATCH-B", 1),
         ("BATCH-A", 1)))
 
     # Unknown: the general path says so. BATCH-B has 1 left after its first ask: the next (2) is short
     # at commit, and the one behind it (1) is left to the general path, which will grant it.
     assert _kinds(created) == ["reserved", "reserved", "reserved", None, "short", None, "reserved"]
-    assert created[4] == services.OneCodeShort(code="BATCH-B", requested=2, available=1)
+    assert created[4] == services.ReservationShort(lines=(("BATCH-B", 2, 1),))
     # Each changed row moved once: its reserved by the run's total, its version by one.
     assert await sync_to_async(counters)(wide) == (10, 5, 2)
     assert await sync_to_async(counters)(narrow) == (3, 2, 2)
@@ -352,11 +353,11 @@ async def test_one_code_batch_grants_each_product_the_run_of_asks_that_fits(asyn
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_one_code_batch_leaves_asks_that_move_the_alert_level_to_the_general_path(async_pool_closed):
+async def test_batch_of_one_code_asks_leaves_asks_that_move_the_alert_level_to_the_general_path(async_pool_closed):
     product = await sync_to_async(ProductFactory)(code="BATCH-C", on_hand=7, low_stock_threshold=5)
     client = await sync_to_async(ApiClientFactory)()
 
-    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+    created = await services.reservation_create_batch_async(asks=_asks(
         client, ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1)))
 
     # 6 and 5 left stay "ok"; 4 left would be "low", so that ask and the one behind it go to the
@@ -367,7 +368,7 @@ async def test_one_code_batch_leaves_asks_that_move_the_alert_level_to_the_gener
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_one_code_batch_publishes_one_stock_event_per_product_and_one_per_reservation(async_pool_closed):
+async def test_batch_of_one_code_asks_publishes_one_stock_event_per_product_and_one_per_reservation(async_pool_closed):
     import asyncio
     import json
 
@@ -381,7 +382,7 @@ async def test_one_code_batch_publishes_one_stock_event_per_product_and_one_per_
     channel = await layer.new_channel()
     await layer.group_add(group_for_code("BATCH-D"), channel)
 
-    created = await services.reservation_create_one_code_batch_async(asks=_asks(
+    created = await services.reservation_create_batch_async(asks=_asks(
         client, ("BATCH-D", 1), ("BATCH-D", 2), ("BATCH-D", 3)))
 
     message = await asyncio.wait_for(layer.receive(channel), 5)
@@ -391,3 +392,30 @@ async def test_one_code_batch_publishes_one_stock_event_per_product_and_one_per_
     assert sorted(e["reservation_id"] for e in events if e["type"] == "reservation.created") == sorted(
         str(r.pk) for r in created)
     await layer.group_discard(group_for_code("BATCH-D"), channel)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_batch_of_carts_judges_each_cart_as_a_whole_after_those_before_it(async_pool_closed):
+    first = await sync_to_async(ProductFactory)(code="BATCH-E", on_hand=10, low_stock_threshold=0)
+    second = await sync_to_async(ProductFactory)(code="BATCH-F", on_hand=4, low_stock_threshold=0)
+    client = await sync_to_async(ApiClientFactory)()
+
+    def cart(*lines):
+        return services.ReservationAsk(client=client, lines=lines, ttl=timedelta(minutes=15))
+
+    created = await services.reservation_create_batch_async(asks=[
+        cart(("BATCH-E", 2), ("BATCH-F", 1)),
+        cart(("BATCH-F", 5), ("BATCH-E", 1)),     # F wants 5 of the 3 left: short, takes nothing
+        cart(("BATCH-E", 1), ("NOPE-2", 1)),      # an unknown code: the general path says which
+        cart(("BATCH-E", 3), ("BATCH-E", 1)),     # merged into one line of 4
+        cart(("BATCH-E", 4)),                     # judged as if the second cart took its unit of E
+    ])
+
+    assert _kinds(created) == ["reserved", "short", None, "reserved", None]
+    assert created[1] == services.ReservationShort(lines=(("BATCH-F", 5, 3),))
+    assert [(line.product.code, line.quantity) for line in created[0].lines.all()] == [("BATCH-E", 2), ("BATCH-F", 1)]
+    assert [(line.product.code, line.quantity) for line in created[3].lines.all()] == [("BATCH-E", 4)]
+    # 4 of E are really left: the last cart fits, and the general path will grant it.
+    assert await sync_to_async(counters)(first) == (10, 6, 2)
+    assert await sync_to_async(counters)(second) == (4, 1, 2)
+    assert await sync_to_async(reserved_drift)() == []
