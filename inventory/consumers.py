@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub
+from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame
 from core.groups import category_key, groups_for_subscription
 from inventory.codes import code_normalise
 from inventory.selectors import products_resolve_many
@@ -201,7 +201,13 @@ class StockConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "heartbeat", "server_time": timezone.now().isoformat()})
 
     async def _send(self, payload: dict) -> None:
-        await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+        text = json.dumps(payload, separators=(",", ":"))
+        if self.frame_writer is not None:
+            # The same direct write as the batches (and in order with them): a heartbeat through
+            # Daphne's send path costs about 100 µs, and a thousand sockets beat 67 times a second.
+            self.frame_writer.write(websocket_text_frame(text))
+            return
+        await self.send(text_data=text)
 
     async def _send_error(self, code: str, message: str) -> None:
         await self._send({"type": "error", "code": code, "message": message})

@@ -58,3 +58,19 @@ def test_frames_written_around_heartbeats_stay_whole(server):
         stock_receive(code=product.code, quantity=1)
 
         assert _next_change(socket)["on_hand"] == 2
+
+
+def test_answers_and_batches_share_the_direct_write_in_order(server):
+    product = ProductFactory(on_hand=20)  # stays above its threshold: no alert event in between
+    with _open(server, f"codes={product.code}") as socket:
+        socket.send(json.dumps({"action": "ping"}))
+        socket.send(json.dumps({"action": "nonsense"}))
+        stock_receive(code=product.code, quantity=3)
+
+        kinds = []
+        while "stock.changed" not in kinds:
+            message = json.loads(socket.recv(timeout=10))
+            if message["type"] != "heartbeat":
+                kinds.append(message["type"] if message["type"] != "error" else message["code"])
+
+    assert kinds == ["pong", "unknown_action", "stock.changed"]
