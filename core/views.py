@@ -1,11 +1,13 @@
 """Operational endpoints: liveness, readiness (PostgreSQL and Redis answer) and Prometheus metrics."""
 import logging
+import os
 
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = logging.getLogger(__name__)
 
@@ -47,4 +49,17 @@ def readyz(request) -> JsonResponse:
 
 
 def metrics(request) -> HttpResponse:
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(_metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """Under scripts/serve.py every Daphne process writes its metrics to files in PROMETHEUS_MULTIPROC_DIR:
+    summing them all makes the answer the same whichever process takes the scrape. Without the variable
+    (tests, one process) the process's own registry is the whole service."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # A registry holding only the collector: the default one also holds this process's own metrics,
+        # which would be exported beside the sums under the same names.
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+    return REGISTRY

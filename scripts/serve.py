@@ -7,16 +7,23 @@ most; several processes on one port (SO_REUSEPORT) let the kernel spread connect
 
 `make run` (Procfile `web`) serves this way; WEB_WORKERS sets the number of processes (default: cores).
 
+The processes share one Prometheus multiprocess directory (PROMETHEUS_MULTIPROC_DIR, or a temporary one
+made here) so that /metrics, whichever process answers, reports the counters of all of them.
+
 Stops every process it started on SIGINT/SIGTERM, and all of them if one dies.
 """
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from prometheus_client import multiprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +58,24 @@ def listener_open(host: str, port: int) -> socket.socket:
     return listener
 
 
+def metrics_dir_prepare() -> tuple[Path, bool]:
+    """The Prometheus multiprocess directory for the children, emptied, and whether it was made here.
+
+    Each child writes its counters to files of its own (named by pid) in this directory and /metrics sums
+    them all. Files left by an earlier run would be counted as if these processes had served them (and
+    could share a reused pid), so they go first. A configured directory belongs to the operator: only
+    its metric files are removed, never the directory.
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not configured:
+        return Path(tempfile.mkdtemp(prefix="stockpulse-metrics-")), True
+    path = Path(configured)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path, False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -63,22 +88,36 @@ def main() -> int:
         print(f"serve.py: something already listens on {args.host}:{args.port}; stop it or pick another PORT",
               file=sys.stderr)
         return 1
-    listeners = [listener_open(args.host, args.port) for _ in range(args.workers)]
-    daphne = str(ROOT / ".venv" / "bin" / "daphne")
-    children = [
-        subprocess.Popen([daphne, "-v", "0", "--fd", str(listener.fileno()), "--proxy-headers", args.app],
-                         pass_fds=(listener.fileno(),), cwd=ROOT)
-        for listener in listeners
-    ]
+    metrics_dir, metrics_dir_ours = metrics_dir_prepare()
+    try:
+        return serve(args, metrics_dir)
+    finally:
+        if metrics_dir_ours:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
+
+def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
+    """Run the Daphne children until a signal or the first death, then stop them all."""
     stopping = False
 
     def stop(*_):
         nonlocal stopping
         stopping = True
 
+    # Before the children start, so a signal in between still stops them and lets main() clean up.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    listeners = [listener_open(args.host, args.port) for _ in range(args.workers)]
+    daphne = str(ROOT / ".venv" / "bin" / "daphne")
+    # Through the environment, so it is set before the children import prometheus_client, which picks
+    # its value storage (per-process files or memory) once, at import.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    children = [
+        subprocess.Popen([daphne, "-v", "0", "--fd", str(listener.fileno()), "--proxy-headers", args.app],
+                         pass_fds=(listener.fileno(),), cwd=ROOT, env=env)
+        for listener in listeners
+    ]
     code = 0
     while not stopping:
         dead = [c for c in children if c.poll() is not None]
@@ -95,6 +134,9 @@ def main() -> int:
             child.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
+        # Drops the dead process's live-gauge files; its counters stay, so totals do not go backwards.
+        multiprocess.mark_process_dead(child.pid, str(metrics_dir))
     for listener in listeners:
         listener.close()
     return code

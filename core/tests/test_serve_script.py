@@ -1,10 +1,20 @@
-"""scripts/serve.py, the web command of `make run`: it will not share its port with a server already there."""
+"""scripts/serve.py, the web command of `make run`: it keeps its port to itself; /metrics covers all its processes."""
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
 ROOT = Path(__file__).resolve().parents[2]
+SERVE = str(ROOT / "scripts" / "serve.py")
 
 
 def test_serve_refuses_a_port_that_another_server_already_listens_on():
@@ -14,8 +24,137 @@ def test_serve_refuses_a_port_that_another_server_already_listens_on():
         other.listen()
         port = other.getsockname()[1]
 
-        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1",
+        result = subprocess.run([sys.executable, SERVE, "--host", "127.0.0.1",
                                  "--port", str(port), "--workers", "1"], capture_output=True, text=True, timeout=30)
 
     assert result.returncode == 1
     assert f"already listens on 127.0.0.1:{port}" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _requests_by_route(samples, route: str) -> float:
+    return sum(sample.value for sample in samples
+               if sample.name == "stockpulse_http_requests_total" and sample.labels.get("route") == route)
+
+
+def _scraped(url: str) -> float:
+    """The healthz request count one /metrics answer reports, over a new connection (requests.get opens one)."""
+    response = requests.get(url + "/metrics", timeout=15)
+    assert response.status_code == 200
+    return _requests_by_route([s for f in text_string_to_metric_families(response.text) for s in f.samples], "healthz")
+
+
+def _per_process(metrics_dir: Path, route: str) -> dict[str, float]:
+    """Requests of a route counted by each process, read from its own counter file (counter_<pid>.db)."""
+    return {path.name: _requests_by_route([s for m in MultiProcessCollector.merge([str(path)]) for s in m.samples],
+                                          route)
+            for path in sorted(metrics_dir.glob("counter_*.db"))}
+
+
+class Served:
+    """A running scripts/serve.py and the /healthz requests it has answered so far."""
+
+    def __init__(self, url: str, process: subprocess.Popen):
+        self.url, self.process, self.healthz_answered = url, process, 0
+
+    def healthz(self) -> None:
+        # New connection each time, so the kernel picks a process each time. The long timeout makes a
+        # request wait for a process still loading Django instead of giving up on one it will count later.
+        assert requests.get(self.url + "/healthz", timeout=15).status_code == 200
+        self.healthz_answered += 1
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, workers: int, **env: str):
+    """Run serve.py on a free port until it answers /healthz; stop it (SIGTERM) on the way out."""
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe: nobody reads the access log while it runs
+    process = subprocess.Popen(
+        [sys.executable, SERVE, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    served = Served(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "serve.py did not answer within 20 s"
+            try:
+                served.healthz()
+                break
+            except requests.ConnectionError:  # not listening yet: nothing was sent, nothing counted
+                time.sleep(0.1)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: serve.py and its Daphne children
+                process.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_metrics_report_the_requests_of_every_process_whichever_answers(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    with serving(tmp_path, workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
+        # Enough requests, each on a new connection, that both processes served some.
+        while len(served_by := _per_process(metrics_dir, "healthz")) < 2 or min(served_by.values()) == 0 \
+                or served.healthz_answered < 20:
+            assert served.healthz_answered < 200, f"one process took every connection: {served_by}"
+            served.healthz()
+        assert sum(served_by.values()) == served.healthz_answered
+
+        # Scrape until both processes have answered a scrape; every answer reports the same total.
+        scrapes = []
+        while min(_per_process(metrics_dir, "metrics").values()) == 0:
+            assert len(scrapes) < 40, "one process took every scrape"
+            scrapes.append(_scraped(served.url))
+
+    assert len(scrapes) >= 2
+    assert set(scrapes) == {served.healthz_answered}
+    assert served.process.returncode == 0
+
+
+@pytest.mark.slow
+def test_serve_empties_a_configured_metrics_dir_at_start(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    # Counters an earlier run left behind: 1,000 healthz requests of a process that is gone.
+    subprocess.run([sys.executable, "-c", "from core.metrics import HTTP_REQUESTS; "
+                    "HTTP_REQUESTS.labels('GET', 'healthz', '200').inc(1000)"],
+                   cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, check=True, timeout=30)
+    stale = set(metrics_dir.glob("*.db"))
+    assert stale
+
+    with serving(tmp_path, workers=1, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
+        total = _scraped(served.url)
+        files = set(metrics_dir.glob("*.db"))
+
+    assert total == served.healthz_answered
+    assert not stale & files
+    assert metrics_dir.is_dir()  # configured by the operator: emptied, never removed
+
+
+@pytest.mark.slow
+def test_serve_makes_its_own_metrics_dir_when_none_is_configured_and_removes_it_when_it_stops(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+
+    with serving(tmp_path, workers=2, TMPDIR=str(temp)) as served:  # tempfile makes its directories in TMPDIR
+        made = list(temp.glob("stockpulse-metrics-*"))
+        assert len(made) == 1
+        assert list(made[0].glob("counter_*.db"))
+        assert _scraped(served.url) == served.healthz_answered
+
+    assert served.process.returncode == 0
+    assert not made[0].exists()
