@@ -15,10 +15,12 @@ import json
 import multiprocessing
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +44,9 @@ def env_for_server(args) -> dict[str, str]:
         "API_RATE_LIMIT": "1000000/min",
         # Tickets for 1,000 clients are fetched up front; connecting them all takes longer than 30 s.
         "WS_TICKET_TTL_SECONDS": "600",
+        "CHANNEL_LAYER_BACKEND": args.layer,
+        # The servers' metrics files, read after the run for each process's fan-out time.
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-ws-metrics-"),
     }
 
 
@@ -93,25 +98,22 @@ def start_servers(args, env) -> list[subprocess.Popen]:
     raise SystemExit("daphne did not start")
 
 
-def fanout_per_process(base: str, servers: int) -> list[tuple[float, int]]:
-    """(sum, count) of stockpulse_ws_fanout_seconds for each server process that answered /metrics.
+def fanout_per_process(metrics_dir: str) -> list[tuple[float, int]]:
+    """(sum, count) of stockpulse_ws_fanout_seconds for each server process.
 
-    Each process keeps its own metrics and each new connection lands on one of them, so /metrics is
-    asked a few times per process; after the run the figures no longer change, so distinct pairs
-    are distinct processes.
+    /metrics sums the processes (prometheus_client's multiprocess mode), so each process's share is
+    read from its own file in the metrics directory the bench gave the servers.
     """
-    seen = set()
-    for _ in range(10 * servers):
-        total, count = 0.0, 0
-        for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
-            if line.startswith("stockpulse_ws_fanout_seconds_sum"):
-                total = float(line.split()[-1])
-            elif line.startswith("stockpulse_ws_fanout_seconds_count"):
-                count = int(float(line.split()[-1]))
-        seen.add((total, count))
-        if len(seen) == servers:
-            break
-    return sorted(seen)
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    figures = []
+    for path in sorted(Path(metrics_dir).glob("histogram_*.db")):
+        samples = {s.name: s.value for m in MultiProcessCollector.merge([str(path)], accumulate=True)
+                   if m.name == "stockpulse_ws_fanout_seconds" for s in m.samples if not s.labels.get("le")}
+        if samples.get("stockpulse_ws_fanout_seconds_count"):
+            figures.append((samples["stockpulse_ws_fanout_seconds_sum"],
+                            int(samples["stockpulse_ws_fanout_seconds_count"])))
+    return figures
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -263,6 +265,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_WS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stockpulse_bench_ws"))
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--layer", choices=["pubsub", "core"], default=os.environ.get("CHANNEL_LAYER_BACKEND", "pubsub"),
+                        help="channel layer the servers use (CHANNEL_LAYER_BACKEND): Redis Pub/Sub or channels-redis core")
     args = parser.parse_args()
 
     env = env_for_server(args)
@@ -307,7 +311,7 @@ def main() -> int:
         achieved = n / (time.monotonic() - start)
         load_after = os.getloadavg()
         time.sleep(2)
-        fanouts = fanout_per_process(base, args.servers)
+        fanouts = fanout_per_process(env["PROMETHEUS_MULTIPROC_DIR"])
         for q in stop_qs:
             q.put("stop")
         results = [result_q.get(timeout=120) for _ in procs]
@@ -319,6 +323,7 @@ def main() -> int:
                 p.terminate()
         for server in servers:
             stop_server(server)
+        shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
     lat_sent, lat_at, lost, dups, foreign = [], [], 0, 0, 0
     client_cpu = sum(cpu for cpu, _ in results)
@@ -338,7 +343,8 @@ def main() -> int:
                 lat_at.append(d_at * 1000)
             lost += len(expected - seen)
     ms = lambda v: f"{v:7.1f} ms"  # noqa: E731
-    print(f"\nclients {args.clients}, changes {len(expected)} ok / {errors} failed, achieved {achieved:.1f}/s")
+    print(f"\nclients {args.clients}, changes {len(expected)} ok / {errors} failed, achieved {achieved:.1f}/s, "
+          f"channel layer {args.layer}")
     print(f"deliveries expected {len(expected) * args.clients}, received {len(lat_sent)}, "
           f"lost {lost}, duplicated {dups}, unexpected {foreign}")
     print(f"commit → client (sent_at): p50 {ms(pct(lat_sent, 50))}  p99 {ms(pct(lat_sent, 99))}  max {ms(max(lat_sent or [0]))}")
