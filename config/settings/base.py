@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -173,6 +174,27 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, so a backlog in one never holds up another (docs/alerts.md, "Queues and processes"):
+# - alerts: Telegram alert delivery, its sweep and bot replies. A driver is waiting on these, so they
+#   get a worker of their own (Procfile `alerts`) that nothing else can fill up.
+# - projections: recomputes, the fallback, the nightly rebuild and the risk events of a large recompute.
+#   A first full build queues thousands of them; on a queue of their own the main worker takes them in
+#   turn with the default queue (the Redis transport reads its queues round-robin) instead of FIFO.
+# - celery (default): orders, webhooks, reservation expiry and housekeeping such as the Telegram update
+#   prune. Short tasks nobody would want stuck behind a projection build; any task without a route lands here.
+# Declaring them all means a worker started without -Q still consumes every queue.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "projections", "alerts")]
+CELERY_TASK_ROUTES = {
+    "notifications.tasks.alert_deliver_task": {"queue": "alerts"},
+    "notifications.tasks.alert_outbox_sweep_task": {"queue": "alerts"},
+    "notifications.tasks.telegram_update_process_task": {"queue": "alerts"},
+    "projections.tasks.projection_recompute_task": {"queue": "projections"},
+    "projections.tasks.projection_fallback_task": {"queue": "projections"},
+    "projections.tasks.projection_rebuild_task": {"queue": "projections"},
+    # It writes projected-stockout outbox rows for up to every product at risk: bulk work, not a delivery.
+    "projections.tasks.projection_transitions_task": {"queue": "projections"},
+}
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE["projections-fallback"] = {
     "task": "projections.tasks.projection_fallback_task", "schedule": 60.0,
