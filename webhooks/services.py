@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from core.errors import ValidationFailed
 from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
-from webhooks.selectors import endpoints_active_cached, endpoints_cache_clear
+from webhooks.selectors import deliveries_due, endpoints_active_cached, endpoints_cache_clear
 from webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)

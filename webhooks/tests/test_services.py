@@ -12,6 +12,7 @@ from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.selectors import endpoints_active_cached
 from webhooks.services import (
     webhook_deliveries_redeliver,
+    webhook_deliveries_sweep,
     webhook_delivery_attempt,
     webhook_endpoint_update,
     webhook_events_enqueue,
@@ -184,3 +185,54 @@ def test_alert_crossings_become_stock_out_and_back_in_deliveries():
     rows = list(WebhookDelivery.objects.order_by("id").values_list("event_type", "payload"))
     assert [t for t, _ in rows] == ["stock.out", "stock.back_in"]
     assert rows[0][1]["data"]["available"] == 0 and rows[1][1]["data"]["from_level"] == "out"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_queues_due_deliveries_and_leaves_the_others(receiver):
+    from core.tests.celery_worker import queue_size, queues_purge
+
+    endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
+    with transaction.atomic():
+        webhook_events_enqueue(events=[{"type": "order.processed", "key": f"s-{n}", "data": {}} for n in range(3)])
+    due, later, done = WebhookDelivery.objects.order_by("pk")
+    _make_due(due.pk)
+    WebhookDelivery.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    WebhookDelivery.objects.filter(pk=done.pk).update(status=DeliveryStatus.DELIVERED)
+    queues_purge()
+
+    swept = webhook_deliveries_sweep()
+
+    assert swept == [due.pk]
+    assert queue_size("celery") == 1
+    queues_purge()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_send_is_retried_by_the_beat_sweep_through_a_real_worker(receiver):
+    """The retry path end to end: the first try fails, the sweep task queues the due retry, a worker sends it."""
+    import time
+
+    from core.tests.celery_worker import queues_purge, running_worker
+    from webhooks.tasks import webhook_deliveries_sweep_task
+
+    receiver.statuses = [500, 200]
+    endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
+    with transaction.atomic():
+        webhook_events_enqueue(events=[{"type": "order.processed", "key": "retry-1", "data": {}}])
+    delivery = WebhookDelivery.objects.get()
+    assert webhook_delivery_attempt(delivery_id=delivery.pk).status == DeliveryStatus.PENDING
+    _make_due(delivery.pk)
+    queues_purge()
+
+    with running_worker("celery"):
+        webhook_deliveries_sweep_task.delay()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            delivery.refresh_from_db()
+            if delivery.status == DeliveryStatus.DELIVERED:
+                break
+            time.sleep(0.1)
+    queues_purge()
+
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
+    assert [r.answered for r in receiver.received] == [500, 200]
