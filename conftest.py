@@ -64,6 +64,25 @@ def receiver():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _run_keys_removed():
+    """Before and after the run, delete this run's Redis keys (cache, rate limits, channel layer, Celery
+    queues: all under the run's prefix), so a run reusing a TEST_RUN_ID starts from nothing."""
+    import redis
+
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]  # "test-<run>"; the others start with it too
+
+    def remove():
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"{prefix}[:.]*", count=1000):
+            client.delete(key)
+        client.close()
+
+    remove()
+    yield
+    remove()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _release_test_database_connections(django_db_setup, django_db_blocker):
     """Before the test database is dropped, close our pools and end sessions left by servers and
     workers the tests started, so teardown never finds the database still in use."""

@@ -2,7 +2,7 @@
 import os
 
 from .base import *  # noqa: F401,F403
-from .base import CHANNEL_LAYERS, env
+from .base import CELERY_BROKER_TRANSPORT_OPTIONS, CHANNEL_LAYERS, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key"
@@ -15,6 +15,8 @@ STORAGES = {
 _run = env("TEST_RUN_ID", default=str(os.getpid()))
 CACHES["default"]["KEY_PREFIX"] = f"test-{_run}"  # noqa: F405
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"test-{_run}.ws"
+# And the Celery queues: runs on one Redis would otherwise take or purge each other's tasks.
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"test-{_run}."}
 # Tests change clients (scopes, active) between requests; core/tests cover the cache itself.
 API_CLIENT_CACHE_SECONDS = 0
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"client": "100000/min"}  # noqa: F405

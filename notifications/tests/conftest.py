@@ -1,12 +1,10 @@
 """Fixtures for notifications: the fake Telegram Bot API, fast rate limits, a real Celery worker on the alerts queue."""
-from contextlib import contextmanager
-
 import pytest
 import redis
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 
-from config.celery_app import app as celery_app
+from core.tests.celery_worker import queues_purge
+from core.tests.celery_worker import running_worker as celery_running_worker
 from notifications.tests.fake_telegram import FakeTelegram
 
 
@@ -33,37 +31,10 @@ def fake_telegram(settings):
     _rate_keys_clear()
 
 
-def queues_purge() -> int:
-    """Drop what is waiting on every queue the app knows; return how many messages that was.
-
-    Not ``control.purge()``: that empties only the queues the last in-process worker was told to consume.
-    """
-    with celery_app.connection_for_write() as conn:
-        return celery_app.amqp.TaskConsumer(conn, queues=list(celery_app.amqp.queues.values())).purge()
-
-
-def queue_size(name: str) -> int:
-    """Messages waiting on one queue (none of them taken by a worker)."""
-    with celery_app.connection_for_write() as conn:
-        # Declared as configured, not passively: the Redis transport calls an empty queue missing.
-        return celery_app.amqp.queues[name].bind(conn.default_channel).queue_declare().message_count
-
-
-@contextmanager
 def running_worker(*queues: str):
-    """A real Celery worker (in a thread of this process) consuming these queues of the real Redis broker.
-
-    Alerts only by default, as the `alerts` process of the Procfile: whatever else the test's writes queue
-    (projection recomputes, webhooks) waits unconsumed and is purged afterwards.
-    """
-    celery_app.conf.task_always_eager = False
-    try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
-                          loglevel="WARNING", queues=list(queues or ["alerts"])) as worker:
-            yield worker
-    finally:
-        # `queues=` selects on the app itself; undo it so later tests and purges see every queue again.
-        celery_app.amqp.queues.select(list(celery_app.amqp.queues))
+    """A real worker on the alerts queue by default, as the `alerts` process of the Procfile: whatever else
+    the test's writes queue (projection recomputes, webhooks) waits unconsumed and is purged afterwards."""
+    return celery_running_worker(*(queues or ("alerts",)))
 
 
 @pytest.fixture

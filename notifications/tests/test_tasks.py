@@ -12,7 +12,8 @@ from inventory.tests.factories import ProductFactory
 from notifications import services
 from notifications.models import AlertOutbox, OutboxState
 from notifications.tasks import alert_outbox_sweep_task
-from notifications.tests.conftest import queue_size, queues_purge, running_worker
+from core.tests.celery_worker import queue_size, queues_purge
+from notifications.tests.conftest import running_worker
 from notifications.tests.factories import DriverFactory
 from projections.tasks import projection_recompute_task
 from webhooks.tasks import webhook_delivery_send_task

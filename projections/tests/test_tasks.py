@@ -2,9 +2,7 @@
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-
-from config.celery_app import app as celery_app
+from core.tests.celery_worker import queues_purge, running_worker
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from projections import services
@@ -12,25 +10,13 @@ from projections.models import ProjectionSummary
 from projections.selectors import summary_is_stale
 
 
-def _queues_purge() -> None:
-    # Every queue, not control.purge(): that empties only the queues the last in-process worker consumed.
-    with celery_app.connection_for_write() as conn:
-        celery_app.amqp.TaskConsumer(conn, queues=list(celery_app.amqp.queues.values())).purge()
-
-
 @pytest.fixture
 def celery_worker(transactional_db):
     """A worker on the projections queue, where the recompute tasks are routed (as the Procfile `worker`)."""
-    celery_app.conf.task_always_eager = False
-    _queues_purge()
-    try:
-        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
-                          loglevel="WARNING", queues=["projections"]) as worker:
-            yield worker
-    finally:
-        # `queues=` selects on the app itself; undo it so later tests and purges see every queue again.
-        celery_app.amqp.queues.select(list(celery_app.amqp.queues))
-        _queues_purge()
+    queues_purge()
+    with running_worker("projections") as worker:
+        yield worker
+    queues_purge()
 
 
 def wait_for(predicate, timeout: float = 15.0):
