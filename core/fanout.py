@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from functools import cached_property, partial
 from typing import Any, Protocol
 
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
 
 from core.metrics import WS_FANOUT_SECONDS
 
@@ -248,8 +249,10 @@ def fanout_hub() -> FanoutHub | None:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
-        layer = get_channel_layer()
-        if layer is None:
+        if get_channel_layer() is None:
             return None
-        hub = _hubs[loop] = FanoutHub(layer)
+        # A layer object of its own, not the shared one: the channels-redis core layer lets only one
+        # event loop at a time receive on a layer object, and every loop (a Daphne process's, a test's)
+        # has its own hub.
+        hub = _hubs[loop] = FanoutHub(channel_layers.make_backend(DEFAULT_CHANNEL_LAYER))
     return hub

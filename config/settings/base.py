@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -106,12 +107,22 @@ CACHES = {
 # The channel layer shares the Redis server with Celery but not its keys: a prefix
 # keeps them apart. Pub/Sub fans a group send out as one PUBLISH whatever the group size.
 CHANNEL_LAYER_PREFIX = env("CHANNEL_LAYER_PREFIX", default="stockpulse.ws")
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
-    }
-}
+# Redis Pub/Sub (the default, chosen by measurement: docs/bench-ws.md) or the channels-redis core layer
+# (lists per channel). Either way each Daphne process holds one channel in each group (core/fanout.py),
+# so a batch is one message per group and process, whatever the number of sockets.
+CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", default="pubsub")
+if CHANNEL_LAYER_BACKEND == "core":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+        "hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX,
+        # A process's channel receives every batch of its groups: room for a burst of them (the default,
+        # 100, drops silently past it), and no older than 10 s (a dashboard that late resyncs anyway).
+        "capacity": 1000, "expiry": 10,
+    }}}
+elif CHANNEL_LAYER_BACKEND == "pubsub":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX}}}
+else:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER_BACKEND must be 'pubsub' or 'core', not {CHANNEL_LAYER_BACKEND!r}")
 # Realtime (docs/realtime.md): WebSocket tickets live seconds and serve once; heartbeats let
 # both ends notice a dead socket; a publish never holds a request longer than the timeout.
 WS_TICKET_TTL_SECONDS = env.int("WS_TICKET_TTL_SECONDS", default=30)
