@@ -204,10 +204,10 @@ def main() -> None:
         print(f"HTTP round trip via Daphne ruptures: {ms(ruptures_http)}")
 
         # The first build queued the events and alerts of every product entering the risk window
-        # (Celery tasks ahead of any recompute in the one queue): let the worker drain them first.
+        # (Celery tasks on every queue; this one worker consumes them all): let it drain them first.
         broker = redis.Redis.from_url(REDIS_URL)
         t = time.monotonic()
-        while broker.llen("celery") and time.monotonic() - t < 600:
+        while any(broker.llen(queue) for queue in ("celery", "projections", "alerts")) and time.monotonic() - t < 600:
             time.sleep(0.5)
         print(f"worker drained the rebuild's risk events/alerts backlog in {time.monotonic() - t:.1f} s")
         # Warm the worker before measuring: its first task opens connections.

@@ -1,7 +1,7 @@
 """Telegram alert benchmark: 100 threshold crossings pushed through the API, commit → fake Bot API receipt.
 
 Run with ``make bench-telegram``. It recreates its own database (BENCH_DATABASE_URL), starts a fake Telegram
-Bot API on 127.0.0.1:BENCH_FAKE_PORT, Daphne on BENCH_PORT, one Celery worker and one beat with production
+Bot API on 127.0.0.1:BENCH_FAKE_PORT, Daphne on BENCH_PORT, the two Celery workers of the Procfile and one beat with production
 settings, pushes the crossings, prints p50/p99 and stops everything it started.
 """
 import json
@@ -119,6 +119,10 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+# The Celery queues (config/settings/base.py, CELERY_TASK_QUEUES).
+QUEUES = ("celery", "projections", "alerts")
+
+
 def queue_drain(timeout: float = 60) -> None:
     import redis
 
@@ -126,7 +130,7 @@ def queue_drain(timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     idle = 0
     while time.monotonic() < end and idle < 5:
-        idle = idle + 1 if client.llen("celery") == 0 else 0
+        idle = idle + 1 if not any(client.llen(queue) for queue in QUEUES) else 0
         time.sleep(0.2)
     client.close()
 
@@ -172,11 +176,13 @@ def main() -> None:
         procs.append(subprocess.Popen(
             [str(ROOT / ".venv/bin/daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(PORT), "config.asgi:application"],
             cwd=ROOT, env=ENV, start_new_session=True))
-        procs.append(subprocess.Popen(
-            [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "worker",
-             "--concurrency=2", "-n", "bench-telegram@%h",
-             f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"],
-            cwd=ROOT, env=ENV, start_new_session=True))
+        # The two workers of the Procfile: the default and projections queues, and alerts on their own.
+        for queues, name in (("celery,projections", "bench-default"), ("alerts", "bench-alerts")):
+            procs.append(subprocess.Popen(
+                [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "worker", "-Q", queues,
+                 "--concurrency=2", "-n", f"{name}@%h",
+                 f"--loglevel={os.environ.get('BENCH_WORKER_LOGLEVEL', 'WARNING')}"],
+                cwd=ROOT, env=ENV, start_new_session=True))
         procs.append(subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "beat", "--loglevel=WARNING",
              "--schedule", "/tmp/bench-telegram-beat-schedule"], cwd=ROOT, env=ENV, start_new_session=True))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: migrate, load demo data, create the admin user and API token, then serve web + worker + beat.
+# `make run`: migrate, load demo data, create the admin user and API token, then serve web + workers + beat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ credentials=$(.venv/bin/python manage.py ensure_admin | sed 's/^/  /')
 base="http://${HOST}:${PORT}"
 cat <<INFO
 
-  StockPulse is starting (Ctrl-C stops web, worker and beat).
+  StockPulse is starting (Ctrl-C stops web, the workers and beat).
 $credentials
 
   Dashboard:  $base/dashboard/
