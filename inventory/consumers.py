@@ -21,7 +21,6 @@ from redis.exceptions import RedisError
 
 from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame
 from core.groups import category_key, groups_for_subscription
-from inventory.codes import code_normalise
 from inventory.selectors import products_resolve_many
 from inventory.ws_tickets import ws_ticket_redeem
 

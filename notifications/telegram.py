@@ -11,6 +11,8 @@ import redis
 import requests
 from django.conf import settings
 
+from core.cache import redis_direct
+
 logger = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
@@ -130,14 +132,8 @@ end
 return 0
 """
 
-_redis_client: redis.Redis | None = None
-
-
 def _redis() -> redis.Redis:
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _redis_client
+    return redis_direct(timeout=2)
 
 
 def _key(*parts: Any) -> str:

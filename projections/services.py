@@ -1,7 +1,7 @@
 """Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries."""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core import aio
+from core.cache import redis_direct
 from core.errors import ValidationFailed
 from core.realtime import realtime_publish
 from inventory.models import Product
@@ -77,14 +78,8 @@ def projection_mark_dirty(*, product_ids: Sequence[int]) -> None:
         transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids))))
 
 
-_redis_client: redis.Redis | None = None
-
-
 def _redis() -> redis.Redis:
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return _redis_client
+    return redis_direct(timeout=1.0)
 
 
 def _pending_key(product_id: int) -> str:

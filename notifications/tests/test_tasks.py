@@ -7,12 +7,12 @@ from celery.worker import state as worker_state
 from django.db import connection
 
 from config.celery_app import app as celery_app
+from core.tests.celery_worker import queue_size, queues_purge
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications import services
 from notifications.models import AlertOutbox, OutboxState
 from notifications.tasks import alert_outbox_sweep_task
-from core.tests.celery_worker import queue_size, queues_purge
 from notifications.tests.conftest import running_worker
 from notifications.tests.factories import DriverFactory
 from projections.tasks import projection_recompute_task

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+
 from core.tests.celery_worker import queues_purge, running_worker
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
@@ -50,7 +51,7 @@ def test_stock_change_is_recomputed_by_the_worker_once_scheduled(celery_worker, 
 
 @pytest.mark.django_db
 def test_fallback_and_rebuild_tasks_compute_what_they_take():
-    from projections.tasks import projection_fallback_task, projection_rebuild_task
+    from projections.tasks import projection_fallback_task
 
     first, second = ProductFactory(on_hand=2), ProductFactory(on_hand=3)
 
