@@ -1,5 +1,6 @@
 """The driver bot: turns one Telegram update (command or button press) into replies through the Bot API."""
 import logging
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -37,8 +38,11 @@ def bot_update_handle(*, update: dict[str, Any], client: TelegramClient | None =
         logger.exception("bot reply failed", extra={"update_id": update.get("update_id")})
 
 
-def _reply(client: TelegramClient, chat_id: int, text: str) -> None:
-    client.call("sendMessage", {"chat_id": chat_id, "text": text_clip(text), "parse_mode": "HTML"})
+def _reply(client: TelegramClient, chat_id: int, text: str, *, is_group: bool = False) -> None:
+    # The alerts' rules: the chat's and the bot's rate limits, and retries of what can be retried
+    # (5xx, timeouts, a 429's retry_after) within TELEGRAM_RETRY_BUDGET: the driver is waiting.
+    client.chat_call("sendMessage", {"chat_id": chat_id, "text": text_clip(text), "parse_mode": "HTML"},
+                     is_group=is_group)
 
 
 def _language(driver: Driver | None, message: dict) -> str:
@@ -60,31 +64,32 @@ def _message_handle(client: TelegramClient, message: dict) -> None:
     args = rest.strip()
     driver = selectors.driver_by_chat(chat_id=chat_id)
     language = _language(driver, message)
+    is_group = chat.get("type") in ("group", "supergroup")
+    reply = partial(_reply, client, chat_id, is_group=is_group)
 
     if command == "start":
-        linked = services.driver_link_redeem(token=args, chat_id=chat_id,
-                                             is_group=chat.get("type") in ("group", "supergroup"))
+        linked = services.driver_link_redeem(token=args, chat_id=chat_id, is_group=is_group)
         if linked is None:
-            _reply(client, chat_id, t(language, "not_linked" if not args else "link_invalid"))
+            reply(t(language, "not_linked" if not args else "link_invalid"))
         else:
-            _reply(client, chat_id, t(linked.language, "linked", name=escape(linked.name)))
+            reply(t(linked.language, "linked", name=escape(linked.name)))
         return
     if command == "help":
-        _reply(client, chat_id, t(language, "help"))
+        reply(t(language, "help"))
         return
     if driver is None:
-        _reply(client, chat_id, t(language, "not_linked"))
+        reply(t(language, "not_linked"))
         return
     if command == "stock":
-        _reply(client, chat_id, stock_answer(language=language, term=args))
+        reply(stock_answer(language=language, term=args))
     elif command == "low":
-        _reply(client, chat_id, low_answer(driver=driver))
+        reply(low_answer(driver=driver))
     elif command == "ruptura":
-        _reply(client, chat_id, ruptura_answer(driver=driver))
+        reply(ruptura_answer(driver=driver))
     elif command == "mute":
-        _reply(client, chat_id, mute_answer(driver=driver, args=args))
+        reply(mute_answer(driver=driver, args=args))
     else:
-        _reply(client, chat_id, t(language, "unknown"))
+        reply(t(language, "unknown"))
 
 
 def _stock_line(language: str, stock: Stock) -> str:
@@ -157,7 +162,8 @@ def mute_answer(*, driver: Driver, args: str) -> str:
 def _callback_handle(client: TelegramClient, query: dict) -> None:
     """Buttons under alerts: ``s:<product id>`` shows stock, ``m:<product id>:<hours>`` mutes. Always answered."""
     data = str(query.get("data") or "")
-    chat_id = ((query.get("message") or {}).get("chat") or {}).get("id")
+    chat = (query.get("message") or {}).get("chat") or {}
+    chat_id = chat.get("id")
     driver = selectors.driver_by_chat(chat_id=chat_id) if chat_id is not None else None
     language = driver.language if driver else "pt-br"
     notice = ""
@@ -166,7 +172,7 @@ def _callback_handle(client: TelegramClient, query: dict) -> None:
         product = Product.objects.filter(pk=int(parts[1])).first() if len(parts) >= 2 else None
         if driver is not None and product is not None and parts[0] == "s":
             stock = Stock.objects.select_related("product").get(product=product)
-            _reply(client, chat_id, _stock_line(language, stock))
+            _reply(client, chat_id, _stock_line(language, stock), is_group=chat.get("type") in ("group", "supergroup"))
         elif driver is not None and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0
             services.driver_mute(driver=driver, product=product, hours=min(max(hours, 0.1), MUTE_MAX_HOURS))

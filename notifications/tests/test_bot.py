@@ -6,6 +6,7 @@ from notifications import services
 from notifications.bot import bot_update_handle
 from notifications.models import Driver, DriverMute
 from notifications.tests.factories import DriverFactory
+from notifications.tests.fake_telegram import forbidden, server_error, too_many
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +150,39 @@ def test_replies_escape_names(fake_telegram):
     say("/estoque X1")
 
     assert "&lt;b&gt;Promo&lt;/b&gt; &amp; cia" in last_reply(fake_telegram)
+
+
+def test_a_reply_that_meets_a_server_error_is_sent_again(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="FEIJAO", name="Feijão", on_hand=9)
+    fake_telegram.script("sendMessage", server_error())
+
+    say("/estoque FEIJAO")
+
+    calls = fake_telegram.calls_to("sendMessage")
+    assert [c.status for c in calls] == [500, 200]
+    assert "Feijão" in calls[-1].payload["text"]
+
+
+def test_a_reply_told_to_wait_waits_exactly_retry_after_then_goes(fake_telegram):
+    import time
+
+    DriverFactory(chat_id=CHAT)
+    fake_telegram.script("sendMessage", too_many(1))
+
+    started = time.monotonic()
+    say("/ajuda")
+
+    calls = fake_telegram.calls_to("sendMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert time.monotonic() - started >= 1.0
+    assert "/estoque" in calls[-1].payload["text"]
+
+
+def test_a_reply_to_a_driver_who_blocked_the_bot_is_not_retried(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    fake_telegram.script("sendMessage", forbidden())
+
+    say("/ajuda")
+
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [403]
