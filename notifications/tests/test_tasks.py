@@ -187,3 +187,43 @@ def test_concurrent_claims_take_each_row_once(fake_telegram):
     every = [pk for rows in claimed for pk in rows]
     assert sorted(every) == sorted(AlertOutbox.objects.values_list("pk", flat=True))
     assert len(every) == 3
+
+
+def test_a_worker_process_killed_mid_send_loses_no_alert(fake_telegram, settings):
+    """SIGKILL a real `celery worker -Q alerts` while its sendMessage is in flight; a new worker and the
+    sweep deliver the alert once the dead worker's claim has lapsed (at least once towards Telegram)."""
+    from notifications.tests.fake_telegram import slow
+    from orders.tests.worker import Worker, wait_for
+
+    settings.ALERT_SWEEP_GRACE_SECONDS = 0
+    env = {"TELEGRAM_API_BASE": fake_telegram.base, "TELEGRAM_BOT_TOKEN": fake_telegram.token,
+           "TELEGRAM_TIMEOUT": "10", "TELEGRAM_RETRY_BUDGET": "10", "ALERT_CLAIM_SECONDS": "2",
+           "TELEGRAM_RATE_CHAT_SECONDS": "0.001"}
+    fake_telegram.script("sendMessage", slow(5))  # the first send hangs until the worker is dead
+    queues_purge()
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    first = Worker(queues="alerts", concurrency=1, env=env)
+    try:
+        inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
+        assert len(fake_telegram.wait_for("sendMessage", 1, timeout=30, delivered=False)) == 1
+        first.kill()
+    finally:
+        first.stop()
+    row = AlertOutbox.objects.get()
+    assert row.state != OutboxState.SENT and row.claim_token  # claimed by the dead worker, never finished
+
+    def swept_and_sent() -> int:
+        # What beat does every few seconds: it queues the row once the dead worker's claim has lapsed.
+        services.alert_outbox_sweep()
+        return wait_rows(OutboxState.SENT, 1, timeout=0.5)
+
+    second = Worker(queues="alerts", concurrency=1, env=env)
+    try:
+        wait_for(swept_and_sent, timeout=30, worker=second)
+    finally:
+        second.stop()
+
+    calls = fake_telegram.calls_to("sendMessage")
+    assert [c.payload["chat_id"] for c in calls] == [driver.chat_id, driver.chat_id]
+    assert AlertOutbox.objects.get().state == OutboxState.SENT

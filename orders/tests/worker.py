@@ -22,7 +22,8 @@ def _database_url() -> str:
 class Worker:
     """``celery worker`` in its own process group, so SIGKILL takes the pool children down with it."""
 
-    def __init__(self, *, broker: str | None = None, queues: str = "celery", concurrency: int = 2):
+    def __init__(self, *, broker: str | None = None, queues: str = "celery", concurrency: int = 2,
+                 env: dict[str, str] | None = None):
         self.log = tempfile.NamedTemporaryFile("w+", prefix="celery-test-", suffix=".log", delete=False)
         env = os.environ | {
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -31,7 +32,7 @@ class Worker:
             "CELERY_BROKER_URL": broker or settings.CELERY_BROKER_URL,
             "TEST_RUN_ID": settings.CACHES["default"]["KEY_PREFIX"].removeprefix("test-"),
             "DB_POOL_MAX_SIZE": "4",
-        }
+        } | (env or {})
         cmd = [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool=prefork",
                f"--concurrency={concurrency}", "-Q", queues, "--without-gossip", "--without-mingle",
                "--without-heartbeat", "--loglevel=WARNING"]
