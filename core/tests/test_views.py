@@ -51,6 +51,25 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(generated["X-Request-ID"]) == 32
 
 
+def test_access_log_line_is_json_with_utc_time_and_the_request_id(client, caplog):
+    import json
+    import logging
+    from datetime import datetime, timedelta
+
+    from pythonjsonlogger.json import JsonFormatter
+
+    caplog.set_level(logging.INFO, logger="stockpulse.access")
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="req-43")
+
+    record = next(r for r in caplog.records if r.name == "stockpulse.access")
+    # The formatter the service's console handler writes with (settings.LOGGING).
+    formatter = next(h.formatter for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter))
+    line = json.loads(formatter.format(record))
+    assert line["request_id"] == response["X-Request-ID"] == "req-43"
+    assert (line["level"], line["logger"], line["status"], line["path"]) == ("INFO", "stockpulse.access", 200, "/healthz")
+    assert datetime.fromisoformat(line["time"]).utcoffset() == timedelta(0)
+
+
 def test_unsafe_request_id_is_replaced(client):
     response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
     assert response["X-Request-ID"] != "bad id\nwith newline"
