@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("notifications.urls")),
     path("", include("projections.urls")),
+    path("", include("webhooks.urls")),
 ]

@@ -70,5 +70,5 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Redeliver now"))
     def redeliver(self, request, queryset):
-        count = webhook_deliveries_redeliver(delivery_ids=list(queryset.values_list("id", flat=True)))
+        count = len(webhook_deliveries_redeliver(delivery_ids=list(queryset.values_list("id", flat=True))))
         self.message_user(request, _("%(count)d deliveries queued again.") % {"count": count})

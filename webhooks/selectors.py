@@ -1,4 +1,4 @@
-"""Reads for webhooks: active endpoints (cached in-process for the stock hot path) and due deliveries."""
+"""Reads for webhooks: endpoints (active ones cached in-process for the stock hot path) and deliveries."""
 import time
 from dataclasses import dataclass
 
@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.errors import NotFound
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
@@ -54,6 +55,19 @@ def deliveries_due(*, limit: int = 200) -> list[int]:
     )
 
 
-def delivery_list(*, endpoint: WebhookEndpoint | None = None) -> QuerySet[WebhookDelivery]:
-    qs = WebhookDelivery.objects.select_related("endpoint").order_by("-id")
-    return qs.filter(endpoint=endpoint) if endpoint else qs
+def endpoint_list() -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.order_by("id")
+
+
+def endpoint_get(*, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("No webhook endpoint has this id.", details={"id": endpoint_id})
+    return endpoint
+
+
+def delivery_list(*, endpoint_id: int | None = None, status: str | None = None,
+                  event_type: str | None = None) -> QuerySet[WebhookDelivery]:
+    """Deliveries, newest first, optionally of one endpoint, status and/or event type."""
+    wanted = {"endpoint_id": endpoint_id, "status": status, "event_type": event_type}
+    return WebhookDelivery.objects.filter(**{k: v for k, v in wanted.items() if v is not None}).order_by("-id")

@@ -43,7 +43,15 @@ def event_id_for(event_type: str, key: str) -> uuid.UUID:
     return uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}:{key}")
 
 
+_URL_MAX_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
+
+
 def _endpoint_validate(*, url: str, event_types: Sequence[str]) -> list[str]:
+    # Private and loopback hosts are allowed on purpose: receivers on the same network (and the tests'
+    # 127.0.0.1 receiver) are normal, and only staff or `manage` clients can register an endpoint.
+    if len(url) > _URL_MAX_LENGTH:
+        raise ValidationFailed(f"The URL must be at most {_URL_MAX_LENGTH} characters.",
+                               details={"url": url[:100] + "…"})
     try:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
@@ -61,13 +69,17 @@ def _cache_invalidate() -> None:
     transaction.on_commit(endpoints_cache_clear)
 
 
+def _secret_new() -> str:
+    return f"whsec_{secrets.token_urlsafe(32)}"
+
+
 @transaction.atomic
 def webhook_endpoint_create(*, url: str, event_types: Sequence[str], secret: str = "", active: bool = True,
                             description: str = "") -> WebhookEndpoint:
-    """Register a receiver; a secret is generated when none is given (it is shown in the admin)."""
+    """Register a receiver; a secret is generated when none is given (shown in the admin and once by the API)."""
     types = _endpoint_validate(url=url, event_types=event_types)
     endpoint = WebhookEndpoint.objects.create(
-        url=url, event_types=types, secret=secret or f"whsec_{secrets.token_urlsafe(32)}", active=active,
+        url=url, event_types=types, secret=secret or _secret_new(), active=active,
         description=description.strip(),
     )
     _cache_invalidate()
@@ -78,16 +90,21 @@ def webhook_endpoint_create(*, url: str, event_types: Sequence[str], secret: str
 def webhook_endpoint_update(*, endpoint: WebhookEndpoint, url: str | None = None,
                             event_types: Sequence[str] | None = None, secret: str | None = None,
                             active: bool | None = None, description: str | None = None) -> WebhookEndpoint:
-    endpoint.event_types = _endpoint_validate(url=url or endpoint.url,
+    # None means "unchanged"; an empty URL is validated (and refused) rather than ignored.
+    url = endpoint.url if url is None else url
+    endpoint.event_types = _endpoint_validate(url=url,
                                               event_types=endpoint.event_types if event_types is None else event_types)
-    endpoint.url = url or endpoint.url
+    endpoint.url = url
+    # Never the secret unless given: a stale copy must not undo a rotation that committed meanwhile.
+    fields = ["url", "event_types", "active", "description", "updated_at"]
     if secret:
         endpoint.secret = secret
+        fields.append("secret")
     if active is not None:
         endpoint.active = active
     if description is not None:
         endpoint.description = description.strip()
-    endpoint.save()
+    endpoint.save(update_fields=fields)
     _cache_invalidate()
     return endpoint
 
@@ -96,6 +113,18 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, url: str | None = None
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
     endpoint.delete()
     _cache_invalidate()
+
+
+@transaction.atomic
+def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Give the endpoint a new generated secret. Every send from now on, retries of older events too, is
+    signed with it: the old secret stops verifying at once."""
+    endpoint.secret = _secret_new()
+    # Only these columns: a stale copy must not undo an edit of the URL or event types.
+    endpoint.save(update_fields=["secret", "updated_at"])
+    # The cache holds no secrets; cleared anyway so every endpoint write follows the same rule.
+    _cache_invalidate()
+    return endpoint
 
 
 def webhook_events_enqueue(*, events: Iterable[dict[str, Any]]) -> list[int]:
@@ -239,8 +268,11 @@ def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> Webhoo
 
 
 @transaction.atomic
-def webhook_deliveries_redeliver(*, delivery_ids: Sequence[int]) -> int:
-    """Send these deliveries again now (dead or delivered ones too), e.g. from the admin."""
+def webhook_deliveries_redeliver(*, delivery_ids: Sequence[int]) -> list[int]:
+    """Send these deliveries again now (dead or delivered ones too), from the admin or the API.
+
+    Returns the ids found and queued, in order; ids that match no delivery are left out.
+    """
     ids = sorted(set(delivery_ids))
     locked = list(WebhookDelivery.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk"))
     now = timezone.now()
@@ -250,8 +282,9 @@ def webhook_deliveries_redeliver(*, delivery_ids: Sequence[int]) -> int:
         # A redelivery gets a fresh series of tries.
         delivery.attempts = 0
         delivery.save(update_fields=["status", "next_attempt_at", "attempts"])
-    transaction.on_commit(partial(_deliveries_send_enqueue, [d.pk for d in locked]))
-    return len(locked)
+    found = [d.pk for d in locked]
+    transaction.on_commit(partial(_deliveries_send_enqueue, found))
+    return found
 
 
 def webhook_deliveries_sweep(*, limit: int = 200) -> list[int]:

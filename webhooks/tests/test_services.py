@@ -8,18 +8,20 @@ from django.utils import timezone
 from core.errors import ValidationFailed
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
-from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoints_active_cached
 from webhooks.services import (
     webhook_deliveries_redeliver,
     webhook_deliveries_sweep,
     webhook_delivery_attempt,
+    webhook_endpoint_secret_rotate,
     webhook_endpoint_update,
     webhook_events_enqueue,
     webhooks_stock_rows_changed,
 )
 from webhooks.signing import signature_headers, signature_verify
 from webhooks.tests.factories import endpoint_make
+from webhooks.tests.helpers import delivery_wait_for
 
 
 @pytest.mark.django_db
@@ -210,8 +212,6 @@ def test_the_sweep_queues_due_deliveries_and_leaves_the_others(receiver):
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_send_is_retried_by_the_beat_sweep_through_a_real_worker(receiver):
     """The retry path end to end: the first try fails, the sweep task queues the due retry, a worker sends it."""
-    import time
-
     from core.tests.celery_worker import queues_purge, running_worker
     from webhooks.tasks import webhook_deliveries_sweep_task
 
@@ -226,13 +226,32 @@ def test_a_failed_send_is_retried_by_the_beat_sweep_through_a_real_worker(receiv
 
     with running_worker("celery"):
         webhook_deliveries_sweep_task.delay()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            delivery.refresh_from_db()
-            if delivery.status == DeliveryStatus.DELIVERED:
-                break
-            time.sleep(0.1)
+        delivery_wait_for(delivery, status=DeliveryStatus.DELIVERED)
     queues_purge()
 
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 2
     assert [r.answered for r in receiver.received] == [500, 200]
+
+
+@pytest.mark.django_db
+def test_update_with_an_empty_url_is_refused_not_ignored():
+    endpoint = endpoint_make(url="https://erp.example.com/hooks")
+
+    with pytest.raises(ValidationFailed) as caught:
+        webhook_endpoint_update(endpoint=endpoint, url="")
+
+    assert "url" in caught.value.details
+    endpoint.refresh_from_db()
+    assert endpoint.url == "https://erp.example.com/hooks"
+
+
+@pytest.mark.django_db
+def test_an_update_from_a_stale_copy_keeps_a_secret_rotated_meanwhile():
+    endpoint = endpoint_make(secret="before-rotation-secret")
+    stale = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    rotated = webhook_endpoint_secret_rotate(endpoint=endpoint)
+
+    webhook_endpoint_update(endpoint=stale, description="ERP")
+
+    fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert (fresh.secret, fresh.description) == (rotated.secret, "ERP")
