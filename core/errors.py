@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -129,8 +130,22 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         details = {"retry_after": headers["Retry-After"]} if "Retry-After" in headers else {}
         return Response(error_body(code, _flatten_message(exc.detail), details), status=exc.status_code, headers=headers)
+    if _database_pool_exhausted(exc):
+        # Overload, not a fault: every connection stayed busy for the pool's whole wait. Nothing
+        # was written; the client may retry.
+        logger.warning("database pool exhausted: answered 503", exc_info=exc)
+        return Response(error_body("unavailable", "The service is overloaded; try again shortly.",
+                                   {"retry_after": "1"}), status=503, headers={"Retry-After": "1"})
     logger.exception("unhandled error in API view", exc_info=exc)
     return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
+def _database_pool_exhausted(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, PoolTimeout):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def json_404(request, exception=None) -> JsonResponse:
