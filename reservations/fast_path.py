@@ -11,15 +11,24 @@ Redis and PostgreSQL, the next gathers. Each batch costs one pipelined rate-limi
 transaction (``reservations.services.reservation_create_batch_async``), whatever its size, so under
 load the cost per reservation falls instead of the queue on the hot rows growing.
 
+An ask that would move a product's alert level (ok to low, low to out) is the view's: it records the
+level and the drivers' alerts in the same transaction. On each server loop one such request per
+product goes to the view at a time; the asks on that product that its batch left unsettled meanwhile
+wait for that answer and then go to a later batch, which judges them against the level the view
+recorded. (Handed over all at once, a rush's asks would queue on the product's row lock, each
+holding a database connection, until the pool ran dry.)
+
 Every other case, other errors included, is handed to the Django view with its body untouched, and
 the view answers it with the full rules. So the fast path has no answer of its own that the view
 would give differently; it only skips, for the common cases, the thread hop, middleware, DRF and ORM
 work that cost most of a reservation's CPU. (A rush on a product's last units ends in a flood of
 short answers: given by the view, each would queue on the product's row lock for its turn.)
 """
+import asyncio
 import json
 import re
 import time
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +55,10 @@ _STOCK_RESERVE_PATH = re.compile(r"^/stock/([^/]+)/reserve$")
 MAX_BODY_BYTES = 16 * 1024
 # Asks per batch: bounds one transaction's work and the rows it locks.
 MAX_BATCH = 256
+# An unsettled ask goes back to a batch at most this often before the view takes it, and waits at
+# most this long for the request the view has for its product: bounds, not expected figures.
+UNSETTLED_ROUNDS = 4
+UNSETTLED_WAIT_SECONDS = 5.0
 
 # What Django's middleware adds to every API response (security, DRF's Vary), sent here too.
 _COMMON_HEADERS = [
@@ -87,6 +100,13 @@ class ReservationFastPath:
                 answer = await _reserve(scope, sku=sku, body=body)
             finally:
                 request_id_var.reset(token)
+            if isinstance(answer, _Handover):
+                RESERVATION_FAST_PATH.labels("delegated").inc()
+                try:
+                    await self.app(scope, _replaying(body, complete, receive), send)
+                finally:
+                    answer.done()
+                return
             if answer is not None:
                 status, payload = answer
                 await _respond(send, status, payload, request_id)
@@ -154,8 +174,53 @@ def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelt
     return data["lines"], (timedelta(seconds=ttl_seconds) if ttl_seconds is not None else None), reference
 
 
-async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[str, Any]] | None:
-    """(status, body) when the fast path can answer exactly as the view would; None to hand it over."""
+class _Handover:
+    """The one request on this loop that the view has for these products' unsettled asks; the
+    asks that find it wait for ``done`` (called once the view has answered)."""
+
+    def __init__(self, codes: tuple[str, ...]) -> None:
+        self.codes = codes
+        self.answered = asyncio.Event()
+        handovers = _handovers_of_loop()
+        for code in codes:
+            handovers.setdefault(code, self)
+
+    def done(self) -> None:
+        handovers = _handovers_of_loop()
+        for code in self.codes:
+            if handovers.get(code) is self:
+                del handovers[code]
+        self.answered.set()
+
+
+_handovers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Handover]]" = weakref.WeakKeyDictionary()
+
+
+def _handovers_of_loop() -> dict[str, _Handover]:
+    return _handovers.setdefault(asyncio.get_running_loop(), {})
+
+
+async def _settled(ask: "services.ReservationAsk") -> "services.ReservationOutcome | _Handover":
+    """The ask's outcome from a batch; while it comes back unsettled, it waits for the request the
+    view has for its products and tries a later batch, or becomes that request itself."""
+    for _ in range(UNSETTLED_ROUNDS):
+        outcome = await _batches.call(ask)
+        if not isinstance(outcome, services.ReservationUnsettled):
+            return outcome
+        handovers = _handovers_of_loop()
+        pending = next((handovers[code] for code in outcome.codes if code in handovers), None)
+        if pending is None:
+            return _Handover(outcome.codes)
+        try:
+            await asyncio.wait_for(pending.answered.wait(), UNSETTLED_WAIT_SECONDS)
+        except TimeoutError:
+            return None
+    return None
+
+
+async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[str, Any]] | _Handover | None:
+    """(status, body) when the fast path can answer exactly as the view would; None, or a _Handover
+    for the request the view has for an unsettled ask's products, to hand it over."""
     if _header(scope, b"idempotency-key"):
         return None
     scheme, _, raw_token = _header(scope, b"authorization").partition(" ")
@@ -191,12 +256,12 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
 
     ask = services.ReservationAsk(client=client, lines=tuple(cleaned), ttl=ttl, reference=reference)
     try:
-        reservation = await _batches.call(ask)
+        reservation = await _settled(ask)
     except Exception:
         # Logged by the batcher; the view answers this request afresh.
         return None
-    if reservation is None:
-        return None
+    if reservation is None or isinstance(reservation, _Handover):
+        return reservation
     if isinstance(reservation, services.ReservationShort):
         error = reservation.error()
         return error.status, domain_error_body(error)

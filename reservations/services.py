@@ -271,7 +271,16 @@ class ReservationShort:
                                         for code, requested, available in self.lines])
 
 
-ReservationOutcome = Reservation | ReservationShort | None
+@dataclass(frozen=True)
+class ReservationUnsettled:
+    """An ask its batch neither granted nor found short: it would move a product's alert level (which
+    the locking path records), or it was judged behind an ask that took nothing. A later batch, once
+    the level is recorded, or the locking path settles it. ``codes``: its products' codes."""
+
+    codes: tuple[str, ...]
+
+
+ReservationOutcome = Reservation | ReservationShort | ReservationUnsettled | None
 
 
 def _reserve_params(reservations: list[Reservation], asks: list[ReservationAsk], now: datetime) -> dict[str, Any]:
@@ -293,18 +302,19 @@ def _reserve_params(reservations: list[Reservation], asks: list[ReservationAsk],
 
 def _reserve_results(rows: list[tuple], reservations: list[Reservation],
                      asks: list[ReservationAsk]) -> tuple[list[ReservationOutcome], list[Stock]]:
-    """(per ask: its reservation with its lines attached, ReservationShort, or None for the general
-    path; the changed Stock rows as now)."""
+    """(per ask: its reservation with its lines attached, ReservationShort, ReservationUnsettled, or
+    None (some code unknown or inactive) for the general path; the changed Stock rows as now)."""
     per_ask: dict[int, list[tuple]] = {}
     for row in rows:
         per_ask.setdefault(row[0] - 1, []).append(row)
     outcomes: list[ReservationOutcome] = [None] * len(asks)
     stocks: dict[int, Stock] = {}
     for index, ask_rows in per_ask.items():
-        if ask_rows[0][1] is None:  # not granted: short, or left to the general path
+        if ask_rows[0][1] is None:  # not granted: short, or unsettled
             short = tuple(sorted((code, qty, max(left, 0)) for _, _, _, code, _, _, _, qty, _, _, _, _, left
                                  in ask_rows if qty > left))
-            outcomes[index] = ReservationShort(lines=short) if short else None
+            outcomes[index] = (ReservationShort(lines=short) if short
+                               else ReservationUnsettled(codes=tuple(sorted({row[3] for row in ask_rows}))))
             continue
         reservation = reservations[index]
         lines = []
@@ -335,7 +345,7 @@ def _reserve_plain(*, reservation: Reservation, lines: list[tuple[str, int]]) ->
     (outcome,), stocks = _reserve_results(rows, [reservation], [ask])
     if isinstance(outcome, ReservationShort):
         raise outcome.error()
-    return None if outcome is None else stocks
+    return stocks if isinstance(outcome, Reservation) else None
 
 
 async def reservation_create_batch_async(*, asks: list[ReservationAsk]) -> list[ReservationOutcome]:
@@ -345,9 +355,10 @@ async def reservation_create_batch_async(*, asks: list[ReservationAsk]) -> list[
     The caller has checked that no webhook endpoint is active. The transaction commits on its own,
     then the events (one ``stock.changed`` per changed product, one ``reservation.created`` per
     reservation) and the projection recomputes go to the loop's batches. Per ask: its reservation;
-    a ReservationShort when some line wanted more than was left; or None when it was not granted for
-    another reason or the statements could not run (nothing was written for it either way): the
-    caller then takes the general path for it, which finds out why.
+    a ReservationShort when some line wanted more than was left; a ReservationUnsettled when it
+    would move an alert level (or was judged behind an ask that took nothing); or None when some
+    code is unknown or inactive or the statements could not run (nothing was written for it either
+    way): the caller then takes the general path for it, which finds out why.
     """
     if not asks:
         return []

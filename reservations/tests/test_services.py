@@ -304,7 +304,7 @@ def test_inactive_product_is_refused_and_nothing_reserved():
 
 def _kinds(outcomes) -> list[str | None]:
     return ["reserved" if isinstance(o, Reservation) else "short" if isinstance(o, services.ReservationShort)
-            else None for o in outcomes]
+            else "unsettled" if isinstance(o, services.ReservationUnsettled) else None for o in outcomes]
 
 
 def _asks(client, *pairs: tuple[str, int]) -> list[services.ReservationAsk]:
@@ -339,8 +339,10 @@ async def test_batch_of_one_code_asks_grants_each_product_the_run_of_asks_that_f
         ("BATCH-A", 1)))
 
     # Unknown: the general path says so. BATCH-B has 1 left after its first ask: the next (2) is short
-    # at commit, and the one behind it (1) is left to the general path, which will grant it.
-    assert _kinds(created) == ["reserved", "reserved", "reserved", None, "short", None, "reserved"]
+    # at commit, and the one behind it (1) is unsettled: judged as if the short one had taken its
+    # units, it is left to a later batch or the general path, either of which will grant it.
+    assert _kinds(created) == ["reserved", "reserved", "reserved", None, "short", "unsettled", "reserved"]
+    assert created[5] == services.ReservationUnsettled(codes=("BATCH-B",))
     assert created[4] == services.ReservationShort(lines=(("BATCH-B", 2, 1),))
     # Each changed row moved once: its reserved by the run's total, its version by one.
     assert await sync_to_async(counters)(wide) == (10, 5, 2)
@@ -360,9 +362,10 @@ async def test_batch_of_one_code_asks_leaves_asks_that_move_the_alert_level_to_t
     created = await services.reservation_create_batch_async(asks=_asks(
         client, ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1), ("BATCH-C", 1)))
 
-    # 6 and 5 left stay "ok"; 4 left would be "low", so that ask and the one behind it go to the
-    # general path, which records the level (neither is short: 5 units are left).
-    assert _kinds(created) == ["reserved", "reserved", None, None]
+    # 6 and 5 left stay "ok"; 4 left would be "low", so that ask and the one behind it are unsettled:
+    # the general path records the level (neither is short: 5 units are left).
+    assert _kinds(created) == ["reserved", "reserved", "unsettled", "unsettled"]
+    assert created[2] == created[3] == services.ReservationUnsettled(codes=("BATCH-C",))
     assert await sync_to_async(counters)(product) == (7, 2, 2)
     assert await sync_to_async(Reservation.objects.count)() == 2
 
@@ -411,7 +414,8 @@ async def test_batch_of_carts_judges_each_cart_as_a_whole_after_those_before_it(
         cart(("BATCH-E", 4)),                     # judged as if the second cart took its unit of E
     ])
 
-    assert _kinds(created) == ["reserved", "short", None, "reserved", None]
+    assert _kinds(created) == ["reserved", "short", None, "reserved", "unsettled"]
+    assert created[4] == services.ReservationUnsettled(codes=("BATCH-E",))
     assert created[1] == services.ReservationShort(lines=(("BATCH-F", 5, 3),))
     assert [(line.product.code, line.quantity) for line in created[0].lines.all()] == [("BATCH-E", 2), ("BATCH-F", 1)]
     assert [(line.product.code, line.quantity) for line in created[3].lines.all()] == [("BATCH-E", 4)]
