@@ -7,4 +7,5 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["daphne", "-v", "0", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# As `make run` serves: one Daphne process per core on one port (WEB_WORKERS), on uvloop.
+CMD ["python", "scripts/serve.py", "--host", "0.0.0.0", "--port", "8000"]

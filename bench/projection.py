@@ -177,7 +177,7 @@ def main() -> None:
     print(f"server time query of 100 codes: {ms(query)}")
 
     procs = [
-        subprocess.Popen([str(ROOT / ".venv/bin/daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(PORT),
+        subprocess.Popen([sys.executable, "-m", "core.daphne_main", "-v", "0", "-b", "127.0.0.1", "-p", str(PORT),
                           "config.asgi:application"], cwd=ROOT, env=ENV),
         subprocess.Popen([str(ROOT / ".venv/bin/celery"), "-A", "config.celery_app", "worker", "--loglevel=WARNING",
                           "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat"],

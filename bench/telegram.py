@@ -174,7 +174,7 @@ def main() -> None:
     procs = []
     try:
         procs.append(subprocess.Popen(
-            [str(ROOT / ".venv/bin/daphne"), "-v", "0", "-b", "127.0.0.1", "-p", str(PORT), "config.asgi:application"],
+            [sys.executable, "-m", "core.daphne_main", "-v", "0", "-b", "127.0.0.1", "-p", str(PORT), "config.asgi:application"],
             cwd=ROOT, env=ENV, start_new_session=True))
         # The two workers of the Procfile: the default and projections queues, and alerts on their own.
         for queues, name in (("celery,projections", "bench-default"), ("alerts", "bench-alerts")):

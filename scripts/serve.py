@@ -5,7 +5,8 @@ most; several processes on one port (SO_REUSEPORT) let the kernel spread connect
 
     .venv/bin/python scripts/serve.py --host 127.0.0.1 --port 8000 --workers 2
 
-`make run` (Procfile `web`) serves this way; WEB_WORKERS sets the number of processes (default: cores).
+`make run` (Procfile `web`) serves this way; WEB_WORKERS sets the number of processes (default: cores),
+WEB_EVENT_LOOP (or --loop) their event loop: uvloop (default) or asyncio.
 
 The processes share one Prometheus multiprocess directory (PROMETHEUS_MULTIPROC_DIR, or a temporary one
 made here) so that /metrics, whichever process answers, reports the counters of all of them.
@@ -26,6 +27,9 @@ from pathlib import Path
 from prometheus_client import multiprocess
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.daphne_main import EVENT_LOOPS  # noqa: E402
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -82,6 +86,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", os.cpu_count() or 1)))
     parser.add_argument("--app", default=os.environ.get("WEB_APP", "config.asgi:application"))
+    parser.add_argument("--loop", choices=EVENT_LOOPS, default=os.environ.get("WEB_EVENT_LOOP", "uvloop"),
+                        help="the event loop of the Daphne processes (core/daphne_main.py)")
     args = parser.parse_args()
 
     if port_taken(args.host, args.port):
@@ -109,12 +115,12 @@ def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     signal.signal(signal.SIGINT, stop)
 
     listeners = [listener_open(args.host, args.port) for _ in range(args.workers)]
-    daphne = str(ROOT / ".venv" / "bin" / "daphne")
     # Through the environment, so it is set before the children import prometheus_client, which picks
     # its value storage (per-process files or memory) once, at import.
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WEB_EVENT_LOOP": args.loop}
     children = [
-        subprocess.Popen([daphne, "-v", "0", "--fd", str(listener.fileno()), "--proxy-headers", args.app],
+        subprocess.Popen([sys.executable, "-m", "core.daphne_main", "-v", "0", "--fd", str(listener.fileno()),
+                          "--proxy-headers", args.app],
                          pass_fds=(listener.fileno(),), cwd=ROOT, env=env)
         for listener in listeners
     ]
