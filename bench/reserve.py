@@ -143,20 +143,30 @@ def server_stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def server_cpu_seconds(server: subprocess.Popen) -> float:
-    """CPU time (user + system) used so far by the server's Daphne processes, from /proc."""
+def cpu_seconds(server: subprocess.Popen) -> dict[str, float]:
+    """CPU time (user + system) used so far, from /proc: the server's Daphne processes, this
+    process (the load generator), and every PostgreSQL and Redis server process on the machine
+    (nothing else uses them during the bench)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = {"server": 0, "client": 0, "postgres": 0, "redis": 0}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
         except OSError:
             continue
+        name, fields = head.partition("(")[2], rest.split()
+        used = int(fields[11]) + int(fields[12])
         if int(fields[1]) == server.pid:  # ppid
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            total["server"] += used
+        elif int(entry.name) == os.getpid():
+            total["client"] += used
+        elif name == "postgres":
+            total["postgres"] += used
+        elif name == "redis-server":
+            total["redis"] += used
+    return {part: used / ticks for part, used in total.items()}
 
 
 # ---------------------------------------------------------------- load generator
@@ -307,13 +317,16 @@ def main() -> int:
     try:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             before = counters()
-            cpu_before = server_cpu_seconds(server)
+            cpu_before = cpu_seconds(server)
             stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup))
-            cpu_used = server_cpu_seconds(server) - cpu_before
+            cpu_after = cpu_seconds(server)
             summary = stats.summary(args.seconds)
             # Warm-up requests used CPU too, so divide by every request answered, measured or not.
             answered = stats.answered
-            summary["server_cpu_ms_per_request"] = round(cpu_used * 1000 / answered, 2) if answered else None
+            summary["cpu_ms_per_request"] = {
+                part: round((cpu_after[part] - cpu_before[part]) * 1000 / answered, 2) if answered else None
+                for part in cpu_after}
+            summary["server_cpu_ms_per_request"] = summary["cpu_ms_per_request"]["server"]
             summary["oversell_check"] = oversell_check(before, counters(), stats.units, stats.unknown_units)
             results[mode] = summary
             print(f"{mode:>7}: {summary['rps']:>7} req/s  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  "
@@ -321,6 +334,7 @@ def main() -> int:
                   f"conn-errors {summary['connection_errors']} {summary['first_connection_error']}  server CPU {summary['server_cpu_ms_per_request']} ms/req  "
                   f"oversell check "
                   f"{'OK' if summary['oversell_check']['ok'] else 'FAILED ' + str(summary['oversell_check'])}")
+            print("         CPU ms/req: " + ", ".join(f"{part} {ms}" for part, ms in summary["cpu_ms_per_request"].items()))
         before = counters()
         stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, max_requests=4))
         granted = stats.units.get(RUSH_CODE, 0)
