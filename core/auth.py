@@ -1,16 +1,35 @@
 """API authentication (hashed bearer tokens) and the scope permission every API view declares."""
+import asyncio
+import logging
 import threading
 import time
+import weakref
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
 from core.models import ApiClient, token_hash
 
-# token hash -> (client, monotonic expiry). A per-process cache: the token lookup was one query on
-# every API request. Deactivating a client takes effect within API_CLIENT_CACHE_SECONDS.
-_client_cache: dict[str, tuple[ApiClient, float]] = {}
+logger = logging.getLogger(__name__)
+
+# token hash -> (client, monotonic expiry, monotonic time from which a refresh is due). A per-process
+# cache: the token lookup was one query on every API request. Deactivating a client takes effect
+# within API_CLIENT_CACHE_SECONDS.
+_client_cache: dict[str, tuple[ApiClient, float, float]] = {}
 _client_cache_lock = threading.Lock()
+# On the server loop (api_client_cached), a token in use is renewed in the background once this share
+# of its TTL has passed, so busy tokens never expire on a request: a storefront's tokens are cached
+# at about the same moment, and would otherwise expire together, each request of that moment waiting
+# for a thread and a query (seen as the reservation latency tail).
+REFRESH_AFTER_SHARE = 0.6
+_refresh_due: set[str] = set()
+_refreshing: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task]" = weakref.WeakKeyDictionary()
+
+
+def _cache_put(hashed: str, client: ApiClient, now: float, ttl: float) -> None:
+    if len(_client_cache) > 10_000:
+        _client_cache.clear()
+    _client_cache[hashed] = (client, now + ttl, now + ttl * REFRESH_AFTER_SHARE)
 
 
 def api_client_for_token(raw_token: str) -> ApiClient | None:
@@ -24,18 +43,71 @@ def api_client_for_token(raw_token: str) -> ApiClient | None:
     client = ApiClient.objects.filter(token_hash=hashed, active=True).first()
     if client is not None and ttl > 0:
         with _client_cache_lock:
-            if len(_client_cache) > 10_000:
-                _client_cache.clear()
-            _client_cache[hashed] = (client, now + ttl)
+            _cache_put(hashed, client, now, ttl)
     return client
 
 
 def api_client_cached(raw_token: str) -> ApiClient | None:
-    """The client from the per-process cache only (no query); None when not cached or expired there."""
-    cached = _client_cache.get(token_hash(raw_token))
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
-    return None
+    """The client from the per-process cache only (no query); None when not cached or expired there.
+
+    For the server loop: a hit past its refresh time is renewed in the background (one refresh at a
+    time per loop, one query for every token then due), so it stays cached while in use.
+    """
+    hashed = token_hash(raw_token)
+    cached = _client_cache.get(hashed)
+    if cached is None:
+        return None
+    now = time.monotonic()
+    if cached[1] <= now:
+        return None
+    if cached[2] <= now:
+        _refresh_due.add(hashed)
+        _refresh_start()
+    return cached[0]
+
+
+def api_clients_refresh(hashes: list[str]) -> None:
+    """One query for these cached tokens: the active ones get a new TTL, the others leave the cache."""
+    ttl = getattr(settings, "API_CLIENT_CACHE_SECONDS", 0)
+    now = time.monotonic()
+    active = {c.token_hash: c for c in ApiClient.objects.filter(token_hash__in=hashes, active=True)}
+    with _client_cache_lock:
+        for hashed in hashes:
+            client = active.get(hashed)
+            if client is None or ttl <= 0:
+                _client_cache.pop(hashed, None)
+            else:
+                _cache_put(hashed, client, now, ttl)
+
+
+def _refresh_start() -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not on a loop: the entry expires and the next lookup queries
+    task = _refreshing.get(loop)
+    if task is not None and not task.done():
+        return
+    hashes = sorted(_refresh_due)
+    _refresh_due.clear()
+    _refreshing[loop] = loop.create_task(_refresh(hashes), name="api-client-refresh")
+
+
+async def _refresh(hashes: list[str]) -> None:
+    from core import aio
+
+    try:
+        await aio.sync_read(api_clients_refresh, hashes)
+    except Exception:
+        # The entries then expire as usual and the next request for each looks it up.
+        logger.warning("could not refresh %d cached API client(s)", len(hashes), exc_info=True)
+
+
+async def api_clients_refresh_drain() -> None:
+    """Wait for this loop's refresh, if one is running (tests, before their loop ends)."""
+    task = _refreshing.pop(asyncio.get_running_loop(), None)
+    if task is not None:
+        await task
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
