@@ -69,6 +69,12 @@ class EncodedBatch:
 class Relay(Protocol):
     """What the hub needs from a socket: write one batch to the client, never waiting on it."""
 
+    def relay_batch_now(self, batch: EncodedBatch) -> bool:
+        """Write it without a coroutine if the socket can (its frame writer): True once done; False
+        to have the hub await ``relay_batch`` instead. Saves a coroutine per socket and event in
+        the fan-out's loop."""
+        ...
+
     async def relay_batch(self, batch: EncodedBatch) -> None: ...
 
 
@@ -233,7 +239,8 @@ class FanoutHub:
         batch = EncodedBatch(message["items"])
         for n, socket in enumerate(tuple(members), 1):
             try:
-                await socket.relay_batch(batch)
+                if not socket.relay_batch_now(batch):
+                    await socket.relay_batch(batch)
             except Exception:
                 logger.exception("realtime fan-out failed for one socket")
             if n % YIELD_EVERY == 0:

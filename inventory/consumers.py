@@ -172,14 +172,21 @@ class StockConsumer(AsyncWebsocketConsumer):
         Called by the fan-out hub for every local socket of a group. Neither path waits for the
         client: the frame writer and the ASGI send both leave unsent bytes in the connection's buffer.
         """
+        if self.relay_batch_now(batch):
+            return
         items = self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
-        if not items:
-            return
-        if self.frame_writer is not None:
-            self.frame_writer.write(batch.frames_of(items))
-            return
         for _, text in items:
             await self.base_send({"type": "websocket.send", "text": text})
+
+    def relay_batch_now(self, batch: EncodedBatch) -> bool:
+        """``relay_batch`` without a coroutine, when this socket has a frame writer: True once
+        written; False when only the ASGI send can write it (then call ``relay_batch``)."""
+        if self.frame_writer is None:
+            return False
+        items = self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
+        if items:
+            self.frame_writer.write(batch.frames_of(items))
+        return True
 
     def _unseen(self, items: list[list[str]]) -> list[list[str]]:
         """The items whose event id this socket has not had yet; remembers them."""

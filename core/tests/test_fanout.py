@@ -12,10 +12,26 @@ class FakeSocket:
         self.frames: list[bytes] = []
         self.got = asyncio.Event()
 
+    def relay_batch_now(self, batch) -> bool:
+        return False  # as a socket without a frame writer: the hub awaits relay_batch
+
     async def relay_batch(self, batch):
         self.batches.append(batch.items)
         self.frames.append(batch.frames)
         self.got.set()
+
+
+class WriterSocket(FakeSocket):
+    """As a socket with a frame writer: written at once, no coroutine."""
+
+    def relay_batch_now(self, batch) -> bool:
+        self.batches.append(batch.items)
+        self.frames.append(batch.frames)
+        self.got.set()
+        return True
+
+    async def relay_batch(self, batch):
+        raise AssertionError("the hub awaited relay_batch although relay_batch_now wrote the batch")
 
 
 def _batch(group: str, event_id: str) -> dict:
@@ -70,3 +86,18 @@ async def test_last_socket_leaving_unsubscribes_the_group():
     await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e3"))
     await asyncio.sleep(0.2)
     assert socket.batches == []
+
+
+async def test_a_socket_that_writes_at_once_gets_the_batch_beside_one_that_is_awaited():
+    hub = fanout_hub()
+    direct, awaited = WriterSocket(), FakeSocket()
+    await hub.join(direct, [GROUP_ALL])
+    await hub.join(awaited, [GROUP_ALL])
+
+    await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e9"))
+
+    await asyncio.wait_for(asyncio.gather(direct.got.wait(), awaited.got.wait()), timeout=5)
+    assert direct.batches == awaited.batches == [[["e9", '{"id":"e9"}']]]
+    assert direct.frames[0] is awaited.frames[0]
+    await hub.leave(direct, [GROUP_ALL])
+    await hub.leave(awaited, [GROUP_ALL])
