@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
+from webhooks.http import delivery_session, url_address_blocked
 from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import deliveries_due, endpoints_active_cached, endpoints_cache_clear
 from webhooks.signing import signature_headers
@@ -47,8 +48,9 @@ _URL_MAX_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
 
 
 def _endpoint_validate(*, url: str, event_types: Sequence[str]) -> list[str]:
-    # Private and loopback hosts are allowed on purpose: receivers on the same network (and the tests'
-    # 127.0.0.1 receiver) are normal, and only staff or `manage` clients can register an endpoint.
+    # Private and loopback hosts are allowed by default: receivers on the same network (and the tests'
+    # 127.0.0.1 receiver) are normal. WEBHOOK_BLOCKED_NETWORKS (link-local, where cloud metadata
+    # services answer) is refused here for addresses, and at connect time for every delivery.
     if len(url) > _URL_MAX_LENGTH:
         raise ValidationFailed(f"The URL must be at most {_URL_MAX_LENGTH} characters.",
                                details={"url": url[:100] + "…"})
@@ -56,6 +58,10 @@ def _endpoint_validate(*, url: str, event_types: Sequence[str]) -> list[str]:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
         raise ValidationFailed("The URL must be an http(s) address.", details={"url": url}) from None
+    blocked = url_address_blocked(url)
+    if blocked is not None:
+        raise ValidationFailed("Webhooks cannot be sent to this address.",
+                               details={"url": url, "blocked_network": str(blocked)})
     types = list(dict.fromkeys(event_types))
     unknown = [t for t in types if t not in EventType.values]
     if not types or unknown:
@@ -243,8 +249,9 @@ def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> Webhoo
                                 event_type=delivery.event_type)
     status_code, error = None, ""
     try:
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                                 allow_redirects=False)
+        with delivery_session() as session:
+            response = session.post(endpoint.url, data=body, headers=headers,
+                                    timeout=settings.WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False)
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}: {response.text[:500]}"

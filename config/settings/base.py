@@ -283,6 +283,12 @@ WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default
 WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=6 * 60 * 60)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
+# Destinations webhooks are never sent to (webhooks/http.py): "this host" and link-local, where cloud
+# metadata services answer (169.254.169.254, fd00:ec2::254, Alibaba's 100.100.100.200). Loopback and
+# private networks are allowed (receivers on the same network); add them here to refuse them too.
+WEBHOOK_BLOCKED_NETWORKS = env.list("WEBHOOK_BLOCKED_NETWORKS", default=[
+    "0.0.0.0/8", "169.254.0.0/16", "100.100.100.200/32", "::/128", "fe80::/10", "fd00:ec2::254/128",
+])
 CELERY_BEAT_SCHEDULE["webhook-deliveries-sweep"] = {
     "task": "webhooks.tasks.webhook_deliveries_sweep_task",
     "schedule": env.float("WEBHOOK_SWEEP_EVERY_SECONDS", default=15.0),
