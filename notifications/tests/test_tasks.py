@@ -121,15 +121,13 @@ def test_an_alert_is_delivered_while_every_other_queue_holds_a_backlog(fake_tele
     assert fake_telegram.calls == []
     ran_before = Counter(worker_state.total_count)
 
-    started = time.monotonic()
     inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
     calls = fake_telegram.wait_for("sendMessage", 1, timeout=5)
-    elapsed = time.monotonic() - started
 
     assert [c.payload["chat_id"] for c in calls] == [driver.chat_id]
     assert wait_rows(OutboxState.SENT, 1) == 1
-    assert elapsed < 2.0  # what drivers are promised (docs/bench-tg.md)
-    # The worker of the alerts queue ran the delivery and nothing else; the backlog is still all there.
+    # Not behind the backlog: the worker of the alerts queue ran the delivery and nothing else, and
+    # the backlog is still all there. (How fast drivers get it is bench-telegram's, docs/bench-tg.md.)
     assert set(Counter(worker_state.total_count) - ran_before) == {"notifications.tasks.alert_deliver_task"}
     assert queue_size("projections") >= recomputes and queue_size("celery") >= webhooks
 
