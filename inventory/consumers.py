@@ -174,8 +174,7 @@ class StockConsumer(AsyncWebsocketConsumer):
         """
         if self.relay_batch_now(batch):
             return
-        items = self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
-        for _, text in items:
+        for _, text in self._items_for(batch):
             await self.base_send({"type": "websocket.send", "text": text})
 
     def relay_batch_now(self, batch: EncodedBatch) -> bool:
@@ -183,10 +182,14 @@ class StockConsumer(AsyncWebsocketConsumer):
         written; False when only the ASGI send can write it (then call ``relay_batch``)."""
         if self.frame_writer is None:
             return False
-        items = self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
+        items = self._items_for(batch)
         if items:
             self.frame_writer.write(batch.frames_of(items))
         return True
+
+    def _items_for(self, batch: EncodedBatch) -> list[list[str]]:
+        """The batch's items this socket is to get: all of them, or with several groups those not sent yet."""
+        return self._unseen(batch.items) if len(self.subscribed_groups) > 1 else batch.items
 
     def _unseen(self, items: list[list[str]]) -> list[list[str]]:
         """The items whose event id this socket has not had yet; remembers them."""

@@ -45,6 +45,11 @@ def _reply(client: TelegramClient, chat_id: int, text: str, *, is_group: bool = 
                      is_group=is_group)
 
 
+def _is_group(chat: dict) -> bool:
+    """Groups have their own Telegram rate limit (20 messages a minute)."""
+    return chat.get("type") in ("group", "supergroup")
+
+
 def _language(driver: Driver | None, message: dict) -> str:
     if driver is not None:
         return driver.language
@@ -64,7 +69,7 @@ def _message_handle(client: TelegramClient, message: dict) -> None:
     args = rest.strip()
     driver = selectors.driver_by_chat(chat_id=chat_id)
     language = _language(driver, message)
-    is_group = chat.get("type") in ("group", "supergroup")
+    is_group = _is_group(chat)
     reply = partial(_reply, client, chat_id, is_group=is_group)
 
     if command == "start":
@@ -172,7 +177,7 @@ def _callback_handle(client: TelegramClient, query: dict) -> None:
         product = Product.objects.filter(pk=int(parts[1])).first() if len(parts) >= 2 else None
         if driver is not None and product is not None and parts[0] == "s":
             stock = Stock.objects.select_related("product").get(product=product)
-            _reply(client, chat_id, _stock_line(language, stock), is_group=chat.get("type") in ("group", "supergroup"))
+            _reply(client, chat_id, _stock_line(language, stock), is_group=_is_group(chat))
         elif driver is not None and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0
             services.driver_mute(driver=driver, product=product, hours=min(max(hours, 0.1), MUTE_MAX_HOURS))

@@ -93,6 +93,7 @@ class ReservationFastPath:
         body, complete, disconnected = await _body_read(receive)
         if disconnected:
             return
+        answer = None
         if complete:
             request_id = request_id_from(_header(scope, b"x-request-id"))
             token = request_id_var.set(request_id)
@@ -100,14 +101,7 @@ class ReservationFastPath:
                 answer = await _reserve(scope, sku=sku, body=body)
             finally:
                 request_id_var.reset(token)
-            if isinstance(answer, _Handover):
-                RESERVATION_FAST_PATH.labels("delegated").inc()
-                try:
-                    await self.app(scope, _replaying(body, complete, receive), send)
-                finally:
-                    answer.done()
-                return
-            if answer is not None:
+            if answer is not None and not isinstance(answer, _Handover):
                 status, payload = answer
                 await _respond(send, status, payload, request_id)
                 RESERVATION_FAST_PATH.labels("served").inc()
@@ -115,7 +109,11 @@ class ReservationFastPath:
                                 elapsed=time.perf_counter() - started)
                 return
         RESERVATION_FAST_PATH.labels("delegated").inc()
-        await self.app(scope, _replaying(body, complete, receive), send)
+        try:
+            await self.app(scope, _replaying(body, complete, receive), send)
+        finally:
+            if isinstance(answer, _Handover):
+                answer.done()
 
 
 async def _body_read(receive) -> tuple[bytes, bool, bool]:
