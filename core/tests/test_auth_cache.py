@@ -1,7 +1,9 @@
 """Tests for the per-process API client cache behind bearer authentication."""
+import asyncio
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from core import auth
 from core.tests.factories import ApiClientFactory
@@ -47,10 +49,6 @@ def test_unknown_token_is_not_cached(settings, django_assert_num_queries):
 
 async def _cached_then_due(settings, ttl: float):
     """A client cached by a lookup, then the time passed until its refresh is due (not its expiry)."""
-    import asyncio
-
-    from asgiref.sync import sync_to_async
-
     settings.API_CLIENT_CACHE_SECONDS = ttl
     record = await sync_to_async(ApiClientFactory)()
     assert await sync_to_async(auth.api_client_for_token)(record.raw_token) == record
@@ -69,15 +67,13 @@ async def test_a_token_in_use_is_renewed_in_the_background_before_it_expires(set
 
     _, renewed_expiry, _ = auth._client_cache[auth.token_hash(record.raw_token)]
     assert renewed_expiry > expires
-    await asyncio_sleep_until(expires + 0.05)
+    await asyncio.sleep(max(expires + 0.05 - time.monotonic(), 0))
     assert auth.api_client_cached(record.raw_token) == record  # past the old expiry: still cached
     await auth.api_clients_refresh_drain()
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_renewal_drops_a_client_deactivated_meanwhile(settings):
-    from asgiref.sync import sync_to_async
-
     record, _ = await _cached_then_due(settings, ttl=1.0)
     record.active = False
     await sync_to_async(record.save)(update_fields=["active"])
@@ -88,9 +84,3 @@ async def test_the_renewal_drops_a_client_deactivated_meanwhile(settings):
     assert auth.token_hash(record.raw_token) not in auth._client_cache
     assert auth.api_client_cached(record.raw_token) is None
     assert await sync_to_async(auth.api_client_for_token)(record.raw_token) is None
-
-
-async def asyncio_sleep_until(moment: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(max(moment - time.monotonic(), 0))

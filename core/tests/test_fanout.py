@@ -1,6 +1,8 @@
 """Tests of the per-process fan-out hub against real Redis: shared subscriptions, delivery, leaving."""
 import asyncio
 
+import pytest
+
 from core.fanout import fanout_hub
 from core.groups import GROUP_ALL, group_for_code
 from core.realtime import BATCH_MESSAGE_TYPE
@@ -38,9 +40,11 @@ def _batch(group: str, event_id: str) -> dict:
     return {"type": BATCH_MESSAGE_TYPE, "group": group, "items": [[event_id, f'{{"id":"{event_id}"}}']]}
 
 
-async def test_sockets_of_one_group_share_one_subscription_and_each_gets_the_batch():
+# Sockets the hub awaits (ASGI send), and one it writes to at once (a frame writer) beside one it awaits.
+@pytest.mark.parametrize("kinds", [(FakeSocket, FakeSocket), (WriterSocket, FakeSocket)], ids=["awaited", "mixed"])
+async def test_sockets_of_one_group_share_one_subscription_and_each_gets_the_batch(kinds):
     hub = fanout_hub()
-    first, second = FakeSocket(), FakeSocket()
+    first, second = kinds[0](), kinds[1]()
     await hub.join(first, [GROUP_ALL])
     await hub.join(second, [GROUP_ALL])
     assert fanout_hub() is hub
@@ -86,18 +90,3 @@ async def test_last_socket_leaving_unsubscribes_the_group():
     await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e3"))
     await asyncio.sleep(0.2)
     assert socket.batches == []
-
-
-async def test_a_socket_that_writes_at_once_gets_the_batch_beside_one_that_is_awaited():
-    hub = fanout_hub()
-    direct, awaited = WriterSocket(), FakeSocket()
-    await hub.join(direct, [GROUP_ALL])
-    await hub.join(awaited, [GROUP_ALL])
-
-    await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e9"))
-
-    await asyncio.wait_for(asyncio.gather(direct.got.wait(), awaited.got.wait()), timeout=5)
-    assert direct.batches == awaited.batches == [[["e9", '{"id":"e9"}']]]
-    assert direct.frames[0] is awaited.frames[0]
-    await hub.leave(direct, [GROUP_ALL])
-    await hub.leave(awaited, [GROUP_ALL])

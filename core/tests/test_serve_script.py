@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
+
+from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text, http_requests_of_route
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = str(ROOT / "scripts" / "serve.py")
@@ -37,22 +38,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _requests_by_route(samples, route: str) -> float:
-    return sum(sample.value for sample in samples
-               if sample.name == "stockpulse_http_requests_total" and sample.labels.get("route") == route)
-
-
 def _scraped(url: str) -> float:
     """The healthz request count one /metrics answer reports, over a new connection (requests.get opens one)."""
     response = requests.get(url + "/metrics", timeout=15)
     assert response.status_code == 200
-    return _requests_by_route([s for f in text_string_to_metric_families(response.text) for s in f.samples], "healthz")
+    return http_requests_in_text(response.text, "healthz")
 
 
 def _per_process(metrics_dir: Path, route: str) -> dict[str, float]:
     """Requests of a route counted by each process, read from its own counter file (counter_<pid>.db)."""
-    return {path.name: _requests_by_route([s for m in MultiProcessCollector.merge([str(path)]) for s in m.samples],
-                                          route)
+    return {path.name: http_requests_of_route((s for m in MultiProcessCollector.merge([str(path)]) for s in m.samples),
+                                              route)
             for path in sorted(metrics_dir.glob("counter_*.db"))}
 
 
@@ -129,9 +125,7 @@ def test_serve_empties_a_configured_metrics_dir_at_start(tmp_path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     # Counters an earlier run left behind: 1,000 healthz requests of a process that is gone.
-    subprocess.run([sys.executable, "-c", "from core.metrics import HTTP_REQUESTS; "
-                    "HTTP_REQUESTS.labels('GET', 'healthz', '200').inc(1000)"],
-                   cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, check=True, timeout=30)
+    healthz_counted_by_another_process(metrics_dir, 1000)
     stale = set(metrics_dir.glob("*.db"))
     assert stale
 

@@ -1,24 +1,11 @@
 """Tests for operational endpoints, request ids, metrics, rate limits and the JSON 404."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 
+from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text
 from inventory.tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _healthz_requests(metrics_text: str) -> float:
-    """stockpulse_http_requests_total of the healthz route, as a /metrics answer reports it."""
-    return sum(sample.value for family in text_string_to_metric_families(metrics_text) for sample in family.samples
-               if sample.name == "stockpulse_http_requests_total" and sample.labels.get("route") == "healthz")
 
 
 def test_healthz_answers_without_credentials(client):
@@ -93,22 +80,20 @@ def test_metrics_in_one_process_report_the_default_registry(client, monkeypatch)
 
     text = client.get("/metrics").content.decode()
 
-    assert _healthz_requests(text) == before + 1
+    assert http_requests_in_text(text, "healthz") == before + 1
     assert "python_gc_objects_collected_total" in text  # a collector only the default registry has
 
 
 def test_metrics_with_a_multiprocess_dir_report_the_sum_of_every_process_files(client, monkeypatch, tmp_path):
     # Two other processes count healthz requests in the directory, as serve.py's Daphne children do.
     for served in (2, 3):
-        subprocess.run([sys.executable, "-c", "from core.metrics import HTTP_REQUESTS; "
-                        f"HTTP_REQUESTS.labels('GET', 'healthz', '200').inc({served})"],
-                       cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, check=True, timeout=30)
+        healthz_counted_by_another_process(tmp_path, served)
     client.get("/healthz")  # counted in this process's memory only: this test process is not in multiprocess mode
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
 
     text = client.get("/metrics").content.decode()
 
-    assert _healthz_requests(text) == 5
+    assert http_requests_in_text(text, "healthz") == 5
     assert "python_gc_objects_collected_total" not in text
 
 

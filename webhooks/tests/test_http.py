@@ -1,12 +1,11 @@
 """Blocked webhook destinations: refused when registered by address, and at connect time for every delivery."""
 import pytest
-from django.db import transaction
 
 from core.errors import ValidationFailed
 from webhooks.http import address_blocked
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from webhooks.services import webhook_delivery_attempt, webhook_endpoint_create, webhook_events_enqueue
-from webhooks.tests.factories import endpoint_make
+from webhooks.services import webhook_delivery_attempt, webhook_endpoint_create
+from webhooks.tests.factories import deliveries_make, endpoint_make
 
 ENDPOINTS = "/api/v1/webhooks/endpoints"
 
@@ -58,9 +57,8 @@ def _delivery_to_receiver_by_name(receiver, key: str) -> WebhookDelivery:
     port = receiver.server.server_address[1]
     endpoint_make(url=f"http://localhost:{port}/hooks/stockpulse", event_types=["order.processed"],
                   secret=receiver.secret)
-    with transaction.atomic():
-        webhook_events_enqueue(events=[{"type": "order.processed", "key": key, "data": {}}])
-    return WebhookDelivery.objects.get()
+    (delivery,) = deliveries_make(key=key)
+    return delivery
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,7 +20,7 @@ from webhooks.services import (
     webhooks_stock_rows_changed,
 )
 from webhooks.signing import signature_headers, signature_verify
-from webhooks.tests.factories import endpoint_make
+from webhooks.tests.factories import deliveries_make, endpoint_make
 from webhooks.tests.helpers import delivery_wait_for
 
 
@@ -217,9 +217,7 @@ def test_a_failed_send_is_retried_by_the_beat_sweep_through_a_real_worker(receiv
 
     receiver.statuses = [500, 200]
     endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
-    with transaction.atomic():
-        webhook_events_enqueue(events=[{"type": "order.processed", "key": "retry-1", "data": {}}])
-    delivery = WebhookDelivery.objects.get()
+    (delivery,) = deliveries_make(key="retry-1")
     assert webhook_delivery_attempt(delivery_id=delivery.pk).status == DeliveryStatus.PENDING
     _make_due(delivery.pk)
     queues_purge()
