@@ -4,7 +4,12 @@ Modes (each --seconds long after a warm-up, --clients concurrent keep-alive conn
   hot     one-unit reservations of one SKU
   spread  one-unit reservations over 1,000 SKUs
   carts   1-4 line carts (random order, 1-3 units) over 20 SKUs
-plus a short "rush" check: 64 clients x 4 requests for the last 100 units of a SKU.
+plus a short "rush" check: 64 clients x 4 requests for the last 100 units of a SKU, and a
+"reference" run of the hot mode with the fast path off (every request through the Django view):
+the issue's yardstick for this kind of machine, "a plain DRF view with select_for_update under
+Daphne does about 200 reservations/s on a hot SKU (p99 about 400 ms)". Machines of one kind differ
+by a factor of several, so the reference says which the figures above came from. --no-reference
+skips it.
 
 Prints requests/s, p50/p99 latency, 2xx/409/5xx counts and an oversell check per mode.
 Uses its own database (created if missing, data reloaded each run) and stops what it started.
@@ -47,10 +52,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-url", default=os.environ.get(
         "BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the hot-SKU run through the Django view only (fast path off)")
     return parser.parse_args()
 
 
-def server_env(args) -> dict[str, str]:
+def server_env(args, **overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -64,6 +71,7 @@ def server_env(args) -> dict[str, str]:
         "DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "8"),
         "DJANGO_DEBUG": "false",
     })
+    env.update(overrides)
     return env
 
 
@@ -113,12 +121,12 @@ def data_load(args) -> list[str]:
     return tokens
 
 
-def server_start(args, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "w")
+def server_start(args, log_path: Path, **env_overrides: str) -> subprocess.Popen:
+    log = open(log_path, "a" if env_overrides else "w")
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1",
          "--port", str(args.port), "--workers", str(args.workers)],
-        env=server_env(args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=server_env(args, **env_overrides), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -295,6 +303,29 @@ def oversell_check(before: dict, after: dict, units: dict[str, int], unknown: di
     return {"ok": not problems, "problems": problems[:5]}
 
 
+def mode_run(args, tokens: list[str], server: subprocess.Popen, mode: str, label: str) -> dict:
+    """Drive one mode for --seconds, print its line and return its figures (oversell check included)."""
+    before = counters()
+    cpu_before = cpu_seconds(server)
+    stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup))
+    cpu_after = cpu_seconds(server)
+    summary = stats.summary(args.seconds)
+    # Warm-up requests used CPU too, so divide by every request answered, measured or not.
+    answered = stats.answered
+    summary["cpu_ms_per_request"] = {
+        part: round((cpu_after[part] - cpu_before[part]) * 1000 / answered, 2) if answered else None
+        for part in cpu_after}
+    summary["server_cpu_ms_per_request"] = summary["cpu_ms_per_request"]["server"]
+    summary["oversell_check"] = oversell_check(before, counters(), stats.units, stats.unknown_units)
+    print(f"{label:>7}: {summary['rps']:>7} req/s  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  "
+          f"2xx {summary['2xx']}  409 {summary['409']}  5xx {summary['5xx']}  other {summary['other']}  "
+          f"conn-errors {summary['connection_errors']} {summary['first_connection_error']}  "
+          f"server CPU {summary['server_cpu_ms_per_request']} ms/req  oversell check "
+          f"{'OK' if summary['oversell_check']['ok'] else 'FAILED ' + str(summary['oversell_check'])}")
+    print("         CPU ms/req: " + ", ".join(f"{part} {ms}" for part, ms in summary["cpu_ms_per_request"].items()))
+    return summary
+
+
 def main() -> int:
     args = parse_args()
     for key, value in server_env(args).items():
@@ -316,25 +347,7 @@ def main() -> int:
     results = {}
     try:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-            before = counters()
-            cpu_before = cpu_seconds(server)
-            stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup))
-            cpu_after = cpu_seconds(server)
-            summary = stats.summary(args.seconds)
-            # Warm-up requests used CPU too, so divide by every request answered, measured or not.
-            answered = stats.answered
-            summary["cpu_ms_per_request"] = {
-                part: round((cpu_after[part] - cpu_before[part]) * 1000 / answered, 2) if answered else None
-                for part in cpu_after}
-            summary["server_cpu_ms_per_request"] = summary["cpu_ms_per_request"]["server"]
-            summary["oversell_check"] = oversell_check(before, counters(), stats.units, stats.unknown_units)
-            results[mode] = summary
-            print(f"{mode:>7}: {summary['rps']:>7} req/s  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  "
-                  f"2xx {summary['2xx']}  409 {summary['409']}  5xx {summary['5xx']}  other {summary['other']}  "
-                  f"conn-errors {summary['connection_errors']} {summary['first_connection_error']}  server CPU {summary['server_cpu_ms_per_request']} ms/req  "
-                  f"oversell check "
-                  f"{'OK' if summary['oversell_check']['ok'] else 'FAILED ' + str(summary['oversell_check'])}")
-            print("         CPU ms/req: " + ", ".join(f"{part} {ms}" for part, ms in summary["cpu_ms_per_request"].items()))
+            results[mode] = mode_run(args, tokens, server, mode, mode)
         before = counters()
         stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, max_requests=4))
         granted = stats.units.get(RUSH_CODE, 0)
@@ -349,6 +362,15 @@ def main() -> int:
               f"conn-errors {rush['connection_errors']}: {'OK' if rush_ok else 'FAILED'}")
     finally:
         server_stop(server)
+    if args.reference:
+        # A server of its own: the fast path is chosen when the ASGI application is built.
+        server = server_start(args, log_path, RESERVATION_FAST_PATH="false")
+        try:
+            results["reference"] = mode_run(args, tokens, server, "hot", "view")
+        finally:
+            server_stop(server)
+        print("         (reference: the hot SKU with every request through the Django view; the issue's "
+              "machine did about 200/s, p99 about 400 ms)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     failed = any(not r.get("oversell_check", {"ok": r.get("ok")})["ok"] or r.get("5xx") for r in results.values())
