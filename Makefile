@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev check-services db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection clean
+.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ db: check-services
 run: db
 	@scripts/run.sh
 
-test: install-dev check-services
+# The dashboard's end-to-end tests drive Debian's Chromium: installed here if missing (needs root or sudo).
+check-browser:
+	@scripts/ensure_chromium.sh
+
+test: install-dev check-services check-browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench-telegram: install-dev check-services
