@@ -1,9 +1,10 @@
-"""Helpers shared by the benchmark scripts: run manage.py commands and recreate a bench database."""
+"""Helpers shared by the benchmark scripts: run manage.py commands, recreate a bench database, empty its queues."""
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,3 +21,21 @@ def database_recreate(url: str) -> None:
     with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+# The Celery queues of config/settings/base.py (CELERY_TASK_QUEUES), as lists in the broker's Redis database.
+CELERY_QUEUES = ("celery", "projections", "alerts")
+
+
+def celery_queues_empty(redis_url: str) -> int:
+    """Drop the tasks a bench left queued in its own Redis database (no worker of the bench takes them
+    once it has stopped: they would pile up run after run); returns how many there were."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline()
+        for queue in CELERY_QUEUES:
+            pipe.llen(queue)
+        pipe.delete(*CELERY_QUEUES, "unacked", "unacked_index")
+        return sum(pipe.execute()[:len(CELERY_QUEUES)])
+    finally:
+        client.close()

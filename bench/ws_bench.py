@@ -29,6 +29,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
+sys.path.insert(0, str(ROOT))
+
+from bench.common import celery_queues_empty  # noqa: E402
 
 
 def env_for_server(args) -> dict[str, str]:
@@ -264,7 +267,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_WS_PORT", 8102)))
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_WS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stockpulse_bench_ws"))
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    # A Redis database of its own: on `make run`'s (0) the bench's queued tasks would reach its workers.
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"))
     parser.add_argument("--layer", choices=["pubsub", "core"], default=os.environ.get("CHANNEL_LAYER_BACKEND", "pubsub"),
                         help="channel layer the servers use (CHANNEL_LAYER_BACKEND): Redis Pub/Sub or channels-redis core")
     args = parser.parse_args()
@@ -324,6 +328,7 @@ def main() -> int:
         for server in servers:
             stop_server(server)
         shutil.rmtree(env["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        celery_queues_empty(args.redis_url)
 
     lat_sent, lat_at, lost, dups, foreign = [], [], 0, 0, 0
     client_cpu = sum(cpu for cpu, _ in results)
