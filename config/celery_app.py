@@ -8,3 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("stockpulse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Count and time every task run (stockpulse_celery_tasks_total on /metrics).
+import core.task_metrics  # noqa: E402,F401

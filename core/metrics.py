@@ -31,3 +31,14 @@ RESERVATION_BATCH_SECONDS = Histogram(
     "Time one batch of the reservation fast path takes: rate limits, then the reserving transaction",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+CELERY_TASKS = Counter(
+    "stockpulse_celery_tasks_total",
+    "Celery tasks the workers ran, by task and the state each run ended in (SUCCESS, FAILURE, RETRY...)",
+    ["task", "state"],
+)
+CELERY_TASK_SECONDS = Histogram(
+    "stockpulse_celery_task_duration_seconds",
+    "Time one Celery task run takes in a worker",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)

@@ -1,4 +1,5 @@
 """Operational endpoints: liveness, readiness (PostgreSQL and Redis answer) and Prometheus metrics."""
+import glob
 import logging
 import os
 
@@ -8,6 +9,9 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from core.pipelines import BACKLOG_REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +53,37 @@ def readyz(request) -> JsonResponse:
 
 
 def metrics(request) -> HttpResponse:
-    return HttpResponse(generate_latest(_metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+    # Two expositions back to back: the processes' own metrics, then the pipelines' backlog read from
+    # PostgreSQL now (no family is in both).
+    body = generate_latest(_metrics_registry()) + generate_latest(BACKLOG_REGISTRY)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsDirCollector(Collector):
+    """Sums the Prometheus files of every process that writes below ``METRICS_DIR`` (one subdirectory per kind)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def collect(self):
+        files = sorted(glob.glob(os.path.join(self.root, "*", "*.db")) + glob.glob(os.path.join(self.root, "*.db")))
+        return MultiProcessCollector.merge(files, accumulate=True)
 
 
 def _metrics_registry() -> CollectorRegistry:
-    """Under scripts/serve.py every Daphne process writes its metrics to files in PROMETHEUS_MULTIPROC_DIR:
-    summing them all makes the answer the same whichever process takes the scrape. Without the variable
-    (tests, one process) the process's own registry is the whole service."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The metrics of every process of this host that /metrics can see.
+
+    With ``METRICS_DIR`` (`make run`), the files of the Daphne processes and the Celery workers below it;
+    else, under scripts/serve.py, the files every Daphne process writes in PROMETHEUS_MULTIPROC_DIR, so
+    the answer is the same whichever process takes the scrape. Without either (tests, one process) the
+    process's own registry is the whole service."""
+    if settings.METRICS_DIR or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # A registry holding only the collector: the default one also holds this process's own metrics,
         # which would be exported beside the sums under the same names.
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        if settings.METRICS_DIR:
+            registry.register(MetricsDirCollector(settings.METRICS_DIR))
+        else:
+            MultiProcessCollector(registry)
         return registry
     return REGISTRY

@@ -1,12 +1,14 @@
-"""Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups and outbox rows due."""
+"""Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog."""
 import difflib
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import UnknownCode
+from core.pipelines import Backlog
 from inventory.models import Product, Stock
 from inventory.selectors import product_resolve, stock_list
 from notifications.models import AlertOutbox, Driver, DriverMute, OutboxState, Subscription, Substitute
@@ -131,3 +133,14 @@ def outbox_driver_ids_due(*, now: datetime, grace_seconds: float, limit: int = 5
         .values_list("driver_id", flat=True)
         .distinct()[:limit]
     )
+
+
+def alert_outbox_backlog(*, now: datetime) -> Backlog:
+    """Alert messages still to deliver (pending, or failed and to be tried again), and since when the oldest
+    due one has been due: a row without a retry time is due from its last change."""
+    figures = AlertOutbox.objects.filter(state__in=[OutboxState.PENDING, OutboxState.FAILED]).aggregate(
+        waiting=Count("pk"),
+        oldest_due_at=Min(Coalesce("next_attempt_at", "updated_at"),
+                          filter=Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)),
+    )
+    return Backlog(**figures)

@@ -1,9 +1,12 @@
-"""Reads for orders: one order with its lines and steps, and orders waiting too long in ``received``."""
+"""Reads for orders: one order with its lines and steps, orders waiting too long in ``received``, the backlog."""
 from datetime import datetime
 from uuid import UUID
 
+from django.db.models import Count, Min
+
 from core.errors import NotFound
 from core.models import ApiClient
+from core.pipelines import Backlog
 from orders.models import Order, OrderStatus
 
 
@@ -27,3 +30,10 @@ def orders_stuck(*, queued_before: datetime, limit: int = 500) -> list[UUID]:
         Order.objects.filter(status=OrderStatus.RECEIVED, queued_at__lt=queued_before)
         .order_by("queued_at").values_list("id", flat=True)[:limit]
     )
+
+
+def orders_backlog(*, now: datetime) -> Backlog:
+    """Orders accepted and not yet processed (``received``), and when the longest-waiting one was last queued."""
+    figures = Order.objects.filter(status=OrderStatus.RECEIVED).aggregate(
+        waiting=Count("pk"), oldest_due_at=Min("queued_at"))
+    return Backlog(**figures)

@@ -30,4 +30,6 @@ $credentials
   Try:  curl -H "Authorization: Bearer <API token>" $base/api/v1/stock/
 
 INFO
+# Every process below writes its metrics under one directory; /metrics sums them (config/settings/base.py).
+export METRICS_DIR=${METRICS_DIR:-$PWD/.venv/metrics}
 exec .venv/bin/honcho start -f Procfile

@@ -1,12 +1,14 @@
 """Reads for webhooks: endpoints (active ones cached in-process for the stock hot path) and deliveries."""
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from core.errors import NotFound
+from core.pipelines import Backlog
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
@@ -53,6 +55,13 @@ def deliveries_due(*, limit: int = 200) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )
+
+
+def deliveries_backlog(*, now: datetime) -> Backlog:
+    """Deliveries still pending (due now or waiting for a retry), and the earliest due time among the due ones."""
+    figures = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).aggregate(
+        waiting=Count("pk"), oldest_due_at=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now)))
+    return Backlog(**figures)
 
 
 def endpoint_list() -> QuerySet[WebhookEndpoint]:

@@ -306,6 +306,14 @@ CELERY_BEAT_SCHEDULE["orders-requeue-stuck"] = {
     "schedule": env.float("ORDER_SWEEP_EVERY_SECONDS", default=30.0),
 }
 
+# Metrics: one directory per host shared by every process there (`make run` uses .venv/metrics). Each
+# kind of process writes its Prometheus files in a subdirectory of its own (scripts/with_metrics_dir.sh:
+# web, celery-default, celery-alerts) and /metrics sums them all, so the Celery workers' task counts
+# show beside the Daphne processes' requests. Empty: each process reports only what it has itself.
+METRICS_DIR = env("METRICS_DIR", default="")
+# /metrics reads the pipelines' backlog from PostgreSQL (core/pipelines.py) within this budget, or leaves it out.
+METRICS_BACKLOG_SECONDS = env.float("METRICS_BACKLOG_SECONDS", default=2.0)
+
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,

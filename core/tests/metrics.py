@@ -23,6 +23,13 @@ def http_requests_in_text(metrics_text: str, route: str) -> float:
                                    for s in family.samples), route)
 
 
+def samples_in_text(metrics_text: str, name: str) -> dict[tuple, float]:
+    """The samples of one metric in a /metrics answer's text, by their sorted labels (non-zero ones only)."""
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(metrics_text)
+            for sample in family.samples if sample.name == name and sample.value}
+
+
 def healthz_counted_by_another_process(metrics_dir: Path, count: int) -> None:
     """A separate process in multiprocess mode counts this many healthz requests in metrics_dir (its own file)."""
     subprocess.run([sys.executable, "-c", "from core.metrics import HTTP_REQUESTS; "

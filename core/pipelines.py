@@ -1,0 +1,86 @@
+"""Backlog of the outbox pipelines as /metrics reports it: each app registers a reader of its waiting rows.
+
+The figures come from PostgreSQL at scrape time, not from counters in the workers: the rows are the
+pipelines' durable state, so the answer is the same whichever process takes the scrape, and a
+worker that died or never started shows as a backlog that grows and gets later. The reads run on
+one thread of their own within a budget (``METRICS_BACKLOG_SECONDS``): with PostgreSQL unreachable
+the pool would hold a scrape for its whole timeout, and a scrape must answer anyway.
+"""
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Rows of one pipeline not yet settled, and since when the oldest one that is due has been due."""
+
+    waiting: int
+    oldest_due_at: datetime | None
+
+
+BacklogReader = Callable[..., Backlog]
+_readers: dict[str, BacklogReader] = {}
+
+
+def backlog_reader_register(pipeline: str, reader: BacklogReader) -> None:
+    """Report ``reader(now=...)`` under ``pipeline`` on /metrics (called from the app's ``ready``)."""
+    _readers[pipeline] = reader
+
+
+# One thread: a read stuck on the database makes later scrapes skip the backlog, never pile up threads.
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-backlog")
+
+
+def _backlogs_read(now: datetime) -> dict[str, Backlog]:
+    backlogs = {}
+    try:
+        for pipeline, reader in sorted(_readers.items()):
+            try:
+                backlogs[pipeline] = reader(now=now)
+            except Exception:
+                # A scrape must still answer with what it has; /readyz reports the database itself.
+                logger.exception("pipeline backlog could not be read", extra={"pipeline": pipeline})
+    finally:
+        connection.close()  # this thread's connection, back to the pool
+    return backlogs
+
+
+class PipelineBacklogCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = timezone.now()
+        try:
+            backlogs = _executor.submit(_backlogs_read, now).result(timeout=settings.METRICS_BACKLOG_SECONDS)
+        except FutureTimeout:
+            logger.warning("pipeline backlog not read within %ss; left out of this scrape",
+                           settings.METRICS_BACKLOG_SECONDS)
+            return
+        waiting = GaugeMetricFamily(
+            "stockpulse_pipeline_waiting", "Rows of an outbox pipeline waiting to be delivered or processed",
+            labels=["pipeline"])
+        late = GaugeMetricFamily(
+            "stockpulse_pipeline_oldest_due_seconds",
+            "How long the oldest waiting row that is due has been due (0 when none is): grows when workers fall behind",
+            labels=["pipeline"])
+        for pipeline, backlog in backlogs.items():
+            waiting.add_metric([pipeline], backlog.waiting)
+            due_for = (now - backlog.oldest_due_at).total_seconds() if backlog.oldest_due_at else 0.0
+            late.add_metric([pipeline], max(0.0, due_for))
+        yield waiting
+        yield late
+
+
+BACKLOG_REGISTRY = CollectorRegistry()
+BACKLOG_REGISTRY.register(PipelineBacklogCollector())
