@@ -42,3 +42,9 @@ CELERY_TASK_SECONDS = Histogram(
     ["task"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+PIPELINE_GAVE_UP = Counter(
+    "stockpulse_pipeline_gave_up_total",
+    "Rows an outbox pipeline stopped trying (alert messages and webhook deliveries dead, orders failed): "
+    "staff resend or retry them from the admin",
+    ["pipeline"],
+)

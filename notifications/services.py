@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Product, Stock
 from notifications import selectors, texts
@@ -428,10 +429,12 @@ def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id:
 def _rows_finish(rows: list[AlertOutbox], token: str, *, state: str, error: str, attempts: int = 0,
                  retry_in: float | None = None) -> None:
     next_at = timezone.now() + timedelta(seconds=retry_in) if retry_in is not None else None
-    AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
+    finished = AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
         state=state, last_error=error[:300], attempts=F("attempts") + attempts, next_attempt_at=next_at,
         claimed_until=None, claim_token="",
     )
+    if state == OutboxState.DEAD and finished:
+        transaction.on_commit(partial(PIPELINE_GAVE_UP.labels("alerts").inc, finished))
 
 
 def alert_outbox_sweep(*, now: datetime | None = None) -> list[int]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.db import atomic_with_retry
 from core.errors import Conflict, Gone, NotFound, ValidationFailed
 from core.idempotency import idempotency_key_clean, idempotent_first, request_fingerprint
+from core.metrics import PIPELINE_GAVE_UP
 from core.models import ApiClient
 from core.realtime import realtime_publish
 from orders.locks import invoice_series_lock, order_lock, orders_lock
@@ -127,6 +128,7 @@ def _fail(order: Order, reason: str, *, now: datetime) -> None:
     order.failure_reason = reason[:2000]
     order.save(update_fields=["status", "failure_reason", "updated_at"])
     OrderStep.objects.create(order=order, step="failed", detail=reason[:500])
+    transaction.on_commit(PIPELINE_GAVE_UP.labels("orders").inc)
     transaction.on_commit(partial(realtime_publish, [order_event("failed", order, _lines_of(order), at=now)]))
 
 

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
+from core.metrics import PIPELINE_GAVE_UP
 from webhooks.http import delivery_session, url_address_blocked
 from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import deliveries_due, endpoints_active_cached, endpoints_cache_clear
@@ -268,6 +269,7 @@ def webhook_delivery_attempt(*, delivery_id: int, force: bool = False) -> Webhoo
         elif delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
             delivery.status = DeliveryStatus.DEAD
             logger.warning("webhook delivery dead", extra={"delivery_id": delivery.pk, "error": error})
+            transaction.on_commit(PIPELINE_GAVE_UP.labels("webhooks").inc)
         else:
             delivery.next_attempt_at = now + _backoff(delivery.attempts)
         delivery.save(update_fields=["last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"])

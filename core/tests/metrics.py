@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +22,11 @@ def http_requests_in_text(metrics_text: str, route: str) -> float:
     """The same, from a /metrics answer's text."""
     return http_requests_of_route((s for family in text_string_to_metric_families(metrics_text)
                                    for s in family.samples), route)
+
+
+def gave_up(pipeline: str) -> float:
+    """stockpulse_pipeline_gave_up_total of one pipeline in this process."""
+    return REGISTRY.get_sample_value("stockpulse_pipeline_gave_up_total", {"pipeline": pipeline}) or 0
 
 
 def samples_in_text(metrics_text: str, name: str) -> dict[tuple, float]:

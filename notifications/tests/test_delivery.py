@@ -5,6 +5,7 @@ from datetime import time as dtime
 import pytest
 from django.utils import timezone
 
+from core.tests.metrics import gave_up
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications import services
@@ -158,6 +159,20 @@ def test_403_marks_the_driver_unreachable_without_retry(fake_telegram):
     driver.refresh_from_db()
     assert driver.unreachable and "blocked" in driver.unreachable_reason
     assert AlertOutbox.objects.get().state == OutboxState.DEAD
+
+
+def test_a_message_given_up_is_counted_once_committed(fake_telegram, django_capture_on_commit_callbacks):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    fake_telegram.script("sendMessage", tg.forbidden())
+    before = gave_up("alerts")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(driver)
+
+    assert AlertOutbox.objects.get().state == OutboxState.DEAD
+    assert gave_up("alerts") == before + 1
 
 
 def test_chat_not_found_marks_the_driver_unreachable(fake_telegram):

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, Gone, InsufficientStock, Unprocessable, ValidationFailed
 from core.tests.factories import ApiClientFactory
+from core.tests.metrics import gave_up
 from inventory.models import MovementKind, Stock, StockMovement
 from inventory.tests.factories import ProductFactory
 from orders.models import Order, OrderStatus
@@ -164,6 +165,20 @@ def test_order_whose_reservation_expired_fails_with_the_reason_and_can_be_retrie
     order.refresh_from_db()
     assert order.status == OrderStatus.RECEIVED
     assert list(order.steps.values_list("step", flat=True))[-2:] == ["failed", "retried"]
+
+
+@pytest.mark.django_db
+def test_a_failed_order_is_counted_once_committed(client_record, django_capture_on_commit_callbacks):
+    ProductFactory(code="PAO-9", on_hand=3)
+    order = order_create(client=client_record, lines=[{"code": "PAO-9", "quantity": 1}])
+    Reservation.objects.filter(pk=order.reservation_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    before = gave_up("orders")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = order_process(order_id=order.pk)
+
+    assert failed.status == OrderStatus.FAILED
+    assert gave_up("orders") == before + 1
 
 
 @pytest.mark.django_db

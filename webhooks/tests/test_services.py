@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
+from core.tests.metrics import gave_up
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -161,6 +162,21 @@ def test_delivery_is_dead_after_the_last_try_and_redelivery_sends_it_again(recei
 
     assert sent.status == DeliveryStatus.DELIVERED
     assert [r.answered for r in receiver.received] == [500, 503, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_given_up_is_counted_once_committed(receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    receiver.statuses = [500]
+    endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
+    with transaction.atomic():
+        webhook_events_enqueue(events=[{"type": "order.processed", "key": "o-9", "data": {"order_id": "o-9"}}])
+    before = gave_up("webhooks")
+
+    dead = webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.get().pk)
+
+    assert dead.status == DeliveryStatus.DEAD
+    assert gave_up("webhooks") == before + 1
 
 
 @pytest.mark.django_db(transaction=True)
