@@ -221,6 +221,11 @@ class FanoutHub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # redis-py turns the cancellation of a blocking read into its own TimeoutError (the
+                # channels-redis core layer reads that way): a reader asked to stop stops, instead of
+                # logging a read error and reading again for ever.
+                if asyncio.current_task().cancelling():
+                    raise asyncio.CancelledError from None
                 logger.exception("realtime fan-out could not read from the channel layer")
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue

@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from core.fanout import fanout_hub
+from core.fanout import FanoutHub, fanout_hub
 from core.groups import GROUP_ALL, group_for_code
 from core.realtime import BATCH_MESSAGE_TYPE
 
@@ -90,3 +90,34 @@ async def test_last_socket_leaving_unsubscribes_the_group():
     await hub.layer.group_send(GROUP_ALL, _batch(GROUP_ALL, "e3"))
     await asyncio.sleep(0.2)
     assert socket.batches == []
+
+
+class CancellationTurnedIntoAnErrorLayer:
+    """A layer whose blocking read turns its own cancellation into another error, as redis-py does
+    (its TimeoutError) under the channels-redis core layer."""
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        return prefix + "only"
+
+    async def group_add(self, group: str, channel: str) -> None:
+        pass
+
+    async def receive(self, channel: str) -> dict:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("Timeout reading from 127.0.0.1:6379") from None
+
+
+async def test_a_reader_asked_to_stop_stops_when_the_layer_turns_the_cancellation_into_an_error():
+    hub = FanoutHub(CancellationTurnedIntoAnErrorLayer())
+    await hub.join(FakeSocket(), [GROUP_ALL])
+    await asyncio.sleep(0.05)  # the reader is blocked in receive
+    assert not hub._reader.done()
+
+    hub._reader.cancel()
+    # Before, it logged a read error and read again: the loop closing after a test (or a server) waited for ever.
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(hub._reader, timeout=5)
+
+    assert hub._reader.cancelled()
