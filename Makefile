@@ -36,8 +36,13 @@ run: db
 check-browser:
 	@scripts/ensure_chromium.sh
 
+# The realtime tests once more on the channels-redis core layer, the other CHANNEL_LAYER_BACKEND (docs/realtime.md).
+REALTIME_TESTS := inventory/tests/test_consumers.py inventory/tests/test_consumers_daphne.py \
+	inventory/tests/test_realtime.py core/tests/test_fanout.py orders/tests/test_realtime.py
+
 test: install-dev check-services check-browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	CHANNEL_LAYER_BACKEND=core $(VENV)/bin/pytest -q $(REALTIME_TESTS)
 
 bench-telegram: install-dev check-services
 	$(PY) bench/telegram.py
