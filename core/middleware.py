@@ -1,11 +1,13 @@
-"""Request middleware: request id in and out, a JSON access-log line and per-route request metrics."""
+"""Request middleware: request id in and out, URLs with NUL refused, a JSON access-log line and per-route request metrics."""
 import logging
 import re
 import time
 import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import JsonResponse
 
+from core.errors import error_body
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -31,7 +33,7 @@ class RequestContextMiddleware:
             return self._acall(request)
         request_id, token, started = self._begin(request)
         try:
-            response = self.get_response(request)
+            response = _url_refusal(request) or self.get_response(request)
         finally:
             request_id_var.reset(token)
         return self._finish(request, response, request_id, started)
@@ -39,7 +41,7 @@ class RequestContextMiddleware:
     async def _acall(self, request):
         request_id, token, started = self._begin(request)
         try:
-            response = await self.get_response(request)
+            response = _url_refusal(request) or await self.get_response(request)
         finally:
             request_id_var.reset(token)
         return self._finish(request, response, request_id, started)
@@ -58,6 +60,15 @@ class RequestContextMiddleware:
                         request_id=request_id, elapsed=time.perf_counter() - started)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _url_refusal(request) -> JsonResponse | None:
+    """A 400 for a path or query string holding the NUL character: no code, id or filter can contain
+    it (PostgreSQL text cannot), and a query with it fails in the database instead of answering."""
+    if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+        return JsonResponse(error_body("malformed_request", "The URL cannot contain the NUL character (%00)."),
+                            status=400)
+    return None
 
 
 def request_id_from(incoming: str) -> str:

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame
 from core.groups import category_key, groups_for_subscription
+from core.jsoninput import json_input_loads
 from inventory.selectors import products_resolve_many
 from inventory.ws_tickets import ws_ticket_redeem
 
@@ -119,7 +120,7 @@ class StockConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
-            content = json.loads(text_data if text_data is not None else bytes_data)
+            content = json_input_loads(text_data if text_data is not None else bytes_data)
         except (TypeError, ValueError):
             await self._send_error("malformed", "Send one JSON object per message.")
             return

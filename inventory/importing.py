@@ -10,6 +10,7 @@ from django.db import transaction
 
 from core.db import atomic_with_retry
 from core.errors import ValidationFailed
+from core.jsoninput import JSONInputError, json_input_loads
 from inventory.codes import code_is_valid, code_normalise
 from inventory.locks import stocks_lock
 from inventory.models import MovementKind, Product, UnifiedCode
@@ -77,10 +78,12 @@ def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, A
             raise ValidationFailed("The file must be UTF-8 text.", details={"format": fmt}) from None
     if fmt == "json":
         try:
-            data = json.loads(content)
+            data = json_input_loads(content)
         except json.JSONDecodeError as exc:
             raise ValidationFailed(f"The JSON is malformed: {exc.msg} (line {exc.lineno}).",
                                    details={"line": exc.lineno}) from None
+        except JSONInputError as exc:
+            raise ValidationFailed(f"The JSON cannot be read: {exc}.") from None
         items = data.get("items") if isinstance(data, dict) else data
         if not isinstance(items, list):
             raise ValidationFailed("JSON must be a list of rows or {\"items\": [...]}.")

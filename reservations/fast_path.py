@@ -38,6 +38,7 @@ from django.conf import settings
 from core import aio
 from core.auth import api_client_cached, api_client_for_token
 from core.errors import DomainError, domain_error_body
+from core.jsoninput import json_input_loads
 from core.logging import request_id_var
 from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
@@ -50,7 +51,8 @@ RESERVATIONS_PATH = "/api/v1/reservations"
 # Route labels as Django's resolver reports them, so metrics and logs read the same on both paths.
 RESERVATIONS_ROUTE = "api/v1/reservations"
 STOCK_RESERVE_ROUTE = "stock/<str:sku>/reserve"
-_STOCK_RESERVE_PATH = re.compile(r"^/stock/([^/]+)/reserve$")
+# No NUL in the code: PostgreSQL cannot compare it, so such a path is the view's (a 400 there).
+_STOCK_RESERVE_PATH = re.compile(r"^/stock/([^/\x00]+)/reserve$")
 # Bigger bodies are not a plain one-code reservation: the view reads and judges them.
 MAX_BODY_BYTES = 16 * 1024
 # Asks per batch: bounds one transaction's work and the rows it locks.
@@ -234,7 +236,7 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     if body and not _header(scope, b"content-type").lower().startswith("application/json"):
         return None
     try:
-        data = json.loads(body) if body else {}
+        data = json_input_loads(body) if body else {}
     except ValueError:
         return None
     if not isinstance(data, dict):

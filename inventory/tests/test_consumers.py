@@ -245,6 +245,8 @@ async def test_bad_messages_get_an_error_and_the_socket_stays_open(staff_user):
     communicator, _ = await _staff_socket(staff_user)
     await communicator.send_to(text_data="not json")
     assert (await communicator.receive_json_from(timeout=5))["code"] == "malformed"
+    await communicator.send_to(text_data='{"action": "subscribe", "codes": ["CAFE\\u0000"]}')
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "malformed"
     await communicator.send_json_to({"action": "subscribe", "codes": "A,B"})
     assert (await communicator.receive_json_from(timeout=5))["code"] == "invalid_subscription"
     await communicator.send_json_to({"action": "dance"})

@@ -4,6 +4,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.errors import ValidationFailed
 from inventory.importing import ImportInvalid, stock_import
 from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
@@ -182,6 +183,15 @@ def test_api_import_of_malformed_json_is_a_clear_400(manager):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_request"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content", ['[{"code": "CAFE-1", "on_hand": 1e400}]', '[{"code": "CAFE\\u0000", "on_hand": 1}]'])
+def test_an_import_with_an_infinite_number_or_a_nul_is_refused_whole(content):
+    with pytest.raises(ValidationFailed, match="cannot be read"):
+        stock_import(content=content.encode(), fmt="json")
+
+    assert Product.objects.count() == 0
 
 
 @pytest.mark.django_db

@@ -158,6 +158,11 @@ async def test_published_event_and_projection_mark_follow_a_served_reservation(s
     ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 5}, {}, 400,
      "invalid"),
     ("/api/v1/reservations", b"{not json", {}, 400, None),
+    # A number past the float range reads as infinity, and PostgreSQL text cannot hold NUL: malformed.
+    ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4", "quantity": 1e400}]}', {}, 400, "malformed_request"),
+    ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 1e999}', {}, 400,
+     "malformed_request"),
+    ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4\\u0000", "quantity": 1}]}', {}, 400, "malformed_request"),
 ])
 async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefront, path, body, headers, status, error):
     await sync_to_async(ProductFactory)(code="FAST-4", on_hand=6)
@@ -171,6 +176,16 @@ async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefron
     if error:
         assert answer["error"]["code"] == error
     assert (await sync_to_async(stock_of)("FAST-4")).reserved == 0
+
+
+async def test_a_code_with_nul_in_the_path_is_a_400_and_reserves_nothing(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-5", on_hand=6)
+
+    got, answer, _ = await post("/stock/FAST-5\x00/reserve", {"quantity": 1}, token=storefront.raw_token)
+
+    assert got == 400 and answer["error"]["code"] == "malformed_request"
+    assert (await sync_to_async(stock_of)("FAST-5")).reserved == 0
+    assert await sync_to_async(Reservation.objects.count)() == 0
 
 
 @pytest.mark.parametrize(("path", "body"), [

@@ -1,0 +1,60 @@
+"""JSON input of every entry point (API bodies, the reservation fast path, stock imports, WebSocket
+messages): what the standard parser accepts, less what the service could never store or answer.
+
+Python reads a number past the float range (``1e400``) as infinity, which no quantity or duration
+can be and which strict JSON cannot even write back in an error's details; and PostgreSQL text and
+jsonb cannot hold the NUL character. Both are refused where the JSON is read, as malformed input,
+so no field can let them through to a query.
+"""
+import codecs
+import json
+import math
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+class JSONInputError(ValueError):
+    """Valid JSON that the service refuses to read (a number out of range, a NUL character)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JSONInputError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise JSONInputError(f"{name} is not a number")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def json_input_loads(text: str | bytes) -> Any:
+    """``json.loads`` for input: raises ValueError (JSONDecodeError or JSONInputError) on what it refuses."""
+    data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    if _has_nul(data):
+        raise JSONInputError("text cannot contain the NUL character (\\u0000)")
+    return data
+
+
+class InputJSONParser(JSONParser):
+    """DRF's JSON parser on ``json_input_loads``: refused input is a 400 ``malformed_request``."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return json_input_loads(codecs.getreader(encoding)(stream).read())
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
