@@ -165,13 +165,14 @@ def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelt
     """(lines, ttl, reference) as the view would pass them to the service; None where the view must judge."""
     if sku is not None:
         return [{"code": sku, "quantity": data.get("quantity", 1)}], None, ""
-    ttl_seconds = data.get("ttl_seconds")
-    if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int)):
+    try:
+        ttl = services.ttl_from_seconds(data.get("ttl_seconds"))
+    except DomainError:
         return None
     reference = data.get("reference") or ""
     if not isinstance(data.get("lines"), list) or not isinstance(reference, str):
         return None
-    return data["lines"], (timedelta(seconds=ttl_seconds) if ttl_seconds is not None else None), reference
+    return data["lines"], ttl, reference
 
 
 class _Handover:

@@ -31,6 +31,20 @@ logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- input checks
 
+def ttl_from_seconds(seconds: object) -> timedelta | None:
+    """``ttl_seconds`` as a request gives it: None (the default applies) or a duration within the bounds.
+    ValidationFailed otherwise, judged on the number itself: a timedelta of 10**30 s cannot be built."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise ValidationFailed("ttl_seconds must be a whole number of seconds.", details={"ttl_seconds": seconds})
+    low, high = settings.RESERVATION_MIN_TTL_SECONDS, settings.RESERVATION_MAX_TTL_SECONDS
+    if not low <= seconds <= high:
+        raise ValidationFailed(f"ttl_seconds must be between {low} and {high}.",
+                               details={"ttl_seconds": seconds, "min": low, "max": high})
+    return timedelta(seconds=seconds)
+
+
 def ttl_validate(ttl: object) -> timedelta:
     """The TTL asked for, or the default; ValidationFailed outside the configured bounds."""
     if ttl is None:

@@ -1,5 +1,4 @@
 """Reservations REST API: create, read, confirm, release, extend, and the storefront's /stock routes (seed 001)."""
-from datetime import timedelta
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -65,14 +64,6 @@ class ReservationExtendInputSerializer(serializers.Serializer):
     ttl_seconds = serializers.IntegerField(help_text="Hold until now + ttl_seconds (never shortens).")
 
 
-def _ttl(value: Any) -> timedelta | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed("ttl_seconds must be a whole number of seconds.", details={"ttl_seconds": value})
-    return timedelta(seconds=value)
-
-
 def _body(request) -> dict[str, Any]:
     data = request.data
     if not isinstance(data, dict):
@@ -104,7 +95,7 @@ class ReservationListCreateApi(APIView):
         if not isinstance(reference, str):
             raise ValidationFailed("reference must be a string.", details={"reference": reference})
         reservation = services.reservation_create(
-            client=request_client(request), lines=lines, ttl=_ttl(data.get("ttl_seconds")),
+            client=request_client(request), lines=lines, ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"), reference=reference,
         )
         return Response(reservation_output(reservation), status=status.HTTP_201_CREATED)
@@ -168,7 +159,7 @@ class ReservationExtendApi(APIView):
     def post(self, request, reservation_id):
         data = self.InputSerializer(data=_body(request))
         data.is_valid(raise_exception=True)
-        ttl = services.ttl_validate(timedelta(seconds=data.validated_data["ttl_seconds"]))
+        ttl = services.ttl_from_seconds(data.validated_data["ttl_seconds"])
         reservation = services.reservation_extend(reservation_id=reservation_id, client=request_client(request), ttl=ttl)
         return Response(reservation_output(reservation))
 

@@ -157,6 +157,8 @@ async def test_published_event_and_projection_mark_follow_a_served_reservation(s
     ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 0}]}, {}, 400, "invalid"),
     ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 5}, {}, 400,
      "invalid"),
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 10**30}, {}, 400,
+     "invalid"),
     ("/api/v1/reservations", b"{not json", {}, 400, None),
     # A number past the float range reads as infinity, and PostgreSQL text cannot hold NUL: malformed.
     ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4", "quantity": 1e400}]}', {}, 400, "malformed_request"),

@@ -52,6 +52,9 @@ def test_short_cart_gives_409_with_every_short_line(reserver):
     {"lines": [{"code": "A", "quantity": 1}], "ttl_seconds": 10},
     {"lines": [{"code": "A", "quantity": 1}], "ttl_seconds": 86401},
     {"lines": [{"code": "A", "quantity": 1}], "ttl_seconds": "abc"},
+    # Too large for a duration at all: judged on the number, not a 500 building the timedelta.
+    {"lines": [{"code": "A", "quantity": 1}], "ttl_seconds": 10**30},
+    {"lines": [{"code": "A", "quantity": 1}], "ttl_seconds": -10**30},
     {"lines": [{"code": "A"}]}, [1, 2],
 ])
 def test_bad_input_gives_400_in_error_shape(reserver, body):
@@ -143,6 +146,17 @@ def test_extend_moves_expiry_and_rejects_out_of_range(reserver):
     assert extended.json()["expires_at"] > created["expires_at"]
     assert post(reserver, url, {"ttl_seconds": 5}).status_code == 400
     assert post(reserver, url, {}).status_code == 400
+
+
+def test_extend_by_a_number_too_large_for_a_duration_is_a_400_and_changes_nothing(reserver):
+    ProductFactory(code="A", on_hand=5)
+    created = post(reserver, "/api/v1/reservations", {"lines": [{"code": "A", "quantity": 1}]}).json()
+
+    response = post(reserver, f"/api/v1/reservations/{created['id']}/extend", {"ttl_seconds": 10**30})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["max"] == 86400
+    assert reserver.get(f"/api/v1/reservations/{created['id']}").json()["expires_at"] == created["expires_at"]
 
 
 def test_other_clients_reservations_are_404(reserver, api_client_with_scopes):
