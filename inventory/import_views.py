@@ -3,12 +3,13 @@ import json
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label
 from core.errors import ValidationFailed
+from core.jsoninput import InputJSONParser
 from inventory.importing import stock_import
 
 
@@ -23,7 +24,7 @@ class StockImportApi(APIView):
     """Validate every row, then apply all or none; errors name their line numbers."""
 
     required_scope = "manage"
-    parser_classes = [JSONParser, CsvTextParser]
+    parser_classes = [InputJSONParser, CsvTextParser]
 
     @extend_schema(
         parameters=[OpenApiParameter("dry_run", bool, description="validate and report only"),

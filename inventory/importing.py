@@ -76,6 +76,10 @@ def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, A
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationFailed("The file must be UTF-8 text.", details={"format": fmt}) from None
+    if fmt == "csv" and "\x00" in content:
+        # PostgreSQL text cannot hold it; JSON files are checked by json_input_loads.
+        line = content.count("\n", 0, content.index("\x00")) + 1
+        raise ValidationFailed(f"The file cannot contain the NUL character (line {line}).", details={"line": line})
     if fmt == "json":
         try:
             data = json_input_loads(content)

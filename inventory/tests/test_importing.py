@@ -195,6 +195,17 @@ def test_an_import_with_an_infinite_number_or_a_nul_is_refused_whole(content):
 
 
 @pytest.mark.django_db
+def test_a_csv_with_a_nul_character_is_refused_whole_with_its_line():
+    content = b"code,on_hand\nCAFE-1,5\nCAFE\x00X,5\n"
+
+    with pytest.raises(ValidationFailed, match="NUL") as refused:
+        stock_import(content=content, fmt="csv")
+
+    assert refused.value.details == {"line": 3}
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_bling_style_export_columns_are_understood():
     content = ("Código;Descrição;Unidade;Categoria;Estoque;Estoque mínimo;GTIN/EAN\n"
                "CAFE-250;Café 250 g;UN;Mercearia;18,000;4;7891000055123\n")
