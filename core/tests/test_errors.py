@@ -1,4 +1,6 @@
-"""The one exception handler: overload of the database pool is a 503 in the error shape, not a 500."""
+"""The one exception handler: overload of the database pool is a 503, and no awkward body on any write route is a
+500; every refusal is in the error shape."""
+import json
 import threading
 
 import pytest
@@ -49,3 +51,57 @@ def test_a_request_that_finds_every_pooled_connection_busy_gets_503_with_retry_a
     assert answer["Retry-After"] == "1"
     assert answer.json() == {"error": {"code": "unavailable", "message": "The service is overloaded; try again shortly.",
                                        "details": {"retry_after": "1"}}}
+
+
+# Awkward values as JSON text: past the float range, NUL, huge, empty, of the wrong type.
+AWKWARD_VALUES = ["null", "true", "-1", "0", "1.5", "1e400", "-1e400", "1000000000000000000000000000000",
+                  '""', '"' + "x" * 5000 + '"', '"A\\u0000"', "[]", "{}", '"2026-13-45"', '"\\ud83d\\udca5"']
+# Each write route with a body it accepts; every field is replaced by every awkward value in turn.
+WRITES = [
+    ("post", "/api/v1/reservations", {"lines": [{"code": "HOT-1", "quantity": 1}], "ttl_seconds": 60, "reference": "r"}),
+    ("post", "/stock/HOT-1/reserve", {"quantity": 1}),
+    ("post", "/stock/confirm", {"reservation_id": "00000000-0000-0000-0000-000000000000"}),
+    # The body is judged before the id is looked up.
+    ("post", "/api/v1/reservations/00000000-0000-0000-0000-000000000000/extend", {"ttl_seconds": 60}),
+    ("post", "/api/v1/stock/HOT-1/movements", {"kind": "receipt", "quantity": 5, "reason": "r"}),
+    ("post", "/api/v1/products", {"code": "NEW-1", "name": "n", "category": "c", "low_stock_threshold": 1}),
+    ("post", "/api/v1/products/HOT-1/unified-codes", {"code": "ALIAS-1"}),
+    ("post", "/api/v1/planned-movements", {"source_ref": "s1", "code": "HOT-1", "date": "2026-12-05",
+                                           "direction": "in", "quantity": 5, "kind": "purchase"}),
+    ("post", "/api/v1/planned-movements/bulk", {"items": [{"source_ref": "s2", "code": "HOT-1", "date": "2026-12-05",
+                                                           "direction": "out", "quantity": 5, "kind": "sale"}]}),
+    ("post", "/api/v1/projections/query", {"codes": ["HOT-1"]}),
+    ("post", "/api/v1/stock/lookup", {"codes": ["HOT-1"]}),
+    ("post", "/api/v1/webhooks/endpoints", {"url": "http://127.0.0.1:9/h", "event_types": ["stock.changed"]}),
+    ("post", "/api/v1/webhooks/deliveries/redeliver", {"ids": [1]}),
+    ("post", "/api/v1/orders", {"lines": [{"code": "HOT-1", "quantity": 1}]}),
+    ("post", "/api/v1/stock/import?dry_run=1", {"items": [{"code": "HOT-1", "on_hand": 5}]}),
+]
+
+
+def _bodies_with_each_field_awkward(body: dict) -> list[str]:
+    bodies = []
+    for field in body:
+        for value in AWKWARD_VALUES:
+            marked = json.dumps({**body, field: "__AWKWARD__"})
+            bodies.append(marked.replace('"__AWKWARD__"', value))
+    return bodies + ["", "null", "[]", "{not json", '{"a": 1e400}']
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
+def test_every_awkward_body_on_a_write_route_is_answered_below_500_in_the_error_shape(api_client_with_scopes, method,
+                                                                                      path, body):
+    ProductFactory(code="HOT-1", on_hand=1000)
+    http = api_client_with_scopes("read", "reserve", "manage")
+    answered = []
+
+    for text in _bodies_with_each_field_awkward(body):
+        response = getattr(http, method)(path, text, content_type="application/json")
+        answered.append(response.status_code)
+        assert response.status_code < 500, (text[:200], response.content[:300])
+        if response.status_code >= 400:
+            assert set(response.json()["error"]) == {"code", "message", "details"}, text[:200]
+
+    # Most of them are refused: the route is really judging what it is sent.
+    assert sum(status >= 400 for status in answered) > len(answered) / 2
