@@ -105,3 +105,48 @@ def test_every_awkward_body_on_a_write_route_is_answered_below_500_in_the_error_
 
     # Most of them are refused: the route is really judging what it is sent.
     assert sum(status >= 400 for status in answered) > len(answered) / 2
+
+
+AWKWARD_QUERY_VALUES = ["", "-1", "0", "1.5", "1e400", "99999999999999999999999999", "abc", "true", "x" * 3000,
+                        "%F0%9F%92%A5", "2026-13-45", "a,b,,c", ",", "null"]
+# Each read route and the query parameters it takes (its filters and pagination).
+READS = [
+    ("/api/v1/stock/", ["category", "below_threshold", "out_of_stock", "search", "page", "page_size"]),
+    ("/api/v1/stock/snapshot", ["codes", "category"]),
+    ("/api/v1/products", ["page", "page_size"]),
+    ("/api/v1/reservations", ["status", "page", "page_size"]),
+    ("/api/v1/projections/ruptures", ["days", "limit", "offset"]),
+    ("/api/v1/projections/HOT-1", ["days"]),
+    ("/api/v1/projections/HOT-1/daily", ["days"]),
+    ("/api/v1/planned-movements", ["code", "source", "status", "kind", "date_from", "date_to", "page", "page_size"]),
+    ("/api/v1/webhooks/deliveries", ["endpoint", "status", "event_type", "page", "page_size"]),
+    ("/api/v1/webhooks/endpoints", ["page", "page_size"]),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "params"), READS, ids=[p for p, _ in READS])
+def test_every_awkward_query_on_a_read_route_is_answered_below_500_in_the_error_shape(api_client_with_scopes, path,
+                                                                                     params):
+    ProductFactory(code="HOT-1", on_hand=10)
+    http = api_client_with_scopes("read", "reserve", "manage")
+
+    for param in params:
+        for value in AWKWARD_QUERY_VALUES:
+            response = http.get(f"{path}?{param}={value}")
+            assert response.status_code < 500, (param, value[:50], response.content[:300])
+            if response.status_code >= 400:
+                assert set(response.json()["error"]) == {"code", "message", "details"}, (param, value[:50])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/planned-movements/99999999999999999999999", "/api/v1/orders/not-an-id",
+                                  "/api/v1/reservations/not-an-id", "/api/v1/webhooks/endpoints/99999999999999999999999",
+                                  "/api/v1/stock/" + "X" * 3000 + "/", "/api/v1/projections/" + "X" * 3000])
+def test_awkward_ids_in_the_path_are_answered_below_500_in_the_error_shape(api_client_with_scopes, path):
+    http = api_client_with_scopes("read", "reserve", "manage")
+
+    response = http.get(path)
+
+    assert 400 <= response.status_code < 500
+    assert set(response.json()["error"]) == {"code", "message", "details"}
