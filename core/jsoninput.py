@@ -49,6 +49,11 @@ def json_input_loads(text: str | bytes) -> Any:
     return data
 
 
+class JSONInputRefused(ParseError):
+    """A body that is JSON but holds what the service refuses to read (``JSONInputError``); a 400 like any
+    malformed body, told apart for callers that must not be answered so (the Telegram webhook)."""
+
+
 class InputJSONParser(JSONParser):
     """DRF's JSON parser on ``json_input_loads``: refused input is a 400 ``malformed_request``."""
 
@@ -56,5 +61,7 @@ class InputJSONParser(JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             return json_input_loads(codecs.getreader(encoding)(stream).read())
+        except JSONInputError as exc:
+            raise JSONInputRefused(f"JSON parse error - {exc}") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ValidationFailed
+from core.jsoninput import JSONInputRefused
 from notifications import services
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,13 @@ class TelegramWebhookApi(APIView):
     throttle_classes: list = []
 
     def post(self, request):
-        update = request.data
+        try:
+            update = request.data
+        except JSONInputRefused as exc:
+            # Telegram delivers an update again after every non-2xx answer, and this one can never be
+            # read (a NUL character, a number past the float range): acknowledge it and drop it.
+            logger.warning("telegram update dropped: %s", exc.detail)
+            return Response({"ok": True})
         update_id = update.get("update_id") if isinstance(update, dict) else None
         if isinstance(update_id, bool) or not isinstance(update_id, int):
             raise ValidationFailed("An update needs an integer update_id.", details={"update_id": update_id})

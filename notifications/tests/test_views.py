@@ -61,6 +61,27 @@ def test_malformed_json_is_400(webhook_secret):
     assert response.status_code == 400
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ['{"update_id": 9, "message": {"text": "a\\u0000", "chat": {"id": 1}}}',
+                                  '{"update_id": 9, "message": {"date": 1e400}}'])
+def test_an_update_that_can_never_be_read_is_acknowledged_and_dropped(webhook_secret, body):
+    # Answered 400, Telegram would deliver it again and again; nothing could ever store it.
+    response = APIClient().generic("POST", URL, body, content_type="application/json",
+                                   HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN=SECRET)
+
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert TelegramUpdate.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_an_unreadable_update_from_a_sender_without_the_secret_is_still_refused(webhook_secret):
+    response = APIClient().generic("POST", URL, '{"update_id": 9, "message": {"text": "a\\u0000"}}',
+                                   content_type="application/json", HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN="wrong")
+
+    assert response.status_code == 403
+    assert TelegramUpdate.objects.count() == 0
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_duplicate_update_id_is_processed_once(webhook_secret, fake_telegram, celery_worker):
