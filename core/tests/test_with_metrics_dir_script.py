@@ -1,8 +1,11 @@
 """Tests for scripts/with_metrics_dir.sh: each Procfile process writes its metric files in METRICS_DIR/<kind>, summed on /metrics."""
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from core.tests.metrics import ROOT, http_requests_in_text
 
@@ -42,3 +45,24 @@ def test_without_metrics_dir_the_command_runs_as_it_is():
     shown = _run("web", "import os; print(os.environ.get('PROMETHEUS_MULTIPROC_DIR', 'unset'))")
 
     assert shown.stdout.strip() == "unset"
+
+
+def _kinds(commands: dict[str, list[str]]) -> dict[str, str]:
+    """The metrics kind each command runs under the script with, by process name."""
+    return {name: argv[1] for name, argv in commands.items() if argv and argv[0].endswith("with_metrics_dir.sh")}
+
+
+def test_the_procfile_and_compose_run_web_and_both_workers_each_in_a_directory_of_its_own():
+    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    compose_commands = {name: service.get("command") or [] for name, service in services.items()}
+
+    procfile_kinds = _kinds({name: shlex.split(command) for name, command in procfile.items()})
+    compose_kinds = _kinds(compose_commands)
+
+    expected = {"web": "web", "worker": "celery-default", "alerts": "celery-alerts"}
+    assert procfile_kinds == compose_kinds == expected
+    # Compose: the same volume at METRICS_DIR in each, so the web's /metrics reads the workers' files.
+    metrics_dir = compose["x-app"]["environment"]["METRICS_DIR"]
+    assert all(f"metrics:{metrics_dir}" in services[name]["volumes"] for name in expected)
