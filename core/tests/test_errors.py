@@ -1,12 +1,12 @@
 """The one exception handler: overload of the database pool is a 503, and no awkward body on any write route is a
 500; every refusal is in the error shape."""
-import json
 import threading
 
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from core.tests.awkward import bodies_with_each_field_awkward
 from core.tests.factories import ApiClientFactory
 from inventory.tests.factories import ProductFactory
 
@@ -53,9 +53,6 @@ def test_a_request_that_finds_every_pooled_connection_busy_gets_503_with_retry_a
                                        "details": {"retry_after": "1"}}}
 
 
-# Awkward values as JSON text: past the float range, NUL, huge, empty, of the wrong type.
-AWKWARD_VALUES = ["null", "true", "-1", "0", "1.5", "1e400", "-1e400", "1000000000000000000000000000000",
-                  '""', '"' + "x" * 5000 + '"', '"A\\u0000"', "[]", "{}", '"2026-13-45"', '"\\ud83d\\udca5"']
 # Each write route with a body it accepts; every field is replaced by every awkward value in turn.
 WRITES = [
     ("post", "/api/v1/reservations", {"lines": [{"code": "HOT-1", "quantity": 1}], "ttl_seconds": 60, "reference": "r"}),
@@ -79,15 +76,6 @@ WRITES = [
 ]
 
 
-def _bodies_with_each_field_awkward(body: dict) -> list[str]:
-    bodies = []
-    for field in body:
-        for value in AWKWARD_VALUES:
-            marked = json.dumps({**body, field: "__AWKWARD__"})
-            bodies.append(marked.replace('"__AWKWARD__"', value))
-    return bodies + ["", "null", "[]", "{not json", '{"a": 1e400}']
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
 def test_every_awkward_body_on_a_write_route_is_answered_below_500_in_the_error_shape(api_client_with_scopes, method,
@@ -96,7 +84,7 @@ def test_every_awkward_body_on_a_write_route_is_answered_below_500_in_the_error_
     http = api_client_with_scopes("read", "reserve", "manage")
     answered = []
 
-    for text in _bodies_with_each_field_awkward(body):
+    for text in bodies_with_each_field_awkward(body):
         response = getattr(http, method)(path, text, content_type="application/json")
         answered.append(response.status_code)
         assert response.status_code < 500, (text[:200], response.content[:300])

@@ -12,6 +12,7 @@ from core import aio
 from core.groups import group_for_code
 from core.metrics import RESERVATION_FAST_PATH
 from core.realtime import realtime_publisher_drain
+from core.tests.awkward import bodies_with_each_field_awkward
 from core.tests.factories import ApiClientFactory
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
@@ -178,6 +179,27 @@ async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefron
     if error:
         assert answer["error"]["code"] == error
     assert (await sync_to_async(stock_of)("FAST-4")).reserved == 0
+
+
+LINE = {"code": "FAST-9", "quantity": 1}
+
+
+@pytest.mark.parametrize(("path", "bodies"), [
+    ("/api/v1/reservations", bodies_with_each_field_awkward({"lines": [LINE], "ttl_seconds": 60, "reference": "r"})),
+    # The fields of a line, too.
+    ("/api/v1/reservations", ['{"lines": [%s]}' % line for line in bodies_with_each_field_awkward(LINE)]),
+    ("/stock/FAST-9/reserve", bodies_with_each_field_awkward({"quantity": 1})),
+], ids=["reservations", "reservation lines", "stock reserve"])
+async def test_every_awkward_body_is_answered_below_500_in_the_error_shape(storefront, path, bodies):
+    await sync_to_async(ProductFactory)(code="FAST-9", on_hand=100_000)
+
+    for text in bodies:
+        status, answer, _ = await post(path, text.encode(), token=storefront.raw_token)
+        assert status < 500, (text[:200], answer)
+        if status >= 400:
+            assert set(answer["error"]) == {"code", "message", "details"}, text[:200]
+
+    assert await sync_to_async(reserved_drift)() == []
 
 
 async def test_a_code_with_nul_in_the_path_is_a_400_and_reserves_nothing(storefront):
