@@ -1,9 +1,10 @@
-"""Database helpers: retrying a whole transaction when PostgreSQL reports a deadlock or serialization failure."""
+"""Database helpers: retrying a whole transaction on a deadlock or serialization failure, and reads bounded in time."""
 import functools
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 import psycopg.errors
@@ -52,3 +53,27 @@ def atomic_with_retry(attempts: int = 4) -> Callable[[Callable[P, R]], Callable[
         return wrapper
 
     return decorate
+
+
+class BoundedReader:
+    """Runs reads on a thread of its own and waits at most ``seconds`` for each.
+
+    With PostgreSQL unreachable, Django's pool holds a caller for its whole timeout (10 s), and the
+    operational endpoints (/readyz, the pipelines' backlog on /metrics) must answer sooner than their
+    scrapers and probes give up. One thread per reader: a read stuck on the database makes the next
+    callers time out at once instead of piling up threads.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def read(self, fn: Callable[P, R], *args: P.args, seconds: float, **kwargs: P.kwargs) -> R:
+        """``fn``'s result or its exception; TimeoutError when it has not answered within ``seconds``."""
+        return self._executor.submit(self._run, fn, *args, **kwargs).result(timeout=seconds)
+
+    @staticmethod
+    def _run(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()  # this thread's connection, back to the pool

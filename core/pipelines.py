@@ -8,17 +8,16 @@ the pool would hold a scrape for its whole timeout, and a scrape must answer any
 """
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from core.db import BoundedReader
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +39,17 @@ def backlog_reader_register(pipeline: str, reader: BacklogReader) -> None:
     _readers[pipeline] = reader
 
 
-# One thread: a read stuck on the database makes later scrapes skip the backlog, never pile up threads.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-backlog")
+_bounded = BoundedReader("pipeline-backlog")
 
 
 def _backlogs_read(now: datetime) -> dict[str, Backlog]:
     backlogs = {}
-    try:
-        for pipeline, reader in sorted(_readers.items()):
-            try:
-                backlogs[pipeline] = reader(now=now)
-            except Exception:
-                # A scrape must still answer with what it has; /readyz reports the database itself.
-                logger.exception("pipeline backlog could not be read", extra={"pipeline": pipeline})
-    finally:
-        connection.close()  # this thread's connection, back to the pool
+    for pipeline, reader in sorted(_readers.items()):
+        try:
+            backlogs[pipeline] = reader(now=now)
+        except Exception:
+            # A scrape must still answer with what it has; /readyz reports the database itself.
+            logger.exception("pipeline backlog could not be read", extra={"pipeline": pipeline})
     return backlogs
 
 
@@ -62,8 +57,8 @@ class PipelineBacklogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = timezone.now()
         try:
-            backlogs = _executor.submit(_backlogs_read, now).result(timeout=settings.METRICS_BACKLOG_SECONDS)
-        except FutureTimeout:
+            backlogs = _bounded.read(_backlogs_read, now, seconds=settings.METRICS_BACKLOG_SECONDS)
+        except TimeoutError:
             logger.warning("pipeline backlog not read within %ss; left out of this scrape",
                            settings.METRICS_BACKLOG_SECONDS)
             return

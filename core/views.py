@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from core.db import BoundedReader
 from core.pipelines import BACKLOG_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -20,11 +21,20 @@ def healthz(request) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+_readiness = BoundedReader("readiness")
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 def _check_database() -> str | None:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        _readiness.read(_select_one, seconds=settings.READYZ_DATABASE_SECONDS)
         return None
+    except TimeoutError:
+        return f"PostgreSQL did not answer within {settings.READYZ_DATABASE_SECONDS:g} s."
     except Exception as exc:  # any failure means not ready
         return str(exc)
 

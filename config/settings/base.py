@@ -313,6 +313,8 @@ CELERY_BEAT_SCHEDULE["orders-requeue-stuck"] = {
 METRICS_DIR = env("METRICS_DIR", default="")
 # /metrics reads the pipelines' backlog from PostgreSQL (core/pipelines.py) within this budget, or leaves it out.
 METRICS_BACKLOG_SECONDS = env.float("METRICS_BACKLOG_SECONDS", default=2.0)
+# /readyz waits this long for PostgreSQL (not the pool's 10 s) before it answers 503.
+READYZ_DATABASE_SECONDS = env.float("READYZ_DATABASE_SECONDS", default=2.0)
 
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {

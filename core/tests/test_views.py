@@ -1,4 +1,6 @@
 """Tests for operational endpoints, request ids, metrics, rate limits and the JSON 404."""
+import threading
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -28,6 +30,25 @@ def test_readyz_503_when_redis_is_unreachable(client, settings):
     body = response.json()["error"]
     assert body["code"] == "not_ready"
     assert set(body["details"]) == {"redis"}
+
+
+def test_readyz_503_within_its_budget_when_the_database_does_not_answer(client, settings, monkeypatch):
+    held, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:  # as a connection waits on a pool whose PostgreSQL is gone (10 s)
+        held.set()
+        release.wait(10)
+
+    monkeypatch.setattr("core.views._select_one", stuck)
+    settings.READYZ_DATABASE_SECONDS = 0.2
+    try:
+        response = client.get("/readyz")
+    finally:
+        release.set()
+
+    assert held.is_set()
+    assert response.status_code == 503
+    assert response.json()["error"]["details"] == {"database": "PostgreSQL did not answer within 0.2 s."}
 
 
 def test_request_id_is_echoed_or_generated(client):
