@@ -97,8 +97,11 @@ def data_load(args) -> list[str]:
     from inventory.models import MovementKind, Product, Stock, StockMovement
 
     with connection.cursor() as cursor:
+        # Webhook endpoints too: one left subscribed (by hand, or by another tool run on this database)
+        # would send every reservation through the view to write its delivery, and measure that instead.
         cursor.execute("TRUNCATE reservations_reservationline, reservations_reservation, inventory_stockmovement,"
-                       " inventory_stock, inventory_unifiedcode, inventory_product CASCADE")
+                       " inventory_stock, inventory_unifiedcode, inventory_product, webhooks_webhookdelivery,"
+                       " webhooks_webhookendpoint CASCADE")
     ApiClient.objects.filter(name__startswith="bench-reserve-").delete()
     stock_for = {HOT_CODE: 1_000_000, RUSH_CODE: RUSH_UNITS}
     stock_for.update({code: 100_000 for code in SPREAD_CODES})
