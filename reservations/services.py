@@ -31,17 +31,24 @@ logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- input checks
 
+_TTL_NOT_WHOLE = "ttl_seconds must be a whole number of seconds."
+
+
+def _ttl_bounds_check(seconds: float) -> None:
+    low, high = settings.RESERVATION_MIN_TTL_SECONDS, settings.RESERVATION_MAX_TTL_SECONDS
+    if not low <= seconds <= high:
+        raise ValidationFailed(f"ttl_seconds must be between {low} and {high}.",
+                               details={"ttl_seconds": seconds, "min": low, "max": high})
+
+
 def ttl_from_seconds(seconds: object) -> timedelta | None:
     """``ttl_seconds`` as a request gives it: None (the default applies) or a duration within the bounds.
     ValidationFailed otherwise, judged on the number itself: a timedelta of 10**30 s cannot be built."""
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, int):
-        raise ValidationFailed("ttl_seconds must be a whole number of seconds.", details={"ttl_seconds": seconds})
-    low, high = settings.RESERVATION_MIN_TTL_SECONDS, settings.RESERVATION_MAX_TTL_SECONDS
-    if not low <= seconds <= high:
-        raise ValidationFailed(f"ttl_seconds must be between {low} and {high}.",
-                               details={"ttl_seconds": seconds, "min": low, "max": high})
+        raise ValidationFailed(_TTL_NOT_WHOLE, details={"ttl_seconds": seconds})
+    _ttl_bounds_check(seconds)
     return timedelta(seconds=seconds)
 
 
@@ -50,11 +57,8 @@ def ttl_validate(ttl: object) -> timedelta:
     if ttl is None:
         return timedelta(seconds=settings.RESERVATION_DEFAULT_TTL_SECONDS)
     if not isinstance(ttl, timedelta):
-        raise ValidationFailed("ttl_seconds must be a whole number of seconds.", details={"ttl_seconds": str(ttl)})
-    low, high = settings.RESERVATION_MIN_TTL_SECONDS, settings.RESERVATION_MAX_TTL_SECONDS
-    if not low <= ttl.total_seconds() <= high:
-        raise ValidationFailed(f"ttl_seconds must be between {low} and {high}.",
-                               details={"ttl_seconds": ttl.total_seconds(), "min": low, "max": high})
+        raise ValidationFailed(_TTL_NOT_WHOLE, details={"ttl_seconds": str(ttl)})
+    _ttl_bounds_check(ttl.total_seconds())
     return ttl
 
 
