@@ -10,20 +10,13 @@ from typing import ParamSpec, TypeVar
 import psycopg.errors
 from django.db import DatabaseError, connection, transaction
 
+from core.errors import caused_by
+
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    cause = exc
-    while cause is not None:
-        if isinstance(cause, _RETRYABLE):
-            return True
-        cause = cause.__cause__
-    return False
 
 
 def atomic_with_retry(attempts: int = 4) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -44,7 +37,7 @@ def atomic_with_retry(attempts: int = 4) -> Callable[[Callable[P, R]], Callable[
                     with transaction.atomic():
                         return fn(*args, **kwargs)
                 except DatabaseError as exc:
-                    if attempt == attempts or not _is_retryable(exc):
+                    if attempt == attempts or not caused_by(exc, _RETRYABLE):
                         raise
                     logger.warning("transaction retried", extra={"function": fn.__qualname__, "attempt": attempt})
                     time.sleep(random.uniform(0.001, 0.01) * attempt)

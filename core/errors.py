@@ -130,7 +130,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         details = {"retry_after": headers["Retry-After"]} if "Retry-After" in headers else {}
         return Response(error_body(code, _flatten_message(exc.detail), details), status=exc.status_code, headers=headers)
-    if _database_pool_exhausted(exc):
+    if caused_by(exc, PoolTimeout):
         # Overload, not a fault: every connection stayed busy for the pool's whole wait. Nothing
         # was written; the client may retry.
         logger.warning("database pool exhausted: answered 503", exc_info=exc)
@@ -140,9 +140,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
 
 
-def _database_pool_exhausted(exc: BaseException | None) -> bool:
+def caused_by(exc: BaseException | None, types: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` or an exception it was raised from (``__cause__``, as Django wraps database
+    errors) is one of ``types``."""
     while exc is not None:
-        if isinstance(exc, PoolTimeout):
+        if isinstance(exc, types):
             return True
         exc = exc.__cause__
     return False
