@@ -1,4 +1,6 @@
-"""Backlog of the outbox pipelines as /metrics reports it: each app registers a reader of its waiting rows.
+"""Backlog of the outbox pipelines as /metrics reports it, from each app's reader of its waiting rows.
+
+The readers are named by dotted path in PIPELINE_BACKLOG_READERS (pipeline → selector).
 
 The figures come from PostgreSQL at scrape time, not from counters in the workers: the rows are the
 pipelines' durable state, so the answer is the same whichever process takes the scrape, and a
@@ -13,6 +15,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -31,12 +34,11 @@ class Backlog:
 
 
 BacklogReader = Callable[..., Backlog]
-_readers: dict[str, BacklogReader] = {}
 
 
-def backlog_reader_register(pipeline: str, reader: BacklogReader) -> None:
-    """Report ``reader(now=...)`` under ``pipeline`` on /metrics (called from the app's ``ready``)."""
-    _readers[pipeline] = reader
+def backlog_readers() -> dict[str, BacklogReader]:
+    """PIPELINE_BACKLOG_READERS resolved: each pipeline's ``reader(now=...)``."""
+    return {pipeline: import_string(path) for pipeline, path in settings.PIPELINE_BACKLOG_READERS.items()}
 
 
 _bounded = BoundedReader("pipeline-backlog")
@@ -44,7 +46,7 @@ _bounded = BoundedReader("pipeline-backlog")
 
 def _backlogs_read(now: datetime) -> dict[str, Backlog]:
     backlogs = {}
-    for pipeline, reader in sorted(_readers.items()):
+    for pipeline, reader in sorted(backlog_readers().items()):
         try:
             backlogs[pipeline] = reader(now=now)
         except Exception:

@@ -7,9 +7,3 @@ class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = _("Webhooks")
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from core.pipelines import backlog_reader_register
-        from webhooks.selectors import deliveries_backlog
-
-        backlog_reader_register("webhooks", deliveries_backlog)

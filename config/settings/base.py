@@ -312,6 +312,11 @@ CELERY_BEAT_SCHEDULE["orders-requeue-stuck"] = {
 # show beside the Daphne processes' requests. Empty: each process reports only what it has itself.
 METRICS_DIR = env("METRICS_DIR", default="")
 # /metrics reads the pipelines' backlog from PostgreSQL (core/pipelines.py) within this budget, or leaves it out.
+PIPELINE_BACKLOG_READERS = {
+    "alerts": "notifications.selectors.alert_outbox_backlog",
+    "webhooks": "webhooks.selectors.deliveries_backlog",
+    "orders": "orders.selectors.orders_backlog",
+}
 METRICS_BACKLOG_SECONDS = env.float("METRICS_BACKLOG_SECONDS", default=2.0)
 # /readyz waits this long for PostgreSQL (not the pool's 10 s) before it answers 503.
 READYZ_DATABASE_SECONDS = env.float("READYZ_DATABASE_SECONDS", default=2.0)

@@ -71,7 +71,8 @@ def test_a_pipeline_that_cannot_be_read_is_left_out_and_the_scrape_still_answers
     def unreadable(*, now):
         raise RuntimeError("no such table")
 
-    monkeypatch.setitem(pipelines._readers, "broken", unreadable)
+    readers = pipelines.backlog_readers()
+    monkeypatch.setattr(pipelines, "backlog_readers", lambda: {**readers, "broken": unreadable})
 
     waiting, late = _backlog(client)
 
@@ -86,7 +87,8 @@ def test_a_read_over_its_budget_leaves_the_backlog_out_and_the_scrape_still_answ
         release.wait(10)
         raise RuntimeError("gave up")
 
-    monkeypatch.setitem(pipelines._readers, "stuck", stuck)
+    readers = pipelines.backlog_readers()
+    monkeypatch.setattr(pipelines, "backlog_readers", lambda: {**readers, "stuck": stuck})
     settings.METRICS_BACKLOG_SECONDS = 0.2
     try:
         waiting, late = _backlog(client)
