@@ -30,14 +30,17 @@ def gave_up(pipeline: str) -> float:
 
 
 def samples_in_text(metrics_text: str, name: str) -> dict[tuple, float]:
-    """The samples of one metric in a /metrics answer's text, by their sorted labels (non-zero ones only)."""
+    """The samples of one metric in a /metrics answer's text, by their sorted labels."""
     return {tuple(sorted(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(metrics_text)
-            for sample in family.samples if sample.name == name and sample.value}
+            for sample in family.samples if sample.name == name}
+
+
+# Python code that counts {count} healthz requests, run in a process of its own.
+COUNT_HEALTHZ = "from core.metrics import HTTP_REQUESTS; HTTP_REQUESTS.labels('GET', 'healthz', '200').inc({count})"
 
 
 def healthz_counted_by_another_process(metrics_dir: Path, count: int) -> None:
     """A separate process in multiprocess mode counts this many healthz requests in metrics_dir (its own file)."""
-    subprocess.run([sys.executable, "-c", "from core.metrics import HTTP_REQUESTS; "
-                    f"HTTP_REQUESTS.labels('GET', 'healthz', '200').inc({count})"],
+    subprocess.run([sys.executable, "-c", COUNT_HEALTHZ.format(count=count)],
                    cwd=ROOT, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, check=True, timeout=30)

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from core import pipelines
 from core.tests.factories import ApiClientFactory
+from core.tests.metrics import samples_in_text
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications.models import AlertOutbox
@@ -27,12 +27,9 @@ def _backlog(client) -> tuple[dict[str, float], dict[str, float]]:
     """(waiting, oldest due seconds) by pipeline, as a scrape of /metrics reports them."""
     response = client.get("/metrics")
     assert response.status_code == 200
-    figures: dict[str, dict[str, float]] = {"stockpulse_pipeline_waiting": {}, "stockpulse_pipeline_oldest_due_seconds": {}}
-    for family in text_string_to_metric_families(response.content.decode()):
-        for sample in family.samples:
-            if sample.name in figures:
-                figures[sample.name][sample.labels["pipeline"]] = sample.value
-    return figures["stockpulse_pipeline_waiting"], figures["stockpulse_pipeline_oldest_due_seconds"]
+    text = response.content.decode()
+    return tuple({dict(labels)["pipeline"]: value for labels, value in samples_in_text(text, name).items()}
+                 for name in ("stockpulse_pipeline_waiting", "stockpulse_pipeline_oldest_due_seconds"))
 
 
 def test_with_nothing_waiting_every_pipeline_reports_zero(client):

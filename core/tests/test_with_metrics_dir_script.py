@@ -7,10 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from core.tests.metrics import ROOT, http_requests_in_text
+from core.tests.metrics import COUNT_HEALTHZ, ROOT, http_requests_in_text
 
 SCRIPT = ROOT / "scripts" / "with_metrics_dir.sh"
-COUNT_HEALTHZ = "from core.metrics import HTTP_REQUESTS; HTTP_REQUESTS.labels('GET', 'healthz', '200').inc({})"
 
 
 def _run(kind: str, code: str, **env: str) -> subprocess.CompletedProcess:
@@ -20,8 +19,8 @@ def _run(kind: str, code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_each_kind_writes_in_its_own_directory_and_metrics_sums_them_all(client, settings, tmp_path):
-    _run("web", COUNT_HEALTHZ.format(2), METRICS_DIR=str(tmp_path))
-    _run("celery-default", COUNT_HEALTHZ.format(3), METRICS_DIR=str(tmp_path))
+    _run("web", COUNT_HEALTHZ.format(count=2), METRICS_DIR=str(tmp_path))
+    _run("celery-default", COUNT_HEALTHZ.format(count=3), METRICS_DIR=str(tmp_path))
     settings.METRICS_DIR = str(tmp_path)
 
     text = client.get("/metrics").content.decode()
