@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from core.auth import actor_label
 from core.errors import ValidationFailed
 from core.models import ApiClient
-from core.pagination import paginated_response
+from core.pagination import StandardPagination, paginated_response
 from reservations import selectors, services
 from reservations.models import Reservation, ReservationStatus
 
@@ -73,6 +73,7 @@ def _body(request) -> dict[str, Any]:
 
 class ReservationListCreateApi(APIView):
     """POST reserves every line or none; GET lists the client's own reservations."""
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
 
     required_scope = "reserve"
 
