@@ -6,6 +6,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core.db import atomic_with_retry
 from core.errors import Conflict, ValidationFailed
@@ -75,15 +76,19 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
     if short:
         raise Conflict("The change would take stock below zero.", details={"lines": short})
 
+    # update() skips auto_now: the change's time is set here, as the reservation statements do.
+    changed_at = timezone.now()
     for product_id, stock in sorted(locked.items(), key=lambda item: item[1].pk):
         Stock.objects.filter(pk=stock.pk).update(
             on_hand=F("on_hand") + on_hand_delta[product_id],
             reserved=F("reserved") + reserved_delta[product_id],
             version=F("version") + 1,
+            updated_at=changed_at,
         )
         stock.on_hand += on_hand_delta[product_id]
         stock.reserved += reserved_delta[product_id]
         stock.version += 1
+        stock.updated_at = changed_at
 
     running = {pid: s.on_hand - on_hand_delta[pid] for pid, s in locked.items()}
     movements = []
