@@ -185,22 +185,29 @@ def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = 
     raise ValidationFailed(f"Unknown movement kind {kind!r}.", details={"kind": kind})
 
 
-def _code_claim(code: str) -> str:
-    """Normalise and validate a new code, and take a transaction lock on it so a product code and an
-    alias with the same text cannot be created at once; raise if the code is taken either way."""
+def code_check_free(*, code: str, lock: bool = False) -> str:
+    """The new code normalised; ValidationFailed if malformed, Conflict if it is already a product or
+    unified code. Forms call it to show the problem beside what was typed; the services call it with
+    ``lock`` (a transaction lock on the code), so a product code and an alias with the same text cannot
+    be created at once."""
     normalised = code_normalise(code)
     if not code_is_valid(normalised):
         raise ValidationFailed(
             "A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit.",
             details={"code": normalised},
         )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"code:{normalised}"])
+    if lock:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"code:{normalised}"])
     if Product.objects.filter(code=normalised).exists():
         raise Conflict(f"{normalised} is already a product code.", details={"code": normalised})
     if UnifiedCode.objects.filter(code=normalised).exists():
         raise Conflict(f"{normalised} is already a unified code.", details={"code": normalised})
     return normalised
+
+
+def _code_claim(code: str) -> str:
+    return code_check_free(code=code, lock=True)
 
 
 def _product_fields_validate(*, name: str, category: str, unit: str, low_stock_threshold: int) -> None:
