@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from notifications import services
+from notifications.forms import DriverAdminForm
 from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Substitute
 
 
@@ -11,7 +12,8 @@ class DriverAdmin(admin.ModelAdmin):
     list_display = ("name", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
     list_filter = ("active", "unreachable", "language", "subscription")
     search_fields = ("name",)
-    raw_id_fields = ("products",)
+    form = DriverAdminForm
+    autocomplete_fields = ("products",)
     readonly_fields = ("unreachable_reason", "linked_at", "created_at")
     actions = ["link_create", "unreachable_clear"]
 
@@ -36,7 +38,7 @@ class DriverAdmin(admin.ModelAdmin):
 @admin.register(Substitute)
 class SubstituteAdmin(admin.ModelAdmin):
     list_display = ("product", "substitute", "position")
-    raw_id_fields = ("product", "substitute")
+    autocomplete_fields = ("product", "substitute")
     search_fields = ("product__code", "product__name", "substitute__code")
 
 
@@ -73,4 +75,4 @@ class AlertOutboxAdmin(admin.ModelAdmin):
 @admin.register(DriverMute)
 class DriverMuteAdmin(admin.ModelAdmin):
     list_display = ("driver", "product", "until")
-    raw_id_fields = ("driver", "product")
+    autocomplete_fields = ("driver", "product")

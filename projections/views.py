@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound
-from core.pagination import paginated_response
+from core.pagination import StandardPagination, paginated_response
 from projections import selectors, services
 from projections.models import PlannedKind, PlannedMovement
 from projections.serializers import (
@@ -217,6 +217,7 @@ class PlannedMovementBulkApi(APIView):
 
 
 class PlannedMovementListApi(APIView):
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
     required_scope = "manage"
 
     class FilterSerializer(serializers.Serializer):
