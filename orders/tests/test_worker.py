@@ -32,7 +32,8 @@ def test_order_placed_over_the_api_is_processed_by_a_worker(empty_queue, receive
     endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
     ProductFactory(code="VINHO-1", on_hand=8)
     http = api_client_with_scopes("read", "reserve")
-    worker = Worker()
+    # The Procfile's orders worker and, for the order.processed webhook, the default one.
+    worker = Worker(queues="orders,celery")
     try:
         accepted = http.post("/api/v1/orders", {"lines": [{"code": "VINHO-1", "quantity": 3}]}, format="json")
         assert accepted.status_code == 202 and accepted.json()["status"] == "received"
@@ -83,7 +84,7 @@ def test_worker_killed_mid_processing_then_replaced_processes_every_order_once(e
     holder = threading.Thread(target=_hold_invoice_counter, args=(locked, release))
     holder.start()
     assert locked.wait(10)
-    first = Worker(concurrency=2)
+    first = Worker(queues="orders", concurrency=2)
     try:
         # Both pool processes are inside order_process, stock confirmed, blocked on the invoice counter.
         wait_for(lambda: _waiting_on_locks() >= 2, worker=first)
@@ -94,7 +95,7 @@ def test_worker_killed_mid_processing_then_replaced_processes_every_order_once(e
         first.stop()
     assert _statuses() == {"received": 12}
 
-    second = Worker(concurrency=2)
+    second = Worker(queues="orders", concurrency=2)
     try:
         # The killed worker's tasks were never acked; the beat sweep is what brings them back.
         orders_requeue_stuck(older_than=timedelta(0))
