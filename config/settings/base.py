@@ -287,6 +287,9 @@ WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default
 WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=6 * 60 * 60)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
+# Most events one delivery carries: a change of n stock rows (an ERP import) is ceil(n / this) POSTs per
+# endpoint that accepts batches, not n (docs/orders-webhooks-import.md, "Batched deliveries").
+WEBHOOK_BATCH_MAX = env.int("WEBHOOK_BATCH_MAX", default=100)
 # Destinations webhooks are never sent to (webhooks/http.py): "this host" and link-local, where cloud
 # metadata services answer (169.254.169.254, fd00:ec2::254, Alibaba's 100.100.100.200). Loopback and
 # private networks are allowed (receivers on the same network); add them here to refuse them too.
