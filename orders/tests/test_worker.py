@@ -171,7 +171,7 @@ def test_an_order_is_processed_while_an_imports_webhook_deliveries_wait_on_a_slo
         stock_import(content=json.dumps([{"code": p.code, "on_hand": 9} for p in products]), fmt="json")
         batches = WebhookDelivery.objects.filter(event_type="batch")
         assert batches.count() == 8  # 40 rows in one change: ceil(40 / 5) deliveries, not 40
-        wait_for(lambda: len(receiver.received) == 1, worker=main)  # the main worker is inside the first POST
+        wait_for(lambda: len(receiver.received) == 1, timeout=60, worker=main)  # main is inside the first POST
 
         order = order_create(client=client, lines=[{"code": "IMPORT-00", "quantity": 2}])
         wait_for(lambda: Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSED).exists(), timeout=60,
