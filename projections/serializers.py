@@ -1,4 +1,4 @@
-"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement line readers."""
+"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement lines."""
 from datetime import date
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Webhook tables: WebhookEndpoint (who wants which events) and WebhookDelivery (the outbox, one row per POST: one event, or a batch of one change's events, for one endpoint)."""
+"""Webhook tables: WebhookEndpoint (who wants which events) and WebhookDelivery (the outbox, one row per POST)."""
 import uuid
 
 from django.db import models

@@ -181,7 +181,7 @@ def _endpoint_rows(endpoint: EndpointRef, events: list[dict[str, Any]], *, batch
 
 
 def webhook_events_enqueue(*, events: Iterable[dict[str, Any]], batch: bool = False) -> list[int]:
-    """Write the outbox rows of these events for every subscribed endpoint in the current transaction; send after commit.
+    """Write these events' outbox rows for every subscribed endpoint in the current transaction; send after commit.
 
     Each event is ``{"type", "key", "data"}``: ``key`` names the fact (e.g. ``SKU-1:v7``) and fixes the
     event id. With ``batch`` (the events of one change), an endpoint that accepts batches gets them in

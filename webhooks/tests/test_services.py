@@ -1,4 +1,4 @@
-"""Webhook outbox: rows written with their cause, batched per change, signed delivery, retries with backoff, dead letters, redelivery."""
+"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead letters, redelivery."""
 import json
 from datetime import timedelta
 
