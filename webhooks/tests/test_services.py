@@ -1,4 +1,4 @@
-"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead letters, redelivery."""
+"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead ones, redelivery."""
 import json
 from datetime import timedelta
 
