@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Anonymous rate limits count per address the same way as the brute-force limits.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
@@ -205,10 +205,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    # Choice sets whose field names ("kind", "status") other components use for other choices.
+    "ENUM_NAME_OVERRIDES": {
+        "PlannedKindEnum": "projections.models.PlannedKind",
+        "PlannedStatusEnum": "projections.models.PlannedStatus",
     },
-    "SECURITY": [{"bearerAuth": []}],
 }
 
 # Celery: the broker is Redis unless CELERY_BROKER_URL says otherwise (amqp:// works too).
