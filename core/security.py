@@ -142,6 +142,16 @@ def token_failure_record(address: str) -> int | None:
     return seconds
 
 
+def token_lockout_clear(address: str) -> bool:
+    """Lift this address's lockout and forget its failures; whether it was locked out."""
+    failures_key, lockout_key = _token_keys(address)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.delete(lockout_key)
+    pipe.delete(failures_key)
+    lifted, _ = pipe.execute()
+    return bool(lifted)
+
+
 class FailOpenAxesCacheHandler(AxesCacheHandler):
     """django-axes' cache handler, except that an unreachable Redis lets logins through (logged), unlimited,
     instead of failing them with a 500."""

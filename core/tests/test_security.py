@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from config.settings import base
@@ -107,6 +108,18 @@ def test_the_lockout_ends_after_its_time(settings):
     time.sleep(1.1)
 
     assert _bearer(storefront.raw_token, "10.1.0.5").status_code == 200
+
+
+def test_token_unlock_lifts_a_lockout_before_its_end(capsys):
+    storefront = ApiClientFactory(scopes=["read"])
+    _wrong_tokens("10.1.0.8", base.TOKEN_FAILURE_LIMIT)
+    assert _bearer(storefront.raw_token, "10.1.0.8").status_code == 429
+
+    call_command("token_unlock", "10.1.0.8")
+
+    assert "Bearer tokens from 10.1.0.8 are accepted again." in capsys.readouterr().out
+    assert _bearer(storefront.raw_token, "10.1.0.8").status_code == 200
+    assert _wrong_tokens("10.1.0.8", base.TOKEN_FAILURE_LIMIT - 1)[-1] == 401  # counting starts afresh
 
 
 def test_a_made_up_x_forwarded_for_does_not_dodge_the_lockout_without_trusted_proxies():
@@ -218,6 +231,26 @@ def test_the_lockout_page_is_in_the_stores_language(client, staff, settings):
 
     assert answer.status_code == 429
     assert "mesmo com a senha certa, por até 15 minutos" in answer.content.decode()
+
+
+def test_axes_reset_username_lifts_an_account_lockout(client, staff):
+    for n in range(base.AXES_FAILURE_LIMIT):
+        _login(client, "boss", "wrong", f"10.8.0.{n}")
+    assert _login(client, "boss", "right-pass-123", "10.8.1.1").status_code == 429
+
+    call_command("axes_reset_username", "boss")
+
+    assert _login(client, "boss", "right-pass-123", "10.8.1.1").status_code == 302
+
+
+def test_axes_reset_ip_lifts_an_address_lockout(client, staff):
+    for n in range(base.AXES_FAILURE_LIMIT):
+        _login(client, f"guess{n}", "wrong", "10.8.2.1")
+    assert _login(client, "boss", "right-pass-123", "10.8.2.1").status_code == 429
+
+    call_command("axes_reset_ip", "10.8.2.1")
+
+    assert _login(client, "boss", "right-pass-123", "10.8.2.1").status_code == 302
 
 
 def test_a_wrong_password_below_the_limit_is_the_usual_form_error(client, staff):
