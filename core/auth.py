@@ -114,7 +114,11 @@ async def api_clients_refresh_drain() -> None:
 class TokenLockout(exceptions.Throttled):
     """Too many unknown bearer tokens from this address (core/security.py): 429 ``rate_limited``."""
 
-    default_detail = "Too many invalid bearer tokens from this address."
+    def __init__(self, *, wait: int) -> None:
+        # One message of ours, rather than DRF's with its own (translated) sentence appended.
+        exceptions.APIException.__init__(
+            self, f"Too many invalid bearer tokens from this address: try again in {wait} seconds.")
+        self.wait = wait
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

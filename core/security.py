@@ -81,7 +81,7 @@ def _redis():
 def _remaining(until: bytes | None) -> int | None:
     if until is None:
         return None
-    left = math.ceil(int(until) - time.time())
+    left = math.ceil(float(until) - time.time())
     return left if left > 0 else None
 
 
@@ -132,7 +132,7 @@ def token_failure_record(address: str) -> int | None:
         if failures < settings.TOKEN_FAILURE_LIMIT:
             return None
         pipe = client.pipeline(transaction=False)
-        pipe.set(lockout_key, math.ceil(time.time()) + seconds, ex=seconds)
+        pipe.set(lockout_key, repr(time.time() + seconds), ex=seconds)
         pipe.delete(failures_key)
         pipe.execute()
     except redis.RedisError:

@@ -75,7 +75,7 @@ def test_unknown_tokens_from_one_address_end_in_429_with_retry_after():
     assert error["code"] == "rate_limited"
     assert 0 < int(locked["Retry-After"]) <= base.TOKEN_LOCKOUT_SECONDS
     assert error["details"] == {"retry_after": locked["Retry-After"]}
-    assert "invalid bearer tokens" in error["message"]
+    assert error["message"] == f"Too many invalid bearer tokens from this address: try again in {locked['Retry-After']} seconds."
     assert _bearer("sp_and-another", "10.1.0.1").status_code == 429
 
 
