@@ -10,6 +10,7 @@ import threading
 import time
 
 import redis
+from axes.backends import AxesStandaloneBackend
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_cache
 from django.conf import settings
@@ -150,6 +151,19 @@ def token_lockout_clear(address: str) -> bool:
     pipe.delete(failures_key)
     lifted, _ = pipe.execute()
     return bool(lifted)
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' check, first of the authentication backends: refuses logins while locked out.
+
+    A login without a request (the test client's ``login()``, a script) has no address to count and
+    is left to the next backend, where axes' own backend would raise ValueError.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
 
 
 class FailOpenAxesCacheHandler(AxesCacheHandler):

@@ -154,7 +154,7 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # logins of that username or from that address are refused, the right password included, for
 # LOGIN_LOCKOUT_MINUTES after the last counted failure.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "core.security.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "core.security.FailOpenAxesCacheHandler"

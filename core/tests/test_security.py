@@ -253,6 +253,11 @@ def test_axes_reset_ip_lifts_an_address_lockout(client, staff):
     assert _login(client, "boss", "right-pass-123", "10.8.2.1").status_code == 302
 
 
+def test_a_login_without_a_request_is_judged_by_the_password_alone(client, staff):
+    assert client.login(username="boss", password="wrong") is False
+    assert client.login(username="boss", password="right-pass-123") is True
+
+
 def test_a_wrong_password_below_the_limit_is_the_usual_form_error(client, staff):
     answer = _login(client, "boss", "wrong", "10.5.0.1")
 
