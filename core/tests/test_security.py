@@ -110,6 +110,17 @@ def test_the_lockout_ends_after_its_time(settings):
     assert _bearer(storefront.raw_token, "10.1.0.5").status_code == 200
 
 
+def test_the_websocket_ticket_route_is_locked_out_too():
+    storefront = ApiClientFactory(scopes=["read"])
+    _wrong_tokens("10.1.0.9", base.TOKEN_FAILURE_LIMIT)
+
+    ticket = APIClient().post("/api/v1/ws-ticket", HTTP_AUTHORIZATION=f"Bearer {storefront.raw_token}",
+                              REMOTE_ADDR="10.1.0.9")
+
+    assert ticket.status_code == 429
+    assert ticket.json()["error"]["code"] == "rate_limited"
+
+
 def test_token_unlock_lifts_a_lockout_before_its_end(capsys):
     storefront = ApiClientFactory(scopes=["read"])
     _wrong_tokens("10.1.0.8", base.TOKEN_FAILURE_LIMIT)
@@ -222,6 +233,18 @@ def test_a_login_lockout_ends_after_its_cool_off(client, staff, settings):
 
     assert _login(client, "boss", "right-pass-123", "10.4.0.1").status_code == 302
     assert _logged_in(client)
+
+
+def test_logins_refused_during_a_lockout_do_not_prolong_it(client, staff, settings):
+    settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME = 2, timedelta(seconds=1)
+    _login(client, "boss", "wrong", "10.4.1.1")
+    _login(client, "boss", "wrong", "10.4.1.1")
+    time.sleep(0.6)
+    assert _login(client, "boss", "wrong", "10.4.1.1").status_code == 429
+
+    time.sleep(0.6)  # 1.2 s after the last counted failure, 0.6 s after the refused one
+
+    assert _login(client, "boss", "right-pass-123", "10.4.1.1").status_code == 302
 
 
 def test_the_lockout_page_is_in_the_stores_language(client, staff, settings):
