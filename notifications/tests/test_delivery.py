@@ -172,7 +172,8 @@ def test_retry_delay_doubles_with_jitter_up_to_its_cap(settings):
     assert len(set(delays[10])) > 100  # jittered: the chats of one outage do not all come back together
 
 
-def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, settings, django_capture_on_commit_callbacks):
+def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, settings,
+                                                           django_capture_on_commit_callbacks):
     settings.ALERT_GIVE_UP_AFTER = 600
     product = ProductFactory(on_hand=6)
     driver = DriverFactory()

@@ -1,7 +1,14 @@
-"""Tests for the Bot API client: error classification, escaping and the shared Redis rate limits."""
+"""Tests for the Bot API client: error classification, escaping, the shared Redis rate limits, the token kept secret."""
+import logging
+
 import pytest
 
-from notifications import telegram
+from inventory import services as inventory
+from inventory.tests.factories import ProductFactory
+from notifications import services, telegram
+from notifications.bot import bot_update_handle
+from notifications.models import AlertOutbox, Driver
+from notifications.tests.factories import DriverFactory
 from notifications.telegram import RateLimiter, TelegramClient
 from notifications.tests import fake_telegram as tg
 
@@ -69,15 +76,6 @@ TOKEN = "7406231985:AAH-distinctive_Secret_t0ken"
 
 @pytest.mark.django_db
 def test_the_bot_token_appears_nowhere_after_failures(fake_telegram, settings, caplog, client, staff_user):
-    import logging
-
-    from inventory import services as inventory
-    from inventory.tests.factories import ProductFactory
-    from notifications import services
-    from notifications.bot import bot_update_handle
-    from notifications.models import AlertOutbox, Driver
-    from notifications.tests.factories import DriverFactory
-
     caplog.set_level(logging.DEBUG)
     fake_telegram.token = settings.TELEGRAM_BOT_TOKEN = TOKEN
     settings.TELEGRAM_TIMEOUT = 0.2
@@ -108,6 +106,7 @@ def test_the_bot_token_appears_nowhere_after_failures(fake_telegram, settings, c
     assert not [r for r in caplog.records if TOKEN in r.getMessage()]
     client.force_login(staff_user)
     pages = [client.get("/admin/notifications/alertoutbox/"), client.get("/metrics")] + [
-        client.get(f"/admin/notifications/alertoutbox/{pk}/change/") for pk in AlertOutbox.objects.values_list("pk", flat=True)]
+        client.get(f"/admin/notifications/alertoutbox/{pk}/change/")
+        for pk in AlertOutbox.objects.values_list("pk", flat=True)]
     assert {p.status_code for p in pages} == {200}
     assert not [p for p in pages if TOKEN in p.content.decode()]
