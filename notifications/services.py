@@ -509,9 +509,11 @@ def _rows_finish(rows: list[AlertOutbox], token: str, *, state: str, error: str,
                  retry_in: float | None = None, failing_since: datetime | None = None,
                  now: datetime | None = None) -> None:
     next_at = (now or timezone.now()) + timedelta(seconds=retry_in) if retry_in is not None else None
+    # An outage's start is kept through a 429 in between; success (_rows_sent) clears it.
+    outage = {"failing_since": failing_since} if failing_since is not None else {}
     finished = AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
         state=state, last_error=error[:300], attempts=F("attempts") + attempts, next_attempt_at=next_at,
-        claimed_until=None, claim_token="", failing_since=failing_since,
+        claimed_until=None, claim_token="", **outage,
     )
     if state == OutboxState.DEAD and finished:
         transaction.on_commit(partial(PIPELINE_GAVE_UP.labels("alerts").inc, finished))
