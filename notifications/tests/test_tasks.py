@@ -225,3 +225,34 @@ def test_a_worker_process_killed_mid_send_loses_no_alert(fake_telegram, settings
     calls = fake_telegram.calls_to("sendMessage")
     assert [c.payload["chat_id"] for c in calls] == [driver.chat_id, driver.chat_id]
     assert AlertOutbox.objects.get().state == OutboxState.SENT
+
+
+def test_a_later_alert_is_not_sent_while_an_earlier_one_to_the_chat_is_in_flight(fake_telegram):
+    import threading
+
+    from notifications.tests.fake_telegram import slow
+
+    first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
+    driver = DriverFactory()
+    fake_telegram.script("sendMessage", slow(0.5))
+    inventory.stock_adjust(code=first.code, delta=-3, reason="sale")
+    connection.close()
+
+    def deliver():
+        try:
+            services.alert_deliver(driver_id=driver.pk)
+        finally:
+            connection.close()
+
+    in_flight = threading.Thread(target=deliver)
+    in_flight.start()
+    assert len(fake_telegram.wait_for("sendMessage", 1, delivered=False)) == 1
+    inventory.stock_adjust(code=second.code, delta=-3, reason="sale")
+    services.alert_deliver(driver_id=driver.pk)  # another worker, while the first message is on its way
+    in_flight.join()
+    services.alert_deliver(driver_id=driver.pk)  # what the first worker queued when it was done
+
+    earlier, later = fake_telegram.calls_to("sendMessage")
+    assert "Arroz" in earlier.payload["text"] and "Feijão" in later.payload["text"]
+    assert later.at - earlier.at >= 0.5  # only once the earlier one was answered
+    assert AlertOutbox.objects.filter(state=OutboxState.SENT).count() == 2
