@@ -105,6 +105,16 @@ def due_now(**filters):
     AlertOutbox.objects.filter(**filters).update(next_attempt_at=timezone.now())
 
 
+def failed_in_outage(fake, *, errors: int = 4) -> Driver:
+    """A driver whose one alert met ``errors`` 5xx answers in a row: the first delivery's four requests fail."""
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    fake.script("sendMessage", *[tg.server_error()] * errors)
+    deliver(driver)
+    return driver
+
+
 def test_four_server_errors_leave_the_alert_to_a_later_try_and_other_alerts_still_go_out(fake_telegram):
     product = ProductFactory(on_hand=6)
     failing = DriverFactory()
@@ -126,11 +136,7 @@ def test_four_server_errors_leave_the_alert_to_a_later_try_and_other_alerts_stil
 
 
 def test_an_alert_that_failed_is_delivered_when_its_backoff_ends_and_telegram_is_back(fake_telegram):
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
-    deliver(driver)
+    driver = failed_in_outage(fake_telegram)
     assert AlertOutbox.objects.get().state == OutboxState.FAILED
 
     due_now()
@@ -144,11 +150,7 @@ def test_an_alert_that_failed_is_delivered_when_its_backoff_ends_and_telegram_is
 def test_a_failing_alert_is_tried_once_per_pass_with_a_growing_backoff(fake_telegram, settings):
     settings.ALERT_RETRY_BASE_SECONDS = 10
     settings.ALERT_RETRY_MAX_SECONDS = 1000
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", *[tg.server_error()] * 6)
-    deliver(driver)
+    driver = failed_in_outage(fake_telegram, errors=5)
     first_wait = (AlertOutbox.objects.get().next_attempt_at - timezone.now()).total_seconds()
 
     due_now()
@@ -175,11 +177,7 @@ def test_retry_delay_doubles_with_jitter_up_to_its_cap(settings):
 def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, settings,
                                                            django_capture_on_commit_callbacks):
     settings.ALERT_GIVE_UP_AFTER = 600
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", *[tg.server_error()] * 5)
-    deliver(driver)
+    driver = failed_in_outage(fake_telegram, errors=5)
     row = AlertOutbox.objects.get()
     assert row.state == OutboxState.FAILED
     AlertOutbox.objects.update(failing_since=row.failing_since - timezone.timedelta(seconds=601))
@@ -197,12 +195,8 @@ def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, setti
 def test_the_last_retry_falls_on_the_give_up_time(fake_telegram, settings):
     settings.ALERT_GIVE_UP_AFTER = 30
     settings.ALERT_RETRY_BASE_SECONDS = 3600
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
 
-    deliver(driver)
+    failed_in_outage(fake_telegram)
 
     row = AlertOutbox.objects.get()
     assert row.state == OutboxState.FAILED
@@ -449,20 +443,6 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
     assert "Sem estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
 
 
-def test_a_slow_answer_times_out_and_the_retry_delivers(fake_telegram, settings):
-    settings.TELEGRAM_TIMEOUT = 0.3
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", tg.slow(1.0))
-
-    deliver(driver)
-
-    assert len(fake_telegram.calls_to("sendMessage")) == 2
-    row = AlertOutbox.objects.get()
-    assert (row.state, row.attempts) == (OutboxState.SENT, 0)
-
-
 def wait_until(predicate, timeout: float = 5.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end and not predicate():
@@ -470,18 +450,26 @@ def wait_until(predicate, timeout: float = 5.0):
     return predicate()
 
 
-@pytest.mark.django_db(transaction=True)  # the late answer is recorded over another thread's connection
-def test_a_copy_telegram_accepted_after_our_timeout_is_edited_too(fake_telegram, settings):
+def sent_twice_after_a_timeout(fake, settings):
+    """An alert whose first sendMessage Telegram accepts (message 1001) but answers after our timeout; the
+    retry is message 1002. Returns (product, driver) once the late answer has been recorded."""
     settings.TELEGRAM_TIMEOUT = 0.3
     product = ProductFactory(on_hand=6)
     driver = DriverFactory()
     adjust(product, -2)
-    fake_telegram.script("sendMessage", tg.slow(1.0))  # Telegram shows message 1001, but answers after our timeout
+    fake.script("sendMessage", tg.slow(1.0))
     deliver(driver)
-    row = AlertOutbox.objects.get()
-    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [200, 200]  # two copies in the chat
-    assert (row.state, row.message_id) == (OutboxState.SENT, 1002)
     assert wait_until(lambda: AlertOutbox.objects.get().copy_message_ids == [1001])
+    return product, driver
+
+
+# Transactional: the late answer is recorded over the request thread's own connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_telegram_accepted_after_our_timeout_is_edited_too(fake_telegram, settings):
+    product, driver = sent_twice_after_a_timeout(fake_telegram, settings)
+    row = AlertOutbox.objects.get()
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [200, 200]  # the retry made a second copy
+    assert (row.state, row.attempts, row.message_id) == (OutboxState.SENT, 0, 1002)
 
     adjust(product, -4)  # LOW → OUT
     deliver(driver)
@@ -494,13 +482,7 @@ def test_a_copy_telegram_accepted_after_our_timeout_is_edited_too(fake_telegram,
 
 @pytest.mark.django_db(transaction=True)
 def test_a_copy_the_driver_deleted_is_forgotten_and_the_edit_still_counts(fake_telegram, settings):
-    settings.TELEGRAM_TIMEOUT = 0.3
-    product = ProductFactory(on_hand=6)
-    driver = DriverFactory()
-    adjust(product, -2)
-    fake_telegram.script("sendMessage", tg.slow(1.0))
-    deliver(driver)
-    assert wait_until(lambda: AlertOutbox.objects.get().copy_message_ids == [1001])
+    product, driver = sent_twice_after_a_timeout(fake_telegram, settings)
     gone = tg.Reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"})
     fake_telegram.script("editMessageText", tg.ok({"message_id": 1002}), gone)
 
