@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Func, Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.metrics import PIPELINE_GAVE_UP
@@ -470,23 +471,26 @@ def retry_delay(*, attempts: int) -> float:
 
 def _rows_outage(rows: list[AlertOutbox], token: str, exc: TelegramError, *, already: int,
                  result: DeliveryResult, driver: Driver) -> None:
-    """A 5xx, timeout or connection error: an outage, not a verdict. Back off and try again, until the rows
-    have been failing for ALERT_GIVE_UP_AFTER; then they are dead."""
+    """A 5xx, timeout or connection error: an outage, not a verdict. Back off and try again; a row is dead
+    once it has been failing for ALERT_GIVE_UP_AFTER (each row by its own clock: one that joined the
+    chat's wait later gets its full time)."""
     attempts = getattr(exc, "attempts", 1)
     now = timezone.now()
-    since = min((r.failing_since for r in rows if r.failing_since), default=now)
-    give_up_at = since + timedelta(seconds=settings.ALERT_GIVE_UP_AFTER)
-    if now >= give_up_at:
-        _rows_finish(rows, token, state=OutboxState.DEAD, error=exc.description, attempts=attempts)
-        result.dead += len(rows)
-        logger.error("alert delivery gave up", extra={"driver_id": driver.pk, "rows": [r.pk for r in rows]})
-        return
-    # The last try falls on the give-up time rather than after it.
-    retry_in = min(retry_delay(attempts=already + attempts), (give_up_at - now).total_seconds())
-    _rows_finish(rows, token, state=OutboxState.FAILED, error=exc.description, attempts=attempts,
-                 retry_in=retry_in, failing_since=since, now=now)
-    result.failed += len(rows)
-    result.retry_in = max(result.retry_in or 0, retry_in)
+    give_up = timedelta(seconds=settings.ALERT_GIVE_UP_AFTER)
+    expired = [r for r in rows if r.failing_since and now - r.failing_since >= give_up]
+    going_on = [r for r in rows if r not in expired]
+    if expired:
+        _rows_finish(expired, token, state=OutboxState.DEAD, error=exc.description, attempts=attempts)
+        result.dead += len(expired)
+        logger.error("alert delivery gave up", extra={"driver_id": driver.pk, "rows": [r.pk for r in expired]})
+    if going_on:
+        # The last try falls on the earliest give-up time rather than after it.
+        give_up_in = min(((r.failing_since or now) + give_up - now).total_seconds() for r in going_on)
+        retry_in = min(retry_delay(attempts=already + attempts), give_up_in)
+        _rows_finish(going_on, token, state=OutboxState.FAILED, error=exc.description, attempts=attempts,
+                     retry_in=retry_in, failing_since=now, now=now)
+        result.failed += len(going_on)
+        result.retry_in = max(result.retry_in or 0, retry_in)
 
 
 def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id: int | None) -> None:
@@ -509,8 +513,8 @@ def _rows_finish(rows: list[AlertOutbox], token: str, *, state: str, error: str,
                  retry_in: float | None = None, failing_since: datetime | None = None,
                  now: datetime | None = None) -> None:
     next_at = (now or timezone.now()) + timedelta(seconds=retry_in) if retry_in is not None else None
-    # An outage's start is kept through a 429 in between; success (_rows_sent) clears it.
-    outage = {"failing_since": failing_since} if failing_since is not None else {}
+    # A row's outage start is set once and kept (through a 429 in between too); success (_rows_sent) clears it.
+    outage = {"failing_since": Coalesce("failing_since", Value(failing_since))} if failing_since is not None else {}
     finished = AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
         state=state, last_error=error[:300], attempts=F("attempts") + attempts, next_attempt_at=next_at,
         claimed_until=None, claim_token="", **outage,

@@ -192,6 +192,24 @@ def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, setti
     assert gave_up("alerts") == before + 1
 
 
+def test_an_alert_that_joined_the_wait_later_gets_its_own_time_before_it_is_given_up(fake_telegram, settings):
+    settings.ALERT_GIVE_UP_AFTER = 600
+    driver = failed_in_outage(fake_telegram)
+    earlier = AlertOutbox.objects.get()
+    AlertOutbox.objects.update(failing_since=earlier.failing_since - timezone.timedelta(seconds=601))
+    adjust(ProductFactory(on_hand=6), -2)
+    deliver(driver)  # joins the earlier alert's wait
+    due_now()
+    fake_telegram.script("sendMessage", tg.server_error())
+
+    deliver(driver)
+
+    later = AlertOutbox.objects.exclude(pk=earlier.pk).get()
+    earlier.refresh_from_db()
+    assert (earlier.state, later.state) == (OutboxState.DEAD, OutboxState.FAILED)
+    assert timezone.now() - later.failing_since < timezone.timedelta(seconds=60)
+
+
 def test_the_last_retry_falls_on_the_give_up_time(fake_telegram, settings):
     settings.ALERT_GIVE_UP_AFTER = 30
     settings.ALERT_RETRY_BASE_SECONDS = 3600
