@@ -110,3 +110,23 @@ def test_the_bot_token_appears_nowhere_after_failures(fake_telegram, settings, c
         for pk in AlertOutbox.objects.values_list("pk", flat=True)]
     assert {p.status_code for p in pages} == {200}
     assert not [p for p in pages if TOKEN in p.content.decode()]
+
+
+@pytest.mark.django_db
+def test_the_migration_cleans_tokens_stored_by_earlier_versions():
+    import importlib
+
+    from django.db import connection
+
+    migration = importlib.import_module("notifications.migrations.0002_outage_retries_copies_update_sweep")
+    product = ProductFactory(on_hand=6)
+    DriverFactory()
+    inventory.stock_adjust(code=product.code, delta=-2, reason="test")
+    leaked = (f"ConnectionError: HTTPSConnectionPool(host='api.telegram.org', port=443): Max retries exceeded "
+              f"with url: /bot{TOKEN}/sendMessage")
+    AlertOutbox.objects.update(last_error=leaked)
+
+    with connection.cursor() as cursor:
+        cursor.execute(migration.Migration.operations[0].sql)
+
+    assert AlertOutbox.objects.get().last_error == leaked.replace(TOKEN, "<token>")
