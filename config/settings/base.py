@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.alert_deliver_task": {"queue": "alerts"},
     "notifications.tasks.alert_outbox_sweep_task": {"queue": "alerts"},
     "notifications.tasks.telegram_update_process_task": {"queue": "alerts"},
+    "notifications.tasks.telegram_updates_sweep_task": {"queue": "alerts"},
     "orders.tasks.order_process_task": {"queue": "orders"},
     "orders.tasks.orders_requeue_stuck_task": {"queue": "orders"},
     "projections.tasks.projection_recompute_task": {"queue": "projections"},
@@ -307,6 +308,7 @@ TELEGRAM_BOT_USERNAME = env("TELEGRAM_BOT_USERNAME", default="StockPulseBot")
 TELEGRAM_WEBHOOK_SECRET = env("TELEGRAM_WEBHOOK_SECRET", default="")
 TELEGRAM_WEBHOOK_URL = env("TELEGRAM_WEBHOOK_URL", default="")
 TELEGRAM_TIMEOUT = env.float("TELEGRAM_TIMEOUT", default=1.5)
+# Quick retries within one delivery pass; an outage that outlasts them is retried by ALERT_RETRY_* below.
 TELEGRAM_MAX_RETRIES = env.int("TELEGRAM_MAX_RETRIES", default=3)
 # Retries of one delivery stop once this budget is spent, so a message lands within 2 s or is rescheduled.
 TELEGRAM_RETRY_BUDGET = env.float("TELEGRAM_RETRY_BUDGET", default=2.0)
@@ -318,8 +320,22 @@ ALERT_LINK_TOKEN_HOURS = env.int("ALERT_LINK_TOKEN_HOURS", default=72)
 ALERT_SWEEP_GRACE_SECONDS = env.float("ALERT_SWEEP_GRACE_SECONDS", default=3.0)
 ALERT_CLAIM_SECONDS = env.float("ALERT_CLAIM_SECONDS", default=30.0)
 ALERT_PROJECTION_DAYS = env.int("ALERT_PROJECTION_DAYS", default=7)
+# A 5xx, timeout or connection error is an outage, not a verdict: the alert is tried again after an
+# exponential backoff with jitter (base doubling, capped), and given up (dead) only once it has been
+# failing for ALERT_GIVE_UP_AFTER seconds (6 h). 400 and 403 stay final.
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=2.0)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=180.0)
+ALERT_GIVE_UP_AFTER = env.float("ALERT_GIVE_UP_AFTER", default=6 * 60 * 60)
+# A sendMessage our client timed out on is still listened to this long: if Telegram accepted it after
+# all, that copy's message id is kept and later edits reach it too (docs/alerts.md).
+TELEGRAM_LATE_ANSWER_SECONDS = env.float("TELEGRAM_LATE_ANSWER_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE["alert-outbox-sweep"] = {
     "task": "notifications.tasks.alert_outbox_sweep_task",
+    "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
+}
+# Updates the webhook stored but could not hand to Celery (broker down) are processed once it is back.
+CELERY_BEAT_SCHEDULE["telegram-updates-sweep"] = {
+    "task": "notifications.tasks.telegram_updates_sweep_task",
     "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
 }
 CELERY_BEAT_SCHEDULE["telegram-updates-prune"] = {
