@@ -1,13 +1,18 @@
-"""Tests for the database helpers: a deadlock retried until both transactions commit, and the bounded reader
-(a read's result or error, a TimeoutError past its budget, one thread whatever happens)."""
+"""Tests for the database helpers: a deadlock retried until both transactions commit, the bounded reader
+(a read's result or error, a TimeoutError past its budget, one thread whatever happens), and the circuit
+that refuses at once while PostgreSQL refuses connections."""
 import threading
+import time
 from collections import Counter
 
+import psycopg
 import pytest
 from django.db import IntegrityError, connection
 from django.db.models import F
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.db import BoundedReader, atomic_with_retry
+from core.db import BoundedReader, DatabaseCircuit, atomic_with_retry, connect_params, pool_connection
+from core.errors import DatabaseDown
 from inventory.models import Product, Stock
 from inventory.tests.factories import ProductFactory
 
@@ -89,3 +94,83 @@ def test_a_stuck_read_times_out_and_the_next_caller_does_not_get_a_thread_of_its
         assert len([t for t in threading.enumerate() if t.name.startswith("test-stuck-reader")]) == 1
     finally:
         release.set()
+
+
+# Nothing listens on port 1 of the loopback: a real refused connection, as from a stopped PostgreSQL.
+REFUSED = "postgres://postgres@127.0.0.1:1/stockpulse"
+
+
+class Target:
+    """Where a test circuit's probes connect (refused or the test database), and how many it made."""
+
+    def __init__(self, url: str = REFUSED) -> None:
+        self.url, self.probes = url, 0
+
+    def connect(self) -> None:
+        self.probes += 1
+        psycopg.connect(self.url, connect_timeout=2).close()
+
+
+def test_a_circuit_whose_probe_is_refused_refuses_every_caller_at_once_without_probing_again():
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    assert not circuit.is_open()
+
+    assert circuit.reachable() is False
+
+    started = time.monotonic()
+    for _ in range(50):
+        with pytest.raises(DatabaseDown):
+            circuit.check()
+    assert time.monotonic() - started < 0.5
+    assert circuit.is_open() and target.probes == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_its_period_is_over_the_circuit_probes_again_and_closes_when_postgresql_answers(settings):
+    settings.DB_DOWN_RETRY_SECONDS = 0.1
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    assert circuit.reachable() is False
+    target.url = psycopg.conninfo.make_conninfo(**connect_params())  # PostgreSQL is back
+
+    time.sleep(0.15)
+    circuit.check()
+
+    assert not circuit.is_open() and target.probes == 2
+
+
+def test_a_pool_that_cannot_connect_gives_database_down_after_the_check_time_not_its_timeout(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.2
+    pool = ConnectionPool(REFUSED, min_size=0, max_size=2, timeout=10, open=True, name="refused")
+    circuit = DatabaseCircuit(connect=Target().connect)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started < 1.5
+        # The next caller is refused before it waits on the pool at all.
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started < 0.1
+    finally:
+        pool.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_pool_whose_postgresql_answers_is_waited_on_for_its_whole_timeout(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.1
+    url = psycopg.conninfo.make_conninfo(**connect_params())
+    pool = ConnectionPool(url, min_size=1, max_size=1, timeout=0.6, open=True, name="busy")
+    circuit = DatabaseCircuit(connect=Target(url).connect)
+    held = pool.getconn(timeout=5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started >= 0.55  # overload: the pool's own wait, then PoolTimeout
+        assert not circuit.is_open()
+    finally:
+        pool.putconn(held)
+        pool.close()
