@@ -8,9 +8,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+from core.db import connect_params, database_circuit
+from core.errors import DatabaseDown
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +30,23 @@ async def _connection_configure(conn: AsyncConnection) -> None:
 
 
 async def db_pool() -> AsyncConnectionPool:
-    """This loop's pool of autocommit connections to the default database, opened on first use."""
+    """This loop's pool of autocommit connections to the default database, opened on first use.
+
+    DatabaseDown at once while the process's circuit says PostgreSQL is down (core/db.py): the sync
+    side probes it again; the loop never blocks on a probe."""
+    if database_circuit.is_open():
+        raise DatabaseDown()
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:
-        params = connections["default"].get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
+        params = connect_params()
+        # One flush at a time per loop uses it (reservations.fast_path), so a wait here is never a queue
+        # of other requests: a connection not had within DB_DOWN_CHECK_SECONDS means PostgreSQL is not
+        # answering, and the caller hands the request to the view, which finds out (core.db.pool_connection).
         pool = AsyncConnectionPool(
             kwargs=params, min_size=1, max_size=settings.ASYNC_DB_POOL_SIZE, open=False,
-            configure=_connection_configure, name="async-default",
+            configure=_connection_configure, name="async-default", timeout=settings.DB_DOWN_CHECK_SECONDS,
+            reconnect_timeout=settings.DATABASES["default"]["OPTIONS"]["pool"].get("reconnect_timeout", 300.0),
         )
         _pools[loop] = pool
         await pool.open()
