@@ -86,7 +86,7 @@ def connect_params(alias: str = "default") -> dict[str, Any]:
 
 
 def _connect_once() -> None:
-    with psycopg.connect(**connect_params(), connect_timeout=2, autocommit=True):
+    with psycopg.connect(**{**connect_params(), "connect_timeout": 2, "autocommit": True}):
         pass
 
 
@@ -129,9 +129,13 @@ class DatabaseCircuit:
 
     def reachable(self, *, recent: bool = True) -> bool:
         """Whether PostgreSQL accepts a connection now. Probes, or takes the answer of the probe running,
-        or with ``recent`` of one that succeeded within ``DB_DOWN_CHECK_SECONDS`` (callers whose wait on
-        a busy pool ran out together ask once). Opens or closes the circuit by the answer."""
-        if recent and time.monotonic() < self._up_until:
+        of one refused this period, or with ``recent`` of one that succeeded within
+        ``DB_DOWN_CHECK_SECONDS`` (callers whose wait on a busy pool ran out together ask once). Opens
+        or closes the circuit by the answer."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return False  # refused by a probe this period: no new one before it is over
+        if recent and now < self._up_until:
             return True
         if not self._probing.acquire(blocking=False):
             with self._probing:  # bounded: a probe gives up after DB_PROBE_SECONDS

@@ -174,3 +174,31 @@ def test_a_busy_pool_whose_postgresql_answers_is_waited_on_for_its_whole_timeout
     finally:
         pool.putconn(held)
         pool.close()
+
+
+def test_callers_that_meet_a_pool_that_cannot_connect_together_are_all_refused_after_one_probe(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.2
+    pool = ConnectionPool(REFUSED, min_size=0, max_size=2, timeout=10, open=True, name="refused-many")
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    start, answers = threading.Barrier(8, timeout=10), []
+
+    def caller() -> None:
+        start.wait()
+        started = time.monotonic()
+        try:
+            pool_connection(pool, circuit)
+        except DatabaseDown:
+            answers.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        pool.close()
+
+    assert len(answers) == 8 and max(answers) < 1.5
+    assert target.probes == 1
