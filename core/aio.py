@@ -13,7 +13,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core.db import connect_params, database_circuit
-from core.errors import DatabaseDown
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ async def db_pool() -> AsyncConnectionPool:
     DatabaseDown at once while the process's circuit says PostgreSQL is down (core/db.py): the sync
     side probes it again; the loop never blocks on a probe."""
     if database_circuit.is_open():
-        raise DatabaseDown()
+        raise database_circuit.down()
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:

@@ -106,6 +106,7 @@ class DatabaseCircuit:
         self._connect = connect  # opens and closes one connection, or raises
         self._down_until = 0.0  # monotonic time of the next probe; 0.0 when closed
         self._up_until = 0.0  # a probe succeeded: callers that ask before this take its answer
+        self._reason = ""  # the last refused probe's error, first line
         self._probing = threading.Lock()
         self._prober = BoundedReader("database-probe")
 
@@ -120,12 +121,16 @@ class DatabaseCircuit:
         if until == 0.0:
             return
         if time.monotonic() < until or not self._probing.acquire(blocking=False):
-            raise DatabaseDown()
+            raise self.down()
         try:
             if not self._probe():
-                raise DatabaseDown()
+                raise self.down()
         finally:
             self._probing.release()
+
+    def down(self) -> DatabaseDown:
+        """The error to raise while down, with the reason the last probe was refused (logs, /readyz)."""
+        return DatabaseDown(f"PostgreSQL is unreachable: {self._reason}" if self._reason else None)
 
     def reachable(self, *, recent: bool = True) -> bool:
         """Whether PostgreSQL accepts a connection now. Probes, or takes the answer of the probe running,
@@ -149,8 +154,9 @@ class DatabaseCircuit:
         try:
             self._prober.read(self._connect, seconds=settings.DB_PROBE_SECONDS)
         except Exception as exc:  # refused, timed out, shut down: all mean unreachable now
+            self._reason = (str(exc) or type(exc).__name__).splitlines()[0]
             if not self.is_open():
-                logger.error("PostgreSQL unreachable: refusing database requests", extra={"error": str(exc)})
+                logger.error("PostgreSQL unreachable: refusing database requests", extra={"error": self._reason})
             self._up_until = 0.0
             self._down_until = time.monotonic() + settings.DB_DOWN_RETRY_SECONDS
             return False
@@ -179,5 +185,5 @@ def pool_connection(pool: ConnectionPool, circuit: DatabaseCircuit = database_ci
         return pool.getconn(timeout=min(settings.DB_DOWN_CHECK_SECONDS, wait))
     except PoolTimeout:
         if not circuit.reachable():
-            raise DatabaseDown() from None
+            raise circuit.down() from None
     return pool.getconn(timeout=max(wait - (time.monotonic() - started), 0.001))

@@ -87,8 +87,8 @@ class DatabaseDown(psycopg.OperationalError):
 
     A psycopg OperationalError, so Django wraps it as it wraps the driver's own errors."""
 
-    def __init__(self, message: str = "PostgreSQL is unreachable.") -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "PostgreSQL is unreachable.")
 
 
 # SQLSTATEs of a session PostgreSQL ended or would not start: shutdown, crash, starting up.

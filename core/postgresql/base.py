@@ -5,7 +5,7 @@ from django.db.backends.postgresql import base
 from psycopg import IsolationLevel
 
 from core.db import database_circuit, pool_connection
-from core.errors import DatabaseDown, database_unreachable
+from core.errors import database_unreachable
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -61,7 +61,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         dead, self.connection = self.connection, None
         dead._pool.putconn(dead)  # the pool sees it broken and replaces it
         if not database_circuit.reachable(recent=False):
-            raise DatabaseDown()
+            raise database_circuit.down()
         # The pool's other idle connections likely died with this one: test them now, not one request each.
         self.pool.check()
         self.connection = self.get_new_connection(self.get_connection_params())

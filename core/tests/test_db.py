@@ -202,3 +202,11 @@ def test_callers_that_meet_a_pool_that_cannot_connect_together_are_all_refused_a
 
     assert len(answers) == 8 and max(answers) < 1.5
     assert target.probes == 1
+
+
+def test_while_open_the_circuit_says_why_postgresql_was_refused():
+    circuit = DatabaseCircuit(connect=Target().connect)
+    circuit.reachable()
+
+    with pytest.raises(DatabaseDown, match="PostgreSQL is unreachable: .*127.0.0.1.*port 1 failed"):
+        circuit.check()
