@@ -86,16 +86,25 @@ class Outage:
     def expected(self) -> dict[str, int]:
         return {name: status for name, _, _, _, status in self.routes()}
 
-    def websocket_first_frame(self) -> dict:
-        """The stream's first frame for the staff session, or {"closed": code} when the server closed it."""
+    def websocket_first_frame(self, *, ticket: str | None = None) -> dict:
+        """The stream's first frame for the staff session (or, with a ticket, for a subscription to
+        CODE), or {"closed": code} when the server closed it."""
         url = self.served.url.replace("http://", "ws://") + "/ws/stock/"
+        headers, protocols = {"Cookie": f"sessionid={self.session}"}, ["stockpulse.v1"]
+        if ticket is not None:
+            url, headers, protocols = f"{url}?codes={CODE}", {}, [*protocols, f"ticket.{ticket}"]
         try:
-            with websocket_connect(url, origin=self.served.url, subprotocols=["stockpulse.v1"],
-                                   additional_headers={"Cookie": f"sessionid={self.session}"},
+            with websocket_connect(url, origin=self.served.url, subprotocols=protocols, additional_headers=headers,
                                    open_timeout=10) as socket:
                 return json.loads(socket.recv(timeout=10))
         except ConnectionClosed as closed:
             return {"closed": closed.rcvd.code if closed.rcvd else None}
+
+    def websocket_ticket(self) -> str:
+        response = requests.post(self.served.url + "/api/v1/ws-ticket", timeout=10,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+        assert response.status_code == 201, response.text
+        return response.json()["ticket"]
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
@@ -168,6 +177,16 @@ def test_a_websocket_connect_with_postgresql_stopped_is_closed_with_try_again(ru
     running.cluster.stop()
 
     assert running.websocket_first_frame() == {"closed": 4503}
+
+
+def test_a_websocket_subscription_to_codes_with_postgresql_stopped_is_closed_with_try_again(running):
+    # The ticket is in Redis: the socket is accepted, then its codes cannot be looked up.
+    assert running.websocket_first_frame(ticket=running.websocket_ticket())["subscription"]["codes"] == [CODE]
+    ticket = running.websocket_ticket()
+
+    running.cluster.stop()
+
+    assert running.websocket_first_frame(ticket=ticket) == {"closed": 4503}
 
 
 def test_when_postgresql_comes_back_the_same_requests_succeed_without_a_restart(running):
