@@ -95,10 +95,11 @@ WEBSOCKET_CLOSE_TRY_AGAIN = 4503
 
 
 class WebsocketDatabaseGuard:
-    """ASGI middleware for WebSocket: a connect that needs PostgreSQL while it is unreachable (the
-    session's user, the codes of a subscription) is accepted and closed with 4503, "try again", as
-    when Redis is down, instead of the server dropping the socket with a traceback. Any other error,
-    and any error after the handshake was answered, goes up as before."""
+    """ASGI middleware for WebSocket: a socket whose consumer (or the auth in front of it) needs
+    PostgreSQL while it is unreachable, for the session's user or a subscription's codes, is closed
+    with 4503, "try again", as when Redis is down (accepted first if it was not yet, so the code
+    reaches the client), instead of an HTTP 500 or a 1011 with a traceback. Any other error, and an
+    error once the socket is closed, goes up as before."""
 
     def __init__(self, app) -> None:
         self.app = app
