@@ -99,7 +99,8 @@ class DatabaseCircuit:
     the pool. Once ``DB_DOWN_RETRY_SECONDS`` have passed, the next caller probes with one direct
     connection of its own (within ``DB_PROBE_SECONDS``; callers meanwhile are refused): if it
     connects, the circuit closes and requests go to the pool again, else it stays open for another
-    period. Closed, the check is one attribute read.
+    period. A probe that gets no answer in time refuses its caller but does not open the circuit: a
+    slow PostgreSQL is not a down one. Closed, the check is one attribute read.
     """
 
     def __init__(self, connect: Callable[[], None] = _connect_once) -> None:
@@ -107,6 +108,7 @@ class DatabaseCircuit:
         self._down_until = 0.0  # monotonic time of the next probe; 0.0 when closed
         self._up_until = 0.0  # a probe succeeded: callers that ask before this take its answer
         self._reason = ""  # the last refused probe's error, first line
+        self._answer = True  # the last probe's answer, for the callers that waited on it
         self._probing = threading.Lock()
         self._prober = BoundedReader("database-probe")
 
@@ -144,26 +146,38 @@ class DatabaseCircuit:
             return True
         if not self._probing.acquire(blocking=False):
             with self._probing:  # bounded: a probe gives up after DB_PROBE_SECONDS
-                return not self.is_open()
+                return self._answer
         try:
             return self._probe()
         finally:
             self._probing.release()
 
     def _probe(self) -> bool:
+        """One probe (the caller holds ``_probing``); its answer is also left in ``_answer``."""
         try:
             self._prober.read(self._connect, seconds=settings.DB_PROBE_SECONDS)
-        except Exception as exc:  # refused, timed out, shut down: all mean unreachable now
+        except TimeoutError:
+            # No answer in time: this caller is refused, but a slow PostgreSQL (a loaded host) is not
+            # a down one, so the circuit does not open on it; it stays open if it was.
+            self._reason = f"no answer within {settings.DB_PROBE_SECONDS:g} s"
+            logger.warning("PostgreSQL did not answer a probe in time", extra={"error": self._reason})
+            if self.is_open():
+                self._down_until = time.monotonic() + settings.DB_DOWN_RETRY_SECONDS
+            self._answer = False
+            return False
+        except Exception as exc:  # refused, shut down, starting up: unreachable now
             self._reason = (str(exc) or type(exc).__name__).splitlines()[0]
             if not self.is_open():
                 logger.error("PostgreSQL unreachable: refusing database requests", extra={"error": self._reason})
             self._up_until = 0.0
             self._down_until = time.monotonic() + settings.DB_DOWN_RETRY_SECONDS
+            self._answer = False
             return False
         if self.is_open():
             logger.warning("PostgreSQL reachable again")
         self._down_until = 0.0
         self._up_until = time.monotonic() + settings.DB_DOWN_CHECK_SECONDS
+        self._answer = True
         return True
 
 

@@ -1,6 +1,7 @@
 """Tests for the database helpers: a deadlock retried until both transactions commit, the bounded reader
 (a read's result or error, a TimeoutError past its budget, one thread whatever happens), and the circuit
 that refuses at once while PostgreSQL refuses connections."""
+import socket
 import threading
 import time
 from collections import Counter
@@ -210,3 +211,18 @@ def test_while_open_the_circuit_says_why_postgresql_was_refused():
 
     with pytest.raises(DatabaseDown, match="PostgreSQL is unreachable: .*127.0.0.1.*port 1 failed"):
         circuit.check()
+
+
+def test_a_probe_that_gets_no_answer_in_time_refuses_its_caller_but_does_not_open_the_circuit(settings):
+    settings.DB_PROBE_SECONDS = 0.1
+    with socket.socket() as silent:  # accepts TCP connections and never says a word, as a stalled server
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        circuit = DatabaseCircuit(connect=Target(f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/x").connect)
+
+        started = time.monotonic()
+        assert circuit.reachable() is False
+        assert time.monotonic() - started < 0.5
+
+    assert not circuit.is_open()
+    circuit.check()  # nobody else is refused for it
