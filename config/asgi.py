@@ -13,6 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from core.fanout import DaphneFrameWriterMiddleware  # noqa: E402
+from core.middleware import WebsocketDatabaseGuard  # noqa: E402
 from reservations.fast_path import ReservationFastPath  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -20,9 +21,10 @@ application = ProtocolTypeRouter(
         # One-code reservations skip Django's request cycle when plain; all else goes to Django.
         "http": ReservationFastPath(django_asgi_app),
         # Outermost, so it sees Daphne's own send: the fan-out writes batches straight to the connection.
-        "websocket": DaphneFrameWriterMiddleware(
+        # Inside it, the guard that closes a connect with 4503 when PostgreSQL is unreachable (core/middleware.py).
+        "websocket": DaphneFrameWriterMiddleware(WebsocketDatabaseGuard(
             AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-        ),
+        )),
     }
 )
 

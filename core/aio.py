@@ -1,6 +1,7 @@
 """Per-event-loop async clients (a PostgreSQL pool, a Redis client) and batching for the few code paths on the server loop."""
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -8,9 +9,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from core.db import connect_params, database_circuit
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +29,36 @@ async def _connection_configure(conn: AsyncConnection) -> None:
     await conn.execute("SET TIME ZONE 'UTC'")
 
 
+class CircuitAsyncPool(AsyncConnectionPool):
+    """An async pool asked as core.db.pool_connection asks Django's: DatabaseDown at once while the
+    process's circuit is open, and after a wait of ``DB_DOWN_CHECK_SECONDS`` a check of PostgreSQL
+    (on a worker thread: the loop never blocks on it) before waiting the rest of the timeout."""
+
+    async def getconn(self, timeout: float | None = None) -> AsyncConnection:
+        if database_circuit.is_open():
+            raise database_circuit.down()
+        wait = self.timeout if timeout is None else timeout
+        started = time.monotonic()
+        try:
+            return await super().getconn(timeout=min(settings.DB_DOWN_CHECK_SECONDS, wait))
+        except PoolTimeout:
+            if not await sync_to_async(database_circuit.reachable, thread_sensitive=False)():
+                raise database_circuit.down() from None
+        return await super().getconn(timeout=max(wait - (time.monotonic() - started), 0.001))
+
+
 async def db_pool() -> AsyncConnectionPool:
-    """This loop's pool of autocommit connections to the default database, opened on first use."""
+    """This loop's pool of autocommit connections to the default database, opened on first use; while
+    PostgreSQL is down it answers DatabaseDown instead of a connection (CircuitAsyncPool)."""
     loop = asyncio.get_running_loop()
     pool = _pools.get(loop)
     if pool is None:
-        params = connections["default"].get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        pool = AsyncConnectionPool(
+        params = connect_params()
+        options = settings.DATABASES["default"]["OPTIONS"]["pool"]  # the waits of Django's pool
+        pool = CircuitAsyncPool(
             kwargs=params, min_size=1, max_size=settings.ASYNC_DB_POOL_SIZE, open=False,
-            configure=_connection_configure, name="async-default",
+            configure=_connection_configure, name="async-default", timeout=options.get("timeout", 30.0),
+            reconnect_timeout=options.get("reconnect_timeout", 300.0),
         )
         _pools[loop] = pool
         await pool.open()

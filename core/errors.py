@@ -3,10 +3,15 @@
 Every error body is ``{"error": {"code": ..., "message": ..., "details": {...}}}``.
 """
 import logging
+import math
+import sys
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -77,6 +82,43 @@ class Unavailable(DomainError):
     default_message = "A service this operation needs is unavailable; try again shortly."
 
 
+class DatabaseDown(psycopg.OperationalError):
+    """PostgreSQL is known to be unreachable (core/db.py's circuit): raised before any wait on it.
+
+    A psycopg OperationalError, so Django wraps it as it wraps the driver's own errors."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or "PostgreSQL is unreachable.")
+
+
+# SQLSTATEs of a session PostgreSQL ended or would not start: shutdown, crash, starting up.
+_SESSION_ENDED = {"57P01", "57P02", "57P03"}
+
+
+def database_unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says PostgreSQL could not be reached or the
+    session died under it: our circuit's DatabaseDown, a refused or broken connection, a server shut
+    down. Not the pool's wait running out (overload) nor any error PostgreSQL gave a statement."""
+    while exc is not None:
+        if isinstance(exc, DatabaseDown):
+            return True
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+            state = exc.sqlstate
+            return state is None or state.startswith("08") or state in _SESSION_ENDED
+        exc = exc.__cause__
+    return False
+
+
+def database_retry_after() -> str:
+    """The Retry-After of an answer given while PostgreSQL is unreachable: when the next check of it is due."""
+    return str(max(1, math.ceil(settings.DB_DOWN_RETRY_SECONDS)))
+
+
+def database_down_body() -> dict[str, Any]:
+    return error_body("unavailable", "The database is unavailable; try again shortly.",
+                      {"retry_after": database_retry_after()})
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -130,6 +172,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         details = {"retry_after": headers["Retry-After"]} if "Retry-After" in headers else {}
         return Response(error_body(code, _flatten_message(exc.detail), details), status=exc.status_code, headers=headers)
+    if database_unreachable(exc):
+        # Nothing was written (a transaction the outage cut off never committed): the client may retry.
+        logger.warning("database unreachable: answered 503", extra={"error": str(exc)})
+        return Response(database_down_body(), status=503, headers={"Retry-After": database_retry_after()})
     if caused_by(exc, PoolTimeout):
         # Overload, not a fault: every connection stayed busy for the pool's whole wait. Nothing
         # was written; the client may retry.
@@ -154,5 +200,20 @@ def json_404(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body("not_found", "Not found."), status=404)
 
 
-def json_500(request) -> JsonResponse:
+def json_500(request) -> HttpResponse:
+    """Django's answer to an error no view handled (in middleware, in a view outside DRF: admin, dashboard).
+
+    With PostgreSQL unreachable it is a 503 with Retry-After: in the error shape, or for a browser's
+    page (admin, dashboard) a short HTML page saying so."""
+    if database_unreachable(sys.exc_info()[1]):
+        headers = {"Retry-After": database_retry_after()}
+        if _wants_html(request):
+            return HttpResponse(render_to_string("503.html", {"retry_after": headers["Retry-After"]}),
+                                status=503, headers=headers)
+        return JsonResponse(database_down_body(), status=503, headers=headers)
     return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
+def _wants_html(request) -> bool:
+    """A browser asking for a page: the API's routes always answer JSON."""
+    return not request.path.startswith("/api/") and "text/html" in request.headers.get("Accept", "")

@@ -1,4 +1,5 @@
-"""Request middleware: request id in and out, URLs with NUL refused, a JSON access-log line and per-route request metrics."""
+"""Request middleware: request id in and out, URLs with NUL refused, a JSON access-log line and per-route request
+metrics; and the WebSocket guard that closes a connect cleanly when PostgreSQL is unreachable."""
 import logging
 import re
 import time
@@ -7,10 +8,11 @@ import uuid
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import JsonResponse
 
-from core.errors import error_body
+from core.errors import database_unreachable, error_body
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
+logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("stockpulse.access")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
@@ -86,3 +88,44 @@ def request_observe(*, method: str, path: str, route: str, status: int, request_
             extra={"request_id": request_id, "method": method, "path": path,
                    "status": status, "duration_ms": round(elapsed * 1000, 2)},
         )
+
+
+# The live stream's "try again" close code (inventory.consumers.CLOSE_TRY_AGAIN).
+WEBSOCKET_CLOSE_TRY_AGAIN = 4503
+
+
+class WebsocketDatabaseGuard:
+    """ASGI middleware for WebSocket: a socket whose consumer (or the auth in front of it) needs
+    PostgreSQL while it is unreachable, for the session's user or a subscription's codes, is closed
+    with 4503, "try again", as when Redis is down (accepted first if it was not yet, so the code
+    reaches the client), instead of an HTTP 500 or a 1011 with a traceback. Any other error, and an
+    error once the socket is closed, goes up as before."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        seen: set[str] = set()  # the message types of this socket so far, both ways
+
+        async def receive_seen():
+            message = await receive()
+            seen.add(message["type"])
+            return message
+
+        async def send_seen(message):
+            seen.add(message["type"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive_seen, send_seen)
+        except Exception as exc:
+            if "websocket.close" in seen or "websocket.disconnect" in seen or not database_unreachable(exc):
+                raise
+            logger.warning("websocket refused: database unreachable", extra={"path": scope.get("path")})
+            if "websocket.connect" not in seen:
+                await receive()
+            if "websocket.accept" not in seen:
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": WEBSOCKET_CLOSE_TRY_AGAIN})

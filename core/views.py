@@ -13,6 +13,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from core.db import BoundedReader
+from core.errors import database_retry_after
 from core.pipelines import BACKLOG_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def readyz(request) -> JsonResponse:
         logger.warning("not ready", extra={"failures": failures})
         return JsonResponse(
             {"error": {"code": "not_ready", "message": "A dependency does not answer.", "details": failures}},
-            status=503,
+            status=503, headers={"Retry-After": database_retry_after()},
         )
     return JsonResponse({"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 
 from core import aio
 from core.auth import api_client_cached, api_client_for_token
@@ -237,7 +238,10 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     if client is None:
         # Refill the per-process cache here rather than hand the request over: with many clients a
         # hand-over every few seconds each is enough to fill the latency tail.
-        client = await aio.sync_read(api_client_for_token, raw_token.strip())
+        try:
+            client = await aio.sync_read(api_client_for_token, raw_token.strip())
+        except DatabaseError:
+            return None  # PostgreSQL unreachable: the view answers (503 with Retry-After)
     if client is None or not client.has_scope("reserve"):
         return None
     if body and not _header(scope, b"content-type").lower().startswith("application/json"):
@@ -257,7 +261,10 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
         return None
     endpoints = endpoints_active_peek()
     if endpoints is None:
-        endpoints = await aio.sync_read(endpoints_active_cached)
+        try:
+            endpoints = await aio.sync_read(endpoints_active_cached)
+        except DatabaseError:
+            return None
     if endpoints:
         return None
 

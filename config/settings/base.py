@@ -87,14 +87,28 @@ TEMPLATES = [
 # Django's psycopg pool with CONN_MAX_AGE=0: persistent per-thread connections under
 # Daphne exhaust PostgreSQL's max_connections at 32 concurrent requests.
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/stockpulse")}
+# Django's backend plus the fail-fast circuit and the retry of a pooled connection that died (core/postgresql).
+DATABASES["default"]["ENGINE"] = "core.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["OPTIONS"] = {
     "pool": {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        # How long a request waits for a busy pool before 503 (overload); not for a PostgreSQL that is down.
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        # The pool retries a lost connection with a growing delay, and gives up after this long; a new
+        # request then makes it connect at once. Short, so that it is back within a second or two of
+        # PostgreSQL, not a minute later.
+        "reconnect_timeout": env.float("DB_POOL_RECONNECT_TIMEOUT", default=2.0),
     },
 }
+# PostgreSQL down (core/db.py DatabaseCircuit): a request that waited this long on the pool checks
+# with a connection of its own (bounded by DB_PROBE_SECONDS) whether PostgreSQL answers; if not,
+# every request is answered 503 at once for DB_DOWN_RETRY_SECONDS (its Retry-After), then one
+# request checks again.
+DB_DOWN_CHECK_SECONDS = env.float("DB_DOWN_CHECK_SECONDS", default=0.5)
+DB_PROBE_SECONDS = env.float("DB_PROBE_SECONDS", default=1.0)
+DB_DOWN_RETRY_SECONDS = env.float("DB_DOWN_RETRY_SECONDS", default=1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -1,7 +1,15 @@
-"""Per-loop batching: items are flushed in order, gather while a flush is under way, and drain flushes the rest."""
+"""Per-loop batching: items are flushed in order, gather while a flush is under way, and drain flushes the rest.
+The loop's PostgreSQL pool is refused at once while the database circuit is open."""
 import asyncio
+import time
 
-from core.aio import LoopBatcher
+import pytest
+
+from core import aio
+from core.aio import CircuitAsyncPool, LoopBatcher
+from core.db import DatabaseCircuit
+from core.errors import DatabaseDown
+from core.tests.test_db import REFUSED, Target
 
 
 async def test_items_added_during_a_flush_leave_together_in_the_next_one():
@@ -78,3 +86,34 @@ async def test_a_failed_flush_raises_to_every_caller_of_its_batch_and_the_next_b
     assert [type(result) for result in failed] == [RuntimeError, RuntimeError]
     assert after == "GOOD"
     await batcher.drain()
+
+
+async def test_while_the_database_circuit_is_open_the_loop_s_pool_is_refused_at_once(monkeypatch):
+    refused = DatabaseCircuit(connect=Target().connect)
+    assert refused.reachable() is False  # a real refused connection opened it
+    monkeypatch.setattr(aio, "database_circuit", refused)
+    pool = CircuitAsyncPool(REFUSED, min_size=0, max_size=1, timeout=10, open=False, name="refused-async")
+    await pool.open()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown, match="PostgreSQL is unreachable"):
+            await pool.getconn()
+        assert time.monotonic() - started < 0.1
+    finally:
+        await pool.close()
+
+
+async def test_a_loop_pool_that_cannot_connect_gives_database_down_after_the_check_time(monkeypatch, settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.2
+    target = Target()
+    monkeypatch.setattr(aio, "database_circuit", DatabaseCircuit(connect=target.connect))
+    pool = CircuitAsyncPool(REFUSED, min_size=0, max_size=1, timeout=10, open=False, name="refused-async")
+    await pool.open()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            await pool.getconn()
+        assert time.monotonic() - started < 1.5
+        assert target.probes == 1
+    finally:
+        await pool.close()

@@ -1,13 +1,19 @@
-"""Tests for the database helpers: a deadlock retried until both transactions commit, and the bounded reader
-(a read's result or error, a TimeoutError past its budget, one thread whatever happens)."""
+"""Tests for the database helpers: a deadlock retried until both transactions commit, the bounded reader
+(a read's result or error, a TimeoutError past its budget, one thread whatever happens), and the circuit
+that refuses at once while PostgreSQL refuses connections."""
+import socket
 import threading
+import time
 from collections import Counter
 
+import psycopg
 import pytest
 from django.db import IntegrityError, connection
 from django.db.models import F
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.db import BoundedReader, atomic_with_retry
+from core.db import BoundedReader, DatabaseCircuit, atomic_with_retry, connect_params, pool_connection
+from core.errors import DatabaseDown
 from inventory.models import Product, Stock
 from inventory.tests.factories import ProductFactory
 
@@ -89,3 +95,134 @@ def test_a_stuck_read_times_out_and_the_next_caller_does_not_get_a_thread_of_its
         assert len([t for t in threading.enumerate() if t.name.startswith("test-stuck-reader")]) == 1
     finally:
         release.set()
+
+
+# Nothing listens on port 1 of the loopback: a real refused connection, as from a stopped PostgreSQL.
+REFUSED = "postgres://postgres@127.0.0.1:1/stockpulse"
+
+
+class Target:
+    """Where a test circuit's probes connect (refused or the test database), and how many it made."""
+
+    def __init__(self, url: str = REFUSED) -> None:
+        self.url, self.probes = url, 0
+
+    def connect(self) -> None:
+        self.probes += 1
+        psycopg.connect(self.url, connect_timeout=2).close()
+
+
+def test_a_circuit_whose_probe_is_refused_refuses_every_caller_at_once_without_probing_again():
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    assert not circuit.is_open()
+
+    assert circuit.reachable() is False
+
+    started = time.monotonic()
+    for _ in range(50):
+        with pytest.raises(DatabaseDown):
+            circuit.check()
+    assert time.monotonic() - started < 0.5
+    assert circuit.is_open() and target.probes == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_its_period_is_over_the_circuit_probes_again_and_closes_when_postgresql_answers(settings):
+    settings.DB_DOWN_RETRY_SECONDS = 0.1
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    assert circuit.reachable() is False
+    target.url = psycopg.conninfo.make_conninfo(**connect_params())  # PostgreSQL is back
+
+    time.sleep(0.15)
+    circuit.check()
+
+    assert not circuit.is_open() and target.probes == 2
+
+
+def test_a_pool_that_cannot_connect_gives_database_down_after_the_check_time_not_its_timeout(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.2
+    pool = ConnectionPool(REFUSED, min_size=0, max_size=2, timeout=10, open=True, name="refused")
+    circuit = DatabaseCircuit(connect=Target().connect)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started < 1.5
+        # The next caller is refused before it waits on the pool at all.
+        started = time.monotonic()
+        with pytest.raises(DatabaseDown):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started < 0.1
+    finally:
+        pool.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_pool_whose_postgresql_answers_is_waited_on_for_its_whole_timeout(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.1
+    url = psycopg.conninfo.make_conninfo(**connect_params())
+    pool = ConnectionPool(url, min_size=1, max_size=1, timeout=0.6, open=True, name="busy")
+    circuit = DatabaseCircuit(connect=Target(url).connect)
+    held = pool.getconn(timeout=5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PoolTimeout):
+            pool_connection(pool, circuit)
+        assert time.monotonic() - started >= 0.55  # overload: the pool's own wait, then PoolTimeout
+        assert not circuit.is_open()
+    finally:
+        pool.putconn(held)
+        pool.close()
+
+
+def test_callers_that_meet_a_pool_that_cannot_connect_together_are_all_refused_after_one_probe(settings):
+    settings.DB_DOWN_CHECK_SECONDS = 0.2
+    pool = ConnectionPool(REFUSED, min_size=0, max_size=2, timeout=10, open=True, name="refused-many")
+    target = Target()
+    circuit = DatabaseCircuit(connect=target.connect)
+    start, answers = threading.Barrier(8, timeout=10), []
+
+    def caller() -> None:
+        start.wait()
+        started = time.monotonic()
+        try:
+            pool_connection(pool, circuit)
+        except DatabaseDown:
+            answers.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        pool.close()
+
+    assert len(answers) == 8 and max(answers) < 1.5
+    assert target.probes == 1
+
+
+def test_while_open_the_circuit_says_why_postgresql_was_refused():
+    circuit = DatabaseCircuit(connect=Target().connect)
+    circuit.reachable()
+
+    with pytest.raises(DatabaseDown, match="PostgreSQL is unreachable: .*127.0.0.1.*port 1 failed"):
+        circuit.check()
+
+
+def test_a_probe_that_gets_no_answer_in_time_refuses_its_caller_but_does_not_open_the_circuit(settings):
+    settings.DB_PROBE_SECONDS = 0.1
+    with socket.socket() as silent:  # accepts TCP connections and never says a word, as a stalled server
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        circuit = DatabaseCircuit(connect=Target(f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/x").connect)
+
+        started = time.monotonic()
+        assert circuit.reachable() is False
+        assert time.monotonic() - started < 0.5
+
+    assert not circuit.is_open()
+    circuit.check()  # nobody else is refused for it

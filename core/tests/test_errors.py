@@ -1,12 +1,14 @@
 """The one exception handler: overload of the database pool is a 503, and no awkward body on any write route is a
-500; every refusal is in the error shape."""
+500; every refusal is in the error shape. Django's handler500: an unreachable database is a 503, a page for a browser."""
+import json
 import threading
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
 from core.tests.awkward import bodies_with_each_field_awkward
+from core.errors import DatabaseDown, json_500
 from core.tests.factories import ApiClientFactory
 from inventory.tests.factories import ProductFactory
 
@@ -138,3 +140,51 @@ def test_awkward_ids_in_the_path_are_answered_below_500_in_the_error_shape(api_c
 
     assert 400 <= response.status_code < 500
     assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def _answer_to_error(request, error: Exception):
+    """Django's handler500 as Django calls it: while the error is being handled."""
+    try:
+        raise error
+    except Exception:
+        return json_500(request)
+
+
+def _database_down() -> OperationalError:
+    try:
+        raise OperationalError("PostgreSQL is unreachable.") from DatabaseDown()
+    except OperationalError as wrapped:  # as Django's wrap_database_errors raises it
+        return wrapped
+
+
+def test_an_unhandled_error_is_a_500_in_the_error_shape(rf):
+    response = _answer_to_error(rf.get("/estoque"), ValueError("bug"))
+
+    assert response.status_code == 500
+    assert json.loads(response.content)["error"]["code"] == "internal_error"
+
+
+def test_an_unreachable_database_outside_drf_is_a_503_with_retry_after_in_the_error_shape(rf):
+    response = _answer_to_error(rf.get("/estoque", HTTP_ACCEPT="application/json"), _database_down())
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert json.loads(response.content) == {"error": {
+        "code": "unavailable", "message": "The database is unavailable; try again shortly.",
+        "details": {"retry_after": "1"}}}
+
+
+def test_an_unreachable_database_on_a_browser_s_page_is_a_503_page(rf):
+    response = _answer_to_error(rf.get("/admin/", HTTP_ACCEPT="text/html,*/*;q=0.8"), _database_down())
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response["Content-Type"].startswith("text/html")
+    assert b"Temporarily unavailable" in response.content
+
+
+def test_an_api_route_answers_json_even_to_a_browser(rf):
+    response = _answer_to_error(rf.get("/api/v1/stock/", HTTP_ACCEPT="text/html"), _database_down())
+
+    assert response.status_code == 503
+    assert json.loads(response.content)["error"]["code"] == "unavailable"
