@@ -1,13 +1,18 @@
 """The live stock WebSocket under a real Daphne, where batches are written straight to each connection."""
 import json
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+import requests
 from websockets.sync.client import connect
 
 from core.tests.factories import ApiClientFactory
+from core.tests.metrics import samples_in_text
+from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
+from inventory.tests.test_dashboard_browser import DaphneServer, _free_port, server_env
 from inventory.tests.test_dashboard_browser import server, static_root  # noqa: F401  (fixtures)
 from inventory.ws_tickets import ws_ticket_issue
 
@@ -74,3 +79,55 @@ def test_answers_and_batches_share_the_direct_write_in_order(server):
                 kinds.append(message["type"] if message["type"] != "error" else message["code"])
 
     assert kinds == ["pong", "unknown_action", "stock.changed"]
+
+
+@pytest.fixture
+def served(static_root):  # noqa: F811
+    """scripts/serve.py with one Daphne process: the order guarantee is per process (docs/realtime.md)."""
+    web = DaphneServer(server_env(static_root), _free_port(), workers=1)
+    web.start()
+    yield web
+    web.stop()
+
+
+def test_mixed_concurrent_writes_to_one_product_reach_a_socket_in_version_order(served):
+    product = ProductFactory(on_hand=1_000)  # far above its threshold: every reservation stays plain
+    manager = ApiClientFactory(scopes=["read", "manage"])
+    storefront = ApiClientFactory(scopes=["read", "reserve"])
+    fast_path_before = _fast_path_served(served)
+    rounds = 8
+
+    def receipts():
+        with requests.Session() as http:
+            for _ in range(rounds):
+                response = http.post(f"{served.url}/api/v1/stock/{product.code}/movements",
+                                     json={"kind": "receipt", "quantity": 1, "reason": "delivery"},
+                                     headers={"Authorization": f"Bearer {manager.raw_token}"}, timeout=30)
+                assert response.status_code == 201, response.text
+
+    def reservations():
+        with requests.Session() as http:
+            for _ in range(rounds):
+                response = http.post(f"{served.url}/stock/{product.code}/reserve", json={"quantity": 1},
+                                     headers={"Authorization": f"Bearer {storefront.raw_token}"}, timeout=30)
+                assert response.status_code == 200, response.text
+
+    with _open(served, f"codes={product.code}") as socket:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            for future in [pool.submit(receipts if n % 2 else reservations) for n in range(12)]:
+                future.result()
+        stock = Stock.objects.get(product=product)
+        versions = []
+        while not versions or versions[-1] < stock.version:
+            versions.append(_next_change(socket)["version"])
+
+    assert (stock.on_hand, stock.reserved) == (1_000 + 6 * rounds, 6 * rounds)
+    assert all(earlier < later for earlier, later in zip(versions, versions[1:])), versions
+    assert versions[-1] == stock.version
+    # Both paths wrote: receipts through the Django view, reservations through the fast path.
+    assert _fast_path_served(served) - fast_path_before == 6 * rounds
+
+
+def _fast_path_served(server) -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return samples_in_text(text, "stockpulse_reservation_fast_path_total").get((("outcome", "served"),), 0.0)

@@ -1,8 +1,10 @@
 """End-to-end dashboard tests in headless Chromium against a real Daphne serving production settings."""
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,25 +34,34 @@ def _free_port() -> int:
 
 
 class DaphneServer:
-    """Daphne on the test database, started and stopped by the test (so it can also be restarted)."""
+    """Daphne on the test database, started and stopped by the test (so it can also be restarted).
 
-    def __init__(self, env: dict[str, str], port: int):
-        self.env, self.port, self.process = env, port, None
+    ``workers``: serve through scripts/serve.py (`make run`) with that many Daphne processes instead."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int | None = None):
+        self.env, self.port, self.process, self.workers = env, port, None, workers
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "core.daphne_main", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        if self.workers is None:
+            command = [sys.executable, "-m", "core.daphne_main", "-b", "127.0.0.1", "-p", str(self.port),
+                       "config.asgi:application"]
+        else:
+            command = [sys.executable, "scripts/serve.py", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--workers", str(self.workers)]
+        # A file, not a pipe: nobody reads the server's log while it runs, and a full pipe would stall it.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.process.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise RuntimeError(f"daphne exited: {self.log.read().decode()[-2000:]}")
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading Django
                 time.sleep(0.1)
         raise RuntimeError("daphne did not answer within 30 s")
 
@@ -60,7 +71,8 @@ class DaphneServer:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # Its whole session: serve.py's Daphne children too.
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -74,10 +86,10 @@ def static_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def server(static_root):
+def server_env(static_root: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a server under test: production settings on the test database and this run's prefixes."""
     db = settings.DATABASES["default"]
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "browser-test",
@@ -88,8 +100,13 @@ def server(static_root):
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "WS_HEARTBEAT_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
+        **overrides,
     }
-    daphne = DaphneServer(env, _free_port())
+
+
+@pytest.fixture
+def server(static_root):
+    daphne = DaphneServer(server_env(static_root), _free_port())
     daphne.start()
     yield daphne
     daphne.stop()
