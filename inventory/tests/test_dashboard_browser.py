@@ -63,6 +63,7 @@ class DaphneServer:
                     return
             except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading Django
                 time.sleep(0.1)
+        self.stop()  # nothing the test started may outlive it
         raise RuntimeError("daphne did not answer within 30 s")
 
     def stop(self) -> None:
