@@ -10,12 +10,13 @@ from websockets.sync.client import connect
 
 from core.tests.factories import ApiClientFactory
 from core.tests.metrics import samples_in_text
-from core.tests.own_redis import OwnRedis
 from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from inventory.tests.test_dashboard_browser import DaphneServer, _free_port, server_env
-from inventory.tests.test_dashboard_browser import server, static_root  # noqa: F401  (fixtures)
+from inventory.tests.test_dashboard_browser import (  # noqa: F401  (fixtures)
+    own_redis, server, server_on_own_redis, static_root,
+)
 from inventory.ws_tickets import ws_ticket_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,22 +135,6 @@ def test_mixed_concurrent_writes_to_one_product_reach_a_socket_in_version_order(
 def _fast_path_served(server) -> float:
     text = requests.get(f"{server.url}/metrics", timeout=10).text
     return samples_in_text(text, "stockpulse_reservation_fast_path_total").get((("outcome", "served"),), 0.0)
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    redis_server = OwnRedis(tmp_path / "redis").start()
-    yield redis_server
-    redis_server.stop()
-
-
-@pytest.fixture
-def server_on_own_redis(static_root, own_redis):  # noqa: F811
-    """Daphne whose Redis (channel layer, cache, tickets) is the test's own, so the test can stop it."""
-    daphne = DaphneServer(server_env(static_root, REDIS_URL=own_redis.url), _free_port())
-    daphne.start()
-    yield daphne
-    daphne.stop()
 
 
 def _ticket_from(server) -> str:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from django.utils import timezone
 
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
+from core.tests.own_redis import OwnRedis
+from inventory.models import Stock
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
 
@@ -113,8 +116,9 @@ def server(static_root):
     daphne.stop()
 
 
-@pytest.fixture
-def page(server, staff_user, monkeypatch):
+@contextmanager
+def _dashboard_page(server, staff_user, monkeypatch):
+    """Headless Chromium logged in as staff on the server's dashboard."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop on this thread; the test's own ORM calls are still sync.
@@ -134,6 +138,34 @@ def page(server, staff_user, monkeypatch):
         page.wait_for_selector("#conn")
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(server, staff_user, monkeypatch):
+    with _dashboard_page(server, staff_user, monkeypatch) as page:
+        yield page
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    redis_server = OwnRedis(tmp_path / "redis").start()
+    yield redis_server
+    redis_server.stop()
+
+
+@pytest.fixture
+def server_on_own_redis(static_root, own_redis):
+    """Daphne whose Redis (channel layer, cache, tickets) is the test's own, so the test can stop it."""
+    daphne = DaphneServer(server_env(static_root, REDIS_URL=own_redis.url), _free_port())
+    daphne.start()
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def page_on_own_redis(server_on_own_redis, staff_user, monkeypatch):
+    with _dashboard_page(server_on_own_redis, staff_user, monkeypatch) as page:
+        yield page
 
 
 def _cell(page, code: str, column: str):
@@ -213,3 +245,28 @@ def test_dashboard_resyncs_by_itself_after_its_socket_drops(page, server):
     expect(_cell(page, product.code, "available")).to_have_text("0")
     expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-state", "out")
     expect(page.locator("#count-out")).to_have_text("1")
+
+
+def test_dashboard_is_not_live_while_redis_is_down_and_matches_the_database_after(page_on_own_redis, own_redis):
+    from playwright.sync_api import expect
+
+    page = page_on_own_redis
+    product = ProductFactory(code="ACUCAR-1KG", name="Açúcar 1 kg", on_hand=20)
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, product.code, "on_hand")).to_have_text("20")
+
+    own_redis.stop()
+    # The socket stays open (its heartbeats still come), but the page must not claim to be live.
+    expect(page.locator("#conn")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#conn-text")).to_contain_text("Reconnecting")
+    # Changed while the server's Redis is down: its events never reach the page.
+    stock_adjust(code=product.code, delta=-13, reason="spoiled")
+    own_redis.start()
+
+    # Within 5 s of Redis being back: live again, showing what the database holds.
+    stock = Stock.objects.get(product=product)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=5_000)
+    expect(_cell(page, product.code, "on_hand")).to_have_text(str(stock.on_hand), timeout=1)
+    expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", str(stock.version),
+                                                                              timeout=1)
