@@ -21,12 +21,15 @@ left:
 Nothing here can order events of different processes: docs/realtime.md says what a client sees.
 """
 import itertools
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # A claim is forgotten after this long even if never handed over: a rolled-back write's claim must
 # not live for ever, and a write's own events can only be overtaken after it commits.
@@ -180,6 +183,8 @@ class PublishOrder:
                 code, version = str(event["code"]), int(event["version"])
                 if self._last_sent.get(code, -1) >= version:
                     self.dropped += 1
+                    logger.warning("realtime event dropped: older than one already sent",
+                                   extra={"code": code, "version": version})
                     continue
                 self._last_sent[code] = version
                 self._last_sent.move_to_end(code)
