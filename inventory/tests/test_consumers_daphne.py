@@ -13,7 +13,7 @@ from core.tests.metrics import samples_in_text
 from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
-from inventory.tests.test_dashboard_browser import DaphneServer, _free_port, server_env
+from inventory.tests.test_dashboard_browser import running_server, server_env
 from inventory.tests.test_dashboard_browser import (  # noqa: F401  (fixtures)
     own_redis, server, server_on_own_redis, static_root,
 )
@@ -88,10 +88,8 @@ def test_answers_and_batches_share_the_direct_write_in_order(server):
 @pytest.fixture
 def served(static_root):  # noqa: F811
     """scripts/serve.py with one Daphne process: the order guarantee is per process (docs/realtime.md)."""
-    web = DaphneServer(server_env(static_root), _free_port(), workers=1)
-    web.start()
-    yield web
-    web.stop()
+    with running_server(server_env(static_root), workers=1) as web:
+        yield web
 
 
 def test_mixed_concurrent_writes_to_one_product_reach_a_socket_in_version_order(served):

@@ -108,12 +108,21 @@ def server_env(static_root: Path, **overrides: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def running_server(env: dict[str, str], workers: int | None = None):
+    """A DaphneServer on a free port, stopped on the way out."""
+    daphne = DaphneServer(env, _free_port(), workers)
+    daphne.start()
+    try:
+        yield daphne
+    finally:
+        daphne.stop()
+
+
 @pytest.fixture
 def server(static_root):
-    daphne = DaphneServer(server_env(static_root), _free_port())
-    daphne.start()
-    yield daphne
-    daphne.stop()
+    with running_server(server_env(static_root)) as daphne:
+        yield daphne
 
 
 @contextmanager
@@ -156,10 +165,8 @@ def own_redis(tmp_path):
 @pytest.fixture
 def server_on_own_redis(static_root, own_redis):
     """Daphne whose Redis (channel layer, cache, tickets) is the test's own, so the test can stop it."""
-    daphne = DaphneServer(server_env(static_root, REDIS_URL=own_redis.url), _free_port())
-    daphne.start()
-    yield daphne
-    daphne.stop()
+    with running_server(server_env(static_root, REDIS_URL=own_redis.url)) as daphne:
+        yield daphne
 
 
 @pytest.fixture
