@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ BATCH_MESSAGE_TYPE = "realtime.batch"
 # (core/publish_order.py); the race it covers, between a commit and its hand-over, takes microseconds
 # to a few milliseconds.
 ORDER_HOLD_SECONDS = 0.5
+# Groups whose events this process could not publish get a "resync" item with the next batch that
+# goes out, or after this long if no batch comes.
+MISSED_RETRY_SECONDS = 5.0
 
 
 class _Publisher:
@@ -58,6 +62,8 @@ class _Publisher:
         self._wakeup: asyncio.Event | None = None
         self._order = PublishOrder(ORDER_HOLD_SECONDS)
         self._sending = 0
+        # Per channel layer, the groups that missed events of this process since a send went through.
+        self._missed: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
     def _started(self) -> tuple[asyncio.AbstractEventLoop, PublishOrder]:
         with self._lock:
@@ -67,6 +73,7 @@ class _Publisher:
                 self._order = PublishOrder(ORDER_HOLD_SECONDS)
                 self._wakeup = asyncio.Event()
                 self._sending = 0
+                self._missed = weakref.WeakKeyDictionary()
                 threading.Thread(target=loop.run_forever, name="realtime-publisher", daemon=True).start()
                 asyncio.run_coroutine_threadsafe(self._run(self._order, self._wakeup), loop)
                 self._loop, self._pid = loop, os.getpid()
@@ -90,8 +97,9 @@ class _Publisher:
         return self._order.pending() + self._sending if self._loop is not None else 0
 
     async def _run(self, order: PublishOrder, wakeup: asyncio.Event) -> None:
+        retry_at: float | None = None
         while True:
-            deadline = order.next_deadline()
+            deadline = min((t for t in (order.next_deadline(), retry_at) if t is not None), default=None)
             try:
                 async with asyncio.timeout_at(None if deadline is None else
                                               asyncio.get_running_loop().time() + deadline - time.monotonic()):
@@ -102,8 +110,11 @@ class _Publisher:
             self._sending += 1  # before take(): drain never sees nothing pending while units are on their way
             try:
                 units = order.take()
-                if units:
-                    await _units_send(units)
+                if units or (retry_at is not None and time.monotonic() >= retry_at):
+                    layer = get_channel_layer()
+                    missed = self._missed.setdefault(layer, set()) if layer is not None else set()
+                    await _units_send(units, layer, missed)
+                    retry_at = time.monotonic() + MISSED_RETRY_SECONDS if missed else None
             finally:
                 self._sending -= 1
 
@@ -111,28 +122,46 @@ class _Publisher:
 _publisher = _Publisher()
 
 
-async def _units_send(units: list[Unit]) -> None:
-    """Send these units as one batch; count and log the outcome, and tell each unit's waiter. Never raises."""
+async def _units_send(units: list[Unit], layer, missed: set[str]) -> None:
+    """Send these units as one batch, with a ``resync`` item first for each group in ``missed``; count
+    and log the outcome, and tell each unit's waiter. Updates ``missed``; never raises."""
     events = [event for unit in units for event in unit.events]
     error: BaseException | None = None
-    if events:
-        layer = get_channel_layer()
+    if (events or missed) and layer is not None:
+        messages = realtime_batch(events)
+        if missed:
+            _resync_add(messages, missed)
         try:
-            if layer is not None:
-                async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
-                    await _send_all(layer, realtime_batch(events))
+            async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
+                await _send_all(layer, messages)
         except Exception as exc:
             error = exc
+            missed.update(messages)
             for event in events:
                 EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
             logger.error("realtime publish failed", extra={
                 "events": len(events), "error": "timeout" if isinstance(exc, TimeoutError) else repr(exc)})
         else:
+            if missed:
+                logger.warning("realtime: groups that missed events told to resync", extra={"groups": len(missed)})
+                missed.clear()
             for event in events:
                 EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
     for unit in units:
         if not unit.future.done():
             unit.future.set_result(error is None)
+
+
+def _resync_add(messages: dict[str, dict[str, Any]], groups: set[str]) -> None:
+    """Put one ``resync`` item (the same id everywhere, so a socket in several groups gets it once)
+    first in each group's message: its subscribers missed events this process could not publish."""
+    body = {"type": "resync", "reason": "events_not_published", "id": uuid.uuid4().hex,
+            "sent_at": timezone.now().isoformat()}
+    item = [body["id"], json.dumps(body, separators=(",", ":"))]
+    for group in groups:
+        message = messages.setdefault(group, {"type": BATCH_MESSAGE_TYPE, "group": group, "items": []})
+        message["items"] = [item, *message["items"]]
+
 
 def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{group: channel-layer message} for these events; each event gets an id and its JSON text."""
