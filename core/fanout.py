@@ -8,6 +8,12 @@ whatever the number of sockets. A single task reads that channel and hands each 
 group's local sockets directly (``relay_batch``), instead of one channel-layer message, queue and
 consumer dispatch per socket. Each batch is encoded into WebSocket frames once (``EncodedBatch``);
 under Daphne a socket writes those bytes straight to its TCP connection (``DaphneFrameWriter``).
+
+The hub also watches its own subscription: every ``PROBE_SECONDS`` it sends itself a probe through
+the channel layer. A probe that cannot be sent or does not come back, a read error, or the
+subscription's Redis connection being made again means batches may have been lost: every local
+socket is told ``interrupted``, and once probes come back through the (re-made) subscription,
+``resync``, so clients reload the snapshot instead of trusting a screen that missed events.
 """
 import asyncio
 import logging
@@ -33,6 +39,14 @@ READ_RETRY_SECONDS = 0.5
 YIELD_EVERY = 100
 # Where DaphneFrameWriterMiddleware puts the connection's writer in the WebSocket scope.
 FRAME_WRITER_SCOPE_KEY = "stockpulse.frame_writer"
+# The hub sends itself a probe this often; one not back within PROBE_LOST_SECONDS means the
+# subscription delivers nothing (for the sockets: interrupted until probes come back).
+PROBE_SECONDS = 1.0
+PROBE_LOST_SECONDS = 3.0
+PROBE_MESSAGE_TYPE = "fanout.probe"
+# What every local socket is told when batches may have been lost, and when they flow again.
+STREAM_INTERRUPTED = "interrupted"
+STREAM_RESYNC = "resync"
 
 
 def websocket_text_frame(text: str) -> bytes:
@@ -76,6 +90,10 @@ class Relay(Protocol):
         ...
 
     async def relay_batch(self, batch: EncodedBatch) -> None: ...
+
+    async def relay_stream_state(self, state: str) -> None:
+        """Tell the client the stream was ``interrupted`` (batches may be lost) or is back (``resync``)."""
+        ...
 
 
 class DaphneFrameWriter:
@@ -175,6 +193,10 @@ class FanoutHub:
         self._lock = asyncio.Lock()
         self._channel: str | None = None
         self._reader: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        # False from the moment batches may have been lost until a probe came back through the subscription.
+        self.live = True
+        self._probe_seen = time.monotonic()
 
     async def join(self, socket: Relay, groups: Iterable[str]) -> None:
         """Add the socket to these groups; returns once every one of them is subscribed in Redis."""
@@ -187,7 +209,10 @@ class FanoutHub:
         async with self._lock:
             if self._channel is None:
                 self._channel = await self.layer.new_channel(prefix="fanout.")
+                self._probe_seen = time.monotonic()
                 self._reader = asyncio.create_task(self._read(), name="realtime-fanout")
+                self._watcher = asyncio.create_task(self._watch(), name="realtime-fanout-watch")
+                self._reconnects_watch()
             for group in missing:
                 # Checked again under the lock: another socket may have subscribed it meanwhile.
                 if group not in self._subscribed and self.members.get(group):
@@ -227,9 +252,75 @@ class FanoutHub:
                 if asyncio.current_task().cancelling():
                     raise asyncio.CancelledError from None
                 logger.exception("realtime fan-out could not read from the channel layer")
+                await self._interrupted("read error")
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue
+            if message.get("type") == PROBE_MESSAGE_TYPE:
+                self._probe_seen = time.monotonic()
+                if not self.live:
+                    await self._resync()
+                continue
             await self.deliver(message)
+
+    async def _watch(self) -> None:
+        """Send a probe every PROBE_SECONDS; one that cannot be sent or is overdue interrupts the stream."""
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            try:
+                async with asyncio.timeout(PROBE_SECONDS):
+                    await self.layer.send(self._channel, {"type": PROBE_MESSAGE_TYPE})
+            except Exception as exc:
+                await self._interrupted(f"probe not sent: {exc!r}")
+                continue
+            if time.monotonic() - self._probe_seen > PROBE_LOST_SECONDS:
+                await self._interrupted("probes not coming back")
+
+    def _reconnects_watch(self) -> None:
+        """Hear of every new Redis connection of the subscription (Pub/Sub layer): redis-py makes it
+        again and resubscribes without a word, and whatever was published in between is lost."""
+        try:
+            shards = self.layer._get_layer()._shards
+        except AttributeError:
+            return  # the core layer: its reads fail instead, and the reader hears of it
+        for shard in shards:
+            connection = getattr(getattr(shard, "_pubsub", None), "connection", None)
+            if connection is not None:
+                connection.register_connect_callback(self._subscription_reconnected)
+
+    def _subscription_reconnected(self, connection) -> None:
+        # Called inside redis-py's connect(), after the subscriptions were made again.
+        asyncio.get_running_loop().create_task(self._interrupted("subscription connection made again"))
+
+    async def _interrupted(self, reason: str) -> None:
+        if not self.live:
+            return
+        self.live = False
+        logger.warning("realtime fan-out interrupted: batches may be lost", extra={"reason": reason})
+        await self._tell_everyone(STREAM_INTERRUPTED)
+
+    async def _resync(self) -> None:
+        """Probes flow again: make sure every group is subscribed (Redis may have restarted empty), then
+        tell every socket to reload the snapshot."""
+        try:
+            async with self._lock:
+                for group in list(self._subscribed):
+                    await self.layer.group_add(group, self._channel)
+        except Exception:
+            logger.exception("realtime fan-out could not subscribe its groups again")
+            return
+        self.live = True
+        logger.warning("realtime fan-out back: sockets told to resync")
+        await self._tell_everyone(STREAM_RESYNC)
+
+    async def _tell_everyone(self, state: str) -> None:
+        sockets = set().union(*self.members.values()) if self.members else set()
+        for n, socket in enumerate(sockets, 1):
+            try:
+                await socket.relay_stream_state(state)
+            except Exception:
+                logger.exception("realtime fan-out could not tell one socket")
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """Hand one batch to every local socket of its group, one after the other.

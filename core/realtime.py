@@ -3,16 +3,22 @@
 Delivery over the channel layer is at-most-once; clients recover with the stock snapshot and
 per-SKU versions. A failure to publish never fails the write that caused it: it is logged and counted.
 
-Events of one call are batched: each target group gets one message holding every event meant for
-it, and each event is serialised to JSON once here rather than once per connected socket.
+Every path hands its events to one sender per process, which lets them leave in version order
+per product (core/publish_order.py) over one Redis connection. Events gathered while a send is
+under way leave together: each target group gets one message holding every event meant for it, and
+each event is serialised to JSON once here rather than once per connected socket.
 """
 import asyncio
 import json
 import logging
 import os
 import threading
+import time
 import uuid
+import weakref
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -20,9 +26,9 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from core.aio import LoopBatcher
 from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
+from core.publish_order import Claim, PublishOrder, Unit
 
 logger = logging.getLogger(__name__)
 
@@ -30,30 +36,131 @@ logger = logging.getLogger(__name__)
 BATCH_MESSAGE_TYPE = "realtime.batch"
 
 
-class _PublisherLoop:
-    """One event loop per process, on a daemon thread, that owns the publisher's Redis connection.
+# A held unit waits at most this long for the events of this process that must leave before it
+# (core/publish_order.py); the race it covers, between a commit and its hand-over, takes microseconds
+# to a few milliseconds.
+ORDER_HOLD_SECONDS = 0.5
+# Groups whose events this process could not publish get a "resync" item with the next batch that
+# goes out, or after this long if no batch comes.
+MISSED_RETRY_SECONDS = 5.0
 
-    ``async_to_sync`` outside a running loop (Celery, management commands) builds a loop and a
-    fresh Redis connection per call; one long-lived loop keeps a single connection instead.
+
+class _Publisher:
+    """This process's one sender: an event loop on a daemon thread, with the publisher's Redis
+    connection, that sends every unit of events in the order ``PublishOrder`` lets them leave.
+
+    One sender for every path (sync views and Celery after commit, the fast path on the server
+    loop) also means one connection: PUBLISHes of one connection reach Redis, and subscribers, in
+    the order they were sent. (``async_to_sync`` outside a running loop would build a loop and a
+    fresh Redis connection per call; one long-lived loop keeps a single connection instead.)
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._order = PublishOrder(ORDER_HOLD_SECONDS)
+        self._sending = 0
+        # Per channel layer, the groups that missed events of this process since a send went through.
+        self._missed: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
-    def get(self) -> asyncio.AbstractEventLoop:
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, PublishOrder]:
         with self._lock:
-            # After a fork (Celery prefork) the thread is gone: start a new one in the child.
+            # After a fork (Celery prefork) the thread is gone: start a new one, with a new order, in the child.
             if self._loop is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="realtime-publisher", daemon=True)
-                thread.start()
+                self._order = PublishOrder(ORDER_HOLD_SECONDS)
+                self._wakeup = asyncio.Event()
+                self._sending = 0
+                self._missed = weakref.WeakKeyDictionary()
+                threading.Thread(target=loop.run_forever, name="realtime-publisher", daemon=True).start()
+                asyncio.run_coroutine_threadsafe(self._run(self._order, self._wakeup), loop)
                 self._loop, self._pid = loop, os.getpid()
-            return self._loop
+            return self._loop, self._order
+
+    def order(self) -> PublishOrder:
+        return self._started()[1]
+
+    def hand(self, events: list[dict[str, Any]], claim: Claim | None) -> Unit:
+        loop, order = self._started()
+        unit = order.hand(events, claim)
+        loop.call_soon_threadsafe(self._wakeup.set)
+        return unit
+
+    def release(self, claim: Claim) -> None:
+        loop, order = self._started()
+        order.release(claim)
+        loop.call_soon_threadsafe(self._wakeup.set)
+
+    def pending(self) -> int:
+        return self._order.pending() + self._sending if self._loop is not None else 0
+
+    async def _run(self, order: PublishOrder, wakeup: asyncio.Event) -> None:
+        retry_at: float | None = None
+        while True:
+            deadline = min((t for t in (order.next_deadline(), retry_at) if t is not None), default=None)
+            try:
+                async with asyncio.timeout_at(None if deadline is None else
+                                              asyncio.get_running_loop().time() + deadline - time.monotonic()):
+                    await wakeup.wait()
+            except TimeoutError:
+                pass
+            wakeup.clear()
+            self._sending += 1  # before take(): drain never sees nothing pending while units are on their way
+            try:
+                units = order.take()
+                if units or (retry_at is not None and time.monotonic() >= retry_at):
+                    layer = get_channel_layer()
+                    missed = self._missed.setdefault(layer, set()) if layer is not None else set()
+                    await _units_send(units, layer, missed)
+                    retry_at = time.monotonic() + MISSED_RETRY_SECONDS if missed else None
+            finally:
+                self._sending -= 1
 
 
-_publisher_loop = _PublisherLoop()
+_publisher = _Publisher()
+
+
+async def _units_send(units: list[Unit], layer, missed: set[str]) -> None:
+    """Send these units as one batch, with a ``resync`` item first for each group in ``missed``; count
+    and log the outcome, and tell each unit's waiter. Updates ``missed``; never raises."""
+    events = [event for unit in units for event in unit.events]
+    error: BaseException | None = None
+    if (events or missed) and layer is not None:
+        messages = realtime_batch(events)
+        if missed:
+            _resync_add(messages, missed)
+        try:
+            async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
+                await _send_all(layer, messages)
+        except Exception as exc:
+            error = exc
+            missed.update(messages)
+            for event in events:
+                EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
+            logger.error("realtime publish failed", extra={
+                "events": len(events), "error": "timeout" if isinstance(exc, TimeoutError) else repr(exc)})
+        else:
+            if missed:
+                logger.warning("realtime: groups that missed events told to resync", extra={"groups": len(missed)})
+                missed.clear()
+            for event in events:
+                EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
+    for unit in units:
+        if not unit.future.done():
+            unit.future.set_result(error is None)
+
+
+def _resync_add(messages: dict[str, dict[str, Any]], groups: set[str]) -> None:
+    """Put one ``resync`` item (the same id everywhere, so a socket in several groups gets it once)
+    first in each group's message: its subscribers missed events this process could not publish."""
+    body = {"type": "resync", "reason": "events_not_published", "id": uuid.uuid4().hex,
+            "sent_at": timezone.now().isoformat()}
+    item = [body["id"], json.dumps(body, separators=(",", ":"))]
+    for group in groups:
+        message = messages.setdefault(group, {"type": BATCH_MESSAGE_TYPE, "group": group, "items": []})
+        message["items"] = [item, *message["items"]]
 
 
 def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -70,66 +177,56 @@ def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {group: {"type": BATCH_MESSAGE_TYPE, "group": group, "items": items} for group, items in per_group.items()}
 
 
-def realtime_publish(events: list[dict[str, Any]]) -> None:
-    """Send each event to the groups it belongs to. Safe to call from sync code after commit."""
-    if not events:
-        return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    messages = realtime_batch(events)
-    future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _publisher_loop.get())
+def realtime_claim(versions: dict[str, int]) -> Claim:
+    """Claim these product versions for a write about to commit (inside its transaction, rows locked):
+    this process sends no later version of those products before the write's own events, handed
+    over with ``realtime_publish(events, claim=...)`` after commit (core/publish_order.py)."""
+    return _publisher.order().claim(versions)
+
+
+@contextmanager
+def realtime_claim_any() -> Iterator[Claim]:
+    """Claim every product, versions unknown, while a write that commits on its own runs (the fast
+    path's one statement); hand its events over inside the block. Closed on the way out."""
+    claim = _publisher.order().claim(None)
     try:
-        future.result(timeout=settings.REALTIME_PUBLISH_TIMEOUT)
-    except Exception as exc:
-        future.cancel()
-        for event in events:
-            EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
-        logger.error(
-            "realtime publish failed",
-            extra={"events": len(events), "error": repr(exc) if not isinstance(exc, FutureTimeout) else "timeout"},
-        )
-        return
-    for event in events:
-        EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
+        yield claim
+    finally:
+        _publisher.release(claim)
 
 
-async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
-    """``realtime_publish`` for async code already on a server loop (the reservation fast path): same
-    batches, sent from this loop, with the same failure rule (logged and counted, never raised)."""
-    if not events:
+def realtime_publish(events: list[dict[str, Any]], claim: Claim | None = None) -> None:
+    """Send each event to the groups it belongs to, after those of this process that must leave
+    before them. Safe to call from sync code after commit; waits for the send (at most
+    ``REALTIME_PUBLISH_TIMEOUT`` plus the order's hold), so a command or task ending right after
+    still published. A failure is logged and counted, never raised."""
+    if not events or get_channel_layer() is None:
+        if claim is not None:
+            _publisher.release(claim)
         return
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    unit = _publisher.hand(events, claim)
     try:
-        async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
-            await _send_all(layer, realtime_batch(events))
-    except Exception as exc:
-        for event in events:
-            EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
-        logger.error("realtime publish failed", extra={"events": len(events), "error": repr(exc)})
+        unit.future.result(timeout=settings.REALTIME_PUBLISH_TIMEOUT + ORDER_HOLD_SECONDS)
+    except FutureTimeout:
+        # Still with the sender, which counts it either way.
+        logger.warning("realtime publish still pending", extra={"events": len(events)})
+
+
+def realtime_publish_soon(events: list[dict[str, Any]], claim: Claim | None = None) -> None:
+    """``realtime_publish`` that returns at once (async code after commit, e.g. the reservation fast
+    path): same order, batches and failure rule."""
+    if not events or get_channel_layer() is None:
+        if claim is not None:
+            _publisher.release(claim)
         return
-    for event in events:
-        EVENTS_PUBLISHED.labels(event.get("type", "unknown")).inc()
+    _publisher.hand(events, claim)
 
 
-# One task per loop sends whatever has gathered since its last send: under load the events of many
-# requests leave in one message per group instead of one each (fewer Redis round trips per event),
-# in the order they were handed in.
-_loop_publisher = LoopBatcher("realtime-loop-publisher", realtime_publish_async)
-
-
-def realtime_publish_soon(events: list[dict[str, Any]]) -> None:
-    """Hand events to this loop's publisher and return at once (async code after commit, e.g. the
-    reservation fast path): same batches and failure rule as ``realtime_publish_async``."""
-    _loop_publisher.add(events)
-
-
-async def realtime_publisher_drain() -> None:
-    """Publish what is pending on this loop and stop its publisher task (tests, before their loop ends)."""
-    await _loop_publisher.drain()
-
+async def realtime_publisher_drain(timeout: float = 5.0) -> None:
+    """Wait until this process's sender has sent everything handed over so far (tests, before their loop ends)."""
+    async with asyncio.timeout(timeout):
+        while _publisher.pending():
+            await asyncio.sleep(0.01)
 
 async def _send_all(layer, messages: dict[str, dict[str, Any]]) -> None:
     for group, message in messages.items():

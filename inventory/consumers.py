@@ -2,7 +2,8 @@
 
 It never writes to the database. Protocol (docs/realtime.md): the server says ``hello``; the client
 may send ``{"action": "subscribe", ...}`` or ``{"action": "ping"}`` at any time; events arrive as
-JSON text frames exactly as the publisher serialised them. Batches reach the socket through the
+JSON text frames exactly as the publisher serialised them; ``interrupted`` and ``resync`` say the
+process's stream lost events and is back (reload the snapshot). Batches reach the socket through the
 process's fan-out hub (core/fanout.py), which calls ``relay_batch`` directly: a socket has no
 channel-layer channel of its own. Under Daphne the batch's frames, encoded once by the hub, go
 straight to the connection (``DaphneFrameWriter``); elsewhere through the ASGI send.
@@ -19,7 +20,9 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from core.fanout import FRAME_WRITER_SCOPE_KEY, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame
+from core.fanout import (
+    FRAME_WRITER_SCOPE_KEY, STREAM_INTERRUPTED, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame,
+)
 from core.groups import category_key, groups_for_subscription
 from core.jsoninput import json_input_loads
 from inventory.selectors import products_resolve_many
@@ -83,20 +86,29 @@ class StockConsumer(AsyncWebsocketConsumer):
             self.frame_writer = writer
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
-            await self._subscribe(
-                everything=not (query.get("codes") or query.get("categories")),
-                codes=_split(query.get("codes", [])),
-                categories=_split(query.get("categories", [])),
-            )
-        except InvalidSubscription as exc:
-            await self._send_error("invalid_subscription", str(exc))
-            await self._subscribe(everything=True, codes=[], categories=[])
+            try:
+                await self._subscribe(
+                    everything=not (query.get("codes") or query.get("categories")),
+                    codes=_split(query.get("codes", [])),
+                    categories=_split(query.get("categories", [])),
+                )
+            except InvalidSubscription as exc:
+                await self._send_error("invalid_subscription", str(exc))
+                await self._subscribe(everything=True, codes=[], categories=[])
+        except (RedisError, OSError):
+            # The groups could not be subscribed: a "hello" now would promise events that cannot come.
+            logger.error("websocket subscription failed: Redis unreachable")
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         await self._send({
             "type": "hello",
             "server_time": timezone.now().isoformat(),
             "heartbeat_seconds": settings.WS_HEARTBEAT_SECONDS,
             "subscription": self.subscription,
         })
+        if self.hub is not None and not self.hub.live:
+            # Subscribed, but this process's stream is down: "resync" follows once it is back.
+            await self.relay_stream_state(STREAM_INTERRUPTED)
         self.heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def _authenticate(self, offered: list[str]) -> dict | None:
@@ -140,6 +152,10 @@ class StockConsumer(AsyncWebsocketConsumer):
             except InvalidSubscription as exc:
                 await self._send_error("invalid_subscription", str(exc))
                 return
+            except (RedisError, OSError):
+                logger.error("websocket subscription failed: Redis unreachable")
+                await self.close(code=CLOSE_TRY_AGAIN)
+                return
             await self._send({"type": "subscribed", **self.subscription})
         else:
             await self._send_error("unknown_action", "action must be 'subscribe' or 'ping'.")
@@ -160,7 +176,10 @@ class StockConsumer(AsyncWebsocketConsumer):
         categories = sorted({category_key(c) for c in categories}) if not everything else []
         wanted = groups_for_subscription(codes=canonical, categories=categories, everything=everything)
         if self.hub is not None:
-            await self.hub.join(self, wanted - self.subscribed_groups)
+            joining = wanted - self.subscribed_groups
+            # Counted as the socket's before joining, so a join that fails halfway is still left on disconnect.
+            self.subscribed_groups = self.subscribed_groups | joining
+            await self.hub.join(self, joining)
             await self.hub.leave(self, self.subscribed_groups - wanted)
         self.subscribed_groups = wanted
         self.subscription = {
@@ -177,6 +196,11 @@ class StockConsumer(AsyncWebsocketConsumer):
             return
         for _, text in self._items_for(batch):
             await self.base_send({"type": "websocket.send", "text": text})
+
+    async def relay_stream_state(self, state: str) -> None:
+        """Tell the client its stream was ``interrupted`` (events may be lost) or is back (``resync``:
+        reload the snapshot). Called by the fan-out hub."""
+        await self._send({"type": state, "server_time": timezone.now().isoformat()})
 
     def relay_batch_now(self, batch: EncodedBatch) -> bool:
         """``relay_batch`` without a coroutine, when this socket has a frame writer: True once

@@ -14,6 +14,7 @@ def _strings() -> dict[str, str]:
         "connecting": _("Connecting…"),
         "syncing": _("Synchronising…"),
         "reconnecting": _("Reconnecting in %(seconds)s s…"),
+        "interrupted": _("Reconnecting… (live updates interrupted)"),
         "offline": _("Offline"),
         "out": _("Out of stock"),
         "low": _("Low stock"),

@@ -2,7 +2,8 @@
 
 Every service that changes Stock rows calls ``stock_rows_changed`` once per transaction with the
 rows as they now are (still locked). The events are built here, from those exact values, and sent
-after commit, so a rolled-back change publishes nothing and every event carries its own version.
+after commit, so a rolled-back change publishes nothing and every event carries its own version;
+per product, they leave this process in version order whichever path wrote them (core/realtime.py).
 """
 from datetime import datetime
 from functools import partial
@@ -11,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.realtime import realtime_publish, realtime_publish_soon
+from core.realtime import realtime_claim, realtime_publish, realtime_publish_soon
 from inventory.models import Stock
 from notifications.services import alert_states_evaluate
 from projections.services import projection_mark_dirty, projection_recompute_schedule_soon
@@ -44,7 +45,9 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=stocks)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
     webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
-    transaction.on_commit(partial(realtime_publish, events))
+    # Claimed while the rows are locked, so no later version of them leaves this process before these.
+    claim = realtime_claim({stock.product.code: stock.version for stock in stocks})
+    transaction.on_commit(partial(realtime_publish, events, claim=claim))
     projection_mark_dirty(product_ids=[stock.product_id for stock in stocks])
 
 

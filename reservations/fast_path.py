@@ -44,6 +44,7 @@ from core.jsoninput import json_input_loads
 from core.logging import request_id_var
 from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
+from core.realtime import realtime_claim_any
 from core.security import scope_client_address, token_lockout_active_async, token_lockout_checks_drain
 from core.throttling import client_rates_allow_async
 from reservations import services
@@ -300,7 +301,10 @@ async def _batch_answer(asks: list[services.ReservationAsk]) -> list[Any]:
     except redis.RedisError:
         return [None] * len(asks)
     within = [ask for ask, ok in zip(asks, allowed) if ok]
-    created = iter(await services.reservation_create_batch_async(asks=within))
+    # Its statement commits on its own: until its events are handed over, no later stock event of
+    # this process may leave before them (core/publish_order.py).
+    with realtime_claim_any():
+        created = iter(await services.reservation_create_batch_async(asks=within))
     return [next(created) if ok else None for ok in allowed]
 
 

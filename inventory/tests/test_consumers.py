@@ -272,3 +272,18 @@ def test_frames_are_plain_json_text():
     batch = realtime_batch([{"type": "stock.changed", "code": "A", "version": 3, "at": "x"}])
     (_, text), = batch["stock.all"]["items"]
     assert json.loads(text)["version"] == 3
+
+
+async def test_socket_whose_groups_cannot_be_subscribed_is_closed_with_4503(staff_user, settings):
+    # Channel layer unreachable (the session and the database still answer): no "hello" that promises events.
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"], "prefix": "test-down"},
+    }}
+    cookie = await sync_to_async(_session_cookie)(staff_user)
+    communicator, connected, _ = await _connect(headers=[(b"cookie", cookie)])
+    assert connected
+
+    closed = await communicator.receive_output(timeout=10)
+
+    assert closed == {"type": "websocket.close", "code": 4503}

@@ -1,23 +1,32 @@
 """The live stock WebSocket under a real Daphne, where batches are written straight to each connection."""
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+import requests
 from websockets.sync.client import connect
 
 from core.tests.factories import ApiClientFactory
+from core.tests.metrics import samples_in_text
+from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
-from inventory.tests.test_dashboard_browser import server, static_root  # noqa: F401  (fixtures)
+from inventory.tests.test_dashboard_browser import running_server, server_env
+from inventory.tests.test_dashboard_browser import (  # noqa: F401  (fixtures)
+    own_redis, server, server_on_own_redis, static_root,
+)
 from inventory.ws_tickets import ws_ticket_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @contextmanager
-def _open(server, query: str):
-    client = ApiClientFactory(scopes=["read"])
-    ticket, _ = ws_ticket_issue(principal={"kind": "client", "id": client.pk, "name": client.name})
+def _open(server, query: str, *, ticket: str | None = None):
+    if ticket is None:
+        client = ApiClientFactory(scopes=["read"])
+        ticket, _ = ws_ticket_issue(principal={"kind": "client", "id": client.pk, "name": client.name})
     with connect(f"ws://127.0.0.1:{server.port}/ws/stock/?{query}", origin=server.url,
                  subprotocols=["stockpulse.v1", f"ticket.{ticket}"], open_timeout=10) as socket:
         assert json.loads(socket.recv(timeout=10))["type"] == "hello"
@@ -74,3 +83,102 @@ def test_answers_and_batches_share_the_direct_write_in_order(server):
                 kinds.append(message["type"] if message["type"] != "error" else message["code"])
 
     assert kinds == ["pong", "unknown_action", "stock.changed"]
+
+
+@pytest.fixture
+def served(static_root):  # noqa: F811
+    """scripts/serve.py with one Daphne process: the order guarantee is per process (docs/realtime.md)."""
+    with running_server(server_env(static_root), workers=1) as web:
+        yield web
+
+
+def test_mixed_concurrent_writes_to_one_product_reach_a_socket_in_version_order(served):
+    product = ProductFactory(on_hand=1_000)  # far above its threshold: every reservation stays plain
+    manager = ApiClientFactory(scopes=["read", "manage"])
+    storefront = ApiClientFactory(scopes=["read", "reserve"])
+    fast_path_before = _fast_path_served(served)
+    rounds = 8
+
+    def receipts():
+        with requests.Session() as http:
+            for _ in range(rounds):
+                response = http.post(f"{served.url}/api/v1/stock/{product.code}/movements",
+                                     json={"kind": "receipt", "quantity": 1, "reason": "delivery"},
+                                     headers={"Authorization": f"Bearer {manager.raw_token}"}, timeout=30)
+                assert response.status_code == 201, response.text
+
+    def reservations():
+        with requests.Session() as http:
+            for _ in range(rounds):
+                response = http.post(f"{served.url}/stock/{product.code}/reserve", json={"quantity": 1},
+                                     headers={"Authorization": f"Bearer {storefront.raw_token}"}, timeout=30)
+                assert response.status_code == 200, response.text
+
+    with _open(served, f"codes={product.code}") as socket:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            for future in [pool.submit(receipts if n % 2 else reservations) for n in range(12)]:
+                future.result()
+        stock = Stock.objects.get(product=product)
+        versions = []
+        while not versions or versions[-1] < stock.version:
+            versions.append(_next_change(socket)["version"])
+
+    assert (stock.on_hand, stock.reserved) == (1_000 + 6 * rounds, 6 * rounds)
+    assert all(earlier < later for earlier, later in zip(versions, versions[1:])), versions
+    assert versions[-1] == stock.version
+    # Both paths wrote: receipts through the Django view, reservations through the fast path.
+    assert _fast_path_served(served) - fast_path_before == 6 * rounds
+
+
+def _fast_path_served(server) -> float:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return samples_in_text(text, "stockpulse_reservation_fast_path_total").get((("outcome", "served"),), 0.0)
+
+
+def _ticket_from(server) -> str:
+    """A ticket issued by the server itself (its ticket store is its own Redis, not this process's)."""
+    reader = ApiClientFactory(scopes=["read"])
+    response = requests.post(f"{server.url}/api/v1/ws-ticket", headers={"Authorization": f"Bearer {reader.raw_token}"},
+                             timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()["ticket"]
+
+
+def _next_stream_state(socket, timeout: float = 15) -> str:
+    """The next ``interrupted`` or ``resync`` message (heartbeats skipped), within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(socket.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+        if message["type"] in ("interrupted", "resync"):
+            return message["type"]
+        assert message["type"] == "heartbeat", message
+
+
+def test_every_socket_is_told_to_resync_after_the_fanout_lost_its_redis(server_on_own_redis, own_redis):
+    server = server_on_own_redis
+    product = ProductFactory(on_hand=5)
+    manager = ApiClientFactory(scopes=["read", "manage"])
+    with _open(server, "", ticket=_ticket_from(server)) as everything, \
+            _open(server, f"codes={product.code}", ticket=_ticket_from(server)) as one_code:
+        own_redis.stop()
+        assert [_next_stream_state(everything), _next_stream_state(one_code)] == ["interrupted", "interrupted"]
+
+        own_redis.start()
+        assert [_next_stream_state(everything), _next_stream_state(one_code)] == ["resync", "resync"]
+
+        # Subscribed again: a change made now reaches the socket.
+        response = requests.post(f"{server.url}/api/v1/stock/{product.code}/movements",
+                                 json={"kind": "receipt", "quantity": 1, "reason": "delivery"},
+                                 headers={"Authorization": f"Bearer {manager.raw_token}"}, timeout=30)
+        assert response.status_code == 201, response.text
+        assert _next_change(one_code)["on_hand"] == 6
+
+
+def test_a_redis_restart_between_two_probes_still_ends_in_resync(server_on_own_redis, own_redis):
+    server = server_on_own_redis
+    with _open(server, "", ticket=_ticket_from(server)) as socket:
+        # Back at once: no probe may fail, but what was published in between is lost all the same.
+        own_redis.stop()
+        own_redis.start()
+
+        assert [_next_stream_state(socket), _next_stream_state(socket)] == ["interrupted", "resync"]

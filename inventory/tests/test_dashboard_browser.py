@@ -1,9 +1,12 @@
 """End-to-end dashboard tests in headless Chromium against a real Daphne serving production settings."""
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from django.utils import timezone
 
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
+from core.tests.own_redis import OwnRedis
+from inventory.models import Stock
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
 
@@ -32,26 +37,36 @@ def _free_port() -> int:
 
 
 class DaphneServer:
-    """Daphne on the test database, started and stopped by the test (so it can also be restarted)."""
+    """Daphne on the test database, started and stopped by the test (so it can also be restarted).
 
-    def __init__(self, env: dict[str, str], port: int):
-        self.env, self.port, self.process = env, port, None
+    ``workers``: serve through scripts/serve.py (`make run`) with that many Daphne processes instead."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int | None = None):
+        self.env, self.port, self.process, self.workers = env, port, None, workers
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "core.daphne_main", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        if self.workers is None:
+            command = [sys.executable, "-m", "core.daphne_main", "-b", "127.0.0.1", "-p", str(self.port),
+                       "config.asgi:application"]
+        else:
+            command = [sys.executable, "scripts/serve.py", "--host", "127.0.0.1", "--port", str(self.port),
+                       "--workers", str(self.workers)]
+        # A file, not a pipe: nobody reads the server's log while it runs, and a full pipe would stall it.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.process.stderr.read().decode()[-2000:]}")
+                self.log.seek(0)
+                raise RuntimeError(f"daphne exited: {self.log.read().decode()[-2000:]}")
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading Django
                 time.sleep(0.1)
+        self.stop()  # nothing the test started may outlive it
         raise RuntimeError("daphne did not answer within 30 s")
 
     def stop(self) -> None:
@@ -60,7 +75,8 @@ class DaphneServer:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # Its whole session: serve.py's Daphne children too.
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -74,10 +90,10 @@ def static_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def server(static_root):
+def server_env(static_root: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a server under test: production settings on the test database and this run's prefixes."""
     db = settings.DATABASES["default"]
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "browser-test",
@@ -88,15 +104,30 @@ def server(static_root):
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "WS_HEARTBEAT_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
+        **overrides,
     }
-    daphne = DaphneServer(env, _free_port())
+
+
+@contextmanager
+def running_server(env: dict[str, str], workers: int | None = None):
+    """A DaphneServer on a free port, stopped on the way out."""
+    daphne = DaphneServer(env, _free_port(), workers)
     daphne.start()
-    yield daphne
-    daphne.stop()
+    try:
+        yield daphne
+    finally:
+        daphne.stop()
 
 
 @pytest.fixture
-def page(server, staff_user, monkeypatch):
+def server(static_root):
+    with running_server(server_env(static_root)) as daphne:
+        yield daphne
+
+
+@contextmanager
+def _dashboard_page(server, staff_user, monkeypatch):
+    """Headless Chromium logged in as staff on the server's dashboard."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop on this thread; the test's own ORM calls are still sync.
@@ -116,6 +147,32 @@ def page(server, staff_user, monkeypatch):
         page.wait_for_selector("#conn")
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(server, staff_user, monkeypatch):
+    with _dashboard_page(server, staff_user, monkeypatch) as page:
+        yield page
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    redis_server = OwnRedis(tmp_path / "redis").start()
+    yield redis_server
+    redis_server.stop()
+
+
+@pytest.fixture
+def server_on_own_redis(static_root, own_redis):
+    """Daphne whose Redis (channel layer, cache, tickets) is the test's own, so the test can stop it."""
+    with running_server(server_env(static_root, REDIS_URL=own_redis.url)) as daphne:
+        yield daphne
+
+
+@pytest.fixture
+def page_on_own_redis(server_on_own_redis, staff_user, monkeypatch):
+    with _dashboard_page(server_on_own_redis, staff_user, monkeypatch) as page:
+        yield page
 
 
 def _cell(page, code: str, column: str):
@@ -195,3 +252,28 @@ def test_dashboard_resyncs_by_itself_after_its_socket_drops(page, server):
     expect(_cell(page, product.code, "available")).to_have_text("0")
     expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-state", "out")
     expect(page.locator("#count-out")).to_have_text("1")
+
+
+def test_dashboard_is_not_live_while_redis_is_down_and_matches_the_database_after(page_on_own_redis, own_redis):
+    from playwright.sync_api import expect
+
+    page = page_on_own_redis
+    product = ProductFactory(code="ACUCAR-1KG", name="Açúcar 1 kg", on_hand=20)
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, product.code, "on_hand")).to_have_text("20")
+
+    own_redis.stop()
+    # The socket stays open (its heartbeats still come), but the page must not claim to be live.
+    expect(page.locator("#conn")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#conn-text")).to_contain_text("Reconnecting")
+    # Changed while the server's Redis is down: its events never reach the page.
+    stock_adjust(code=product.code, delta=-13, reason="spoiled")
+    own_redis.start()
+
+    # Within 5 s of Redis being back: live again, showing what the database holds.
+    stock = Stock.objects.get(product=product)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=5_000)
+    expect(_cell(page, product.code, "on_hand")).to_have_text(str(stock.on_hand), timeout=1)
+    expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", str(stock.version),
+                                                                              timeout=1)

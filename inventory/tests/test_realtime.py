@@ -1,6 +1,7 @@
 """Tests of the publisher (groups, batching, Redis failures) and of the WebSocket ticket endpoint."""
 import asyncio
 import json
+from functools import partial
 
 import pytest
 import redis
@@ -10,6 +11,7 @@ from django.conf import settings as django_settings
 from core.groups import GROUP_ALL, group_for_category, group_for_code, groups_for_event
 from core.metrics import EVENTS_FAILED
 from core.realtime import realtime_batch, realtime_publish
+from core.tests.own_redis import OwnRedis
 from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
@@ -152,3 +154,32 @@ def test_dashboard_renders_for_staff_in_portuguese_and_english(client, staff_use
     assert pt.status_code == en.status_code == 200
     assert "Estoque ao vivo" in pt.content.decode() and "Live stock" in en.content.decode()
     assert "Bebidas" in pt.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_that_missed_events_is_told_to_resync_with_the_next_batch(settings, tmp_path):
+    own = OwnRedis(tmp_path / "redis").start()
+    try:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                               "CONFIG": {"hosts": [own.url], "prefix": "test-missed"}}}
+        product = ProductFactory(on_hand=3)
+        own.stop()
+        stock_receive(code=product.code, quantity=2)  # its event cannot be published
+        own.start()
+        layer = get_channel_layer()
+
+        async def listen():
+            channel = await layer.new_channel()
+            await layer.group_add(group_for_code(product.code), channel)
+            await asyncio.get_running_loop().run_in_executor(None, partial(stock_receive, code=product.code, quantity=1))
+            message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+            await layer.flush()
+            return message
+
+        message = asyncio.run(listen())
+    finally:
+        own.stop()
+
+    kinds = [json.loads(text)["type"] for _, text in message["items"]]
+    assert kinds == ["resync", "stock.changed"]
+    assert json.loads(message["items"][1][1])["on_hand"] == 6

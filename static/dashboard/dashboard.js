@@ -2,7 +2,9 @@
 //
 // Rules that keep the screen right: events that arrive while a snapshot is loading are buffered and
 // applied afterwards if newer; an event applies only when its version is newer than the row's; a
-// version gap (an event was lost) refetches that SKU; every (re)connection reloads the snapshot.
+// version gap (an event was lost) refetches that SKU; every (re)connection reloads the snapshot. When
+// the server says its stream was "interrupted" (events may be lost) the page is not live until the
+// "resync" that follows, which reloads the snapshot as a reconnection does.
 (function () {
   "use strict";
 
@@ -10,6 +12,7 @@
   var S = config.strings;
   var rows = new Map();        // code -> {data, tr}
   var buffer = null;           // events held while a snapshot loads
+  var interrupted = false;     // the server said events may be lost; "resync" (or a new socket) ends it
   var ws = null;
   var attempt = 0;
   var lastMessageAt = 0;
@@ -197,7 +200,8 @@
     lastMessageAt = Date.now();
     var ev;
     try { ev = JSON.parse(msg.data); } catch (e) { return; }
-    if (ev.type === "hello") { synchronise(); return; }
+    if (ev.type === "hello" || ev.type === "resync") { interrupted = false; synchronise(); return; }
+    if (ev.type === "interrupted") { interrupted = true; setConnection("offline", S.interrupted); return; }
     if (ev.type === "heartbeat" || ev.type === "pong" || ev.type === "subscribed" || ev.type === "error") return;
     if (buffer) { buffer.push(ev); return; }
     handleEvent(ev);
@@ -213,6 +217,7 @@
       var held = buffer; buffer = null;
       held.forEach(handleEvent);
       attempt = 0;
+      if (interrupted) return; // not live until the "resync" that follows
       setConnection("live", S.live);
       document.body.dataset.synced = String(Date.now());
     }).catch(function () {
@@ -229,7 +234,9 @@
     ws = socket;
     lastMessageAt = Date.now();
     socket.onmessage = function (msg) { if (socket === ws) onMessage(msg); };
-    socket.onclose = function () { if (socket === ws) { ws = null; buffer = null; scheduleReconnect(); } };
+    socket.onclose = function () {
+      if (socket === ws) { ws = null; buffer = null; interrupted = false; scheduleReconnect(); }
+    };
   }
 
   function scheduleReconnect() {
