@@ -1,5 +1,6 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import F
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -36,16 +37,33 @@ class UnifiedCodeInline(admin.TabularInline):
     fields = ["code", "note"]
 
 
+class ProductChangeList(ChangeList):
+    """While searching, the ranking is the order (a column header the user clicks still comes first)."""
+
+    def _get_default_ordering(self):
+        return [] if self.query.strip() else super()._get_default_ordering()
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "category", "on_hand", "reserved", "available", "low_stock_threshold",
                     "active"]
     list_filter = ["category", StockLevelFilter, "active"]
+    # The search box goes through Product.objects.search (get_search_results): names without accents or
+    # with typos, part of a code or unified code, best match first.
     search_fields = ["code", "name", "unified_codes__code"]
     readonly_fields = ["stock_counters", "created_at", "updated_at"]
     inlines = [UnifiedCodeInline]
     list_select_related = ["stock"]
     actions = ["adjust_stock_action"]
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.search(search_term), False
+
+    def get_changelist(self, request, **kwargs):
+        return ProductChangeList
 
     def get_readonly_fields(self, request, obj=None):
         # The code never changes once created: aliases cover renames, and the ledger refers to it.

@@ -1,10 +1,13 @@
 """Inventory tables: Product, UnifiedCode (aliases), Stock (one counter row per product) and StockMovement (ledger)."""
 from django.conf import settings
+from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, Exists, F, FloatField, Func, OuterRef, Q, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Greatest, Lower
 from django.utils.translation import gettext_lazy as _
 
-from inventory.codes import CODE_MAX_LENGTH
+from inventory.codes import CODE_MAX_LENGTH, code_normalise
 
 
 class Unit(models.TextChoices):
@@ -15,17 +18,72 @@ class Unit(models.TextChoices):
     PACK = "pct", _("pack")
 
 
+class FUnaccent(Func):
+    """``f_unaccent(text)``: unaccent() wrapped as IMMUTABLE (migration 0003), so the trigram index applies."""
+
+    function = "f_unaccent"
+    output_field = models.TextField()
+
+
+def search_key(expression) -> FUnaccent:
+    """How names and search terms are compared: lower case, accents removed ("Feijão" → "feijao")."""
+    return FUnaccent(Lower(expression))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Ids of the products a term finds, one indexed branch per kind of match so the planner never scans the
+# table: the name holds the term (accents and case ignored) or is close to it word by word (pg_trgm's
+# word similarity, typos included); part of the product code or of one of its unified codes (barcodes).
+_MATCH_IDS = """
+    SELECT id FROM inventory_product
+     WHERE f_unaccent(lower(name)) LIKE f_unaccent(lower(%s)) OR f_unaccent(lower(name)) %%> f_unaccent(lower(%s))
+    UNION SELECT id FROM inventory_product WHERE code LIKE %s
+    UNION SELECT product_id FROM inventory_unifiedcode WHERE code LIKE %s
+"""
+
+
+def product_search(term: str, *, path: str = "") -> tuple[Q, dict[str, models.Expression]]:
+    """(filter, annotations) finding ``term`` in products reached through ``path`` ("" or "product__").
+
+    The annotations rank the matches: ``search_rank`` is 2 for the exact code or unified code, 1 for
+    part of one, else the name's word similarity (1 when the name holds the term as whole words);
+    ``search_closeness`` (similarity of the whole name) prefers the shorter, closer names among equals.
+    """
+    term = term.strip()
+    code = code_normalise(term)
+    code_like = f"%{_like_escape(code)}%"
+    match = Q(**{f"{path}pk__in": RawSQL(_MATCH_IDS, (f"%{_like_escape(term)}%", term, code_like, code_like))})
+    name, wanted = search_key(F(f"{path}name")), search_key(Value(term))
+    aliases = UnifiedCode.objects.filter(product=OuterRef(f"{path}pk"))
+    code_rank = Case(
+        When(Q(**{f"{path}code": code}) | Exists(aliases.filter(code=code)), then=Value(2.0)),
+        When(Q(**{f"{path}code__contains": code}) | Exists(aliases.filter(code__contains=code)), then=Value(1.0)),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    return match, {
+        "search_rank": Greatest(code_rank, TrigramWordSimilarity(wanted, name), output_field=FloatField()),
+        "search_closeness": TrigramSimilarity(name, wanted),
+    }
+
+
+SEARCH_ORDER = ["-search_rank", "-search_closeness"]
+
+
 class ProductQuerySet(models.QuerySet):
     def active(self):
         return self.filter(active=True)
 
     def search(self, term: str):
-        term = term.strip()
-        if not term:
+        """Products a search box finds for ``term`` (name without accents or with typos, code, unified code),
+        best match first."""
+        if not term.strip():
             return self
-        return self.filter(
-            Q(code__icontains=term) | Q(name__icontains=term) | Q(unified_codes__code__icontains=term)
-        ).distinct()
+        match, ranks = product_search(term)
+        return self.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "name", "code")
 
 
 class Product(models.Model):
