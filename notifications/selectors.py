@@ -1,20 +1,23 @@
 """Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog."""
-import difflib
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Min, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.contrib.postgres.search import TrigramSimilarity
+from django.db.models import Count, F, Min, Q, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
-from inventory.models import Product, Stock
+from inventory.models import Product, Stock, search_key
 from inventory.selectors import product_resolve, stock_list
 from notifications.models import AlertOutbox, Driver, DriverMute, OutboxState, Subscription, Substitute
 
 SUBSTITUTES_MAX = 3
-FUZZY_CANDIDATES_MAX = 5000
+SUGGESTIONS_MAX = 5
+# How far (in word similarity, 0-1) the best name match must lead the next one to be taken as meant.
+CLEAR_LEAD = 0.2
 
 
 def drivers_reachable() -> QuerySet[Driver]:
@@ -62,8 +65,20 @@ def driver_product_filter(driver: Driver) -> Q | None:
     return None
 
 
+def _head_word(name: str) -> str:
+    """The first word of a product name, letters and digits only ("Sal refinado 1kg" → "Sal")."""
+    words = name.split()
+    return re.sub(r"\W", "", words[0]) if words else ""
+
+
 def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
-    """Up to three (code, name): the ones staff chose that have stock, else in-stock products of the category."""
+    """Up to three (code, name) to offer instead of ``product``.
+
+    Staff's choices win: when staff chose any, only those with stock are offered, in their order.
+    Otherwise: active products of the same category that are neither low nor out themselves and whose
+    name has the product's first word (accents and case aside: "Sal refinado" → "Sal grosso", never
+    "Arroz"), the closest name first, then the most available.
+    """
     chosen = list(
         Substitute.objects.filter(product=product, substitute__active=True, substitute__stock__available__gt=0)
         .order_by("position", "id")
@@ -71,13 +86,19 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
     )
     if chosen or Substitute.objects.filter(product=product).exists():
         return chosen
-    if not product.category:
+    head = _head_word(product.name)
+    if not product.category or not head:
         return []
+    name = search_key(F("name"))
     return list(
         Product.objects.active()
-        .filter(category=product.category, stock__available__gte=product.low_stock_threshold, stock__available__gt=0)
+        .filter(category=product.category, stock__available__gte=F("low_stock_threshold"), stock__available__gt=0)
         .exclude(pk=product.pk)
-        .order_by("-stock__available", "code")
+        .alias(name_key=name, head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"),
+                                                  output_field=TextField()))
+        .filter(name_key__regex=F("head_pattern"))
+        .annotate(closeness=TrigramSimilarity(name, search_key(Value(product.name))))
+        .order_by("-closeness", "-stock__available", "code")
         .values_list("code", "name")[:SUBSTITUTES_MAX]
     )
 
@@ -86,40 +107,38 @@ def driver_by_chat(*, chat_id: int) -> Driver | None:
     return Driver.objects.filter(chat_id=chat_id, active=True).first()
 
 
-def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
-    qs = stock_list(below_threshold=True)
+def driver_stocks(*, driver: Driver, below_threshold: bool = False, out_of_stock: bool = False) -> QuerySet[Stock]:
+    """Active products' stock rows among those the driver follows."""
+    qs = stock_list(below_threshold=below_threshold, out_of_stock=out_of_stock)
     query = driver_product_filter(driver)
     if query is not None:
         qs = qs.filter(product__in=Product.objects.filter(query))
-    return list(qs.order_by("available", "product__code")[:limit])
+    return qs
+
+
+def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
+    return list(driver_stocks(driver=driver, below_threshold=True).order_by("available", "product__code")[:limit])
 
 
 def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
-    """(the product, []) when the term is a code, an alias or one clear name match; else (None, suggestions)."""
+    """What the bot's look-ups answer for ``term``, over the whole active catalogue.
+
+    (the product, []) when the term is a code, a unified code, a name (accents and case aside), the only
+    match, or a match clearly ahead of the next; else (None, up to five matches best first, each with
+    its stock loaded). (None, []) means nothing is close.
+    """
     term = term.strip()
     try:
         return product_resolve(code=term), []
     except UnknownCode:
         pass
-    matches = list(Product.objects.active().filter(name__icontains=term).order_by("name")[:6])
-    if len(matches) == 1:
-        return matches[0], []
-    exact = [p for p in matches if p.name.lower() == term.lower()]
-    if exact:
-        return exact[0], []
-    if matches:
-        return None, matches[:5]
-    names = dict(Product.objects.active().values_list("name", "pk")[:FUZZY_CANDIDATES_MAX])
-    lowered = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(term.lower(), list(lowered), n=5, cutoff=0.6)
-    found = [names[lowered[name]] for name in close]
-    if not found:
+    matches = list(Product.objects.active().select_related("stock").search(term)[:SUGGESTIONS_MAX + 1])
+    if not matches:
         return None, []
-    products = {p.pk: p for p in Product.objects.filter(pk__in=found)}
-    ordered = [products[pk] for pk in found if pk in products]
-    if len(ordered) == 1 or difflib.SequenceMatcher(None, term.lower(), ordered[0].name.lower()).ratio() >= 0.8:
-        return ordered[0], []
-    return None, ordered
+    best = matches[0]
+    if len(matches) == 1 or best.search_closeness >= 1 or best.search_rank - matches[1].search_rank >= CLEAR_LEAD:
+        return best, []
+    return None, matches[:SUGGESTIONS_MAX]
 
 
 def outbox_driver_ids_due(*, now: datetime, grace_seconds: float, limit: int = 500) -> list[int]:
