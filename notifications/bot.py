@@ -163,29 +163,27 @@ def low_answer(*, driver: Driver) -> str:
 
 
 def ruptura_answer(*, driver: Driver) -> str:
-    """``/ruptura``: what is out now first, then stockouts projected within the window (projections read model)."""
+    """``/ruptura``: what is out now first, then stockouts projected within the window: the API's ruptures
+    list, kept to the products the driver follows."""
     days, language = settings.ALERT_PROJECTION_DAYS, driver.language
-    out_now = selectors.driver_stocks(driver=driver, out_of_stock=True).order_by("product__name", "product__code")
-    out_rows = list(out_now[:RUPTURA_LINES_MAX + 1])
     try:
-        from projections.selectors import projection_ruptures
+        from projections.selectors import projection_out_now, projection_ruptures
     except ImportError:
-        projected = None
-    else:
-        projected = projection_ruptures(days=days)  # without what is out now
-        query = selectors.driver_product_filter(driver)
-        if query is not None:
-            projected = projected.filter(product__in=Product.objects.filter(query))
-    if not out_rows and projected is None:
         return t(language, "ruptura_unavailable")
-    room = RUPTURA_LINES_MAX - min(len(out_rows), RUPTURA_LINES_MAX)
-    projected_rows = list(projected[:room + 1]) if projected is not None else []
+    out_now, projected = projection_out_now(), projection_ruptures(days=days)
+    query = selectors.driver_product_filter(driver)
+    if query is not None:
+        followed = Product.objects.filter(query)
+        out_now, projected = out_now.filter(product__in=followed), projected.filter(product__in=followed)
+    out_rows = list(out_now[:RUPTURA_LINES_MAX + 1])
+    room = max(RUPTURA_LINES_MAX - len(out_rows), 0)
+    projected_rows = list(projected[:room + 1])
     if not out_rows and not projected_rows:
         return t(language, "ruptura_none", days=days)
     lines = []
     if out_rows:
-        lines.append(t(language, "ruptura_out_title", n=out_now.count() if len(out_rows) > RUPTURA_LINES_MAX
-                       else len(out_rows)))
+        count = out_now.count() if len(out_rows) > RUPTURA_LINES_MAX else len(out_rows)
+        lines.append(t(language, "ruptura_out_title", n=count))
         lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.on_hand - s.reserved}"
                   for s in out_rows[:RUPTURA_LINES_MAX]]
     if projected_rows[:room]:

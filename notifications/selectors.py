@@ -107,17 +107,12 @@ def driver_by_chat(*, chat_id: int) -> Driver | None:
     return Driver.objects.filter(chat_id=chat_id, active=True).first()
 
 
-def driver_stocks(*, driver: Driver, below_threshold: bool = False, out_of_stock: bool = False) -> QuerySet[Stock]:
-    """Active products' stock rows among those the driver follows."""
-    qs = stock_list(below_threshold=below_threshold, out_of_stock=out_of_stock)
+def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
+    qs = stock_list(below_threshold=True)
     query = driver_product_filter(driver)
     if query is not None:
         qs = qs.filter(product__in=Product.objects.filter(query))
-    return qs
-
-
-def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
-    return list(driver_stocks(driver=driver, below_threshold=True).order_by("available", "product__code")[:limit])
+    return list(qs.order_by("available", "product__code")[:limit])
 
 
 def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
