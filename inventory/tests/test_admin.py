@@ -41,6 +41,27 @@ def test_search_by_alias_finds_the_product(staff_client):
     assert "FOUND-1" in page and "HIDDEN-1" not in page
 
 
+def test_search_finds_a_name_typed_without_accents_best_match_first(staff_client):
+    ProductFactory(code="P-1", name="Feijão preto tipo 1 pacote econômico 1kg")
+    ProductFactory(code="P-2", name="Feijão")
+    ProductFactory(code="P-3", name="Arroz")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), {"q": "feijao"}).content.decode()
+
+    assert "P-3" not in page
+    assert page.index("P-2") < page.index("P-1")
+
+
+def test_a_clicked_column_orders_search_results(staff_client):
+    ProductFactory(code="P-1", name="Feijão preto", on_hand=9)
+    ProductFactory(code="P-2", name="Feijão", on_hand=1)
+    url = reverse("admin:inventory_product_changelist")
+
+    page = staff_client.get(url, {"q": "feijao", "o": "-1"}).content.decode()  # code, descending
+
+    assert page.index("P-2") < page.index("P-1")
+
+
 def test_adjust_form_writes_ledger_row_through_service(staff_client):
     product = ProductFactory(code="ADJ-1", on_hand=10)
     url = reverse("admin:inventory_product_adjust", args=[product.pk])
