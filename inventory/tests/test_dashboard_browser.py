@@ -195,3 +195,28 @@ def test_dashboard_resyncs_by_itself_after_its_socket_drops(page, server):
     expect(_cell(page, product.code, "available")).to_have_text("0")
     expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-state", "out")
     expect(page.locator("#count-out")).to_have_text("1")
+
+
+def test_dashboard_search_finds_names_without_accents_and_aliases_best_match_first(page):
+    from playwright.sync_api import expect
+
+    from inventory.tests.factories import UnifiedCodeFactory
+
+    ProductFactory(code="A-CAFETEIRA", name="Cafeteira elétrica", on_hand=3)
+    ProductFactory(code="B-CAFE", name="Café torrado 500g", on_hand=10)
+    UnifiedCodeFactory(code="7891234567", product=ProductFactory(code="C-LEITE", name="Leite 1 L", on_hand=8))
+    page.reload()
+    _wait_live(page)
+    visible = 'tr[data-code]:not([hidden])'
+
+    page.fill("#search", "cafe")
+    expect(page.locator(visible)).to_have_count(2)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "B-CAFE")  # the whole word ranks first
+
+    page.fill("#search", "1234567")
+    expect(page.locator(visible)).to_have_count(1)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "C-LEITE")
+
+    page.fill("#search", "")
+    expect(page.locator(visible)).to_have_count(3)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "A-CAFETEIRA")

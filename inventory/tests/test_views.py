@@ -114,6 +114,20 @@ def test_snapshot_has_server_time_versions_and_filters(reader):
     assert body["unknown"] == ["UNKNOWN"]
 
 
+def test_snapshot_search_is_the_dashboards_search_box(reader):
+    ProductFactory(code="A-1", name="Pãozinho de queijo")
+    ProductFactory(code="B-1", name="Pão francês")
+    ProductFactory(code="C-1", name="Leite")
+
+    body = reader.get("/api/v1/stock/snapshot", {"search": "pao"}).json()
+
+    assert [i["code"] for i in body["items"]] == ["B-1", "A-1"]
+
+
+def test_snapshot_rejects_a_search_longer_than_a_search_box_sends(reader):
+    assert_error_shape(reader.get("/api/v1/stock/snapshot", {"search": "x" * 101}), 400, "invalid")
+
+
 def test_receipt_through_alias_updates_canonical_and_returns_movement(manager):
     product = ProductFactory(code="R-1", on_hand=1)
     UnifiedCodeFactory(code="R-OLD", product=product)
