@@ -111,14 +111,27 @@ _ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WI
     ORDER BY asked.ord
 """
 # Out now (nothing available) first, by name, then projected stockouts, soonest first: the order of
-# projection_out_now() followed by projection_ruptures().
-_RUPTURES_PAGE = f"""{_ROW_SELECT}, st.available <= 0 AS out_now FROM {_P} p
-    JOIN {_S} st ON st.product_id = p.id
-    LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
-    WHERE p.active AND (st.available <= 0 OR (ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s))
-    ORDER BY st.available > 0, CASE WHEN st.available <= 0 THEN p.name END, CASE WHEN st.available <= 0 THEN p.code END,
-             ps.stockout_date, p.id
-    LIMIT %(limit)s OFFSET %(offset)s
+# projection_out_now() followed by projection_ruptures(). Each branch sorts and cuts on its own (the
+# second through the stockout_date filter), so a page never sorts the whole catalogue; the stock rows
+# have no index on their counters (HOT updates, see inventory.models.Stock), so the first branch
+# reads them all, which costs a few milliseconds at 100,000 products.
+_RUPTURES_PAGE = f"""SELECT * FROM (
+    ({_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
+      FROM {_S} st
+      JOIN {_P} p ON p.id = st.product_id
+      LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
+     WHERE st.available <= 0 AND p.active
+     ORDER BY p.name, p.code LIMIT %(end)s)
+    UNION ALL
+    ({_ROW_SELECT}, FALSE, 1, NULL, ps.stockout_date
+      FROM {_PS} ps
+      JOIN {_P} p ON p.id = ps.product_id
+      JOIN {_S} st ON st.product_id = ps.product_id
+     WHERE ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s AND p.active AND st.available > 0
+     ORDER BY ps.stockout_date, ps.product_id LIMIT %(end)s)
+) page
+ORDER BY part, part_name, CASE WHEN part = 0 THEN code END, part_date, id
+LIMIT %(limit)s OFFSET %(offset)s
 """
 
 
@@ -149,8 +162,8 @@ def projection_ruptures_page(*, days: int, limit: int, offset: int = 0) -> list[
     computed summary yet (its summary fields are None)."""
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGE, {"limit_date": _today() + timedelta(days=days), "limit": limit,
-                                        "offset": offset})
-        return [(SummaryRow(*values[:-1]), values[-1]) for values in cursor.fetchall()]
+                                        "offset": offset, "end": offset + limit})
+        return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
 def projection_out_now() -> QuerySet[Stock]:
