@@ -1,10 +1,13 @@
 """Inventory tables: Product, UnifiedCode (aliases), Stock (one counter row per product) and StockMovement (ledger)."""
+import re
+import unicodedata
+
 from django.conf import settings
-from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
+from django.contrib.postgres.lookups import TrigramWordSimilar
+from django.contrib.postgres.search import TrigramWordSimilarity
 from django.db import models
-from django.db.models import Case, Exists, F, FloatField, Func, OuterRef, Q, Value, When
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Greatest, Lower
+from django.db.models import Case, F, FloatField, Func, Lookup, Q, Subquery, Value, When
+from django.db.models.functions import Greatest, Length, Lower
 from django.utils.translation import gettext_lazy as _
 
 from inventory.codes import CODE_MAX_LENGTH, code_normalise
@@ -30,47 +33,66 @@ def search_key(expression) -> FUnaccent:
     return FUnaccent(Lower(expression))
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def search_fold(text: str) -> str:
+    """search_key in Python, for comparing a term with a loaded ``search_name``: "Pão " → "pao"."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-# Ids of the products a term finds, one indexed branch per kind of match so the planner never scans the
-# table: the name holds the term (accents and case ignored) or is close to it word by word (pg_trgm's
-# word similarity, typos included); part of the product code or of one of its unified codes (barcodes).
-_MATCH_IDS = """
-    SELECT id FROM inventory_product
-     WHERE f_unaccent(lower(name)) LIKE f_unaccent(lower(%s)) OR f_unaccent(lower(name)) %%> f_unaccent(lower(%s))
-    UNION SELECT id FROM inventory_product WHERE code LIKE %s
-    UNION SELECT product_id FROM inventory_unifiedcode WHERE code LIKE %s
-"""
+class InArrayOf(Lookup):
+    """``lhs = ANY(ARRAY(subquery))``: unlike ``lhs IN (subquery)``, an index condition, so PostgreSQL can
+    OR it with other index scans (a BitmapOr) instead of reading the whole table."""
+
+    lookup_name = "in_array_of"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = compiler.compile(self.rhs)  # a Subquery compiles to "(SELECT ...)"
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
+
+
+def _words_rank(term: str, search_name: F) -> Case:
+    """1 when the name has the term as whole words (a cheap regular expression: most matches), else
+    pg_trgm's word similarity (typos, a word that only starts with the term)."""
+    whole = r"\m" + re.escape(search_fold(term)) + r"\M"
+    return Case(When(Q(**{f"{search_name.name}__regex": whole}), then=Value(1.0)),
+                default=TrigramWordSimilarity(search_key(Value(term)), search_name), output_field=FloatField())
 
 
 def product_search(term: str, *, path: str = "") -> tuple[Q, dict[str, models.Expression]]:
     """(filter, annotations) finding ``term`` in products reached through ``path`` ("" or "product__").
 
-    The annotations rank the matches: ``search_rank`` is 2 for the exact code or unified code, 1 for
-    part of one, else the name's word similarity (1 when the name holds the term as whole words);
-    ``search_closeness`` (similarity of the whole name) prefers the shorter, closer names among equals.
+    A product matches when its name holds the term or is close to it word by word (accents and case
+    aside, typos included: pg_trgm's word similarity), or part of its code or of one of its unified
+    codes (barcodes) is the term; each of these is a trigram index scan. The annotations rank the
+    matches: ``search_rank`` is 2 for the exact code or unified code, 1 for part of one or a name with
+    the term as whole words, else the name's word similarity; among equals the shorter name
+    (``search_length``) is the closer one.
     """
     term = term.strip()
     code = code_normalise(term)
-    code_like = f"%{_like_escape(code)}%"
-    match = Q(**{f"{path}pk__in": RawSQL(_MATCH_IDS, (f"%{_like_escape(term)}%", term, code_like, code_like))})
-    name, wanted = search_key(F(f"{path}name")), search_key(Value(term))
-    aliases = UnifiedCode.objects.filter(product=OuterRef(f"{path}pk"))
+    wanted, search_name = search_key(Value(term)), F(f"{path}search_name")
+    aliases = UnifiedCode.objects.values("product_id")
+    match = (
+        Q(**{f"{path}search_name__contains": wanted}) | Q(TrigramWordSimilar(search_name, wanted))
+        | Q(**{f"{path}code__contains": code})
+        | Q(InArrayOf(F(f"{path}pk"), Subquery(aliases.filter(code__contains=code))))
+    )
+    # Uncorrelated IN (...) subqueries: PostgreSQL runs each once and probes a hash per row.
     code_rank = Case(
-        When(Q(**{f"{path}code": code}) | Exists(aliases.filter(code=code)), then=Value(2.0)),
-        When(Q(**{f"{path}code__contains": code}) | Exists(aliases.filter(code__contains=code)), then=Value(1.0)),
+        When(Q(**{f"{path}code": code}) | Q(**{f"{path}pk__in": aliases.filter(code=code)}), then=Value(2.0)),
+        When(Q(**{f"{path}code__contains": code}) | Q(**{f"{path}pk__in": aliases.filter(code__contains=code)}),
+             then=Value(1.0)),
         default=Value(0.0),
         output_field=FloatField(),
     )
     return match, {
-        "search_rank": Greatest(code_rank, TrigramWordSimilarity(wanted, name), output_field=FloatField()),
-        "search_closeness": TrigramSimilarity(name, wanted),
+        "search_rank": Greatest(code_rank, _words_rank(term, search_name), output_field=FloatField()),
+        "search_length": Length(f"{path}name"),
     }
 
 
-SEARCH_ORDER = ["-search_rank", "-search_closeness"]
+SEARCH_ORDER = ["-search_rank", "search_length"]
 
 
 class ProductQuerySet(models.QuerySet):
@@ -95,6 +117,12 @@ class Product(models.Model):
         _("low-stock threshold"), default=settings.STOCK_DEFAULT_LOW_THRESHOLD
     )
     active = models.BooleanField(_("active"), default=True)
+    # The name as searches compare it (search_key): computed and stored by PostgreSQL, trigram-indexed
+    # (migration 0003), so a search neither unaccents nor lower-cases a name per row.
+    search_name = models.GeneratedField(
+        expression=FUnaccent(Lower("name")), output_field=models.TextField(), db_persist=True,
+        verbose_name=_("search name"),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -1,14 +1,13 @@
 """The driver bot: turns one Telegram update (command or button press) into replies through the Bot API."""
 import logging
 import re
-import unicodedata
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 
 from core.errors import UnknownCode
-from inventory.models import Product, Stock
+from inventory.models import Product, Stock, search_fold
 from inventory.selectors import product_resolve
 from notifications import selectors, services, texts
 from notifications.models import Driver
@@ -71,13 +70,8 @@ def _language(driver: Driver | None, message: dict) -> str:
 def free_text_term(text: str) -> str:
     """What a driver asks about in free text: "tem arroz?" → "arroz" (filler words and punctuation dropped)."""
     words = re.findall(r"[\w.\-]+", text)
-    kept = [w for w in words if _fold(w.strip(".-")) not in FILLER_WORDS]
+    kept = [w for w in words if search_fold(w.strip(".-")) not in FILLER_WORDS]
     return " ".join(kept).strip(" .-")
-
-
-def _fold(word: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _message_handle(client: TelegramClient, message: dict) -> None:

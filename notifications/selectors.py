@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
-from inventory.models import Product, Stock, search_key
-from inventory.selectors import product_resolve, stock_list
+from inventory.models import Product, Stock, search_fold, search_key
+from inventory.selectors import product_resolve, stock_list, stocks_for_products
 from notifications.models import AlertOutbox, Driver, DriverMute, OutboxState, Subscription, Substitute
 
 SUBSTITUTES_MAX = 3
@@ -89,15 +89,13 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
     head = _head_word(product.name)
     if not product.category or not head:
         return []
-    name = search_key(F("name"))
     return list(
         Product.objects.active()
         .filter(category=product.category, stock__available__gte=F("low_stock_threshold"), stock__available__gt=0)
         .exclude(pk=product.pk)
-        .alias(name_key=name, head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"),
-                                                  output_field=TextField()))
-        .filter(name_key__regex=F("head_pattern"))
-        .annotate(closeness=TrigramSimilarity(name, search_key(Value(product.name))))
+        .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
+        .filter(search_name__regex=F("head_pattern"))
+        .annotate(closeness=TrigramSimilarity("search_name", search_key(Value(product.name))))
         .order_by("-closeness", "-stock__available", "code")
         .values_list("code", "name")[:SUBSTITUTES_MAX]
     )
@@ -127,11 +125,17 @@ def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
         return product_resolve(code=term), []
     except UnknownCode:
         pass
-    matches = list(Product.objects.active().select_related("stock").search(term)[:SUGGESTIONS_MAX + 1])
+    # The few matches' stock rows come in a second query: joining stock into the ranked search would
+    # make PostgreSQL join (and read) the whole stock table for a term that matches thousands of names.
+    matches = list(Product.objects.active().search(term)[:SUGGESTIONS_MAX + 1])
     if not matches:
         return None, []
+    stocks = stocks_for_products(product_ids=[p.pk for p in matches])
+    for product in matches:
+        product.stock = stocks[product.pk]
     best = matches[0]
-    if len(matches) == 1 or best.search_closeness >= 1 or best.search_rank - matches[1].search_rank >= CLEAR_LEAD:
+    exact_name = best.search_name == search_fold(term)
+    if len(matches) == 1 or exact_name or best.search_rank - matches[1].search_rank >= CLEAR_LEAD:
         return best, []
     return None, matches[:SUGGESTIONS_MAX]
 

@@ -1,9 +1,11 @@
 """Accent-free, typo-tolerant product search: unaccent and pg_trgm, an immutable f_unaccent and trigram indexes."""
-from django.db import migrations
+import django.db.models.functions.text
+from django.db import migrations, models
 
-# unaccent() is only STABLE (its dictionary could change), so an index cannot use it. The usual wrapper
-# names the dictionary explicitly and is declared IMMUTABLE; the search expressions call the same
-# function, so the planner matches them to the index.
+import inventory.models
+
+# unaccent() is only STABLE (its dictionary could change), so neither an index nor a generated column
+# can use it. The usual wrapper names the dictionary explicitly and is declared IMMUTABLE.
 F_UNACCENT = """
 CREATE OR REPLACE FUNCTION f_unaccent(text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
@@ -24,10 +26,19 @@ class Migration(migrations.Migration):
             reverse_sql=migrations.RunSQL.noop,
         ),
         migrations.RunSQL(F_UNACCENT, reverse_sql="DROP FUNCTION IF EXISTS f_unaccent(text)"),
-        # Names are matched as f_unaccent(lower(name)): LIKE '%term%' and word similarity (%>) both use it.
+        # Names are compared as f_unaccent(lower(name)), stored once per row rather than computed per
+        # row of every search; LIKE '%term%' and word similarity (%>) both use its trigram index.
+        migrations.AddField(
+            model_name='product',
+            name='search_name',
+            field=models.GeneratedField(
+                db_persist=True,
+                expression=inventory.models.FUnaccent(django.db.models.functions.text.Lower('name')),
+                output_field=models.TextField(), verbose_name='search name'),
+        ),
         migrations.RunSQL(
-            "CREATE INDEX product_name_trgm_idx ON inventory_product USING gin (f_unaccent(lower(name)) gin_trgm_ops)",
-            reverse_sql="DROP INDEX IF EXISTS product_name_trgm_idx",
+            "CREATE INDEX product_search_name_trgm_idx ON inventory_product USING gin (search_name gin_trgm_ops)",
+            reverse_sql="DROP INDEX IF EXISTS product_search_name_trgm_idx",
         ),
         # Codes are stored upper case; part of a barcode or alias is found with LIKE '%TERM%'.
         migrations.RunSQL(
