@@ -37,6 +37,17 @@ class UnifiedCodeInline(admin.TabularInline):
     fields = ["code", "note"]
 
 
+class ProductSearchAdminMixin:
+    """For screens of rows that belong to a product: the search box also finds the rows whose product the
+    product search finds (names without accents or with typos, codes, unified codes)."""
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            results |= queryset.filter(product__in=Product.objects.search(search_term).values("pk"))
+        return results, may_have_duplicates
+
+
 class ProductChangeList(ChangeList):
     """While searching, the ranking is the order (a column header the user clicks still comes first)."""
 
@@ -177,7 +188,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(UnifiedCode)
-class UnifiedCodeAdmin(admin.ModelAdmin):
+class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ["code", "product", "note", "created_at"]
     search_fields = ["code", "product__code", "product__name"]
     autocomplete_fields = ["product"]

@@ -106,3 +106,12 @@ def test_admin_add_product_goes_through_service(staff_client):
     product = Product.objects.get(code="NEW-ADM")
     assert Stock.objects.filter(product=product).exists()
     assert list(product.unified_codes.values_list("code", flat=True)) == ["NEW-ADM-OLD"]
+
+
+def test_unified_codes_are_found_by_their_product_name_typed_without_accents(staff_client):
+    UnifiedCodeFactory(code="EAN-PAO", product=ProductFactory(name="Pão de queijo"))
+    UnifiedCodeFactory(code="EAN-ARROZ", product=ProductFactory(name="Arroz"))
+
+    page = staff_client.get(reverse("admin:inventory_unifiedcode_changelist"), {"q": "pao de queijo"}).content.decode()
+
+    assert "EAN-PAO" in page and "EAN-ARROZ" not in page
