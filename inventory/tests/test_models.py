@@ -82,3 +82,21 @@ def test_name_search_can_use_the_trigram_index():
         plan = Product.objects.search("feijao").explain()
 
     assert "product_search_name_trgm_idx" in plan
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("term", ["c++", "50%_off", "(1/2)", "ação!?"])
+def test_search_finds_names_with_regex_and_like_characters(term):
+    product = ProductFactory(name="C++ Ação!? 50%_off (1/2)")
+    ProductFactory(name="Arroz")
+
+    assert list(Product.objects.search(term)) == [product]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("term", ["\\", "'; drop table inventory_product; --", "[a-z]*", "%", "_"])
+def test_search_takes_any_text_as_plain_text(term):
+    ProductFactory(name="Arroz")
+
+    assert list(Product.objects.search(term)) == []
+    assert Product.objects.count() == 1
