@@ -113,7 +113,7 @@ def main() -> None:
     from inventory.models import Product, UnifiedCode
     from notifications.bot import free_text_term, stock_answer
 
-    last = Product.objects.order_by("-pk").first()
+    last = Product.objects.filter(stock__available__gt=0).order_by("-pk").first()
     out = Product.objects.filter(stock__available__lte=0).order_by("-pk").first()
     alias = UnifiedCode.objects.order_by("-pk").first()
     terms = [*TERMS, ("code", last.code.lower()), ("code of a product at 0", out.code), ("alias", alias.code)]
