@@ -26,7 +26,7 @@ RUPTURA_LINES_MAX = 40
 # Words of a free-text question that are not the product ("tem arroz?", "quanto de café temos?"),
 # compared without accents.
 FILLER_WORDS = frozenset("""
-    tem tens temos ha existe existem sobrou sobrou ainda quanto quantos quanta quantas qual quais que
+    tem tens temos ha existe existem sobrou ainda quanto quantos quanta quantas qual quais que
     de do da dos das o a os as um uma uns umas no na nos nas em e eh estoque disponivel voce vc
     oi ola bom boa dia tarde noite por favor pf pfv me diz diga ver saber preciso quero sabe
     is there any do you have how many much stock of in the a an please
