@@ -151,6 +151,15 @@ def test_free_text_gets_the_estoque_answer_of_the_best_match(fake_telegram):
     assert last_reply(fake_telegram) == "<b>Arroz agulhinha 5kg</b> (ARR-1)\nEm estoque: 12 · Reservado: 0 · Disponível: 12"
 
 
+@pytest.mark.parametrize("text, term", [("tem arroz?", "arroz"), ("Quanto de café temos?", "café"),
+                                        ("tem pão de queijo??", "pão queijo"), ("is there any milk?", "milk"),
+                                        ("7891000100103", "7891000100103"), ("ainda tem SKU-00012?", "SKU-00012")])
+def test_free_text_keeps_the_product_words(text, term):
+    from notifications.bot import free_text_term
+
+    assert free_text_term(text) == term
+
+
 def test_free_text_without_a_product_word_explains_what_to_send(fake_telegram):
     DriverFactory(chat_id=CHAT)
 
