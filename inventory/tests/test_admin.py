@@ -52,6 +52,16 @@ def test_search_finds_a_name_typed_without_accents_best_match_first(staff_client
     assert page.index("P-2") < page.index("P-1")
 
 
+@pytest.mark.parametrize("term, name", [("cafe", "Café torrado"), ("feijao", "Feijão carioca"), ("pao", "Pão francês")])
+def test_search_box_finds_names_typed_without_accents(staff_client, term, name):
+    ProductFactory(code="HIT-1", name=name)
+    ProductFactory(code="MISS-1", name="Detergente")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), {"q": term}).content.decode()
+
+    assert "HIT-1" in page and "MISS-1" not in page
+
+
 def test_a_clicked_column_orders_search_results(staff_client):
     ProductFactory(code="P-1", name="Feijão preto", on_hand=9)
     ProductFactory(code="P-2", name="Feijão", on_hand=1)
