@@ -115,7 +115,7 @@ def main() -> None:
 
     last = Product.objects.filter(stock__available__gt=0).order_by("-pk").first()
     out = Product.objects.filter(stock__available__lte=0).order_by("-pk").first()
-    alias = UnifiedCode.objects.order_by("-pk").first()
+    alias = UnifiedCode.objects.filter(product__stock__available__gt=0).order_by("-pk").first()
     terms = [*TERMS, ("code", last.code.lower()), ("code of a product at 0", out.code), ("alias", alias.code)]
 
     for _, term in terms:  # warm the caches and the connection, as a running server would be
