@@ -1,5 +1,6 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import F
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -43,18 +44,45 @@ class UnifiedCodeInline(admin.TabularInline):
     fields = ["code", "note"]
 
 
+class ProductSearchAdminMixin:
+    """For screens of rows that belong to a product: the search box also finds the rows whose product the
+    product search finds (names without accents or with typos, codes, unified codes)."""
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            results |= queryset.filter(product__in=Product.objects.search(search_term).values("pk"))
+        return results, may_have_duplicates
+
+
+class ProductChangeList(ChangeList):
+    """While searching, the ranking is the order (a column header the user clicks still comes first)."""
+
+    def _get_default_ordering(self):
+        return [] if self.query.strip() else super()._get_default_ordering()
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
     list_display = ["code", "name", "category", "on_hand", "reserved", "available", "level",
                     "low_stock_threshold", "active"]
     list_filter = ["category", StockLevelFilter, "active"]
+    # The search box goes through Product.objects.search (get_search_results): names without accents or
+    # with typos, part of a code or unified code, best match first.
     search_fields = ["code", "name", "unified_codes__code"]
     readonly_fields = ["stock_counters", "projection_panel", "recent_movements", "created_at", "updated_at"]
     inlines = [UnifiedCodeInline]
     list_select_related = ["stock"]
     actions = ["adjust_stock_action"]
 
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.search(search_term), False
+
+    def get_changelist(self, request, **kwargs):
+        return ProductChangeList
     class Media:
         css = {"all": ["stockpulse/admin.css"]}
 
@@ -215,7 +243,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(UnifiedCode)
-class UnifiedCodeAdmin(admin.ModelAdmin):
+class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     form = UnifiedCodeAdminForm
     list_display = ["code", "product", "note", "created_at"]
     search_fields = ["code", "product__code", "product__name"]

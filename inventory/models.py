@@ -1,10 +1,16 @@
 """Inventory tables: Product, UnifiedCode (aliases), Stock (one counter row per product) and StockMovement (ledger)."""
+import re
+import unicodedata
+
 from django.conf import settings
+from django.contrib.postgres.lookups import TrigramWordSimilar
+from django.contrib.postgres.search import TrigramWordSimilarity
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, FloatField, Func, Lookup, Q, Subquery, Value, When
+from django.db.models.functions import Greatest, Length, Lower
 from django.utils.translation import gettext_lazy as _
 
-from inventory.codes import CODE_MAX_LENGTH
+from inventory.codes import CODE_MAX_LENGTH, code_normalise
 
 
 class Unit(models.TextChoices):
@@ -15,17 +21,91 @@ class Unit(models.TextChoices):
     PACK = "pct", _("pack")
 
 
+class FUnaccent(Func):
+    """``f_unaccent(text)``: unaccent() wrapped as IMMUTABLE (migration 0003), so the trigram index applies."""
+
+    function = "f_unaccent"
+    output_field = models.TextField()
+
+
+def search_key(expression) -> FUnaccent:
+    """How names and search terms are compared: lower case, accents removed ("Feijão" → "feijao")."""
+    return FUnaccent(Lower(expression))
+
+
+def search_fold(text: str) -> str:
+    """search_key in Python, for comparing a term with a loaded ``search_name``: "Pão " → "pao"."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class InArrayOf(Lookup):
+    """``lhs = ANY(ARRAY(subquery))``: unlike ``lhs IN (subquery)``, an index condition, so PostgreSQL can
+    OR it with other index scans (a BitmapOr) instead of reading the whole table."""
+
+    lookup_name = "in_array_of"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = compiler.compile(self.rhs)  # a Subquery compiles to "(SELECT ...)"
+        return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
+
+
+def _words_rank(term: str, search_name: F) -> Case:
+    """1 when the name has the term as whole words (a cheap regular expression: most matches), else
+    pg_trgm's word similarity (typos, a word that only starts with the term)."""
+    whole = r"\m" + re.escape(search_fold(term)) + r"\M"
+    return Case(When(Q(**{f"{search_name.name}__regex": whole}), then=Value(1.0)),
+                default=TrigramWordSimilarity(search_key(Value(term)), search_name), output_field=FloatField())
+
+
+def product_search(term: str, *, path: str = "") -> tuple[Q, dict[str, models.Expression]]:
+    """(filter, annotations) finding ``term`` in products reached through ``path`` ("" or "product__").
+
+    A product matches when its name holds the term or is close to it word by word (accents and case
+    aside, typos included: pg_trgm's word similarity), or part of its code or of one of its unified
+    codes (barcodes) is the term; each of these is a trigram index scan. The annotations rank the
+    matches: ``search_rank`` is 2 for the exact code or unified code, 1 for part of one or a name with
+    the term as whole words, else the name's word similarity; among equals the shorter name
+    (``search_length``) is the closer one.
+    """
+    term = term.strip()
+    code = code_normalise(term)
+    wanted, search_name = search_key(Value(term)), F(f"{path}search_name")
+    aliases = UnifiedCode.objects.values("product_id")
+    match = (
+        Q(**{f"{path}search_name__contains": wanted}) | Q(TrigramWordSimilar(search_name, wanted))
+        | Q(**{f"{path}code__contains": code})
+        | Q(InArrayOf(F(f"{path}pk"), Subquery(aliases.filter(code__contains=code))))
+    )
+    # Uncorrelated IN (...) subqueries: PostgreSQL runs each once and probes a hash per row.
+    code_rank = Case(
+        When(Q(**{f"{path}code": code}) | Q(**{f"{path}pk__in": aliases.filter(code=code)}), then=Value(2.0)),
+        When(Q(**{f"{path}code__contains": code}) | Q(**{f"{path}pk__in": aliases.filter(code__contains=code)}),
+             then=Value(1.0)),
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    return match, {
+        "search_rank": Greatest(code_rank, _words_rank(term, search_name), output_field=FloatField()),
+        "search_length": Length(f"{path}name"),
+    }
+
+
+SEARCH_ORDER = ["-search_rank", "search_length"]
+
+
 class ProductQuerySet(models.QuerySet):
     def active(self):
         return self.filter(active=True)
 
     def search(self, term: str):
-        term = term.strip()
-        if not term:
+        """Products a search box finds for ``term`` (name without accents or with typos, code, unified code),
+        best match first."""
+        if not term.strip():
             return self
-        return self.filter(
-            Q(code__icontains=term) | Q(name__icontains=term) | Q(unified_codes__code__icontains=term)
-        ).distinct()
+        match, ranks = product_search(term)
+        return self.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "name", "code")
 
 
 class Product(models.Model):
@@ -37,6 +117,12 @@ class Product(models.Model):
         _("low-stock threshold"), default=settings.STOCK_DEFAULT_LOW_THRESHOLD
     )
     active = models.BooleanField(_("active"), default=True)
+    # The name as searches compare it (search_key): computed and stored by PostgreSQL, trigram-indexed
+    # (migration 0003), so a search neither unaccents nor lower-cases a name per row.
+    search_name = models.GeneratedField(
+        expression=FUnaccent(Lower("name")), output_field=models.TextField(), db_persist=True,
+        verbose_name=_("search name"),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

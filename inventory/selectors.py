@@ -5,7 +5,7 @@ from django.db.models import QuerySet, Sum
 
 from core.errors import UnknownCode
 from inventory.codes import code_normalise
-from inventory.models import Product, Stock, StockMovement, UnifiedCode
+from inventory.models import SEARCH_ORDER, Product, Stock, StockMovement, UnifiedCode, product_search
 
 
 def product_resolve(*, code: str) -> Product:
@@ -48,9 +48,10 @@ def stock_list(
         qs = qs.below_threshold()
     if out_of_stock:
         qs = qs.out_of_stock()
-    if search:
-        ids = Product.objects.search(search).values("id")
-        qs = qs.filter(product_id__in=ids)
+    if search and search.strip():
+        # Best match first (see inventory.models.product_search), then by code as without a search.
+        match, ranks = product_search(search, path="product__")
+        qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code")
     return qs
 
 

@@ -30,7 +30,8 @@ class StockListApi(APIView):
             OpenApiParameter("category", str, description="Exact category, case-insensitive."),
             OpenApiParameter("below_threshold", bool, description="Only products below their low-stock threshold."),
             OpenApiParameter("out_of_stock", bool, description="Only products with nothing available."),
-            OpenApiParameter("search", str, description="Part of a code, unified code or name."),
+            OpenApiParameter("search", str, description="Part of a code, unified code or name (accents and typos "
+                             "aside). Best match first."),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
@@ -93,9 +94,12 @@ class StockSnapshotApi(APIView):
     class FilterSerializer(serializers.Serializer):
         codes = serializers.CharField(required=False, help_text="Comma-separated codes or unified codes.")
         category = serializers.CharField(required=False, max_length=100)
+        search = serializers.CharField(required=False, max_length=100)
 
     @extend_schema(
-        parameters=[OpenApiParameter("codes", str), OpenApiParameter("category", str)],
+        parameters=[OpenApiParameter("codes", str), OpenApiParameter("category", str),
+                    OpenApiParameter("search", str, description="Part of a code, unified code or name (accents "
+                                     "and typos aside): the dashboard's search box. Best match first.")],
         responses=inline_serializer(
             "StockSnapshotOutput",
             {"server_time": serializers.DateTimeField(), "items": StockOutputSerializer(many=True),
@@ -106,7 +110,8 @@ class StockSnapshotApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         server_time = timezone.now()
-        queryset = selectors.stock_list(category=filters.validated_data.get("category"))
+        queryset = selectors.stock_list(category=filters.validated_data.get("category"),
+                                        search=filters.validated_data.get("search"))
         unknown: list[str] = []
         if "codes" in filters.validated_data:
             codes = [c for c in filters.validated_data["codes"].split(",") if c.strip()]

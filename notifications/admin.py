@@ -2,6 +2,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from inventory.admin import ProductSearchAdminMixin
 from notifications import services
 from notifications.forms import DriverAdminForm
 from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Substitute
@@ -36,14 +37,14 @@ class DriverAdmin(admin.ModelAdmin):
 
 
 @admin.register(Substitute)
-class SubstituteAdmin(admin.ModelAdmin):
+class SubstituteAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "substitute", "position")
     autocomplete_fields = ("product", "substitute")
     search_fields = ("product__code", "product__name", "substitute__code")
 
 
 @admin.register(AlertState)
-class AlertStateAdmin(admin.ModelAdmin):
+class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "level", "episode", "projected_stockout", "changed_at")
     list_filter = ("level",)
     search_fields = ("product__code", "product__name")
@@ -54,7 +55,7 @@ class AlertStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertOutbox)
-class AlertOutboxAdmin(admin.ModelAdmin):
+class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("id", "product", "driver", "kind", "level", "state", "attempts", "last_error", "next_attempt_at",
                     "created_at", "sent_at")
     list_filter = ("state", "kind", "level")

@@ -1,12 +1,13 @@
 """The driver bot: turns one Telegram update (command or button press) into replies through the Bot API."""
 import logging
+import re
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 
 from core.errors import UnknownCode
-from inventory.models import Product, Stock
+from inventory.models import Product, Stock, search_fold
 from inventory.selectors import product_resolve
 from notifications import selectors, services, texts
 from notifications.models import Driver
@@ -21,6 +22,15 @@ COMMANDS = {
     "ajuda": "help", "help": "help",
 }
 MUTE_MAX_HOURS = 24 * 7
+RUPTURA_LINES_MAX = 40
+# Words of a free-text question that are not the product ("tem arroz?", "quanto de café temos?"),
+# compared without accents.
+FILLER_WORDS = frozenset("""
+    tem tens temos ha existe existem sobrou ainda quanto quantos quanta quantas qual quais que
+    de do da dos das o a os as um uma uns umas no na nos nas em e eh estoque disponivel voce vc
+    oi ola bom boa dia tarde noite por favor pf pfv me diz diga ver saber preciso quero sabe
+    is there any do you have how many much stock of in the a an please
+""".split())
 
 
 def bot_update_handle(*, update: dict[str, Any], client: TelegramClient | None = None) -> None:
@@ -57,16 +67,29 @@ def _language(driver: Driver | None, message: dict) -> str:
     return "en" if code.startswith("en") else "pt-br"
 
 
+def free_text_term(text: str) -> str:
+    """What a driver asks about in free text: "tem arroz?" → "arroz" (filler words and punctuation dropped)."""
+    words = re.findall(r"[\w.\-]+", text)
+    kept = [w for w in words if search_fold(w.strip(".-")) not in FILLER_WORDS]
+    return " ".join(kept).strip(" .-")
+
+
 def _message_handle(client: TelegramClient, message: dict) -> None:
     text = (message.get("text") or "").strip()
     chat = message.get("chat") or {}
     chat_id = chat.get("id")
-    if not text.startswith("/") or chat_id is None:
+    if not text or chat_id is None:
         return
-    head, _, rest = text.partition(" ")
-    name = head[1:].split("@", 1)[0].lower()
-    command = COMMANDS.get(name)
-    args = rest.strip()
+    if text.startswith("/"):
+        head, _, rest = text.partition(" ")
+        command = COMMANDS.get(head[1:].split("@", 1)[0].lower())
+        args = rest.strip()
+    elif _is_group(chat):
+        # In a group, chat among people is not addressed to the bot: only commands are answered there.
+        return
+    else:
+        # Free text in a private chat is a stock question: "tem arroz?" answers as /estoque arroz.
+        command, args = "free_text", free_text_term(text)
     driver = selectors.driver_by_chat(chat_id=chat_id)
     language = _language(driver, message)
     is_group = _is_group(chat)
@@ -87,6 +110,8 @@ def _message_handle(client: TelegramClient, message: dict) -> None:
         return
     if command == "stock":
         reply(stock_answer(language=language, term=args))
+    elif command == "free_text":
+        reply(stock_answer(language=language, term=args) if args else t(language, "free_text_unclear"))
     elif command == "low":
         reply(low_answer(driver=driver))
     elif command == "ruptura":
@@ -98,22 +123,27 @@ def _message_handle(client: TelegramClient, message: dict) -> None:
 
 
 def _stock_line(language: str, stock: Stock) -> str:
+    """One product's stock; with nothing available, what to offer instead (see substitutes_for)."""
     product = stock.product
-    return t(language, "stock_line", name=escape(product.name), code=escape(product.code),
-             on_hand=stock.on_hand, reserved=stock.reserved, available=stock.on_hand - stock.reserved)
+    available = stock.on_hand - stock.reserved
+    text = t(language, "stock_line", name=escape(product.name), code=escape(product.code),
+             on_hand=stock.on_hand, reserved=stock.reserved, available=available)
+    substitutes = selectors.substitutes_for(product=product) if available <= 0 else []
+    return text + texts.substitutes_line(language, substitutes) if substitutes else text
 
 
 def stock_answer(*, language: str, term: str) -> str:
-    """``/estoque``: code, unified code or (fuzzy) name."""
+    """``/estoque`` (and free text): the product a code, unified code or name means, else the closest
+    matches with what each has available, else "not found": never both."""
     if not term:
         return t(language, "usage_stock")
-    product, suggestions = selectors.product_find(term=term)
+    product, matches = selectors.product_find(term=term)
     if product is not None:
         return _stock_line(language, Stock.objects.select_related("product").get(product=product))
-    if not suggestions:
+    if not matches:
         return t(language, "not_found", term=escape(term))
-    lines = [t(language, "not_found", term=escape(term)), t(language, "did_you_mean")]
-    lines += [f"• {escape(p.name)} ({escape(p.code)})" for p in suggestions]
+    lines = [t(language, "matches", term=escape(term))]
+    lines += [f"• {escape(p.name)} ({escape(p.code)}): {p.stock.on_hand - p.stock.reserved}" for p in matches]
     return "\n".join(lines)
 
 
@@ -127,21 +157,35 @@ def low_answer(*, driver: Driver) -> str:
 
 
 def ruptura_answer(*, driver: Driver) -> str:
-    """``/ruptura``: stockouts projected within the window, from the projections read model."""
-    days = settings.ALERT_PROJECTION_DAYS
+    """``/ruptura``: what is out now first, then stockouts projected within the window: the API's ruptures
+    list, kept to the products the driver follows."""
+    days, language = settings.ALERT_PROJECTION_DAYS, driver.language
     try:
-        from projections.selectors import projection_ruptures
+        from projections.selectors import projection_out_now, projection_ruptures
     except ImportError:
-        return t(driver.language, "ruptura_unavailable")
-    summaries = projection_ruptures(days=days)
+        return t(language, "ruptura_unavailable")
+    out_now, projected = projection_out_now(), projection_ruptures(days=days)
     query = selectors.driver_product_filter(driver)
     if query is not None:
-        summaries = summaries.filter(product__in=Product.objects.filter(query))
-    rows = list(summaries[:40])
-    if not rows:
-        return t(driver.language, "ruptura_none", days=days)
-    lines = [t(driver.language, "ruptura_title", days=days)]
-    lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.stockout_date:%d/%m}" for s in rows]
+        followed = Product.objects.filter(query)
+        out_now, projected = out_now.filter(product__in=followed), projected.filter(product__in=followed)
+    out_rows = list(out_now[:RUPTURA_LINES_MAX + 1])
+    room = max(RUPTURA_LINES_MAX - len(out_rows), 0)
+    projected_rows = list(projected[:room + 1])
+    if not out_rows and not projected_rows:
+        return t(language, "ruptura_none", days=days)
+    lines = []
+    if out_rows:
+        count = out_now.count() if len(out_rows) > RUPTURA_LINES_MAX else len(out_rows)
+        lines.append(t(language, "ruptura_out_title", n=count))
+        lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.on_hand - s.reserved}"
+                  for s in out_rows[:RUPTURA_LINES_MAX]]
+    if projected_rows[:room]:
+        lines.append(t(language, "ruptura_title", days=days))
+        lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.stockout_date:%d/%m}"
+                  for s in projected_rows[:room]]
+    if len(out_rows) > RUPTURA_LINES_MAX or len(projected_rows) > room:
+        lines.append(t(language, "ruptura_more"))
     return "\n".join(lines)
 
 

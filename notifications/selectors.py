@@ -1,17 +1,18 @@
 """Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog,
 bot updates left unprocessed."""
-import difflib
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Min, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.contrib.postgres.search import TrigramSimilarity
+from django.db.models import Count, F, Min, Q, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
-from inventory.models import Product, Stock
-from inventory.selectors import product_resolve, stock_list
+from inventory.models import Product, Stock, search_fold, search_key
+from inventory.selectors import product_resolve, stock_list, stocks_for_products
 from notifications.models import (
     AlertOutbox,
     Driver,
@@ -23,7 +24,9 @@ from notifications.models import (
 )
 
 SUBSTITUTES_MAX = 3
-FUZZY_CANDIDATES_MAX = 5000
+SUGGESTIONS_MAX = 5
+# How far (in word similarity, 0-1) the best name match must lead the next one to be taken as meant.
+CLEAR_LEAD = 0.2
 
 
 def drivers_reachable() -> QuerySet[Driver]:
@@ -71,8 +74,20 @@ def driver_product_filter(driver: Driver) -> Q | None:
     return None
 
 
+def _head_word(name: str) -> str:
+    """The first word of a product name, letters and digits only ("Sal refinado 1kg" → "Sal")."""
+    words = name.split()
+    return re.sub(r"\W", "", words[0]) if words else ""
+
+
 def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
-    """Up to three (code, name): the ones staff chose that have stock, else in-stock products of the category."""
+    """Up to three (code, name) to offer instead of ``product``.
+
+    Staff's choices win: when staff chose any, only those with stock are offered, in their order.
+    Otherwise: active products of the same category that are neither low nor out themselves and whose
+    name has the product's first word (accents and case aside: "Sal refinado" → "Sal grosso", never
+    "Arroz"), the closest name first, then the most available.
+    """
     chosen = list(
         Substitute.objects.filter(product=product, substitute__active=True, substitute__stock__available__gt=0)
         .order_by("position", "id")
@@ -80,13 +95,17 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
     )
     if chosen or Substitute.objects.filter(product=product).exists():
         return chosen
-    if not product.category:
+    head = _head_word(product.name)
+    if not product.category or not head:
         return []
     return list(
         Product.objects.active()
-        .filter(category=product.category, stock__available__gte=product.low_stock_threshold, stock__available__gt=0)
+        .filter(category=product.category, stock__available__gte=F("low_stock_threshold"), stock__available__gt=0)
         .exclude(pk=product.pk)
-        .order_by("-stock__available", "code")
+        .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
+        .filter(search_name__regex=F("head_pattern"))
+        .annotate(closeness=TrigramSimilarity("search_name", search_key(Value(product.name))))
+        .order_by("-closeness", "-stock__available", "code")
         .values_list("code", "name")[:SUBSTITUTES_MAX]
     )
 
@@ -104,31 +123,30 @@ def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
 
 
 def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
-    """(the product, []) when the term is a code, an alias or one clear name match; else (None, suggestions)."""
+    """What the bot's look-ups answer for ``term``, over the whole active catalogue.
+
+    (the product, []) when the term is a code, a unified code, a name (accents and case aside), the only
+    match, or a match clearly ahead of the next; else (None, up to five matches best first, each with
+    its stock loaded). (None, []) means nothing is close.
+    """
     term = term.strip()
     try:
         return product_resolve(code=term), []
     except UnknownCode:
         pass
-    matches = list(Product.objects.active().filter(name__icontains=term).order_by("name")[:6])
-    if len(matches) == 1:
-        return matches[0], []
-    exact = [p for p in matches if p.name.lower() == term.lower()]
-    if exact:
-        return exact[0], []
-    if matches:
-        return None, matches[:5]
-    names = dict(Product.objects.active().values_list("name", "pk")[:FUZZY_CANDIDATES_MAX])
-    lowered = {name.lower(): name for name in names}
-    close = difflib.get_close_matches(term.lower(), list(lowered), n=5, cutoff=0.6)
-    found = [names[lowered[name]] for name in close]
-    if not found:
+    # The few matches' stock rows come in a second query: joining stock into the ranked search would
+    # make PostgreSQL join (and read) the whole stock table for a term that matches thousands of names.
+    matches = list(Product.objects.active().search(term)[:SUGGESTIONS_MAX + 1])
+    if not matches:
         return None, []
-    products = {p.pk: p for p in Product.objects.filter(pk__in=found)}
-    ordered = [products[pk] for pk in found if pk in products]
-    if len(ordered) == 1 or difflib.SequenceMatcher(None, term.lower(), ordered[0].name.lower()).ratio() >= 0.8:
-        return ordered[0], []
-    return None, ordered
+    stocks = stocks_for_products(product_ids=[p.pk for p in matches])
+    for product in matches:
+        product.stock = stocks[product.pk]
+    best = matches[0]
+    exact_name = best.search_name == search_fold(term)
+    if len(matches) == 1 or exact_name or best.search_rank - matches[1].search_rank >= CLEAR_LEAD:
+        return best, []
+    return None, matches[:SUGGESTIONS_MAX]
 
 
 def outbox_driver_ids_due(*, now: datetime, grace_seconds: float, limit: int = 500) -> list[int]:

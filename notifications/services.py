@@ -285,9 +285,15 @@ def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[Alert
     return rows
 
 
-def _line(row: AlertOutbox) -> texts.AlertLine:
+def _line(row: AlertOutbox, *, substitutes: Sequence[tuple[str, str]] = ()) -> texts.AlertLine:
     return texts.AlertLine(row.product_id, row.product.code, row.product.name, row.level, row.available,
-                           row.stockout_date)
+                           row.stockout_date, tuple(substitutes))
+
+
+def _digest_line(row: AlertOutbox) -> texts.AlertLine:
+    """A digest line; one for a product that is out carries what to offer instead."""
+    out = row.level == MessageLevel.OUT
+    return _line(row, substitutes=selectors.substitutes_for(product=row.product) if out else ())
 
 
 def _sort_key(row: AlertOutbox) -> tuple:
@@ -303,7 +309,7 @@ def _message_payload(driver: Driver, rows: list[AlertOutbox]) -> dict[str, Any]:
         if row.level != MessageLevel.RESOLVED:
             payload["reply_markup"] = texts.alert_buttons(driver.language, row.product_id)
     else:
-        payload = {"text": texts.digest_render(driver.language, [_line(r) for r in sorted(rows, key=_sort_key)])}
+        payload = {"text": texts.digest_render(driver.language, [_digest_line(r) for r in sorted(rows, key=_sort_key)])}
     payload["parse_mode"] = "HTML"
     return payload
 

@@ -20,7 +20,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_mute": "Silenciar 1h",
         "stock_line": "<b>{name}</b> ({code})\nEm estoque: {on_hand} · Reservado: {reserved} · Disponível: {available}",
         "not_found": "Nenhum produto encontrado para “{term}”.",
-        "did_you_mean": "Você quis dizer:",
+        "matches": "Produtos para “{term}”:",
         "usage_stock": "Use: /estoque &lt;código ou nome&gt;",
         "usage_mute": "Use: /silenciar &lt;código&gt; &lt;horas&gt;",
         "muted": "🔕 Alertas de <b>{name}</b> silenciados por {hours} h.",
@@ -28,13 +28,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "low_title": "<b>Abaixo do limite</b> ({n}):",
         "ruptura_none": "Nenhuma ruptura prevista nos próximos {days} dias.",
         "ruptura_title": "<b>Rupturas previstas</b> (até {days} dias):",
+        "ruptura_out_title": "<b>Sem estoque agora</b> ({n}):",
+        "ruptura_more": "… e outros: veja o painel.",
+        "free_text_unclear": "Não entendi. Envie o nome ou o código de um produto, ou /ajuda.",
         "ruptura_unavailable": "As projeções de estoque ainda não estão disponíveis.",
         "linked": "✅ Olá, {name}! Este chat vai receber os alertas de estoque. /ajuda mostra os comandos.",
         "link_invalid": "Este link de vinculação é inválido ou expirou. Peça um novo à loja.",
         "not_linked": "Este chat não está vinculado. Use o link que a loja enviou.",
         "help": ("<b>Comandos</b>\n/estoque &lt;código ou nome&gt; — estoque e disponibilidade\n"
-                 "/baixo — produtos abaixo do limite\n/ruptura — rupturas previstas em 7 dias\n"
-                 "/silenciar &lt;código&gt; &lt;horas&gt; — pausar alertas de um produto\n/ajuda — esta ajuda"),
+                 "/baixo — produtos abaixo do limite\n/ruptura — sem estoque agora e rupturas previstas em 7 dias\n"
+                 "/silenciar &lt;código&gt; &lt;horas&gt; — pausar alertas de um produto\n/ajuda — esta ajuda\n"
+                 "Ou pergunte com suas palavras: “tem arroz?”"),
         "unknown": "Comando desconhecido. /ajuda mostra os comandos.",
         "done": "Feito",
     },
@@ -52,7 +56,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_mute": "Mute 1h",
         "stock_line": "<b>{name}</b> ({code})\nOn hand: {on_hand} · Reserved: {reserved} · Available: {available}",
         "not_found": "No product found for “{term}”.",
-        "did_you_mean": "Did you mean:",
+        "matches": "Products for “{term}”:",
         "usage_stock": "Use: /stock &lt;code or name&gt;",
         "usage_mute": "Use: /mute &lt;code&gt; &lt;hours&gt;",
         "muted": "🔕 Alerts about <b>{name}</b> muted for {hours} h.",
@@ -60,13 +64,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "low_title": "<b>Below threshold</b> ({n}):",
         "ruptura_none": "No stockout projected in the next {days} days.",
         "ruptura_title": "<b>Projected stockouts</b> (within {days} days):",
+        "ruptura_out_title": "<b>Out of stock now</b> ({n}):",
+        "ruptura_more": "… and more: see the dashboard.",
+        "free_text_unclear": "I did not understand. Send a product's name or code, or /help.",
         "ruptura_unavailable": "Stock projections are not available yet.",
         "linked": "✅ Hello, {name}! This chat will receive stock alerts. /help lists the commands.",
         "link_invalid": "This link is invalid or has expired. Ask the shop for a new one.",
         "not_linked": "This chat is not linked. Use the link the shop sent you.",
         "help": ("<b>Commands</b>\n/stock &lt;code or name&gt; — stock and availability\n"
-                 "/low — products below threshold\n/ruptura — stockouts projected within 7 days\n"
-                 "/mute &lt;code&gt; &lt;hours&gt; — pause alerts about a product\n/help — this help"),
+                 "/low — products below threshold\n/ruptura — out of stock now and stockouts projected within 7 days\n"
+                 "/mute &lt;code&gt; &lt;hours&gt; — pause alerts about a product\n/help — this help\n"
+                 "Or just ask: “any rice?”"),
         "unknown": "Unknown command. /help lists the commands.",
         "done": "Done",
     },
@@ -89,13 +97,24 @@ class AlertLine:
     level: str
     available: int
     stockout_date: date | None = None
+    # (code, name) to offer instead; digests show them for products that are out.
+    substitutes: tuple[tuple[str, str], ...] = ()
+
+
+def substitutes_line(language: str, substitutes: Sequence[tuple[str, str]]) -> str:
+    """"\nSubstitutos: Sal grosso (SAL-2), …" for a non-empty list of (code, name)."""
+    names = ", ".join(f"{escape(name)} ({escape(code)})" for code, name in substitutes)
+    return f"\n{t(language, 'substitutes')}: {names}"
 
 
 def _line(language: str, line: AlertLine) -> str:
     text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)})"
     if line.level == "projected" and line.stockout_date:
         return f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
-    return f"{text} — {t(language, 'available')}: {line.available}"
+    text = f"{text} — {t(language, 'available')}: {line.available}"
+    if line.substitutes and line.level == "out":
+        text += substitutes_line(language, line.substitutes).replace("\n", "\n  ", 1)
+    return text
 
 
 def alert_render(language: str, line: AlertLine, substitutes: Sequence[tuple[str, str]] = ()) -> str:
@@ -106,8 +125,7 @@ def alert_render(language: str, line: AlertLine, substitutes: Sequence[tuple[str
     else:
         text += f"\n{t(language, 'available')}: {line.available}"
     if substitutes and line.level in ("low", "out"):
-        names = ", ".join(f"{escape(name)} ({escape(code)})" for code, name in substitutes)
-        text += f"\n{t(language, 'substitutes')}: {names}"
+        text += substitutes_line(language, substitutes)
     return text[:TEXT_LIMIT]
 
 

@@ -1,12 +1,13 @@
 """Admin screens for planned movements (filters, search) and read-only projection summaries."""
 from django.contrib import admin
 
+from inventory.admin import ProductSearchAdminMixin
 from projections.models import PlannedMovement, ProjectionSummary
 from projections.services import planned_movements_changed
 
 
 @admin.register(PlannedMovement)
-class PlannedMovementAdmin(admin.ModelAdmin):
+class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("date", "product", "direction", "quantity", "kind", "firmness", "status", "source", "source_ref")
     list_filter = ("status", "direction", "kind", "firmness", "source", "date")
     search_fields = ("product__code", "product__name", "source_ref")
@@ -31,7 +32,7 @@ class PlannedMovementAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProjectionSummary)
-class ProjectionSummaryAdmin(admin.ModelAdmin):
+class ProjectionSummaryAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "start_balance", "min_balance_7d", "stockout_date", "days_of_cover", "computed_at")
     list_filter = ("stockout_date", "as_of")
     search_fields = ("product__code", "product__name")

@@ -110,12 +110,28 @@ _ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WI
     {_ROW_JOINS}
     ORDER BY asked.ord
 """
-_RUPTURES_PAGE = f"""{_ROW_SELECT} FROM {_PS} ps
-    JOIN {_P} p ON p.id = ps.product_id
-    LEFT JOIN {_S} st ON st.product_id = ps.product_id
-    WHERE ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s AND p.active
-    ORDER BY ps.stockout_date, ps.product_id
-    LIMIT %(limit)s OFFSET %(offset)s
+# Out now (nothing available) first, by name, then projected stockouts, soonest first: the order of
+# projection_out_now() followed by projection_ruptures(). Each branch sorts and cuts on its own (the
+# second through the stockout_date filter), so a page never sorts the whole catalogue; the stock rows
+# have no index on their counters (HOT updates, see inventory.models.Stock), so the first branch
+# reads them all, which costs a few milliseconds at 100,000 products.
+_RUPTURES_PAGE = f"""SELECT * FROM (
+    ({_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
+      FROM {_S} st
+      JOIN {_P} p ON p.id = st.product_id
+      LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
+     WHERE st.available <= 0 AND p.active
+     ORDER BY p.name, p.code LIMIT %(end)s)
+    UNION ALL
+    ({_ROW_SELECT}, FALSE, 1, NULL, ps.stockout_date
+      FROM {_PS} ps
+      JOIN {_P} p ON p.id = ps.product_id
+      JOIN {_S} st ON st.product_id = ps.product_id
+     WHERE ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s AND p.active AND st.available > 0
+     ORDER BY ps.stockout_date, ps.product_id LIMIT %(end)s)
+) page
+ORDER BY part, part_name, CASE WHEN part = 0 THEN code END, part_date, id
+LIMIT %(limit)s OFFSET %(offset)s
 """
 
 
@@ -140,19 +156,29 @@ def projection_rows_for_codes(*, codes: Iterable[str]) -> tuple[list[tuple[str, 
     return found, [c for c in wanted if c not in known]
 
 
-def projection_ruptures_page(*, days: int, limit: int, offset: int = 0) -> list[SummaryRow]:
-    """One page of ``projection_ruptures(days=...)`` (same filter and order) as plain rows, in one query."""
+def projection_ruptures_page(*, days: int, limit: int, offset: int = 0) -> list[tuple[SummaryRow, bool]]:
+    """One page of the ruptures list as (row, out now) pairs, in one query: ``projection_out_now()``
+    then ``projection_ruptures(days=...)``, same filters and order. A product out now may have no
+    computed summary yet (its summary fields are None)."""
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGE, {"limit_date": _today() + timedelta(days=days), "limit": limit,
-                                        "offset": offset})
-        return [SummaryRow(*values) for values in cursor.fetchall()]
+                                        "offset": offset, "end": offset + limit})
+        return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
+
+
+def projection_out_now() -> QuerySet[Stock]:
+    """Active products with nothing available now, by name: the ruptures that already happened."""
+    return (Stock.objects.select_related("product").filter(product__active=True).out_of_stock()
+            .order_by("product__name", "product__code"))
 
 
 def projection_ruptures(*, days: int = 7) -> QuerySet[ProjectionSummary]:
-    """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded."""
+    """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded.
+    Products already out (see projection_out_now) are not here: they come before these."""
     limit = _today() + timedelta(days=days)
     return (
-        summaries().filter(stockout_date__isnull=False, stockout_date__lt=limit, product__active=True)
+        summaries().filter(stockout_date__isnull=False, stockout_date__lt=limit, product__active=True,
+                           product__stock__available__gt=0)
         .order_by("stockout_date", "product_id")
     )
 

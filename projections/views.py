@@ -19,15 +19,24 @@ from projections.serializers import (
     summary_output,
 )
 
-_summary_schema = inline_serializer("ProjectionSummary", {
-    "code": serializers.CharField(), "name": serializers.CharField(), "start_balance": serializers.IntegerField(),
-    "threshold": serializers.IntegerField(), "min_balance_7d": serializers.IntegerField(),
-    "min_balance_7d_date": serializers.DateField(), "stockout_date": serializers.DateField(allow_null=True),
-    "below_threshold_date": serializers.DateField(allow_null=True),
-    "days_of_cover": serializers.IntegerField(allow_null=True), "at_risk_7d": serializers.BooleanField(),
-    "late_movements": serializers.IntegerField(), "as_of": serializers.DateField(),
-    "horizon_days": serializers.IntegerField(), "source_version": serializers.IntegerField(),
-    "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
+
+def _summary_fields() -> dict[str, serializers.Field]:
+    """A summary's fields for the OpenAPI schema (new instances each call: a field binds to one serializer)."""
+    return {
+        "code": serializers.CharField(), "name": serializers.CharField(), "start_balance": serializers.IntegerField(),
+        "threshold": serializers.IntegerField(), "min_balance_7d": serializers.IntegerField(),
+        "min_balance_7d_date": serializers.DateField(), "stockout_date": serializers.DateField(allow_null=True),
+        "below_threshold_date": serializers.DateField(allow_null=True),
+        "days_of_cover": serializers.IntegerField(allow_null=True), "at_risk_7d": serializers.BooleanField(),
+        "late_movements": serializers.IntegerField(), "as_of": serializers.DateField(),
+        "horizon_days": serializers.IntegerField(), "source_version": serializers.IntegerField(),
+        "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
+    }
+
+
+_summary_schema = inline_serializer("ProjectionSummary", _summary_fields())
+_rupture_schema = inline_serializer("ProjectionRupture", {
+    **_summary_fields(), "out_now": serializers.BooleanField(help_text="Nothing available now."),
 })
 
 
@@ -137,7 +146,8 @@ class ProjectionQueryApi(APIView):
 
 
 class ProjectionRupturesApi(APIView):
-    """Products with a projected stockout within ``days`` days (default 7), soonest first.
+    """Products out of stock now (``out_now``), then those with a projected stockout within ``days`` days
+    (default 7), soonest first.
 
     Paged by ``limit``/``offset`` without a total: counting thousands of rows would cost more than the
     page itself (the total at risk in 7 days is in /stats).
@@ -155,15 +165,20 @@ class ProjectionRupturesApi(APIView):
                    responses=inline_serializer("ProjectionRupturesOutput", {
                        "days": serializers.IntegerField(), "limit": serializers.IntegerField(),
                        "offset": serializers.IntegerField(), "next_offset": serializers.IntegerField(allow_null=True),
-                       "results": _summary_schema.__class__(many=True),
+                       "results": _rupture_schema.__class__(many=True),
                        "computed_at": serializers.DateTimeField(allow_null=True), "stale": serializers.BooleanField()}))
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset = (params.validated_data[k] for k in ("days", "limit", "offset"))
         rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
+        missing = [row.product_id for row, _ in rows if not row.computed]
+        if missing:
+            # A product that ran out without planned movements may never have been projected.
+            services.projection_summaries_ensure(product_ids=missing)
+            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
         today = services.projection_today()
-        results = [summary_output(s, today=today) for s in rows[:limit]]
+        results = [{**summary_output(row, today=today), "out_now": out_now} for row, out_now in rows[:limit]]
         return Response({
             "days": days, "limit": limit, "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None,

@@ -42,6 +42,37 @@ def test_search_by_alias_finds_the_product(staff_client):
     assert "FOUND-1" in page and "HIDDEN-1" not in page
 
 
+def test_search_finds_a_name_typed_without_accents_best_match_first(staff_client):
+    ProductFactory(code="P-1", name="Feijão preto tipo 1 pacote econômico 1kg")
+    ProductFactory(code="P-2", name="Feijão")
+    ProductFactory(code="P-3", name="Arroz")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), {"q": "feijao"}).content.decode()
+
+    assert "P-3" not in page
+    assert page.index("P-2") < page.index("P-1")
+
+
+@pytest.mark.parametrize("term, name", [("cafe", "Café torrado"), ("feijao", "Feijão carioca"), ("pao", "Pão francês")])
+def test_search_box_finds_names_typed_without_accents(staff_client, term, name):
+    ProductFactory(code="HIT-1", name=name)
+    ProductFactory(code="MISS-1", name="Detergente")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), {"q": term}).content.decode()
+
+    assert "HIT-1" in page and "MISS-1" not in page
+
+
+def test_a_clicked_column_orders_search_results(staff_client):
+    ProductFactory(code="P-1", name="Feijão preto", on_hand=9)
+    ProductFactory(code="P-2", name="Feijão", on_hand=1)
+    url = reverse("admin:inventory_product_changelist")
+
+    page = staff_client.get(url, {"q": "feijao", "o": "-1"}).content.decode()  # code, descending
+
+    assert page.index("P-2") < page.index("P-1")
+
+
 def test_adjust_form_writes_ledger_row_through_service(staff_client):
     product = ProductFactory(code="ADJ-1", on_hand=10)
     url = reverse("admin:inventory_product_adjust", args=[product.pk])
@@ -156,3 +187,10 @@ def test_a_taken_product_code_is_refused_beside_the_field_with_the_form_kept(sta
     text = response.content.decode()
     assert "TAKEN-2 is already a product code." in text and 'value="Outro nome"' in text
     assert Product.objects.filter(code="TAKEN-2").count() == 1
+def test_unified_codes_are_found_by_their_product_name_typed_without_accents(staff_client):
+    UnifiedCodeFactory(code="EAN-001", product=ProductFactory(name="Pão de queijo"))
+    UnifiedCodeFactory(code="EAN-002", product=ProductFactory(name="Arroz"))
+
+    page = staff_client.get(reverse("admin:inventory_unifiedcode_changelist"), {"q": "pao de queijo"}).content.decode()
+
+    assert "EAN-001" in page and "EAN-002" not in page

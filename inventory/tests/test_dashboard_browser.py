@@ -277,3 +277,28 @@ def test_dashboard_is_not_live_while_redis_is_down_and_matches_the_database_afte
     expect(_cell(page, product.code, "on_hand")).to_have_text(str(stock.on_hand), timeout=1)
     expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", str(stock.version),
                                                                               timeout=1)
+
+
+def test_dashboard_search_finds_names_without_accents_and_aliases_best_match_first(page):
+    from playwright.sync_api import expect
+
+    from inventory.tests.factories import UnifiedCodeFactory
+
+    ProductFactory(code="A-CAFETEIRA", name="Cafeteira elétrica", on_hand=3)
+    ProductFactory(code="B-CAFE", name="Café torrado 500g", on_hand=10)
+    UnifiedCodeFactory(code="7891234567", product=ProductFactory(code="C-LEITE", name="Leite 1 L", on_hand=8))
+    page.reload()
+    _wait_live(page)
+    visible = 'tr[data-code]:not([hidden])'
+
+    page.fill("#search", "cafe")
+    expect(page.locator(visible)).to_have_count(2)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "B-CAFE")  # the whole word ranks first
+
+    page.fill("#search", "1234567")
+    expect(page.locator(visible)).to_have_count(1)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "C-LEITE")
+
+    page.fill("#search", "")
+    expect(page.locator(visible)).to_have_count(3)
+    expect(page.locator(visible).first).to_have_attribute("data-code", "A-CAFETEIRA")

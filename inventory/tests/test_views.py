@@ -42,6 +42,27 @@ def test_list_search_finds_by_alias(reader):
     assert [r["code"] for r in body["results"]] == ["CAFE-1"]
 
 
+@pytest.mark.parametrize("term, name", [("cafe", "Café torrado 500g"), ("feijao", "Feijão carioca"),
+                                        ("pao", "Pão francês")])
+def test_list_search_finds_names_without_their_accents(reader, term, name):
+    ProductFactory(code="HIT", name=name)
+    ProductFactory(code="MISS", name="Detergente neutro")
+
+    body = reader.get("/api/v1/stock/", {"search": term}).json()
+
+    assert [r["name"] for r in body["results"]] == [name]
+
+
+def test_list_search_puts_the_best_match_first_then_pages(reader):
+    ProductFactory(code="A-1", name="Cafeteira")
+    ProductFactory(code="A-2", name="Café torrado e moído 500g")
+    ProductFactory(code="A-3", name="Café")
+
+    body = reader.get("/api/v1/stock/", {"search": "cafe", "page_size": 2}).json()
+
+    assert body["count"] == 3 and [r["code"] for r in body["results"]] == ["A-3", "A-2"]
+
+
 def test_estoque_route_serves_the_same_list(reader):
     ProductFactory(code="A-1", on_hand=3)
 
@@ -91,6 +112,20 @@ def test_snapshot_has_server_time_versions_and_filters(reader):
     assert body["server_time"]
     assert [(i["code"], i["version"]) for i in body["items"]] == [("S-1", 1)]
     assert body["unknown"] == ["UNKNOWN"]
+
+
+def test_snapshot_search_is_the_dashboards_search_box(reader):
+    ProductFactory(code="A-1", name="Pãozinho de queijo")
+    ProductFactory(code="B-1", name="Pão francês")
+    ProductFactory(code="C-1", name="Leite")
+
+    body = reader.get("/api/v1/stock/snapshot", {"search": "pao"}).json()
+
+    assert [i["code"] for i in body["items"]] == ["B-1", "A-1"]
+
+
+def test_snapshot_rejects_a_search_longer_than_a_search_box_sends(reader):
+    assert_error_shape(reader.get("/api/v1/stock/snapshot", {"search": "x" * 101}), 400, "invalid")
 
 
 def test_receipt_through_alias_updates_canonical_and_returns_movement(manager):

@@ -69,6 +69,122 @@ def test_estoque_finds_a_misspelled_name(fake_telegram):
     assert "Chocolate amargo" in last_reply(fake_telegram)
 
 
+@pytest.mark.parametrize("term, name", [("cafe", "Café torrado 500g"), ("feijao", "Feijão carioca 1kg"),
+                                        ("pao", "Pão francês"), ("agua", "Água mineral 1,5L")])
+def test_estoque_finds_a_name_typed_without_its_accents(fake_telegram, term, name):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(name=name, on_hand=7)
+    ProductFactory(name="Detergente neutro", on_hand=3)
+
+    say(f"/estoque {term}")
+
+    reply = last_reply(fake_telegram)
+    assert name in reply and "Disponível: 7" in reply
+
+
+def test_estoque_searches_the_whole_catalogue(fake_telegram):
+    """The look-up once compared the term with the first 5,000 active names only."""
+    from inventory.models import Product, Stock
+
+    DriverFactory(chat_id=CHAT)
+    Product.objects.bulk_create(
+        Product(code=f"BULK-{n:05d}", name=f"Sabonete lote {n}", category="higiene") for n in range(6000))
+    Stock.objects.bulk_create(Stock(product=p, on_hand=10) for p in Product.objects.all())
+    ProductFactory(code="ZZ-QUEIJO", name="Queijo parmesão ralado 50g", on_hand=4)  # after the first 5,000
+
+    say("/estoque queijo parmezao")
+
+    reply = last_reply(fake_telegram)
+    assert "Queijo parmesão ralado 50g" in reply and "Disponível: 4" in reply
+
+
+def test_estoque_with_several_matches_lists_them_with_stock_and_never_says_not_found(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="ARR-1", name="Arroz branco 5kg", on_hand=12)
+    ProductFactory(code="ARR-2", name="Arroz integral 1kg", on_hand=0)
+
+    say("/estoque arroz")
+
+    reply = last_reply(fake_telegram)
+    assert "Nenhum produto" not in reply
+    assert "Arroz branco 5kg (ARR-1): 12" in reply and "Arroz integral 1kg (ARR-2): 0" in reply
+
+
+def test_estoque_says_not_found_only_when_nothing_is_close(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(name="Arroz branco 5kg", on_hand=12)
+
+    say("/estoque parafuso")
+
+    assert last_reply(fake_telegram) == "Nenhum produto encontrado para “parafuso”."
+
+
+def test_estoque_for_a_product_at_zero_offers_its_substitutes(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="SAL-1", name="Sal refinado 1kg", category="mercearia", on_hand=0)
+    ProductFactory(code="SAL-2", name="Sal grosso 1kg", category="mercearia", on_hand=20)
+    ProductFactory(code="LEITE", name="Leite condensado", category="mercearia", on_hand=90)
+
+    say("/estoque SAL-1")
+
+    reply = last_reply(fake_telegram)
+    assert "Disponível: 0" in reply and "Substitutos: Sal grosso 1kg (SAL-2)" in reply and "Leite" not in reply
+
+
+def test_estoque_for_a_product_in_stock_offers_no_substitutes(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="SAL-1", name="Sal refinado 1kg", category="mercearia", on_hand=3)
+    ProductFactory(code="SAL-2", name="Sal grosso 1kg", category="mercearia", on_hand=20)
+
+    say("/estoque SAL-1")
+
+    assert "Substitutos" not in last_reply(fake_telegram)
+
+
+def test_free_text_gets_the_estoque_answer_of_the_best_match(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="ARR-1", name="Arroz agulhinha 5kg", on_hand=12)
+    ProductFactory(name="Feijão preto", on_hand=9)
+
+    say("tem arroz?")
+
+    assert last_reply(fake_telegram) == "<b>Arroz agulhinha 5kg</b> (ARR-1)\nEm estoque: 12 · Reservado: 0 · Disponível: 12"
+
+
+@pytest.mark.parametrize("text, term", [("tem arroz?", "arroz"), ("Quanto de café temos?", "café"),
+                                        ("tem pão de queijo??", "pão queijo"), ("is there any milk?", "milk"),
+                                        ("7891000100103", "7891000100103"), ("ainda tem SKU-00012?", "SKU-00012")])
+def test_free_text_keeps_the_product_words(text, term):
+    from notifications.bot import free_text_term
+
+    assert free_text_term(text) == term
+
+
+def test_free_text_without_a_product_word_explains_what_to_send(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+
+    say("oi, tem?")
+
+    assert "nome ou o código" in last_reply(fake_telegram)
+
+
+def test_free_text_from_an_unlinked_chat_is_told_to_link_first(fake_telegram):
+    ProductFactory(name="Arroz", on_hand=3)
+
+    say("tem arroz?")
+
+    assert "não está vinculado" in last_reply(fake_telegram)
+
+
+def test_free_text_in_a_group_is_left_to_the_people_there(fake_telegram):
+    DriverFactory(chat_id=-100123, is_group=True)
+    ProductFactory(name="Arroz", on_hand=3)
+
+    say("alguém viu o arroz?", chat_id=-100123, chat_type="supergroup")
+
+    assert fake_telegram.calls_to("sendMessage") == []
+
+
 def test_english_alias_and_language(fake_telegram):
     DriverFactory(chat_id=CHAT, language="en")
     ProductFactory(code="MILK", name="Milk", on_hand=2)
@@ -127,6 +243,49 @@ def test_ruptura_lists_projected_stockouts_within_seven_days(fake_telegram):
 
     reply = last_reply(fake_telegram)
     assert "Farinha" in reply and f"{today + timedelta(days=2):%d/%m}" in reply and "Sal" not in reply
+
+
+def test_ruptura_lists_what_is_out_now_before_projected_stockouts(fake_telegram):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from projections.models import ProjectionSummary
+
+    DriverFactory(chat_id=CHAT)
+    out_b, out_a = ProductFactory(name="Óleo de soja", on_hand=0), ProductFactory(name="Farinha de trigo", on_hand=0)
+    soon = ProductFactory(name="Açúcar cristal", on_hand=3)
+    today = timezone.localdate()
+    ProjectionSummary.objects.create(product=soon, as_of=today, stockout_date=today + timedelta(days=2))
+
+    say("/ruptura")
+
+    lines = last_reply(fake_telegram).split("\n")
+    assert lines[0] == "<b>Sem estoque agora</b> (2):"
+    assert lines[1].startswith("• Farinha de trigo") and lines[2].startswith("• Óleo de soja")
+    assert lines[3].startswith("<b>Rupturas previstas</b>") and lines[4].startswith("• Açúcar cristal")
+
+
+def test_ruptura_with_only_products_at_zero_does_not_say_none(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    for n in range(9):
+        ProductFactory(name=f"Item zerado {n}", on_hand=0)
+
+    say("/ruptura")
+
+    reply = last_reply(fake_telegram)
+    assert "Nenhuma ruptura" not in reply and "(9)" in reply and reply.count("• Item zerado") == 9
+
+
+def test_ruptura_keeps_to_the_drivers_categories(fake_telegram):
+    DriverFactory(chat_id=CHAT, subscription="categories", categories=["bebidas"])
+    ProductFactory(name="Suco de uva", category="bebidas", on_hand=0)
+    ProductFactory(name="Detergente", category="limpeza", on_hand=0)
+
+    say("/ruptura")
+
+    reply = last_reply(fake_telegram)
+    assert "Suco de uva" in reply and "Detergente" not in reply
 
 
 def test_every_button_press_is_answered(fake_telegram):

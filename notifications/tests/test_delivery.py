@@ -398,17 +398,17 @@ def test_without_token_alerts_are_recorded_and_delivery_skipped(fake_telegram, s
 
 
 def test_substitutes_are_suggested_from_the_category(fake_telegram):
-    product = ProductFactory(on_hand=6, category="laticinios")
-    ProductFactory(on_hand=30, category="laticinios", name="Iogurte")
-    ProductFactory(on_hand=0, category="laticinios", name="Queijo")
-    ProductFactory(on_hand=30, category="limpeza", name="Sabão")
+    product = ProductFactory(on_hand=6, category="laticinios", name="Iogurte natural")
+    ProductFactory(on_hand=30, category="laticinios", name="Iogurte grego")
+    ProductFactory(on_hand=0, category="laticinios", name="Iogurte Queijo")
+    ProductFactory(on_hand=30, category="limpeza", name="Iogurte Sabão")
     driver = DriverFactory()
     adjust(product, -6)
 
     deliver(driver)
 
     text = fake_telegram.calls_to("sendMessage")[0].payload["text"]
-    assert "Substitutos: Iogurte" in text and "Queijo" not in text and "Sabão" not in text
+    assert "Substitutos: Iogurte grego" in text and "Queijo" not in text and "Sabão" not in text
 
 
 def test_per_chat_rate_limit_spaces_messages_to_one_chat(fake_telegram, settings):
@@ -441,6 +441,26 @@ def test_substitutes_chosen_by_staff_come_first(fake_telegram):
 
     text = fake_telegram.calls_to("sendMessage")[0].payload["text"]
     assert "Substitutos: Pão de queijo" in text and "Iogurte" not in text
+
+
+def test_a_digest_offers_substitutes_for_the_products_that_are_out(fake_telegram):
+    from django.db import transaction
+
+    salt = ProductFactory(on_hand=6, name="Sal refinado", category="mercearia")
+    oil = ProductFactory(on_hand=9, name="Óleo de soja", category="mercearia")
+    ProductFactory(on_hand=40, name="Sal grosso", category="mercearia")
+    ProductFactory(on_hand=40, name="Óleo de milho", category="mercearia")
+    driver = DriverFactory()
+    with transaction.atomic():
+        inventory.stock_apply(changes=[inventory.StockChange(product_id=salt.pk, on_hand=-6, kind="adjustment"),
+                                       inventory.StockChange(product_id=oil.pk, on_hand=-5, kind="adjustment")])
+
+    deliver(driver)
+
+    text = fake_telegram.calls_to("sendMessage")[0].payload["text"]
+    out_line, low_line = text.split("\n• ")[1:]
+    assert "Sal refinado" in out_line and "Substitutos: Sal grosso" in out_line
+    assert "Óleo de soja" in low_line and "Substitutos" not in low_line
 
 
 def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):

@@ -47,3 +47,17 @@ def test_deleting_a_movement_in_the_admin_bumps_the_plan_version(client, staff_u
     assert response.status_code == 302
     assert not PlannedMovement.objects.exists()
     assert ProjectionSummary.objects.get(product_id=movement.product_id).plan_version == before + 1
+
+
+@pytest.mark.django_db
+def test_planned_movements_are_found_by_a_product_name_typed_without_accents(client, staff_user):
+    from projections.tests.factories import PlannedMovementFactory
+
+    PlannedMovementFactory(product=ProductFactory(name="Feijão carioca"), source_ref="FOUND-1")
+    PlannedMovementFactory(product=ProductFactory(name="Arroz"), source_ref="HIDDEN-1")
+    PlannedMovementFactory(product=ProductFactory(name="Milho"), source_ref="feijao-ref")
+    client.force_login(staff_user)
+
+    page = client.get("/admin/projections/plannedmovement/", {"q": "feijao"}).content.decode()
+
+    assert "FOUND-1" in page and "feijao-ref" in page and "HIDDEN-1" not in page

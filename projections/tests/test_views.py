@@ -231,9 +231,38 @@ def test_ruptures_page_is_the_bot_list_in_one_query(reader, django_assert_num_qu
     with django_assert_num_queries(2):
         body = reader.get("/api/v1/projections/ruptures?days=7").json()
 
-    expected = [s.product.code for s in selectors.projection_ruptures(days=7)]
+    expected = [s.product.code for s in selectors.projection_out_now()]
+    expected += [s.product.code for s in selectors.projection_ruptures(days=7)]
     assert [r["code"] for r in body["results"]] == expected
     assert products[0].code not in expected and len(expected) == 3
+
+
+def test_ruptures_list_what_is_out_now_first_then_projected_stockouts(reader):
+    projected = ProductFactory(code="SOON", on_hand=1)
+    planned(projected, days=2, quantity=5)
+    out_b, out_a = ProductFactory(code="OUT-B", name="Óleo", on_hand=0), ProductFactory(code="OUT-A", name="Farinha")
+    ProductFactory(code="FINE", on_hand=50)
+    services.projection_recompute(product_ids=[projected.pk])  # the products out now were never projected
+
+    body = reader.get("/api/v1/projections/ruptures?days=7").json()
+
+    assert [(r["code"], r["out_now"]) for r in body["results"]] == [
+        ("OUT-A", True), ("OUT-B", True), ("SOON", False)]
+    assert all(r["computed_at"] for r in body["results"]) and body["stale"] is False
+
+
+def test_ruptures_pages_run_through_the_products_out_now_into_the_projected(reader):
+    for code in ("OUT-1", "OUT-2", "OUT-3"):
+        ProductFactory(code=code, name=code)
+    projected = ProductFactory(code="SOON", on_hand=1)
+    planned(projected, days=1, quantity=5)
+    services.projection_rebuild_all()
+
+    first = reader.get("/api/v1/projections/ruptures?limit=2").json()
+    rest = reader.get(f"/api/v1/projections/ruptures?limit=2&offset={first['next_offset']}").json()
+
+    assert [r["code"] for r in first["results"] + rest["results"]] == ["OUT-1", "OUT-2", "OUT-3", "SOON"]
+    assert rest["next_offset"] is None
 
 
 @pytest.mark.parametrize("query", ["days=0", "days=91", "limit=0", "limit=501", "offset=-1", "days=x"])

@@ -20,6 +20,9 @@
   var selectedCode = null;
   var chartPoints = [];
   var chartProjection = null;
+  var searchRanks = null;      // while searching: code -> rank (0 = best) from the server's search
+  var searchSeq = 0;
+  var searchTimer = null;
 
   var els = {
     tbody: document.getElementById("stock-rows"),
@@ -114,10 +117,9 @@
   }
 
   function applyFilter(entry) {
-    var q = els.search.value.trim().toLowerCase();
     var cat = els.category.value.toLowerCase();
     var d = entry.data;
-    var visible = (!q || d.code.toLowerCase().indexOf(q) >= 0 || (d.name || "").toLowerCase().indexOf(q) >= 0) &&
+    var visible = (!searchRanks || searchRanks.has(d.code)) &&
       (!cat || (d.category || "").toLowerCase() === cat) &&
       (!els.onlyLow.checked || stateOf(d) !== "ok");
     entry.tr.hidden = !visible;
@@ -126,6 +128,35 @@
   function refilter() {
     rows.forEach(applyFilter);
     updateCounters();
+  }
+
+  // The search box asks the server, which finds names without accents or with typos ("cafe" finds
+  // "Café"), codes and unified codes (barcodes), best match first; matching rows are shown in that order.
+  function orderRows() {
+    var entries = Array.from(rows.values());
+    entries.sort(searchRanks
+      ? function (a, b) { return (searchRanks.has(a.data.code) ? searchRanks.get(a.data.code) : 1e9) -
+                                 (searchRanks.has(b.data.code) ? searchRanks.get(b.data.code) : 1e9) ||
+                                 (a.data.code < b.data.code ? -1 : 1); }
+      : function (a, b) { return a.data.code < b.data.code ? -1 : 1; });
+    entries.forEach(function (e) { els.tbody.appendChild(e.tr); });
+  }
+
+  function search() {
+    var q = els.search.value.trim();
+    var seq = ++searchSeq;
+    if (!q) { searchRanks = null; orderRows(); refilter(); return; }
+    fetchJson(config.snapshotUrl + "?search=" + encodeURIComponent(q)).then(function (body) {
+      if (seq !== searchSeq) return;  // a later keystroke already asked again
+      searchRanks = new Map(body.items.map(function (item, index) { return [item.code, index]; }));
+      orderRows();
+      refilter();
+    }).catch(function () { /* the filter stays as it was; the next keystroke asks again */ });
+  }
+
+  function searchSoon() {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(search, 200);
   }
 
   function updateCounters() {
@@ -319,7 +350,7 @@
     els.chart.appendChild(legend);
   }
 
-  els.search.addEventListener("input", refilter);
+  els.search.addEventListener("input", searchSoon);
   els.category.addEventListener("change", refilter);
   els.onlyLow.addEventListener("change", refilter);
   setInterval(watchdog, Math.max(1000, config.heartbeatSeconds * 1000 / 3));

@@ -8,14 +8,14 @@ COMMANDS = {
     "pt": [
         ("estoque", "Estoque e disponibilidade de um produto"),
         ("baixo", "Produtos abaixo do limite"),
-        ("ruptura", "Rupturas previstas em 7 dias"),
+        ("ruptura", "Sem estoque agora e rupturas previstas em 7 dias"),
         ("silenciar", "Silenciar alertas de um produto"),
         ("ajuda", "Ajuda"),
     ],
     "en": [
         ("stock", "Stock and availability of a product"),
         ("low", "Products below threshold"),
-        ("ruptura", "Stockouts projected within 7 days"),
+        ("ruptura", "Out of stock now and stockouts projected within 7 days"),
         ("mute", "Mute alerts about a product"),
         ("help", "Help"),
     ],
