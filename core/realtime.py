@@ -21,6 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from core.aio import LoopBatcher
+from core.cache import redis_circuit
 from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 
@@ -77,12 +78,15 @@ def realtime_publish(events: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if _redis_known_down(events):
+        return
     messages = realtime_batch(events)
     future = asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _publisher_loop.get())
     try:
         future.result(timeout=settings.REALTIME_PUBLISH_TIMEOUT)
     except Exception as exc:
         future.cancel()
+        redis_circuit.mark_down(exc)
         for event in events:
             EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
         logger.error(
@@ -102,10 +106,13 @@ async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    if _redis_known_down(events):
+        return
     try:
         async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
             await _send_all(layer, realtime_batch(events))
     except Exception as exc:
+        redis_circuit.mark_down(exc)
         for event in events:
             EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
         logger.error("realtime publish failed", extra={"events": len(events), "error": repr(exc)})
@@ -129,6 +136,16 @@ def realtime_publish_soon(events: list[dict[str, Any]]) -> None:
 async def realtime_publisher_drain() -> None:
     """Publish what is pending on this loop and stop its publisher task (tests, before their loop ends)."""
     await _loop_publisher.drain()
+
+
+def _redis_known_down(events: list[dict[str, Any]]) -> bool:
+    """While Redis is known down (core/cache.py), drop at once, counted as failed, instead of holding
+    every write for the publish timeout; dashboards resync from the snapshot when it is back."""
+    if not redis_circuit.is_down():
+        return False
+    for event in events:
+        EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
+    return True
 
 
 async def _send_all(layer, messages: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,101 @@
+"""Redis down, in-process: rate limits fall back to per-process counts, ws-ticket answers 503 with Retry-After,
+live events are dropped without touching Redis while it is known down, and a good call clears the mark."""
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+
+from core import aio
+from core.cache import redis_circuit
+from core.metrics import EVENTS_FAILED
+from core.realtime import realtime_publish
+from core.tests.factories import ApiClientFactory
+from core.tests.outage import ThrowawayRedis
+from core.throttling import client_rates_allow_async
+from inventory.tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def own_redis(tmp_path, settings):
+    """The cache, rate limits, tickets and channel layer on a Redis of this test's own."""
+    with ThrowawayRedis(tmp_path / "redis") as server:
+        settings.REDIS_URL = server.url
+        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+        settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
+            **settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}}}
+        redis_circuit.mark_up()
+        yield server
+    redis_circuit.mark_up()  # the mark is process-wide: later tests start with Redis taken as up
+
+
+@pytest.fixture
+def three_a_day(settings):
+    # A day-long window, so a minute boundary cannot split the test's requests.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "3/day"}}
+
+
+def test_with_redis_down_the_rate_limit_is_kept_per_process_instead_of_failing(own_redis, three_a_day, reader):
+    assert reader.get("/api/v1/stock/").status_code == 200
+    own_redis.kill()
+
+    statuses = [reader.get("/api/v1/stock/").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    assert redis_circuit.is_down()
+
+
+async def test_with_redis_down_a_fast_path_batch_is_counted_per_process(own_redis, three_a_day):
+    first, second = await sync_to_async(ApiClientFactory)(), await sync_to_async(ApiClientFactory)()
+    own_redis.kill()
+
+    allowed = await client_rates_allow_async(aio.redis_client(), [first, first, second, first, first])
+
+    assert allowed == [True, True, True, True, False]
+    await aio.clients_close()
+
+
+def test_ws_ticket_with_redis_down_is_503_with_retry_after_in_the_error_shape(own_redis, reader):
+    assert reader.post("/api/v1/ws-ticket").status_code == 201
+    own_redis.kill()
+
+    response = reader.post("/api/v1/ws-ticket")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json() == {"error": {"code": "unavailable", "message": response.json()["error"]["message"],
+                                         "details": {"retry_after": "1"}}}
+
+
+def test_ws_ticket_is_issued_again_once_redis_is_back(own_redis, reader):
+    own_redis.kill()
+    assert reader.post("/api/v1/ws-ticket").status_code == 503
+    own_redis.start()
+    redis_circuit.mark_up()  # what the next call after the probe interval finds
+
+    response = reader.post("/api/v1/ws-ticket")
+
+    assert response.status_code == 201
+    assert response.json()["ticket"].startswith("wst_")
+
+
+def _connections_received(server: ThrowawayRedis) -> int:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return client.info("stats")["total_connections_received"]
+    finally:
+        client.close()
+
+
+def test_a_publish_while_redis_is_known_down_is_dropped_and_counted_without_a_redis_call(own_redis):
+    product = ProductFactory(on_hand=1)
+    event = {"type": "stock.changed", "code": product.code, "category": product.category, "version": 1}
+    redis_circuit.mark_down(ConnectionError("test"))
+    failed_before = EVENTS_FAILED.labels("stock.changed")._value.get()
+    connections_before = _connections_received(own_redis)
+
+    realtime_publish([event])
+
+    assert EVENTS_FAILED.labels("stock.changed")._value.get() == failed_before + 1
+    # Only this test's own INFO call connected: the publish never reached for Redis.
+    assert _connections_received(own_redis) == connections_before + 1
