@@ -1,5 +1,9 @@
 """Redis down, in-process: rate limits fall back to per-process counts, ws-ticket answers 503 with Retry-After,
 live events are dropped without touching Redis while it is known down, and a good call clears the mark."""
+import socket
+import threading
+
+import kombu.exceptions
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -99,3 +103,46 @@ def test_a_publish_while_redis_is_known_down_is_dropped_and_counted_without_a_re
     assert EVENTS_FAILED.labels("stock.changed")._value.get() == failed_before + 1
     # Only this test's own INFO call connected: the publish never reached for Redis.
     assert _connections_received(own_redis) == connections_before + 1
+
+
+class ClosingBroker:
+    """A TCP listener that accepts each connection and closes it at once: a broker that is there but
+    fails every call. Counts the connections a sender opened."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_task_sent_while_the_broker_fails_gives_up_after_one_quick_retry():
+    from config.celery_app import app as celery_app
+    from webhooks.tasks import webhook_delivery_send_task
+
+    broker = ClosingBroker()
+    try:
+        with celery_app.connection_for_write(broker.url) as connection:
+            with pytest.raises(Exception) as raised:
+                webhook_delivery_send_task.apply_async(args=[1], connection=connection)
+    finally:
+        broker.close()
+
+    assert isinstance(raised.value, (kombu.exceptions.OperationalError, redis.RedisError, OSError))
+    # The first try and one retry (before: four tries, 0.6 s of waiting after a committed write).
+    assert broker.accepted == 2
