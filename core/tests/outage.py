@@ -110,3 +110,37 @@ class ServedApp:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, command line)} of every live process (zombies left out)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # After "pid (comm)": state, ppid, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z":
+            found[int(entry.name)] = (int(fields[1]), cmdline)
+    return found
+
+
+def descendants(root: int) -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, command line)} of every live process below ``root``."""
+    processes, found, frontier = _processes(), {}, {root}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in processes.items() if parent in frontier and pid not in found}
+        found.update({pid: processes[pid] for pid in frontier})
+    return found
+
+
+def processes_kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
