@@ -37,12 +37,15 @@ _direct: dict[float, redis.Redis] = {}
 
 def redis_direct(*, timeout: float) -> redis.Redis:
     """The process's client of REDIS_URL with this socket timeout, for Redis used directly rather than
-    as a cache (Telegram rate limits, projection marks): built once, not per call."""
+    as a cache (Telegram rate limits, projection marks): built once, not per call. While Redis is known
+    down its calls raise RedisError at once (``CircuitConnection``) instead of after the timeout."""
     with _clients_lock:
         client = _direct.get(timeout)
         if client is None:
+            # Plain TCP URLs get the circuit; rediss:// and unix:// keep their own connection classes.
+            circuit = {"connection_class": CircuitConnection} if settings.REDIS_URL.startswith("redis://") else {}
             client = _direct[timeout] = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
+                settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout, **circuit)
     return client
 
 
@@ -55,8 +58,9 @@ class RedisCircuit:
     tries Redis again, so recovery needs no restart.
     """
 
-    def __init__(self, probe_seconds: float) -> None:
+    def __init__(self, probe_seconds: float, what: str = "Redis") -> None:
         self.probe_seconds = probe_seconds
+        self.what = what
         self._down_until = 0.0
 
     def is_down(self) -> bool:
@@ -65,14 +69,34 @@ class RedisCircuit:
     def mark_down(self, error: BaseException) -> None:
         """Redis failed this call: skip it for ``probe_seconds``. Logged once per outage, not per call."""
         if not self._down_until:
-            logger.warning("Redis unavailable: rate limits count per process, live events are dropped",
-                           extra={"error": repr(error)})
+            logger.warning("%s unavailable: degraded until it answers again", self.what, extra={"error": repr(error)})
         self._down_until = time.monotonic() + self.probe_seconds
 
     def mark_up(self) -> None:
         if self._down_until:
-            logger.warning("Redis available again")
+            logger.warning("%s available again", self.what)
             self._down_until = 0.0
 
 
 redis_circuit = RedisCircuit(probe_seconds=1.0)
+
+
+class CircuitConnection(redis.Connection):
+    """A Redis connection that fails at once while Redis is known down, and marks it down when a connect or
+    a reply fails (refused, reset or timed out), for the clients of ``redis_direct``."""
+
+    def connect(self, *args, **kwargs):
+        if redis_circuit.is_down():
+            raise redis.ConnectionError("Redis is known down; not trying for now")
+        try:
+            return super().connect(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            redis_circuit.mark_down(exc)
+            raise
+
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            redis_circuit.mark_down(exc)
+            raise

@@ -9,7 +9,7 @@ import redis
 from asgiref.sync import sync_to_async
 
 from core import aio
-from core.cache import redis_circuit
+from core.cache import _direct, redis_circuit
 from core.metrics import EVENTS_FAILED
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
@@ -25,12 +25,12 @@ def own_redis(tmp_path, settings):
     """The cache, rate limits, tickets and channel layer on a Redis of this test's own."""
     with ThrowawayRedis(tmp_path / "redis") as server:
         settings.REDIS_URL = server.url
+        _direct.clear()  # redis_direct's clients are built once per process, for the URL of the moment
         settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
         settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
             **settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}}}
-        redis_circuit.mark_up()
         yield server
-    redis_circuit.mark_up()  # the mark is process-wide: later tests start with Redis taken as up
+    _direct.clear()  # and later tests get theirs for the suite's Redis again
 
 
 @pytest.fixture
@@ -131,18 +131,57 @@ class ClosingBroker:
         self.sock.close()
 
 
-def test_a_task_sent_while_the_broker_fails_gives_up_after_one_quick_retry():
+def test_a_task_sent_while_the_broker_fails_gives_up_after_one_quick_retry_and_the_next_does_not_try():
     from config.celery_app import app as celery_app
     from webhooks.tasks import webhook_delivery_send_task
 
     broker = ClosingBroker()
     try:
         with celery_app.connection_for_write(broker.url) as connection:
-            with pytest.raises(Exception) as raised:
+            with pytest.raises(kombu.exceptions.OperationalError):
+                webhook_delivery_send_task.apply_async(args=[1], connection=connection)
+            tries_of_the_first = broker.accepted
+            with pytest.raises(kombu.exceptions.OperationalError):
+                webhook_delivery_send_task.apply_async(args=[2], connection=connection)
+    finally:
+        broker.close()
+
+    # The first try and one retry (before: four tries, 0.6 s of waiting after a committed write); the
+    # next send, within the second that follows, does not reach for the broker at all.
+    assert tries_of_the_first == 2
+    assert broker.accepted == 2
+
+
+def test_a_task_is_not_sent_while_the_redis_it_shares_with_the_broker_is_known_down(settings, monkeypatch):
+    from config.celery_app import app as celery_app
+    from webhooks.tasks import webhook_delivery_send_task
+
+    broker = ClosingBroker()
+    settings.REDIS_URL = broker.url
+    monkeypatch.setattr(celery_app.conf, "broker_url", broker.url)
+    redis_circuit.mark_down(ConnectionError("test"))
+    try:
+        with celery_app.connection_for_write(broker.url) as connection:
+            with pytest.raises(kombu.exceptions.OperationalError):
                 webhook_delivery_send_task.apply_async(args=[1], connection=connection)
     finally:
         broker.close()
 
-    assert isinstance(raised.value, (kombu.exceptions.OperationalError, redis.RedisError, OSError))
-    # The first try and one retry (before: four tries, 0.6 s of waiting after a committed write).
-    assert broker.accepted == 2
+    assert broker.accepted == 0
+
+
+def test_a_direct_redis_call_that_fails_marks_redis_down_and_the_next_one_does_not_connect(own_redis):
+    from projections.services import projection_pending_claim
+
+    product = ProductFactory()
+    own_redis.kill()
+    with pytest.raises(redis.RedisError):
+        projection_pending_claim(product_ids=[product.pk])
+    assert redis_circuit.is_down()
+    own_redis.start()
+    connections_before = _connections_received(own_redis)
+
+    with pytest.raises(redis.ConnectionError, match="known down"):
+        projection_pending_claim(product_ids=[product.pk])
+
+    assert _connections_received(own_redis) == connections_before + 1  # this test's INFO call only
