@@ -12,6 +12,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from core.cache import RedisCircuit, redis_circuit
+from core.metrics import CELERY_TASKS_NOT_SENT
 
 broker_circuit = RedisCircuit(probe_seconds=1.0, what="Celery broker")
 
@@ -30,9 +31,11 @@ class FailFastTask(Task):
 
     def apply_async(self, *args, **kwargs):
         if broker_known_down(self.app.conf.broker_url or ""):
+            CELERY_TASKS_NOT_SENT.labels(self.name).inc()
             raise OperationalError(f"{self.name} not sent: the broker is known down")
         try:
             return super().apply_async(*args, **kwargs)
         except OperationalError as exc:
+            CELERY_TASKS_NOT_SENT.labels(self.name).inc()
             broker_circuit.mark_down(exc)
             raise

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 
 from core import aio
 from core.cache import _direct, redis_circuit
-from core.metrics import EVENTS_FAILED
+from core.metrics import CELERY_TASKS_NOT_SENT, EVENTS_FAILED
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
 from core.tests.outage import ThrowawayRedis
@@ -135,6 +135,8 @@ def test_a_task_sent_while_the_broker_fails_gives_up_after_one_quick_retry_and_t
     from config.celery_app import app as celery_app
     from webhooks.tasks import webhook_delivery_send_task
 
+    not_sent = CELERY_TASKS_NOT_SENT.labels(webhook_delivery_send_task.name)
+    not_sent_before = not_sent._value.get()
     broker = ClosingBroker()
     try:
         with celery_app.connection_for_write(broker.url) as connection:
@@ -150,6 +152,7 @@ def test_a_task_sent_while_the_broker_fails_gives_up_after_one_quick_retry_and_t
     # next send, within the second that follows, does not reach for the broker at all.
     assert tries_of_the_first == 2
     assert broker.accepted == 2
+    assert not_sent._value.get() == not_sent_before + 2  # both counted on /metrics
 
 
 def test_a_task_is_not_sent_while_the_redis_it_shares_with_the_broker_is_known_down(settings, monkeypatch):
