@@ -1,4 +1,4 @@
-"""Throwaway servers for outage tests: a Redis of the test's own (killed and started again on its port), and scripts/serve.py."""
+"""Throwaway servers for outage tests: a Redis of the test's own (killed, started again on its port) and serve.py."""
 import os
 import signal
 import socket
@@ -61,6 +61,16 @@ class ThrowawayRedis:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+
+
+def production_env_on_test_database(**overrides: str) -> dict[str, str]:
+    """The environment of a server process the test starts: production settings on the test database."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "outage-test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "LOG_LEVEL": "WARNING", "ACCESS_LOG_LEVEL": "WARNING", **overrides}
 
 
 class ServedApp:

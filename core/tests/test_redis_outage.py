@@ -1,7 +1,6 @@
 """A Redis outage under load, through the real server (scripts/serve.py): PostgreSQL keeps serving reads and writes,
 only what truly needs Redis (ws-ticket) answers 503 with Retry-After, and everything recovers without a restart."""
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -9,12 +8,11 @@ from dataclasses import dataclass
 import pytest
 import redis
 import requests
-from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from websockets.sync.client import connect
 
 from core.tests.factories import ApiClientFactory
-from core.tests.outage import ServedApp, ThrowawayRedis
+from core.tests.outage import ServedApp, ThrowawayRedis, production_env_on_test_database
 from inventory.models import StockMovement
 from inventory.tests.factories import ProductFactory
 from inventory.tests.test_dashboard_browser import static_root  # noqa: F401  (fixture)
@@ -51,20 +49,9 @@ def redis_server(tmp_path):
 
 @pytest.fixture
 def app(redis_server, static_root, tmp_path):  # noqa: F811
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "redis-outage-test",
-        "STATIC_ROOT": str(static_root),
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        # Cache, rate limits, channel layer and the Celery broker: all on the Redis this test kills.
-        "REDIS_URL": redis_server.url,
-        "CELERY_BROKER_URL": redis_server.url,
-        "API_RATE_LIMIT": "100000/min",
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG_LEVEL": "WARNING",
-    }
+    # Cache, rate limits, channel layer and the Celery broker: all on the Redis this test kills.
+    env = production_env_on_test_database(STATIC_ROOT=str(static_root), REDIS_URL=redis_server.url,
+                                          CELERY_BROKER_URL=redis_server.url, API_RATE_LIMIT="100000/min")
     with ServedApp(env, tmp_path / "serve.log") as served:
         yield served
 
