@@ -90,14 +90,15 @@ class ServedApp:
              "--workers", str(self.workers)],
             cwd=root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "serve.py did not answer within 30 s"
+            assert time.monotonic() < deadline, "serve.py did not answer within 60 s"
             try:
-                if requests.get(self.url + "/healthz", timeout=5).status_code == 200:
+                # A long timeout: a process still loading Django on a busy machine answers late, not never.
+                if requests.get(self.url + "/healthz", timeout=20).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
 
     def children(self) -> list[int]:
