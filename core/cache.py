@@ -79,6 +79,8 @@ class RedisCircuit:
 
 
 redis_circuit = RedisCircuit(probe_seconds=1.0)
+# What a call to an unreachable or hung Redis raises (a publish that timed out included).
+REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 
 
 class CircuitConnection(redis.Connection):
@@ -90,13 +92,13 @@ class CircuitConnection(redis.Connection):
             raise redis.ConnectionError("Redis is known down; not trying for now")
         try:
             return super().connect(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except REDIS_UNREACHABLE as exc:
             redis_circuit.mark_down(exc)
             raise
 
     def read_response(self, *args, **kwargs):
         try:
             return super().read_response(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except REDIS_UNREACHABLE as exc:
             redis_circuit.mark_down(exc)
             raise

@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from core.aio import LoopBatcher
-from core.cache import redis_circuit
+from core.cache import REDIS_UNREACHABLE, redis_circuit
 from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 
@@ -86,7 +86,8 @@ def realtime_publish(events: list[dict[str, Any]]) -> None:
         future.result(timeout=settings.REALTIME_PUBLISH_TIMEOUT)
     except Exception as exc:
         future.cancel()
-        redis_circuit.mark_down(exc)
+        if isinstance(exc, REDIS_UNREACHABLE):
+            redis_circuit.mark_down(exc)
         for event in events:
             EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
         logger.error(
@@ -112,7 +113,8 @@ async def realtime_publish_async(events: list[dict[str, Any]]) -> None:
         async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
             await _send_all(layer, realtime_batch(events))
     except Exception as exc:
-        redis_circuit.mark_down(exc)
+        if isinstance(exc, REDIS_UNREACHABLE):
+            redis_circuit.mark_down(exc)
         for event in events:
             EVENTS_FAILED.labels(event.get("type", "unknown")).inc()
         logger.error("realtime publish failed", extra={"events": len(events), "error": repr(exc)})

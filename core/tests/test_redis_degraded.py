@@ -188,3 +188,15 @@ def test_a_direct_redis_call_that_fails_marks_redis_down_and_the_next_one_does_n
         projection_pending_claim(product_ids=[product.pk])
 
     assert _connections_received(own_redis) == connections_before + 1  # this test's INFO call only
+
+
+def test_a_publish_that_fails_marks_redis_down_so_the_next_writes_do_not_wait_for_it(own_redis):
+    product = ProductFactory(on_hand=1)
+    event = {"type": "stock.changed", "code": product.code, "category": product.category, "version": 1}
+    own_redis.kill()
+    failed_before = EVENTS_FAILED.labels("stock.changed")._value.get()
+
+    realtime_publish([event])
+
+    assert EVENTS_FAILED.labels("stock.changed")._value.get() == failed_before + 1
+    assert redis_circuit.is_down()
