@@ -46,6 +46,9 @@ class ThrowawayRedis:
                     assert self.process.poll() is None, "redis-server exited at start"
                     assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
                     time.sleep(0.05)
+        except BaseException:
+            self.kill()  # one that never answered must not outlive the test either
+            raise
         finally:
             client.close()
 
@@ -90,6 +93,14 @@ class ServedApp:
              "--workers", str(self.workers)],
             cwd=root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        try:
+            self._wait_answering()
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive the test either
+            raise
+        return self
+
+    def _wait_answering(self) -> None:
         deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
@@ -97,7 +108,7 @@ class ServedApp:
             try:
                 # A long timeout: a process still loading Django on a busy machine answers late, not never.
                 if requests.get(self.url + "/healthz", timeout=20).status_code == 200:
-                    return self
+                    return
             except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.1)
 
