@@ -66,6 +66,19 @@ class ThrowawayRedis:
         self.kill()
 
 
+def processes_stop(processes: list[subprocess.Popen], timeout: float = 20) -> None:
+    """SIGTERM to each (started with start_new_session=True), then SIGKILL to the session of any still there."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the process and its children
+            process.wait()
+
+
 def production_env_on_test_database(**overrides: str) -> dict[str, str]:
     """The environment of a server process the test starts: production settings on the test database."""
     from django.conf import settings
@@ -118,14 +131,8 @@ class ServedApp:
         return sorted(int(pid) for pid in path.read_text().split())
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: serve.py and its children
-            self.process.wait()
+        if self.process is not None:
+            processes_stop([self.process])
 
     def __enter__(self) -> "ServedApp":
         return self.start()
