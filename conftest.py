@@ -55,6 +55,20 @@ def _endpoint_cache_clean():
     endpoints_cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _redis_and_broker_taken_as_up():
+    """The "known down" marks (core/cache.py, core/enqueue.py) are process-wide: a test that made Redis or
+    the broker fail must not leave the next tests skipping them."""
+    from core.cache import redis_circuit
+    from core.enqueue import broker_circuit
+
+    redis_circuit.mark_up()
+    broker_circuit.mark_up()
+    yield
+    redis_circuit.mark_up()
+    broker_circuit.mark_up()
+
+
 @pytest.fixture
 def receiver():
     """A webhook receiver on 127.0.0.1 that checks signatures with its ``secret``."""

@@ -5,7 +5,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-app = Celery("stockpulse")
+# Every task's sends fail fast while the broker is known down (core/enqueue.py).
+app = Celery("stockpulse", task_cls="core.enqueue:FailFastTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

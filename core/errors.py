@@ -77,9 +77,15 @@ class Unprocessable(DomainError):
 
 
 class Unavailable(DomainError):
+    """503: answered with Retry-After (also in ``details.retry_after``), as every 503 of the API is."""
+
     code = "unavailable"
     status = 503
     default_message = "A service this operation needs is unavailable; try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1, details: dict[str, Any] | None = None):
+        super().__init__(message, details={**(details or {}), "retry_after": str(retry_after)})
+        self.retry_after = retry_after
 
 
 class DatabaseDown(psycopg.OperationalError):
@@ -155,7 +161,8 @@ _DRF_CODES: dict[type, str] = {
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
-        return Response(domain_error_body(exc), status=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+        return Response(domain_error_body(exc), status=exc.status, headers=headers)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Not found."), status=404)
     if isinstance(exc, DjangoPermissionDenied):

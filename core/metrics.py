@@ -36,6 +36,11 @@ CELERY_TASKS = Counter(
     "Celery tasks the workers ran, by task and the state each run ended in (SUCCESS, FAILURE, RETRY...)",
     ["task", "state"],
 )
+CELERY_TASKS_NOT_SENT = Counter(
+    "stockpulse_celery_tasks_not_sent_total",
+    "Celery tasks that could not be sent, the broker being down; the outbox sweeps take up their work",
+    ["task"],
+)
 CELERY_TASK_SECONDS = Histogram(
     "stockpulse_celery_task_duration_seconds",
     "Time one Celery task run takes in a worker",

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from core.cache import REDIS_UNREACHABLE, redis_circuit
 from core.groups import groups_for_event
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 from core.publish_order import Claim, PublishOrder, Unit
@@ -122,6 +123,10 @@ class _Publisher:
 _publisher = _Publisher()
 
 
+class RedisKnownDown(Exception):
+    """A send not tried: a Redis call of this process failed within the last second (core/cache.py)."""
+
+
 async def _units_send(units: list[Unit], layer, missed: set[str]) -> None:
     """Send these units as one batch, with a ``resync`` item first for each group in ``missed``; count
     and log the outcome, and tell each unit's waiter. Updates ``missed``; never raises."""
@@ -132,9 +137,15 @@ async def _units_send(units: list[Unit], layer, missed: set[str]) -> None:
         if missed:
             _resync_add(messages, missed)
         try:
+            if redis_circuit.is_down():
+                # Known down (core/cache.py): fail at once instead of holding every write for the timeout;
+                # the groups are told to resync once a send goes through again.
+                raise RedisKnownDown
             async with asyncio.timeout(settings.REALTIME_PUBLISH_TIMEOUT):
                 await _send_all(layer, messages)
         except Exception as exc:
+            if isinstance(exc, REDIS_UNREACHABLE):
+                redis_circuit.mark_down(exc)
             error = exc
             missed.update(messages)
             for event in events:

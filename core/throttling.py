@@ -3,13 +3,19 @@
 A fixed window per client: one pipelined INCR + EXPIRE per request, O(1) whatever the rate.
 (DRF's SimpleRateThrottle keeps the whole request history in the cache and rewrites it on every
 request, which costs more CPU the busier a client is: the wrong shape for a storefront.)
+
+While Redis is down the limits fail open to a count kept in each process (same windows, same
+limits): a client is still held to its rate per process, and no request fails for want of Redis.
 """
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
+from core.cache import redis_circuit
 from core.models import ApiClient
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -47,6 +53,45 @@ def client_rate_window(identity: str, scope: str = "client") -> tuple[str, int, 
     return key, limit, period, now
 
 
+_local_counts: dict[str, int] = {}
+_local_counts_lock = threading.Lock()
+
+
+def local_window_count(key: str, increment: int = 1) -> int:
+    """This process's own count for a window key, kept while Redis is down (the keys name their window,
+    so a new window starts from zero; old ones go when the table grows past its bound)."""
+    with _local_counts_lock:
+        if len(_local_counts) > 10_000:
+            _local_counts.clear()
+        count = _local_counts[key] = _local_counts.get(key, 0) + increment
+    return count
+
+
+def window_count(key: str, period: int) -> int:
+    """Count one more request in this window and return the count: in Redis, or locally while it is down."""
+    if not redis_circuit.is_down():
+        try:
+            pipe = _redis_client(key).pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, period + 1, nx=True)
+            count, _ = pipe.execute()
+        except RedisError as exc:
+            redis_circuit.mark_down(exc)
+        else:
+            redis_circuit.mark_up()
+            return count
+    return local_window_count(key)
+
+
+async def _counts_in_redis(redis_client, per_key: dict[str, list[int]], periods: dict[str, int]) -> list[int]:
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for key, indexes in per_key.items():
+            pipe.incrby(key, len(indexes))
+            pipe.expire(key, periods[key] + 1, nx=True)
+        replies = await pipe.execute()
+    return replies[::2]
+
+
 async def client_rates_allow_async(redis_client, clients: list[ApiClient]) -> list[bool]:
     """The throttle's check for many requests at once from async code (the reservation fast path's
     batches): the same windows and keys, one pipelined round trip for the whole batch.
@@ -67,12 +112,17 @@ async def client_rates_allow_async(redis_client, clients: list[ApiClient]) -> li
         periods[key], limits[key] = period, limit
     if not per_key:
         return allowed
-    async with redis_client.pipeline(transaction=False) as pipe:
-        for key, indexes in per_key.items():
-            pipe.incrby(key, len(indexes))
-            pipe.expire(key, periods[key] + 1, nx=True)
-        replies = await pipe.execute()
-    for (key, indexes), count in zip(per_key.items(), replies[::2]):
+    counts = None
+    if not redis_circuit.is_down():
+        try:
+            counts = await _counts_in_redis(redis_client, per_key, periods)
+        except RedisError as exc:
+            redis_circuit.mark_down(exc)
+        else:
+            redis_circuit.mark_up()
+    if counts is None:
+        counts = [local_window_count(key, len(indexes)) for key, indexes in per_key.items()]
+    for (key, indexes), count in zip(per_key.items(), counts):
         # This batch's requests of the key hold counts count-len+1 .. count.
         first = count - len(indexes) + 1
         for offset, index in enumerate(indexes):
@@ -99,11 +149,7 @@ class ClientRateThrottle(BaseThrottle):
         if window is None:
             return True
         key, limit, period, now = window
-        pipe = _redis_client(key).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, period + 1, nx=True)
-        count, _ = pipe.execute()
-        if count <= limit:
+        if window_count(key, period) <= limit:
             return True
         self._wait = (int(now // period) + 1) * period - now
         return False

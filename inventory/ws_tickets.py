@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from core.cache import redis_circuit
 from core.errors import Unavailable
 
 TICKET_PREFIX = "wst_"
@@ -21,17 +22,31 @@ def ws_ticket_key(ticket: str) -> str:
 
 
 def ws_ticket_issue(*, principal: dict[str, Any]) -> tuple[str, int]:
-    """Store a new ticket for this principal ({"kind", "id", "name"}); return it and its lifetime in seconds."""
+    """Store a new ticket for this principal ({"kind", "id", "name"}); return it and its lifetime in seconds.
+
+    A ticket truly needs Redis (the WebSocket server redeems it there): while Redis is down this is
+    503 ``unavailable`` with Retry-After, at once when Redis is already known down.
+    """
+    if redis_circuit.is_down():
+        raise _live_updates_unavailable()
     ttl = settings.WS_TICKET_TTL_SECONDS
     ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                                  socket_timeout=settings.REDIS_SOCKET_TIMEOUT)
     try:
         client.set(ws_ticket_key(ticket), json.dumps(principal), ex=ttl)
     except RedisError as exc:
-        raise Unavailable("Live updates are unavailable right now; try again shortly.") from exc
+        redis_circuit.mark_down(exc)
+        raise _live_updates_unavailable() from exc
     finally:
         client.close()
+    redis_circuit.mark_up()
     return ticket, ttl
+
+
+def _live_updates_unavailable() -> Unavailable:
+    return Unavailable("Live updates are unavailable right now; try again shortly.",
+                       retry_after=max(1, round(redis_circuit.probe_seconds)))
 
 
 async def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:

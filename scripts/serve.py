@@ -11,7 +11,12 @@ WEB_EVENT_LOOP (or --loop) their event loop: uvloop (default) or asyncio.
 The processes share one Prometheus multiprocess directory (PROMETHEUS_MULTIPROC_DIR, or a temporary one
 made here) so that /metrics, whichever process answers, reports the counters of all of them.
 
-Stops every process it started on SIGINT/SIGTERM, and all of them if one dies.
+A process that dies (a crash, kill -9, out of memory) is started again at once on its own listening
+socket, which this script keeps open: connections the kernel queued there meanwhile are served by the
+new process, so only the requests in flight on the dead one fail, and the others keep serving. A
+process that keeps dying within seconds of its start is restarted after a growing pause, and after
+MAX_QUICK_DEATHS such deaths in a row everything stops (a broken release, not a crash).
+Stops every process it started on SIGINT/SIGTERM; they also die if this script is killed.
 """
 import argparse
 import os
@@ -30,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.daphne_main import EVENT_LOOPS  # noqa: E402
+from scripts.keep_running import QUICK_DEATH_SECONDS, backoff_after, die_with_parent  # noqa: E402
+
+MAX_QUICK_DEATHS = 5
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -102,8 +110,17 @@ def main() -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def child_start(args: argparse.Namespace, listener: socket.socket, env: dict[str, str]) -> subprocess.Popen:
+    # No --proxy-headers: Daphne would take the client's address from the first X-Forwarded-For entry,
+    # which the client writes itself, and every per-address limit could be dodged with a made-up header.
+    # The app reads that header behind TRUSTED_PROXY_COUNT proxies only (core/security.py).
+    return subprocess.Popen([sys.executable, "-m", "core.daphne_main", "-v", "0", "--fd", str(listener.fileno()),
+                             args.app],
+                            pass_fds=(listener.fileno(),), cwd=ROOT, env=env, preexec_fn=die_with_parent)
+
+
 def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
-    """Run the Daphne children until a signal or the first death, then stop them all."""
+    """Run the Daphne children until a signal, starting again each one that dies; then stop them all."""
     stopping = False
 
     def stop(*_):
@@ -118,22 +135,31 @@ def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     # Through the environment, so it is set before the children import prometheus_client, which picks
     # its value storage (per-process files or memory) once, at import.
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WEB_EVENT_LOOP": args.loop}
-    # No --proxy-headers: Daphne would take the client's address from the first X-Forwarded-For entry,
-    # which the client writes itself, and every per-address limit could be dodged with a made-up header.
-    # The app reads that header behind TRUSTED_PROXY_COUNT proxies only (core/security.py).
-    children = [
-        subprocess.Popen([sys.executable, "-m", "core.daphne_main", "-v", "0", "--fd", str(listener.fileno()),
-                          args.app],
-                         pass_fds=(listener.fileno(),), cwd=ROOT, env=env)
-        for listener in listeners
-    ]
+    children = [child_start(args, listener, env) for listener in listeners]
+    started = [time.monotonic()] * len(children)
+    quick_deaths = [0] * len(children)
+    due: dict[int, float] = {}  # index of a dead child -> when to start it again
     code = 0
     while not stopping:
-        dead = [c for c in children if c.poll() is not None]
-        if dead:
-            code = dead[0].returncode or 1
-            break
-        time.sleep(0.2)
+        now = time.monotonic()
+        for index, child in enumerate(children):
+            if index in due or child.poll() is None:
+                continue
+            multiprocess.mark_process_dead(child.pid, str(metrics_dir))
+            quick_deaths[index] = quick_deaths[index] + 1 if now - started[index] < QUICK_DEATH_SECONDS else 1
+            if quick_deaths[index] >= MAX_QUICK_DEATHS:
+                print(f"serve.py: a Daphne process died {MAX_QUICK_DEATHS} times within seconds of its start; "
+                      "stopping", file=sys.stderr, flush=True)
+                code, stopping = child.returncode or 1, True
+                break
+            due[index] = now + backoff_after(quick_deaths[index])
+            print(f"serve.py: Daphne process {child.pid} exited with {child.returncode}; starting another",
+                  file=sys.stderr, flush=True)
+        for index, when in list(due.items()):
+            if not stopping and when <= now:
+                del due[index]
+                children[index], started[index] = child_start(args, listeners[index], env), now
+        time.sleep(0.1)
     for child in children:
         if child.poll() is None:
             child.terminate()

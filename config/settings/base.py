@@ -112,6 +112,9 @@ DB_DOWN_RETRY_SECONDS = env.float("DB_DOWN_RETRY_SECONDS", default=1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Redis holds no truth (rate limits, the channel layer, the cache): a call to it gives up after this
+# long, so an unreachable or hung Redis degrades a request instead of holding it (docs/architecture.md).
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
 
 CACHES = {
     "default": {
@@ -119,6 +122,7 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="stockpulse"),
         "TIMEOUT": 300,
+        "OPTIONS": {"socket_connect_timeout": REDIS_SOCKET_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT},
     }
 }
 # Failed logins and failed bearer tokens (core/security.py): the same Redis with short socket timeouts,
@@ -244,7 +248,13 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Tasks are sent after commit, and durable work has its outbox rows and beat sweeps: with the broker
+# down a send must fail fast (then it is logged and left to the sweep) rather than hold the request
+# whose write already committed. One quick retry, then give up; socket timeouts above the transport's
+# 1 s BRPOP, so the workers' long polls are not cut.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Four queues, so a backlog in one never holds up another (docs/alerts.md, "Queues and processes"):
 # - alerts: Telegram alert delivery, its sweep and bot replies. A driver is waiting on these, so they

@@ -1,10 +1,12 @@
-"""scripts/serve.py, the web command of `make run`: it keeps its port to itself; /metrics covers all its processes."""
+"""scripts/serve.py, the web command of `make run`: it keeps its port to itself, /metrics covers all its processes,
+and a killed process is started again while the others serve on."""
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -174,3 +176,53 @@ def test_a_made_up_x_forwarded_for_does_not_dodge_the_token_lockout(tmp_path):
         limits_forget()  # 127.0.0.1 is every other test's address
 
     assert statuses == [401, 401, 429, 429]
+
+
+def _children(process: subprocess.Popen) -> list[int]:
+    """The pids of the Daphne processes serve.py runs now."""
+    return sorted(int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split())
+
+
+@pytest.mark.slow
+def test_a_killed_daphne_process_is_started_again_and_only_its_requests_in_flight_fail(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    with serving(tmp_path, workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
+        before = _children(served.process)
+        answered, failed, stopping = [], [], threading.Event()
+
+        def load():
+            while not stopping.is_set():
+                started = time.monotonic()
+                try:  # a new connection each time, so the kernel spreads them over both processes
+                    ok = requests.get(served.url + "/healthz", timeout=30).status_code == 200
+                except requests.RequestException:
+                    ok = False
+                (answered if ok else failed).append(started)
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        victim = before[0]
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        while (now := _children(served.process)) == [before[1]] or victim in now:
+            assert time.monotonic() - killed_at < 2, "no new Daphne process within 2 s"
+            time.sleep(0.05)
+        assert len(now) == 2, f"serve.py runs {now} after the kill"
+        (newcomer,) = set(now) - set(before)
+        # The new process serves: its own counter file fills with healthz requests.
+        while not _per_process(metrics_dir, "healthz").get(f"counter_{newcomer}.db"):
+            assert time.monotonic() - killed_at < 30, "the new Daphne process served nothing"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stopping.set()
+        for thread in threads:
+            thread.join(timeout=40)
+
+    # At most one request per load thread was in flight on the killed process; none started later failed.
+    assert len(failed) <= len(threads)
+    assert all(started < killed_at for started in failed)
+    assert len([s for s in answered if s > killed_at]) > 10
+    assert before[1] in now  # the other process served on, never restarted
+    assert served.process.returncode == 0
