@@ -153,6 +153,7 @@ async def _units_send(units: list[Unit], layer, missed: set[str]) -> None:
             logger.error("realtime publish failed", extra={
                 "events": len(events), "error": "timeout" if isinstance(exc, TimeoutError) else repr(exc)})
         else:
+            redis_circuit.mark_up()
             if missed:
                 logger.warning("realtime: groups that missed events told to resync", extra={"groups": len(missed)})
                 missed.clear()

@@ -168,5 +168,5 @@ def test_compose_starts_every_long_running_service_again_when_it_dies():
                 for name, service in compose["services"].items()}
 
     assert policies.pop("migrate") == "no"  # runs once before the others
-    assert set(policies) == {"db", "redis", "web", "worker", "alerts", "beat"}
+    assert set(policies) == {"db", "redis", "web", "worker", "alerts", "orders", "beat"}
     assert set(policies.values()) == {"unless-stopped"}

@@ -27,7 +27,7 @@ def own_redis(tmp_path, settings):
     with ThrowawayRedis(tmp_path / "redis") as server:
         settings.REDIS_URL = server.url
         _direct.clear()  # redis_direct's clients are built once per process, for the URL of the moment
-        settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+        settings.CACHES = {alias: {**cache, "LOCATION": server.url} for alias, cache in settings.CACHES.items()}
         settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
             **settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}}}
         yield server
