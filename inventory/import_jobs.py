@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import DomainError, ValidationFailed
@@ -131,6 +133,7 @@ def import_job_run(*, job_id: int, on_progress: OnProgress | None = None) -> Imp
             job = ImportJob.objects.filter(pk=job_id).first()
             if job is None or job.finished:
                 return job
+            started = timezone.now()
             with _ProgressWriter(job_id) as writer:
                 writer.started()
 
@@ -143,7 +146,8 @@ def import_job_run(*, job_id: int, on_progress: OnProgress | None = None) -> Imp
                                       reference=job.reference, dry_run=job.dry_run, progress=progress)
             ImportJob.objects.filter(pk=job_id).update(
                 status=ImportStatus.SUCCEEDED, phase="done", rows_done=result.rows, rows_total=result.rows,
-                result=result.summary(), content=b"", finished_at=timezone.now(), updated_at=timezone.now())
+                result=result.summary(), content=b"", started_at=Coalesce("started_at", Value(started)),
+                finished_at=timezone.now(), updated_at=timezone.now())
     except DomainError as exc:
         _job_fail(job_id, exc)
     return ImportJob.objects.filter(pk=job_id).first()
