@@ -256,3 +256,20 @@ def test_the_command_shows_no_bar_when_stderr_is_not_a_terminal(tmp_path, db):
 
     assert err.getvalue() == ""
     assert Product.objects.count() == 5
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_bar_is_redrawn_in_place(tmp_path, db):
+    path = tmp_path / "export.csv"
+    path.write_bytes(_csv(_new_rows(20)))
+    err = _Terminal()
+
+    call_command("import_stock", str(path), stderr=err, stdout=io.StringIO())
+
+    drawn = err.getvalue()
+    assert drawn.startswith("\rreading") and drawn.count("\r") == 3 and drawn.count("\n") == 3
+    assert "\rapplying  [##############################] 20/20 rows" in drawn
