@@ -273,3 +273,45 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place(tmp_path, db):
     drawn = err.getvalue()
     assert drawn.startswith("\rreading") and drawn.count("\r") == 3 and drawn.count("\n") == 3
     assert "\rapplying  [##############################] 20/20 rows" in drawn
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_an_import_runs_only_the_products_it_counts_wait_for_it(monkeypatch):
+    from django.db import OperationalError, transaction
+
+    from inventory.services import stock_receive
+
+    monkeypatch.setattr(importing, "CHUNK_ROWS", 500)
+    ProductFactory(code="COUNTED-1", on_hand=5)
+    ProductFactory(code="OTHER-1", on_hand=5)
+    job = import_job_create(content=_csv(_new_rows(1_000) + [("COUNTED-1", "", "", 9, "", "")]), fmt="csv",
+                            queue=False)
+    halfway, resume = threading.Event(), threading.Event()
+
+    def pause_halfway(phase: str, done: int, total: int) -> None:
+        if phase == "applying" and done == 500:
+            halfway.set()
+            resume.wait(30)
+
+    def run() -> None:
+        try:
+            import_job_run(job_id=job.pk, on_progress=pause_halfway)
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        assert halfway.wait(30)
+        stock_receive(code="OTHER-1", quantity=2, actor="test")
+        with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            stock_receive(code="COUNTED-1", quantity=2, actor="test")
+    finally:
+        resume.set()
+        runner.join(30)
+
+    assert Stock.objects.get(product__code="OTHER-1").on_hand == 7
+    assert Stock.objects.get(product__code="COUNTED-1").on_hand == 9
+    assert ImportJob.objects.get(pk=job.pk).status == ImportStatus.SUCCEEDED
