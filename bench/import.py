@@ -55,14 +55,16 @@ def catalogue_load() -> None:
     """KNOWN products with stock and a receipt in the ledger; every tenth has an alias, used by the file."""
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("""
-            INSERT INTO inventory_product (code, name, category, unit, low_stock_threshold, active, created_at, updated_at)
+            INSERT INTO inventory_product (code, name, category, unit, low_stock_threshold, active, created_at,
+                                           updated_at)
             SELECT 'BK-' || lpad(g::text, 6, '0'), 'Known product ' || g, 'bench', 'un', 5, true, now(), now()
             FROM generate_series(1, %s) g""", [KNOWN])
         conn.execute("""
             INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at)
             SELECT id, 50 + id % 200, 0, 1, now() FROM inventory_product""")
         conn.execute("""
-            INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
+            INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor,
+                                                 created_at)
             SELECT product_id, 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
         conn.execute("""
             INSERT INTO inventory_unifiedcode (code, product_id, note, created_at)
@@ -91,9 +93,9 @@ def file_write(path: Path, *, round_: int, bad_last_line: bool = False) -> None:
 
 def state() -> tuple:
     with psycopg.connect(DB_URL) as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM inventory_product), (SELECT count(*) FROM inventory_unifiedcode), "
-                            "(SELECT count(*) FROM inventory_stockmovement), (SELECT sum(on_hand) FROM inventory_stock)"
-                            ).fetchone()
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM inventory_product), (SELECT count(*) FROM inventory_unifiedcode), "
+            "(SELECT count(*) FROM inventory_stockmovement), (SELECT sum(on_hand) FROM inventory_stock)").fetchone()
 
 
 def audit() -> str:
@@ -195,8 +197,8 @@ def main() -> None:
             print(done.stderr[-2000:])
             raise SystemExit("the import failed")
         bar = [line for line in done.stderr.splitlines() if "rows/s" in line]
-        print(f"command: {seconds:.1f} s for {rows:,} rows ({rows / seconds:,.0f} rows/s), target <= {TARGET_SECONDS} s: "
-              f"{'met' if seconds <= TARGET_SECONDS else 'NOT met'}")
+        print(f"command: {seconds:.1f} s for {rows:,} rows ({rows / seconds:,.0f} rows/s), "
+              f"target <= {TARGET_SECONDS} s: {'met' if seconds <= TARGET_SECONDS else 'NOT met'}")
         print("  " + done.stdout.strip())
         job_id = int(done.stdout.rsplit("import job ", 1)[1].split(")")[0])
         print(f"  of which read, checked, applied and committed: {job_seconds(job_id):.1f} s (the rest: process "

@@ -1,4 +1,4 @@
-"""Admin for the ERP import: upload a CSV or JSON file as an import job, and follow each job's progress and bad lines."""
+"""Admin for the ERP import: upload a CSV or JSON file as an import job; follow each job's progress and bad lines."""
 from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect

@@ -1,4 +1,4 @@
-"""ERP stock import over the API (scope manage): POST /api/v1/stock/import queues a job (202), GET /api/v1/stock/imports/{id} follows it."""
+"""ERP stock import over the API (scope manage): POST queues an import job (202), GET .../imports/{id} reads it."""
 import json
 from typing import Any
 
