@@ -1,17 +1,19 @@
 """Import jobs: the API answers 202 with a job, its progress is readable mid-run, lost runs are queued again, once."""
 import io
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 
 from config.celery_app import app
 from inventory import import_jobs, importing
 from inventory.import_jobs import _LOCK_CLASS, import_job_create, import_job_run, import_jobs_requeue_stuck
 from inventory.models import ImportJob, ImportStatus, MovementKind, Product, Stock, StockMovement
+from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from orders.tests.worker import Worker, _database_url, wait_for
 
@@ -110,34 +112,41 @@ def test_imports_need_the_manage_scope(reserver):
     assert reserver.get(f"/api/v1/stock/imports/{job.pk}").status_code == 403
 
 
-@pytest.mark.django_db(transaction=True)
-def test_progress_is_readable_from_another_session_while_the_import_runs(monkeypatch):
-    monkeypatch.setattr(importing, "CHUNK_ROWS", 500)
-    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY_SECONDS", 0)
-    ProductFactory(code="KNOWN-1", on_hand=5)
-    job = import_job_create(content=_csv(_new_rows(2_000) + [("KNOWN-1", "", "", 9, "", "")]), fmt="csv", queue=False)
-    halfway, resume = threading.Event(), threading.Event()
+@contextmanager
+def _paused_mid_apply(job_id: int, *, at_row: int):
+    """Run the job on a thread of its own and hold it, transaction open, once ``at_row`` rows are applied."""
+    reached, resume = threading.Event(), threading.Event()
 
-    def pause_halfway(phase: str, done: int, total: int) -> None:
-        if phase == "applying" and done == 1_000:
-            halfway.set()
+    def pause(phase: str, done: int, total: int) -> None:
+        if phase == "applying" and done == at_row:
+            reached.set()
             resume.wait(30)
 
     def run() -> None:
         try:
-            import_job_run(job_id=job.pk, on_progress=pause_halfway)
+            import_job_run(job_id=job_id, on_progress=pause)
         finally:
             connection.close()
 
     runner = threading.Thread(target=run)
     runner.start()
     try:
-        assert halfway.wait(30)
-        seen = ImportJob.objects.get(pk=job.pk)
-        products_mid_run = Product.objects.count()
+        assert reached.wait(30)
+        yield
     finally:
         resume.set()
         runner.join(30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_is_readable_from_another_session_while_the_import_runs(monkeypatch):
+    monkeypatch.setattr(importing, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY_SECONDS", 0)
+    ProductFactory(code="KNOWN-1", on_hand=5)
+    job = import_job_create(content=_csv(_new_rows(2_000) + [("KNOWN-1", "", "", 9, "", "")]), fmt="csv", queue=False)
+    with _paused_mid_apply(job.pk, at_row=1_000):
+        seen = ImportJob.objects.get(pk=job.pk)
+        products_mid_run = Product.objects.count()
 
     assert (seen.status, seen.phase, seen.rows_done, seen.rows_total) == ("running", "applying", 1_000, 2_001)
     assert products_mid_run == 1  # nothing of the import is visible before it commits
@@ -277,40 +286,17 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place(tmp_path, db):
 
 @pytest.mark.django_db(transaction=True)
 def test_while_an_import_runs_only_the_products_it_counts_wait_for_it(monkeypatch):
-    from django.db import OperationalError, transaction
-
-    from inventory.services import stock_receive
-
     monkeypatch.setattr(importing, "CHUNK_ROWS", 500)
     ProductFactory(code="COUNTED-1", on_hand=5)
     ProductFactory(code="OTHER-1", on_hand=5)
     job = import_job_create(content=_csv(_new_rows(1_000) + [("COUNTED-1", "", "", 9, "", "")]), fmt="csv",
                             queue=False)
-    halfway, resume = threading.Event(), threading.Event()
-
-    def pause_halfway(phase: str, done: int, total: int) -> None:
-        if phase == "applying" and done == 500:
-            halfway.set()
-            resume.wait(30)
-
-    def run() -> None:
-        try:
-            import_job_run(job_id=job.pk, on_progress=pause_halfway)
-        finally:
-            connection.close()
-
-    runner = threading.Thread(target=run)
-    runner.start()
-    try:
-        assert halfway.wait(30)
+    with _paused_mid_apply(job.pk, at_row=500):
         stock_receive(code="OTHER-1", quantity=2, actor="test")
         with pytest.raises(OperationalError, match="lock timeout"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '500ms'")
             stock_receive(code="COUNTED-1", quantity=2, actor="test")
-    finally:
-        resume.set()
-        runner.join(30)
 
     assert Stock.objects.get(product__code="OTHER-1").on_hand == 7
     assert Stock.objects.get(product__code="COUNTED-1").on_hand == 9
