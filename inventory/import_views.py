@@ -1,7 +1,7 @@
-"""ERP stock import over the API: POST /api/v1/stock/import with JSON rows or a CSV body (scope manage)."""
+"""ERP stock import over the API (scope manage): POST queues an import job (202), GET .../imports/{id} reads it."""
 import json
+from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
@@ -9,9 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.jsoninput import InputJSONParser
-from inventory.importing import stock_import
+from inventory.import_jobs import import_job_create, job_progress
+from inventory.models import ImportJob
+
+ERRORS_PAGE_SIZE = 100
+ERRORS_MAX_PAGE_SIZE = 1000
 
 
 class CsvTextParser(BaseParser):
@@ -21,8 +25,47 @@ class CsvTextParser(BaseParser):
         return stream.read()
 
 
+def _positive(request, name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = f" up to {maximum}" if maximum else ""
+        raise ValidationFailed(f"{name} is a whole number from 1{bound}.", details={name: raw})
+    return value
+
+
+def import_job_output(job: ImportJob, *, page: int = 1, page_size: int = ERRORS_PAGE_SIZE) -> dict[str, Any]:
+    """A job as clients see it; its bad lines a page at a time, in line order."""
+    start = (page - 1) * page_size
+    return {
+        "id": job.pk,
+        "url": f"/api/v1/stock/imports/{job.pk}",
+        "status": job.status,
+        "phase": job.phase,
+        "rows_total": job.rows_total,
+        "rows_done": job.rows_done,
+        "progress": job_progress(job),
+        "format": job.fmt,
+        "reference": job.reference,
+        "dry_run": job.dry_run,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "result": job.result,
+        "failure": job.failure,
+        "errors": {"count": len(job.errors), "lines": job.error_count, "page": page, "page_size": page_size,
+                   "items": job.errors[start:start + page_size]},
+    }
+
+
 class StockImportApi(APIView):
-    """Validate every row, then apply all or none; errors name their line numbers."""
+    """Queue an import of JSON rows or a CSV body. Every row is checked first, then all are applied or none."""
 
     required_scope = "manage"
     parser_classes = [InputJSONParser, CsvTextParser]
@@ -31,7 +74,7 @@ class StockImportApi(APIView):
         parameters=[OpenApiParameter("dry_run", bool, description="validate and report only"),
                     OpenApiParameter("reference", str, description="kept on every ledger row")],
         request={"application/json": {"type": "object"}, "text/csv": {"type": "string"}},
-        responses={200: OpenApiTypes.OBJECT},
+        responses={202: {"type": "object"}},
     )
     def post(self, request):
         dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
@@ -43,11 +86,29 @@ class StockImportApi(APIView):
             if isinstance(body, dict):
                 reference = body.get("reference", reference) or ""
                 dry_run = bool(body.get("dry_run", dry_run))
-            content, fmt = json.dumps(body), "json"
+            content, fmt = json.dumps(body).encode(), "json"
         else:
             raise ValidationFailed("Send JSON rows or a text/csv body.")
-        if not isinstance(reference, str) or len(reference) > 128:
-            raise ValidationFailed("reference is text of at most 128 characters.", details={"reference": "invalid"})
-        result = stock_import(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
-                              dry_run=dry_run)
-        return Response(result.as_dict(), status=status.HTTP_200_OK)
+        job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
+                                dry_run=dry_run)
+        return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/stock/imports/{job.pk}"})
+
+
+class StockImportDetailApi(APIView):
+    """An import job: status (queued, running, succeeded, failed), rows done of total, result or bad lines."""
+
+    required_scope = "manage"
+
+    @extend_schema(parameters=[OpenApiParameter("page", int, description="page of bad lines, from 1"),
+                               OpenApiParameter("page_size", int, description=f"bad lines per page, at most "
+                                                                              f"{ERRORS_MAX_PAGE_SIZE}")],
+                   responses={200: {"type": "object"}})
+    def get(self, request, job_id: str):
+        page = _positive(request, "page", 1)
+        page_size = _positive(request, "page_size", ERRORS_PAGE_SIZE, ERRORS_MAX_PAGE_SIZE)
+        pk = int(job_id) if job_id.isdigit() and len(job_id) <= 18 else 0
+        job = ImportJob.objects.defer("content").filter(pk=pk).first()
+        if job is None:
+            raise NotFound("No import job has this id.", details={"id": job_id})
+        return Response(import_job_output(job, page=page, page_size=page_size))

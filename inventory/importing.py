@@ -1,23 +1,42 @@
-"""ERP stock import: parse CSV or JSON, validate every row first, then apply all rows or none as "count" movements."""
+"""ERP stock import: parse CSV or JSON, validate every row first, then apply all rows or none as "count" movements.
+
+The apply is set-based: the rows are copied into a temporary table and each step (new products, their
+stock rows, aliases, changed products, ledger rows, counters) is one statement per chunk of rows. The
+catalogue tables are locked once for the import and the touched stock rows in one statement in pk
+order, instead of a lock per code, which ran PostgreSQL out of lock memory on large files.
+"""
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from core.db import atomic_with_retry
 from core.errors import ValidationFailed
 from core.jsoninput import JSONInputError, json_input_loads
+from core.metrics import STOCK_CHANGES
 from inventory.codes import code_is_valid, code_normalise
-from inventory.locks import stocks_lock
-from inventory.models import MovementKind, Product, UnifiedCode
-from inventory.services import StockChange, product_create, product_update, stock_apply, unified_code_create
+from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode, Unit
+from inventory.stock_changes import stock_rows_changed
 
 COLUMNS = ("code", "name", "category", "on_hand", "threshold", "aliases")
-MAX_ROWS = 50_000
+MAX_ROWS = 100_000
+# Rows per statement in the apply; progress is reported after each chunk.
+CHUNK_ROWS = 10_000
+# How often validation reports progress (rows).
+VALIDATE_REPORT_EVERY = 5_000
+REASON = "ERP import"
+# Changed rows per call of the stock hook: each call is one batched publish after commit, small enough to
+# reach the channel layer within REALTIME_PUBLISH_TIMEOUT (100,000 events in one call did not).
+EVENTS_BATCH = 2_000
+
+# progress(phase, rows done in that phase, rows in all). Phases: parsing, validating, applying.
+Progress = Callable[[str, int, int], None]
 # Column names of a Bling-style product export, read as ours (see docs/orders-webhooks-import.md).
 HEADER_ALIASES = {
     "código": "code", "codigo": "code", "sku": "code",
@@ -43,6 +62,7 @@ class ImportRow:
     on_hand: int | None
     threshold: int | None
     aliases: list[str]
+    product_id: int | None = None  # the known product this row counts for (by code or alias); None: new
 
 
 @dataclass
@@ -58,6 +78,10 @@ class ImportResult:
         return {"rows": self.rows, "created": len(self.created), "updated": len(self.updated),
                 "counted": self.counted, "aliases_added": len(self.aliases_added), "dry_run": self.dry_run}
 
+    def summary(self) -> dict[str, Any]:
+        """``as_dict`` with the number of changed counts instead of their list (kept on an import job)."""
+        return {**self.as_dict(), "counted": len(self.counted)}
+
 
 class ImportInvalid(ValidationFailed):
     code = "import_invalid"
@@ -67,6 +91,14 @@ class ImportInvalid(ValidationFailed):
         super().__init__(f"{len({e['line'] for e in errors})} invalid rows; nothing was imported.",
                          details={"errors": errors})
         self.errors = errors
+
+
+def _error(line: int, field_name: str, code: str, message: str, value: Any = None) -> dict[str, Any]:
+    """One bad cell: its line, column (``field``), a stable ``code`` and a message for people."""
+    error = {"line": line, "field": field_name, "code": code, "message": message}
+    if value is not None:
+        error["value"] = str(value)
+    return error
 
 
 def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, Any]]]:
@@ -126,9 +158,9 @@ def _int(value: Any, *, field_name: str, line: int, errors: list, minimum: int =
         except ValueError:
             number = None
     if number is None or number < minimum or number > settings.STOCK_MAX_QUANTITY:
-        errors.append({"line": line, "field": field_name,
-                       "message": f"{field_name} must be a whole number from {minimum} to {settings.STOCK_MAX_QUANTITY}.",
-                       "value": str(value)})
+        errors.append(_error(line, field_name, "not_a_quantity",
+                             f"{field_name} must be a whole number from {minimum} to {settings.STOCK_MAX_QUANTITY}.",
+                             value))
         return None
     return number
 
@@ -137,127 +169,251 @@ def _aliases(value: Any) -> list[str]:
     if value is None:
         return []
     parts = value if isinstance(value, list) else str(value).replace(";", "|").replace(",", "|").split("|")
-    return [code_normalise(p) for p in parts if str(p).strip()]
+    return list(dict.fromkeys(code_normalise(p) for p in parts if str(p).strip()))
 
 
-def rows_validate(*, rows: list[tuple[int, dict[str, Any]]]) -> list[ImportRow]:
-    """Check every row against the file and the catalogue; raise ImportInvalid listing every problem."""
-    errors: list[dict[str, Any]] = []
+
+def _rows_clean(*, rows: list[tuple[int, dict[str, Any]]], errors: list[dict[str, Any]],
+                progress: Progress | None) -> list[ImportRow]:
+    """Check each row on its own (codes, numbers, lengths); the catalogue is not read here."""
     cleaned: list[ImportRow] = []
-    for line, raw in rows:
+    total = len(rows)
+    for done, (line, raw) in enumerate(rows, start=1):
+        if progress and done % VALIDATE_REPORT_EVERY == 0:
+            progress("validating", done, total)
         if not isinstance(raw, dict):
-            errors.append({"line": line, "field": "row", "message": "A row must be an object."})
+            errors.append(_error(line, "row", "not_an_object", "A row must be an object."))
             continue
         raw = {_column(k): v for k, v in raw.items() if k is not None}
         code = code_normalise(raw.get("code") or "")
         if not code_is_valid(code):
-            errors.append({"line": line, "field": "code", "message": "A code is 1-64 characters: letters, digits "
-                           "and . _ - /, starting with a letter or digit.", "value": code})
+            errors.append(_error(line, "code", "invalid_code", "A code is 1-64 characters: letters, digits "
+                                 "and . _ - /, starting with a letter or digit.", code))
         name = str(raw.get("name") or "").strip()
         if len(name) > 200:
-            errors.append({"line": line, "field": "name", "message": "name is at most 200 characters."})
+            errors.append(_error(line, "name", "too_long", "name is at most 200 characters."))
         category = raw.get("category")
-        category = None if category is None else str(category).strip()
+        category = str(category).strip() if category is not None else ""
+        category = category or None  # an empty cell leaves a known product's category alone
         if category and len(category) > 100:
-            errors.append({"line": line, "field": "category", "message": "category is at most 100 characters."})
+            errors.append(_error(line, "category", "too_long", "category is at most 100 characters."))
         on_hand = _int(raw.get("on_hand"), field_name="on_hand", line=line, errors=errors)
         threshold = _int(raw.get("threshold"), field_name="threshold", line=line, errors=errors)
         aliases = _aliases(raw.get("aliases"))
         for alias in aliases:
             if not code_is_valid(alias) or alias == code:
-                errors.append({"line": line, "field": "aliases", "message": "Not a valid alias code.", "value": alias})
+                errors.append(_error(line, "aliases", "invalid_alias", "Not a valid alias code.", alias))
         cleaned.append(ImportRow(line, code, name, category, on_hand, threshold, aliases))
+    return cleaned
 
-    products = {p.code: p for p in Product.objects.filter(code__in=[r.code for r in cleaned])}
-    alias_rows = UnifiedCode.objects.select_related("product").filter(
-        code__in=[r.code for r in cleaned] + [a for r in cleaned for a in r.aliases])
-    alias_owner = {u.code: u.product.code for u in alias_rows}
+
+def _catalogue(codes: list[str]) -> tuple[dict[str, int], dict[str, tuple[int, str]]]:
+    """({product code: id}, {alias code: (product id, product code)}) for these codes: two queries,
+    the codes passed as one array (a file's 100,000 codes would not fit as separate parameters)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT code, id FROM {Product._meta.db_table} WHERE code = ANY(%s)", [codes])
+        products = dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT u.code, p.id, p.code FROM {UnifiedCode._meta.db_table} u "
+            f"JOIN {Product._meta.db_table} p ON p.id = u.product_id WHERE u.code = ANY(%s)", [codes])
+        aliases = {code: (pid, pcode) for code, pid, pcode in cursor.fetchall()}
+    return products, aliases
+
+
+def _rows_check_catalogue(*, cleaned: list[ImportRow], errors: list[dict[str, Any]]) -> None:
+    """Check the rows against each other and the catalogue; resolve each known row's product."""
+    file_codes = {r.code for r in cleaned}
+    products, alias_rows = _catalogue(sorted(file_codes | {a for r in cleaned for a in r.aliases}))
+    alias_owner = {code: pcode for code, (_, pcode) in alias_rows.items()}
+    lines_with_on_hand_error = {e["line"] for e in errors if e["field"] == "on_hand"}
     seen: dict[str, int] = {}
     claimed: dict[str, str] = {}
-    file_codes = {r.code for r in cleaned}
     for row in cleaned:
         target = alias_owner.get(row.code, row.code)
         if target in seen:
-            errors.append({"line": row.line, "field": "code",
-                           "message": f"Same product as line {seen[target]}.", "value": row.code})
+            errors.append(_error(row.line, "code", "duplicate_product", f"Same product as line {seen[target]}.",
+                                 row.code))
         seen.setdefault(target, row.line)
-        if row.code not in products and row.code not in alias_owner:
+        if row.code in products:
+            row.product_id = products[row.code]
+        elif row.code in alias_rows:
+            row.product_id = alias_rows[row.code][0]
+        else:
             if not row.name:
-                errors.append({"line": row.line, "field": "name", "message": "A new product needs a name."})
-            if row.on_hand is None and not any(e["line"] == row.line and e["field"] == "on_hand" for e in errors):
-                errors.append({"line": row.line, "field": "on_hand", "message": "A new product needs on_hand."})
+                errors.append(_error(row.line, "name", "name_required", "A new product needs a name."))
+            if row.on_hand is None and row.line not in lines_with_on_hand_error:
+                errors.append(_error(row.line, "on_hand", "on_hand_required", "A new product needs on_hand."))
         for alias in row.aliases:
             owner = alias_owner.get(alias)
             if alias in products or alias in file_codes:
-                errors.append({"line": row.line, "field": "aliases", "value": alias,
-                               "message": f"{alias} is a product code, not an alias."})
+                errors.append(_error(row.line, "aliases", "alias_is_product_code",
+                                     f"{alias} is a product code, not an alias.", alias))
             elif owner is not None and owner != target:
-                errors.append({"line": row.line, "field": "aliases", "value": alias,
-                               "message": f"{alias} already counts as {owner}'s stock."})
+                errors.append(_error(row.line, "aliases", "alias_taken",
+                                     f"{alias} already counts as {owner}'s stock.", alias))
             elif alias in claimed and claimed[alias] != target:
-                errors.append({"line": row.line, "field": "aliases", "value": alias,
-                               "message": f"{alias} is given to two products in this file."})
+                errors.append(_error(row.line, "aliases", "alias_twice",
+                                     f"{alias} is given to two products in this file.", alias))
             claimed.setdefault(alias, target)
+
+
+def _raise_if_errors(errors: list[dict[str, Any]]) -> None:
     if errors:
         raise ImportInvalid(sorted(errors, key=lambda e: (e["line"], e["field"])))
+
+
+def rows_validate(*, rows: list[tuple[int, dict[str, Any]]], progress: Progress | None = None) -> list[ImportRow]:
+    """Check every row against the file and the catalogue; raise ImportInvalid listing every problem.
+
+    Known rows come back with ``product_id`` set. To apply what was checked, call it with the
+    catalogue locked (``stock_import`` does).
+    """
+    errors: list[dict[str, Any]] = []
+    cleaned = _rows_clean(rows=rows, errors=errors, progress=progress)
+    _rows_check_catalogue(cleaned=cleaned, errors=errors)
+    _raise_if_errors(errors)
+    if progress:
+        progress("validating", len(rows), len(rows))
     return cleaned
+
+
+_ROWS = "import_rows"
+_ALIASES = "import_aliases"
+
+
+def _staging_create(cursor, rows: list[ImportRow]) -> None:
+    """The file, as checked, in two temporary tables (COPY: one round trip for all rows)."""
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{_ROWS}, pg_temp.{_ALIASES}")
+    cursor.execute(
+        f"CREATE TEMP TABLE {_ROWS} (line integer PRIMARY KEY, product_id bigint, is_new boolean NOT NULL, "
+        "code text NOT NULL, name text NOT NULL, category text, on_hand bigint, threshold bigint, "
+        "old_on_hand bigint, reserved bigint) ON COMMIT DROP")
+    cursor.execute(f"CREATE TEMP TABLE {_ALIASES} (line integer NOT NULL, code text NOT NULL) ON COMMIT DROP")
+    with cursor.copy(f"COPY {_ROWS} (line, product_id, is_new, code, name, category, on_hand, threshold) "
+                     "FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row((r.line, r.product_id, r.product_id is None, r.code, r.name, r.category, r.on_hand,
+                            r.threshold))
+    with cursor.copy(f"COPY {_ALIASES} (line, code) FROM STDIN") as copy:
+        for r in rows:
+            for alias in r.aliases:
+                copy.write_row((r.line, alias))
+    cursor.execute(f"CREATE INDEX ON {_ALIASES} (line)")
+    cursor.execute(f"ANALYZE {_ROWS}")
+    cursor.execute(f"ANALYZE {_ALIASES}")
+
+
+def _stock_lock_and_check(cursor) -> None:
+    """Lock every known stock row the file counts, in one statement in pk order, note its counters,
+    and refuse counts below the units reserved."""
+    stock = Stock._meta.db_table
+    cursor.execute(
+        f"SELECT count(*) FROM (SELECT s.id FROM {stock} s JOIN {_ROWS} r ON r.product_id = s.product_id "
+        "WHERE r.on_hand IS NOT NULL ORDER BY s.id FOR UPDATE OF s) locked")
+    cursor.execute(
+        f"UPDATE {_ROWS} r SET old_on_hand = s.on_hand, reserved = s.reserved FROM {stock} s "
+        "WHERE s.product_id = r.product_id AND r.on_hand IS NOT NULL")
+    cursor.execute(f"SELECT line, on_hand, reserved FROM {_ROWS} WHERE on_hand < reserved ORDER BY line")
+    _raise_if_errors([
+        _error(line, "on_hand", "below_reserved", f"{reserved} units are reserved; on_hand cannot go below that.",
+               on_hand)
+        for line, on_hand, reserved in cursor.fetchall()
+    ])
+
+
+def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: ImportResult) -> list[Stock]:
+    """Apply the rows with lines lo..hi: a handful of statements, whatever their number."""
+    product, stock = Product._meta.db_table, Stock._meta.db_table
+    movement, unified = StockMovement._meta.db_table, UnifiedCode._meta.db_table
+    p = {**params, "lo": lo, "hi": hi}
+    in_chunk = "r.line BETWEEN %(lo)s AND %(hi)s"
+    cursor.execute(
+        f"WITH created AS (INSERT INTO {product} (code, name, category, unit, low_stock_threshold, active, "
+        "created_at, updated_at) SELECT r.code, r.name, coalesce(r.category, ''), %(unit)s, "
+        f"coalesce(r.threshold, %(threshold)s), true, %(now)s, %(now)s FROM {_ROWS} r WHERE r.is_new AND {in_chunk} "
+        f"ORDER BY r.line RETURNING id, code) "
+        f"UPDATE {_ROWS} r SET product_id = c.id, old_on_hand = 0, reserved = 0 FROM created c "
+        f"WHERE r.code = c.code AND r.is_new AND {in_chunk} RETURNING r.code", p)
+    result.created.extend(code for (code,) in cursor.fetchall())
+    cursor.execute(
+        f"INSERT INTO {stock} (product_id, on_hand, reserved, version, updated_at) "
+        f"SELECT r.product_id, 0, 0, 0, %(now)s FROM {_ROWS} r WHERE r.is_new AND {in_chunk} ORDER BY r.product_id", p)
+    cursor.execute(
+        f"UPDATE {product} p SET name = CASE WHEN r.name <> '' THEN r.name ELSE p.name END, "
+        "category = coalesce(r.category, p.category), "
+        "low_stock_threshold = coalesce(r.threshold, p.low_stock_threshold), updated_at = %(now)s "
+        f"FROM {_ROWS} r WHERE r.product_id = p.id AND NOT r.is_new AND {in_chunk} AND ("
+        "(r.name <> '' AND r.name <> p.name) OR (r.category IS NOT NULL AND r.category <> p.category) "
+        "OR (r.threshold IS NOT NULL AND r.threshold <> p.low_stock_threshold)) RETURNING p.code", p)
+    result.updated.extend(code for (code,) in cursor.fetchall())
+    # An alias the product already has is skipped (the check refused every other clash).
+    cursor.execute(
+        f"INSERT INTO {unified} (code, product_id, note, created_at) "
+        f"SELECT a.code, r.product_id, %(reason)s, %(now)s FROM {_ALIASES} a JOIN {_ROWS} r ON r.line = a.line "
+        f"WHERE {in_chunk} ORDER BY a.code ON CONFLICT (code) DO NOTHING RETURNING code", p)
+    result.aliases_added.extend(code for (code,) in cursor.fetchall())
+    changed = f"r.on_hand IS NOT NULL AND r.on_hand <> r.old_on_hand AND {in_chunk}"
+    cursor.execute(
+        f"INSERT INTO {movement} (product_id, kind, quantity, on_hand_after, reason, reference, actor, created_at) "
+        f"SELECT r.product_id, %(kind)s, r.on_hand - r.old_on_hand, r.on_hand, %(reason)s, %(reference)s, "
+        f"%(actor)s, %(now)s FROM {_ROWS} r WHERE {changed} ORDER BY r.product_id", p)
+    stock_fields = [f.attname for f in Stock._meta.concrete_fields]
+    product_fields = [f.attname for f in Product._meta.concrete_fields]
+    cursor.execute(
+        f"UPDATE {stock} s SET on_hand = r.on_hand, version = s.version + 1, updated_at = %(now)s "
+        f"FROM {_ROWS} r, {product} p WHERE r.product_id = s.product_id AND p.id = s.product_id AND {changed} "
+        f"RETURNING {', '.join('s.' + f.column for f in Stock._meta.concrete_fields)}, "
+        f"{', '.join('p.' + f.column for f in Product._meta.concrete_fields)}, r.old_on_hand, r.line", p)
+    stocks = []
+    split = len(stock_fields)
+    # from_db with every field in order: positional model init, twice as fast as keywords at 100,000 rows.
+    for values in sorted(cursor.fetchall(), key=lambda row: row[-1]):
+        item = Stock.from_db(connection.alias, stock_fields, values[:split])
+        item.product = Product.from_db(connection.alias, product_fields, values[split:-2])
+        stocks.append(item)
+        result.counted.append({"code": item.product.code, "from": values[-2], "to": item.on_hand})
+    return stocks
 
 
 @atomic_with_retry()
 def stock_import(*, content: str | bytes, fmt: str, actor: str = "", reference: str = "",
-                 dry_run: bool = False) -> ImportResult:
+                 dry_run: bool = False, progress: Progress | None = None) -> ImportResult:
     """Import an ERP file: every row is validated first, then all rows are applied in one transaction.
 
     New codes become products (with aliases); known products get their name, category and threshold
     updated when given; on_hand is set by a "count" ledger movement of the difference. A dry run
-    validates and reports what would change, then rolls back.
+    validates and reports what would change, then rolls back. ``progress`` hears each phase's rows.
+    The changed rows' events, alerts, webhooks and projection marks are registered in batches of
+    EVENTS_BATCH rows, never one by one.
     """
-    rows = rows_validate(rows=rows_parse(content=content, fmt=fmt))
-    result = ImportResult(rows=len(rows), dry_run=dry_run)
+    parsed = rows_parse(content=content, fmt=fmt)
+    total = len(parsed)
+    if progress:
+        progress("parsing", total, total)
     sid = transaction.savepoint()
-    targets: dict[int, tuple[ImportRow, Product]] = {}
-    for row in rows:
-        product = Product.objects.filter(code=row.code).first()
-        if product is None:
-            alias = UnifiedCode.objects.select_related("product").filter(code=row.code).first()
-            product = alias.product if alias else None
-        if product is None:
-            product = product_create(code=row.code, name=row.name, category=row.category or "",
-                                     low_stock_threshold=row.threshold, aliases=row.aliases)
-            result.created.append(product.code)
-            result.aliases_added.extend(row.aliases)
-        else:
-            changed = (row.name and row.name != product.name) or (
-                row.category is not None and row.category != product.category) or (
-                row.threshold is not None and row.threshold != product.low_stock_threshold)
-            if changed:
-                product_update(product=product, name=row.name or None, category=row.category,
-                               low_stock_threshold=row.threshold)
-                result.updated.append(product.code)
-            known = set(product.unified_codes.values_list("code", flat=True))
-            for alias in row.aliases:
-                if alias not in known:
-                    unified_code_create(code=alias, product=product, note="ERP import")
-                    result.aliases_added.append(alias)
-        if row.on_hand is not None:
-            targets[product.pk] = (row, product)
-
-    changes, short = [], []
-    for stock in stocks_lock(product_ids=list(targets)):
-        row, product = targets[stock.product_id]
-        delta = row.on_hand - stock.on_hand
-        if delta == 0:
-            continue
-        if row.on_hand < stock.reserved:
-            short.append({"line": row.line, "field": "on_hand", "value": str(row.on_hand),
-                          "message": f"{stock.reserved} units are reserved; on_hand cannot go below that."})
-            continue
-        changes.append(StockChange(product_id=stock.product_id, on_hand=delta, kind=MovementKind.COUNT,
-                                   reason="ERP import", reference=reference))
-        result.counted.append({"code": product.code, "from": stock.on_hand, "to": row.on_hand})
-    if short:
-        raise ImportInvalid(sorted(short, key=lambda e: e["line"]))
-    stock_apply(changes=changes, actor=actor or "system:import")
+    with connection.cursor() as cursor:
+        # One lock for the whole catalogue instead of one per new code: no other import, product or alias
+        # is written until this one ends (reads and stock writes of other products go on).
+        cursor.execute(f"LOCK TABLE {Product._meta.db_table}, {UnifiedCode._meta.db_table} "
+                       "IN SHARE ROW EXCLUSIVE MODE")
+        rows = rows_validate(rows=parsed, progress=progress)
+        _staging_create(cursor, rows)
+        _stock_lock_and_check(cursor)
+        result = ImportResult(rows=total, dry_run=dry_run)
+        params = {"now": timezone.now(), "unit": Unit.UNIT, "threshold": settings.STOCK_DEFAULT_LOW_THRESHOLD,
+                  "reason": REASON, "kind": MovementKind.COUNT, "reference": reference[:128],
+                  "actor": (actor or "system:import")[:150]}
+        changed: list[Stock] = []
+        for start in range(0, total, CHUNK_ROWS):
+            chunk = rows[start:start + CHUNK_ROWS]
+            changed += _chunk_apply(cursor, lo=chunk[0].line, hi=chunk[-1].line, params=params, result=result)
+            if progress:
+                progress("applying", start + len(chunk), total)
+        cursor.execute(f"DROP TABLE pg_temp.{_ROWS}, pg_temp.{_ALIASES}")
+    if changed:
+        STOCK_CHANGES.labels(MovementKind.COUNT).inc(len(changed))
+        for start in range(0, len(changed), EVENTS_BATCH):
+            stock_rows_changed(stocks=changed[start:start + EVENTS_BATCH])
     if dry_run:
         transaction.savepoint_rollback(sid)
     else:

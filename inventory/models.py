@@ -227,3 +227,51 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id})"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+
+
+class ImportJob(models.Model):
+    """One ERP import: the file, where it is (status, phase, rows done of total) and how it ended.
+
+    Progress columns are written on a connection of their own while the import's transaction is
+    open, so they can be read mid-run; the outcome is written in the import's own transaction.
+    """
+
+    status = models.CharField(_("status"), max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    phase = models.CharField(_("phase"), max_length=16, default="queued")
+    fmt = models.CharField(_("format"), max_length=8)
+    content = models.BinaryField(_("file"), default=b"", help_text=_("Emptied when the job ends."))
+    reference = models.CharField(_("reference"), max_length=128, blank=True)
+    dry_run = models.BooleanField(_("check only"), default=False)
+    actor = models.CharField(_("actor"), max_length=150, blank=True)
+    rows_total = models.PositiveIntegerField(_("rows"), default=0)
+    rows_done = models.PositiveIntegerField(_("rows done"), default=0)
+    errors = models.JSONField(_("bad lines"), default=list, blank=True)
+    error_count = models.PositiveIntegerField(_("bad lines"), default=0)
+    failure = models.JSONField(_("failure"), null=True, blank=True,
+                               help_text=_('{"code", "message", "details"} of a failed job.'))
+    result = models.JSONField(_("result"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("stock import")
+        verbose_name_plural = _("stock imports")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="importjob_status_idx")]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)

@@ -295,6 +295,14 @@ CELERY_BEAT_SCHEDULE["projections-nightly-rebuild"] = {
 STOCK_DEFAULT_LOW_THRESHOLD = env.int("STOCK_DEFAULT_LOW_THRESHOLD", default=5)
 STOCK_MAX_QUANTITY = env.int("STOCK_MAX_QUANTITY", default=1_000_000)
 STOCK_LOOKUP_MAX_CODES = 500
+# ERP import jobs (docs/orders-webhooks-import.md): a job still queued or running this long with no
+# worker holding it is queued again by the sweep, up to IMPORT_MAX_ATTEMPTS runs in all.
+IMPORT_REQUEUE_AFTER_SECONDS = env.int("IMPORT_REQUEUE_AFTER_SECONDS", default=60)
+IMPORT_MAX_ATTEMPTS = env.int("IMPORT_MAX_ATTEMPTS", default=3)
+CELERY_BEAT_SCHEDULE["stock-imports-requeue-stuck"] = {
+    "task": "inventory.tasks.import_jobs_requeue_stuck_task",
+    "schedule": env.float("IMPORT_SWEEP_EVERY_SECONDS", default=30.0),
+}
 
 # Projections (see docs/projections.md)
 PROJECTION_HORIZON_DAYS = env.int("PROJECTION_HORIZON_DAYS", default=28)

@@ -3,10 +3,14 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
 from core.errors import ValidationFailed
+from core.realtime import realtime_publish
+from inventory import importing
 from inventory.importing import ImportInvalid, stock_import
 from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode
+from inventory.selectors import ledger_drift
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 
 GOOD_CSV = """code,name,category,on_hand,threshold,aliases
@@ -147,45 +151,6 @@ def test_command_prints_every_bad_line_and_fails(tmp_path, capsys):
 
 
 @pytest.mark.django_db
-def test_api_import_needs_manage_scope(reserver):
-    response = reserver.post("/api/v1/stock/import", [{"code": "X-1", "name": "X", "on_hand": 1}], format="json")
-
-    assert response.status_code == 403
-    assert Product.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_api_import_of_json_rows(manager):
-    response = manager.post("/api/v1/stock/import",
-                            {"items": [{"code": "X-1", "name": "X", "on_hand": 3}], "reference": "erp-push-9"},
-                            format="json")
-
-    assert response.status_code == 200, response.json()
-    assert response.json()["created"] == 1
-    assert StockMovement.objects.get(product__code="X-1").reference == "erp-push-9"
-
-
-@pytest.mark.django_db
-def test_api_import_of_csv_with_errors_answers_400_with_lines(manager):
-    response = manager.generic("POST", "/api/v1/stock/import", "code,name,on_hand\nY-1,Y,1\nY-2,,x\n",
-                               content_type="text/csv")
-
-    assert response.status_code == 400
-    body = response.json()["error"]
-    assert body["code"] == "import_invalid"
-    assert {e["line"] for e in body["details"]["errors"]} == {3}
-    assert Product.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_api_import_of_malformed_json_is_a_clear_400(manager):
-    response = manager.generic("POST", "/api/v1/stock/import", "{not json", content_type="application/json")
-
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "malformed_request"
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize("content", ['[{"code": "CAFE-1", "on_hand": 1e400}]', '[{"code": "CAFE\\u0000", "on_hand": 1}]'])
 def test_an_import_with_an_infinite_number_or_a_nul_is_refused_whole(content):
     with pytest.raises(ValidationFailed, match="cannot be read"):
@@ -216,3 +181,102 @@ def test_bling_style_export_columns_are_understood():
     assert (product.name, product.category, product.low_stock_threshold) == ("Café 250 g", "Mercearia", 4)
     assert Stock.objects.get(product=product).on_hand == 18
     assert UnifiedCode.objects.get().code == "7891000055123"
+
+
+def _csv(rows: list[tuple]) -> str:
+    return "code,name,category,on_hand,threshold,aliases\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+
+
+def _mixed_file(known: list[Product], new: int, *, via_alias: dict[int, str] | None = None) -> list[tuple]:
+    """Rows for known products (by alias when given) counted at 7 + i, then ``new`` new products with an EAN alias."""
+    via_alias = via_alias or {}
+    rows = [(via_alias.get(p.pk, p.code), "", "", 7 + i, "", "") for i, p in enumerate(known)]
+    rows += [(f"NEW-{n:05d}", f"New {n}", "bulk", n % 50, 3, f"789{n:010d}") for n in range(new)]
+    return rows
+
+
+@pytest.mark.django_db
+def test_a_bad_last_line_in_a_large_file_changes_nothing():
+    known = [ProductFactory(on_hand=20) for _ in range(50)]
+    rows = _mixed_file(known, 1_950) + [("NEW-LAST", "Last", "bulk", "-3", "", "")]
+    before = _state()
+
+    with pytest.raises(ImportInvalid) as refused:
+        stock_import(content=_csv(rows), fmt="csv")
+
+    assert refused.value.errors == [{"line": 2_002, "field": "on_hand", "code": "not_a_quantity", "value": "-3",
+                                     "message": "on_hand must be a whole number from 0 to 1000000."}]
+    assert _state() == before
+
+
+@pytest.mark.django_db
+def test_known_and_new_products_and_aliases_in_one_file_keep_the_ledger_whole():
+    known = [ProductFactory(on_hand=100) for _ in range(30)]
+    old_alias = UnifiedCodeFactory(code="OLD-CODE-0", product=known[0])
+    versions = dict(Stock.objects.values_list("product_id", "version"))
+
+    result = stock_import(content=_csv(_mixed_file(known, 300, via_alias={known[0].pk: old_alias.code})),
+                          fmt="csv", reference="erp-7")
+
+    assert (len(result.created), len(result.counted), len(result.aliases_added)) == (300, 30 + 294, 300)
+    assert Stock.objects.get(product=known[0]).on_hand == 7  # counted through its alias
+    assert Stock.objects.get(product__code="NEW-00042").on_hand == 42
+    assert UnifiedCode.objects.get(code="7890000000042").product.code == "NEW-00042"
+    assert ledger_drift() == []
+    bumped = {pid: v for pid, v in Stock.objects.values_list("product_id", "version")}
+    assert all(bumped[p.pk] == versions[p.pk] + 1 for p in known)
+    counts = StockMovement.objects.filter(kind=MovementKind.COUNT, reference="erp-7")
+    assert counts.count() == 324 and counts.get(product=known[0]).quantity == 7 - 100
+
+
+@pytest.mark.django_db
+def test_an_empty_category_cell_leaves_the_category_alone():
+    ProductFactory(code="MEL-1", category="mercearia", on_hand=2)
+
+    stock_import(content="code,name,category,on_hand\nMEL-1,,,5\n", fmt="csv")
+
+    assert Product.objects.get(code="MEL-1").category == "mercearia"
+
+
+def _locks_held_after_import(rows: list[tuple]) -> int:
+    """The locks this session holds once the import is applied, before its transaction ends."""
+    with transaction.atomic():
+        stock_import(content=_csv(rows), fmt="csv")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()")
+            held = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+    return held
+
+
+@pytest.mark.django_db
+def test_the_locks_an_import_holds_do_not_grow_with_its_rows():
+    # One lock per new code ran the server's lock table (max_locks_per_transaction x connections)
+    # out of shared memory: "out of shared memory" at 20,000 new codes.
+    small = _locks_held_after_import(_mixed_file([], 30))
+    large = _locks_held_after_import(_mixed_file([], 3_000))
+
+    assert large - small < 20  # the same relations, whatever the rows (it was one more lock per code)
+    assert Product.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_twenty_thousand_new_products_import_in_one_go():
+    result = stock_import(content=_csv(_mixed_file([], 20_000)), fmt="csv")
+
+    assert len(result.created) == 20_000
+    assert Product.objects.count() == 20_000 and UnifiedCode.objects.count() == 20_000
+    assert ledger_drift() == []
+
+
+@pytest.mark.django_db
+def test_the_changed_rows_are_published_in_a_few_batches_after_commit(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        stock_import(content=_csv(_mixed_file([], 4_500)), fmt="csv")
+
+    publishes = [cb for cb in callbacks if getattr(cb, "func", None) is realtime_publish
+                 and cb.args[0][0]["type"] == "stock.changed"]
+    events = [e for cb in publishes for e in cb.args[0]]
+    assert len(publishes) == 3 and max(len(cb.args[0]) for cb in publishes) <= importing.EVENTS_BATCH
+    assert len(events) == 4_410  # every new product with a count above zero, once
+    assert len({e["code"] for e in events}) == 4_410
