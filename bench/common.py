@@ -24,7 +24,7 @@ def database_recreate(url: str) -> None:
 
 
 # CELERY_TASK_QUEUES of config/settings/base.py, named here because bench-ws runs without Django set up.
-CELERY_QUEUES = ("celery", "projections", "alerts")
+CELERY_QUEUES = ("celery", "projections", "alerts", "orders")
 
 
 def celery_queues_empty(redis_url: str) -> None:

@@ -120,7 +120,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 # The Celery queues (config/settings/base.py, CELERY_TASK_QUEUES).
-QUEUES = ("celery", "projections", "alerts")
+QUEUES = ("celery", "projections", "alerts", "orders")
 
 
 def queue_drain(timeout: float = 60) -> None:

@@ -9,6 +9,7 @@ handler404 = "core.errors.json_404"
 handler500 = "core.errors.json_500"
 
 urlpatterns = [
+    path("", core_views.home, name="home"),
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),

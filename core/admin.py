@@ -5,6 +5,13 @@ from django.utils.translation import gettext_lazy as _
 from core import services
 from core.models import ALL_SCOPES, ApiClient
 
+# Every admin page names the product, not the framework ("Administração do Django").
+admin.site.site_header = "StockPulse"
+admin.site.site_title = "StockPulse"
+admin.site.index_title = _("Stock administration")
+# The sidebar takes 300 px: without it every column of the product list fits a 1366 px screen.
+admin.site.enable_nav_sidebar = False
+
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):

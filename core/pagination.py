@@ -8,7 +8,8 @@ class StandardPagination(PageNumberPagination):
 
 
 def paginated_response(*, request, queryset, serializer_class, view, context: dict | None = None):
-    """Page a queryset with the standard paginator and serialize the page."""
-    paginator = StandardPagination()
+    """Page a queryset with the view's declared paginator (the one the schema documents) and serialize the page."""
+    paginator = getattr(view, "pagination_class", None) or StandardPagination
+    paginator = paginator()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)

@@ -1,4 +1,4 @@
-"""Operational endpoints: liveness, readiness (PostgreSQL and Redis answer) and Prometheus metrics."""
+"""Site-level endpoints: the home redirect, liveness, readiness (PostgreSQL and Redis answer) and Prometheus metrics."""
 import glob
 import logging
 import os
@@ -6,7 +6,8 @@ import os
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -15,6 +16,12 @@ from core.db import BoundedReader
 from core.pipelines import BACKLOG_REGISTRY
 
 logger = logging.getLogger(__name__)
+
+
+def home(request) -> HttpResponseRedirect:
+    """``/``: staff land on the dashboard, everyone else on the API docs."""
+    staff = request.user.is_authenticated and request.user.is_staff
+    return HttpResponseRedirect(reverse("dashboard" if staff else "api-docs"))
 
 
 def healthz(request) -> JsonResponse:

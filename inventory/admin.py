@@ -6,14 +6,20 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
 from inventory import services
 from inventory.admin_import import stock_import_view
-from inventory.forms import StockAdjustForm
+from inventory.forms import ProductAdminForm, StockAdjustForm, UnifiedCodeAdminForm
 from inventory.models import Product, StockMovement, UnifiedCode
+from projections.selectors import projection_row
+
+# Ledger rows shown on a product's page; the full ledger is one click away.
+RECENT_MOVEMENTS = 10
 
 
 class StockLevelFilter(admin.SimpleListFilter):
@@ -33,6 +39,7 @@ class StockLevelFilter(admin.SimpleListFilter):
 
 class UnifiedCodeInline(admin.TabularInline):
     model = UnifiedCode
+    form = UnifiedCodeAdminForm
     extra = 1
     fields = ["code", "note"]
 
@@ -57,13 +64,14 @@ class ProductChangeList(ChangeList):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "category", "on_hand", "reserved", "available", "low_stock_threshold",
-                    "active"]
+    form = ProductAdminForm
+    list_display = ["code", "name", "category", "on_hand", "reserved", "available", "level",
+                    "low_stock_threshold", "active"]
     list_filter = ["category", StockLevelFilter, "active"]
     # The search box goes through Product.objects.search (get_search_results): names without accents or
     # with typos, part of a code or unified code, best match first.
     search_fields = ["code", "name", "unified_codes__code"]
-    readonly_fields = ["stock_counters", "created_at", "updated_at"]
+    readonly_fields = ["stock_counters", "projection_panel", "recent_movements", "created_at", "updated_at"]
     inlines = [UnifiedCodeInline]
     list_select_related = ["stock"]
     actions = ["adjust_stock_action"]
@@ -75,6 +83,8 @@ class ProductAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return ProductChangeList
+    class Media:
+        css = {"all": ["stockpulse/admin.css"]}
 
     def get_readonly_fields(self, request, obj=None):
         # The code never changes once created: aliases cover renames, and the ledger refers to it.
@@ -91,6 +101,51 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(description=_("available"), ordering="stock__available")
     def available(self, obj):
         return obj.stock.on_hand - obj.stock.reserved
+
+    @admin.display(description=_("level"))
+    def level(self, obj):
+        available = obj.stock.on_hand - obj.stock.reserved
+        if available <= 0:
+            css, label = "out", _("Out of stock")
+        elif available < obj.low_stock_threshold:
+            css, label = "low", _("Low stock")
+        else:
+            css, label = "ok", _("OK")
+        # The class also colours the whole row (static/admin/stockpulse.css).
+        return format_html('<span class="stock-level stock-level--{}">{}</span>', css, label)
+
+    @admin.display(description=_("projection"))
+    def projection_panel(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        row = projection_row(code=obj.code)
+        if not row.computed:
+            return _("Not computed yet.")
+        stockout = date_format(row.stockout_date, "SHORT_DATE_FORMAT") if row.stockout_date else _("none in the horizon")
+        return format_html(
+            "{}: <strong>{}</strong> ({}) · {}: <strong>{}</strong> · {}: {}",
+            _("lowest balance in 7 days"), row.min_balance_7d,
+            date_format(row.min_balance_7d_date, "SHORT_DATE_FORMAT") if row.min_balance_7d_date else "-",
+            _("stockout day"), stockout, _("computed at"), date_format(localtime(row.computed_at), "SHORT_DATETIME_FORMAT"),
+        )
+
+    @admin.display(description=_("last movements"))
+    def recent_movements(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        movements = StockMovement.objects.filter(product=obj).order_by("-created_at", "-id")[:RECENT_MOVEMENTS]
+        if not movements:
+            return _("No movement yet.")
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (date_format(localtime(m.created_at), "SHORT_DATETIME_FORMAT"), m.get_kind_display(), f"{m.quantity:+d}",
+             m.on_hand_after, m.reason, m.actor) for m in movements))
+        ledger = reverse("admin:inventory_stockmovement_changelist") + f"?product__id__exact={obj.pk}"
+        return format_html(
+            '<table class="recent-movements"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>'
+            "<th>{}</th></tr></thead><tbody>{}</tbody></table><p><a href=\"{}\">{}</a></p>",
+            _("created at"), _("kind"), _("quantity"), _("on hand after"), _("reason"), _("actor"), rows, ledger,
+            _("Whole ledger of this product"),
+        )
 
     @admin.display(description=_("stock"))
     def stock_counters(self, obj):
@@ -189,6 +244,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(UnifiedCode)
 class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+    form = UnifiedCodeAdminForm
     list_display = ["code", "product", "note", "created_at"]
     search_fields = ["code", "product__code", "product__name"]
     autocomplete_fields = ["product"]

@@ -19,7 +19,7 @@ class WsTicketApi(APIView):
         ws_path = serializers.CharField()
         subprotocols = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(request=None, responses=OutputSerializer)
+    @extend_schema(request=None, responses={201: OutputSerializer})
     def post(self, request):
         user = request.user
         if isinstance(user, ApiClient):

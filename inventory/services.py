@@ -6,6 +6,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core.db import atomic_with_retry
 from core.errors import Conflict, ValidationFailed
@@ -75,15 +76,19 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
     if short:
         raise Conflict("The change would take stock below zero.", details={"lines": short})
 
+    # update() skips auto_now: the change's time is set here, as the reservation statements do.
+    changed_at = timezone.now()
     for product_id, stock in sorted(locked.items(), key=lambda item: item[1].pk):
         Stock.objects.filter(pk=stock.pk).update(
             on_hand=F("on_hand") + on_hand_delta[product_id],
             reserved=F("reserved") + reserved_delta[product_id],
             version=F("version") + 1,
+            updated_at=changed_at,
         )
         stock.on_hand += on_hand_delta[product_id]
         stock.reserved += reserved_delta[product_id]
         stock.version += 1
+        stock.updated_at = changed_at
 
     running = {pid: s.on_hand - on_hand_delta[pid] for pid, s in locked.items()}
     movements = []
@@ -180,22 +185,29 @@ def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = 
     raise ValidationFailed(f"Unknown movement kind {kind!r}.", details={"kind": kind})
 
 
-def _code_claim(code: str) -> str:
-    """Normalise and validate a new code, and take a transaction lock on it so a product code and an
-    alias with the same text cannot be created at once; raise if the code is taken either way."""
+def code_check_free(*, code: str, lock: bool = False) -> str:
+    """The new code normalised; ValidationFailed if malformed, Conflict if it is already a product or
+    unified code. Forms call it to show the problem beside what was typed; the services call it with
+    ``lock`` (a transaction lock on the code), so a product code and an alias with the same text cannot
+    be created at once."""
     normalised = code_normalise(code)
     if not code_is_valid(normalised):
         raise ValidationFailed(
             "A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit.",
             details={"code": normalised},
         )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"code:{normalised}"])
+    if lock:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"code:{normalised}"])
     if Product.objects.filter(code=normalised).exists():
         raise Conflict(f"{normalised} is already a product code.", details={"code": normalised})
     if UnifiedCode.objects.filter(code=normalised).exists():
         raise Conflict(f"{normalised} is already a unified code.", details={"code": normalised})
     return normalised
+
+
+def _code_claim(code: str) -> str:
+    return code_check_free(code=code, lock=True)
 
 
 def _product_fields_validate(*, name: str, category: str, unit: str, low_stock_threshold: int) -> None:

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label
-from core.pagination import paginated_response
+from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, Unit
 from inventory.serializers import MovementOutputSerializer, StockDetailOutputSerializer, StockOutputSerializer
@@ -15,6 +15,7 @@ from inventory.serializers import MovementOutputSerializer, StockDetailOutputSer
 
 class StockListApi(APIView):
     """Paginated stock list. Also served at /estoque, the name the storefront integration already uses."""
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
 
     required_scope = "read"
 
@@ -122,6 +123,7 @@ class StockSnapshotApi(APIView):
 
 class StockMovementsApi(APIView):
     """GET pages a product's ledger (read); POST records a receipt, adjustment, count or return (manage)."""
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
 
     required_scopes = {"GET": "read", "POST": "manage"}
 

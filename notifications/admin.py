@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from inventory.admin import ProductSearchAdminMixin
 from notifications import services
+from notifications.forms import DriverAdminForm
 from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Substitute
 
 
@@ -12,7 +13,8 @@ class DriverAdmin(admin.ModelAdmin):
     list_display = ("name", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
     list_filter = ("active", "unreachable", "language", "subscription")
     search_fields = ("name",)
-    raw_id_fields = ("products",)
+    form = DriverAdminForm
+    autocomplete_fields = ("products",)
     readonly_fields = ("unreachable_reason", "linked_at", "created_at")
     actions = ["link_create", "unreachable_clear"]
 
@@ -37,7 +39,7 @@ class DriverAdmin(admin.ModelAdmin):
 @admin.register(Substitute)
 class SubstituteAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "substitute", "position")
-    raw_id_fields = ("product", "substitute")
+    autocomplete_fields = ("product", "substitute")
     search_fields = ("product__code", "product__name", "substitute__code")
 
 
@@ -74,4 +76,4 @@ class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 @admin.register(DriverMute)
 class DriverMuteAdmin(admin.ModelAdmin):
     list_display = ("driver", "product", "until")
-    raw_id_fields = ("driver", "product")
+    autocomplete_fields = ("driver", "product")

@@ -1,4 +1,4 @@
-"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement serializers."""
+"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement lines."""
 from datetime import date
 from typing import Any
 
@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
 from projections.selectors import SummaryRow
+from projections.services import PlannedMovementInput
 
 
 def _iso(value) -> str | None:
@@ -53,6 +54,9 @@ class PlannedMovementOutputSerializer(serializers.ModelSerializer):
 
 
 class PlannedMovementLineSerializer(serializers.Serializer):
+    """The shape of one ``upsert`` line, for the OpenAPI schema. Requests are not validated with it:
+    ``planned_movement_line_read`` reads each line and the service judges them all at once."""
+
     source = serializers.CharField(max_length=64, required=False, default="manual")
     source_ref = serializers.CharField(max_length=128)
     code = serializers.CharField(max_length=64)
@@ -66,5 +70,41 @@ class PlannedMovementLineSerializer(serializers.Serializer):
 
 
 class PlannedMovementKeySerializer(serializers.Serializer):
+    """The shape of one ``cancel`` line, for the OpenAPI schema (read by ``planned_movement_key_read``)."""
+
     source = serializers.CharField(max_length=64, required=False, default="manual")
     source_ref = serializers.CharField(max_length=128)
+
+
+def _date_read(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+def _whole_read(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return value
+
+
+def planned_movement_line_read(raw: Any) -> PlannedMovementInput:
+    """One ``upsert`` line as sent, never refused here: ISO dates and digit strings are converted, absent
+    optional fields take their defaults, and anything else is kept as given (a line that is not an
+    object has no fields), so the service judges every line of a call at once and in one shape."""
+    line = raw if isinstance(raw, dict) else {}
+    return PlannedMovementInput(
+        source_ref=line.get("source_ref"), code=line.get("code"), date=_date_read(line.get("date")),
+        direction=line.get("direction"), quantity=_whole_read(line.get("quantity")), kind=line.get("kind"),
+        source=line.get("source", "manual"), firmness=line.get("firmness", Firmness.FIRM),
+        status=line.get("status", PlannedStatus.OPEN), note=line.get("note", ""),
+    )
+
+
+def planned_movement_key_read(raw: Any) -> tuple[Any, Any]:
+    """One ``cancel`` line as sent: (source, source_ref), ``source`` defaulting to ``manual``."""
+    line = raw if isinstance(raw, dict) else {}
+    return line.get("source", "manual"), line.get("source_ref")

@@ -17,6 +17,7 @@ from core import aio
 from core.cache import redis_direct
 from core.errors import ValidationFailed
 from core.realtime import realtime_publish
+from inventory.codes import code_normalise
 from inventory.models import Product
 from inventory.selectors import products_resolve_many
 from projections import sql
@@ -337,28 +338,81 @@ def _alerts_send(transitions: list[RiskTransition]) -> None:
 # Planned movements
 
 
+def _text_error(value: Any, *, max_length: int) -> str | None:
+    if value is None:
+        return "required"
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        return f"required, up to {max_length} characters"
+    return None
+
+
 def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
     errors: dict[str, str] = {}
-    if not isinstance(item.source_ref, str) or not item.source_ref.strip() or len(item.source_ref) > 128:
-        errors["source_ref"] = "required, up to 128 characters"
-    if not isinstance(item.source, str) or not item.source.strip() or len(item.source) > 64:
-        errors["source"] = "required, up to 64 characters"
-    if not isinstance(item.date, date) or isinstance(item.date, datetime):
+    for name, max_length in (("source_ref", 128), ("source", 64), ("code", 64)):
+        message = _text_error(getattr(item, name), max_length=max_length)
+        if message:
+            errors[name] = message
+    if item.date is None:
+        errors["date"] = "required"
+    elif not isinstance(item.date, date) or isinstance(item.date, datetime):
         errors["date"] = "a date (YYYY-MM-DD)"
-    if item.direction not in Direction.values:
-        errors["direction"] = f"one of {Direction.values}"
-    if item.kind not in PlannedKind.values:
-        errors["kind"] = f"one of {PlannedKind.values}"
-    if item.firmness not in Firmness.values:
-        errors["firmness"] = f"one of {Firmness.values}"
-    if item.status not in PlannedStatus.values:
-        errors["status"] = f"one of {PlannedStatus.values}"
+    for name, allowed, required in (("direction", Direction.values, True), ("kind", PlannedKind.values, True),
+                                    ("firmness", Firmness.values, False), ("status", PlannedStatus.values, False)):
+        value = getattr(item, name)
+        if value is None and required:
+            errors[name] = "required"
+        elif not isinstance(value, str) or value not in allowed:
+            errors[name] = f"one of {allowed}"
     q = item.quantity
-    if isinstance(q, bool) or not isinstance(q, int) or not 0 < q <= settings.STOCK_MAX_QUANTITY:
+    if q is None:
+        errors["quantity"] = "required"
+    elif isinstance(q, bool) or not isinstance(q, int) or not 0 < q <= settings.STOCK_MAX_QUANTITY:
         errors["quantity"] = f"a whole number between 1 and {settings.STOCK_MAX_QUANTITY}"
     if not isinstance(item.note, str) or len(item.note) > 255:
         errors["note"] = "up to 255 characters"
     return errors
+
+
+def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
+    """Every line's field errors, and the codes of all lines looked up at once: ({code: product}, bad lines)."""
+    codes = [item.code for item in items if isinstance(item.code, str) and item.code.strip()]
+    resolved, unknown = products_resolve_many(codes=codes) if codes else ({}, [])
+    unknown_codes = set(unknown)
+    errors = []
+    keys_seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(items):
+        line = _line_errors(item)
+        if "code" not in line and code_normalise(item.code) in unknown_codes:
+            line["code"] = "unknown code"
+        key = (str(item.source).strip(), str(item.source_ref).strip())
+        if key in keys_seen and "source_ref" not in line:
+            line["source_ref"] = "repeated in this call"
+        keys_seen.add(key)
+        if line:
+            errors.append({"list": "upsert", "index": index, "source_ref": item.source_ref, "errors": line})
+    return resolved, errors
+
+
+def _cancel_check(keys: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    errors = []
+    for index, (source, source_ref) in enumerate(keys):
+        line = {name: message for name, message in (
+            ("source", _text_error(source, max_length=64)), ("source_ref", _text_error(source_ref, max_length=128)))
+            if message}
+        if line:
+            errors.append({"list": "cancel", "index": index, "source_ref": source_ref, "errors": line})
+    return errors
+
+
+def _lines_refuse(errors: list[dict[str, Any]]) -> None:
+    if errors:
+        raise ValidationFailed(f"{len(errors)} planned-movement lines are not valid; nothing was written.",
+                               details={"lines": errors})
+
+
+def _count_check(count: int) -> None:
+    if count > BULK_MAX_ITEMS:
+        raise ValidationFailed(f"At most {BULK_MAX_ITEMS} movements per call.", details={"count": count})
 
 
 def _plan_versions_bump(product_ids: Sequence[int]) -> None:
@@ -374,29 +428,18 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
     """
     if not items:
         return []
-    if len(items) > BULK_MAX_ITEMS:
-        raise ValidationFailed(f"At most {BULK_MAX_ITEMS} movements per call.", details={"count": len(items)})
-    resolved, unknown = products_resolve_many(codes=[str(i.code) for i in items])
-    errors = []
-    keys_seen: set[tuple[str, str]] = set()
-    for index, item in enumerate(items):
-        line = _line_errors(item)
-        if str(item.code).strip().upper() in unknown:
-            line["code"] = "unknown code"
-        key = (str(item.source).strip(), str(item.source_ref).strip())
-        if key in keys_seen:
-            line["source_ref"] = "repeated in this call"
-        keys_seen.add(key)
-        if line:
-            errors.append({"index": index, "source_ref": item.source_ref, "errors": line})
-    if errors:
-        raise ValidationFailed("Some planned movements are not valid.", details={"lines": errors})
+    _count_check(len(items))
+    resolved, errors = _upsert_check(items)
+    _lines_refuse(errors)
+    return _upsert_write(items, resolved)
 
+
+def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product]) -> list[PlannedMovement]:
     keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
     previous = _existing_products(keys)
     rows = [
         PlannedMovement(
-            product=resolved[str(i.code).strip().upper()], date=i.date, direction=i.direction,
+            product=resolved[code_normalise(i.code)], date=i.date, direction=i.direction,
             quantity=i.quantity, kind=i.kind, firmness=i.firmness, status=i.status,
             source=key[0], source_ref=key[1], note=i.note.strip(), updated_at=timezone.now(),
         )
@@ -472,7 +515,15 @@ def projection_summaries_ensure(*, product_ids: Sequence[int]) -> None:
 
 @transaction.atomic
 def planned_movements_apply(*, items: Sequence[PlannedMovementInput],
-                            cancel: Sequence[tuple[str, str]]) -> tuple[list[PlannedMovement], int]:
-    """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count)."""
-    rows = planned_movements_upsert(items=items)
+                            cancel: Sequence[tuple[Any, Any]]) -> tuple[list[PlannedMovement], int]:
+    """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count).
+
+    Every line of both lists is checked before anything is written (the codes of all upsert lines in one
+    lookup), and every bad one is reported in one ValidationFailed: ``details.lines`` holds
+    ``{"list": "upsert"|"cancel", "index", "source_ref", "errors": {field: message}}`` per bad line.
+    """
+    _count_check(len(items) + len(cancel))
+    resolved, errors = _upsert_check(items)
+    _lines_refuse(errors + _cancel_check(cancel))
+    rows = _upsert_write(items, resolved) if items else []
     return rows, planned_movements_cancel(keys=cancel)

@@ -7,13 +7,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound
-from core.pagination import paginated_response
+from core.pagination import StandardPagination, paginated_response
 from projections import selectors, services
 from projections.models import PlannedKind, PlannedMovement
 from projections.serializers import (
     PlannedMovementKeySerializer,
     PlannedMovementLineSerializer,
     PlannedMovementOutputSerializer,
+    planned_movement_key_read,
+    planned_movement_line_read,
     summary_output,
 )
 
@@ -201,13 +203,17 @@ class ProjectionStatsApi(APIView):
 
 
 class PlannedMovementBulkApi(APIView):
-    """Upsert by (source, source_ref) and cancel by the same key, all in one transaction."""
+    """Upsert by (source, source_ref) and cancel by the same key, all in one transaction.
+
+    Only the envelope is checked here; every line goes to the service, which reports every bad line of
+    both lists (fields and unknown codes) in one 400.
+    """
 
     required_scope = "manage"
 
     class PlannedMovementBulkInputSerializer(serializers.Serializer):
-        upsert = PlannedMovementLineSerializer(many=True, required=False, default=list)
-        cancel = PlannedMovementKeySerializer(many=True, required=False, default=list)
+        upsert = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+        cancel = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
 
         def validate(self, attrs):
             if not attrs["upsert"] and not attrs["cancel"]:
@@ -216,13 +222,16 @@ class PlannedMovementBulkApi(APIView):
                 raise serializers.ValidationError(f"At most {services.BULK_MAX_ITEMS} lines per call.")
             return attrs
 
-    @extend_schema(request=PlannedMovementBulkInputSerializer, responses=inline_serializer("PlannedMovementBulkOutput", {
-        "upserted": PlannedMovementOutputSerializer(many=True), "cancelled": serializers.IntegerField()}))
+    @extend_schema(request=inline_serializer("PlannedMovementBulkInput", {
+        "upsert": PlannedMovementLineSerializer(many=True, required=False),
+        "cancel": PlannedMovementKeySerializer(many=True, required=False)}),
+        responses=inline_serializer("PlannedMovementBulkOutput", {
+            "upserted": PlannedMovementOutputSerializer(many=True), "cancelled": serializers.IntegerField()}))
     def post(self, request):
         data = self.PlannedMovementBulkInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        items = [services.PlannedMovementInput(**line) for line in data.validated_data["upsert"]]
-        keys = [(k["source"], k["source_ref"]) for k in data.validated_data["cancel"]]
+        items = [planned_movement_line_read(line) for line in data.validated_data["upsert"]]
+        keys = [planned_movement_key_read(line) for line in data.validated_data["cancel"]]
         rows, cancelled = services.planned_movements_apply(items=items, cancel=keys)
         context = {"today": services.projection_today()}
         return Response({
@@ -232,6 +241,7 @@ class PlannedMovementBulkApi(APIView):
 
 
 class PlannedMovementListApi(APIView):
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
     required_scope = "manage"
 
     class FilterSerializer(serializers.Serializer):

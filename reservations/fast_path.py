@@ -163,12 +163,12 @@ async def _respond(send, status: int, payload: dict[str, Any], request_id: str) 
 
 def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelta | None, Any] | None:
     """(lines, ttl, reference) as the view would pass them to the service; None where the view must judge."""
-    if sku is not None:
-        return [{"code": sku, "quantity": data.get("quantity", 1)}], None, ""
     try:
         ttl = services.ttl_from_seconds(data.get("ttl_seconds"))
     except DomainError:
         return None
+    if sku is not None:
+        return [{"code": sku, "quantity": data.get("quantity", 1)}], ttl, ""
     reference = data.get("reference") or ""
     if not isinstance(data.get("lines"), list) or not isinstance(reference, str):
         return None

@@ -1,6 +1,7 @@
 """Reservations REST API: create, read, confirm, release, extend, and the storefront's /stock routes (seed 001)."""
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -9,7 +10,7 @@ from rest_framework.views import APIView
 from core.auth import actor_label
 from core.errors import ValidationFailed
 from core.models import ApiClient
-from core.pagination import paginated_response
+from core.pagination import StandardPagination, paginated_response
 from reservations import selectors, services
 from reservations.models import Reservation, ReservationStatus
 
@@ -73,6 +74,7 @@ def _body(request) -> dict[str, Any]:
 
 class ReservationListCreateApi(APIView):
     """POST reserves every line or none; GET lists the client's own reservations."""
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
 
     required_scope = "reserve"
 
@@ -170,7 +172,12 @@ class StockReserveApi(APIView):
     required_scope = "reserve"
 
     @extend_schema(
-        request=inline_serializer("StockReserveInput", {"quantity": serializers.IntegerField(default=1)}),
+        request=inline_serializer("StockReserveInput", {
+            "quantity": serializers.IntegerField(default=1),
+            "ttl_seconds": serializers.IntegerField(
+                required=False, min_value=settings.RESERVATION_MIN_TTL_SECONDS,
+                max_value=settings.RESERVATION_MAX_TTL_SECONDS,
+                help_text="How long the hold lasts; the default is RESERVATION_DEFAULT_TTL_SECONDS.")}),
         responses=inline_serializer("StockReserveOutput", {
             "reservation_id": serializers.UUIDField(), "expires_at": serializers.DateTimeField(),
             "sku": serializers.CharField(), "quantity": serializers.IntegerField()}),
@@ -182,6 +189,7 @@ class StockReserveApi(APIView):
         quantity = data.get("quantity", 1)
         reservation = services.reservation_create(
             client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
+            ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
         return Response(stock_reserve_output(reservation))

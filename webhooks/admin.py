@@ -20,14 +20,14 @@ class WebhookEndpointForm(forms.ModelForm):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["url", "description", "event_types", "secret", "active"]
+        fields = ["url", "description", "event_types", "secret", "active", "batches"]
 
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ["id", "url", "description", "active", "created_at"]
-    list_filter = ["active"]
+    list_display = ["id", "url", "description", "active", "batches", "created_at"]
+    list_filter = ["active", "batches"]
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -35,11 +35,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             if change:
                 saved = webhook_endpoint_update(endpoint=obj, url=data["url"], event_types=data["event_types"],
                                                 secret=data["secret"] or None, active=data["active"],
-                                                description=data["description"])
+                                                description=data["description"], batches=data["batches"])
             else:
                 saved = webhook_endpoint_create(url=data["url"], event_types=data["event_types"],
                                                 secret=data["secret"], active=data["active"],
-                                                description=data["description"])
+                                                description=data["description"], batches=data["batches"])
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -55,8 +55,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event_type", "endpoint", "status", "attempts", "last_status_code", "next_attempt_at",
-                    "created_at"]
+    list_display = ["id", "event_type", "event_count", "endpoint", "status", "attempts", "last_status_code",
+                    "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]
     search_fields = ["event_id"]
     actions = ["redeliver"]

@@ -1,4 +1,4 @@
-"""Webhook tables: WebhookEndpoint (who wants which events) and WebhookDelivery (the outbox, one row per event and endpoint)."""
+"""Webhook tables: WebhookEndpoint (who wants which events) and WebhookDelivery (the outbox, one row per POST)."""
 import uuid
 
 from django.db import models
@@ -14,11 +14,21 @@ class EventType(models.TextChoices):
     ORDER_PROCESSED = "order.processed", "order.processed"
 
 
+# The type of a delivery that carries several events (``{"type": "batch", "events": [...]}``); not an
+# event type anyone subscribes to.
+BATCH = "batch"
+DELIVERY_TYPES = [*EventType.choices, (BATCH, BATCH)]
+
+
 class WebhookEndpoint(models.Model):
     url = models.URLField(_("URL"), max_length=500)
     secret = models.CharField(_("signing secret"), max_length=128)
     event_types = models.JSONField(_("event types"), default=list)
     active = models.BooleanField(_("active"), default=True)
+    batches = models.BooleanField(
+        _("batched deliveries"), default=True,
+        help_text=_("Several events of one change travel in one request (up to WEBHOOK_BATCH_MAX). Off: one "
+                    "request per event."))
     description = models.CharField(_("description"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -39,12 +49,17 @@ class DeliveryStatus(models.TextChoices):
 
 
 class WebhookDelivery(models.Model):
-    """One event for one endpoint. ``event_id`` is what receivers dedupe on; it is the same for every endpoint."""
+    """One POST to one endpoint: one event, or (``event_type`` "batch") several events of one change.
+
+    ``event_id`` is the delivery's idempotency key: for one event its id, the same for every endpoint; for a
+    batch an id derived from its events' ids. Each event in a batch keeps its own id.
+    """
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries",
                                  verbose_name=_("endpoint"))
     event_id = models.UUIDField(_("event id"), default=uuid.uuid4)
-    event_type = models.CharField(_("event type"), max_length=40, choices=EventType.choices)
+    event_type = models.CharField(_("event type"), max_length=40, choices=DELIVERY_TYPES)
+    event_count = models.PositiveIntegerField(_("events"), default=1)
     payload = models.JSONField(_("payload"))
     status = models.CharField(_("status"), max_length=12, choices=DeliveryStatus.choices,
                               default=DeliveryStatus.PENDING)

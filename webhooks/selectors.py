@@ -16,6 +16,7 @@ from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 class EndpointRef:
     id: int
     event_types: frozenset[str]
+    batches: bool = False
 
 
 _cache: dict[str, object] = {"endpoints": None, "loaded_at": 0.0}
@@ -34,8 +35,9 @@ def endpoints_active_cached() -> tuple[EndpointRef, ...]:
     cached = _cache["endpoints"]
     if cached is not None and now - _cache["loaded_at"] < settings.WEBHOOK_ENDPOINT_CACHE_SECONDS:
         return cached  # type: ignore[return-value]
-    rows = WebhookEndpoint.objects.filter(active=True).order_by("id").values_list("id", "event_types")
-    endpoints = tuple(EndpointRef(id=pk, event_types=frozenset(types or [])) for pk, types in rows)
+    rows = WebhookEndpoint.objects.filter(active=True).order_by("id").values_list("id", "event_types", "batches")
+    endpoints = tuple(EndpointRef(id=pk, event_types=frozenset(types or []), batches=batches)
+                      for pk, types, batches in rows)
     _cache["endpoints"] = endpoints
     _cache["loaded_at"] = now
     return endpoints
@@ -52,7 +54,7 @@ def endpoints_active_peek() -> tuple[EndpointRef, ...] | None:
 def deliveries_due(*, limit: int = 200) -> list[int]:
     return list(
         WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
+        .order_by("next_attempt_at", "id")
         .values_list("id", flat=True)[:limit]
     )
 

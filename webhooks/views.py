@@ -6,9 +6,11 @@ from rest_framework.views import APIView
 
 from core.pagination import StandardPagination, paginated_response
 from webhooks import selectors, services
-from webhooks.models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DELIVERY_TYPES, DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 
 REDELIVER_MAX_IDS = 100
+BATCHES_HELP = ("Send several events of one change in one request (\"type\": \"batch\"); false: one request "
+                "per event.")
 
 
 @extend_schema_field(serializers.ChoiceField(choices=EventType.choices), component_name="WebhookEventType")
@@ -24,7 +26,7 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "url", "description", "event_types", "active", "created_at", "updated_at"]
+        fields = ["id", "url", "description", "event_types", "active", "batches", "created_at", "updated_at"]
 
 
 class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
@@ -36,11 +38,11 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     endpoint = serializers.IntegerField(source="endpoint_id")
-    event_type = EventTypeField()
+    event_type = serializers.ChoiceField(choices=DELIVERY_TYPES, help_text="An event type, or \"batch\".")
 
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "endpoint", "event_id", "event_type", "status", "attempts", "next_attempt_at",
+        fields = ["id", "endpoint", "event_id", "event_type", "event_count", "status", "attempts", "next_attempt_at",
                   "last_status_code", "last_error", "created_at", "delivered_at", "payload"]
 
 
@@ -57,6 +59,7 @@ class WebhookEndpointListCreateApi(APIView):
         event_types = serializers.ListField(child=EventTypeField(max_length=40))
         description = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
         active = serializers.BooleanField(required=False, default=True)
+        batches = serializers.BooleanField(required=False, default=True, help_text=BATCHES_HELP)
         secret = serializers.CharField(required=False, min_length=16, max_length=128,
                                        help_text="Signing secret; omit it and one is generated.")
 
@@ -82,6 +85,7 @@ class WebhookEndpointDetailApi(APIView):
         event_types = serializers.ListField(child=EventTypeField(max_length=40), required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=200)
         active = serializers.BooleanField(required=False)
+        batches = serializers.BooleanField(required=False, help_text=BATCHES_HELP)
 
     @extend_schema(responses=WebhookEndpointSerializer)
     def get(self, request, endpoint_id: int):
@@ -122,13 +126,13 @@ class WebhookDeliveryListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         endpoint = serializers.IntegerField(required=False, min_value=1)
         status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
-        event_type = serializers.ChoiceField(choices=EventType.choices, required=False)
+        event_type = serializers.ChoiceField(choices=DELIVERY_TYPES, required=False)
 
     @extend_schema(
         parameters=[
             OpenApiParameter("endpoint", int, description="Only this endpoint's deliveries."),
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
-            OpenApiParameter("event_type", str, enum=EventType.values),
+            OpenApiParameter("event_type", str, enum=[value for value, _ in DELIVERY_TYPES]),
         ],
         responses=WebhookDeliverySerializer(many=True),
     )

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "core",
     "inventory",
@@ -159,7 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.StockPulseAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -169,10 +170,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"bearerAuth": []}],
+    # Swagger UI and ReDoc from the installed sidecar package: the docs work with no internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["core.schema.documented_endpoints_hook"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.error_responses_hook",
+    ],
 }
 
 # Celery: the broker is Redis unless CELERY_BROKER_URL says otherwise (amqp:// works too).
@@ -185,21 +191,25 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Three queues, so a backlog in one never holds up another (docs/alerts.md, "Queues and processes"):
+# Four queues, so a backlog in one never holds up another (docs/alerts.md, "Queues and processes"):
 # - alerts: Telegram alert delivery, its sweep and bot replies. A driver is waiting on these, so they
 #   get a worker of their own (Procfile `alerts`) that nothing else can fill up.
+# - orders: order processing and the stuck-order sweep, on a worker of their own (Procfile `orders`): a
+#   storefront is waiting, and an ERP import once queued thousands of webhook sends ahead of them.
 # - projections: recomputes, the fallback, the nightly rebuild and the risk events of a large recompute.
 #   A first full build queues thousands of them; on a queue of their own the main worker takes them in
 #   turn with the default queue (the Redis transport reads its queues round-robin) instead of FIFO.
-# - celery (default): orders, webhooks, reservation expiry and housekeeping such as the Telegram update
-#   prune. Short tasks nobody would want stuck behind a projection build; any task without a route lands here.
+# - celery (default): webhooks, reservation expiry and housekeeping such as the Telegram update prune.
+#   Short tasks nobody would want stuck behind a projection build; any task without a route lands here.
 # Declaring them all means a worker started without -Q still consumes every queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "projections", "alerts")]
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "projections", "alerts", "orders")]
 CELERY_TASK_ROUTES = {
     "notifications.tasks.alert_deliver_task": {"queue": "alerts"},
     "notifications.tasks.alert_outbox_sweep_task": {"queue": "alerts"},
     "notifications.tasks.telegram_update_process_task": {"queue": "alerts"},
+    "orders.tasks.order_process_task": {"queue": "orders"},
+    "orders.tasks.orders_requeue_stuck_task": {"queue": "orders"},
     "projections.tasks.projection_recompute_task": {"queue": "projections"},
     "projections.tasks.projection_fallback_task": {"queue": "projections"},
     "projections.tasks.projection_rebuild_task": {"queue": "projections"},
@@ -283,6 +293,9 @@ WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default
 WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=6 * 60 * 60)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 WEBHOOK_ENDPOINT_CACHE_SECONDS = env.float("WEBHOOK_ENDPOINT_CACHE_SECONDS", default=5.0)
+# Most events one delivery carries: a change of n stock rows (an ERP import) is ceil(n / this) POSTs per
+# endpoint that accepts batches, not n (docs/orders-webhooks-import.md, "Batched deliveries").
+WEBHOOK_BATCH_MAX = env.int("WEBHOOK_BATCH_MAX", default=100)
 # Destinations webhooks are never sent to (webhooks/http.py): "this host" and link-local, where cloud
 # metadata services answer (169.254.169.254, fd00:ec2::254, Alibaba's 100.100.100.200). Loopback and
 # private networks are allowed (receivers on the same network); add them here to refuse them too.
@@ -308,7 +321,7 @@ CELERY_BEAT_SCHEDULE["orders-requeue-stuck"] = {
 
 # Metrics: one directory per host shared by every process there (`make run` uses .venv/metrics). Each
 # kind of process writes its Prometheus files in a subdirectory of its own (scripts/with_metrics_dir.sh:
-# web, celery-default, celery-alerts) and /metrics sums them all, so the Celery workers' task counts
+# web, celery-default, celery-alerts, celery-orders) and /metrics sums them all, so the Celery workers' task counts
 # show beside the Daphne processes' requests. Empty: each process reports only what it has itself.
 METRICS_DIR = env("METRICS_DIR", default="")
 # /metrics reads the pipelines' backlog from PostgreSQL (core/pipelines.py) within this budget, or leaves it out.

@@ -51,7 +51,7 @@ def _kinds(commands: dict[str, list[str]]) -> dict[str, str]:
     return {name: argv[1] for name, argv in commands.items() if argv and argv[0].endswith("with_metrics_dir.sh")}
 
 
-def test_the_procfile_and_compose_run_web_and_both_workers_each_in_a_directory_of_its_own():
+def test_the_procfile_and_compose_run_web_and_every_worker_each_in_a_directory_of_its_own():
     procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
@@ -60,7 +60,7 @@ def test_the_procfile_and_compose_run_web_and_both_workers_each_in_a_directory_o
     procfile_kinds = _kinds({name: shlex.split(command) for name, command in procfile.items()})
     compose_kinds = _kinds(compose_commands)
 
-    expected = {"web": "web", "worker": "celery-default", "alerts": "celery-alerts"}
+    expected = {"web": "web", "worker": "celery-default", "alerts": "celery-alerts", "orders": "celery-orders"}
     assert procfile_kinds == compose_kinds == expected
     # Compose: the same volume at METRICS_DIR in each, so the web's /metrics reads the workers' files.
     metrics_dir = compose["x-app"]["environment"]["METRICS_DIR"]

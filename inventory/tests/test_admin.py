@@ -2,7 +2,8 @@
 import pytest
 from django.urls import reverse
 
-from inventory.models import MovementKind, Product, Stock, StockMovement
+from inventory import services
+from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +116,71 @@ def test_unified_codes_are_found_by_their_product_name_typed_without_accents(sta
     page = staff_client.get(reverse("admin:inventory_unifiedcode_changelist"), {"q": "pao de queijo"}).content.decode()
 
     assert "EAN-PAO" in page and "EAN-ARROZ" not in page
+def test_product_list_speaks_portuguese_under_the_stockpulse_header(staff_client):
+    ProductFactory(category="mercearia")
+
+    page = staff_client.get(reverse("admin:inventory_product_changelist"), HTTP_ACCEPT_LANGUAGE="pt-br")
+
+    text = page.content.decode()
+    assert "Selecione produto para modificar" in text and "Por categoria" in text and "Abaixo do limite" in text
+    assert "StockPulse" in text and "Administração do Django" not in text
+    assert "Selecione product" not in text and "Below threshold" not in text
+    # No 300 px sidebar: every column of the list fits a 1366 px screen.
+    assert 'id="nav-sidebar"' not in text
+
+
+def test_low_and_out_rows_carry_their_level(staff_client):
+    ProductFactory(code="LVL-OUT", on_hand=0)
+    ProductFactory(code="LVL-LOW", on_hand=2, low_stock_threshold=5)
+    ProductFactory(code="LVL-OK", on_hand=50, low_stock_threshold=5)
+
+    text = staff_client.get(reverse("admin:inventory_product_changelist")).content.decode()
+
+    assert text.count("stock-level--out") == 1 and text.count("stock-level--low") == 1
+    assert text.count("stock-level--ok") == 1
+    assert "stockpulse/admin.css" in text  # the stylesheet that colours those rows
+
+
+def test_product_page_shows_its_projection_and_last_ledger_rows(staff_client):
+    from projections.services import projection_recompute
+
+    product = ProductFactory(code="PAGE-1", on_hand=4)
+    services.stock_receive(code="PAGE-1", quantity=6, reason="entrega do fornecedor", actor="user:ana")
+    projection_recompute(product_ids=[product.pk])
+
+    text = staff_client.get(reverse("admin:inventory_product_change", args=[product.pk])).content.decode()
+
+    assert "menor saldo em 7 dias" in text and "dia da ruptura" in text
+    assert "entrega do fornecedor" in text and "+6" in text
+
+
+def test_a_rejected_alias_keeps_what_was_typed_beside_its_error(staff_client):
+    product = ProductFactory(code="KEEP-1")
+    ProductFactory(code="TAKEN-1")
+
+    response = staff_client.post(reverse("admin:inventory_product_change", args=[product.pk]), {
+        "name": "Renomeado", "category": "x", "unit": "un", "low_stock_threshold": 5, "active": "on",
+        "unified_codes-TOTAL_FORMS": 1, "unified_codes-INITIAL_FORMS": 0,
+        "unified_codes-0-code": "taken-1", "unified_codes-0-note": "etiqueta antiga",
+    })
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "TAKEN-1 is already a product code." in text
+    assert 'value="taken-1"' in text and 'value="etiqueta antiga"' in text
+    assert not UnifiedCode.objects.filter(code="TAKEN-1").exists()
+    assert Product.objects.get(pk=product.pk).name != "Renomeado"
+
+
+def test_a_taken_product_code_is_refused_beside_the_field_with_the_form_kept(staff_client):
+    ProductFactory(code="TAKEN-2")
+
+    response = staff_client.post(reverse("admin:inventory_product_add"), {
+        "code": "taken-2", "name": "Outro nome", "category": "x", "unit": "un", "low_stock_threshold": 5,
+        "active": "on", "unified_codes-TOTAL_FORMS": 0, "unified_codes-INITIAL_FORMS": 0,
+    })
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "TAKEN-2 is already a product code." in text and 'value="Outro nome"' in text
+    assert Product.objects.filter(code="TAKEN-2").count() == 1

@@ -1,5 +1,8 @@
 """Tests for inventory services: stock changes, ledger rows, codes and aliases."""
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from core.errors import Conflict, UnknownCode, ValidationFailed
 from inventory import services
@@ -90,3 +93,15 @@ def test_alias_cannot_be_a_product_code_nor_chain():
     with pytest.raises(Conflict):
         services.product_create(code="A-1", name="x")
     assert alias.product == first and second.code == "P-2"
+
+
+def test_every_stock_change_moves_updated_at():
+    product = ProductFactory(on_hand=3)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Stock.objects.filter(product=product).update(updated_at=an_hour_ago)
+
+    services.stock_receive(code=product.code, quantity=2, reason="supplier", actor="user:ana")
+
+    after = stock_of(product)
+    assert after.on_hand == 5
+    assert after.updated_at > an_hour_ago + timedelta(minutes=59)

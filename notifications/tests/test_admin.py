@@ -13,13 +13,29 @@ def test_creating_a_driver_shows_a_one_time_link(client, staff_user):
     client.force_login(staff_user)
 
     response = client.post("/admin/notifications/driver/add/", {
-        "name": "Bruno", "language": "pt-br", "subscription": "all", "categories": "[]", "active": "on",
+        "name": "Bruno", "language": "pt-br", "subscription": "all", "active": "on",
     }, follow=True)
 
     assert response.status_code == 200
     driver = Driver.objects.get(name="Bruno")
     assert driver.link_token_hash and driver.chat_id is None
     assert "https://t.me/" in response.content.decode()
+
+
+def test_a_drivers_categories_are_picked_from_the_catalogue(client, staff_user):
+    ProductFactory(category="bebidas")
+    ProductFactory(category="mercearia")
+    client.force_login(staff_user)
+
+    form = client.get("/admin/notifications/driver/add/").content.decode()
+    response = client.post("/admin/notifications/driver/add/", {
+        "name": "Carla", "language": "pt-br", "subscription": "categories", "categories": ["bebidas"], "active": "on",
+    })
+
+    assert '<option value="bebidas">' in form and '<option value="mercearia">' in form
+    assert 'name="products"' in form and "admin-autocomplete" in form  # products by search, not by raw id
+    assert response.status_code == 302
+    assert Driver.objects.get(name="Carla").categories == ["bebidas"]
 
 
 def test_outbox_lists_alerts_and_resend_makes_them_pending(client, staff_user):

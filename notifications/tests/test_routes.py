@@ -12,6 +12,7 @@ ALERT_TASKS = {
     "notifications.tasks.alert_outbox_sweep_task",
     "notifications.tasks.telegram_update_process_task",
 }
+ORDER_TASKS = {"orders.tasks.order_process_task", "orders.tasks.orders_requeue_stuck_task"}
 PROJECTION_TASKS = {
     "projections.tasks.projection_recompute_task",
     "projections.tasks.projection_fallback_task",
@@ -45,23 +46,29 @@ def test_projection_tasks_go_to_the_projections_queue():
     assert {name for name, queue in routed.items() if queue == "projections"} == PROJECTION_TASKS
 
 
-def test_orders_webhooks_reservation_expiry_and_housekeeping_go_to_the_default_queue():
+def test_order_processing_and_its_sweep_go_to_the_orders_queue_and_nothing_else_does():
     routed = _queue_of_every_task()
-    rest = {name: queue for name, queue in routed.items() if name not in ALERT_TASKS | PROJECTION_TASKS}
 
-    assert {"orders.tasks.order_process_task", "webhooks.tasks.webhook_delivery_send_task",
+    assert {name for name, queue in routed.items() if queue == "orders"} == ORDER_TASKS
+
+
+def test_webhooks_reservation_expiry_and_housekeeping_go_to_the_default_queue():
+    routed = _queue_of_every_task()
+    rest = {name: queue for name, queue in routed.items() if name not in ALERT_TASKS | PROJECTION_TASKS | ORDER_TASKS}
+
+    assert {"webhooks.tasks.webhook_delivery_send_task", "webhooks.tasks.webhook_deliveries_sweep_task",
             "reservations.tasks.reservations_expire_due_task",
             "notifications.tasks.telegram_updates_prune_task"} <= set(rest)
     assert set(rest.values()) == {settings.CELERY_TASK_DEFAULT_QUEUE}
 
 
-def test_procfile_runs_a_worker_for_alerts_alone_and_one_for_every_other_queue():
+def test_procfile_runs_a_worker_for_alerts_alone_one_for_orders_alone_and_one_for_the_rest():
     lines = (Path(settings.BASE_DIR) / "Procfile").read_text().splitlines()
     commands = dict(line.split(":", 1) for line in lines if line.strip())
     workers = {name: _queues_of(shlex.split(command)) for name, command in commands.items()}
     workers = {name: queues for name, queues in workers.items() if queues is not None}
 
-    assert workers == {"alerts": {"alerts"}, "worker": {"celery", "projections"}}
+    assert workers == {"alerts": {"alerts"}, "orders": {"orders"}, "worker": {"celery", "projections"}}
     assert set().union(*workers.values()) == {queue.name for queue in settings.CELERY_TASK_QUEUES}
 
 
@@ -71,4 +78,4 @@ def test_compose_runs_the_same_workers_as_the_procfile():
                if isinstance(service.get("command"), list)}
     workers = {name: queues for name, queues in workers.items() if queues is not None}
 
-    assert workers == {"alerts": {"alerts"}, "worker": {"celery", "projections"}}
+    assert workers == {"alerts": {"alerts"}, "orders": {"orders"}, "worker": {"celery", "projections"}}

@@ -1,10 +1,10 @@
-"""Fixtures for order tests: an empty broker queue."""
+"""Fixtures for order tests: empty broker queues."""
 import pytest
 
-from config.celery_app import app
+from core.tests.celery_worker import queues_purge
 
 
 @pytest.fixture
 def empty_queue():
     # Tasks queued by earlier tests (whose rows are gone) would only slow the worker down.
-    app.control.purge()
+    queues_purge()

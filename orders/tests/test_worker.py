@@ -1,4 +1,6 @@
-"""Orders processed by real Celery worker processes: end to end over Redis, SIGKILL mid-processing, RabbitMQ."""
+"""Orders processed by real Celery worker processes: end to end over Redis, SIGKILL mid-processing, RabbitMQ,
+and on a worker of their own while webhook deliveries wait."""
+import json
 import socket
 import threading
 import uuid
@@ -10,12 +12,14 @@ from django.db import connection
 from kombu import Connection
 
 from core.tests.factories import ApiClientFactory
+from inventory.importing import stock_import
 from inventory.models import MovementKind, Stock, StockMovement
 from inventory.tests.factories import ProductFactory
 from orders.models import InvoiceSeries, Order, OrderStatus, OrderStep
 from orders.services import order_create, orders_requeue_stuck
 from orders.tasks import order_process_task
 from orders.tests.worker import Worker, _database_url, wait_for
+from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.tests.factories import endpoint_make
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -32,7 +36,8 @@ def test_order_placed_over_the_api_is_processed_by_a_worker(empty_queue, receive
     endpoint_make(url=receiver.url, event_types=["order.processed"], secret=receiver.secret)
     ProductFactory(code="VINHO-1", on_hand=8)
     http = api_client_with_scopes("read", "reserve")
-    worker = Worker()
+    # The Procfile's orders worker and, for the order.processed webhook, the default one.
+    worker = Worker(queues="orders,celery")
     try:
         accepted = http.post("/api/v1/orders", {"lines": [{"code": "VINHO-1", "quantity": 3}]}, format="json")
         assert accepted.status_code == 202 and accepted.json()["status"] == "received"
@@ -83,7 +88,7 @@ def test_worker_killed_mid_processing_then_replaced_processes_every_order_once(e
     holder = threading.Thread(target=_hold_invoice_counter, args=(locked, release))
     holder.start()
     assert locked.wait(10)
-    first = Worker(concurrency=2)
+    first = Worker(queues="orders", concurrency=2)
     try:
         # Both pool processes are inside order_process, stock confirmed, blocked on the invoice counter.
         wait_for(lambda: _waiting_on_locks() >= 2, worker=first)
@@ -94,7 +99,7 @@ def test_worker_killed_mid_processing_then_replaced_processes_every_order_once(e
         first.stop()
     assert _statuses() == {"received": 12}
 
-    second = Worker(concurrency=2)
+    second = Worker(queues="orders", concurrency=2)
     try:
         # The killed worker's tasks were never acked; the beat sweep is what brings them back.
         orders_requeue_stuck(older_than=timedelta(0))
@@ -149,3 +154,43 @@ def test_order_is_processed_through_a_rabbitmq_broker():
             conn.default_channel.queue_delete(queue)
 
     assert Stock.objects.get(product__code="AGUA-1").on_hand == 3
+
+
+def test_an_order_is_processed_while_an_imports_webhook_deliveries_wait_on_a_slow_receiver(
+        empty_queue, receiver, settings):
+    """Issue #14 item 7: the orders worker takes an order while the main worker is stuck on webhook sends."""
+    settings.WEBHOOK_BATCH_MAX = 5
+    endpoint_make(url=receiver.url, event_types=["stock.changed"], secret=receiver.secret)
+    products = [ProductFactory(code=f"IMPORT-{n:02d}", on_hand=1) for n in range(40)]
+    client = ApiClientFactory(scopes=["reserve"])
+    receiver.gate.clear()  # the receiver takes every request and answers none until the test says so
+    # As the Procfile: the main worker (default and projections queues) and the orders worker.
+    main = Worker(queues="celery,projections", concurrency=1, env={"WEBHOOK_TIMEOUT_SECONDS": "60"})
+    orders = Worker(queues="orders", concurrency=1)
+    try:
+        stock_import(content=json.dumps([{"code": p.code, "on_hand": 9} for p in products]), fmt="json")
+        batches = WebhookDelivery.objects.filter(event_type="batch")
+        assert batches.count() == 8  # 40 rows in one change: ceil(40 / 5) deliveries, not 40
+        wait_for(lambda: len(receiver.received) == 1, timeout=60, worker=main)  # main is inside the first POST
+
+        order = order_create(client=client, lines=[{"code": "IMPORT-00", "quantity": 2}])
+        wait_for(lambda: Order.objects.filter(pk=order.pk, status=OrderStatus.PROCESSED).exists(), timeout=60,
+                 worker=orders)
+
+        # Processed while every delivery of the import is still pending, the first one held by the receiver.
+        assert batches.filter(status=DeliveryStatus.PENDING).count() == 8
+        assert len(receiver.received) == 1
+        assert list(OrderStep.objects.filter(order=order).order_by("id").values_list("step", flat=True)) == [
+            "received", "stock_confirmed", "invoiced", "processed"]
+
+        receiver.gate.set()
+        wait_for(lambda: not batches.filter(status=DeliveryStatus.PENDING).exists(), timeout=60, worker=main)
+    finally:
+        receiver.gate.set()
+        main.stop()
+        orders.stop()
+        connection.close()
+
+    sent = [r.body for r in receiver.received if r.event_type == "batch"]
+    assert [len(body["events"]) for body in sent] == [5] * 8
+    assert [e["data"]["code"] for body in sent for e in body["events"]] == [p.code for p in products]

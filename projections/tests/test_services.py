@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from core.errors import ValidationFailed
 from core.groups import GROUP_ALL
@@ -63,6 +64,21 @@ def test_every_bad_line_is_reported_at_once_and_nothing_is_written():
     lines = caught.value.details["lines"]
     assert [(entry["index"], sorted(entry["errors"])) for entry in lines] == [
         (1, ["code"]), (2, ["direction", "quantity"])]
+    assert PlannedMovement.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_bulk_call_looks_up_the_codes_of_all_its_lines_at_once():
+    product = ProductFactory()
+    items = [line(f"NOPE-{n}", f"bad-{n}") for n in range(20)] + [line(product.code, "ok-1", quantity=0)]
+
+    with CaptureQueriesContext(connection) as captured, pytest.raises(ValidationFailed) as caught:
+        services.planned_movements_apply(items=items, cancel=[("erp", None)])
+
+    lookups = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(lookups) == 2  # products by code, then unified codes for the ones not found
+    assert [(e["list"], e["index"]) for e in caught.value.details["lines"]] == (
+        [("upsert", n) for n in range(21)] + [("cancel", 0)])
     assert PlannedMovement.objects.count() == 0
 
 

@@ -326,21 +326,27 @@ def test_bulk_reports_unknown_codes_with_their_line(manager):
 
     assert response.status_code == 400
     assert response.json()["error"]["details"]["lines"] == [
-        {"index": 0, "source_ref": "x", "errors": {"code": "unknown code"}}]
+        {"list": "upsert", "index": 0, "source_ref": "x", "errors": {"code": "unknown code"}}]
     assert PlannedMovement.objects.count() == 0
 
 
-@pytest.mark.parametrize("line", [
-    {"quantity": 0}, {"quantity": "lots"}, {"date": "tomorrow"}, {"direction": "up"}, {"kind": "gift"},
+@pytest.mark.parametrize("line, field", [
+    ({"quantity": 0}, "quantity"), ({"quantity": "lots"}, "quantity"), ({"quantity": 2.5}, "quantity"),
+    ({"date": "tomorrow"}, "date"), ({"direction": "up"}, "direction"), ({"kind": "gift"}, "kind"),
+    ({"code": None}, "code"), ({"source_ref": ""}, "source_ref"), ({"note": "n" * 256}, "note"),
 ])
-def test_bulk_rejects_bad_lines(manager, line):
+def test_bulk_rejects_bad_lines(manager, line, field):
+    ProductFactory(code="A")
     base = {"source_ref": "x", "code": "A", "date": today().isoformat(), "direction": "out", "quantity": 1,
             "kind": "order"}
 
     response = manager.post("/api/v1/planned-movements/bulk", {"upsert": [{**base, **line}]}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid"
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert [sorted(e["errors"]) for e in error["details"]["lines"]] == [[field]]
+    assert PlannedMovement.objects.count() == 0
 
 
 def test_planned_movements_need_the_manage_scope(reader):
@@ -360,3 +366,63 @@ def test_list_filters_and_detail_flags_late(manager):
     assert [r["id"] for r in listed["results"]] == [late.pk]
     assert detail["late"] is True
     assert missing.status_code == 404
+
+
+def test_bulk_reports_the_issue_example_every_bad_line_in_one_answer(manager):
+    """Issue #14 item 8: line 1 quantity 0, line 2 an unknown code, line 3 a bad direction."""
+    product = ProductFactory(code="P001")
+    base = {"source": "erp", "code": product.code, "date": today().isoformat(), "direction": "out",
+            "quantity": 5, "kind": "order"}
+    payload = {"upsert": [
+        {**base, "source_ref": "SO-1", "quantity": 0},
+        {**base, "source_ref": "SO-2", "code": "NOPE-404"},
+        {**base, "source_ref": "SO-3", "direction": "sideways"},
+    ]}
+
+    response = manager.post("/api/v1/planned-movements/bulk", payload, format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert [(e["list"], e["index"], e["source_ref"], sorted(e["errors"])) for e in error["details"]["lines"]] == [
+        ("upsert", 0, "SO-1", ["quantity"]), ("upsert", 1, "SO-2", ["code"]), ("upsert", 2, "SO-3", ["direction"])]
+    assert PlannedMovement.objects.count() == 0
+
+
+def test_bulk_reports_bad_upsert_and_cancel_lines_together(manager):
+    product = ProductFactory()
+    PlannedMovementFactory(product=product, source="erp", source_ref="old-1")
+    payload = {
+        "upsert": ["not a line", {"source_ref": "po-1", "code": product.code, "date": today().isoformat(),
+                                  "direction": "in", "quantity": 3, "kind": "purchase"}],
+        "cancel": [{"source": "erp", "source_ref": "old-1"}, {"source": "erp"}],
+    }
+
+    response = manager.post("/api/v1/planned-movements/bulk", payload, format="json")
+
+    assert response.status_code == 400
+    lines = response.json()["error"]["details"]["lines"]
+    assert [(e["list"], e["index"], sorted(e["errors"])) for e in lines] == [
+        ("upsert", 0, ["code", "date", "direction", "kind", "quantity", "source_ref"]),
+        ("cancel", 1, ["source_ref"])]
+    assert lines[0]["errors"]["code"] == "required"
+    assert list(PlannedMovement.objects.values_list("source_ref", "status")) == [("old-1", PlannedStatus.OPEN)]
+
+
+def test_bulk_reads_whole_numbers_sent_as_text(manager):
+    product = ProductFactory()
+    payload = {"upsert": [{"source_ref": "po-7", "code": product.code, "date": today().isoformat(),
+                           "direction": "in", "quantity": "300", "kind": "purchase"}]}
+
+    response = manager.post("/api/v1/planned-movements/bulk", payload, format="json")
+
+    assert response.status_code == 200
+    assert PlannedMovement.objects.get().quantity == 300
+
+
+def test_bulk_with_upsert_not_a_list_is_refused_in_the_error_shape(manager):
+    response = manager.post("/api/v1/planned-movements/bulk", {"upsert": {"source_ref": "x"}}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert "upsert" in response.json()["error"]["details"]

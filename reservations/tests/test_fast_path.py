@@ -132,6 +132,17 @@ async def test_alias_and_seed_route_answer_with_the_canonical_code(storefront):
     assert alias.product.code == "FAST-2"
 
 
+async def test_seed_route_serves_ttl_seconds_like_the_api(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-TTL", on_hand=50)
+    served, _ = served_and_delegated()
+
+    status, body, _ = await post("/stock/FAST-TTL/reserve", {"ttl_seconds": 90}, token=storefront.raw_token)
+
+    assert status == 200 and served_and_delegated()[0] == served + 1
+    reservation = await sync_to_async(Reservation.objects.get)(pk=body["reservation_id"])
+    assert (reservation.expires_at - reservation.created_at).total_seconds() == pytest.approx(90, abs=1)
+
+
 async def test_published_event_and_projection_mark_follow_a_served_reservation(storefront):
     product = await sync_to_async(ProductFactory)(code="FAST-3", on_hand=8)
     layer = get_channel_layer()

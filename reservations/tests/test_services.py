@@ -423,3 +423,16 @@ async def test_batch_of_carts_judges_each_cart_as_a_whole_after_those_before_it(
     assert await sync_to_async(counters)(first) == (10, 6, 2)
     assert await sync_to_async(counters)(second) == (4, 1, 2)
     assert await sync_to_async(reserved_drift)() == []
+
+
+def test_release_moves_the_stock_rows_updated_at():
+    product = ProductFactory(on_hand=5)
+    reservation = services.reservation_create(client=None, lines=[{"code": product.code, "quantity": 2}])
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Stock.objects.filter(product=product).update(updated_at=an_hour_ago)
+
+    services.reservation_release(reservation_id=reservation.pk, client=None)
+
+    after = Stock.objects.get(product=product)
+    assert after.reserved == 0
+    assert after.updated_at > an_hour_ago + timedelta(minutes=59)

@@ -188,6 +188,19 @@ def test_seed_routes_reserve_and_confirm(reserver):
     assert (stock.on_hand, stock.reserved) == (0, 0)
 
 
+def test_seed_reserve_route_takes_ttl_seconds_like_the_api(reserver):
+    ProductFactory(code="SKU-003", on_hand=5)
+
+    reserved = post(reserver, "/stock/SKU-003/reserve", {"quantity": 2, "ttl_seconds": 120})
+    too_short = post(reserver, "/stock/SKU-003/reserve", {"ttl_seconds": 1})
+
+    assert reserved.status_code == 200
+    reservation = Reservation.objects.get(pk=reserved.json()["reservation_id"])
+    assert (reservation.expires_at - reservation.created_at).total_seconds() == pytest.approx(120, abs=1)
+    assert too_short.status_code == 400 and too_short.json()["error"]["code"] == "invalid"
+    assert Stock.objects.get(product__code="SKU-003").reserved == 2
+
+
 def test_seed_confirm_expired_gives_410(reserver):
     ProductFactory(code="SKU-002", on_hand=1)
     reservation_id = post(reserver, "/stock/SKU-002/reserve").json()["reservation_id"]

@@ -1,4 +1,5 @@
-"""A real HTTP webhook receiver on 127.0.0.1 for tests: verifies signatures and answers scripted statuses."""
+"""A real HTTP webhook receiver on 127.0.0.1 for tests: verifies signatures, answers scripted statuses, and can
+hold its answers (a slow receiver) until the test opens its gate."""
 import json
 import threading
 from dataclasses import dataclass, field
@@ -16,11 +17,19 @@ class Received:
     answered: int
 
 
+def _open() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
 @dataclass
 class FakeReceiver:
     secret: str
     statuses: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    # Cleared, every request is recorded on arrival and then waits (up to 60 s) for it to be set again.
+    gate: threading.Event = field(default_factory=_open)
 
     def start(self) -> "FakeReceiver":
         receiver = self
@@ -33,6 +42,7 @@ class FakeReceiver:
                 receiver.received.append(Received(self.headers.get(EVENT_ID_HEADER, ""),
                                                   self.headers.get("X-StockPulse-Event-Type", ""),
                                                   json.loads(raw), ok, status))
+                receiver.gate.wait(60)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -51,5 +61,6 @@ class FakeReceiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stockpulse"
 
     def stop(self) -> None:
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()

@@ -1,4 +1,4 @@
-"""Webhook admin: endpoints are created through the service (secret generated) and deliveries can be redelivered."""
+"""Webhook admin: endpoints saved through the service (secret generated, batches switched), deliveries redelivered."""
 import pytest
 from django.db import transaction
 
@@ -39,3 +39,18 @@ def test_dead_delivery_is_redelivered_from_the_admin(staff_client):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
     assert staff_client.get(f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_batches_are_switched_off_and_on_in_the_admin(staff_client):
+    endpoint = endpoint_make(url="https://erp.example.com/hooks", event_types=["stock.changed"])
+    form = {"url": endpoint.url, "description": "", "event_types": ["stock.changed"], "secret": "", "active": "on"}
+    assert endpoint.batches is True
+
+    off = staff_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/", form)
+    endpoint.refresh_from_db()
+    assert off.status_code == 302 and endpoint.batches is False
+
+    on = staff_client.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/", {**form, "batches": "on"})
+    endpoint.refresh_from_db()
+    assert on.status_code == 302 and endpoint.batches is True

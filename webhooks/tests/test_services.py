@@ -1,4 +1,5 @@
-"""Webhook outbox: rows written with their cause, signed delivery, retries with backoff, dead letters, redelivery."""
+"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead ones, redelivery."""
+import json
 from datetime import timedelta
 
 import pytest
@@ -7,11 +8,13 @@ from django.utils import timezone
 
 from core.errors import ValidationFailed
 from core.tests.metrics import gave_up
+from inventory.importing import stock_import
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoints_active_cached
 from webhooks.services import (
+    event_id_for,
     webhook_deliveries_redeliver,
     webhook_deliveries_sweep,
     webhook_delivery_attempt,
@@ -269,3 +272,100 @@ def test_an_update_from_a_stale_copy_keeps_a_secret_rotated_meanwhile():
 
     fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
     assert (fresh.secret, fresh.description) == (rotated.secret, "ERP")
+
+
+def _import_counts(products, *, on_hand: int) -> None:
+    """An ERP import recounting these products: one transaction changing every one of their stock rows."""
+    rows = [{"code": p.code, "on_hand": on_hand} for p in products]
+    stock_import(content=json.dumps(rows), fmt="json", reference="erp-recount")
+
+
+@pytest.mark.django_db
+def test_a_bulk_change_of_n_rows_is_ceil_n_over_max_deliveries_per_endpoint(settings):
+    settings.WEBHOOK_BATCH_MAX = 4
+    erp = endpoint_make(event_types=["stock.changed"])
+    shop = endpoint_make(event_types=["stock.changed", "order.processed"])
+    products = [ProductFactory(code=f"BULK-{n:02d}", on_hand=1) for n in range(10)]
+    assert WebhookDelivery.objects.count() == 0
+
+    _import_counts(products, on_hand=7)
+
+    for endpoint in (erp, shop):
+        deliveries = list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("id"))
+        assert [(d.event_type, d.event_count) for d in deliveries] == [("batch", 4), ("batch", 3), ("batch", 3)]
+        events = [event for d in deliveries for event in d.payload["events"]]
+        # Every event once, in the order of the change, each with its own id and the stock hook's data.
+        assert [e["data"]["code"] for e in events] == [p.code for p in products]
+        assert {e["type"] for e in events} == {"stock.changed"} and {e["data"]["on_hand"] for e in events} == {7}
+        assert [e["id"] for e in events] == [
+            str(event_id_for("stock.changed", f"{p.code}:v2")) for p in products]
+
+
+@pytest.mark.django_db
+def test_an_endpoint_that_does_not_take_batches_still_gets_one_delivery_per_event(settings):
+    settings.WEBHOOK_BATCH_MAX = 4
+    endpoint = endpoint_make(event_types=["stock.changed"])
+    webhook_endpoint_update(endpoint=endpoint, batches=False)
+    products = [ProductFactory(on_hand=1) for _ in range(5)]
+
+    _import_counts(products, on_hand=3)
+
+    deliveries = list(WebhookDelivery.objects.order_by("id"))
+    assert [(d.event_type, d.event_count) for d in deliveries] == [("stock.changed", 1)] * 5
+    assert [d.payload["data"]["code"] for d in deliveries] == [p.code for p in products]
+    assert all(d.payload["id"] == str(d.event_id) for d in deliveries)
+
+
+@pytest.mark.django_db
+def test_the_same_events_enqueued_twice_as_a_batch_are_one_delivery():
+    endpoint_make(event_types=["stock.changed"])
+    events = [{"type": "stock.changed", "key": f"SKU-{n}:v1", "data": {"code": f"SKU-{n}"}} for n in range(3)]
+
+    first = webhook_events_enqueue(events=events, batch=True)
+    again = webhook_events_enqueue(events=events, batch=True)
+
+    assert len(first) == 1 and again == []
+    assert WebhookDelivery.objects.get().event_count == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receiver_gets_each_batch_signed_over_its_body_with_the_batch_id(receiver, settings):
+    settings.WEBHOOK_BATCH_MAX = 3
+    endpoint_make(url=receiver.url, event_types=["stock.changed"], secret=receiver.secret)
+    products = [ProductFactory(on_hand=2) for _ in range(5)]
+    _import_counts(products, on_hand=9)
+    deliveries = list(WebhookDelivery.objects.order_by("id"))
+
+    sent = [webhook_delivery_attempt(delivery_id=d.pk) for d in deliveries]
+
+    assert [d.status for d in sent] == [DeliveryStatus.DELIVERED] * 2
+    assert [len(r.body["events"]) for r in receiver.received] == [3, 2]
+    for request, delivery in zip(receiver.received, deliveries):
+        assert request.signature_ok and request.event_type == "batch"
+        assert request.event_id == request.body["id"] == str(delivery.event_id)
+        assert request.body["type"] == "batch" and request.body["created_at"]
+    events = [e for r in receiver.received for e in r.body["events"]]
+    assert [(e["type"], e["data"]["code"], e["data"]["on_hand"]) for e in events] == [
+        ("stock.changed", p.code, 9) for p in products]
+    assert len({e["id"] for e in events}) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_changes_deliveries_reach_the_receiver_in_the_order_of_its_events(receiver, settings):
+    from core.tests.celery_worker import queues_purge, running_worker
+
+    settings.WEBHOOK_BATCH_MAX = 2
+    endpoint_make(url=receiver.url, event_types=["stock.changed"], secret=receiver.secret)
+    products = [ProductFactory(on_hand=1) for _ in range(6)]
+    queues_purge()
+
+    with running_worker("celery"):
+        _import_counts(products, on_hand=5)
+        deliveries = list(WebhookDelivery.objects.order_by("id"))
+        for delivery in deliveries:
+            delivery_wait_for(delivery, status=DeliveryStatus.DELIVERED)
+    queues_purge()
+
+    assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 3
+    events = [event for request in receiver.received for event in request.body.get("events", [request.body])]
+    assert [e["data"]["code"] for e in events] == [p.code for p in products]

@@ -7,7 +7,7 @@ from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoints_active_cached
-from webhooks.services import webhook_delivery_attempt
+from webhooks.services import webhook_delivery_attempt, webhook_events_enqueue
 from webhooks.tests.factories import deliveries_make, endpoint_make
 from webhooks.tests.helpers import delivery_wait_for
 from webhooks.views import REDELIVER_MAX_IDS
@@ -44,8 +44,8 @@ def test_list_pages_the_endpoints_without_their_secrets(manager):
     body = response.json()
     assert body["count"] == 2 and body["next"] is not None
     assert [e["id"] for e in body["results"]] == [first.pk]
-    assert set(body["results"][0]) == {"id", "url", "description", "event_types", "active", "created_at",
-                                       "updated_at"}
+    assert set(body["results"][0]) == {"id", "url", "description", "event_types", "active", "batches",
+                                       "created_at", "updated_at"}
     assert manager.get(ENDPOINTS, {"page": 2, "page_size": 1}).json()["results"][0]["id"] == second.pk
     assert b"first-secret" not in response.content
 
@@ -141,12 +141,29 @@ def test_patch_changes_only_the_fields_sent(manager):
 
 
 @pytest.mark.django_db
+def test_an_endpoint_switched_off_batches_over_the_api_gets_one_delivery_per_event(manager, settings):
+    settings.WEBHOOK_BATCH_MAX = 10
+    created = manager.post(ENDPOINTS, {"url": "https://erp.example.com/hooks", "event_types": ["stock.changed"]},
+                           format="json").json()
+    assert created["batches"] is True
+    events = [{"type": "stock.changed", "key": f"SKU-{n}:v1", "data": {"code": f"SKU-{n}"}} for n in range(3)]
+
+    response = manager.patch(f"{ENDPOINTS}/{created['id']}", {"batches": False}, format="json")
+    webhook_events_enqueue(events=events, batch=True)
+
+    assert response.status_code == 200 and response.json()["batches"] is False
+    assert list(WebhookDelivery.objects.order_by("id").values_list("event_type", "event_count")) == [
+        ("stock.changed", 1)] * 3
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("body, field", [
     ({"url": ""}, "url"),
     ({"url": "gopher://erp.example.com/hooks"}, "url"),
     ({"event_types": ["stock.melted"]}, "unknown"),
     ({"event_types": []}, "unknown"),
     ({"active": "sometimes"}, "active"),
+    ({"batches": "sometimes"}, "batches"),
 ])
 def test_invalid_patch_gets_400_and_changes_nothing(manager, body, field):
     endpoint = endpoint_make(url="https://erp.example.com/hooks", event_types=["stock.changed"])
@@ -266,6 +283,22 @@ def test_deliveries_are_listed_newest_first_and_filtered(manager):
     row = manager.get(DELIVERIES, {"endpoint": shop.pk}).json()["results"][0]
     assert row["endpoint"] == shop.pk and row["status"] == "dead" and row["attempts"] == 12
     assert row["event_id"] == str(shop_order.event_id) and row["payload"]["type"] == "order.processed"
+
+
+@pytest.mark.django_db
+def test_batched_deliveries_are_listed_with_their_event_count_and_filtered_as_batch(manager):
+    endpoint_make(event_types=["stock.changed", "order.processed"])
+    (single,) = deliveries_make(key="o-1")
+    (batch,) = WebhookDelivery.objects.filter(pk__in=webhook_events_enqueue(batch=True, events=[
+        {"type": "stock.changed", "key": f"SKU-{n}:v1", "data": {"code": f"SKU-{n}"}} for n in range(3)]))
+
+    listed = manager.get(DELIVERIES).json()["results"]
+    batches = manager.get(DELIVERIES, {"event_type": "batch"}).json()["results"]
+
+    assert [(d["id"], d["event_type"], d["event_count"]) for d in listed] == [
+        (batch.pk, "batch", 3), (single.pk, "order.processed", 1)]
+    assert [d["id"] for d in batches] == [batch.pk]
+    assert [e["data"]["code"] for e in batches[0]["payload"]["events"]] == ["SKU-0", "SKU-1", "SKU-2"]
 
 
 @pytest.mark.django_db
