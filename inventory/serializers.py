@@ -21,6 +21,16 @@ class StockOutputSerializer(serializers.ModelSerializer):
         return stock.on_hand - stock.reserved
 
 
+class StockProjectionOutputSerializer(StockOutputSerializer):
+    """A stock row with its projection's stockout day and lowest balance in 7 days (null: none computed yet)."""
+
+    stockout_date = serializers.DateField(allow_null=True, read_only=True)
+    min_balance_7d = serializers.IntegerField(allow_null=True, read_only=True)
+
+    class Meta(StockOutputSerializer.Meta):
+        fields = [*StockOutputSerializer.Meta.fields, "stockout_date", "min_balance_7d"]
+
+
 class StockDetailOutputSerializer(StockOutputSerializer):
     """A stock row as asked for by a code that may be an alias: says which code was asked and which is canonical."""
 
