@@ -69,3 +69,13 @@ def test_events_limit_keeps_the_newest(client, staff_user):
 def test_events_reject_a_limit_out_of_range(client, staff_user, limit):
     client.force_login(staff_user)
     assert_error_shape(client.get(URL, {"limit": limit}), 400, "invalid")
+
+
+def test_the_page_names_the_new_columns_and_feed_lines_in_portuguese(client, staff_user):
+    client.force_login(staff_user)
+
+    page = client.get("/dashboard/", HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+
+    assert "Dia da ruptura" in page and "Mínimo em 7 dias" in page
+    assert "Buscar código, código de barras ou nome" in page
+    assert '"movement.receipt": "Entrada"' in page and '"eventsUrl": "/dashboard/events?limit=50"' in page
