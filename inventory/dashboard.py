@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAdminUser
@@ -110,11 +110,7 @@ class DashboardEventsApi(APIView):
     class FilterSerializer(serializers.Serializer):
         limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=DASHBOARD_EVENTS_MAX)
 
-    @extend_schema(
-        parameters=[FilterSerializer],
-        responses=inline_serializer("DashboardEventsOutput", {"items": serializers.ListField(
-            child=serializers.DictField(), help_text="Newest first: movement.<kind> and reservation.<status>.")}),
-    )
+    @extend_schema(exclude=True)  # the page's own route, not part of the client API (no token opens it)
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -79,3 +79,11 @@ def test_the_page_names_the_new_columns_and_feed_lines_in_portuguese(client, sta
     assert "Dia da ruptura" in page and "Mínimo em 7 dias" in page
     assert "Buscar código, código de barras ou nome" in page
     assert '"movement.receipt": "Entrada"' in page and '"eventsUrl": "/dashboard/events?limit=50"' in page
+
+
+def test_events_are_not_part_of_the_client_api_schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    assert not [path for path in schema["paths"] if path.startswith("/dashboard")]
