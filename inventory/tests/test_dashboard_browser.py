@@ -391,3 +391,23 @@ def test_on_a_phone_every_row_shows_code_name_and_available_without_sideways_scr
     target = _screenshot_target(tmp_path, "dashboard-phone.png")
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+
+
+def test_projection_columns_follow_a_live_stock_change(page):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="MILHO-1KG", on_hand=10)
+    _planned_stockout(product, days=2, quantity=14)
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, "MILHO-1KG", "min_balance_7d")).to_have_text("-4")
+
+    stockout = _cell(page, "MILHO-1KG", "stockout_date").inner_text()
+
+    # Still a stockout on the same day: no risk event, only the stock change tells the page.
+    stock_receive(code="MILHO-1KG", quantity=2)
+    projection_recompute(product_ids=[product.pk])  # what the recompute task does after the change
+
+    expect(_cell(page, "MILHO-1KG", "available")).to_have_text("12")
+    expect(_cell(page, "MILHO-1KG", "min_balance_7d")).to_have_text("-2")
+    expect(_cell(page, "MILHO-1KG", "stockout_date")).to_have_text(stockout)

@@ -297,13 +297,16 @@
   }
 
   // A stock change moves the projection; its columns are refetched once the recompute has had time to run.
+  // At most one refetch every 3 s whatever the event rate (a steady stream never postpones it), in
+  // requests of at most 200 codes.
   function projectionRefreshSoon(code) {
     projectionCodes.add(code);
-    clearTimeout(projectionTimer);
+    if (projectionTimer) return;
     projectionTimer = setTimeout(function () {
       var codes = Array.from(projectionCodes);
       projectionCodes.clear();
-      loadSnapshot(codes).catch(function () {});
+      projectionTimer = null;
+      for (var i = 0; i < codes.length; i += 200) loadSnapshot(codes.slice(i, i + 200)).catch(function () {});
     }, 3000);
   }
 
