@@ -153,6 +153,9 @@
     if (tr.parentNode === els.tbody && (!prev || compareEntries(entryOf(prev), entry) <= 0) &&
         (!next || compareEntries(entry, entryOf(next)) <= 0)) return;
     if (tr.parentNode) tr.parentNode.removeChild(tr);
+    var last = els.tbody.lastElementChild;
+    // A snapshot arrives in order: each new row goes last, without a search.
+    if (!last || compareEntries(entryOf(last), entry) <= 0) { els.tbody.appendChild(tr); return; }
     var kids = els.tbody.children, lo = 0, hi = kids.length;
     while (lo < hi) {
       var mid = (lo + hi) >> 1;
