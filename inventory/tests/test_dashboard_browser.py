@@ -111,16 +111,20 @@ def page(server, staff_user, monkeypatch):
     staff_user.save(update_fields=["password"])
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(f"{server.url}/admin/login/?next=/dashboard/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "staff-pass-123")
-        page.click("input[type=submit]")
-        page.wait_for_selector("#conn")
-        yield page
+        yield _signed_in_page(browser, server, viewport={"width": 1280, "height": 800})
         browser.close()
+
+
+def _signed_in_page(browser, server, **context_options):
+    """A new browser context (its own cookies) signed in as staff, on the dashboard."""
+    page = browser.new_context(locale="en-US", **context_options).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{server.url}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "staff-pass-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#conn")
+    return page
 
 
 def _cell(page, code: str, column: str):
@@ -373,10 +377,11 @@ def test_the_chart_has_a_date_axis_and_stays_in_view_while_the_table_scrolls(pag
     assert target.stat().st_size > 10_000
 
 
-def test_on_a_phone_every_row_shows_code_name_and_available_without_sideways_scrolling(page, tmp_path):
-    page.set_viewport_size({"width": 390, "height": 844})
+def test_on_a_phone_every_row_shows_code_name_and_available_without_sideways_scrolling(page, server, tmp_path):
     code = _store(24)
-    page.reload()
+    # A phone's browser: a 390×844 screen that honours the page's viewport meta tag.
+    page = _signed_in_page(page.context.browser, server, viewport={"width": 390, "height": 844},
+                           device_scale_factor=2, is_mobile=True, has_touch=True)
     _wait_live(page)
 
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -389,7 +394,7 @@ def test_on_a_phone_every_row_shows_code_name_and_available_without_sideways_scr
     page.click(f'tr[data-code="{code}"]')
     page.wait_for_selector("#chart svg")
     target = _screenshot_target(tmp_path, "dashboard-phone.png")
-    page.screenshot(path=str(target))
+    page.screenshot(path=str(target), scale="css")  # 390×844 pixels
     assert target.stat().st_size > 10_000
 
 
