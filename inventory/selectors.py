@@ -1,7 +1,7 @@
 """Reads for inventory: code resolution (aliases included), stock lists and the ledger."""
 from collections.abc import Iterable
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Case, F, QuerySet, Sum, When
 
 from core.errors import UnknownCode
 from inventory.codes import code_normalise
@@ -53,6 +53,21 @@ def stock_list(
         match, ranks = product_search(search, path="product__")
         qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code")
     return qs
+
+
+def stock_with_projection(qs: QuerySet[Stock]) -> QuerySet[Stock]:
+    """``qs`` with each product's stockout day and lowest balance in 7 days from its projection summary
+    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN."""
+    computed = {"product__projection__computed_at__isnull": False}
+    return qs.annotate(
+        stockout_date=Case(When(**computed, then=F("product__projection__stockout_date")), default=None),
+        min_balance_7d=Case(When(**computed, then=F("product__projection__min_balance_7d")), default=None),
+    )
+
+
+def movement_recent(*, limit: int) -> list[StockMovement]:
+    """The newest ``limit`` ledger rows of all products, newest first, product loaded (created_at index)."""
+    return list(StockMovement.objects.select_related("product").order_by("-created_at", "-id")[:limit])
 
 
 def stock_get_by_code(*, code: str) -> Stock:

@@ -21,6 +21,19 @@ class StockOutputSerializer(serializers.ModelSerializer):
         return stock.on_hand - stock.reserved
 
 
+class StockProjectionOutputSerializer(StockOutputSerializer):
+    """A stock row with its projection's stockout day and lowest balance in 7 days (null: none computed yet)."""
+
+    # Not read_only: the schema would then call them required, and the snapshot has them only when asked.
+    stockout_date = serializers.DateField(allow_null=True, required=False,
+                                          help_text="Only with fields=projection: the first day below zero.")
+    min_balance_7d = serializers.IntegerField(allow_null=True, required=False,
+                                              help_text="Only with fields=projection: the lowest balance in 7 days.")
+
+    class Meta(StockOutputSerializer.Meta):
+        fields = [*StockOutputSerializer.Meta.fields, "stockout_date", "min_balance_7d"]
+
+
 class StockDetailOutputSerializer(StockOutputSerializer):
     """A stock row as asked for by a code that may be an alias: says which code was asked and which is canonical."""
 

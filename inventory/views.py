@@ -10,7 +10,12 @@ from core.auth import actor_label
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, Unit
-from inventory.serializers import MovementOutputSerializer, StockDetailOutputSerializer, StockOutputSerializer
+from inventory.serializers import (
+    MovementOutputSerializer,
+    StockDetailOutputSerializer,
+    StockOutputSerializer,
+    StockProjectionOutputSerializer,
+)
 
 
 class StockListApi(APIView):
@@ -95,14 +100,18 @@ class StockSnapshotApi(APIView):
         codes = serializers.CharField(required=False, help_text="Comma-separated codes or unified codes.")
         category = serializers.CharField(required=False, max_length=100)
         search = serializers.CharField(required=False, max_length=100)
+        fields = serializers.ChoiceField(required=False, choices=["projection"])
 
     @extend_schema(
         parameters=[OpenApiParameter("codes", str), OpenApiParameter("category", str),
                     OpenApiParameter("search", str, description="Part of a code, unified code or name (accents "
-                                     "and typos aside): the dashboard's search box. Best match first.")],
+                                     "and typos aside): the dashboard's search box. Best match first."),
+                    OpenApiParameter("fields", str, enum=["projection"],
+                                     description="projection: each item also has stockout_date and min_balance_7d "
+                                     "from its projection summary (null while none is computed).")],
         responses=inline_serializer(
             "StockSnapshotOutput",
-            {"server_time": serializers.DateTimeField(), "items": StockOutputSerializer(many=True),
+            {"server_time": serializers.DateTimeField(), "items": StockProjectionOutputSerializer(many=True),
              "unknown": serializers.ListField(child=serializers.CharField())},
         ),
     )
@@ -117,7 +126,10 @@ class StockSnapshotApi(APIView):
             codes = [c for c in filters.validated_data["codes"].split(",") if c.strip()]
             found, unknown = selectors.products_resolve_many(codes=codes[: settings.STOCK_LOOKUP_MAX_CODES])
             queryset = queryset.filter(product_id__in=[p.pk for p in found.values()])
-        items = StockOutputSerializer(queryset, many=True).data
+        serializer_class = StockOutputSerializer
+        if filters.validated_data.get("fields") == "projection":
+            queryset, serializer_class = selectors.stock_with_projection(queryset), StockProjectionOutputSerializer
+        items = serializer_class(queryset, many=True).data
         return Response({"server_time": server_time, "items": items, "unknown": unknown})
 
 

@@ -61,6 +61,16 @@ def reservation_list(*, client: ApiClient | None, status: str | None = None) -> 
     return _with_lines(qs.order_by("-created_at"))
 
 
+def reservation_recent_per_status(*, limit: int) -> list[Reservation]:
+    """The newest ``limit`` reservations of each status, lines and products loaded: the dashboard's last
+    reservation events. One index range per status (status, -created_at), so the table is never sorted whole;
+    a reservation created long before the newest ``limit`` of its status is not among them."""
+    found: list[Reservation] = []
+    for status in ReservationStatus.values:
+        found.extend(_with_lines(Reservation.objects.filter(status=status).order_by("-created_at"))[:limit])
+    return found
+
+
 def reserved_drift() -> list[dict]:
     """Products whose Stock.reserved differs from the sum of their active reservation lines."""
     totals = dict(

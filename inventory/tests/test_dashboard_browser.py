@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,12 @@ from django.utils import timezone
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
 from core.tests.own_redis import OwnRedis
-from inventory.models import Stock
+from inventory.models import Product, Stock
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
+from projections.models import Direction, ProjectionSummary
+from projections.services import projection_recompute, projection_today
+from projections.tests.factories import PlannedMovementFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -137,15 +141,7 @@ def _dashboard_page(server, staff_user, monkeypatch):
     staff_user.save(update_fields=["password"])
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(f"{server.url}/admin/login/?next=/dashboard/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "staff-pass-123")
-        page.click("input[type=submit]")
-        page.wait_for_selector("#conn")
-        yield page
+        yield _signed_in_page(browser, server, viewport={"width": 1280, "height": 800})
         browser.close()
 
 
@@ -175,6 +171,18 @@ def page_on_own_redis(server_on_own_redis, staff_user, monkeypatch):
         yield page
 
 
+def _signed_in_page(browser, server, **context_options):
+    """A new browser context (its own cookies) signed in as staff, on the dashboard."""
+    page = browser.new_context(locale="en-US", **context_options).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{server.url}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "staff-pass-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#conn")
+    return page
+
+
 def _cell(page, code: str, column: str):
     return page.locator(f'tr[data-code="{code}"] td[data-col="{column}"]')
 
@@ -183,7 +191,7 @@ def _wait_live(page) -> None:
     page.wait_for_selector('#conn[data-state="live"]')
 
 
-def test_stock_changed_through_the_api_appears_on_the_dashboard(page, server, tmp_path):
+def test_stock_changed_through_the_api_appears_on_the_dashboard(page, server):
     from playwright.sync_api import expect
 
     product = ProductFactory(code="CAFE-500", name="Café 500 g", on_hand=10, category="mercearia")
@@ -206,16 +214,13 @@ def test_stock_changed_through_the_api_appears_on_the_dashboard(page, server, tm
     expect(page.locator(f'tr[data-code="{product.code}"]')).to_have_attribute("data-version", "2")
     realtime_publish([{"type": "reservation.created", "reservation": "r-1", "at": timezone.now().isoformat(),
                        "lines": [{"code": product.code, "quantity": 2}]}])
-    expect(page.locator("#feed li")).to_have_count(1)
+    # Newest first: the reservation, the receipt as it happened, then the server's two factory receipts.
+    expect(page.locator("#feed li")).to_have_count(4)
     expect(page.locator("#feed li").first).to_contain_text(f"{product.code} ×2")
+    expect(page.locator("#feed li").nth(1)).to_contain_text(f"{product.code} · Café 500 g +5 → 15")
     expect(page.locator("#count-rpm")).to_have_text("1")
     page.click(f'tr[data-code="{product.code}"]')
     page.wait_for_selector("#chart svg")
-    # docs/dashboard.png is refreshed only on request (DASHBOARD_SCREENSHOT=1), so a test run
-    # leaves the checkout unchanged.
-    target = ROOT / "docs" / "dashboard.png" if os.environ.get("DASHBOARD_SCREENSHOT") else tmp_path / "dashboard.png"
-    page.screenshot(path=str(target), full_page=True)
-    assert target.stat().st_size > 10_000
 
 
 def test_dashboard_recovers_changes_made_while_the_server_was_down(page, server):
@@ -302,3 +307,193 @@ def test_dashboard_search_finds_names_without_accents_and_aliases_best_match_fir
     page.fill("#search", "")
     expect(page.locator(visible)).to_have_count(3)
     expect(page.locator(visible).first).to_have_attribute("data-code", "A-CAFETEIRA")
+
+
+# ---- what a manager looks for: sortable columns, projection columns, past events, chart axis, phone layout
+
+
+def _visible_codes(page) -> list[str]:
+    return page.locator("tr[data-code]:not([hidden])").evaluate_all("rows => rows.map(r => r.dataset.code)")
+
+
+def _planned_stockout(product, *, days: int, quantity: int) -> None:
+    PlannedMovementFactory(product=product, date=projection_today() + timedelta(days=days), quantity=quantity)
+    projection_recompute(product_ids=[product.pk])
+
+
+def test_a_column_header_sorts_numbers_numerically_reverses_and_live_changes_keep_the_order(page):
+    from playwright.sync_api import expect
+
+    ProductFactory(code="A", on_hand=5)
+    ProductFactory(code="B", on_hand=20)
+    ProductFactory(code="C", on_hand=12)
+    page.reload()
+    _wait_live(page)
+    assert _visible_codes(page) == ["A", "B", "C"]
+
+    page.click('th[data-col="available"] button')
+    expect(page.locator('th[data-col="available"]')).to_have_attribute("aria-sort", "ascending")
+    assert _visible_codes(page) == ["A", "C", "B"]  # 5 < 12 < 20, not "12" < "20" < "5"
+
+    page.click('th[data-col="available"] button')
+    expect(page.locator('th[data-col="available"]')).to_have_attribute("aria-sort", "descending")
+    assert _visible_codes(page) == ["B", "C", "A"]
+
+    stock_receive(code="A", quantity=10)  # A now has 15: between B (20) and C (12)
+    expect(_cell(page, "A", "available")).to_have_text("15")
+    assert _visible_codes(page) == ["B", "A", "C"]
+
+
+def test_projection_columns_show_the_summaries_and_sort_by_day_with_the_empty_last(page):
+    from playwright.sync_api import expect
+
+    late = ProductFactory(code="LATE", on_hand=10)
+    soon = ProductFactory(code="SOON", on_hand=10)
+    ProductFactory(code="NONE", on_hand=10)  # no summary computed
+    _planned_stockout(late, days=12, quantity=11)
+    _planned_stockout(soon, days=2, quantity=14)
+    page.reload()
+    _wait_live(page)
+
+    for summary in ProjectionSummary.objects.filter(product__code__in=["LATE", "SOON"]).select_related("product"):
+        code = summary.product.code
+        expect(_cell(page, code, "stockout_date").locator("time")).to_have_attribute(
+            "datetime", summary.stockout_date.isoformat())
+        expect(_cell(page, code, "min_balance_7d")).to_have_text(str(summary.min_balance_7d))
+    expect(_cell(page, "SOON", "min_balance_7d")).to_have_text("-4")
+    expect(_cell(page, "NONE", "stockout_date")).to_have_text("—")
+    expect(_cell(page, "NONE", "min_balance_7d")).to_have_text("—")
+
+    page.click('th[data-col="stockout_date"] button')
+    assert _visible_codes(page) == ["SOON", "LATE", "NONE"]
+    page.click('th[data-col="stockout_date"] button')
+    assert _visible_codes(page) == ["LATE", "SOON", "NONE"]
+
+
+def test_a_full_barcode_in_the_search_box_shows_its_product(page):
+    from playwright.sync_api import expect
+
+    from inventory.tests.factories import UnifiedCodeFactory
+
+    UnifiedCodeFactory(code="7891000100103", product=ProductFactory(code="NESCAU-400", name="Achocolatado 400 g"))
+    ProductFactory(code="7891000-OTHER", name="Outro")
+    page.reload()
+    _wait_live(page)
+
+    page.fill("#search", "7891000100103")
+
+    expect(page.locator("tr[data-code]:not([hidden])")).to_have_count(1)
+    assert _visible_codes(page) == ["NESCAU-400"]
+
+
+def test_after_a_reload_the_feed_shows_the_servers_last_events(page):
+    from playwright.sync_api import expect
+
+    from reservations.services import reservation_release
+    from reservations.tests.factories import reservation_make
+
+    ProductFactory(code="OLEO-900", name="Óleo 900 ml", on_hand=7)
+    held = reservation_make(lines=[{"code": "OLEO-900", "quantity": 2}])
+    reservation_release(reservation_id=held.pk, client=None)
+    page.reload()
+    _wait_live(page)
+
+    items = page.locator("#feed li")
+    expect(items).to_have_count(3)
+    assert items.evaluate_all("lis => lis.map(li => li.dataset.type)") == [
+        "reservation.released", "reservation.created", "movement.receipt"]
+    expect(items.nth(2)).to_contain_text("Receipt OLEO-900 · Óleo 900 ml +7 → 7")
+
+
+def _store(count: int) -> str:
+    """A grocery's shelf: ``count`` products, some low or out, some with a projected stockout."""
+    names = ["Café torrado 500 g", "Arroz agulhinha tipo 1 5 kg", "Feijão carioca 1 kg", "Leite integral UHT 1 L",
+             "Açúcar refinado 1 kg", "Óleo de soja 900 ml", "Macarrão espaguete 500 g", "Farinha de trigo 1 kg"]
+    for n in range(count):
+        product = ProductFactory(code=f"78910{n:08d}", name=f"{names[n % len(names)]} lote {n}",
+                                 on_hand=(n * 7) % 40, low_stock_threshold=6)
+        if n % 3 == 0 and product.stock.on_hand:
+            _planned_stockout(product, days=2 + n % 9, quantity=product.stock.on_hand + 3)
+    code = "7891000000000"
+    stock_receive(code=code, quantity=25)
+    stock_adjust(code=code, delta=-8, reason="breakage")
+    product = Product.objects.get(code=code)
+    for days, direction, quantity in [(1, Direction.OUT, 5), (3, Direction.OUT, 6), (6, Direction.OUT, 9),
+                                      (9, Direction.IN, 20), (13, Direction.OUT, 7)]:
+        PlannedMovementFactory(product=product, date=projection_today() + timedelta(days=days),
+                               direction=direction, quantity=quantity)
+    projection_recompute(product_ids=[product.pk])
+    return code
+
+
+def _screenshot_target(tmp_path, name: str) -> Path:
+    # docs/ screenshots are refreshed only on request (DASHBOARD_SCREENSHOT=1), so a test run leaves the
+    # checkout unchanged.
+    return ROOT / "docs" / name if os.environ.get("DASHBOARD_SCREENSHOT") else tmp_path / name
+
+
+def test_the_chart_has_a_date_axis_and_stays_in_view_while_the_table_scrolls(page, tmp_path):
+    from playwright.sync_api import expect
+
+    code = _store(40)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.reload()
+    _wait_live(page)
+    page.click(f'tr[data-code="{code}"]')
+    expect(page.locator("#chart path.projection")).to_have_count(1)
+
+    labels = page.locator("#chart .time-axis text.xtick:not(.xdate)")
+    assert labels.count() >= 2
+    ticks = labels.evaluate_all("ts => ts.map(t => [t.getAttribute('data-time'), t.textContent])")
+    times = [time for time, _text in ticks]
+    assert times == sorted(times) and all(text.strip() for _time, text in ticks)
+
+    page.mouse.wheel(0, 5000)
+    page.wait_for_function("window.scrollY > 300")
+    box = page.locator("#chart svg").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= 768
+    target = _screenshot_target(tmp_path, "dashboard.png")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+
+
+def test_on_a_phone_every_row_shows_code_name_and_available_without_sideways_scrolling(page, server, tmp_path):
+    code = _store(24)
+    # A phone's browser: a 390×844 screen that honours the page's viewport meta tag.
+    page = _signed_in_page(page.context.browser, server, viewport={"width": 390, "height": 844},
+                           device_scale_factor=2, is_mobile=True, has_touch=True)
+    _wait_live(page)
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for column in ("code", "name", "available"):
+        boxes = page.locator(f'tr[data-code]:not([hidden]) td[data-col="{column}"]').evaluate_all(
+            "tds => tds.map(td => td.getBoundingClientRect()).map(r => [r.left, r.right, r.width])")
+        assert len(boxes) == 24
+        assert all(left >= 0 and right <= 390 and width > 0 for left, right, width in boxes), column
+    assert page.locator('tr[data-code] td[data-col="on_hand"]').first.is_hidden()
+    page.click(f'tr[data-code="{code}"]')
+    page.wait_for_selector("#chart svg")
+    target = _screenshot_target(tmp_path, "dashboard-phone.png")
+    page.screenshot(path=str(target), scale="css")  # 390×844 pixels
+    assert target.stat().st_size > 10_000
+
+
+def test_projection_columns_follow_a_live_stock_change(page):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="MILHO-1KG", on_hand=10)
+    _planned_stockout(product, days=2, quantity=14)
+    page.reload()
+    _wait_live(page)
+    expect(_cell(page, "MILHO-1KG", "min_balance_7d")).to_have_text("-4")
+
+    stockout = _cell(page, "MILHO-1KG", "stockout_date").inner_text()
+
+    # Still a stockout on the same day: no risk event, only the stock change tells the page.
+    stock_receive(code="MILHO-1KG", quantity=2)
+    projection_recompute(product_ids=[product.pk])  # what the recompute task does after the change
+
+    expect(_cell(page, "MILHO-1KG", "available")).to_have_text("12")
+    expect(_cell(page, "MILHO-1KG", "min_balance_7d")).to_have_text("-2")
+    expect(_cell(page, "MILHO-1KG", "stockout_date")).to_have_text(stockout)

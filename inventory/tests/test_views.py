@@ -1,4 +1,6 @@
 """Tests for the inventory REST API: reads, lookups, movements, product management and error shapes."""
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -220,3 +222,25 @@ def test_unified_code_create_points_at_canonical_even_when_asked_by_alias(manage
     response = manager.post("/api/v1/products/U-OLD/unified-codes", {"code": "u-older"}, format="json")
 
     assert response.json() == {"code": "U-OLDER", "product_code": "U-1"}
+
+
+def test_snapshot_with_projection_fields_has_stockout_day_and_7_day_minimum(reader):
+    from projections.services import projection_recompute, projection_today
+    from projections.tests.factories import PlannedMovementFactory
+
+    planned = ProductFactory(code="P-PLAN", on_hand=10)
+    ProductFactory(code="P-NONE", on_hand=4)  # no summary computed: both fields null
+    stockout = projection_today() + timedelta(days=3)
+    PlannedMovementFactory(product=planned, date=stockout, quantity=15)
+    projection_recompute(product_ids=[planned.pk])
+
+    plain = reader.get("/api/v1/stock/snapshot").json()
+    body = reader.get("/api/v1/stock/snapshot", {"fields": "projection"}).json()
+
+    assert "stockout_date" not in plain["items"][0]  # other clients' answer is unchanged
+    assert [(i["code"], i["stockout_date"], i["min_balance_7d"]) for i in body["items"]] == [
+        ("P-NONE", None, None), ("P-PLAN", stockout.isoformat(), -5)]
+
+
+def test_snapshot_rejects_an_unknown_field_set(reader):
+    assert_error_shape(reader.get("/api/v1/stock/snapshot", {"fields": "everything"}), 400, "invalid")

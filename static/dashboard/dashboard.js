@@ -5,6 +5,8 @@
 // version gap (an event was lost) refetches that SKU; every (re)connection reloads the snapshot. When
 // the server says its stream was "interrupted" (events may be lost) the page is not live until the
 // "resync" that follows, which reloads the snapshot as a reconnection does.
+// The table sorts by any column (its header), the feed starts from the server's last events, and the
+// chart draws a SKU's ledger and projection on a date/time axis.
 (function () {
   "use strict";
 
@@ -23,9 +25,16 @@
   var searchRanks = null;      // while searching: code -> rank (0 = best) from the server's search
   var searchSeq = 0;
   var searchTimer = null;
+  var sortCol = null;          // the column header last clicked, or null: by code (or search rank)
+  var sortDir = 1;             // 1 ascending, -1 descending (a second click on the same header)
+  var projectionCodes = new Set();  // SKUs whose projection columns are refetched soon
+  var projectionTimer = null;
+  var COLUMNS = ["code", "name", "on_hand", "reserved", "available", "threshold", "stockout_date", "min_balance_7d"];
+  var RIGHT_ALIGNED = ["on_hand", "reserved", "available", "threshold", "stockout_date", "min_balance_7d"];
 
   var els = {
     tbody: document.getElementById("stock-rows"),
+    thead: document.querySelector("#stock-table thead"),
     noRows: document.getElementById("no-rows"),
     conn: document.getElementById("conn"),
     connText: document.getElementById("conn-text"),
@@ -66,6 +75,19 @@
     if (td.textContent !== text) td.textContent = text;
   }
 
+  // A projection column is empty ("—") while the product has no computed projection summary.
+  function dateCell(tr, name, iso) {
+    var td = tr.querySelector('[data-col="' + name + '"]');
+    if (td.dataset.value === (iso || "")) return;
+    td.dataset.value = iso || "";
+    td.textContent = "";
+    if (!iso) { td.textContent = S.no_value; return; }
+    var time = document.createElement("time");
+    time.dateTime = iso;
+    time.textContent = new Date(iso + "T12:00:00").toLocaleDateString(undefined, { day: "2-digit", month: "2-digit", year: "numeric" });
+    td.appendChild(time);
+  }
+
   function renderRow(entry, flash) {
     var d = entry.data, tr = entry.tr;
     cell(tr, "code", d.code);
@@ -74,6 +96,8 @@
     cell(tr, "reserved", d.reserved);
     cell(tr, "available", d.available);
     cell(tr, "threshold", d.threshold);
+    dateCell(tr, "stockout_date", d.stockout_date);
+    cell(tr, "min_balance_7d", d.min_balance_7d === null || d.min_balance_7d === undefined ? S.no_value : d.min_balance_7d);
     tr.dataset.version = d.version;
     tr.dataset.state = stateOf(d);
     tr.title = d.available <= 0 ? S.out : (d.available < d.threshold ? S.low : "");
@@ -88,32 +112,80 @@
   function newRow(d) {
     var tr = document.createElement("tr");
     tr.dataset.code = d.code;
-    ["code", "name", "on_hand", "reserved", "available", "threshold"].forEach(function (name) {
+    COLUMNS.forEach(function (name) {
       var td = document.createElement("td");
       td.dataset.col = name;
-      if (name !== "code" && name !== "name") td.className = "num";
+      if (RIGHT_ALIGNED.indexOf(name) >= 0) td.className = "num";
       tr.appendChild(td);
     });
     tr.addEventListener("click", function () { selectSku(d.code); });
     return tr;
   }
 
-  function insertSorted(tr, code) {
-    var next = null;
-    rows.forEach(function (e, c) { if (c > code && (!next || c < next.dataset.code)) next = e.tr; });
-    els.tbody.insertBefore(tr, next);
+  // ---- order: the clicked column (numbers numerically, dates by day, empty last), else search rank, else code ----
+  function compareValues(a, b) {
+    if (a === b) return 0;
+    if (a === null || a === undefined) return 1;
+    if (b === null || b === undefined) return -1;
+    if (typeof a === "number") return a - b;
+    return String(a).localeCompare(String(b), undefined, { numeric: true, sensitivity: "base" });
+  }
+
+  function compareEntries(a, b) {
+    var byCode = a.data.code < b.data.code ? -1 : (a.data.code > b.data.code ? 1 : 0);
+    if (sortCol) {
+      var va = a.data[sortCol], vb = b.data[sortCol];
+      var empty = (va === null || va === undefined) - (vb === null || vb === undefined);
+      if (empty) return empty;  // rows without a value stay last in both directions
+      return sortDir * compareValues(va, vb) || byCode;
+    }
+    if (searchRanks) {
+      var ra = searchRanks.has(a.data.code) ? searchRanks.get(a.data.code) : 1e9;
+      var rb = searchRanks.has(b.data.code) ? searchRanks.get(b.data.code) : 1e9;
+      return ra - rb || byCode;
+    }
+    return byCode;
+  }
+
+  function entryOf(tr) { return rows.get(tr.dataset.code); }
+
+  // Keeps the body in order as rows arrive and change: a row still between its neighbours stays put,
+  // otherwise it moves to its place by binary search over the (sorted) rows.
+  function place(entry) {
+    var tr = entry.tr, prev = tr.previousElementSibling, next = tr.nextElementSibling;
+    if (tr.parentNode === els.tbody && (!prev || compareEntries(entryOf(prev), entry) <= 0) &&
+        (!next || compareEntries(entry, entryOf(next)) <= 0)) return;
+    if (tr.parentNode) tr.parentNode.removeChild(tr);
+    var last = els.tbody.lastElementChild;
+    // A snapshot arrives in order: each new row goes last, without a search.
+    if (!last || compareEntries(entryOf(last), entry) <= 0) { els.tbody.appendChild(tr); return; }
+    var kids = els.tbody.children, lo = 0, hi = kids.length;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (compareEntries(entryOf(kids[mid]), entry) <= 0) lo = mid + 1; else hi = mid;
+    }
+    els.tbody.insertBefore(tr, kids[lo] || null);
   }
 
   function upsert(d, flash) {
     var entry = rows.get(d.code);
     if (!entry) {
       entry = { data: d, tr: newRow(d) };
-      insertSorted(entry.tr, d.code);
       rows.set(d.code, entry);
     } else {
       entry.data = Object.assign({}, entry.data, d);
     }
     renderRow(entry, flash);
+    place(entry);
+  }
+
+  function sortBy(col) {
+    sortDir = sortCol === col ? -sortDir : 1;
+    sortCol = col;
+    els.thead.querySelectorAll("th[data-col]").forEach(function (th) {
+      th.setAttribute("aria-sort", th.dataset.col !== col ? "none" : (sortDir > 0 ? "ascending" : "descending"));
+    });
+    orderRows();
   }
 
   function applyFilter(entry) {
@@ -132,13 +204,10 @@
 
   // The search box asks the server, which finds names without accents or with typos ("cafe" finds
   // "Café"), codes and unified codes (barcodes), best match first; matching rows are shown in that order.
+  // A column chosen by its header wins over the search rank.
   function orderRows() {
     var entries = Array.from(rows.values());
-    entries.sort(searchRanks
-      ? function (a, b) { return (searchRanks.has(a.data.code) ? searchRanks.get(a.data.code) : 1e9) -
-                                 (searchRanks.has(b.data.code) ? searchRanks.get(b.data.code) : 1e9) ||
-                                 (a.data.code < b.data.code ? -1 : 1); }
-      : function (a, b) { return a.data.code < b.data.code ? -1 : 1; });
+    entries.sort(compareEntries);
     entries.forEach(function (e) { els.tbody.appendChild(e.tr); });
   }
 
@@ -176,7 +245,7 @@
 
   // ---- snapshot and events ----
   function loadSnapshot(codes) {
-    var url = config.snapshotUrl + (codes ? "?codes=" + encodeURIComponent(codes.join(",")) : "");
+    var url = config.snapshotUrl + "?fields=projection" + (codes ? "&codes=" + encodeURIComponent(codes.join(",")) : "");
     return fetchJson(url).then(function (body) {
       var seen = new Set();
       body.items.forEach(function (item) {
@@ -204,25 +273,60 @@
     if (gap) loadSnapshot([ev.code]).catch(function () {});
   }
 
-  function feedItem(ev) {
+  // A feed line, newest on top; ``past`` lines (the server's last events after a reload) go below the live ones.
+  function feedItem(ev, past) {
     var li = document.createElement("li");
-    li.className = "feed-" + ev.type.split(".")[0] + " feed-" + ev.type.replace(".", "-");
-    var time = new Date(ev.at || Date.now()).toLocaleTimeString();
+    li.className = "feed-" + ev.type.split(".")[0] + " feed-" + ev.type.replace(".", "-") + (past ? " feed-past" : "");
+    li.dataset.type = ev.type;
+    var at = new Date(ev.at || Date.now());
+    var time = at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
     var label = S[ev.type] || ev.type;
     var detail = "";
     if (ev.lines) detail = ev.lines.map(function (l) { return l.code + " ×" + l.quantity; }).join(", ");
     else if (ev.code) detail = ev.code + (ev.name ? " · " + ev.name : "") + (ev.available !== undefined ? " (" + ev.available + ")" : "");
+    if (ev.quantity !== undefined && !ev.lines) detail += " " + (ev.quantity > 0 ? "+" : "") + ev.quantity + " → " + ev.on_hand;
     if (ev.stockout_date) detail += " → " + ev.stockout_date;
     li.innerHTML = "<time></time> <strong></strong> <span></span>";
     li.children[0].textContent = time;
+    li.children[0].dateTime = at.toISOString();
     li.children[1].textContent = label;
     li.children[2].textContent = detail;
-    els.feed.insertBefore(li, els.feed.firstChild);
+    if (past) els.feed.appendChild(li); else els.feed.insertBefore(li, els.feed.firstChild);
     while (els.feed.children.length > 100) els.feed.removeChild(els.feed.lastChild);
   }
 
+  // After a reload the feed is not empty: the server's last movements and reservation events, newest first.
+  function loadPastEvents() {
+    fetchJson(config.eventsUrl).then(function (body) {
+      body.items.forEach(function (ev) { feedItem(ev, true); });
+    }).catch(function () { /* the live feed still fills as events arrive */ });
+  }
+
+  // A stock change moves the projection; its columns are refetched once the recompute has had time to run.
+  // At most one refetch every 3 s whatever the event rate (a steady stream never postpones it), in
+  // requests of at most 200 codes.
+  function projectionRefreshSoon(code) {
+    projectionCodes.add(code);
+    if (projectionTimer) return;
+    projectionTimer = setTimeout(function () {
+      var codes = Array.from(projectionCodes);
+      projectionCodes.clear();
+      projectionTimer = null;
+      for (var i = 0; i < codes.length; i += 200) loadSnapshot(codes.slice(i, i + 200)).catch(function () {});
+    }, 3000);
+  }
+
+  // A change of on-hand units is a ledger movement: the feed shows it as the server's history does.
+  function feedMovement(ev) {
+    var entry = rows.get(ev.code);
+    if (!entry || ev.version <= entry.data.version || ev.on_hand === entry.data.on_hand) return;
+    feedItem({ type: "movement", code: ev.code, name: ev.name, quantity: ev.on_hand - entry.data.on_hand,
+               on_hand: ev.on_hand, at: ev.at });
+  }
+
   function handleEvent(ev) {
-    if (ev.type === "stock.changed") { applyStock(ev); return; }
+    if (ev.type === "stock.changed") { feedMovement(ev); applyStock(ev); projectionRefreshSoon(ev.code); return; }
+    if (ev.type.indexOf("projection.") === 0 && ev.code) projectionRefreshSoon(ev.code);
     if (ev.type === "reservation.created") { reservationTimes.push(Date.now()); updateCounters(); }
     feedItem(ev);
   }
@@ -318,21 +422,56 @@
     return el;
   }
 
+  // Ticks on a date/time axis: the smallest round step that gives at most ``most`` ticks, on local time.
+  var STEPS = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 36e5, 3 * 36e5, 6 * 36e5, 12 * 36e5,
+               864e5, 2 * 864e5, 7 * 864e5, 14 * 864e5, 30 * 864e5];
+  function timeTicks(t0, t1, most) {
+    var step = STEPS.filter(function (s) { return (t1 - t0) / s <= most; })[0] || STEPS[STEPS.length - 1];
+    var offset = new Date(t0).getTimezoneOffset() * 60e3;
+    var ticks = [];
+    for (var t = Math.ceil((t0 - offset) / step) * step + offset; t <= t1; t += step) ticks.push(t);
+    return { ticks: ticks, step: step };
+  }
+
   function drawChart() {
-    var W = 460, H = 200, P = 30;
+    var W = 460, H = 220, P = 30, BOTTOM = 44;
     var all = chartPoints.concat(chartProjection || []);
     els.chart.textContent = "";
     if (!all.length) { var p = document.createElement("p"); p.className = "muted"; p.textContent = S.chart_empty; els.chart.appendChild(p); return; }
     var t0 = Math.min.apply(null, all.map(function (p) { return +p.t; }));
     var t1 = Math.max.apply(null, all.map(function (p) { return +p.t; }));
+    if (t1 - t0 < 36e5) { t0 -= 18e5; t1 += 18e5; }  // one instant still gets an hour of axis around it
     var vmin = Math.min(0, Math.min.apply(null, all.map(function (p) { return p.v; })));
     var vmax = Math.max(1, Math.max.apply(null, all.map(function (p) { return p.v; })));
-    var x = function (t) { return P + (t1 === t0 ? 0.5 : (t - t0) / (t1 - t0)) * (W - 2 * P); };
-    var y = function (v) { return H - P - (v - vmin) / (vmax - vmin) * (H - 2 * P); };
+    var x = function (t) { return P + (t - t0) / (t1 - t0) * (W - 2 * P); };
+    var y = function (v) { return H - BOTTOM - (v - vmin) / (vmax - vmin) * (H - BOTTOM - P / 2); };
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": S.history });
     root.appendChild(svg("line", { x1: P, y1: y(0), x2: W - P, y2: y(0), class: "axis" }));
     root.appendChild(svg("text", { x: 2, y: y(vmax) + 4, class: "tick" })).textContent = vmax;
     root.appendChild(svg("text", { x: 2, y: y(0) + 4, class: "tick" })).textContent = 0;
+    if (vmin < 0) root.appendChild(svg("text", { x: 2, y: y(vmin) + 4, class: "tick" })).textContent = vmin;
+    // The date/time axis: a time under each tick within a day, the date under the first tick of each day.
+    var axis = svg("g", { class: "time-axis" });
+    var base = H - BOTTOM + 6;
+    axis.appendChild(svg("line", { x1: P, y1: base, x2: W - P, y2: base, class: "baseline" }));
+    var scale = timeTicks(t0, t1, 6), lastDay = null;
+    scale.ticks.forEach(function (t) {
+      var at = new Date(t), day = at.toDateString(), tx = x(t).toFixed(1);
+      var dateText = at.toLocaleDateString(undefined, { day: "2-digit", month: "2-digit" });
+      axis.appendChild(svg("line", { x1: tx, y1: base, x2: tx, y2: base + 4, class: "tick-mark" }));
+      var label = axis.appendChild(svg("text", { x: tx, y: base + 16, class: "xtick", "text-anchor": "middle" }));
+      label.textContent = scale.step >= 864e5 ? dateText : at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+      if (scale.step < 864e5 && day !== lastDay) {
+        axis.appendChild(svg("text", { x: tx, y: base + 30, class: "xtick xdate", "text-anchor": "middle" })).textContent = dateText;
+      }
+      label.setAttribute("data-time", at.toISOString());
+      lastDay = day;
+    });
+    root.appendChild(axis);
+    var now = Date.now();
+    if (now > t0 && now < t1) {
+      root.appendChild(svg("line", { x1: x(now).toFixed(1), y1: P / 2, x2: x(now).toFixed(1), y2: base, class: "now" }));
+    }
     function line(points, cls) {
       if (!points.length) return;
       // Stock is a step function: it holds its value until the next movement.
@@ -350,11 +489,16 @@
     els.chart.appendChild(legend);
   }
 
+  els.thead.addEventListener("click", function (e) {
+    var th = e.target.closest("th[data-col]");
+    if (th) sortBy(th.dataset.col);
+  });
   els.search.addEventListener("input", searchSoon);
   els.category.addEventListener("change", refilter);
   els.onlyLow.addEventListener("change", refilter);
   setInterval(watchdog, Math.max(1000, config.heartbeatSeconds * 1000 / 3));
   // For operators and tests: drop the socket as a network failure would.
   window.stockpulse = { dropSocket: function () { if (ws) ws.close(); }, rows: rows };
+  loadPastEvents();
   connect();
 })();
