@@ -9,6 +9,7 @@ from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
 from core.models import ApiClient, token_hash
+from core.security import request_client_address, token_failure_record, token_lockout_remaining
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,24 @@ async def api_clients_refresh_drain() -> None:
         await task
 
 
+class TokenLockout(exceptions.Throttled):
+    """Too many unknown bearer tokens from this address (core/security.py): 429 ``rate_limited``."""
+
+    def __init__(self, *, wait: int) -> None:
+        # One message of ours, rather than DRF's with its own (translated) sentence appended.
+        exceptions.APIException.__init__(
+            self, f"Too many invalid bearer tokens from this address: try again in {wait} seconds.")
+        self.wait = wait
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <token>``, with unknown tokens counted per client address.
+
+    Past TOKEN_FAILURE_LIMIT of them the address is locked out: every bearer request from it, a valid
+    token included, is answered 429 with Retry-After until the lockout ends, and no token is looked
+    up meanwhile. Letting a valid token through would let a guess that hits through too.
+    """
+
     keyword = "Bearer"
 
     def authenticate(self, request):
@@ -120,8 +138,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
+        address = request_client_address(request)
+        locked_for = token_lockout_remaining(address)
+        if locked_for is not None:
+            raise TokenLockout(wait=locked_for)
         client = api_client_for_token(parts[1])
         if client is None:
+            locked_for = token_failure_record(address)
+            if locked_for is not None:
+                raise TokenLockout(wait=locked_for)
             raise exceptions.AuthenticationFailed("Invalid or inactive token.")
         return client, client
 

@@ -39,10 +39,10 @@ class StockPulseAutoSchema(AutoSchema):
     this every view's ``InputSerializer`` would share, and overwrite, one component."""
 
     def get_serializer_name(self, serializer, direction):
-        qualified = type(serializer).__qualname__.split(".")
-        if len(qualified) > 1:
-            return qualified[-2].removesuffix("Api").removesuffix("View") + qualified[-1]
-        return super().get_serializer_name(serializer, direction)
+        outer, _, inner = type(serializer).__qualname__.rpartition(".")
+        if not outer or "<locals>" in outer:
+            return super().get_serializer_name(serializer, direction)
+        return outer.removesuffix("Api").replace(".", "") + inner
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -1,6 +1,7 @@
 """ERP stock import over the API: POST /api/v1/stock/import with JSON rows or a CSV body (scope manage)."""
 import json
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
@@ -30,6 +31,7 @@ class StockImportApi(APIView):
         parameters=[OpenApiParameter("dry_run", bool, description="validate and report only"),
                     OpenApiParameter("reference", str, description="kept on every ledger row")],
         request={"application/json": {"type": "object"}, "text/csv": {"type": "string"}},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request):
         dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")

@@ -56,8 +56,8 @@ class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 @admin.register(AlertOutbox)
 class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "product", "driver", "kind", "level", "state", "attempts", "last_error", "created_at",
-                    "sent_at")
+    list_display = ("id", "product", "driver", "kind", "level", "state", "attempts", "last_error", "next_attempt_at",
+                    "created_at", "sent_at")
     list_filter = ("state", "kind", "level")
     search_fields = ("product__code", "product__name", "driver__name")
     readonly_fields = [f.name for f in AlertOutbox._meta.fields]

@@ -1,4 +1,5 @@
 """Notification tables: drivers (Telegram recipients), alert states per product, the alert outbox, bot bookkeeping."""
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -120,7 +121,9 @@ class AlertOutbox(models.Model):
     """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message.
 
     ``revision`` grows with every content change; the row is delivered when ``delivered_revision`` catches up.
-    Rows delivered together in one digest share ``message_id``.
+    Rows delivered together in one digest share ``message_id``. ``copy_message_ids`` are further copies of
+    that message Telegram accepted after our client had timed out; edits go to them as well.
+    ``failing_since`` is when the current outage began for this row (None while it is not failing).
     """
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
@@ -137,6 +140,8 @@ class AlertOutbox(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     chat_id = models.BigIntegerField(null=True, blank=True)
     message_id = models.BigIntegerField(null=True, blank=True)
+    copy_message_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True)
@@ -167,3 +172,10 @@ class TelegramUpdate(models.Model):
     payload = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweep's question: what was stored but never processed (its task was lost)?
+            models.Index(fields=["update_id"], name="telegram_update_unprocessed",
+                         condition=Q(processed_at__isnull=True)),
+        ]

@@ -1,4 +1,5 @@
-"""Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog."""
+"""Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog,
+bot updates left unprocessed."""
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -12,7 +13,15 @@ from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Product, Stock, search_fold, search_key
 from inventory.selectors import product_resolve, stock_list, stocks_for_products
-from notifications.models import AlertOutbox, Driver, DriverMute, OutboxState, Subscription, Substitute
+from notifications.models import (
+    AlertOutbox,
+    Driver,
+    DriverMute,
+    OutboxState,
+    Subscription,
+    Substitute,
+    TelegramUpdate,
+)
 
 SUBSTITUTES_MAX = 3
 SUGGESTIONS_MAX = 5
@@ -162,3 +171,11 @@ def alert_outbox_backlog(*, now: datetime) -> Backlog:
                           filter=Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)),
     )
     return Backlog(**figures)
+
+
+def telegram_updates_unprocessed(*, received_before: datetime, limit: int = 200) -> list[int]:
+    """Update ids stored before ``received_before`` and never processed, oldest first: their task was lost."""
+    return list(
+        TelegramUpdate.objects.filter(processed_at__isnull=True, received_at__lt=received_before)
+        .order_by("update_id").values_list("update_id", flat=True)[:limit]
+    )

@@ -1,6 +1,7 @@
 """Writes for notifications: alert states and outbox rows on stock transitions, delivery, driver linking and mutes."""
 import hashlib
 import logging
+import random
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -10,14 +11,15 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F, Func, Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Product, Stock
-from notifications import selectors, texts
+from notifications import locks, selectors, texts
 from notifications.models import (
     AlertKind,
     AlertOutbox,
@@ -35,6 +37,7 @@ from notifications.telegram import (
     TelegramError,
     TelegramMigrated,
     TelegramNotModified,
+    TelegramParseError,
     TelegramRateLimited,
     TelegramUnreachable,
     client_default,
@@ -252,8 +255,22 @@ def _quiet_now(driver: Driver, now: datetime) -> bool:
 
 @transaction.atomic
 def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[AlertOutbox]:
-    """Take the driver's due rows for a short lease so a task and the sweep never send the same row twice."""
+    """Take the driver's due rows for a short lease so a task and the sweep never send the same row twice.
+
+    One chat's messages keep their order: while an earlier row waits out an outage (or a 429), or another
+    worker is sending to the chat, nothing is taken, and rows that are due join the wait, so they go out
+    with (never before) the earlier ones. Claims of one driver take turns on the driver's row lock.
+    """
     now = timezone.now()
+    locks.driver_lock(driver_id=driver_id)
+    unsettled = AlertOutbox.objects.filter(driver_id=driver_id, state__in=[OutboxState.PENDING, OutboxState.FAILED])
+    if unsettled.filter(claimed_until__gte=now).exists():
+        return []  # the worker sending now queues the driver again when it is done
+    held_until = unsettled.filter(next_attempt_at__gt=now).aggregate(until=Max("next_attempt_at"))["until"]
+    if held_until is not None:
+        unsettled.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)).update(
+            next_attempt_at=held_until)
+        return []
     rows = list(
         AlertOutbox.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("product")
@@ -346,11 +363,14 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         members = [current.get(r.pk, r) for r in members]
         payload = _message_payload(driver, members)
         payload["message_id"] = message_id
-        _deliver_one(client, driver, claimed, "editMessageText", payload, token, result, slot_taken=slot)
+        copies = sorted({copy for r in members for copy in r.copy_message_ids})
+        _deliver_one(client, driver, claimed, "editMessageText", payload, token, result, slot_taken=slot,
+                     copies=copies)
         slot = False
 
-    still_pending = AlertOutbox.objects.filter(driver_id=driver_id, state=OutboxState.PENDING,
-                                               claimed_until__isnull=True).exists()
+    still_pending = (AlertOutbox.objects.filter(driver_id=driver_id, state=OutboxState.PENDING,
+                                                claimed_until__isnull=True)
+                     .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())).exists())
     if result.retry_in is not None:
         if client.limiter.defer_once(driver_id=driver_id, seconds=result.retry_in):
             deliveries_queue([driver_id], countdown=result.retry_in)
@@ -360,17 +380,23 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
 
 
 def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], method: str,
-                 payload: dict[str, Any], token: str, result: DeliveryResult, slot_taken: bool = False) -> None:
+                 payload: dict[str, Any], token: str, result: DeliveryResult, slot_taken: bool = False,
+                 copies: Sequence[int] = ()) -> None:
     payload["chat_id"] = driver.chat_id
     already = max(r.attempts for r in rows)
-    allowed = max(1, 1 + settings.TELEGRAM_MAX_RETRIES - already)
+    # Quick retries on the first try only; a chat already failing is tried once per pass, on the backoff.
+    allowed = 1 + settings.TELEGRAM_MAX_RETRIES if already == 0 else 1
+    late = partial(_late_copy_record, [r.pk for r in rows]) if method == "sendMessage" else None
     for _ in range(2):  # a second round only after a chat migration
         try:
-            answer = client.chat_call(method, payload, is_group=driver.is_group, attempts_allowed=allowed,
-                                      slot_taken=slot_taken)
+            try:
+                answer = client.chat_call(method, payload, is_group=driver.is_group, attempts_allowed=allowed,
+                                          slot_taken=slot_taken, on_late_answer=late)
+            except TelegramNotModified:
+                answer = None
             slot_taken = False
-        except TelegramNotModified:
-            answer = None
+            if copies:
+                _copies_edit(client, driver, rows, payload, copies)
         except TelegramMigrated as exc:
             driver_chat_migrate(driver=driver, new_chat_id=exc.new_chat_id)
             payload["chat_id"] = driver.chat_id
@@ -386,34 +412,91 @@ def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox]
             _rows_finish(rows, token, state=OutboxState.DEAD, error=f"unreachable: {exc.description}", attempts=1)
             result.dead += len(rows)
             return
-        except TelegramBadRequest as exc:
-            if method == "editMessageText" and "message to edit not found" in exc.description.lower():
+        except (TelegramBadRequest, TelegramParseError) as exc:
+            if method == "editMessageText" and _edit_target_gone(exc):
                 # The chat lost the old message: send the current text as a new one.
-                AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(message_id=None)
+                AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(message_id=None, copy_message_ids=[])
                 payload.pop("message_id", None)
-                method = "sendMessage"
+                method, copies = "sendMessage", ()
+                late = partial(_late_copy_record, [r.pk for r in rows])
                 continue
             _rows_finish(rows, token, state=OutboxState.DEAD, error=f"{exc.status}: {exc.description}", attempts=1)
             result.dead += len(rows)
             return
         except TelegramError as exc:
-            attempts = getattr(exc, "attempts", 1)
-            dead = already + attempts >= 1 + settings.TELEGRAM_MAX_RETRIES
-            state = OutboxState.DEAD if dead else OutboxState.FAILED
-            backoff = min(60.0, 2.0 ** (already + attempts))
-            _rows_finish(rows, token, state=state, error=exc.description, attempts=attempts,
-                         retry_in=None if dead else backoff)
-            if dead:
-                result.dead += len(rows)
-                logger.error("alert delivery gave up", extra={"driver_id": driver.pk, "rows": [r.pk for r in rows]})
-            else:
-                result.failed += len(rows)
-                result.retry_in = max(result.retry_in or 0, backoff)
+            _rows_outage(rows, token, exc, already=already, result=result, driver=driver)
             return
         message_id = answer.get("message_id") if isinstance(answer, dict) else payload.get("message_id")
         _rows_sent(rows, token, chat_id=driver.chat_id, message_id=message_id)
         result.sent += len(rows)
         return
+
+
+def _edit_target_gone(exc: TelegramError) -> bool:
+    return "message to edit not found" in exc.description.lower()
+
+
+def _copies_edit(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], payload: dict[str, Any],
+                 copies: Sequence[int]) -> None:
+    """The same edit for every extra copy of the message; a copy the chat deleted is forgotten."""
+    for copy in copies:
+        try:
+            client.chat_call("editMessageText", {**payload, "message_id": copy}, is_group=driver.is_group,
+                             attempts_allowed=1)
+        except TelegramNotModified:
+            pass
+        except TelegramBadRequest as exc:
+            if not _edit_target_gone(exc):
+                raise
+            AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(
+                copy_message_ids=Func(F("copy_message_ids"), Value(copy), function="array_remove"))
+
+
+def _late_copy_record(row_ids: list[int], answer: Any) -> None:
+    """Telegram accepted a sendMessage after our client had timed out: that message is a copy of these
+    alerts too, and later edits must reach it. Runs on the request's own thread."""
+    message_id = answer.get("message_id") if isinstance(answer, dict) else None
+    if message_id is None:
+        return
+    try:
+        AlertOutbox.objects.filter(pk__in=row_ids).exclude(message_id=message_id).exclude(
+            copy_message_ids__contains=[message_id]).update(
+            copy_message_ids=Func(F("copy_message_ids"), Value(int(message_id)), function="array_append"))
+    finally:
+        connection.close()  # this thread's own connection; the thread ends here
+
+
+def retry_delay(*, attempts: int) -> float:
+    """Seconds until an alert that failed ``attempts`` times in an outage is tried again: the base doubling
+    with each attempt up to ALERT_RETRY_MAX_SECONDS, then a random point in its upper half (jitter), so
+    the chats of one outage do not all come back in the same second."""
+    delay = min(settings.ALERT_RETRY_MAX_SECONDS,
+                settings.ALERT_RETRY_BASE_SECONDS * 2.0 ** min(max(attempts - 1, 0), 32))
+    return random.uniform(delay / 2, delay)
+
+
+def _rows_outage(rows: list[AlertOutbox], token: str, exc: TelegramError, *, already: int,
+                 result: DeliveryResult, driver: Driver) -> None:
+    """A 5xx, timeout or connection error: an outage, not a verdict. Back off and try again; a row is dead
+    once it has been failing for ALERT_GIVE_UP_AFTER (each row by its own clock: one that joined the
+    chat's wait later gets its full time)."""
+    attempts = getattr(exc, "attempts", 1)
+    now = timezone.now()
+    give_up = timedelta(seconds=settings.ALERT_GIVE_UP_AFTER)
+    expired = [r for r in rows if r.failing_since and now - r.failing_since >= give_up]
+    going_on = [r for r in rows if r not in expired]
+    if expired:
+        _rows_finish(expired, token, state=OutboxState.DEAD, error=exc.description, attempts=attempts)
+        result.dead += len(expired)
+        logger.error("alert delivery gave up", extra={"driver_id": driver.pk, "rows": [r.pk for r in expired]})
+    if going_on:
+        # The last try falls on the earliest give-up time rather than after it.
+        give_up_in = min(((r.failing_since or now) + give_up - now).total_seconds() for r in going_on)
+        retry_in = min(retry_delay(attempts=already + attempts), give_up_in)
+        _rows_finish(going_on, token, state=OutboxState.FAILED, error=exc.description, attempts=attempts,
+                     retry_in=retry_in, failing_since=now, now=now)
+        result.failed += len(going_on)
+        result.retry_in = max(result.retry_in or 0, retry_in)
 
 
 def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id: int | None) -> None:
@@ -422,7 +505,7 @@ def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id:
         for row in rows:
             base = AlertOutbox.objects.filter(pk=row.pk, claim_token=token)
             fields = dict(chat_id=chat_id, claimed_until=None, claim_token="", last_error="", attempts=0,
-                          next_attempt_at=None)
+                          next_attempt_at=None, failing_since=None)
             if message_id is not None:
                 fields["message_id"] = message_id
             # A change that arrived while we were sending keeps the row pending for the next pass.
@@ -433,11 +516,14 @@ def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id:
 
 
 def _rows_finish(rows: list[AlertOutbox], token: str, *, state: str, error: str, attempts: int = 0,
-                 retry_in: float | None = None) -> None:
-    next_at = timezone.now() + timedelta(seconds=retry_in) if retry_in is not None else None
+                 retry_in: float | None = None, failing_since: datetime | None = None,
+                 now: datetime | None = None) -> None:
+    next_at = (now or timezone.now()) + timedelta(seconds=retry_in) if retry_in is not None else None
+    # A row's outage start is set once and kept (through a 429 in between too); success (_rows_sent) clears it.
+    outage = {"failing_since": Coalesce("failing_since", Value(failing_since))} if failing_since is not None else {}
     finished = AlertOutbox.objects.filter(pk__in=[r.pk for r in rows], claim_token=token).update(
         state=state, last_error=error[:300], attempts=F("attempts") + attempts, next_attempt_at=next_at,
-        claimed_until=None, claim_token="",
+        claimed_until=None, claim_token="", **outage,
     )
     if state == OutboxState.DEAD and finished:
         transaction.on_commit(partial(PIPELINE_GAVE_UP.labels("alerts").inc, finished))
@@ -460,7 +546,8 @@ def outbox_resend(*, ids: Sequence[int]) -> int:
     ids = list(ids)
     count = AlertOutbox.objects.filter(pk__in=ids).update(
         state=OutboxState.PENDING, attempts=0, next_attempt_at=None, claimed_until=None, claim_token="",
-        message_id=None, delivered_revision=0, last_error="", updated_at=timezone.now(),
+        message_id=None, copy_message_ids=[], failing_since=None, delivered_revision=0, last_error="",
+        updated_at=timezone.now(),
     )
     driver_ids = sorted(set(AlertOutbox.objects.filter(pk__in=ids).values_list("driver_id", flat=True)))
     transaction.on_commit(partial(deliveries_queue, driver_ids))
@@ -545,6 +632,18 @@ def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
         if not won:
             return None
         return TelegramUpdate.objects.values_list("payload", flat=True).get(update_id=update_id)
+
+
+def telegram_updates_sweep(*, now: datetime | None = None) -> list[int]:
+    """Queue processing of updates the webhook stored but could not hand to Celery (the broker was down),
+    oldest first. Returns their ids; an update processed meanwhile is skipped by its claim."""
+    from notifications.tasks import telegram_update_process_task
+
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
+    update_ids = selectors.telegram_updates_unprocessed(received_before=cutoff)
+    for update_id in update_ids:
+        telegram_update_process_task.delay(update_id)
+    return update_ids
 
 
 def telegram_updates_prune(*, older_than: timedelta = timedelta(hours=48)) -> int:

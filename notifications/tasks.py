@@ -1,4 +1,4 @@
-"""Celery tasks of notifications: alert delivery per driver, the outbox sweep and bot update processing."""
+"""Celery tasks of notifications: alert delivery per driver, the outbox sweep, bot update processing and its sweep."""
 from celery import shared_task
 
 from notifications import services
@@ -21,6 +21,11 @@ def telegram_update_process_task(update_id: int) -> None:
     update = services.telegram_update_claim(update_id=update_id)
     if update is not None:
         bot_update_handle(update=update)
+
+
+@shared_task(ignore_result=True)
+def telegram_updates_sweep_task() -> None:
+    services.telegram_updates_sweep()
 
 
 @shared_task(ignore_result=True)

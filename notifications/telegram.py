@@ -1,10 +1,16 @@
-"""Telegram Bot API client (requests): typed errors, retries within a time budget and shared rate limits in Redis."""
+"""Telegram Bot API client (requests): typed errors, retries within a time budget and shared rate limits in Redis.
+
+The bot token is part of every request URL. It is redacted here, where the URL is built: errors carry no
+URL with it, exceptions are raised without the requests error chained, and urllib3's log lines are filtered.
+"""
 import html
 import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import redis
@@ -17,6 +23,32 @@ logger = logging.getLogger(__name__)
 
 TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
+REDACTED = "<token>"
+
+# Every token a client was made with, so log lines of other libraries can be cleaned of it.
+_tokens: set[str] = set()
+
+
+def redact(text: str) -> str:
+    """``text`` with every bot token this process knows replaced by ``<token>``."""
+    for token in _tokens:
+        text = text.replace(token, REDACTED)
+    return text
+
+
+class _TokenRedactor(logging.Filter):
+    """urllib3 logs each request's URL (``POST /bot<token>/sendMessage``): the token never reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
+    logging.getLogger(_name).addFilter(_TokenRedactor())
 
 
 class TelegramError(Exception):
@@ -87,7 +119,7 @@ def text_clip(text: str, limit: int = TEXT_LIMIT) -> str:
 
 
 def _classify(status: int, body: dict) -> TelegramError:
-    description = str(body.get("description") or f"HTTP {status}")
+    description = redact(str(body.get("description") or f"HTTP {status}"))
     parameters = body.get("parameters") or {}
     lowered = description.lower()
     if "migrate_to_chat_id" in parameters:
@@ -169,6 +201,8 @@ class TelegramClient:
 
     def __init__(self, *, token: str | None = None, base: str | None = None, timeout: float | None = None):
         self.token = settings.TELEGRAM_BOT_TOKEN if token is None else token
+        if self.token:
+            _tokens.add(self.token)
         self.base = (base or settings.TELEGRAM_API_BASE).rstrip("/")
         self.timeout = timeout or settings.TELEGRAM_TIMEOUT
         self.session = requests.Session()
@@ -178,13 +212,13 @@ class TelegramClient:
     def configured(self) -> bool:
         return bool(self.token)
 
-    def call(self, method: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
-        """One request; returns ``result`` or raises a TelegramError subclass."""
-        url = f"{self.base}/bot{self.token}/{method}"
+    def _post(self, method: str, payload: dict[str, Any], timeout: float | tuple[float, float]) -> Any:
+        # The one place the token goes into a URL; nothing leaves here with it.
         try:
-            response = self.session.post(url, json=payload or {}, timeout=timeout or self.timeout)
+            response = self.session.post(f"{self.base}/bot{self.token}/{method}", json=payload, timeout=timeout)
         except requests.RequestException as exc:
-            raise TelegramUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            # `from None`: the requests error names the URL, and a logged traceback would show its chain.
+            raise TelegramUnavailable(redact(f"{type(exc).__name__}: {exc}")) from None
         try:
             body = response.json()
         except ValueError:
@@ -193,9 +227,24 @@ class TelegramClient:
             return body.get("result")
         raise _classify(response.status_code, body if isinstance(body, dict) else {})
 
+    def call(self, method: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None,
+             on_late_answer: Callable[[Any], None] | None = None) -> Any:
+        """One request; returns ``result`` or raises a TelegramError subclass.
+
+        With ``on_late_answer`` the request goes on after ``timeout`` (up to TELEGRAM_LATE_ANSWER_SECONDS):
+        the caller gets TelegramUnavailable at the timeout as usual, and if Telegram then answers that it
+        accepted the request after all, ``on_late_answer(result)`` is called on the request's own thread.
+        """
+        timeout = timeout or self.timeout
+        if on_late_answer is None:
+            return self._post(method, payload or {}, timeout)
+        request = _WatchedRequest(partial(self._post, method, payload or {},
+                                          (timeout, settings.TELEGRAM_LATE_ANSWER_SECONDS)), on_late_answer)
+        return request.result(timeout=timeout)
+
     def chat_call(self, method: str, payload: dict[str, Any], *, is_group: bool = False,
                   deadline: float | None = None, attempts_allowed: int | None = None,
-                  slot_taken: bool = False) -> Any:
+                  slot_taken: bool = False, on_late_answer: Callable[[Any], None] | None = None) -> Any:
         """Call a method aimed at ``payload["chat_id"]`` under the rate limits, retrying what can be retried.
 
         5xx/timeouts: up to TELEGRAM_MAX_RETRIES retries with short backoff while the budget lasts.
@@ -220,7 +269,7 @@ class TelegramClient:
             attempts += 1
             remaining = max(0.2, deadline - time.monotonic())
             try:
-                return self.call(method, payload, timeout=min(self.timeout, remaining))
+                return self.call(method, payload, timeout=min(self.timeout, remaining), on_late_answer=on_late_answer)
             except TelegramRateLimited as exc:
                 self.limiter.block(chat_id=payload["chat_id"], seconds=exc.retry_after)
                 if time.monotonic() + exc.retry_after > deadline:
@@ -239,6 +288,45 @@ class TelegramClient:
                 retries_left -= 1
                 time.sleep(backoff)
                 backoff *= 2
+
+
+class _WatchedRequest:
+    """One request on a thread of its own. If the caller stops waiting before it ends and Telegram then
+    accepts it, the callback gets the result, on that thread (never on the caller's)."""
+
+    def __init__(self, send: Callable[[], Any], on_late_answer: Callable[[Any], None]):
+        self.send = send
+        self.on_late_answer = on_late_answer
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+        self.abandoned = False
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, name="telegram-request", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.answer = self.send()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, or dropped when it has gone
+            self.error = exc
+        with self.lock:
+            self.finished.set()
+            late = self.abandoned
+        if late and self.error is None:
+            try:
+                self.on_late_answer(self.answer)
+            except Exception:
+                logger.exception("late Telegram answer could not be recorded")
+
+    def result(self, *, timeout: float) -> Any:
+        self.finished.wait(timeout)
+        with self.lock:
+            if not self.finished.is_set():
+                self.abandoned = True
+                raise TelegramUnavailable(f"ReadTimeout: no answer within {timeout:g}s")
+        if self.error is not None:
+            raise self.error
+        return self.answer
 
 
 def _with_attempts(exc: TelegramError, attempts: int) -> TelegramError:

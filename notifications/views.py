@@ -5,6 +5,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +45,7 @@ class TelegramWebhookApi(APIView):
     permission_classes = [TelegramSecretHeader]
     throttle_classes: list = []
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):
         try:
             update = request.data

@@ -1,8 +1,9 @@
 """ASGI fast path for the storefront's hottest requests, reservations, served without Django's request cycle.
 
 ``POST /api/v1/reservations`` and ``POST /stock/{sku}/reserve`` are answered here when the request
-is plain: a bearer token of an active client with the ``reserve`` scope, no Idempotency-Key, a JSON
-body the service accepts, no webhook endpoint to feed, the client within its rate limit, and an ask
+is plain: a bearer token of an active client with the ``reserve`` scope from an address not locked
+out for unknown tokens (core/security.py), no Idempotency-Key, a JSON body the service accepts, no
+webhook endpoint to feed, the client within its rate limit, and an ask
 that the service's plain statements can settle: reserved, or short (409 ``insufficient_stock``
 listing the short lines with the real available quantities, as the view says it).
 
@@ -42,6 +43,7 @@ from core.jsoninput import json_input_loads
 from core.logging import request_id_var
 from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
 from core.middleware import request_id_from, request_observe
+from core.security import scope_client_address, token_lockout_active_async, token_lockout_checks_drain
 from core.throttling import client_rates_allow_async
 from reservations import services
 from reservations.views import reservation_output, stock_reserve_output
@@ -227,6 +229,10 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
     scheme, _, raw_token = _header(scope, b"authorization").partition(" ")
     if scheme.lower() != "bearer" or not raw_token.strip():
         return None
+    # An address locked out for unknown tokens gets its 429 from the view, a valid token included,
+    # and no token of it is looked up.
+    if await token_lockout_active_async(scope_client_address(scope)):
+        return None
     client = api_client_cached(raw_token.strip())
     if client is None:
         # Refill the per-process cache here rather than hand the request over: with many clients a
@@ -295,5 +301,6 @@ _batches = aio.LoopBatcher("reservation-batches", _batch_flush, max_batch=MAX_BA
 
 
 async def reservation_batches_drain() -> None:
-    """Answer what is pending on this loop and stop its batching task (tests, before their loop ends)."""
+    """Answer what is pending on this loop and stop its batching tasks (tests, before their loop ends)."""
+    await token_lockout_checks_drain()
     await _batches.drain()

@@ -118,9 +118,12 @@ def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     # Through the environment, so it is set before the children import prometheus_client, which picks
     # its value storage (per-process files or memory) once, at import.
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "WEB_EVENT_LOOP": args.loop}
+    # No --proxy-headers: Daphne would take the client's address from the first X-Forwarded-For entry,
+    # which the client writes itself, and every per-address limit could be dodged with a made-up header.
+    # The app reads that header behind TRUSTED_PROXY_COUNT proxies only (core/security.py).
     children = [
         subprocess.Popen([sys.executable, "-m", "core.daphne_main", "-v", "0", "--fd", str(listener.fileno()),
-                          "--proxy-headers", args.app],
+                          args.app],
                          pass_fds=(listener.fileno(),), cwd=ROOT, env=env)
         for listener in listeners
     ]

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "core",
     "inventory",
     "reservations",
@@ -59,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it turns a login that django-axes refused into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -104,6 +107,9 @@ CACHES = {
         "TIMEOUT": 300,
     }
 }
+# Failed logins and failed bearer tokens (core/security.py): the same Redis with short socket timeouts,
+# so an unreachable Redis fails a check fast and the check lets the request through (fail open).
+CACHES["security"] = {**CACHES["default"], "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
 
 # The channel layer shares the Redis server with Celery but not its keys: a prefix
 # keeps them apart. Pub/Sub fans a group send out as one PUBLISH whatever the group size.
@@ -141,6 +147,34 @@ STORAGES = {
 
 LOGIN_URL = "/admin/login/"
 
+# Brute-force protection (README, "Security"). The client's address is the peer's, or with this many
+# reverse proxies in front, the X-Forwarded-For entry the farthest of them wrote: entries further left
+# are whatever the client sent. 0 ignores X-Forwarded-For (a client could claim any address with it).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Staff logins (django-axes): after LOGIN_FAILURE_LIMIT failures for one username, or from one address,
+# logins of that username or from that address are refused, the right password included, for
+# LOGIN_LOCKOUT_MINUTES after the last counted failure.
+AUTHENTICATION_BACKENDS = [
+    "core.security.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "core.security.FailOpenAxesCacheHandler"
+AXES_CACHE = "security"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Failures while locked out neither count nor push the end of the lockout further away.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "core.security.request_client_address"
+AXES_LOCKOUT_CALLABLE = "core.security.login_lockout_response"
+# Attempts live in Redis, not in axes' tables: its admin pages would stay empty.
+AXES_ENABLE_ADMIN = False
+# API clients (core/auth.py): TOKEN_FAILURE_LIMIT unknown bearer tokens from one address within
+# TOKEN_FAILURE_WINDOW_SECONDS lock that address out of token authentication for TOKEN_LOCKOUT_SECONDS.
+TOKEN_FAILURE_LIMIT = env.int("TOKEN_FAILURE_LIMIT", default=20)
+TOKEN_FAILURE_WINDOW_SECONDS = env.int("TOKEN_FAILURE_WINDOW_SECONDS", default=300)
+TOKEN_LOCKOUT_SECONDS = env.int("TOKEN_LOCKOUT_SECONDS", default=300)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -162,6 +196,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "core.schema.StockPulseAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Anonymous rate limits count per address the same way as the brute-force limits.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -179,6 +215,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.error_responses_hook",
     ],
+    # Choice sets whose field names ("kind", "status") other components use for other choices.
+    "ENUM_NAME_OVERRIDES": {
+        "PlannedKindEnum": "projections.models.PlannedKind",
+        "PlannedStatusEnum": "projections.models.PlannedStatus",
+    },
 }
 
 # Celery: the broker is Redis unless CELERY_BROKER_URL says otherwise (amqp:// works too).
@@ -208,6 +249,7 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.alert_deliver_task": {"queue": "alerts"},
     "notifications.tasks.alert_outbox_sweep_task": {"queue": "alerts"},
     "notifications.tasks.telegram_update_process_task": {"queue": "alerts"},
+    "notifications.tasks.telegram_updates_sweep_task": {"queue": "alerts"},
     "orders.tasks.order_process_task": {"queue": "orders"},
     "orders.tasks.orders_requeue_stuck_task": {"queue": "orders"},
     "projections.tasks.projection_recompute_task": {"queue": "projections"},
@@ -266,6 +308,7 @@ TELEGRAM_BOT_USERNAME = env("TELEGRAM_BOT_USERNAME", default="StockPulseBot")
 TELEGRAM_WEBHOOK_SECRET = env("TELEGRAM_WEBHOOK_SECRET", default="")
 TELEGRAM_WEBHOOK_URL = env("TELEGRAM_WEBHOOK_URL", default="")
 TELEGRAM_TIMEOUT = env.float("TELEGRAM_TIMEOUT", default=1.5)
+# Quick retries within one delivery pass; an outage that outlasts them is retried by ALERT_RETRY_* below.
 TELEGRAM_MAX_RETRIES = env.int("TELEGRAM_MAX_RETRIES", default=3)
 # Retries of one delivery stop once this budget is spent, so a message lands within 2 s or is rescheduled.
 TELEGRAM_RETRY_BUDGET = env.float("TELEGRAM_RETRY_BUDGET", default=2.0)
@@ -277,8 +320,22 @@ ALERT_LINK_TOKEN_HOURS = env.int("ALERT_LINK_TOKEN_HOURS", default=72)
 ALERT_SWEEP_GRACE_SECONDS = env.float("ALERT_SWEEP_GRACE_SECONDS", default=3.0)
 ALERT_CLAIM_SECONDS = env.float("ALERT_CLAIM_SECONDS", default=30.0)
 ALERT_PROJECTION_DAYS = env.int("ALERT_PROJECTION_DAYS", default=7)
+# A 5xx, timeout or connection error is an outage, not a verdict: the alert is tried again after an
+# exponential backoff with jitter (base doubling, capped), and given up (dead) only once it has been
+# failing for ALERT_GIVE_UP_AFTER seconds (6 h). 400 and 403 stay final.
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=2.0)
+ALERT_RETRY_MAX_SECONDS = env.float("ALERT_RETRY_MAX_SECONDS", default=180.0)
+ALERT_GIVE_UP_AFTER = env.float("ALERT_GIVE_UP_AFTER", default=6 * 60 * 60)
+# A sendMessage our client timed out on is still listened to this long: if Telegram accepted it after
+# all, that copy's message id is kept and later edits reach it too (docs/alerts.md).
+TELEGRAM_LATE_ANSWER_SECONDS = env.float("TELEGRAM_LATE_ANSWER_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE["alert-outbox-sweep"] = {
     "task": "notifications.tasks.alert_outbox_sweep_task",
+    "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
+}
+# Updates the webhook stored but could not hand to Celery (broker down) are processed once it is back.
+CELERY_BEAT_SCHEDULE["telegram-updates-sweep"] = {
+    "task": "notifications.tasks.telegram_updates_sweep_task",
     "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
 }
 CELERY_BEAT_SCHEDULE["telegram-updates-prune"] = {

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text, http_requests_of_route
+from core.tests.test_security import limits_forget
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = str(ROOT / "scripts" / "serve.py")
@@ -154,3 +156,21 @@ def test_serve_makes_its_own_metrics_dir_when_none_is_configured_and_removes_it_
 
     assert served.process.returncode == 0
     assert not made[0].exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_made_up_x_forwarded_for_does_not_dodge_the_token_lockout(tmp_path):
+    db = settings.DATABASES["default"]
+    production = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "serve-test",
+                  "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+                  "CACHE_KEY_PREFIX": settings.CACHES["security"]["KEY_PREFIX"], "TOKEN_FAILURE_LIMIT": "3"}
+    try:
+        with serving(tmp_path, workers=1, **production) as served:
+            # A new address in the header each time: Daphne reading it would count each guess apart.
+            statuses = [requests.get(served.url + "/api/v1/stock/", timeout=15, headers={
+                "Authorization": f"Bearer sp_guess{n}", "X-Forwarded-For": f"198.51.100.{n}"}).status_code
+                for n in range(4)]
+    finally:
+        limits_forget()  # 127.0.0.1 is every other test's address
+
+    assert statuses == [401, 401, 429, 429]

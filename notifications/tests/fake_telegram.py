@@ -1,4 +1,5 @@
-"""A fake Telegram Bot API: a real HTTP server on 127.0.0.1 that records every call and answers as scripted."""
+"""A fake Telegram Bot API: a real HTTP server on 127.0.0.1 that records every call and answers as scripted,
+and can have an outage: answer 5xx, go silent, or stop listening so connections are refused."""
 import json
 import threading
 import time
@@ -12,7 +13,7 @@ class Call:
     method: str
     payload: dict[str, Any]
     at: float  # time.monotonic() when the request arrived
-    status: int = 200
+    status: int = 200  # 0: never answered (silent)
 
 
 @dataclass
@@ -73,11 +74,14 @@ class FakeTelegram:
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_message_id: int = 1000
     server: ThreadingHTTPServer | None = None
+    # None, "5xx" (every call answered 503) or "silent" (read, held, the connection dropped unanswered).
+    outage: str | None = None
+    silent_seconds: float = 1.0
+    port: int = 0
 
     @property
     def base(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def script(self, method: str, *replies: Reply) -> None:
         with self.lock:
@@ -100,7 +104,11 @@ class FakeTelegram:
             time.sleep(0.02)
         return self.delivered(method) if delivered else self.calls_to(method)
 
-    def _answer(self, method: str, payload: dict[str, Any]) -> Reply:
+    def _answer(self, method: str, payload: dict[str, Any]) -> Reply | None:
+        if self.outage == "5xx":
+            return Reply(503, {"ok": False, "error_code": 503, "description": "Service Unavailable"})
+        if self.outage == "silent":
+            return None
         with self.lock:
             queue = self.scripts.get(method)
             reply = queue.pop(0) if queue else None
@@ -136,9 +144,13 @@ class FakeTelegram:
                     reply = Reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                 else:
                     reply = fake._answer(method, payload)
-                call.status = reply.status
+                call.status = reply.status if reply else 0
                 with fake.lock:
                     fake.calls.append(call)
+                if reply is None:
+                    time.sleep(fake.silent_seconds)
+                    self.close_connection = True
+                    return
                 if reply.delay:
                     time.sleep(reply.delay)
                 body = json.dumps(reply.body or {}).encode()
@@ -154,10 +166,26 @@ class FakeTelegram:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.handler = Handler
+        self._listen()
         return self
+
+    def _listen(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def go_down(self) -> None:
+        """Stop listening: connections to the port are refused until ``come_back``."""
+        self.stop()
+        self.server = None
+
+    def come_back(self) -> None:
+        """Listen again on the same port and answer normally."""
+        self.outage = None
+        if self.server is None:
+            self._listen()
 
     def stop(self) -> None:
         if self.server:

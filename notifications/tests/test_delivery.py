@@ -100,7 +100,22 @@ def test_two_server_errors_then_success_is_delivered(fake_telegram):
     assert AlertOutbox.objects.get().state == OutboxState.SENT
 
 
-def test_four_failures_are_dead_after_three_retries_and_other_alerts_still_go_out(fake_telegram):
+def due_now(**filters):
+    """Move the rows' retry time to now, as if their backoff had passed."""
+    AlertOutbox.objects.filter(**filters).update(next_attempt_at=timezone.now())
+
+
+def failed_in_outage(fake, *, errors: int = 4) -> Driver:
+    """A driver whose one alert met ``errors`` 5xx answers in a row: the first delivery's four requests fail."""
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    fake.script("sendMessage", *[tg.server_error()] * errors)
+    deliver(driver)
+    return driver
+
+
+def test_four_server_errors_leave_the_alert_to_a_later_try_and_other_alerts_still_go_out(fake_telegram):
     product = ProductFactory(on_hand=6)
     failing = DriverFactory()
     healthy = DriverFactory()
@@ -108,14 +123,137 @@ def test_four_failures_are_dead_after_three_retries_and_other_alerts_still_go_ou
     fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
 
     deliver(failing)
-    deliver(failing)  # dead rows are not picked up again
+    deliver(failing)  # not due yet: nobody calls the chat before its backoff ends
     deliver(healthy)
 
     calls = fake_telegram.calls_to("sendMessage")
     assert [c.status for c in calls if c.payload["chat_id"] == failing.chat_id] == [500, 500, 500, 500]
     assert [c.status for c in calls if c.payload["chat_id"] == healthy.chat_id] == [200]
-    assert AlertOutbox.objects.get(driver=failing).state == OutboxState.DEAD
+    row = AlertOutbox.objects.get(driver=failing)
+    assert (row.state, row.attempts) == (OutboxState.FAILED, 4)
+    assert row.next_attempt_at > timezone.now() and row.failing_since is not None
     assert AlertOutbox.objects.get(driver=healthy).state == OutboxState.SENT
+
+
+def test_an_alert_that_failed_is_delivered_when_its_backoff_ends_and_telegram_is_back(fake_telegram):
+    driver = failed_in_outage(fake_telegram)
+    assert AlertOutbox.objects.get().state == OutboxState.FAILED
+
+    due_now()
+    deliver(driver)
+
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [500, 500, 500, 500, 200]
+    row = AlertOutbox.objects.get()
+    assert (row.state, row.attempts, row.failing_since, row.next_attempt_at) == (OutboxState.SENT, 0, None, None)
+
+
+def test_a_failing_alert_is_tried_once_per_pass_with_a_growing_backoff(fake_telegram, settings):
+    settings.ALERT_RETRY_BASE_SECONDS = 10
+    settings.ALERT_RETRY_MAX_SECONDS = 1000
+    driver = failed_in_outage(fake_telegram, errors=5)
+    first_wait = (AlertOutbox.objects.get().next_attempt_at - timezone.now()).total_seconds()
+
+    due_now()
+    deliver(driver)
+
+    row = AlertOutbox.objects.get()
+    second_wait = (row.next_attempt_at - timezone.now()).total_seconds()
+    assert len(fake_telegram.calls_to("sendMessage")) == 5 and row.attempts == 5
+    assert 40 - 1 <= first_wait <= 80  # 4 failures: 10 s · 2³, jittered into its upper half
+    assert 80 - 1 <= second_wait <= 160  # one more: twice that
+
+
+def test_retry_delay_doubles_with_jitter_up_to_its_cap(settings):
+    settings.ALERT_RETRY_BASE_SECONDS = 2
+    settings.ALERT_RETRY_MAX_SECONDS = 180
+
+    delays = {n: [services.retry_delay(attempts=n) for _ in range(200)] for n in (1, 3, 10, 500)}
+
+    assert all(1 <= d <= 2 for d in delays[1]) and all(4 <= d <= 8 for d in delays[3])
+    assert all(90 <= d <= 180 for d in delays[10] + delays[500])
+    assert len(set(delays[10])) > 100  # jittered: the chats of one outage do not all come back together
+
+
+def test_an_alert_failing_longer_than_give_up_after_is_dead(fake_telegram, settings,
+                                                           django_capture_on_commit_callbacks):
+    settings.ALERT_GIVE_UP_AFTER = 600
+    driver = failed_in_outage(fake_telegram, errors=5)
+    row = AlertOutbox.objects.get()
+    assert row.state == OutboxState.FAILED
+    AlertOutbox.objects.update(failing_since=row.failing_since - timezone.timedelta(seconds=601))
+    due_now()
+    before = gave_up("alerts")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(driver)
+
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboxState.DEAD, 5)
+    assert gave_up("alerts") == before + 1
+
+
+def test_an_alert_that_joined_the_wait_later_gets_its_own_time_before_it_is_given_up(fake_telegram, settings):
+    settings.ALERT_GIVE_UP_AFTER = 600
+    driver = failed_in_outage(fake_telegram)
+    earlier = AlertOutbox.objects.get()
+    AlertOutbox.objects.update(failing_since=earlier.failing_since - timezone.timedelta(seconds=601))
+    adjust(ProductFactory(on_hand=6), -2)
+    deliver(driver)  # joins the earlier alert's wait
+    due_now()
+    fake_telegram.script("sendMessage", tg.server_error())
+
+    deliver(driver)
+
+    later = AlertOutbox.objects.exclude(pk=earlier.pk).get()
+    earlier.refresh_from_db()
+    assert (earlier.state, later.state) == (OutboxState.DEAD, OutboxState.FAILED)
+    assert timezone.now() - later.failing_since < timezone.timedelta(seconds=60)
+
+
+def test_the_last_retry_falls_on_the_give_up_time(fake_telegram, settings):
+    settings.ALERT_GIVE_UP_AFTER = 30
+    settings.ALERT_RETRY_BASE_SECONDS = 3600
+
+    failed_in_outage(fake_telegram)
+
+    row = AlertOutbox.objects.get()
+    assert row.state == OutboxState.FAILED
+    assert row.next_attempt_at - row.failing_since <= timezone.timedelta(seconds=30)
+
+
+def test_a_400_is_final_without_retry(fake_telegram):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    fake_telegram.script("sendMessage", tg.Reply(400, {"ok": False, "error_code": 400,
+                                                       "description": "Bad Request: message text is empty"}))
+
+    deliver(driver)
+    due_now()
+    deliver(driver)
+
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+    assert AlertOutbox.objects.get().state == OutboxState.DEAD
+
+
+def test_a_later_alert_waits_behind_an_earlier_one_that_is_backing_off(fake_telegram):
+    earlier, later = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
+    driver = DriverFactory()
+    adjust(earlier, -2)
+    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
+    deliver(driver)
+    waiting = AlertOutbox.objects.get(product=earlier)
+
+    adjust(later, -2)
+    deliver(driver)  # Telegram answers again, but the earlier alert's turn has not come
+
+    assert fake_telegram.delivered("sendMessage") == []
+    assert AlertOutbox.objects.get(product=later).next_attempt_at == waiting.next_attempt_at
+    due_now()
+    deliver(driver)
+    [message] = fake_telegram.delivered("sendMessage")
+    assert "Arroz" in message.payload["text"] and "Feijão" in message.payload["text"]  # together, as a digest
+    assert set(AlertOutbox.objects.values_list("state", flat=True)) == {OutboxState.SENT}
 
 
 def test_429_means_no_call_to_that_chat_before_retry_after(fake_telegram):
@@ -343,15 +481,52 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
     assert "Sem estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
 
 
-def test_a_slow_answer_times_out_and_the_retry_delivers(fake_telegram, settings):
+def wait_until(predicate, timeout: float = 5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not predicate():
+        time.sleep(0.05)
+    return predicate()
+
+
+def sent_twice_after_a_timeout(fake, settings):
+    """An alert whose first sendMessage Telegram accepts (message 1001) but answers after our timeout; the
+    retry is message 1002. Returns (product, driver) once the late answer has been recorded."""
     settings.TELEGRAM_TIMEOUT = 0.3
     product = ProductFactory(on_hand=6)
     driver = DriverFactory()
     adjust(product, -2)
-    fake_telegram.script("sendMessage", tg.slow(1.0))
+    fake.script("sendMessage", tg.slow(1.0))
+    deliver(driver)
+    assert wait_until(lambda: AlertOutbox.objects.get().copy_message_ids == [1001])
+    return product, driver
 
+
+# Transactional: the late answer is recorded over the request thread's own connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_telegram_accepted_after_our_timeout_is_edited_too(fake_telegram, settings):
+    product, driver = sent_twice_after_a_timeout(fake_telegram, settings)
+    row = AlertOutbox.objects.get()
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [200, 200]  # the retry made a second copy
+    assert (row.state, row.attempts, row.message_id) == (OutboxState.SENT, 0, 1002)
+
+    adjust(product, -4)  # LOW → OUT
     deliver(driver)
 
-    assert len(fake_telegram.calls_to("sendMessage")) == 2
+    edits = fake_telegram.calls_to("editMessageText")
+    assert sorted(e.payload["message_id"] for e in edits) == [1001, 1002]
+    assert all("Sem estoque" in e.payload["text"] for e in edits)
+    assert AlertOutbox.objects.get().state == OutboxState.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_the_driver_deleted_is_forgotten_and_the_edit_still_counts(fake_telegram, settings):
+    product, driver = sent_twice_after_a_timeout(fake_telegram, settings)
+    gone = tg.Reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"})
+    fake_telegram.script("editMessageText", tg.ok({"message_id": 1002}), gone)
+
+    adjust(product, -4)
+    deliver(driver)
+
     row = AlertOutbox.objects.get()
-    assert (row.state, row.attempts) == (OutboxState.SENT, 0)
+    assert (row.state, row.message_id, row.copy_message_ids) == (OutboxState.SENT, 1002, [])
+    assert len(fake_telegram.calls_to("sendMessage")) == 2  # no third copy

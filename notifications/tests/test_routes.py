@@ -11,6 +11,7 @@ ALERT_TASKS = {
     "notifications.tasks.alert_deliver_task",
     "notifications.tasks.alert_outbox_sweep_task",
     "notifications.tasks.telegram_update_process_task",
+    "notifications.tasks.telegram_updates_sweep_task",
 }
 ORDER_TASKS = {"orders.tasks.order_process_task", "orders.tasks.orders_requeue_stuck_task"}
 PROJECTION_TASKS = {

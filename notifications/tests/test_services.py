@@ -1,13 +1,23 @@
 """Tests for alert states and the outbox rows written with stock changes (no network involved)."""
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications import services
-from notifications.models import AlertKind, AlertOutbox, AlertState, Level, MessageLevel, OutboxState, Subscription
+from notifications.models import (
+    AlertKind,
+    AlertOutbox,
+    AlertState,
+    Level,
+    MessageLevel,
+    OutboxState,
+    Subscription,
+    TelegramUpdate,
+)
 from notifications.services import AlertTransition, level_for
 from notifications.tests.factories import DriverFactory
 
@@ -198,3 +208,15 @@ def test_inactive_products_raise_no_alerts():
 
     assert AlertOutbox.objects.count() == 0
     assert not AlertState.objects.filter(product=product).exists()
+
+
+def test_the_updates_sweep_takes_stored_updates_never_processed_oldest_first(settings):
+    settings.ALERT_SWEEP_GRACE_SECONDS = 3
+    for update_id in (12, 11, 13, 14):
+        services.telegram_update_record(update={"update_id": update_id})
+    TelegramUpdate.objects.exclude(update_id=14).update(received_at=timezone.now() - timedelta(seconds=10))
+    services.telegram_update_claim(update_id=13)  # processed by its own task
+
+    queued = services.telegram_updates_sweep()
+
+    assert queued == [11, 12]  # 13 was processed; 14 is younger than the grace, its task may still come

@@ -91,19 +91,19 @@ def test_a_worker_killed_after_claiming_leaves_the_row_to_the_sweep_once_the_lea
     assert len(fake_telegram.calls_to("sendMessage")) == 1
 
 
-def test_dead_alert_does_not_stop_other_drivers(fake_telegram, celery_worker):
+def test_a_dead_alert_does_not_stop_other_drivers(fake_telegram, celery_worker):
     product = ProductFactory(on_hand=6)
     failing = DriverFactory()
     healthy = DriverFactory()
     from notifications.tests import fake_telegram as tg
 
-    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
+    fake_telegram.script("sendMessage", tg.forbidden())
     inventory.stock_adjust(code=product.code, delta=-3, reason="sale")
 
     assert wait_rows(OutboxState.DEAD, 1) == 1
     assert wait_rows(OutboxState.SENT, 1) == 1
     assert AlertOutbox.objects.get(state=OutboxState.SENT).driver_id in {failing.pk, healthy.pk}
-    assert len(fake_telegram.calls_to("sendMessage")) == 5
+    assert len(fake_telegram.calls_to("sendMessage")) == 2
 
 
 def test_an_alert_is_delivered_while_every_other_queue_holds_a_backlog(fake_telegram, celery_worker):
@@ -225,3 +225,34 @@ def test_a_worker_process_killed_mid_send_loses_no_alert(fake_telegram, settings
     calls = fake_telegram.calls_to("sendMessage")
     assert [c.payload["chat_id"] for c in calls] == [driver.chat_id, driver.chat_id]
     assert AlertOutbox.objects.get().state == OutboxState.SENT
+
+
+def test_a_later_alert_is_not_sent_while_an_earlier_one_to_the_chat_is_in_flight(fake_telegram):
+    import threading
+
+    from notifications.tests.fake_telegram import slow
+
+    first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
+    driver = DriverFactory()
+    fake_telegram.script("sendMessage", slow(0.5))
+    inventory.stock_adjust(code=first.code, delta=-3, reason="sale")
+    connection.close()
+
+    def deliver():
+        try:
+            services.alert_deliver(driver_id=driver.pk)
+        finally:
+            connection.close()
+
+    in_flight = threading.Thread(target=deliver)
+    in_flight.start()
+    assert len(fake_telegram.wait_for("sendMessage", 1, delivered=False)) == 1
+    inventory.stock_adjust(code=second.code, delta=-3, reason="sale")
+    services.alert_deliver(driver_id=driver.pk)  # another worker, while the first message is on its way
+    in_flight.join()
+    services.alert_deliver(driver_id=driver.pk)  # what the first worker queued when it was done
+
+    earlier, later = fake_telegram.calls_to("sendMessage")
+    assert "Arroz" in earlier.payload["text"] and "Feijão" in later.payload["text"]
+    assert later.at - earlier.at >= 0.5  # only once the earlier one was answered
+    assert AlertOutbox.objects.filter(state=OutboxState.SENT).count() == 2

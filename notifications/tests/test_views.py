@@ -95,3 +95,36 @@ def test_duplicate_update_id_is_processed_once(webhook_secret, fake_telegram, ce
     time.sleep(0.5)
     assert len(fake_telegram.calls_to("sendMessage")) == 1
     assert TelegramUpdate.objects.get().processed_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_command_sent_while_the_broker_is_down_is_answered_after_recovery(webhook_secret, fake_telegram, settings):
+    from notifications.tasks import telegram_updates_sweep_task
+    from notifications.tests.conftest import running_worker
+    from notifications.tests.throwaway_redis import ThrowawayRedis, celery_broker
+
+    settings.ALERT_SWEEP_GRACE_SECONDS = 0
+    DriverFactory(chat_id=777)
+    broker = ThrowawayRedis()
+    try:
+        with celery_broker(broker.url):
+            broker.start()
+            broker.stop()  # Redis goes down
+
+            response = post(update(51, "/ajuda"))
+            assert response.status_code == 200  # acknowledged: it is stored in PostgreSQL
+            assert TelegramUpdate.objects.get().processed_at is None
+            assert fake_telegram.calls == []
+
+            broker.start()  # Redis is back
+            with running_worker("alerts"):
+                telegram_updates_sweep_task.delay()  # what beat sends every few seconds
+                calls = fake_telegram.wait_for("sendMessage", 1)
+                time.sleep(0.3)
+    finally:
+        broker.remove()
+
+    assert [c.payload["chat_id"] for c in calls] == [777]
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+    assert TelegramUpdate.objects.get().processed_at is not None

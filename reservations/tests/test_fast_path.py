@@ -48,7 +48,7 @@ def served_and_delegated() -> tuple[float, float]:
 
 
 async def post(path: str, body: bytes | dict | None, *, token: str | None,
-               headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
+               headers: dict[str, str] | None = None, address: str = "127.0.0.1") -> tuple[int, dict, dict]:
     """POST through the service's ASGI application; (status, JSON body, headers)."""
     raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
     sent_headers = [(b"host", b"testserver"), (b"content-type", b"application/json"),
@@ -59,7 +59,7 @@ async def post(path: str, body: bytes | dict | None, *, token: str | None,
         sent_headers.append((key.lower().encode(), value.encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": sent_headers, "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+             "headers": sent_headers, "client": (address, 50000), "server": ("testserver", 80)}
     messages = [{"type": "http.request", "body": raw, "more_body": False}]
     answer: dict = {"body": b""}
 
@@ -369,6 +369,21 @@ async def test_a_client_over_its_rate_limit_gets_the_views_429(storefront, setti
 
     assert statuses[:2] == [200, 200] and statuses[2] == 429
     assert (await sync_to_async(stock_of)("FAST-10")).reserved == 2
+
+
+async def test_a_valid_token_from_an_address_locked_out_for_unknown_tokens_gets_the_views_429(storefront, settings):
+    await sync_to_async(ProductFactory)(code="FAST-12", on_hand=50)
+    settings.TOKEN_FAILURE_LIMIT = 3
+    wrong = [(await post("/stock/FAST-12/reserve", None, token=f"sp_guess{n}", address="10.9.0.1"))[0]
+             for n in range(3)]
+
+    locked = await post("/stock/FAST-12/reserve", None, token=storefront.raw_token, address="10.9.0.1")
+    elsewhere = await post("/stock/FAST-12/reserve", None, token=storefront.raw_token, address="10.9.0.2")
+
+    assert wrong == [401, 401, 429]
+    assert locked[0] == 429 and locked[1]["error"]["code"] == "rate_limited" and "retry-after" in {k.lower() for k in locked[2]}
+    assert elsewhere[0] == 200
+    assert (await sync_to_async(stock_of)("FAST-12")).reserved == 1
 
 
 @pytest.mark.slow
