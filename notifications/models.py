@@ -2,6 +2,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Product
@@ -118,8 +119,11 @@ class OutboxState(models.TextChoices):
 
 
 class AlertOutbox(models.Model):
-    """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message.
+    """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message,
+    except running out: LOW → OUT sets ``ring``, and the next delivery sends a new message that replies to the
+    old one (so the phone rings); from then on the alert's message is the new one.
 
+    ``changed_at`` is when the stock change behind the current content happened (shown in the text).
     ``revision`` grows with every content change; the row is delivered when ``delivered_revision`` catches up.
     Rows delivered together in one digest share ``message_id``. ``copy_message_ids`` are further copies of
     that message Telegram accepted after our client had timed out; edits go to them as well.
@@ -141,6 +145,8 @@ class AlertOutbox(models.Model):
     chat_id = models.BigIntegerField(null=True, blank=True)
     message_id = models.BigIntegerField(null=True, blank=True)
     copy_message_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    ring = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(default=timezone.now)
     failing_since = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)

@@ -70,17 +70,31 @@ def test_fifty_oscillations_around_threshold_make_one_alert():
     assert (row.level, row.revision, row.episode) == (MessageLevel.LOW, 1, 1)
 
 
-def test_low_then_out_updates_the_same_row_for_an_edit():
+def test_low_then_out_updates_the_same_row_marked_to_ring():
     product = ProductFactory(on_hand=6)
     DriverFactory()
     adjust(product, -2)
     AlertOutbox.objects.update(state=OutboxState.SENT, message_id=77, delivered_revision=1)
+    assert AlertOutbox.objects.get().ring is False
 
     adjust(product, -4)
 
     row = AlertOutbox.objects.get()
-    assert (row.level, row.revision, row.delivered_revision, row.state, row.message_id) == (
-        MessageLevel.OUT, 2, 1, OutboxState.PENDING, 77)
+    assert (row.level, row.revision, row.delivered_revision, row.state, row.message_id, row.ring) == (
+        MessageLevel.OUT, 2, 1, OutboxState.PENDING, 77, True)
+
+
+def test_each_level_change_records_when_the_stock_changed():
+    product = ProductFactory(on_hand=6)
+    DriverFactory()
+    before = timezone.now()
+    adjust(product, -2)
+    low_at = AlertOutbox.objects.get().changed_at
+
+    adjust(product, -4)
+
+    out_at = AlertOutbox.objects.get().changed_at
+    assert before <= low_at < out_at <= timezone.now()
 
 
 def test_restock_past_margin_resolves_and_next_crossing_opens_a_new_episode():
