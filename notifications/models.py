@@ -172,16 +172,29 @@ class AlertOutbox(models.Model):
 
 
 class TelegramUpdate(models.Model):
-    """Update ids seen by the webhook or poller, kept at least 24 h so Telegram's redeliveries are ignored."""
+    """Update ids seen by the webhook or poller, kept at least 24 h so Telegram's redeliveries are ignored.
+
+    Also each chat's queue of commands: a chat's updates are answered in ``update_id`` order (the order sent),
+    one reply per chat slot of Telegram's rate limit. Processing an update stores its ``reply`` (a
+    sendMessage payload) until it goes out (``replied_at``); ``claimed_until`` is the lease of the worker
+    sending it.
+    """
 
     update_id = models.BigIntegerField(primary_key=True)
     payload = models.JSONField()
+    chat_id = models.BigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    reply = models.JSONField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # The sweep's question: what was stored but never processed (its task was lost)?
             models.Index(fields=["update_id"], name="telegram_update_unprocessed",
                          condition=Q(processed_at__isnull=True)),
+            # A chat's queue: its updates not answered yet, oldest first.
+            models.Index(fields=["chat_id", "update_id"], name="telegram_update_chat_queue",
+                         condition=Q(replied_at__isnull=True)),
         ]

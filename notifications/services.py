@@ -4,7 +4,7 @@ import logging
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -639,19 +639,80 @@ def driver_mute(*, driver: Driver, product: Product, hours: float) -> DriverMute
 
 # --- bot updates ------------------------------------------------------------------------------------------------
 
+def update_chat(update: dict[str, Any]) -> dict[str, Any]:
+    """The chat an update came from (a message's, or the message under a pressed button); {} without one."""
+    message = update.get("message")
+    if not isinstance(message, dict):
+        query = update.get("callback_query")
+        message = query.get("message") if isinstance(query, dict) else None
+    chat = message.get("chat") if isinstance(message, dict) else None
+    return chat if isinstance(chat, dict) else {}
+
+
 @transaction.atomic
 def telegram_update_record(*, update: dict[str, Any]) -> bool:
     """Remember an update; False when its update_id was seen before (Telegram redelivers on errors)."""
+    chat_id = update_chat(update).get("id")
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+        chat_id = None  # nothing to answer in order
     _, created = TelegramUpdate.objects.get_or_create(update_id=int(update["update_id"]),
-                                                      defaults={"payload": update})
+                                                      defaults={"payload": update, "chat_id": chat_id})
     return created
+
+
+@transaction.atomic
+def telegram_update_answer(*, update_id: int, answer: Callable[..., Any]) -> Any:
+    """Process an update of a chat's queue exactly once: ``answer(update=payload)`` runs in this transaction (its
+    writes, e.g. a link or a mute, commit with the update marked processed) and returns what the bot says,
+    whose ``reply`` (a sendMessage payload, or None) is stored to go out in the chat's turn.
+
+    Returns None when another worker holds the update or it was processed already. No network I/O here:
+    a worker killed meanwhile leaves the update unprocessed, for the sweep.
+    """
+    taken = list(TelegramUpdate.objects.select_for_update(skip_locked=True)
+                 .filter(update_id=update_id, processed_at__isnull=True).values_list("payload", flat=True))
+    if not taken:
+        return None
+    result = answer(update=taken[0])
+    now = timezone.now()
+    TelegramUpdate.objects.filter(update_id=update_id).update(
+        processed_at=now, reply=result.reply, replied_at=None if result.reply else now)
+    return result
+
+
+def telegram_update_drop(*, update_id: int) -> None:
+    """Processing this update failed (its writes were rolled back): it is given up, without a reply."""
+    now = timezone.now()
+    TelegramUpdate.objects.filter(update_id=update_id, processed_at__isnull=True).update(
+        processed_at=now, replied_at=now)
+
+
+def telegram_reply_claim(*, update_id: int) -> datetime | None:
+    """A lease on sending this update's stored reply (its end, to hand back); None if someone else holds it
+    or it went out."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.ALERT_CLAIM_SECONDS)
+    won = (TelegramUpdate.objects.filter(update_id=update_id, replied_at__isnull=True, reply__isnull=False)
+           .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).update(claimed_until=until))
+    return until if won else None
+
+
+def telegram_reply_release(*, update_id: int, lease: datetime) -> None:
+    """The reply could not go yet (the chat's slot is taken): it stays first in the chat's queue."""
+    TelegramUpdate.objects.filter(update_id=update_id, claimed_until=lease).update(claimed_until=None)
+
+
+def telegram_reply_done(*, update_id: int) -> None:
+    """The reply went out (or can never go): the chat's next update comes up."""
+    TelegramUpdate.objects.filter(update_id=update_id).update(replied_at=timezone.now(), claimed_until=None)
 
 
 def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
     """The payload if this caller is the one to process the update, else None (exactly one caller wins)."""
     with transaction.atomic():
+        now = timezone.now()  # answered right away by the caller, outside any chat queue
         won = TelegramUpdate.objects.filter(update_id=update_id, processed_at__isnull=True).update(
-            processed_at=timezone.now())
+            processed_at=now, replied_at=now)
         if not won:
             return None
         return TelegramUpdate.objects.values_list("payload", flat=True).get(update_id=update_id)
@@ -659,11 +720,13 @@ def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
 
 def telegram_updates_sweep(*, now: datetime | None = None) -> list[int]:
     """Queue processing of updates the webhook stored but could not hand to Celery (the broker was down),
-    oldest first. Returns their ids; an update processed meanwhile is skipped by its claim."""
+    and of replies whose chat's task was lost, oldest first. Returns their ids; what was answered
+    meanwhile is skipped by its claim."""
     from notifications.tasks import telegram_update_process_task
 
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
-    update_ids = selectors.telegram_updates_unprocessed(received_before=cutoff)
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
+    update_ids = selectors.telegram_updates_unanswered(received_before=cutoff, now=now)
     for update_id in update_ids:
         telegram_update_process_task.delay(update_id)
     return update_ids

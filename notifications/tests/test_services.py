@@ -1,5 +1,6 @@
 """Tests for alert states and the outbox rows written with stock changes (no network involved)."""
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -234,3 +235,20 @@ def test_the_updates_sweep_takes_stored_updates_never_processed_oldest_first(set
     queued = services.telegram_updates_sweep()
 
     assert queued == [11, 12]  # 13 was processed; 14 is younger than the grace, its task may still come
+
+
+def test_the_updates_sweep_takes_a_queued_reply_nobody_is_sending(settings):
+    settings.ALERT_SWEEP_GRACE_SECONDS = 3
+    chat = {"id": 4242, "type": "private"}
+    for update_id in (21, 22, 23):
+        services.telegram_update_record(update={"update_id": update_id, "message": {"text": "/ajuda", "chat": chat}})
+    TelegramUpdate.objects.update(received_at=timezone.now() - timedelta(seconds=10))
+    replied = {"chat_id": 4242, "text": "ok"}
+    for update_id in (21, 22):
+        services.telegram_update_answer(update_id=update_id, answer=lambda update: SimpleNamespace(reply=replied))
+    services.telegram_reply_done(update_id=21)
+    assert services.telegram_updates_sweep() == [22, 23]  # 22's reply waits for a task that was lost
+
+    services.telegram_reply_claim(update_id=22)  # a worker is sending it now
+
+    assert services.telegram_updates_sweep() == [23]
