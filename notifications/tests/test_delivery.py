@@ -74,14 +74,20 @@ def test_running_out_rings_with_a_new_message_that_replies_to_the_low_one(fake_t
     assert row.message_id == 1002  # later edits go to the OUT message
 
 
-def test_back_in_stock_after_running_out_silently_edits_the_out_message(fake_telegram):
-    product = ProductFactory(on_hand=6)
+def ran_out_after_low(**product_fields):
+    """A product whose LOW alert went out and then its ringing OUT one. Returns it, the driver and the OUT
+    message id."""
+    product = ProductFactory(on_hand=6, **product_fields)
     driver = DriverFactory()
     adjust(product, -2)
     deliver(driver)
     adjust(product, -4)
     deliver(driver)
-    out_message = AlertOutbox.objects.get().message_id
+    return product, driver, AlertOutbox.objects.get().message_id
+
+
+def test_back_in_stock_after_running_out_silently_edits_the_out_message(fake_telegram):
+    product, driver, out_message = ran_out_after_low()
 
     adjust(product, +10)
     deliver(driver)
@@ -95,13 +101,7 @@ def test_back_in_stock_after_running_out_silently_edits_the_out_message(fake_tel
 
 
 def test_going_from_out_back_to_low_is_an_edit_and_running_out_again_rings_again(fake_telegram):
-    product = ProductFactory(on_hand=6, low_stock_threshold=5)
-    driver = DriverFactory()
-    adjust(product, -2)
-    deliver(driver)
-    adjust(product, -4)
-    deliver(driver)
-    out_message = AlertOutbox.objects.get().message_id
+    product, driver, out_message = ran_out_after_low(low_stock_threshold=5)
 
     adjust(product, +2)  # OUT → LOW
     deliver(driver)
@@ -552,7 +552,8 @@ def test_a_digest_offers_substitutes_for_the_products_that_are_out(fake_telegram
     assert "Óleo de soja" in low_line and "Substitutos" not in low_line
 
 
-def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):
+def digest_of_two_sent():
+    """Arroz and Feijão run low in one transaction and go out as one digest. Returns them and the driver."""
     from django.db import transaction
 
     first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
@@ -561,6 +562,11 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
         inventory.stock_apply(changes=[inventory.StockChange(product_id=p.pk, on_hand=-2, kind="adjustment")
                                        for p in (first, second)])
     deliver(driver)
+    return first, second, driver
+
+
+def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):
+    first, second, driver = digest_of_two_sent()
 
     adjust(first, +10)
     deliver(driver)
@@ -571,14 +577,7 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
 
 
 def test_one_product_of_a_digest_running_out_rings_with_a_reply_to_the_digest(fake_telegram):
-    from django.db import transaction
-
-    first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
-    driver = DriverFactory()
-    with transaction.atomic():
-        inventory.stock_apply(changes=[inventory.StockChange(product_id=p.pk, on_hand=-2, kind="adjustment")
-                                       for p in (first, second)])
-    deliver(driver)
+    first, second, driver = digest_of_two_sent()
     digest = AlertOutbox.objects.get(product=second).message_id
 
     adjust(first, -4)
