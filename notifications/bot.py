@@ -1,7 +1,8 @@
-"""The driver bot: turns one Telegram update (command or button press) into replies through the Bot API."""
+"""The driver bot: turns Telegram updates (commands, button presses) into replies through the Bot API, each
+chat's commands answered in the order sent, one reply per chat slot of Telegram's rate limit."""
 import logging
 import re
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +12,14 @@ from inventory.models import Product, Stock, search_fold
 from inventory.selectors import product_resolve
 from notifications import selectors, services, texts
 from notifications.models import Driver
-from notifications.telegram import TelegramClient, TelegramError, client_default, escape, text_clip
+from notifications.telegram import (
+    TelegramClient,
+    TelegramError,
+    TelegramRateLimited,
+    client_default,
+    escape,
+    text_clip,
+)
 from notifications.texts import t
 
 logger = logging.getLogger(__name__)
@@ -33,26 +41,134 @@ FILLER_WORDS = frozenset("""
 """.split())
 
 
+@dataclass
+class BotAnswer:
+    """What the bot says to one update: ``reply`` is a sendMessage payload (None: nothing to say), and
+    ``callback`` the answerCallbackQuery payload of a button press. Working it out makes no network call."""
+
+    reply: dict[str, Any] | None = None
+    callback: dict[str, Any] | None = None
+
+
+def bot_update_answer(*, update: dict[str, Any]) -> BotAnswer:
+    """What to say to one update (its writes, a link or a mute, are made here)."""
+    if isinstance(update.get("callback_query"), dict):
+        return _callback_answer(update["callback_query"])
+    if isinstance(update.get("message"), dict):
+        return BotAnswer(reply=_message_answer(update["message"]))
+    return BotAnswer()
+
+
 def bot_update_handle(*, update: dict[str, Any], client: TelegramClient | None = None) -> None:
-    """Answer one update. Telegram errors are logged, never raised: a bad chat must not block the queue."""
+    """Answer one update at once (``telegram_poll`` answers its updates one after another this way).
+    Telegram errors are logged, never raised: a bad chat must not block the others."""
     client = client or client_default()
     if not client.configured:
         services._log_no_token()
         return
+    answer = bot_update_answer(update=update)
     try:
-        if "callback_query" in update:
-            _callback_handle(client, update["callback_query"])
-        elif "message" in update:
-            _message_handle(client, update["message"])
+        if answer.reply is not None:
+            _send(client, answer.reply, is_group=_is_group(services.update_chat(update)))
     except TelegramError:
         logger.exception("bot reply failed", extra={"update_id": update.get("update_id")})
+    finally:
+        _callback_send(client, answer)
 
 
-def _reply(client: TelegramClient, chat_id: int, text: str, *, is_group: bool = False) -> None:
+def bot_chat_serve(*, update_id: int, client: TelegramClient | None = None) -> None:
+    """Answer the chat this update came from: its updates in the order sent (``update_id``), one reply per
+    slot of the chat's rate limit. When the slot is taken the task comes back when it is free (a worker
+    never sleeps on a busy chat), so commands sent faster than Telegram lets us answer are queued, not
+    dropped. Whichever worker holds the chat's next update goes on with the ones behind it."""
+    client = client or client_default()
+    if not client.configured:
+        services._log_no_token()
+        return
+    chat_id = selectors.telegram_update_chat_id(update_id=update_id)
+    if chat_id is None:
+        # An update without a chat has nothing to keep in order with.
+        update = services.telegram_update_claim(update_id=update_id)
+        if update is not None:
+            bot_update_handle(update=update, client=client)
+        return
+    while True:
+        head = selectors.telegram_chat_next(chat_id=chat_id)
+        if head is None:
+            return
+        if head.processed_at is None:
+            try:
+                answer = services.telegram_update_answer(update_id=head.update_id, answer=bot_update_answer)
+            except TelegramError:
+                raise
+            except Exception:
+                # An update the bot cannot answer must not hold up the chat's later commands.
+                logger.exception("bot update could not be answered", extra={"update_id": head.update_id})
+                services.telegram_update_drop(update_id=head.update_id)
+                continue
+            if answer is None:
+                return  # another worker is processing it, and goes on from there
+            _callback_send(client, answer)
+            continue
+        if not _queued_reply_send(client, head):
+            return
+
+
+def _queued_reply_send(client: TelegramClient, head: Any) -> bool:
+    """Send the chat's first waiting reply in the chat's slot; False when it has to wait (the chat is queued
+    again for when the slot is free) or another worker is sending it."""
+    lease = services.telegram_reply_claim(update_id=head.update_id)
+    if lease is None:
+        return False
+    chat_id, is_group = head.reply["chat_id"], _is_group(services.update_chat(head.payload))
+    wait = client.limiter.acquire_wait(chat_id=chat_id, is_group=is_group)
+    if wait > 0:
+        services.telegram_reply_release(update_id=head.update_id, lease=lease)
+        _serve_later(client, head.update_id, chat_id, wait)
+        return False
+    try:
+        _send(client, head.reply, is_group=is_group, slot_taken=True)
+    except TelegramRateLimited as exc:
+        # Telegram asked for a pause longer than a reply may wait: the reply keeps its place in the queue.
+        services.telegram_reply_release(update_id=head.update_id, lease=lease)
+        _serve_later(client, head.update_id, chat_id, exc.retry_after)
+        return False
+    except TelegramError:
+        logger.exception("bot reply failed", extra={"update_id": head.update_id})
+    services.telegram_reply_done(update_id=head.update_id)
+    return True
+
+
+def _serve_later(client: TelegramClient, update_id: int, chat_id: int, seconds: float) -> None:
+    from notifications.tasks import telegram_update_process_task
+
+    if client.limiter.defer_once(chat_id=chat_id, seconds=seconds):
+        try:
+            telegram_update_process_task.apply_async(args=[update_id], countdown=seconds)
+        except Exception:
+            # The reply is stored; the updates sweep queues the chat again.
+            logger.exception("could not queue the chat's next reply", extra={"update_id": update_id})
+
+
+def _reply_payload(chat_id: int, text: str) -> dict[str, Any]:
+    return {"chat_id": chat_id, "text": text_clip(text), "parse_mode": "HTML"}
+
+
+def _send(client: TelegramClient, payload: dict[str, Any], *, is_group: bool = False,
+          slot_taken: bool = False) -> None:
     # The alerts' rules: the chat's and the bot's rate limits, and retries of what can be retried
     # (5xx, timeouts, a 429's retry_after) within TELEGRAM_RETRY_BUDGET: the driver is waiting.
-    client.chat_call("sendMessage", {"chat_id": chat_id, "text": text_clip(text), "parse_mode": "HTML"},
-                     is_group=is_group)
+    client.chat_call("sendMessage", dict(payload), is_group=is_group, slot_taken=slot_taken)
+
+
+def _callback_send(client: TelegramClient, answer: BotAnswer) -> None:
+    """A pressed button stops spinning at once, whatever happens to the reply."""
+    if answer.callback is None:
+        return
+    try:
+        client.call("answerCallbackQuery", answer.callback)
+    except TelegramError:
+        logger.exception("button press not acknowledged")
 
 
 def _is_group(chat: dict) -> bool:
@@ -74,52 +190,49 @@ def free_text_term(text: str) -> str:
     return " ".join(kept).strip(" .-")
 
 
-def _message_handle(client: TelegramClient, message: dict) -> None:
+def _message_answer(message: dict) -> dict[str, Any] | None:
+    """The reply to a message (a sendMessage payload), or None when it is not for the bot."""
     text = (message.get("text") or "").strip()
     chat = message.get("chat") or {}
     chat_id = chat.get("id")
     if not text or chat_id is None:
-        return
+        return None
     if text.startswith("/"):
         head, _, rest = text.partition(" ")
         command = COMMANDS.get(head[1:].split("@", 1)[0].lower())
         args = rest.strip()
     elif _is_group(chat):
         # In a group, chat among people is not addressed to the bot: only commands are answered there.
-        return
+        return None
     else:
         # Free text in a private chat is a stock question: "tem arroz?" answers as /estoque arroz.
         command, args = "free_text", free_text_term(text)
+    return _reply_payload(chat_id, _command_answer(command, args, chat_id, message))
+
+
+def _command_answer(command: str | None, args: str, chat_id: int, message: dict) -> str:
     driver = selectors.driver_by_chat(chat_id=chat_id)
     language = _language(driver, message)
-    is_group = _is_group(chat)
-    reply = partial(_reply, client, chat_id, is_group=is_group)
-
     if command == "start":
-        linked = services.driver_link_redeem(token=args, chat_id=chat_id, is_group=is_group)
+        linked = services.driver_link_redeem(token=args, chat_id=chat_id, is_group=_is_group(message["chat"]))
         if linked is None:
-            reply(t(language, "not_linked" if not args else "link_invalid"))
-        else:
-            reply(t(linked.language, "linked", name=escape(linked.name)))
-        return
+            return t(language, "not_linked" if not args else "link_invalid")
+        return t(linked.language, "linked", name=escape(linked.name))
     if command == "help":
-        reply(t(language, "help"))
-        return
+        return t(language, "help")
     if driver is None:
-        reply(t(language, "not_linked"))
-        return
+        return t(language, "not_linked")
     if command == "stock":
-        reply(stock_answer(language=language, term=args))
-    elif command == "free_text":
-        reply(stock_answer(language=language, term=args) if args else t(language, "free_text_unclear"))
-    elif command == "low":
-        reply(low_answer(driver=driver))
-    elif command == "ruptura":
-        reply(ruptura_answer(driver=driver))
-    elif command == "mute":
-        reply(mute_answer(driver=driver, args=args))
-    else:
-        reply(t(language, "unknown"))
+        return stock_answer(language=language, term=args)
+    if command == "free_text":
+        return stock_answer(language=language, term=args) if args else t(language, "free_text_unclear")
+    if command == "low":
+        return low_answer(driver=driver)
+    if command == "ruptura":
+        return ruptura_answer(driver=driver)
+    if command == "mute":
+        return mute_answer(driver=driver, args=args)
+    return t(language, "unknown")
 
 
 def _stock_line(language: str, stock: Stock) -> str:
@@ -208,25 +321,26 @@ def mute_answer(*, driver: Driver, args: str) -> str:
     return t(driver.language, "muted", name=escape(product.name), hours=f"{hours:g}")
 
 
-def _callback_handle(client: TelegramClient, query: dict) -> None:
+def _callback_answer(query: dict) -> BotAnswer:
     """Buttons under alerts: ``s:<product id>`` shows stock, ``m:<product id>:<hours>`` mutes. Always answered."""
     data = str(query.get("data") or "")
     chat = (query.get("message") or {}).get("chat") or {}
     chat_id = chat.get("id")
     driver = selectors.driver_by_chat(chat_id=chat_id) if chat_id is not None else None
     language = driver.language if driver else "pt-br"
+    answer = BotAnswer()
     notice = ""
     try:
         parts = data.split(":")
         product = Product.objects.filter(pk=int(parts[1])).first() if len(parts) >= 2 else None
         if driver is not None and product is not None and parts[0] == "s":
             stock = Stock.objects.select_related("product").get(product=product)
-            _reply(client, chat_id, _stock_line(language, stock), is_group=_is_group(chat))
+            answer.reply = _reply_payload(chat_id, _stock_line(language, stock))
         elif driver is not None and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0
             services.driver_mute(driver=driver, product=product, hours=min(max(hours, 0.1), MUTE_MAX_HOURS))
             notice = t(language, "muted", name=product.name, hours=f"{hours:g}").replace("<b>", "").replace("</b>", "")
     except (ValueError, Stock.DoesNotExist):
         notice = ""
-    finally:
-        client.call("answerCallbackQuery", {"callback_query_id": query.get("id"), "text": notice[:200]})
+    answer.callback = {"callback_query_id": query.get("id"), "text": notice[:200]}
+    return answer

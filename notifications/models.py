@@ -2,6 +2,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Product
@@ -118,8 +119,11 @@ class OutboxState(models.TextChoices):
 
 
 class AlertOutbox(models.Model):
-    """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message.
+    """One alert to one driver, written with the stock change. Later level changes edit the same Telegram message,
+    except running out: LOW → OUT sets ``ring``, and the next delivery sends a new message that replies to the
+    old one (so the phone rings); from then on the alert's message is the new one.
 
+    ``changed_at`` is when the stock change behind the current content happened (shown in the text).
     ``revision`` grows with every content change; the row is delivered when ``delivered_revision`` catches up.
     Rows delivered together in one digest share ``message_id``. ``copy_message_ids`` are further copies of
     that message Telegram accepted after our client had timed out; edits go to them as well.
@@ -141,6 +145,8 @@ class AlertOutbox(models.Model):
     chat_id = models.BigIntegerField(null=True, blank=True)
     message_id = models.BigIntegerField(null=True, blank=True)
     copy_message_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    ring = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(default=timezone.now)
     failing_since = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -166,16 +172,29 @@ class AlertOutbox(models.Model):
 
 
 class TelegramUpdate(models.Model):
-    """Update ids seen by the webhook or poller, kept at least 24 h so Telegram's redeliveries are ignored."""
+    """Update ids seen by the webhook or poller, kept at least 24 h so Telegram's redeliveries are ignored.
+
+    Also each chat's queue of commands: a chat's updates are answered in ``update_id`` order (the order sent),
+    one reply per chat slot of Telegram's rate limit. Processing an update stores its ``reply`` (a
+    sendMessage payload) until it goes out (``replied_at``); ``claimed_until`` is the lease of the worker
+    sending it.
+    """
 
     update_id = models.BigIntegerField(primary_key=True)
     payload = models.JSONField()
+    chat_id = models.BigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    reply = models.JSONField(null=True, blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # The sweep's question: what was stored but never processed (its task was lost)?
             models.Index(fields=["update_id"], name="telegram_update_unprocessed",
                          condition=Q(processed_at__isnull=True)),
+            # A chat's queue: its updates not answered yet, oldest first.
+            models.Index(fields=["chat_id", "update_id"], name="telegram_update_chat_queue",
+                         condition=Q(replied_at__isnull=True)),
         ]

@@ -173,9 +173,25 @@ def alert_outbox_backlog(*, now: datetime) -> Backlog:
     return Backlog(**figures)
 
 
-def telegram_updates_unprocessed(*, received_before: datetime, limit: int = 200) -> list[int]:
-    """Update ids stored before ``received_before`` and never processed, oldest first: their task was lost."""
+def telegram_updates_unanswered(*, received_before: datetime, now: datetime, limit: int = 200) -> list[int]:
+    """Update ids stored before ``received_before`` and never processed, or processed with a reply that
+    nobody is sending, oldest first: their task was lost."""
+    waiting = Q(processed_at__isnull=True) | Q(
+        reply__isnull=False, replied_at__isnull=True, chat_id__isnull=False,
+    ) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     return list(
-        TelegramUpdate.objects.filter(processed_at__isnull=True, received_at__lt=received_before)
+        TelegramUpdate.objects.filter(waiting, received_at__lt=received_before)
         .order_by("update_id").values_list("update_id", flat=True)[:limit]
     )
+
+
+def telegram_chat_next(*, chat_id: int) -> TelegramUpdate | None:
+    """The update of this chat to answer next: the oldest one not processed, or processed with its reply
+    still to go out. Later updates wait behind it, so replies keep the order the commands were sent in."""
+    return (TelegramUpdate.objects.filter(chat_id=chat_id, replied_at__isnull=True)
+            .filter(Q(processed_at__isnull=True) | Q(reply__isnull=False))
+            .order_by("update_id").first())
+
+
+def telegram_update_chat_id(*, update_id: int) -> int | None:
+    return TelegramUpdate.objects.filter(update_id=update_id).values_list("chat_id", flat=True).first()

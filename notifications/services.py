@@ -4,7 +4,7 @@ import logging
 import random
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -99,6 +99,7 @@ def alert_states_evaluate(*, stocks: Sequence[Stock]) -> list[AlertTransition]:
 
 def _transitions_record(*, transitions: list[AlertTransition], states: dict[int, AlertState],
                         products: dict[int, Product]) -> None:
+    now = timezone.now()  # when the stock changed: every alert text says so, however late it is delivered
     opened: list[AlertTransition] = []
     changed: list[tuple[AlertTransition, int]] = []
     for tr in transitions:
@@ -122,6 +123,7 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
             stock_level_rows.append(AlertOutbox(
                 product_id=tr.product_id, driver=driver, episode=states[tr.product_id].episode,
                 kind=AlertKind.STOCK, level=tr.to_level, available=tr.available, chat_id=driver.chat_id,
+                changed_at=now,
             ))
     AlertOutbox.objects.bulk_create(stock_level_rows, ignore_conflicts=True)
     driver_ids = {row.driver_id for row in stock_level_rows}
@@ -130,13 +132,14 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
         level = MessageLevel.RESOLVED if tr.to_level == Level.OK else tr.to_level
         rows = AlertOutbox.objects.filter(product_id=tr.product_id, episode=episode, kind=AlertKind.STOCK)
         driver_ids.update(rows.exclude(state=OutboxState.DEAD).values_list("driver_id", flat=True))
+        # Running out rings (a new message replying to the old one); any other change is a silent edit.
         rows.exclude(state=OutboxState.DEAD).update(
             level=level, available=tr.available, revision=F("revision") + 1, state=OutboxState.PENDING,
-            next_attempt_at=None, updated_at=timezone.now(),
+            next_attempt_at=None, updated_at=now, changed_at=now, ring=tr.to_level == Level.OUT,
         )
 
-    now = timezone.now().isoformat()
-    events = [_alert_event(products[tr.product_id], tr.to_level, tr.available, now) for tr in transitions]
+    events = [_alert_event(products[tr.product_id], tr.to_level, tr.available, now.isoformat())
+              for tr in transitions]
     transaction.on_commit(partial(realtime_publish, events))
     if driver_ids:
         transaction.on_commit(partial(deliveries_queue, sorted(driver_ids)))
@@ -188,7 +191,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
     """
     state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id)
     product = Product.objects.get(pk=product_id)
-    now = timezone.now().isoformat()
+    changed_at = timezone.now()
+    now = changed_at.isoformat()
     if stockout_date is not None:
         if state.projected_stockout == stockout_date:
             return False
@@ -202,7 +206,7 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
             recipients = selectors.drivers_for_products(products=[product])[product_id]
             rows = [AlertOutbox(product_id=product_id, driver=d, episode=state.projected_episode,
                                 kind=AlertKind.PROJECTED, level=MessageLevel.PROJECTED, chat_id=d.chat_id,
-                                stockout_date=stockout_date) for d in recipients]
+                                stockout_date=stockout_date, changed_at=changed_at) for d in recipients]
             AlertOutbox.objects.bulk_create(rows, ignore_conflicts=True)
             driver_ids = {d.pk for d in recipients}
         elif not opening:
@@ -210,7 +214,7 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
                                               kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
             driver_ids = set(rows.values_list("driver_id", flat=True))
             rows.update(stockout_date=stockout_date, revision=F("revision") + 1, state=OutboxState.PENDING,
-                        updated_at=timezone.now())
+                        updated_at=changed_at, changed_at=changed_at)
         event = _alert_event(product, "projected", _available(product_id), now, stockout_date)
     else:
         if state.projected_stockout is None:
@@ -221,7 +225,7 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
                                           kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
         driver_ids = set(rows.values_list("driver_id", flat=True))
         rows.update(level=MessageLevel.RESOLVED, revision=F("revision") + 1, state=OutboxState.PENDING,
-                    updated_at=timezone.now())
+                    updated_at=changed_at, changed_at=changed_at)
         event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id), now)
         event["kind"] = "projected"
     transaction.on_commit(partial(realtime_publish, [event]))
@@ -287,7 +291,7 @@ def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[Alert
 
 def _line(row: AlertOutbox, *, substitutes: Sequence[tuple[str, str]] = ()) -> texts.AlertLine:
     return texts.AlertLine(row.product_id, row.product.code, row.product.name, row.level, row.available,
-                           row.stockout_date, tuple(substitutes))
+                           row.stockout_date, tuple(substitutes), row.changed_at)
 
 
 def _digest_line(row: AlertOutbox) -> texts.AlertLine:
@@ -317,8 +321,10 @@ def _message_payload(driver: Driver, rows: list[AlertOutbox]) -> dict[str, Any]:
 def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> DeliveryResult:
     """Send (or edit) every due alert of one driver. Network calls happen outside any transaction or lock.
 
-    New rows go out as one message (a digest when several are due at once); rows already sent are
-    re-rendered into the message they belong to with editMessageText.
+    New rows go out as one message (a digest when several are due at once); rows that ran out since their
+    message was sent go out as a new message replying to it (so the phone rings; the old message is left
+    as it was, a record of the earlier level with its time); other rows already sent are re-rendered into
+    the message they belong to with editMessageText, which Telegram never notifies.
     """
     client = client or client_default()
     result = DeliveryResult()
@@ -345,17 +351,25 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         return result
 
     new_rows = [r for r in rows if r.message_id is None]
+    rings: dict[int, list[AlertOutbox]] = defaultdict(list)
     edits: dict[int, list[AlertOutbox]] = defaultdict(list)
     for row in rows:
         if row.message_id is not None:
-            edits[row.message_id].append(row)
-    silent_base = _quiet_now(driver, timezone.now())
+            (rings if row.ring and row.level == MessageLevel.OUT else edits)[row.message_id].append(row)
 
     slot = True
     if new_rows:
         payload = _message_payload(driver, new_rows)
-        payload["disable_notification"] = silent_base or all(r.kind == AlertKind.PROJECTED for r in new_rows)
+        payload["disable_notification"] = _silent(driver, new_rows)
         _deliver_one(client, driver, new_rows, "sendMessage", payload, token, result, slot_taken=slot)
+        slot = False
+    for message_id, claimed in rings.items():
+        # The old message and its copies stay as they were; edits from now on go to the new one.
+        AlertOutbox.objects.filter(pk__in=[r.pk for r in claimed]).update(copy_message_ids=[])
+        payload = _message_payload(driver, claimed)
+        payload["disable_notification"] = _silent(driver, claimed)
+        payload["reply_parameters"] = {"message_id": message_id, "allow_sending_without_reply": True}
+        _deliver_one(client, driver, claimed, "sendMessage", payload, token, result, slot_taken=slot)
         slot = False
     for message_id, claimed in edits.items():
         members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id))
@@ -377,6 +391,13 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
     elif still_pending:
         deliveries_queue([driver_id])
     return result
+
+
+def _silent(driver: Driver, rows: Sequence[AlertOutbox]) -> bool:
+    """A new message rings unless the driver is in quiet hours or nothing in it needs them now (projected
+    stockouts, back in stock)."""
+    quiet_levels = (MessageLevel.PROJECTED, MessageLevel.RESOLVED)
+    return _quiet_now(driver, timezone.now()) or all(r.level in quiet_levels for r in rows)
 
 
 def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], method: str,
@@ -417,6 +438,7 @@ def _deliver_one(client: TelegramClient, driver: Driver, rows: list[AlertOutbox]
                 # The chat lost the old message: send the current text as a new one.
                 AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).update(message_id=None, copy_message_ids=[])
                 payload.pop("message_id", None)
+                payload["disable_notification"] = _silent(driver, rows)
                 method, copies = "sendMessage", ()
                 late = partial(_late_copy_record, [r.pk for r in rows])
                 continue
@@ -509,8 +531,9 @@ def _rows_sent(rows: list[AlertOutbox], token: str, *, chat_id: int, message_id:
             if message_id is not None:
                 fields["message_id"] = message_id
             # A change that arrived while we were sending keeps the row pending for the next pass.
+            # A ring is done once its revision went out; a newer change keeps its own ring flag.
             base.filter(revision=row.revision).update(state=OutboxState.SENT, delivered_revision=row.revision,
-                                                      sent_at=now, **fields)
+                                                      sent_at=now, ring=False, **fields)
             base.exclude(revision=row.revision).update(delivered_revision=row.revision,
                                                        state=OutboxState.PENDING, **fields)
 
@@ -616,19 +639,80 @@ def driver_mute(*, driver: Driver, product: Product, hours: float) -> DriverMute
 
 # --- bot updates ------------------------------------------------------------------------------------------------
 
+def update_chat(update: dict[str, Any]) -> dict[str, Any]:
+    """The chat an update came from (a message's, or the message under a pressed button); {} without one."""
+    message = update.get("message")
+    if not isinstance(message, dict):
+        query = update.get("callback_query")
+        message = query.get("message") if isinstance(query, dict) else None
+    chat = message.get("chat") if isinstance(message, dict) else None
+    return chat if isinstance(chat, dict) else {}
+
+
 @transaction.atomic
 def telegram_update_record(*, update: dict[str, Any]) -> bool:
     """Remember an update; False when its update_id was seen before (Telegram redelivers on errors)."""
+    chat_id = update_chat(update).get("id")
+    if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+        chat_id = None  # nothing to answer in order
     _, created = TelegramUpdate.objects.get_or_create(update_id=int(update["update_id"]),
-                                                      defaults={"payload": update})
+                                                      defaults={"payload": update, "chat_id": chat_id})
     return created
+
+
+@transaction.atomic
+def telegram_update_answer(*, update_id: int, answer: Callable[..., Any]) -> Any:
+    """Process an update of a chat's queue exactly once: ``answer(update=payload)`` runs in this transaction (its
+    writes, e.g. a link or a mute, commit with the update marked processed) and returns what the bot says,
+    whose ``reply`` (a sendMessage payload, or None) is stored to go out in the chat's turn.
+
+    Returns None when another worker holds the update or it was processed already. No network I/O here:
+    a worker killed meanwhile leaves the update unprocessed, for the sweep.
+    """
+    taken = list(TelegramUpdate.objects.select_for_update(skip_locked=True)
+                 .filter(update_id=update_id, processed_at__isnull=True).values_list("payload", flat=True))
+    if not taken:
+        return None
+    result = answer(update=taken[0])
+    now = timezone.now()
+    TelegramUpdate.objects.filter(update_id=update_id).update(
+        processed_at=now, reply=result.reply, replied_at=None if result.reply else now)
+    return result
+
+
+def telegram_update_drop(*, update_id: int) -> None:
+    """Processing this update failed (its writes were rolled back): it is given up, without a reply."""
+    now = timezone.now()
+    TelegramUpdate.objects.filter(update_id=update_id, processed_at__isnull=True).update(
+        processed_at=now, replied_at=now)
+
+
+def telegram_reply_claim(*, update_id: int) -> datetime | None:
+    """A lease on sending this update's stored reply (its end, to hand back); None if someone else holds it
+    or it went out."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.ALERT_CLAIM_SECONDS)
+    won = (TelegramUpdate.objects.filter(update_id=update_id, replied_at__isnull=True, reply__isnull=False)
+           .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)).update(claimed_until=until))
+    return until if won else None
+
+
+def telegram_reply_release(*, update_id: int, lease: datetime) -> None:
+    """The reply could not go yet (the chat's slot is taken): it stays first in the chat's queue."""
+    TelegramUpdate.objects.filter(update_id=update_id, claimed_until=lease).update(claimed_until=None)
+
+
+def telegram_reply_done(*, update_id: int) -> None:
+    """The reply went out (or can never go): the chat's next update comes up."""
+    TelegramUpdate.objects.filter(update_id=update_id).update(replied_at=timezone.now(), claimed_until=None)
 
 
 def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
     """The payload if this caller is the one to process the update, else None (exactly one caller wins)."""
     with transaction.atomic():
+        now = timezone.now()  # answered right away by the caller, outside any chat queue
         won = TelegramUpdate.objects.filter(update_id=update_id, processed_at__isnull=True).update(
-            processed_at=timezone.now())
+            processed_at=now, replied_at=now)
         if not won:
             return None
         return TelegramUpdate.objects.values_list("payload", flat=True).get(update_id=update_id)
@@ -636,11 +720,13 @@ def telegram_update_claim(*, update_id: int) -> dict[str, Any] | None:
 
 def telegram_updates_sweep(*, now: datetime | None = None) -> list[int]:
     """Queue processing of updates the webhook stored but could not hand to Celery (the broker was down),
-    oldest first. Returns their ids; an update processed meanwhile is skipped by its claim."""
+    and of replies whose chat's task was lost, oldest first. Returns their ids; what was answered
+    meanwhile is skipped by its claim."""
     from notifications.tasks import telegram_update_process_task
 
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
-    update_ids = selectors.telegram_updates_unprocessed(received_before=cutoff)
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ALERT_SWEEP_GRACE_SECONDS)
+    update_ids = selectors.telegram_updates_unanswered(received_before=cutoff, now=now)
     for update_id in update_ids:
         telegram_update_process_task.delay(update_id)
     return update_ids

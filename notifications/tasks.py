@@ -2,7 +2,7 @@
 from celery import shared_task
 
 from notifications import services
-from notifications.bot import bot_update_handle
+from notifications.bot import bot_chat_serve
 
 
 @shared_task(ignore_result=True)
@@ -18,9 +18,8 @@ def alert_outbox_sweep_task() -> None:
 
 @shared_task(ignore_result=True)
 def telegram_update_process_task(update_id: int) -> None:
-    update = services.telegram_update_claim(update_id=update_id)
-    if update is not None:
-        bot_update_handle(update=update)
+    # Answers the update's chat in order: this update, and whatever of that chat is due before or after it.
+    bot_chat_serve(update_id=update_id)
 
 
 @shared_task(ignore_result=True)

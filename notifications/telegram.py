@@ -187,9 +187,11 @@ class RateLimiter:
             argv += [int(60_000 / settings.TELEGRAM_RATE_GROUP_PER_MINUTE), 1]
         return int(_redis().eval(_ACQUIRE, len(keys), *keys, *argv)) / 1000
 
-    def defer_once(self, *, driver_id: int, seconds: float) -> bool:
-        """True for the first caller asking to retry this driver later; the others can rely on that task."""
-        return bool(_redis().set(_key("deferred", driver_id), 1, nx=True, px=max(1, int(seconds * 1000))))
+    def defer_once(self, *, seconds: float, driver_id: int | None = None, chat_id: int | None = None) -> bool:
+        """True for the first caller asking to come back to this driver's alerts (or this chat's bot
+        replies) later; the others can rely on that task."""
+        key = _key("deferred", driver_id) if chat_id is None else _key("deferred", "chat", chat_id)
+        return bool(_redis().set(key, 1, nx=True, px=max(1, int(seconds * 1000))))
 
     def block(self, *, chat_id: int, seconds: float) -> None:
         """After a 429 nobody calls this chat for exactly ``retry_after`` seconds."""

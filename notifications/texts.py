@@ -1,7 +1,9 @@
 """What the bot says, in Portuguese (default) and English: alert messages, digests and command replies (HTML)."""
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+
+from django.utils import timezone
 
 from notifications.telegram import TEXT_LIMIT, escape
 
@@ -12,6 +14,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "projected": "📉 <b>Ruptura prevista</b>",
         "resolved": "✅ <b>De volta ao estoque</b>",
         "available": "Disponível",
+        "at_time": "às {time}",
+        "at_day_time": "em {day} às {time}",
         "stockout_on": "ruptura em",
         "substitutes": "Substitutos",
         "digest": "🔔 <b>{n} alertas de estoque</b>",
@@ -48,6 +52,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "projected": "📉 <b>Projected stockout</b>",
         "resolved": "✅ <b>Back in stock</b>",
         "available": "Available",
+        "at_time": "at {time}",
+        "at_day_time": "on {day} at {time}",
         "stockout_on": "stockout on",
         "substitutes": "Substitutes",
         "digest": "🔔 <b>{n} stock alerts</b>",
@@ -99,6 +105,16 @@ class AlertLine:
     stockout_date: date | None = None
     # (code, name) to offer instead; digests show them for products that are out.
     substitutes: tuple[tuple[str, str], ...] = ()
+    # When the stock change behind this content happened (not when the message goes out).
+    changed_at: datetime | None = None
+
+
+def changed_when(language: str, at: datetime, *, today: date | None = None) -> str:
+    """"às 14:32" in the store's time zone (TIME_ZONE), "em 03/12 às 14:32" when that is not today."""
+    local = timezone.localtime(at)
+    if local.date() == (today or timezone.localdate()):
+        return t(language, "at_time", time=f"{local:%H:%M}")
+    return t(language, "at_day_time", day=f"{local:%d/%m}", time=f"{local:%H:%M}")
 
 
 def substitutes_line(language: str, substitutes: Sequence[tuple[str, str]]) -> str:
@@ -110,8 +126,11 @@ def substitutes_line(language: str, substitutes: Sequence[tuple[str, str]]) -> s
 def _line(language: str, line: AlertLine) -> str:
     text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)})"
     if line.level == "projected" and line.stockout_date:
-        return f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
-    text = f"{text} — {t(language, 'available')}: {line.available}"
+        text = f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
+    else:
+        text = f"{text} — {t(language, 'available')}: {line.available}"
+    if line.changed_at:
+        text += f" · {changed_when(language, line.changed_at)}"
     if line.substitutes and line.level == "out":
         text += substitutes_line(language, line.substitutes).replace("\n", "\n  ", 1)
     return text
@@ -119,7 +138,10 @@ def _line(language: str, line: AlertLine) -> str:
 
 def alert_render(language: str, line: AlertLine, substitutes: Sequence[tuple[str, str]] = ()) -> str:
     """One alert in one message, with its substitutes when the product is low or out."""
-    text = f"{t(language, line.level)}\n<b>{escape(line.name)}</b> ({escape(line.code)})"
+    title = t(language, line.level)
+    if line.changed_at:
+        title += f" {changed_when(language, line.changed_at)}"
+    text = f"{title}\n<b>{escape(line.name)}</b> ({escape(line.code)})"
     if line.level == "projected" and line.stockout_date:
         text += f"\n{t(language, 'stockout_on')} {line.stockout_date:%d/%m/%Y}"
     else:

@@ -1,10 +1,11 @@
-"""Tests for the driver bot's commands and buttons, answered through the fake Telegram Bot API."""
+"""Tests for the driver bot's commands and buttons, answered through the fake Telegram Bot API, and its queue
+of each chat's commands."""
 import pytest
 
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from notifications import services
-from notifications.bot import bot_update_handle
-from notifications.models import Driver, DriverMute
+from notifications.bot import bot_chat_serve, bot_update_handle
+from notifications.models import Driver, DriverMute, TelegramUpdate
 from notifications.tests.factories import DriverFactory
 from notifications.tests.fake_telegram import forbidden, server_error, too_many
 
@@ -345,3 +346,78 @@ def test_a_reply_to_a_driver_who_blocked_the_bot_is_not_retried(fake_telegram):
     say("/ajuda")
 
     assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [403]
+
+
+def record(update_id, text, chat_id=CHAT):
+    services.telegram_update_record(update={"update_id": update_id, "message": {
+        "message_id": update_id, "text": text, "chat": {"id": chat_id, "type": "private"}}})
+
+
+def test_commands_faster_than_the_chat_limit_wait_their_turn_in_the_order_sent(fake_telegram, settings):
+    import time
+
+    settings.TELEGRAM_RATE_CHAT_SECONDS = 0.4
+    DriverFactory(chat_id=CHAT)
+    ProductFactory(code="ARROZ", name="Arroz", on_hand=9)
+    ProductFactory(code="CAFE", name="Café", on_hand=4)
+    record(11, "/estoque ARROZ")
+    record(12, "/estoque CAFE")
+    record(13, "/ajuda")
+
+    bot_chat_serve(update_id=13)  # the last command's task runs first: the chat is served from its oldest
+
+    assert [c.payload["text"].split("\n")[0] for c in fake_telegram.calls_to("sendMessage")] == [
+        "<b>Arroz</b> (ARROZ)"]
+    waiting = TelegramUpdate.objects.get(update_id=12)
+    assert waiting.processed_at is not None and waiting.replied_at is None and "Café" in waiting.reply["text"]
+    assert TelegramUpdate.objects.get(update_id=13).processed_at is None  # behind it, not yet worked out
+
+    for _ in range(2):
+        time.sleep(0.4)  # the chat's slot is free again: what the task queued for this moment does
+        bot_chat_serve(update_id=12)
+
+    replies = fake_telegram.calls_to("sendMessage")
+    assert ["Arroz" in replies[0].payload["text"], "Café" in replies[1].payload["text"],
+            "/estoque" in replies[2].payload["text"]] == [True, True, True]
+    assert not TelegramUpdate.objects.filter(replied_at__isnull=True).exists()
+
+
+def test_a_reply_telegram_tells_to_wait_longer_than_the_budget_keeps_its_place(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    record(21, "/ajuda")
+    record(22, "/baixo")
+    fake_telegram.script("sendMessage", too_many(5))
+
+    bot_chat_serve(update_id=21)
+
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [429]
+    first = TelegramUpdate.objects.get(update_id=21)
+    assert first.replied_at is None and first.claimed_until is None and "/estoque" in first.reply["text"]
+    assert TelegramUpdate.objects.get(update_id=22).processed_at is None
+
+
+def test_a_button_press_is_acknowledged_at_once_and_its_reply_queued(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    product = ProductFactory(name="Ovos", on_hand=3)
+    services.telegram_update_record(update={"update_id": 31, "callback_query": {
+        "id": "cb9", "data": f"s:{product.pk}", "message": {"message_id": 9, "chat": {"id": CHAT}}}})
+
+    bot_chat_serve(update_id=31)
+
+    [ack] = fake_telegram.calls_to("answerCallbackQuery")
+    assert ack.payload["callback_query_id"] == "cb9"
+    assert "Ovos" in last_reply(fake_telegram)
+    assert TelegramUpdate.objects.get(update_id=31).chat_id == CHAT
+
+
+def test_an_update_the_bot_cannot_read_does_not_hold_up_the_chats_later_commands(fake_telegram, caplog):
+    DriverFactory(chat_id=CHAT)
+    services.telegram_update_record(update={"update_id": 41, "message": {"text": 5, "chat": {"id": CHAT}}})
+    record(42, "/ajuda")
+
+    bot_chat_serve(update_id=41)
+
+    assert "/estoque" in last_reply(fake_telegram)
+    dropped = TelegramUpdate.objects.get(update_id=41)
+    assert dropped.processed_at is not None and dropped.reply is None
+    assert "bot update could not be answered" in caplog.text

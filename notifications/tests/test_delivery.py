@@ -1,14 +1,16 @@
 """Tests for alert delivery against the fake Telegram Bot API: retries, rate limits, edits, digests, refusals."""
 import time
 from datetime import time as dtime
+from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from core.tests.metrics import gave_up
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
-from notifications import services
+from notifications import services, texts
 from notifications.models import AlertOutbox, Driver, MessageLevel, OutboxState
 from notifications.tests import fake_telegram as tg
 from notifications.tests.factories import DriverFactory
@@ -53,25 +55,93 @@ def test_names_are_html_escaped(fake_telegram):
     assert "<tipo" not in text and "A&amp;B" in text
 
 
-def test_low_then_out_edits_the_message_then_restock_resolves_it(fake_telegram):
+def test_running_out_rings_with_a_new_message_that_replies_to_the_low_one(fake_telegram):
     product = ProductFactory(on_hand=6)
     driver = DriverFactory()
     adjust(product, -2)
     deliver(driver)
-    message_id = fake_telegram.calls_to("sendMessage")[0].payload and AlertOutbox.objects.get().message_id
+    low_message = AlertOutbox.objects.get().message_id
 
+    adjust(product, -4)  # LOW → OUT
+    deliver(driver)
+
+    low, out = fake_telegram.calls_to("sendMessage")
+    assert out.payload["reply_parameters"] == {"message_id": low_message, "allow_sending_without_reply": True}
+    assert out.payload["disable_notification"] is False and "Sem estoque" in out.payload["text"]
+    assert fake_telegram.calls_to("editMessageText") == []  # the LOW message is left as it was
+    row = AlertOutbox.objects.get()
+    assert (row.level, row.state, row.ring) == (MessageLevel.OUT, OutboxState.SENT, False)
+    assert row.message_id == 1002  # later edits go to the OUT message
+
+
+def ran_out_after_low(**product_fields):
+    """A product whose LOW alert went out and then its ringing OUT one. Returns it, the driver and the OUT
+    message id."""
+    product = ProductFactory(on_hand=6, **product_fields)
+    driver = DriverFactory()
+    adjust(product, -2)
+    deliver(driver)
     adjust(product, -4)
     deliver(driver)
+    return product, driver, AlertOutbox.objects.get().message_id
+
+
+def test_back_in_stock_after_running_out_silently_edits_the_out_message(fake_telegram):
+    product, driver, out_message = ran_out_after_low()
+
     adjust(product, +10)
     deliver(driver)
 
-    assert len(fake_telegram.calls_to("sendMessage")) == 1
-    edits = fake_telegram.calls_to("editMessageText")
-    assert [e.payload["message_id"] for e in edits] == [message_id, message_id]
-    assert "Sem estoque" in edits[0].payload["text"]
-    assert "De volta ao estoque" in edits[1].payload["text"] and "reply_markup" not in edits[1].payload
+    assert len(fake_telegram.calls_to("sendMessage")) == 2  # LOW and OUT, nothing new for back in stock
+    [edit] = fake_telegram.calls_to("editMessageText")
+    assert edit.payload["message_id"] == out_message
+    assert "De volta ao estoque" in edit.payload["text"] and "reply_markup" not in edit.payload
     row = AlertOutbox.objects.get()
     assert (row.level, row.state, row.delivered_revision) == (MessageLevel.RESOLVED, OutboxState.SENT, 3)
+
+
+def test_going_from_out_back_to_low_is_an_edit_and_running_out_again_rings_again(fake_telegram):
+    product, driver, out_message = ran_out_after_low(low_stock_threshold=5)
+
+    adjust(product, +2)  # OUT → LOW
+    deliver(driver)
+    adjust(product, -2)  # LOW → OUT again
+    deliver(driver)
+
+    [edit] = fake_telegram.calls_to("editMessageText")
+    assert edit.payload["message_id"] == out_message and "Estoque baixo" in edit.payload["text"]
+    rings = [c for c in fake_telegram.calls_to("sendMessage") if "reply_parameters" in c.payload]
+    assert [c.payload["reply_parameters"]["message_id"] for c in rings] == [1001, out_message]
+
+
+def test_running_out_before_the_low_alert_went_out_is_one_ringing_message(fake_telegram):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    adjust(product, -4)  # out before anything was delivered
+
+    deliver(driver)
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    assert "Sem estoque" in call.payload["text"] and "reply_parameters" not in call.payload
+    assert call.payload["disable_notification"] is False
+    assert AlertOutbox.objects.get().ring is False
+
+
+def test_back_in_stock_sent_as_a_new_message_is_silent(fake_telegram):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    adjust(product, -2)
+    deliver(driver)
+    gone = tg.Reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"})
+    fake_telegram.script("editMessageText", gone)
+
+    adjust(product, +10)  # LOW → OK, but the driver deleted the LOW message
+    deliver(driver)
+
+    low, resolved = fake_telegram.calls_to("sendMessage")
+    assert "De volta ao estoque" in resolved.payload["text"]
+    assert (low.payload["disable_notification"], resolved.payload["disable_notification"]) == (False, True)
 
 
 def test_message_not_modified_counts_as_success(fake_telegram):
@@ -81,7 +151,7 @@ def test_message_not_modified_counts_as_success(fake_telegram):
     deliver(driver)
     fake_telegram.script("editMessageText", tg.not_modified())
 
-    adjust(product, -4)
+    adjust(product, +10)
     deliver(driver)
 
     assert AlertOutbox.objects.get().state == OutboxState.SENT
@@ -219,6 +289,25 @@ def test_the_last_retry_falls_on_the_give_up_time(fake_telegram, settings):
     row = AlertOutbox.objects.get()
     assert row.state == OutboxState.FAILED
     assert row.next_attempt_at - row.failing_since <= timezone.timedelta(seconds=30)
+
+
+def test_an_alert_delivered_after_an_outage_shows_when_stock_ran_out_not_when_it_went_out(fake_telegram):
+    product = ProductFactory(on_hand=6)
+    driver = DriverFactory()
+    fake_telegram.outage = "5xx"
+    adjust(product, -6)
+    deliver(driver)
+    # The outage lasted 47 minutes: the stock ran out that long before Telegram took the message.
+    AlertOutbox.objects.update(changed_at=F("changed_at") - timedelta(minutes=47))
+    ran_out_at = AlertOutbox.objects.get().changed_at
+    fake_telegram.come_back()
+    due_now()
+
+    deliver(driver)
+
+    [call] = fake_telegram.delivered("sendMessage")
+    assert texts.changed_when("pt-br", ran_out_at) in call.payload["text"]
+    assert texts.changed_when("pt-br", timezone.now()) not in call.payload["text"]
 
 
 def test_a_400_is_final_without_retry(fake_telegram):
@@ -463,7 +552,8 @@ def test_a_digest_offers_substitutes_for_the_products_that_are_out(fake_telegram
     assert "Óleo de soja" in low_line and "Substitutos" not in low_line
 
 
-def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):
+def digest_of_two_sent():
+    """Arroz and Feijão run low in one transaction and go out as one digest. Returns them and the driver."""
     from django.db import transaction
 
     first, second = ProductFactory(on_hand=6, name="Arroz"), ProductFactory(on_hand=6, name="Feijão")
@@ -472,13 +562,31 @@ def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegra
         inventory.stock_apply(changes=[inventory.StockChange(product_id=p.pk, on_hand=-2, kind="adjustment")
                                        for p in (first, second)])
     deliver(driver)
+    return first, second, driver
 
-    adjust(first, -4)
+
+def test_a_change_to_one_product_of_a_digest_edits_the_whole_digest(fake_telegram):
+    first, second, driver = digest_of_two_sent()
+
+    adjust(first, +10)
     deliver(driver)
 
     [edit] = fake_telegram.calls_to("editMessageText")
     assert edit.payload["message_id"] == AlertOutbox.objects.get(product=second).message_id
-    assert "Sem estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
+    assert "De volta ao estoque</b>: <b>Arroz" in edit.payload["text"] and "Feijão" in edit.payload["text"]
+
+
+def test_one_product_of_a_digest_running_out_rings_with_a_reply_to_the_digest(fake_telegram):
+    first, second, driver = digest_of_two_sent()
+    digest = AlertOutbox.objects.get(product=second).message_id
+
+    adjust(first, -4)
+    deliver(driver)
+
+    ring = fake_telegram.calls_to("sendMessage")[-1]
+    assert ring.payload["reply_parameters"]["message_id"] == digest
+    assert "Sem estoque" in ring.payload["text"] and "Arroz" in ring.payload["text"]
+    assert "Feijão" not in ring.payload["text"] and fake_telegram.calls_to("editMessageText") == []
 
 
 def wait_until(predicate, timeout: float = 5.0):
@@ -509,13 +617,30 @@ def test_a_copy_telegram_accepted_after_our_timeout_is_edited_too(fake_telegram,
     assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [200, 200]  # the retry made a second copy
     assert (row.state, row.attempts, row.message_id) == (OutboxState.SENT, 0, 1002)
 
-    adjust(product, -4)  # LOW → OUT
+    adjust(product, +10)  # back in stock
     deliver(driver)
 
     edits = fake_telegram.calls_to("editMessageText")
     assert sorted(e.payload["message_id"] for e in edits) == [1001, 1002]
-    assert all("Sem estoque" in e.payload["text"] for e in edits)
+    assert all("De volta ao estoque" in e.payload["text"] for e in edits)
     assert AlertOutbox.objects.get().state == OutboxState.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_out_after_a_late_copy_rings_once_and_later_edits_skip_the_old_copies(fake_telegram, settings):
+    product, driver = sent_twice_after_a_timeout(fake_telegram, settings)
+
+    adjust(product, -4)  # LOW → OUT
+    deliver(driver)
+    adjust(product, +10)
+    deliver(driver)
+
+    ring = fake_telegram.calls_to("sendMessage")[-1]
+    assert ring.payload["reply_parameters"]["message_id"] == 1002
+    [edit] = fake_telegram.calls_to("editMessageText")
+    assert edit.payload["message_id"] == 1003 and "De volta ao estoque" in edit.payload["text"]
+    row = AlertOutbox.objects.get()
+    assert (row.message_id, row.copy_message_ids) == (1003, [])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -524,7 +649,7 @@ def test_a_copy_the_driver_deleted_is_forgotten_and_the_edit_still_counts(fake_t
     gone = tg.Reply(400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"})
     fake_telegram.script("editMessageText", tg.ok({"message_id": 1002}), gone)
 
-    adjust(product, -4)
+    adjust(product, +10)
     deliver(driver)
 
     row = AlertOutbox.objects.get()

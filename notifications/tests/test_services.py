@@ -1,5 +1,6 @@
 """Tests for alert states and the outbox rows written with stock changes (no network involved)."""
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -70,17 +71,31 @@ def test_fifty_oscillations_around_threshold_make_one_alert():
     assert (row.level, row.revision, row.episode) == (MessageLevel.LOW, 1, 1)
 
 
-def test_low_then_out_updates_the_same_row_for_an_edit():
+def test_low_then_out_updates_the_same_row_marked_to_ring():
     product = ProductFactory(on_hand=6)
     DriverFactory()
     adjust(product, -2)
     AlertOutbox.objects.update(state=OutboxState.SENT, message_id=77, delivered_revision=1)
+    assert AlertOutbox.objects.get().ring is False
 
     adjust(product, -4)
 
     row = AlertOutbox.objects.get()
-    assert (row.level, row.revision, row.delivered_revision, row.state, row.message_id) == (
-        MessageLevel.OUT, 2, 1, OutboxState.PENDING, 77)
+    assert (row.level, row.revision, row.delivered_revision, row.state, row.message_id, row.ring) == (
+        MessageLevel.OUT, 2, 1, OutboxState.PENDING, 77, True)
+
+
+def test_each_level_change_records_when_the_stock_changed():
+    product = ProductFactory(on_hand=6)
+    DriverFactory()
+    before = timezone.now()
+    adjust(product, -2)
+    low_at = AlertOutbox.objects.get().changed_at
+
+    adjust(product, -4)
+
+    out_at = AlertOutbox.objects.get().changed_at
+    assert before <= low_at < out_at <= timezone.now()
 
 
 def test_restock_past_margin_resolves_and_next_crossing_opens_a_new_episode():
@@ -220,3 +235,20 @@ def test_the_updates_sweep_takes_stored_updates_never_processed_oldest_first(set
     queued = services.telegram_updates_sweep()
 
     assert queued == [11, 12]  # 13 was processed; 14 is younger than the grace, its task may still come
+
+
+def test_the_updates_sweep_takes_a_queued_reply_nobody_is_sending(settings):
+    settings.ALERT_SWEEP_GRACE_SECONDS = 3
+    chat = {"id": 4242, "type": "private"}
+    for update_id in (21, 22, 23):
+        services.telegram_update_record(update={"update_id": update_id, "message": {"text": "/ajuda", "chat": chat}})
+    TelegramUpdate.objects.update(received_at=timezone.now() - timedelta(seconds=10))
+    replied = {"chat_id": 4242, "text": "ok"}
+    for update_id in (21, 22):
+        services.telegram_update_answer(update_id=update_id, answer=lambda update: SimpleNamespace(reply=replied))
+    services.telegram_reply_done(update_id=21)
+    assert services.telegram_updates_sweep() == [22, 23]  # 22's reply waits for a task that was lost
+
+    services.telegram_reply_claim(update_id=22)  # a worker is sending it now
+
+    assert services.telegram_updates_sweep() == [23]

@@ -256,3 +256,43 @@ def test_a_later_alert_is_not_sent_while_an_earlier_one_to_the_chat_is_in_flight
     assert "Arroz" in earlier.payload["text"] and "Feijão" in later.payload["text"]
     assert later.at - earlier.at >= 0.5  # only once the earlier one was answered
     assert AlertOutbox.objects.filter(state=OutboxState.SENT).count() == 2
+
+
+def test_five_commands_within_one_second_get_five_replies_in_order(fake_telegram, settings):
+    """Five commands from one chat posted to the webhook within a second, taken side by side by a real
+    `celery worker -Q alerts --concurrency=2` (as in the Procfile) at Telegram's real per-chat limit:
+    every command is answered, in the order sent, one reply per chat slot."""
+    from rest_framework.test import APIClient
+
+    from orders.tests.worker import Worker, wait_for
+
+    settings.TELEGRAM_WEBHOOK_SECRET = "s3cret"
+    env = {"TELEGRAM_API_BASE": fake_telegram.base, "TELEGRAM_BOT_TOKEN": fake_telegram.token,
+           "TELEGRAM_RATE_CHAT_SECONDS": "1.0"}
+    names = ["Arroz", "Feijão", "Café", "Leite", "Sal"]
+    for index, name in enumerate(names):
+        ProductFactory(code=f"P{index}", name=name, on_hand=20)
+    DriverFactory(chat_id=777)
+    queues_purge()
+    started = time.monotonic()
+    for index in range(5):
+        update = {"update_id": 900 + index, "message": {"message_id": index + 1, "text": f"/estoque P{index}",
+                                                        "chat": {"id": 777, "type": "private"}}}
+        response = APIClient().post("/telegram/webhook/", update, format="json",
+                                    HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN="s3cret")
+        assert response.status_code == 200
+    assert time.monotonic() - started < 1.0
+    assert fake_telegram.calls_to("sendMessage") == []
+
+    worker = Worker(queues="alerts", concurrency=2, env=env)
+    try:
+        wait_for(lambda: len(fake_telegram.delivered("sendMessage")) >= 5, timeout=40, worker=worker)
+        time.sleep(1.2)  # nothing more comes
+    finally:
+        worker.stop()
+
+    replies = fake_telegram.calls_to("sendMessage")
+    assert [next(n for n in names if n in r.payload["text"]) for r in replies] == names
+    assert all(r.status == 200 for r in replies)
+    gaps = [later.at - earlier.at for earlier, later in zip(replies, replies[1:], strict=False)]
+    assert min(gaps) >= 0.95  # Telegram's one message a second per chat
