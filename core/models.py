@@ -23,12 +23,12 @@ def token_generate() -> str:
 
 class ApiClient(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False, verbose_name=_("token hash"))
     token_hint = models.CharField(_("token starts with"), max_length=12, editable=False)
     scopes = models.JSONField(_("scopes"), default=list)
     active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))
 
     # DRF treats request.user as authenticated when this is true.
     is_authenticated = True

@@ -36,8 +36,10 @@ class Driver(models.Model):
     unreachable = models.BooleanField(_("unreachable"), default=False,
                                       help_text=_("Telegram refused delivery (bot blocked or chat gone)."))
     unreachable_reason = models.CharField(_("unreachable reason"), max_length=200, blank=True)
-    link_token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
-    link_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    link_token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False,
+                                       verbose_name=_("link token hash"))
+    link_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                                 verbose_name=_("link token expires at"))
     linked_at = models.DateTimeField(_("linked at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -53,11 +55,13 @@ class Driver(models.Model):
 class DriverMute(models.Model):
     """``/silenciar``: no new alerts about this product for this driver until ``until``."""
 
-    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="mutes")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
-    until = models.DateTimeField()
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="mutes", verbose_name=_("driver"))
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"))
+    until = models.DateTimeField(verbose_name=_("until"))
 
     class Meta:
+        verbose_name = _("driver mute")
+        verbose_name_plural = _("driver mutes")
         constraints = [models.UniqueConstraint(fields=["driver", "product"], name="driver_mute_unique")]
 
 
@@ -70,12 +74,14 @@ class Level(models.TextChoices):
 class AlertState(models.Model):
     """Where one product stands: its stock level and its projected-stockout risk, each with an episode counter."""
 
-    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True, related_name="alert_state")
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True, related_name="alert_state",
+                                   verbose_name=_("product"))
     level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.OK)
-    episode = models.PositiveIntegerField(default=0, help_text=_("Grows by one each time the product leaves OK."))
+    episode = models.PositiveIntegerField(default=0, help_text=_("Grows by one each time the product leaves OK."),
+                                          verbose_name=_("episode"))
     changed_at = models.DateTimeField(_("changed at"), auto_now=True)
     projected_stockout = models.DateField(_("projected stockout"), null=True, blank=True)
-    projected_episode = models.PositiveIntegerField(default=0)
+    projected_episode = models.PositiveIntegerField(default=0, verbose_name=_("projected episode"))
 
     class Meta:
         verbose_name = _("alert state")
@@ -85,9 +91,10 @@ class AlertState(models.Model):
 class Substitute(models.Model):
     """A substitute staff chose for a product; without any, alerts suggest in-stock products of the category."""
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="substitutes_set")
-    substitute = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
-    position = models.PositiveSmallIntegerField(default=0)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="substitutes_set",
+                                verbose_name=_("product"))
+    substitute = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("substitute"))
+    position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
 
     class Meta:
         verbose_name = _("substitute")
@@ -130,30 +137,32 @@ class AlertOutbox(models.Model):
     ``failing_since`` is when the current outage began for this row (None while it is not failing).
     """
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
-    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="alerts")
-    episode = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16, choices=AlertKind.choices)
-    level = models.CharField(max_length=16, choices=MessageLevel.choices)
-    available = models.BigIntegerField(default=0)
-    stockout_date = models.DateField(null=True, blank=True)
-    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.PENDING)
-    revision = models.PositiveIntegerField(default=1)
-    delivered_revision = models.PositiveIntegerField(default=0)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=300, blank=True)
-    chat_id = models.BigIntegerField(null=True, blank=True)
-    message_id = models.BigIntegerField(null=True, blank=True)
-    copy_message_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
-    ring = models.BooleanField(default=False)
-    changed_at = models.DateTimeField(default=timezone.now)
-    failing_since = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    claim_token = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"))
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("driver"))
+    episode = models.PositiveIntegerField(verbose_name=_("episode"))
+    kind = models.CharField(max_length=16, choices=AlertKind.choices, verbose_name=_("kind"))
+    level = models.CharField(max_length=16, choices=MessageLevel.choices, verbose_name=_("level"))
+    available = models.BigIntegerField(default=0, verbose_name=_("available"))
+    stockout_date = models.DateField(null=True, blank=True, verbose_name=_("stockout date"))
+    state = models.CharField(max_length=8, choices=OutboxState.choices, default=OutboxState.PENDING,
+                             verbose_name=_("state"))
+    revision = models.PositiveIntegerField(default=1, verbose_name=_("revision"))
+    delivered_revision = models.PositiveIntegerField(default=0, verbose_name=_("delivered revision"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    last_error = models.CharField(max_length=300, blank=True, verbose_name=_("last error"))
+    chat_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("chat id"))
+    message_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("message id"))
+    copy_message_ids = ArrayField(models.BigIntegerField(), default=list, blank=True,
+                                                         verbose_name=_("copy message ids"))
+    ring = models.BooleanField(default=False, verbose_name=_("ring"))
+    changed_at = models.DateTimeField(default=timezone.now, verbose_name=_("changed at"))
+    failing_since = models.DateTimeField(null=True, blank=True, verbose_name=_("failing since"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    claimed_until = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed until"))
+    claim_token = models.CharField(max_length=32, blank=True, verbose_name=_("claim token"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
 
     class Meta:
         verbose_name = _("alert message")
@@ -180,16 +189,18 @@ class TelegramUpdate(models.Model):
     sending it.
     """
 
-    update_id = models.BigIntegerField(primary_key=True)
-    payload = models.JSONField()
-    chat_id = models.BigIntegerField(null=True, blank=True)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    reply = models.JSONField(null=True, blank=True)
-    replied_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
+    update_id = models.BigIntegerField(primary_key=True, verbose_name=_("update id"))
+    payload = models.JSONField(verbose_name=_("payload"))
+    chat_id = models.BigIntegerField(null=True, blank=True, verbose_name=_("chat id"))
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("received at"))
+    processed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("processed at"))
+    reply = models.JSONField(null=True, blank=True, verbose_name=_("reply"))
+    replied_at = models.DateTimeField(null=True, blank=True, verbose_name=_("replied at"))
+    claimed_until = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed until"))
 
     class Meta:
+        verbose_name = _("Telegram update")
+        verbose_name_plural = _("Telegram updates")
         indexes = [
             # The sweep's question: what was stored but never processed (its task was lost)?
             models.Index(fields=["update_id"], name="telegram_update_unprocessed",

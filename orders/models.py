@@ -27,7 +27,8 @@ class Order(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=OrderStatus.choices, default=OrderStatus.RECEIVED)
     reference = models.CharField(_("external reference"), max_length=128, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
-    request_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    request_fingerprint = models.CharField(max_length=64, blank=True, editable=False,
+                                           verbose_name=_("request fingerprint"))
     invoice_series = models.CharField(_("invoice series"), max_length=16, blank=True)
     invoice_number = models.PositiveBigIntegerField(_("invoice number"), null=True, blank=True)
     failure_reason = models.TextField(_("failure reason"), blank=True)

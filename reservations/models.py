@@ -38,7 +38,8 @@ class Reservation(models.Model):
     expires_at = models.DateTimeField(_("expires at"))
     reference = models.CharField(_("external reference"), max_length=128, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
-    request_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    request_fingerprint = models.CharField(max_length=64, blank=True, editable=False,
+                                           verbose_name=_("request fingerprint"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)

@@ -164,7 +164,7 @@ def test_with_postgresql_stopped_every_route_answers_503_with_retry_after_within
         assert elapsed < FAST_SECONDS, f"{name} took {elapsed:.2f} s"
         if name in ("admin", "dashboard"):
             assert response.headers["Content-Type"].startswith("text/html")
-            assert "Temporarily unavailable" in response.text
+            assert "Temporariamente indisponível" in response.text  # pt-BR, the default language
         else:
             error = response.json()["error"]
             assert (name, error["code"]) == (name, "not_ready" if name == "readyz" else "unavailable")

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.db import OperationalError, connection
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from core.tests.awkward import bodies_with_each_field_awkward
@@ -174,13 +175,18 @@ def test_an_unreachable_database_outside_drf_is_a_503_with_retry_after_in_the_er
         "details": {"retry_after": "1"}}}
 
 
-def test_an_unreachable_database_on_a_browser_s_page_is_a_503_page(rf):
-    response = _answer_to_error(rf.get("/admin/", HTTP_ACCEPT="text/html,*/*;q=0.8"), _database_down())
+def test_an_unreachable_database_on_a_browser_s_page_is_a_503_page_in_the_request_s_language(rf):
+    request = rf.get("/admin/", HTTP_ACCEPT="text/html,*/*;q=0.8")
+    with translation.override("pt-br"):
+        response = _answer_to_error(request, _database_down())
+    with translation.override("en"):
+        english = _answer_to_error(request, _database_down())
 
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     assert response["Content-Type"].startswith("text/html")
-    assert b"Temporarily unavailable" in response.content
+    assert "Temporariamente indisponível" in response.content.decode()
+    assert "Temporarily unavailable" in english.content.decode()
 
 
 def test_an_api_route_answers_json_even_to_a_browser(rf):
