@@ -44,7 +44,8 @@ def quantity_validate(value: object, *, field_name: str = "quantity", allow_zero
     if value < low or value > limit or (value == 0 and not allow_zero):
         message = (_("%(field)s must be between %(min)d and %(max)d.") if allow_zero
                    else _("%(field)s must be between %(min)d and %(max)d, not zero."))
-        raise ValidationFailed(message % {"field": field_name, "min": low, "max": limit}, details={field_name: value})
+        raise ValidationFailed(message % {"field": field_name, "min": low, "max": limit},
+                               details={field_name: value})
     return value
 
 
