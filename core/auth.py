@@ -6,6 +6,8 @@ import time
 import weakref
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import authentication, exceptions, permissions
 
 from core.models import ApiClient, token_hash
@@ -117,7 +119,8 @@ class TokenLockout(exceptions.Throttled):
     def __init__(self, *, wait: int) -> None:
         # One message of ours, rather than DRF's with its own (translated) sentence appended.
         exceptions.APIException.__init__(
-            self, f"Too many invalid bearer tokens from this address: try again in {wait} seconds.")
+            self, _("Too many invalid bearer tokens from this address: try again in %(wait)d seconds.")
+            % {"wait": wait})
         self.wait = wait
 
 
@@ -137,7 +140,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
+            raise exceptions.AuthenticationFailed(_("Use 'Authorization: Bearer <token>'."))
         address = request_client_address(request)
         locked_for = token_lockout_remaining(address)
         if locked_for is not None:
@@ -147,7 +150,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             locked_for = token_failure_record(address)
             if locked_for is not None:
                 raise TokenLockout(wait=locked_for)
-            raise exceptions.AuthenticationFailed("Invalid or inactive token.")
+            raise exceptions.AuthenticationFailed(_("Invalid or inactive token."))
         return client, client
 
     def authenticate_header(self, request) -> str:
@@ -165,7 +168,7 @@ def request_has_scope(request, scope: str) -> bool:
 class HasScope(permissions.BasePermission):
     """Views set ``required_scope`` (or ``required_scopes`` per method); no scope set means authenticated only."""
 
-    message = "Your credentials lack the scope this operation needs."
+    message = gettext_lazy("Your credentials lack the scope this operation needs.")
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):

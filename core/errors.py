@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -24,7 +26,7 @@ class DomainError(Exception):
 
     code = "error"
     status = 400
-    default_message = "The request could not be processed."
+    default_message = gettext_lazy("The request could not be processed.")
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
         self.message = message or self.default_message
@@ -35,29 +37,29 @@ class DomainError(Exception):
 class ValidationFailed(DomainError):
     code = "invalid"
     status = 400
-    default_message = "The request is not valid."
+    default_message = gettext_lazy("The request is not valid.")
 
 
 class NotFound(DomainError):
     code = "not_found"
     status = 404
-    default_message = "Not found."
+    default_message = gettext_lazy("Not found.")
 
 
 class UnknownCode(NotFound):
     code = "unknown_code"
-    default_message = "No product has this code."
+    default_message = gettext_lazy("No product has this code.")
 
 
 class Conflict(DomainError):
     code = "conflict"
     status = 409
-    default_message = "The request conflicts with the current state."
+    default_message = gettext_lazy("The request conflicts with the current state.")
 
 
 class InsufficientStock(Conflict):
     code = "insufficient_stock"
-    default_message = "Not enough stock available."
+    default_message = gettext_lazy("Not enough stock available.")
 
     def __init__(self, *, lines: list[dict[str, Any]], message: str | None = None):
         super().__init__(message, details={"lines": lines})
@@ -67,13 +69,13 @@ class InsufficientStock(Conflict):
 class Gone(DomainError):
     code = "gone"
     status = 410
-    default_message = "This resource is no longer available."
+    default_message = gettext_lazy("This resource is no longer available.")
 
 
 class Unprocessable(DomainError):
     code = "unprocessable"
     status = 422
-    default_message = "The request cannot be processed."
+    default_message = gettext_lazy("The request cannot be processed.")
 
 
 class Unavailable(DomainError):
@@ -81,7 +83,7 @@ class Unavailable(DomainError):
 
     code = "unavailable"
     status = 503
-    default_message = "A service this operation needs is unavailable; try again shortly."
+    default_message = gettext_lazy("A service this operation needs is unavailable; try again shortly.")
 
     def __init__(self, message: str | None = None, *, retry_after: int = 1, details: dict[str, Any] | None = None):
         super().__init__(message, details={**(details or {}), "retry_after": str(retry_after)})
@@ -121,12 +123,13 @@ def database_retry_after() -> str:
 
 
 def database_down_body() -> dict[str, Any]:
-    return error_body("unavailable", "The database is unavailable; try again shortly.",
+    return error_body("unavailable", _("The database is unavailable; try again shortly."),
                       {"retry_after": database_retry_after()})
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    """The error shape; a lazy message is translated here, into the language active for the request."""
+    return {"error": {"code": code, "message": str(message), "details": details or {}}}
 
 
 def domain_error_body(exc: DomainError) -> dict[str, Any]:
@@ -139,10 +142,12 @@ def _flatten_message(detail: Any) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
             inner = _flatten_message(value)
-            return inner if key in ("non_field_errors", "detail") else f"{key}: {inner}"
-        return "Invalid input."
+            if key in ("non_field_errors", "detail"):
+                return inner
+            return _("%(field)s: %(message)s") % {"field": key, "message": inner}
+        return _("Invalid input.")
     if isinstance(detail, list):
-        return _flatten_message(detail[0]) if detail else "Invalid input."
+        return _flatten_message(detail[0]) if detail else _("Invalid input.")
     return str(detail)
 
 
@@ -164,9 +169,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
         return Response(domain_error_body(exc), status=exc.status, headers=headers)
     if isinstance(exc, Http404):
-        return Response(error_body("not_found", "Not found."), status=404)
+        return Response(error_body("not_found", _("Not found.")), status=404)
     if isinstance(exc, DjangoPermissionDenied):
-        return Response(error_body("permission_denied", "You do not have permission."), status=403)
+        return Response(error_body("permission_denied", _("You do not have permission.")), status=403)
     if isinstance(exc, drf_exceptions.ValidationError):
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return Response(error_body("invalid", _flatten_message(exc.detail), details), status=400)
@@ -187,10 +192,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # Overload, not a fault: every connection stayed busy for the pool's whole wait. Nothing
         # was written; the client may retry.
         logger.warning("database pool exhausted: answered 503", exc_info=exc)
-        return Response(error_body("unavailable", "The service is overloaded; try again shortly.",
+        return Response(error_body("unavailable", _("The service is overloaded; try again shortly."),
                                    {"retry_after": "1"}), status=503, headers={"Retry-After": "1"})
     logger.exception("unhandled error in API view", exc_info=exc)
-    return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+    return Response(error_body("internal_error", _("An unexpected error occurred.")), status=500)
 
 
 def caused_by(exc: BaseException | None, types: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
@@ -204,7 +209,7 @@ def caused_by(exc: BaseException | None, types: type[BaseException] | tuple[type
 
 
 def json_404(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return JsonResponse(error_body("not_found", _("Not found.")), status=404)
 
 
 def json_500(request) -> HttpResponse:
@@ -218,7 +223,7 @@ def json_500(request) -> HttpResponse:
             return HttpResponse(render_to_string("503.html", {"retry_after": headers["Retry-After"]}),
                                 status=503, headers=headers)
         return JsonResponse(database_down_body(), status=503, headers=headers)
-    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+    return JsonResponse(error_body("internal_error", _("An unexpected error occurred.")), status=500)
 
 
 def _wants_html(request) -> bool:

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.db import connection, models
+from django.utils.translation import gettext as _
 
 from core.errors import Unprocessable, ValidationFailed
 from core.models import ApiClient
@@ -16,7 +17,7 @@ def idempotency_key_clean(key: object) -> str | None:
     if key is None:
         return None
     if not isinstance(key, str) or not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise ValidationFailed(f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
+        raise ValidationFailed(_("Idempotency-Key must be 1-%(max)d characters.") % {"max": IDEMPOTENCY_KEY_MAX_LENGTH},
                                details={"idempotency_key": "invalid"})
     return key.strip()
 
@@ -39,7 +40,7 @@ def idempotent_first(*, model: type[models.Model], client: ApiClient | None, key
     if existing is None:
         return None
     if existing.request_fingerprint != fingerprint:
-        raise Unprocessable("This Idempotency-Key was already used with a different request.",
+        raise Unprocessable(_("This Idempotency-Key was already used with a different request."),
                             details={"idempotency_key": key, f"{kind}_id": str(existing.pk)})
     existing.replayed = True
     return existing

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -23,12 +24,12 @@ class JSONInputError(ValueError):
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise JSONInputError(f"number {text[:40]} is out of range")
+        raise JSONInputError(_("number %(number)s is out of range") % {"number": text[:40]})
     return value
 
 
 def _no_constant(name: str) -> None:
-    raise JSONInputError(f"{name} is not a number")
+    raise JSONInputError(_("%(name)s is not a number") % {"name": name})
 
 
 def _has_nul(value: Any) -> bool:
@@ -45,7 +46,7 @@ def json_input_loads(text: str | bytes) -> Any:
     """``json.loads`` for input: raises ValueError (JSONDecodeError or JSONInputError) on what it refuses."""
     data = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     if _has_nul(data):
-        raise JSONInputError("text cannot contain the NUL character (\\u0000)")
+        raise JSONInputError(_("text cannot contain the NUL character (\\u0000)"))
     return data
 
 
@@ -62,6 +63,11 @@ class InputJSONParser(JSONParser):
         try:
             return json_input_loads(codecs.getreader(encoding)(stream).read())
         except JSONInputError as exc:
-            raise JSONInputRefused(f"JSON parse error - {exc}") from None
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+            raise JSONInputRefused(_("JSON parse error - %(error)s") % {"error": exc}) from None
+        except json.JSONDecodeError as exc:
+            # Python's own reason is English: the place of the error is what the message can carry.
+            raise ParseError(_("JSON parse error at line %(line)d, column %(column)d.")
+                             % {"line": exc.lineno, "column": exc.colno}) from None
+        except ValueError:
+            raise ParseError(_("JSON parse error: the body is not %(encoding)s text.")
+                             % {"encoding": encoding}) from None

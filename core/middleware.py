@@ -7,6 +7,8 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import JsonResponse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from core.errors import database_unreachable, error_body
 from core.logging import request_id_var
@@ -68,8 +70,13 @@ def _url_refusal(request) -> JsonResponse | None:
     """A 400 for a path or query string holding the NUL character: no code, id or filter can contain
     it (PostgreSQL text cannot), and a query with it fails in the database instead of answering."""
     if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
-        return JsonResponse(error_body("malformed_request", "The URL cannot contain the NUL character (%00)."),
-                            status=400)
+        # Before LocaleMiddleware: the answer takes the request's language itself.
+        language = translation.get_language_from_request(request)
+        with translation.override(language):
+            message = _("The URL cannot contain the NUL character (%00).")
+            response = JsonResponse(error_body("malformed_request", message), status=400)
+        response["Content-Language"] = language
+        return response
     return None
 
 

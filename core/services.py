@@ -1,5 +1,6 @@
 """Writes for API clients: creating them and rotating their tokens."""
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
 from core.models import ALL_SCOPES, ApiClient, token_generate, token_hash
@@ -10,9 +11,11 @@ def api_client_create(*, name: str, scopes: list[str]) -> tuple[ApiClient, str]:
     """Create a client and return it with its raw token, which is shown once and stored only hashed."""
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
-        raise ValidationFailed(f"Unknown scopes: {', '.join(unknown)}", details={"scopes": unknown})
+        raise ValidationFailed(_("Unknown scopes: %(scopes)s") % {"scopes": ", ".join(unknown)},
+                               details={"scopes": unknown})
     if ApiClient.objects.filter(name=name).exists():
-        raise ValidationFailed(f"An API client named {name!r} already exists.", details={"name": name})
+        raise ValidationFailed(_("An API client named %(name)r already exists.") % {"name": name},
+                               details={"name": name})
     raw = token_generate()
     client = ApiClient.objects.create(
         name=name, token_hash=token_hash(raw), token_hint=raw[:10], scopes=sorted(set(scopes))

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -64,7 +65,7 @@ def readyz(request) -> JsonResponse:
     if failures:
         logger.warning("not ready", extra={"failures": failures})
         return JsonResponse(
-            {"error": {"code": "not_ready", "message": "A dependency does not answer.", "details": failures}},
+            {"error": {"code": "not_ready", "message": _("A dependency does not answer."), "details": failures}},
             status=503, headers={"Retry-After": database_retry_after()},
         )
     return JsonResponse({"status": "ready", "checks": {"database": "ok", "redis": "ok"}})

@@ -2,6 +2,7 @@
 from collections.abc import Iterable
 
 from django.db.models import Case, F, QuerySet, Sum, When
+from django.utils.translation import gettext as _
 
 from core.errors import UnknownCode
 from inventory.codes import code_normalise
@@ -16,7 +17,7 @@ def product_resolve(*, code: str) -> Product:
         alias = UnifiedCode.objects.select_related("product").filter(code=normalised).first()
         product = alias.product if alias else None
     if product is None:
-        raise UnknownCode(f"No product has the code {normalised!r}.", details={"code": normalised})
+        raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
     return product
 
 

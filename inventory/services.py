@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
 from core.errors import Conflict, ValidationFailed
@@ -36,12 +37,15 @@ def quantity_validate(value: object, *, field_name: str = "quantity", allow_zero
                       allow_negative: bool = False) -> int:
     """A whole number of units within the configured bounds, or ValidationFailed naming the field."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(f"{field_name} must be a whole number.", details={field_name: value})
+        raise ValidationFailed(_("%(field)s must be a whole number.") % {"field": field_name},
+                               details={field_name: value})
     limit = settings.STOCK_MAX_QUANTITY
     low = -limit if allow_negative else (0 if allow_zero else 1)
     if value < low or value > limit or (value == 0 and not allow_zero):
-        bounds = f"between {low} and {limit}" + ("" if allow_zero else ", not zero")
-        raise ValidationFailed(f"{field_name} must be {bounds}.", details={field_name: value})
+        message = (_("%(field)s must be between %(min)d and %(max)d.") if allow_zero
+                   else _("%(field)s must be between %(min)d and %(max)d, not zero."))
+        raise ValidationFailed(message % {"field": field_name, "min": low, "max": limit},
+                               details={field_name: value})
     return value
 
 
@@ -60,7 +64,7 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
     locked = {s.product_id: s for s in stocks_lock(product_ids=[c.product_id for c in changes])}
     missing = sorted({c.product_id for c in changes} - set(locked))
     if missing:
-        raise Conflict("Some products have no stock row.", details={"product_ids": missing})
+        raise Conflict(_("Some products have no stock row."), details={"product_ids": missing})
 
     on_hand_delta: dict[int, int] = {}
     reserved_delta: dict[int, int] = {}
@@ -74,7 +78,7 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
         if new_on_hand < 0 or new_reserved < 0:
             short.append({"code": stock.product.code, "on_hand": stock.on_hand, "change": on_hand_delta[product_id]})
     if short:
-        raise Conflict("The change would take stock below zero.", details={"lines": short})
+        raise Conflict(_("The change would take stock below zero."), details={"lines": short})
 
     # update() skips auto_now: the change's time is set here, as the reservation statements do.
     changed_at = timezone.now()
@@ -147,7 +151,7 @@ def stock_adjust(*, code: str, delta: int, reason: str, reference: str = "", act
     """Add or remove units (damage, loss, found stock). The reason is required and kept in the ledger."""
     quantity_validate(delta, field_name="quantity", allow_negative=True)
     if not reason or not reason.strip():
-        raise ValidationFailed("An adjustment needs a reason.", details={"reason": "required"})
+        raise ValidationFailed(_("An adjustment needs a reason."), details={"reason": "required"})
     product = product_resolve(code=code)
     change = StockChange(product_id=product.pk, on_hand=delta, kind=MovementKind.ADJUSTMENT,
                          reason=reason.strip(), reference=reference)
@@ -182,7 +186,7 @@ def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = 
         return stock_adjust(delta=quantity, **common)
     if kind == MovementKind.COUNT:
         return stock_count(counted=quantity, **common)
-    raise ValidationFailed(f"Unknown movement kind {kind!r}.", details={"kind": kind})
+    raise ValidationFailed(_("Unknown movement kind %(kind)r.") % {"kind": kind}, details={"kind": kind})
 
 
 def code_check_free(*, code: str, lock: bool = False) -> str:
@@ -193,16 +197,16 @@ def code_check_free(*, code: str, lock: bool = False) -> str:
     normalised = code_normalise(code)
     if not code_is_valid(normalised):
         raise ValidationFailed(
-            "A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit.",
+            _("A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit."),
             details={"code": normalised},
         )
     if lock:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"code:{normalised}"])
     if Product.objects.filter(code=normalised).exists():
-        raise Conflict(f"{normalised} is already a product code.", details={"code": normalised})
+        raise Conflict(_("%(code)s is already a product code.") % {"code": normalised}, details={"code": normalised})
     if UnifiedCode.objects.filter(code=normalised).exists():
-        raise Conflict(f"{normalised} is already a unified code.", details={"code": normalised})
+        raise Conflict(_("%(code)s is already a unified code.") % {"code": normalised}, details={"code": normalised})
     return normalised
 
 
@@ -212,11 +216,12 @@ def _code_claim(code: str) -> str:
 
 def _product_fields_validate(*, name: str, category: str, unit: str, low_stock_threshold: int) -> None:
     if not name or not name.strip():
-        raise ValidationFailed("A product needs a name.", details={"name": "required"})
+        raise ValidationFailed(_("A product needs a name."), details={"name": "required"})
     if unit not in Unit.values:
-        raise ValidationFailed(f"Unknown unit {unit!r}.", details={"unit": unit, "allowed": Unit.values})
+        raise ValidationFailed(_("Unknown unit %(unit)r.") % {"unit": unit},
+                               details={"unit": unit, "allowed": Unit.values})
     if isinstance(low_stock_threshold, bool) or not isinstance(low_stock_threshold, int) or low_stock_threshold < 0:
-        raise ValidationFailed("The low-stock threshold is a whole number, zero or more.",
+        raise ValidationFailed(_("The low-stock threshold is a whole number, zero or more."),
                                details={"low_stock_threshold": low_stock_threshold})
 
 
@@ -277,7 +282,7 @@ def product_update(
 def unified_code_create(*, code: str, product: Product, note: str = "") -> UnifiedCode:
     """Make ``code`` count as ``product``'s stock. ``product`` must be canonical: aliases never chain."""
     if UnifiedCode.objects.filter(code=product.code).exists():
-        raise ValidationFailed("Unified codes point at a product code, never at another unified code.")
+        raise ValidationFailed(_("Unified codes point at a product code, never at another unified code."))
     normalised = _code_claim(code)
     return UnifiedCode.objects.create(code=normalised, product=product, note=note.strip())
 

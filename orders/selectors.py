@@ -3,6 +3,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db.models import Count, Min
+from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.models import ApiClient
@@ -15,13 +16,13 @@ def order_get(*, order_id: object, client: ApiClient | None) -> Order:
     try:
         pk = order_id if isinstance(order_id, UUID) else UUID(str(order_id))
     except ValueError:
-        raise NotFound("No such order.", details={"id": str(order_id)}) from None
+        raise NotFound(_("No such order."), details={"id": str(order_id)}) from None
     qs = Order.objects.prefetch_related("lines__product", "steps").filter(pk=pk)
     if client is not None:
         qs = qs.filter(client=client)
     order = qs.first()
     if order is None:
-        raise NotFound("No such order.", details={"id": str(order_id)})
+        raise NotFound(_("No such order."), details={"id": str(order_id)})
     return order
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
 from core.errors import Conflict, Gone, NotFound, ValidationFailed
@@ -76,10 +77,10 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
     (``replayed`` is set); the same key with another body raises Unprocessable.
     """
     if (reservation_id is None) == (lines is None):
-        raise ValidationFailed("Send either reservation_id or lines.", details={"body": "reservation_id xor lines"})
+        raise ValidationFailed(_("Send either reservation_id or lines."), details={"body": "reservation_id xor lines"})
     reference = (reference or "").strip()
     if len(reference) > 128:
-        raise ValidationFailed("reference is at most 128 characters.", details={"reference": "too long"})
+        raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
     key = idempotency_key_clean(idempotency_key)
     fingerprint = request_fingerprint(
         {"reservation_id": reservation_id, "lines": lines, "reference": reference}) if key else ""
@@ -94,18 +95,18 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
         try:
             rid = reservation_id if isinstance(reservation_id, UUID) else UUID(str(reservation_id))
         except ValueError:
-            raise NotFound("No such reservation.", details={"reservation_id": str(reservation_id)}) from None
+            raise NotFound(_("No such reservation."), details={"reservation_id": str(reservation_id)}) from None
         reservation = reservation_lock(reservation_id=rid, client=client)
         if reservation is None:
-            raise NotFound("No such reservation.", details={"reservation_id": str(reservation_id)})
+            raise NotFound(_("No such reservation."), details={"reservation_id": str(reservation_id)})
         if Order.objects.filter(reservation=reservation).exists():
-            raise Conflict("This reservation already has an order.",
+            raise Conflict(_("This reservation already has an order."),
                            details={"reservation_id": str(rid), "order_id": str(reservation.order.pk)})
         if reservation.status == ReservationStatus.RELEASED:
-            raise Conflict("This reservation was released.", details={"reservation_id": str(rid)})
+            raise Conflict(_("This reservation was released."), details={"reservation_id": str(rid)})
         if reservation.status == ReservationStatus.EXPIRED or (
                 reservation.status == ReservationStatus.ACTIVE and reservation.expires_at <= timezone.now()):
-            raise Gone("This reservation has expired.", details={"reservation_id": str(rid)})
+            raise Gone(_("This reservation has expired."), details={"reservation_id": str(rid)})
     if reservation.status == ReservationStatus.ACTIVE:
         _hold_while_queued(reservation, client)
 

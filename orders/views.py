@@ -1,6 +1,7 @@
 """Orders REST API: accept an order (202, processed asynchronously) and read its status and step history."""
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -60,7 +61,7 @@ class OrderCreateApi(APIView):
     )
     def post(self, request):
         if not isinstance(request.data, dict):
-            raise ValidationFailed("The body must be a JSON object.")
+            raise ValidationFailed(_("The body must be a JSON object."))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data

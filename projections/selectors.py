@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Min, Q, QuerySet
+from django.utils.translation import gettext as _
 
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
@@ -142,7 +143,7 @@ def projection_row(*, code: str) -> SummaryRow:
         cursor.execute(_ROW_BY_CODE, {"code": normalised})
         values = cursor.fetchone()
     if values is None:
-        raise UnknownCode(f"No product has the code {normalised!r}.", details={"code": normalised})
+        raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
     return SummaryRow(*values)
 
 
@@ -249,7 +250,8 @@ def planned_movement_list(
         qs = qs.filter(source=source)
     if status:
         if status not in PlannedStatus.values:
-            raise ValidationFailed(f"status must be one of {PlannedStatus.values}.", details={"status": status})
+            raise ValidationFailed(_("status must be one of %(allowed)s.") % {"allowed": ", ".join(PlannedStatus.values)},
+                                   details={"status": status})
         qs = qs.filter(status=status)
     if kind:
         qs = qs.filter(kind=kind)

@@ -1,6 +1,7 @@
 """Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements."""
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -54,7 +55,7 @@ def _summary_for(code: str) -> selectors.SummaryRow:
         services.projection_summaries_ensure(product_ids=[row.product_id])
         row = selectors.projection_row(code=code)
         if not row.computed:
-            raise NotFound(f"{row.code} has no stock row to project.", details={"code": row.code})
+            raise NotFound(_("%(code)s has no stock row to project.") % {"code": row.code}, details={"code": row.code})
     return row
 
 
@@ -217,9 +218,10 @@ class PlannedMovementBulkApi(APIView):
 
         def validate(self, attrs):
             if not attrs["upsert"] and not attrs["cancel"]:
-                raise serializers.ValidationError("Send at least one line in 'upsert' or 'cancel'.")
+                raise serializers.ValidationError(_("Send at least one line in 'upsert' or 'cancel'."))
             if len(attrs["upsert"]) + len(attrs["cancel"]) > services.BULK_MAX_ITEMS:
-                raise serializers.ValidationError(f"At most {services.BULK_MAX_ITEMS} lines per call.")
+                raise serializers.ValidationError(
+                    _("At most %(max)d lines per call.") % {"max": services.BULK_MAX_ITEMS})
             return attrs
 
     @extend_schema(request=inline_serializer("PlannedMovementBulkInput", {
@@ -270,5 +272,5 @@ class PlannedMovementDetailApi(APIView):
     def get(self, request, pk: int):
         movement = PlannedMovement.objects.select_related("product").filter(pk=pk).first()
         if movement is None:
-            raise NotFound("No planned movement has this id.", details={"id": pk})
+            raise NotFound(_("No planned movement has this id."), details={"id": pk})
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)

@@ -36,10 +36,12 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError
+from django.utils import translation
 
 from core import aio
 from core.auth import api_client_cached, api_client_for_token
 from core.errors import DomainError, domain_error_body
+from core.i18n import language_from_accept
 from core.jsoninput import json_input_loads
 from core.logging import request_id_var
 from core.metrics import RESERVATION_BATCH_SECONDS, RESERVATION_BATCH_SIZE, RESERVATION_FAST_PATH
@@ -66,10 +68,11 @@ MAX_BATCH = 256
 UNSETTLED_ROUNDS = 4
 UNSETTLED_WAIT_SECONDS = 5.0
 
-# What Django's middleware adds to every API response (security, DRF's Vary), sent here too.
+# What Django's middleware adds to every API response (security, LocaleMiddleware's Vary: DRF adds
+# none with one renderer), sent here too, with the Content-Language of the answer.
 _COMMON_HEADERS = [
     (b"content-type", b"application/json"),
-    (b"vary", b"Accept"),
+    (b"vary", b"Accept-Language"),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -102,14 +105,15 @@ class ReservationFastPath:
         answer = None
         if complete:
             request_id = request_id_from(_header(scope, b"x-request-id"))
+            language = language_from_accept(_header(scope, b"accept-language"))
             token = request_id_var.set(request_id)
             try:
-                answer = await _reserve(scope, sku=sku, body=body)
+                answer = await _reserve(scope, sku=sku, body=body, language=language)
             finally:
                 request_id_var.reset(token)
             if answer is not None and not isinstance(answer, _Handover):
                 status, payload = answer
-                await _respond(send, status, payload, request_id)
+                await _respond(send, status, payload, request_id, language)
                 RESERVATION_FAST_PATH.labels("served").inc()
                 request_observe(method="POST", path=path, route=route, status=status, request_id=request_id,
                                 elapsed=time.perf_counter() - started)
@@ -157,10 +161,10 @@ def _header(scope, name: bytes) -> str:
     return ""
 
 
-async def _respond(send, status: int, payload: dict[str, Any], request_id: str) -> None:
+async def _respond(send, status: int, payload: dict[str, Any], request_id: str, language: str) -> None:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     headers = [*_COMMON_HEADERS, (b"content-length", str(len(body)).encode()),
-               (b"x-request-id", request_id.encode())]
+               (b"content-language", language.encode()), (b"x-request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -223,10 +227,15 @@ async def _settled(ask: "services.ReservationAsk") -> "services.ReservationOutco
     return None
 
 
-async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[str, Any]] | _Handover | None:
-    """(status, body) when the fast path can answer exactly as the view would; None, or a _Handover
-    for the request the view has for an unsettled ask's products, to hand it over."""
+async def _reserve(scope, *, sku: str | None, body: bytes,
+                   language: str) -> tuple[int, dict[str, Any]] | _Handover | None:
+    """(status, body) when the fast path can answer exactly as the view would, its message in
+    ``language``; None, or a _Handover for the request the view has for an unsettled ask's products,
+    to hand it over."""
     if _header(scope, b"idempotency-key"):
+        return None
+    # A language cookie outranks Accept-Language in LocaleMiddleware: such a rare request is the view's.
+    if settings.LANGUAGE_COOKIE_NAME in _header(scope, b"cookie"):
         return None
     scheme, _, raw_token = _header(scope, b"authorization").partition(" ")
     if scheme.lower() != "bearer" or not raw_token.strip():
@@ -279,7 +288,8 @@ async def _reserve(scope, *, sku: str | None, body: bytes) -> tuple[int, dict[st
         return reservation
     if isinstance(reservation, services.ReservationShort):
         error = reservation.error()
-        return error.status, domain_error_body(error)
+        with translation.override(language):
+            return error.status, domain_error_body(error)
     if sku is None:
         return 201, reservation_output(reservation)
     return 200, stock_reserve_output(reservation)

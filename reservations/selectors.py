@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.db.models import Prefetch, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.models import ApiClient
@@ -25,7 +26,7 @@ def reservation_id_parse(value: object) -> UUID:
     try:
         return UUID(str(value))
     except ValueError:
-        raise NotFound("No such reservation.", details={"id": str(value)}) from None
+        raise NotFound(_("No such reservation."), details={"id": str(value)}) from None
 
 
 def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
@@ -41,7 +42,7 @@ def reservation_get(*, reservation_id: UUID | str, client: ApiClient | None) -> 
         qs = qs.filter(client=client)
     reservation = _with_lines(qs).first()
     if reservation is None:
-        raise NotFound("No such reservation.", details={"id": str(reservation_id)})
+        raise NotFound(_("No such reservation."), details={"id": str(reservation_id)})
     return reservation
 
 

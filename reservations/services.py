@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core import aio
 from core.db import atomic_with_retry
@@ -31,13 +33,13 @@ logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- input checks
 
-_TTL_NOT_WHOLE = "ttl_seconds must be a whole number of seconds."
+_TTL_NOT_WHOLE = gettext_lazy("ttl_seconds must be a whole number of seconds.")
 
 
 def _ttl_bounds_check(seconds: float) -> None:
     low, high = settings.RESERVATION_MIN_TTL_SECONDS, settings.RESERVATION_MAX_TTL_SECONDS
     if not low <= seconds <= high:
-        raise ValidationFailed(f"ttl_seconds must be between {low} and {high}.",
+        raise ValidationFailed(_("ttl_seconds must be between %(min)s and %(max)s.") % {"min": low, "max": high},
                                details={"ttl_seconds": seconds, "min": low, "max": high})
 
 
@@ -65,14 +67,15 @@ def ttl_validate(ttl: object) -> timedelta:
 def _lines_validate(lines: object) -> list[tuple[str, int]]:
     """[(normalised code, quantity)] in the order given, or ValidationFailed naming the bad line."""
     if not isinstance(lines, list | tuple) or not lines:
-        raise ValidationFailed("A reservation needs at least one line.", details={"lines": "required"})
+        raise ValidationFailed(_("A reservation needs at least one line."), details={"lines": "required"})
     if len(lines) > settings.RESERVATION_MAX_LINES:
-        raise ValidationFailed(f"A reservation has at most {settings.RESERVATION_MAX_LINES} lines.",
+        raise ValidationFailed(_("A reservation has at most %(max)d lines.") % {"max": settings.RESERVATION_MAX_LINES},
                                details={"lines": len(lines), "max": settings.RESERVATION_MAX_LINES})
     cleaned = []
     for index, line in enumerate(lines):
         if not isinstance(line, dict) or not isinstance(line.get("code"), str) or not line["code"].strip():
-            raise ValidationFailed(f"lines[{index}] needs a code.", details={f"lines[{index}].code": "required"})
+            raise ValidationFailed(_("lines[%(index)d] needs a code.") % {"index": index},
+                                   details={f"lines[{index}].code": "required"})
         quantity = quantity_validate(line.get("quantity"), field_name=f"lines[{index}].quantity")
         cleaned.append((code_normalise(line["code"]), quantity))
     return cleaned
@@ -139,7 +142,7 @@ def _locked_or_404(reservation_id: object, client: ApiClient | None) -> tuple[Re
     """The client's reservation, locked, and its lines (also attached to it); NotFound otherwise."""
     reservation = reservation_lock(reservation_id=reservation_id_parse(reservation_id), client=client)
     if reservation is None:
-        raise NotFound("No such reservation.", details={"id": str(reservation_id)})
+        raise NotFound(_("No such reservation."), details={"id": str(reservation_id)})
     lines = _lines_load(reservation)
     reservation_lines_attach(reservation, lines)
     return reservation, lines
@@ -408,7 +411,7 @@ def _create_many_lines(*, reservation: Reservation, products: dict[int, Product]
     by_product = {s.product_id: s for s in stocks}
     missing = [products[pid].code for pid in wanted if pid not in by_product]
     if missing:
-        raise Conflict("Some products have no stock row.", details={"codes": missing})
+        raise Conflict(_("Some products have no stock row."), details={"codes": missing})
     short = [
         _short_line(products[s.product_id], wanted[s.product_id], s.on_hand, s.reserved)
         for s in stocks if s.on_hand - s.reserved < wanted[s.product_id]
@@ -436,7 +439,7 @@ def reservation_input_clean(*, lines: object, ttl: timedelta | None,
     ttl_checked = ttl_validate(ttl)
     reference = (reference or "").strip()
     if len(reference) > 128:
-        raise ValidationFailed("reference is at most 128 characters.", details={"reference": "too long"})
+        raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
     return cleaned, ttl_checked, reference
 
 
@@ -485,10 +488,10 @@ def reservation_create(
     codes = {code for code, _ in cleaned}
     found, unknown = products_resolve_many(codes=list(codes))
     if unknown:
-        raise UnknownCode("Some codes name no product.", details={"codes": unknown})
+        raise UnknownCode(_("Some codes name no product."), details={"codes": unknown})
     inactive = sorted({p.code for p in found.values() if not p.active})
     if inactive:
-        raise Conflict("Some products are not sold any more.", details={"codes": inactive})
+        raise Conflict(_("Some products are not sold any more."), details={"codes": inactive})
     products: dict[int, Product] = {}
     wanted: dict[int, int] = {}
     for code, quantity in cleaned:
@@ -511,7 +514,7 @@ def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, acto
     if reservation.status == ReservationStatus.CONFIRMED:
         return reservation
     if reservation.status == ReservationStatus.RELEASED:
-        raise Conflict("This reservation was released.", details={"id": str(reservation.pk), "status": "released"})
+        raise Conflict(_("This reservation was released."), details={"id": str(reservation.pk), "status": "released"})
     if reservation.status == ReservationStatus.ACTIVE and reservation.expires_at <= now:
         _reservation_close(reservation, lines, status=ReservationStatus.EXPIRED, now=now, actor=actor)
     if reservation.status == ReservationStatus.EXPIRED:
@@ -531,7 +534,7 @@ def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, acto
 
 
 def _gone(reservation: Reservation) -> Gone:
-    return Gone("This reservation has expired; its units are back on sale.",
+    return Gone(_("This reservation has expired; its units are back on sale."),
                 details={"id": str(reservation.pk), "status": "expired",
                          "expired_at": reservation.expires_at.isoformat()})
 
@@ -553,7 +556,7 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
     """Give the units back. Releasing again, or releasing an expired one, changes nothing; a confirmed one is a Conflict."""
     reservation, lines = _locked_or_404(reservation_id, client)
     if reservation.status == ReservationStatus.CONFIRMED:
-        raise Conflict("This reservation is confirmed; it can no longer be released.",
+        raise Conflict(_("This reservation is confirmed; it can no longer be released."),
                        details={"id": str(reservation.pk), "status": "confirmed"})
     if reservation.status == ReservationStatus.ACTIVE:
         now = timezone.now()
@@ -566,7 +569,8 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
 def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta) -> Reservation:
     reservation, lines = _locked_or_404(reservation_id, client)
     if reservation.status in (ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
-        raise Conflict(f"This reservation is {reservation.status}; only active ones can be extended.",
+        raise Conflict(_("This reservation is %(status)s; only active ones can be extended.")
+                       % {"status": reservation.get_status_display()},
                        details={"id": str(reservation.pk), "status": reservation.status})
     now = timezone.now()
     if reservation.status == ReservationStatus.ACTIVE and reservation.expires_at <= now:
@@ -578,7 +582,7 @@ def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: 
     limit = reservation.created_at + timedelta(seconds=settings.RESERVATION_MAX_LIFETIME_SECONDS)
     if new_expiry > limit:
         raise ValidationFailed(
-            "A reservation cannot be held that long.",
+            _("A reservation cannot be held that long."),
             details={"latest_expiry": limit.isoformat(), "max_lifetime_seconds": settings.RESERVATION_MAX_LIFETIME_SECONDS},
         )
     if new_expiry > reservation.expires_at:

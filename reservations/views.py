@@ -2,6 +2,7 @@
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -68,7 +69,7 @@ class ReservationExtendInputSerializer(serializers.Serializer):
 def _body(request) -> dict[str, Any]:
     data = request.data
     if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.")
+        raise ValidationFailed(_("The body must be a JSON object."))
     return data
 
 
@@ -92,10 +93,10 @@ class ReservationListCreateApi(APIView):
         data = _body(request)
         lines = data.get("lines")
         if not isinstance(lines, list):
-            raise ValidationFailed("lines must be a list of {code, quantity}.", details={"lines": "required"})
+            raise ValidationFailed(_("lines must be a list of {code, quantity}."), details={"lines": "required"})
         reference = data.get("reference") or ""
         if not isinstance(reference, str):
-            raise ValidationFailed("reference must be a string.", details={"reference": reference})
+            raise ValidationFailed(_("reference must be a string."), details={"reference": reference})
         reservation = services.reservation_create(
             client=request_client(request), lines=lines, ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"), reference=reference,
@@ -109,7 +110,8 @@ class ReservationListCreateApi(APIView):
     def get(self, request):
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in ReservationStatus.values:
-            raise ValidationFailed("Unknown status.", details={"status": wanted, "allowed": ReservationStatus.values})
+            raise ValidationFailed(_("Unknown status."),
+                                   details={"status": wanted, "allowed": ReservationStatus.values})
         queryset = selectors.reservation_list(client=request_client(request), status=wanted)
         return paginated_response(request=request, queryset=queryset, serializer_class=_PlainOutput, view=self)
 
@@ -185,7 +187,7 @@ class StockReserveApi(APIView):
     def post(self, request, sku: str):
         data = request.data if request.data else {}
         if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.")
+            raise ValidationFailed(_("The body must be a JSON object."))
         quantity = data.get("quantity", 1)
         reservation = services.reservation_create(
             client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
@@ -208,7 +210,7 @@ class StockConfirmApi(APIView):
     def post(self, request):
         reservation_id = _body(request).get("reservation_id")
         if not isinstance(reservation_id, str) or not reservation_id:
-            raise ValidationFailed("reservation_id is required.", details={"reservation_id": "required"})
+            raise ValidationFailed(_("reservation_id is required."), details={"reservation_id": "required"})
         reservation = services.reservation_confirm(
             reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
         return Response({"reservation_id": str(reservation.pk), "status": reservation.status})

@@ -6,6 +6,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.pipelines import Backlog
@@ -73,7 +74,7 @@ def endpoint_list() -> QuerySet[WebhookEndpoint]:
 def endpoint_get(*, endpoint_id: int) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
-        raise NotFound("No webhook endpoint has this id.", details={"id": endpoint_id})
+        raise NotFound(_("No webhook endpoint has this id."), details={"id": endpoint_id})
     return endpoint
 
 

@@ -17,6 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import ValidationFailed
 from core.metrics import PIPELINE_GAVE_UP
@@ -54,20 +55,20 @@ def _endpoint_validate(*, url: str, event_types: Sequence[str]) -> list[str]:
     # 127.0.0.1 receiver) are normal. WEBHOOK_BLOCKED_NETWORKS (link-local, where cloud metadata
     # services answer) is refused here for addresses, and at connect time for every delivery.
     if len(url) > _URL_MAX_LENGTH:
-        raise ValidationFailed(f"The URL must be at most {_URL_MAX_LENGTH} characters.",
+        raise ValidationFailed(_("The URL must be at most %(max)d characters.") % {"max": _URL_MAX_LENGTH},
                                details={"url": url[:100] + "…"})
     try:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
-        raise ValidationFailed("The URL must be an http(s) address.", details={"url": url}) from None
+        raise ValidationFailed(_("The URL must be an http(s) address."), details={"url": url}) from None
     blocked = url_address_blocked(url)
     if blocked is not None:
-        raise ValidationFailed("Webhooks cannot be sent to this address.",
+        raise ValidationFailed(_("Webhooks cannot be sent to this address."),
                                details={"url": url, "blocked_network": str(blocked)})
     types = list(dict.fromkeys(event_types))
     unknown = [t for t in types if t not in EventType.values]
     if not types or unknown:
-        raise ValidationFailed("Choose one or more known event types.",
+        raise ValidationFailed(_("Choose one or more known event types."),
                                details={"unknown": unknown, "allowed": EventType.values})
     return types
 

@@ -26,7 +26,7 @@ def test_a_request_that_finds_every_pooled_connection_busy_gets_503_with_retry_a
         http = APIClient()
         http.credentials(HTTP_AUTHORIZATION=f"Bearer {reader.raw_token}")
         try:
-            answers.append(http.get("/api/v1/stock/snapshot"))
+            answers.append(http.get("/api/v1/stock/snapshot", HTTP_ACCEPT_LANGUAGE="en"))
         finally:
             connection.close()
 
@@ -166,7 +166,8 @@ def test_an_unhandled_error_is_a_500_in_the_error_shape(rf):
 
 
 def test_an_unreachable_database_outside_drf_is_a_503_with_retry_after_in_the_error_shape(rf):
-    response = _answer_to_error(rf.get("/estoque", HTTP_ACCEPT="application/json"), _database_down())
+    with translation.override("en"):  # as LocaleMiddleware leaves it for an English request
+        response = _answer_to_error(rf.get("/estoque", HTTP_ACCEPT="application/json"), _database_down())
 
     assert response.status_code == 503
     assert response["Retry-After"] == "1"

@@ -67,7 +67,7 @@ def test_unknown_tokens_from_one_address_end_in_429_with_retry_after():
     limit = base.TOKEN_FAILURE_LIMIT
 
     before = _wrong_tokens("10.1.0.1", limit - 1)
-    locked = _bearer("sp_one-more", "10.1.0.1")
+    locked = _bearer("sp_one-more", "10.1.0.1", HTTP_ACCEPT_LANGUAGE="en")
 
     assert before == [401] * (limit - 1)
     assert locked.status_code == 429

@@ -94,7 +94,7 @@ def test_adjust_form_shows_domain_error_and_changes_nothing(staff_client):
     response = staff_client.post(url, {"kind": MovementKind.ADJUSTMENT, "quantity": -5, "reason": "x"})
 
     assert response.status_code == 200
-    assert "below zero" in response.content.decode()
+    assert "abaixo de zero" in response.content.decode()  # the staff's language, pt-BR by default
     assert Stock.objects.get(product=product).on_hand == 1
 
 
@@ -176,7 +176,7 @@ def test_a_rejected_alias_keeps_what_was_typed_beside_its_error(staff_client):
 
     assert response.status_code == 200
     text = response.content.decode()
-    assert "TAKEN-1 is already a product code." in text
+    assert "TAKEN-1 já é um código de produto." in text
     assert 'value="taken-1"' in text and 'value="etiqueta antiga"' in text
     assert not UnifiedCode.objects.filter(code="TAKEN-1").exists()
     assert Product.objects.get(pk=product.pk).name != "Renomeado"
@@ -192,5 +192,5 @@ def test_a_taken_product_code_is_refused_beside_the_field_with_the_form_kept(sta
 
     assert response.status_code == 200
     text = response.content.decode()
-    assert "TAKEN-2 is already a product code." in text and 'value="Outro nome"' in text
+    assert "TAKEN-2 já é um código de produto." in text and 'value="Outro nome"' in text
     assert Product.objects.filter(code="TAKEN-2").count() == 1

@@ -94,10 +94,10 @@ def test_detail_is_one_query_for_a_code_an_alias_or_an_unknown_code(reader, djan
     # One query for the token (not cached in tests), one for the product, its stock and its summary.
     for code, status in [("P001", 200), ("p001-old", 200), ("NOPE", 404)]:
         with django_assert_num_queries(2):
-            response = reader.get(f"/api/v1/projections/{code}")
+            response = reader.get(f"/api/v1/projections/{code}", HTTP_ACCEPT_LANGUAGE="en")
         assert response.status_code == status
 
-    assert response.json() == {"error": {"code": "unknown_code", "message": "No product has the code 'NOPE'.",
+    assert response.json() == {"error": {"code": "unknown_code", "message": "No product has the code NOPE.",
                                          "details": {"code": "NOPE"}}}
 
 

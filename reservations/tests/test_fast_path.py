@@ -71,7 +71,7 @@ async def post(path: str, body: bytes | dict | None, *, token: str | None,
     async def send(message):
         if message["type"] == "http.response.start":
             answer["status"] = message["status"]
-            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+            answer["headers"] = {k.decode().lower(): v.decode() for k, v in message["headers"]}
         elif message["type"] == "http.response.body":
             answer["body"] += message.get("body", b"")
 
@@ -242,6 +242,56 @@ async def test_a_short_request_gets_the_views_409_from_the_fast_path(storefront,
     assert fast[1]["error"]["details"]["lines"] == [{"code": "FAST-12", "requested": body.get("quantity", 9),
                                                       "available": 6}]
     assert (await sync_to_async(stock_of)("FAST-12")).reserved == 0
+
+
+@pytest.mark.parametrize(("accept", "language", "message"), [
+    (None, "pt-br", "Estoque insuficiente."),
+    ("pt-BR", "pt-br", "Estoque insuficiente."),
+    ("en", "en", "Not enough stock available."),
+    ("fr-CA, en-US;q=0.8, pt;q=0.5", "en", "Not enough stock available."),
+])
+async def test_a_short_request_is_answered_in_the_request_language_on_both_paths(storefront, accept, language,
+                                                                                   message):
+    await sync_to_async(ProductFactory)(code="FAST-20", on_hand=1)
+    served, delegated = served_and_delegated()
+    asked = {} if accept is None else {"Accept-Language": accept}
+
+    fast = await post("/stock/FAST-20/reserve", {"quantity": 2}, token=storefront.raw_token, headers=asked)
+    view = await post("/stock/FAST-20/reserve", {"quantity": 2}, token=storefront.raw_token,
+                      headers={**asked, "Idempotency-Key": f"short-{language}"})
+
+    assert served_and_delegated() == (served + 1, delegated + 1)
+    assert fast[0] == view[0] == 409
+    assert fast[1] == view[1] == {"error": {"code": "insufficient_stock", "message": message, "details": {
+        "lines": [{"code": "FAST-20", "requested": 2, "available": 1}]}}}
+    assert fast[2]["content-language"] == view[2]["content-language"] == language
+    assert fast[2]["vary"] == view[2]["vary"]
+
+
+async def test_a_served_reservation_carries_the_content_language_the_view_gives(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-21", on_hand=50)
+    served, delegated = served_and_delegated()
+
+    fast = await post("/stock/FAST-21/reserve", None, token=storefront.raw_token, headers={"Accept-Language": "en"})
+    view = await post("/stock/FAST-21/reserve", None, token=storefront.raw_token,
+                      headers={"Accept-Language": "en", "Idempotency-Key": "served-en"})
+
+    assert served_and_delegated() == (served + 1, delegated + 1)
+    assert fast[0] == view[0] == 200
+    assert fast[2]["content-language"] == view[2]["content-language"] == "en"
+    assert fast[2]["vary"] == view[2]["vary"]
+
+
+async def test_a_language_cookie_goes_to_the_view_which_lets_it_outrank_the_header(storefront):
+    await sync_to_async(ProductFactory)(code="FAST-22", on_hand=1)
+    served, delegated = served_and_delegated()
+
+    status, body, headers = await post("/stock/FAST-22/reserve", {"quantity": 2}, token=storefront.raw_token,
+                                       headers={"Accept-Language": "pt-BR", "Cookie": "django_language=en"})
+
+    assert served_and_delegated() == (served, delegated + 1)
+    assert status == 409 and body["error"]["message"] == "Not enough stock available."
+    assert headers["content-language"] == "en"
 
 
 async def test_a_deactivated_client_is_refused_on_its_next_request(storefront, settings):

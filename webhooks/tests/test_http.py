@@ -1,5 +1,6 @@
 """Blocked webhook destinations: refused when registered by address, and at connect time for every delivery."""
 import pytest
+from django.utils import translation
 
 from core.errors import ValidationFailed
 from webhooks.http import address_blocked
@@ -29,7 +30,7 @@ def test_default_blocked_networks_are_link_local_and_this_host_not_loopback_or_p
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "https://[fe80::1]/hook",
                                  "http://[::ffff:169.254.169.254]/"])
 def test_an_endpoint_on_a_blocked_address_is_refused_and_nothing_is_saved(url):
-    with pytest.raises(ValidationFailed) as refused:
+    with translation.override("en"), pytest.raises(ValidationFailed) as refused:
         webhook_endpoint_create(url=url, event_types=["stock.changed"])
 
     assert refused.value.message == "Webhooks cannot be sent to this address."
@@ -42,7 +43,8 @@ def test_the_api_answers_400_for_a_metadata_address(api_client_with_scopes):
     manager = api_client_with_scopes("manage")
 
     response = manager.post(ENDPOINTS, {"url": "http://169.254.169.254/latest/meta-data/",
-                                        "event_types": ["stock.changed"]}, format="json")
+                                        "event_types": ["stock.changed"]}, format="json",
+                            HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 400
     assert response.json()["error"] == {
