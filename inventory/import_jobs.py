@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import DomainError, ValidationFailed
 from inventory.importing import ImportInvalid, rows_parse, stock_import
@@ -43,9 +44,9 @@ def import_job_create(*, content: bytes, fmt: str, actor: str = "", reference: s
     ``queue=False``: the caller runs the job itself (the command); the sweep still covers it.
     """
     if fmt not in FORMATS:
-        raise ValidationFailed("The format is csv or json.", details={"format": fmt})
+        raise ValidationFailed(_("The format is csv or json."), details={"format": fmt})
     if not isinstance(reference, str) or len(reference) > 128:
-        raise ValidationFailed("reference is text of at most 128 characters.", details={"reference": "invalid"})
+        raise ValidationFailed(_("reference is text of at most 128 characters."), details={"reference": "invalid"})
     rows = rows_parse(content=content, fmt=fmt)
     with transaction.atomic():
         job = ImportJob.objects.create(content=content, fmt=fmt, actor=actor[:150], reference=reference,

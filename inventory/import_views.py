@@ -2,6 +2,7 @@
 import json
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
@@ -34,8 +35,11 @@ def _positive(request, name: str, default: int, maximum: int | None = None) -> i
     except ValueError:
         value = 0
     if value < 1 or (maximum is not None and value > maximum):
-        bound = f" up to {maximum}" if maximum else ""
-        raise ValidationFailed(f"{name} is a whole number from 1{bound}.", details={name: raw})
+        if maximum:
+            message = _("%(name)s is a whole number from 1 up to %(max)d.") % {"name": name, "max": maximum}
+        else:
+            message = _("%(name)s is a whole number from 1.") % {"name": name}
+        raise ValidationFailed(message, details={name: raw})
     return value
 
 
@@ -88,7 +92,7 @@ class StockImportApi(APIView):
                 dry_run = bool(body.get("dry_run", dry_run))
             content, fmt = json.dumps(body).encode(), "json"
         else:
-            raise ValidationFailed("Send JSON rows or a text/csv body.")
+            raise ValidationFailed(_("Send JSON rows or a text/csv body."))
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
                                 dry_run=dry_run)
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
@@ -110,5 +114,5 @@ class StockImportDetailApi(APIView):
         pk = int(job_id) if job_id.isdigit() and len(job_id) <= 18 else 0
         job = ImportJob.objects.defer("content").filter(pk=pk).first()
         if job is None:
-            raise NotFound("No import job has this id.", details={"id": job_id})
+            raise NotFound(_("No import job has this id."), details={"id": job_id})
         return Response(import_job_output(job, page=page, page_size=page_size))

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
 from core.errors import ValidationFailed
@@ -88,7 +89,8 @@ class ImportInvalid(ValidationFailed):
     default_message = "The file has invalid rows; nothing was imported."
 
     def __init__(self, errors: list[dict[str, Any]]):
-        super().__init__(f"{len({e['line'] for e in errors})} invalid rows; nothing was imported.",
+        rows = len({e["line"] for e in errors})
+        super().__init__(_("%(rows)d invalid rows; nothing was imported.") % {"rows": rows},
                          details={"errors": errors})
         self.errors = errors
 
@@ -107,22 +109,24 @@ def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, A
         try:
             content = content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ValidationFailed("The file must be UTF-8 text.", details={"format": fmt}) from None
+            raise ValidationFailed(_("The file must be UTF-8 text."), details={"format": fmt}) from None
     if fmt == "csv" and "\x00" in content:
         # PostgreSQL text cannot hold it; JSON files are checked by json_input_loads.
         line = content.count("\n", 0, content.index("\x00")) + 1
-        raise ValidationFailed(f"The file cannot contain the NUL character (line {line}).", details={"line": line})
+        raise ValidationFailed(_("The file cannot contain the NUL character (line %(line)d).") % {"line": line},
+                               details={"line": line})
     if fmt == "json":
         try:
             data = json_input_loads(content)
         except json.JSONDecodeError as exc:
-            raise ValidationFailed(f"The JSON is malformed: {exc.msg} (line {exc.lineno}).",
+            raise ValidationFailed(_("The JSON is malformed at line %(line)d, column %(column)d.") % {
+                "line": exc.lineno, "column": exc.colno},
                                    details={"line": exc.lineno}) from None
         except JSONInputError as exc:
-            raise ValidationFailed(f"The JSON cannot be read: {exc}.") from None
+            raise ValidationFailed(_("The JSON cannot be read: %(reason)s.") % {"reason": exc}) from None
         items = data.get("items") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise ValidationFailed("JSON must be a list of rows or {\"items\": [...]}.")
+            raise ValidationFailed(_("JSON must be a list of rows or {\"items\": [...]}."))
         rows = [(n, item) for n, item in enumerate(items, start=1)]
     elif fmt == "csv":
         sample = content[:4096]
@@ -130,14 +134,15 @@ def rows_parse(*, content: str | bytes, fmt: str) -> list[tuple[int, dict[str, A
         reader = csv.DictReader(io.StringIO(content), delimiter=delimiter)
         header = [_column(h) for h in (reader.fieldnames or [])]
         if "code" not in header:
-            raise ValidationFailed("The CSV header must name the columns; 'code' is required.",
+            raise ValidationFailed(_("The CSV header must name the columns; 'code' is required."),
                                    details={"header": header, "columns": list(COLUMNS)})
         reader.fieldnames = header
         rows = [(reader.line_num, row) for row in reader if any((v or "").strip() for v in row.values() if isinstance(v, str))]
     else:
-        raise ValidationFailed("The format is csv or json.", details={"format": fmt})
+        raise ValidationFailed(_("The format is csv or json."), details={"format": fmt})
     if len(rows) > MAX_ROWS:
-        raise ValidationFailed(f"At most {MAX_ROWS} rows per import.", details={"rows": len(rows)})
+        raise ValidationFailed(_("At most %(max)d rows per import.") % {"max": MAX_ROWS},
+                               details={"rows": len(rows)})
     return rows
 
 
@@ -159,7 +164,8 @@ def _int(value: Any, *, field_name: str, line: int, errors: list, minimum: int =
             number = None
     if number is None or number < minimum or number > settings.STOCK_MAX_QUANTITY:
         errors.append(_error(line, field_name, "not_a_quantity",
-                             f"{field_name} must be a whole number from {minimum} to {settings.STOCK_MAX_QUANTITY}.",
+                             _("%(field)s must be a whole number from %(min)d to %(max)d.") % {
+                                 "field": field_name, "min": minimum, "max": settings.STOCK_MAX_QUANTITY},
                              value))
         return None
     return number
@@ -182,27 +188,28 @@ def _rows_clean(*, rows: list[tuple[int, dict[str, Any]]], errors: list[dict[str
         if progress and done % VALIDATE_REPORT_EVERY == 0:
             progress("validating", done, total)
         if not isinstance(raw, dict):
-            errors.append(_error(line, "row", "not_an_object", "A row must be an object."))
+            errors.append(_error(line, "row", "not_an_object", _("A row must be an object.")))
             continue
         raw = {_column(k): v for k, v in raw.items() if k is not None}
         code = code_normalise(raw.get("code") or "")
         if not code_is_valid(code):
-            errors.append(_error(line, "code", "invalid_code", "A code is 1-64 characters: letters, digits "
-                                 "and . _ - /, starting with a letter or digit.", code))
+            errors.append(_error(line, "code", "invalid_code",
+                                 _("A code is 1-64 characters: letters, digits and . _ -, starting with a letter "
+                                   "or digit."), code))
         name = str(raw.get("name") or "").strip()
         if len(name) > 200:
-            errors.append(_error(line, "name", "too_long", "name is at most 200 characters."))
+            errors.append(_error(line, "name", "too_long", _("name is at most 200 characters.")))
         category = raw.get("category")
         category = str(category).strip() if category is not None else ""
         category = category or None  # an empty cell leaves a known product's category alone
         if category and len(category) > 100:
-            errors.append(_error(line, "category", "too_long", "category is at most 100 characters."))
+            errors.append(_error(line, "category", "too_long", _("category is at most 100 characters.")))
         on_hand = _int(raw.get("on_hand"), field_name="on_hand", line=line, errors=errors)
         threshold = _int(raw.get("threshold"), field_name="threshold", line=line, errors=errors)
         aliases = _aliases(raw.get("aliases"))
         for alias in aliases:
             if not code_is_valid(alias) or alias == code:
-                errors.append(_error(line, "aliases", "invalid_alias", "Not a valid alias code.", alias))
+                errors.append(_error(line, "aliases", "invalid_alias", _("Not a valid alias code."), alias))
         cleaned.append(ImportRow(line, code, name, category, on_hand, threshold, aliases))
     return cleaned
 
@@ -231,7 +238,8 @@ def _rows_check_catalogue(*, cleaned: list[ImportRow], errors: list[dict[str, An
     for row in cleaned:
         target = alias_owner.get(row.code, row.code)
         if target in seen:
-            errors.append(_error(row.line, "code", "duplicate_product", f"Same product as line {seen[target]}.",
+            errors.append(_error(row.line, "code", "duplicate_product",
+                                 _("Same product as line %(line)d.") % {"line": seen[target]},
                                  row.code))
         seen.setdefault(target, row.line)
         if row.code in products:
@@ -240,20 +248,24 @@ def _rows_check_catalogue(*, cleaned: list[ImportRow], errors: list[dict[str, An
             row.product_id = alias_rows[row.code][0]
         else:
             if not row.name:
-                errors.append(_error(row.line, "name", "name_required", "A new product needs a name."))
+                errors.append(_error(row.line, "name", "name_required", _("A new product needs a name.")))
             if row.on_hand is None and row.line not in lines_with_on_hand_error:
-                errors.append(_error(row.line, "on_hand", "on_hand_required", "A new product needs on_hand."))
+                errors.append(_error(row.line, "on_hand", "on_hand_required", _("A new product needs on_hand.")))
         for alias in row.aliases:
             owner = alias_owner.get(alias)
             if alias in products or alias in file_codes:
                 errors.append(_error(row.line, "aliases", "alias_is_product_code",
-                                     f"{alias} is a product code, not an alias.", alias))
+                                     _("%(alias)s is a product code, not an alias.") % {"alias": alias},
+                                     alias))
             elif owner is not None and owner != target:
                 errors.append(_error(row.line, "aliases", "alias_taken",
-                                     f"{alias} already counts as {owner}'s stock.", alias))
+                                     _("%(alias)s already counts as the stock of %(owner)s.")
+                                     % {"alias": alias, "owner": owner},
+                                     alias))
             elif alias in claimed and claimed[alias] != target:
                 errors.append(_error(row.line, "aliases", "alias_twice",
-                                     f"{alias} is given to two products in this file.", alias))
+                                     _("%(alias)s is given to two products in this file.") % {"alias": alias},
+                                     alias))
             claimed.setdefault(alias, target)
 
 
@@ -315,7 +327,8 @@ def _stock_lock_and_check(cursor) -> None:
         "WHERE s.product_id = r.product_id AND r.on_hand IS NOT NULL")
     cursor.execute(f"SELECT line, on_hand, reserved FROM {_ROWS} WHERE on_hand < reserved ORDER BY line")
     _raise_if_errors([
-        _error(line, "on_hand", "below_reserved", f"{reserved} units are reserved; on_hand cannot go below that.",
+        _error(line, "on_hand", "below_reserved",
+               _("%(reserved)d units are reserved; on_hand cannot go below that.") % {"reserved": reserved},
                on_hand)
         for line, on_hand, reserved in cursor.fetchall()
     ])

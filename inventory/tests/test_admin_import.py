@@ -66,5 +66,5 @@ def test_a_bad_file_job_page_lists_every_bad_line(staff_client):
 def test_an_unreadable_file_is_shown_on_the_form_and_makes_no_job(staff_client):
     response = staff_client.post(URL, {"file": SimpleUploadedFile("export.csv", b"name,on_hand\nX,1\n")})
 
-    assert response.status_code == 200 and "&#x27;code&#x27; is required" in response.content.decode()
+    assert response.status_code == 200 and "&#x27;code&#x27; é obrigatória" in response.content.decode()  # pt-BR staff
     assert ImportJob.objects.count() == 0

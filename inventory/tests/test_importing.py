@@ -4,6 +4,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.utils import translation
 
 from core.errors import ValidationFailed
 from core.realtime import realtime_publish
@@ -153,7 +154,7 @@ def test_command_prints_every_bad_line_and_fails(tmp_path, capsys):
 @pytest.mark.django_db
 @pytest.mark.parametrize("content", ['[{"code": "CAFE-1", "on_hand": 1e400}]', '[{"code": "CAFE\\u0000", "on_hand": 1}]'])
 def test_an_import_with_an_infinite_number_or_a_nul_is_refused_whole(content):
-    with pytest.raises(ValidationFailed, match="cannot be read"):
+    with pytest.raises(ValidationFailed, match="cannot be read"), translation.override("en"):
         stock_import(content=content.encode(), fmt="json")
 
     assert Product.objects.count() == 0
@@ -201,7 +202,7 @@ def test_a_bad_last_line_in_a_large_file_changes_nothing():
     rows = _mixed_file(known, 1_950) + [("NEW-LAST", "Last", "bulk", "-3", "", "")]
     before = _state()
 
-    with pytest.raises(ImportInvalid) as refused:
+    with pytest.raises(ImportInvalid) as refused, translation.override("en"):
         stock_import(content=_csv(rows), fmt="csv")
 
     assert refused.value.errors == [{"line": 2_002, "field": "on_hand", "code": "not_a_quantity", "value": "-3",
