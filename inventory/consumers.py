@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from core.fanout import (
@@ -134,10 +135,10 @@ class StockConsumer(AsyncWebsocketConsumer):
         try:
             content = json_input_loads(text_data if text_data is not None else bytes_data)
         except (TypeError, ValueError):
-            await self._send_error("malformed", "Send one JSON object per message.")
+            await self._send_error("malformed", _("Send one JSON object per message."))
             return
         if not isinstance(content, dict):
-            await self._send_error("malformed", "Send one JSON object per message.")
+            await self._send_error("malformed", _("Send one JSON object per message."))
             return
         action = content.get("action")
         if action == "ping":
@@ -158,7 +159,7 @@ class StockConsumer(AsyncWebsocketConsumer):
                 return
             await self._send({"type": "subscribed", **self.subscription})
         else:
-            await self._send_error("unknown_action", "action must be 'subscribe' or 'ping'.")
+            await self._send_error("unknown_action", _("action must be 'subscribe' or 'ping'."))
 
     async def _subscribe(self, *, everything: bool, codes: list[str], categories: list[str]) -> None:
         """Replace the socket's subscription. Codes may be aliases; they are resolved to product codes."""
@@ -194,7 +195,7 @@ class StockConsumer(AsyncWebsocketConsumer):
         """
         if self.relay_batch_now(batch):
             return
-        for _, text in self._items_for(batch):
+        for _item_id, text in self._items_for(batch):
             await self.base_send({"type": "websocket.send", "text": text})
 
     async def relay_stream_state(self, state: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from core.cache import redis_circuit
@@ -45,7 +46,7 @@ def ws_ticket_issue(*, principal: dict[str, Any]) -> tuple[str, int]:
 
 
 def _live_updates_unavailable() -> Unavailable:
-    return Unavailable("Live updates are unavailable right now; try again shortly.",
+    return Unavailable(_("Live updates are unavailable right now; try again shortly."),
                        retry_after=max(1, round(redis_circuit.probe_seconds)))
 
 

@@ -5,6 +5,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 class TelegramSecretHeader(permissions.BasePermission):
     """Constant-time compare of X-Telegram-Bot-Api-Secret-Token; no secret configured means no webhook."""
 
-    message = "Wrong or missing Telegram secret token."
+    message = gettext_lazy("Wrong or missing Telegram secret token.")
 
     def has_permission(self, request, view) -> bool:
         expected = settings.TELEGRAM_WEBHOOK_SECRET
@@ -56,7 +57,7 @@ class TelegramWebhookApi(APIView):
             return Response({"ok": True})
         update_id = update.get("update_id") if isinstance(update, dict) else None
         if isinstance(update_id, bool) or not isinstance(update_id, int):
-            raise ValidationFailed("An update needs an integer update_id.", details={"update_id": update_id})
+            raise ValidationFailed(gettext_lazy("An update needs an integer update_id."), details={"update_id": update_id})
         with transaction.atomic():
             if services.telegram_update_record(update=update):
                 transaction.on_commit(partial(_process_later, update_id))
