@@ -1,8 +1,8 @@
-"""Admin screens for planned movements (filters, search) and read-only projection summaries."""
+"""Admin screens for planned movements (filters, search) and read-only projection summaries and demand estimates."""
 from django.contrib import admin
 
 from inventory.admin import ProductSearchAdminMixin
-from projections.models import PlannedMovement, ProjectionSummary
+from projections.models import DemandEstimate, PlannedMovement, ProjectionSummary
 from projections.services import planned_movements_changed
 
 
@@ -38,6 +38,21 @@ class ProjectionSummaryAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     search_fields = ("product__code", "product__name")
     list_select_related = ("product",)
     readonly_fields = [f.name for f in ProjectionSummary._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DemandEstimate)
+class DemandEstimateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+    list_display = ("product", "daily_rate", "mae", "basis", "history_days", "censored_days", "as_of", "computed_at")
+    list_filter = ("basis", "as_of")
+    search_fields = ("product__code", "product__name")
+    list_select_related = ("product",)
+    readonly_fields = [f.name for f in DemandEstimate._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -1,4 +1,4 @@
-"""Projection tables: PlannedMovement (dated future inbound/outbound) and ProjectionSummary (one read-model row per product)."""
+"""Projection tables: PlannedMovement (dated future inbound/outbound), ProjectionSummary and DemandEstimate (read models)."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -107,3 +107,37 @@ class ProjectionSummary(models.Model):
 
     def __str__(self) -> str:
         return f"projection of {self.product_id} as of {self.as_of}"
+
+
+class DemandBasis(models.TextChoices):
+    OWN = "own", _("own sales")
+    CATEGORY = "category", _("category profile")
+    SHORT = "short", _("too little history")
+
+
+class DemandEstimate(models.Model):
+    """The expected daily outbound demand of one product, estimated in SQL from its sales ledger.
+
+    ``daily_rate`` is the smoothed, weekday-neutral units per day; the demand expected on a day is
+    ``daily_rate * weekday_factors[isoweekday - 1]``. ``mae`` is the mean absolute error of the same model
+    fitted 28 days earlier and checked against those 28 days (null when none of them could be observed).
+    """
+
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, primary_key=True, related_name="demand", verbose_name=_("product")
+    )
+    as_of = models.DateField(_("estimated for"), help_text=_("Store day the estimate was made on (history up to the day before)."))
+    daily_rate = models.FloatField(_("daily rate"), default=0.0)
+    weekday_factors = ArrayField(models.FloatField(), size=7, default=list, verbose_name=_("weekday factors (Mon–Sun)"))
+    mae = models.FloatField(_("mean absolute error (28 days)"), null=True, blank=True)
+    history_days = models.IntegerField(_("observed days"), default=0)
+    censored_days = models.IntegerField(_("censored days"), default=0)
+    basis = models.CharField(_("basis"), max_length=16, choices=DemandBasis.choices, default=DemandBasis.OWN)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("demand estimate")
+        verbose_name_plural = _("demand estimates")
+
+    def __str__(self) -> str:
+        return f"demand of {self.product_id}: {self.daily_rate:.2f}/day ({self.basis})"

@@ -1,4 +1,4 @@
-"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries."""
+"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries and demand estimates."""
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -188,10 +188,56 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
     }
 
 
+def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | None = None) -> dict[str, Any]:
+    return {
+        "ids": list(product_ids),
+        "today": today,
+        "tz": settings.TIME_ZONE,
+        "window": settings.DEMAND_WINDOW_DAYS,
+        "backtest": settings.DEMAND_BACKTEST_DAYS,
+        "alpha": settings.DEMAND_SMOOTHING,
+        "prior": settings.DEMAND_WEEKDAY_PRIOR_DAYS,
+        "min_history": settings.DEMAND_MIN_HISTORY_DAYS,
+        "now": now or timezone.now(),
+    }
+
+
+def _demand_upsert(cursor, product_ids: Sequence[int], *, today: date) -> list[int]:
+    """Estimate the demand of the products not yet estimated for ``today`` (inside the caller's transaction);
+    products with too little history then take their category's profile. Returns the ids estimated."""
+    from projections.models import DemandEstimate
+
+    done = set(DemandEstimate.objects.filter(product_id__in=list(product_ids), as_of__gte=today)
+               .values_list("product_id", flat=True))
+    due = [pid for pid in product_ids if pid not in done]
+    if not due:
+        return []
+    params = _demand_params(due, today=today)
+    cursor.execute(sql.DEMAND_UPSERT_SQL, params)
+    short = [row[0] for row in cursor.fetchall()]
+    if short:
+        cursor.execute(sql.DEMAND_CATEGORY_SQL, {**params, "ids": short})
+    return due
+
+
+def demand_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[int]:
+    """Estimate the demand of these products for ``today`` unless already done; return the ids estimated."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SESSION_SQL)
+        return _demand_upsert(cursor, ids, today=today or projection_today())
+
+
 def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[RiskTransition]:
-    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused."""
+    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused.
+
+    The demand estimates the projection blends in are brought up to ``today`` first (once a day each).
+    """
     with connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
+        _demand_upsert(cursor, product_ids, today=today or projection_today())
         cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
         rows = cursor.fetchall()
     transitions = []

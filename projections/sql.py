@@ -136,3 +136,165 @@ ON CONFLICT (product_id) DO UPDATE SET plan_version = s.plan_version + 1
 # Per transaction: the planner's row estimates for generate_series make JIT kick in, and compiling
 # costs seconds per batch for a statement that runs in milliseconds; sorts of a batch fit in memory.
 SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+
+# ---------------------------------------------------------------------------------------------
+# Demand estimates. Parameters: ``ids``, ``today``, ``tz`` (store time zone), ``window`` (days fitted),
+# ``backtest`` (days held out for the error), ``alpha`` (smoothing), ``prior`` (weekday shrink, in days),
+# ``min_history``, ``now``. Only products not yet estimated for ``today`` are computed: the estimate
+# uses whole past days, so it changes once a day and the many recomputes of a busy day skip it.
+#
+# A day is observed only when the product had stock on hand when the day began and when it ended; any
+# other day is censored (a sellout cuts the day's sales short, an empty shelf sells nothing) and left
+# out of every average, so stockouts never pull the rate down. Weekday factors are each weekday's mean
+# over the window's mean, shrunk toward 1 by ``prior`` days of the mean, normalised to average 1. The
+# rate is exponentially smoothed (weight (1 - alpha)^age) as Σ w·sold / Σ w·factor, a ratio that stays
+# finite when a weekday sells nothing. The same fit made ``backtest`` days earlier gives the MAE.
+DEMAND_UPSERT_SQL = """
+WITH need AS (
+    SELECT t.id AS product_id
+    FROM unnest(%(ids)s::bigint[]) AS t(id)
+    LEFT JOIN projections_demandestimate e ON e.product_id = t.id
+    WHERE e.as_of IS NULL OR e.as_of < %(today)s::date
+),
+bounds AS (
+    SELECT %(today)s::date - (%(window)s::int + %(backtest)s::int) AS first_day,
+           ((%(today)s::date - (%(window)s::int + %(backtest)s::int))::timestamp AT TIME ZONE %(tz)s) AS since,
+           (%(today)s::date::timestamp AT TIME ZONE %(tz)s) AS until
+),
+opening AS (
+    SELECT n.product_id, last.on_hand_after
+    FROM need n CROSS JOIN bounds b
+    CROSS JOIN LATERAL (
+        SELECT m.on_hand_after FROM inventory_stockmovement m
+        WHERE m.product_id = n.product_id AND m.created_at < b.since
+        ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+    ) AS last
+),
+moves AS (
+    SELECT m.product_id, (m.created_at AT TIME ZONE %(tz)s)::date AS day,
+           COALESCE(SUM(-m.quantity) FILTER (WHERE m.kind = 'sale'), 0) AS sold,
+           (array_agg(m.on_hand_after ORDER BY m.created_at DESC, m.id DESC))[1] AS closing
+    FROM inventory_stockmovement m CROSS JOIN bounds b
+    WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.created_at >= b.since AND m.created_at < b.until
+    GROUP BY 1, 2
+),
+days AS (
+    SELECT n.product_id, g.day::date AS day
+    FROM need n CROSS JOIN bounds b
+    CROSS JOIN generate_series(b.first_day, %(today)s::date - 1, interval '1 day') AS g(day)
+),
+marked AS (
+    SELECT d.product_id, d.day, COALESCE(mv.sold, 0) AS sold, mv.closing,
+           COUNT(mv.closing) OVER (PARTITION BY d.product_id ORDER BY d.day) AS grp
+    FROM days d LEFT JOIN moves mv ON mv.product_id = d.product_id AND mv.day = d.day
+),
+closed AS (
+    SELECT m.product_id, m.day, m.sold,
+           COALESCE(FIRST_VALUE(m.closing) OVER (PARTITION BY m.product_id, m.grp ORDER BY m.day),
+                    o.on_hand_after, 0) AS closing,
+           o.on_hand_after AS opening
+    FROM marked m LEFT JOIN opening o ON o.product_id = m.product_id
+),
+daily AS (
+    SELECT c.product_id, c.day, c.sold::float8 AS sold, EXTRACT(ISODOW FROM c.day)::int AS dow,
+           (c.closing > 0 AND COALESCE(LAG(c.closing) OVER (PARTITION BY c.product_id ORDER BY c.day),
+                                       c.opening, 0) > 0) AS observed
+    FROM closed c
+),
+origins AS (
+    SELECT * FROM (VALUES (0, %(today)s::date), (1, %(today)s::date - %(backtest)s::int)) AS o(k, origin)
+),
+fit AS (
+    SELECT d.product_id, o.k, d.dow, d.sold, power(1 - %(alpha)s::float8, o.origin - 1 - d.day) AS w
+    FROM daily d JOIN origins o ON d.day >= o.origin - %(window)s::int AND d.day < o.origin
+    WHERE d.observed
+),
+dow_stats AS (
+    SELECT product_id, k, dow, SUM(sold) AS s, COUNT(*) AS n FROM fit GROUP BY 1, 2, 3
+),
+tot AS (
+    SELECT product_id, k, SUM(s) / SUM(n) AS mean, SUM(n)::int AS n FROM dow_stats GROUP BY 1, 2
+),
+raw_factors AS (
+    SELECT t.product_id, t.k, g.dow,
+           CASE WHEN t.mean > 0
+                THEN (COALESCE(ds.s, 0) + %(prior)s::float8 * t.mean) / (COALESCE(ds.n, 0) + %(prior)s::float8) / t.mean
+                ELSE 1.0 END AS f
+    FROM tot t CROSS JOIN generate_series(1, 7) AS g(dow)
+    LEFT JOIN dow_stats ds ON ds.product_id = t.product_id AND ds.k = t.k AND ds.dow = g.dow
+),
+factors AS (
+    SELECT product_id, k, dow, f * 7 / SUM(f) OVER (PARTITION BY product_id, k) AS f FROM raw_factors
+),
+levels AS (
+    SELECT fi.product_id, fi.k, SUM(fi.w * fi.sold) / NULLIF(SUM(fi.w * fa.f), 0) AS rate
+    FROM fit fi JOIN factors fa ON fa.product_id = fi.product_id AND fa.k = fi.k AND fa.dow = fi.dow
+    GROUP BY 1, 2
+),
+errors AS (
+    SELECT d.product_id, AVG(ABS(d.sold - l.rate * fa.f)) AS mae
+    FROM daily d
+    JOIN levels l ON l.product_id = d.product_id AND l.k = 1
+    JOIN factors fa ON fa.product_id = d.product_id AND fa.k = 1 AND fa.dow = d.dow
+    WHERE d.observed AND d.day >= %(today)s::date - %(backtest)s::int
+    GROUP BY 1
+),
+fitted AS (
+    SELECT product_id, array_agg(f ORDER BY dow) AS factors FROM factors WHERE k = 0 GROUP BY 1
+),
+window_days AS (
+    SELECT product_id, COUNT(*) FILTER (WHERE NOT observed)::int AS censored
+    FROM daily WHERE day >= %(today)s::date - %(window)s::int GROUP BY 1
+),
+up AS (
+    INSERT INTO projections_demandestimate AS e (
+        product_id, as_of, daily_rate, weekday_factors, mae, history_days, censored_days, basis, computed_at)
+    SELECT n.product_id, %(today)s::date, COALESCE(l.rate, 0), COALESCE(fi.factors, '{1,1,1,1,1,1,1}'),
+           er.mae, COALESCE(t.n, 0), COALESCE(wd.censored, 0),
+           CASE WHEN COALESCE(t.n, 0) >= %(min_history)s::int THEN 'own' ELSE 'short' END, %(now)s::timestamptz
+    FROM need n
+    LEFT JOIN levels l ON l.product_id = n.product_id AND l.k = 0
+    LEFT JOIN tot t ON t.product_id = n.product_id AND t.k = 0
+    LEFT JOIN fitted fi ON fi.product_id = n.product_id
+    LEFT JOIN errors er ON er.product_id = n.product_id
+    LEFT JOIN window_days wd ON wd.product_id = n.product_id
+    ORDER BY n.product_id
+    ON CONFLICT (product_id) DO UPDATE SET
+        as_of = EXCLUDED.as_of, daily_rate = EXCLUDED.daily_rate, weekday_factors = EXCLUDED.weekday_factors,
+        mae = EXCLUDED.mae, history_days = EXCLUDED.history_days, censored_days = EXCLUDED.censored_days,
+        basis = EXCLUDED.basis, computed_at = EXCLUDED.computed_at
+    WHERE e.as_of < EXCLUDED.as_of
+    RETURNING e.product_id, e.basis
+)
+SELECT product_id FROM up WHERE basis = 'short' ORDER BY product_id
+"""
+
+# Products with too little history (``ids``) take their category's profile: the mean weekday factors
+# and mean rate of the category's products estimated from their own sales. The rate is blended by
+# history: h observed days of their own count h / min_history. A category with no such product
+# leaves the row on its own (short) estimate.
+DEMAND_CATEGORY_SQL = """
+WITH short AS (
+    SELECT e.product_id, e.daily_rate, LEAST(e.history_days, %(min_history)s::int) AS h, p.category
+    FROM projections_demandestimate e JOIN inventory_product p ON p.id = e.product_id
+    WHERE e.product_id = ANY(%(ids)s::bigint[]) AND e.basis = 'short'
+),
+peers AS (
+    SELECT p.category, e.product_id, e.daily_rate, e.weekday_factors
+    FROM projections_demandestimate e JOIN inventory_product p ON p.id = e.product_id
+    WHERE e.basis = 'own' AND p.category IN (SELECT category FROM short)
+),
+rates AS (SELECT category, AVG(daily_rate) AS rate FROM peers GROUP BY 1),
+profiles AS (
+    SELECT category, array_agg(f ORDER BY dow) AS factors
+    FROM (SELECT pe.category, u.dow, AVG(u.f) AS f
+          FROM peers pe CROSS JOIN unnest(pe.weekday_factors) WITH ORDINALITY AS u(f, dow)
+          GROUP BY 1, 2) AS per_day
+    GROUP BY 1
+)
+UPDATE projections_demandestimate e
+SET daily_rate = (s.h * s.daily_rate + (%(min_history)s::int - s.h) * r.rate) / %(min_history)s::int,
+    weekday_factors = pr.factors, basis = 'category'
+FROM short s JOIN rates r ON r.category = s.category JOIN profiles pr ON pr.category = s.category
+WHERE e.product_id = s.product_id
+"""

@@ -61,3 +61,20 @@ def test_planned_movements_are_found_by_a_product_name_typed_without_accents(cli
     page = client.get("/admin/projections/plannedmovement/", {"q": "feijao"}).content.decode()
 
     assert "FOUND-1" in page and "feijao-ref" in page and "HIDDEN-1" not in page
+
+
+@pytest.mark.django_db
+def test_demand_estimates_are_listed_read_only(client, staff_user):
+    from projections.models import DemandEstimate
+
+    product = ProductFactory(on_hand=5)
+    services.projection_recompute(product_ids=[product.pk])
+    client.force_login(staff_user)
+
+    listing = client.get("/admin/projections/demandestimate/?basis__exact=short")
+    change = client.post(f"/admin/projections/demandestimate/{product.pk}/change/", {"daily_rate": 99})
+
+    assert listing.status_code == 200
+    assert product.code in listing.content.decode()
+    assert change.status_code == 403
+    assert DemandEstimate.objects.get(product=product).daily_rate == 0.0
