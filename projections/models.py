@@ -95,6 +95,12 @@ class ProjectionSummary(models.Model):
     plan_version = models.BigIntegerField(_("planned-movement version"), default=0)
     source_version = models.BigIntegerField(_("source version"), default=-1)
     computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+    # The blend with expected demand (see DemandEstimate); the planned-only fields above do not change.
+    demand_rate = models.FloatField(_("daily demand rate"), default=0.0, db_default=0.0)
+    daily_expected_outbound = ArrayField(models.FloatField(), null=True, blank=True)
+    daily_balance_at_pace = ArrayField(models.FloatField(), null=True, blank=True)
+    stockout_date_at_pace = models.DateField(_("stockout day at the current pace"), null=True, blank=True)
+    days_of_cover_at_pace = models.IntegerField(_("days of cover at the current pace"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("projection summary")
@@ -103,6 +109,8 @@ class ProjectionSummary(models.Model):
             models.Index(fields=["stockout_date", "product"], condition=Q(stockout_date__isnull=False),
                          name="projection_stockout_idx"),
             models.Index(fields=["computed_at"], name="projection_computed_idx"),
+            models.Index(fields=["stockout_date_at_pace", "product"], condition=Q(stockout_date_at_pace__isnull=False),
+                         name="projection_pace_stockout_idx"),
         ]
 
     def __str__(self) -> str:

@@ -185,7 +185,17 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
         "risk_days": settings.PROJECTION_RISK_DAYS,
         "tentative": settings.PROJECTION_INCLUDE_TENTATIVE,
         "now": now or timezone.now(),
+        "today_left": _today_left(today),
     }
+
+
+def _today_left(today: date | None) -> float:
+    """The share of the store day still ahead when ``today`` is the real store day, else 1 (a whole day)."""
+    now = timezone.localtime()
+    if today is not None and today != now.date():
+        return 1.0
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0.0, 1.0 - (now - midnight).total_seconds() / 86400)
 
 
 def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | None = None) -> dict[str, Any]:

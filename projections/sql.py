@@ -1,7 +1,8 @@
 """The projection in SQL: one set-based statement per batch of products (window sum over generate_series days).
 
 Parameters: ``ids`` (bigint[]), ``today`` (store-local date), ``horizon`` (days), ``risk_days``,
-``tentative`` (count tentative movements), ``now`` (computed_at).
+``tentative`` (count tentative movements), ``now`` (computed_at), ``today_left`` (the share of today still
+ahead, 0–1, for today's expected demand).
 """
 
 # Open movements dated before today land on today (late); balances are end of day.
@@ -12,11 +13,14 @@ WITH src AS (
            st.version AS stock_version,
            pr.low_stock_threshold::bigint AS threshold,
            COALESCE(ps.plan_version, 0) AS plan_version,
-           ps.stockout_date AS old_stockout,
-           COALESCE(ps.source_version, -1) AS old_version
+           COALESCE(ps.stockout_date_at_pace, ps.stockout_date) AS old_stockout,
+           COALESCE(ps.source_version, -1) AS old_version,
+           COALESCE(de.daily_rate, 0)::float8 AS rate,
+           COALESCE(de.weekday_factors, '{1,1,1,1,1,1,1}') AS factors
     FROM inventory_stock st
     JOIN inventory_product pr ON pr.id = st.product_id
     LEFT JOIN projections_projectionsummary ps ON ps.product_id = st.product_id
+    LEFT JOIN projections_demandestimate de ON de.product_id = st.product_id
     WHERE st.product_id = ANY(%(ids)s::bigint[])
 ),
 flows AS (
@@ -33,19 +37,29 @@ flows AS (
     GROUP BY 1, 2
 ),
 days AS (
-    SELECT src.product_id, src.start_balance, src.threshold, g.day::date AS day
+    SELECT src.product_id, src.start_balance, src.threshold, src.rate, src.factors, g.day::date AS day
     FROM src
     CROSS JOIN generate_series(%(today)s::date, %(today)s::date + (%(horizon)s::int - 1), interval '1 day') AS g(day)
 ),
-daily AS (
-    SELECT d.product_id, d.day, d.threshold,
+-- Expected outbound: the demand estimate for the day (today: the part of the day still ahead) beyond
+-- what planned outbound movements already take that day, never negative.
+joined AS (
+    SELECT d.product_id, d.day, d.threshold, d.start_balance,
            COALESCE(f.inbound, 0)::bigint AS inbound,
            COALESCE(f.outbound, 0)::bigint AS outbound,
            COALESCE(f.late, 0) AS late,
-           (d.start_balance + SUM(COALESCE(f.inbound, 0) - COALESCE(f.outbound, 0))
-               OVER (PARTITION BY d.product_id ORDER BY d.day ROWS UNBOUNDED PRECEDING))::bigint AS balance
+           GREATEST(d.rate * d.factors[EXTRACT(ISODOW FROM d.day)::int]
+                    * CASE WHEN d.day = %(today)s::date THEN %(today_left)s::float8 ELSE 1 END
+                    - COALESCE(f.outbound, 0), 0) AS expected
     FROM days d
     LEFT JOIN flows f ON f.product_id = d.product_id AND f.day = d.day
+),
+daily AS (
+    SELECT j.product_id, j.day, j.threshold, j.inbound, j.outbound, j.late, j.expected,
+           (j.start_balance + SUM(j.inbound - j.outbound) OVER w)::bigint AS balance,
+           j.start_balance + SUM(j.inbound - j.outbound - j.expected) OVER w AS pace_balance
+    FROM joined j
+    WINDOW w AS (PARTITION BY j.product_id ORDER BY j.day ROWS UNBOUNDED PRECEDING)
 ),
 -- Rows reach the aggregates already in day order (the sorted subquery), so the arrays need no
 -- per-group ORDER BY sort: on PostgreSQL 15 those sorts cost more than the window sum itself.
@@ -54,6 +68,9 @@ agg AS (
            array_agg(d.inbound) AS daily_inbound,
            array_agg(d.outbound) AS daily_outbound,
            array_agg(d.balance) AS daily_balance,
+           array_agg(round(d.expected::numeric, 2)::float8) AS daily_expected,
+           array_agg(round(d.pace_balance::numeric, 2)::float8) AS daily_pace,
+           MIN(d.day) FILTER (WHERE d.pace_balance < -1e-6) AS first_negative_pace,
            MIN(d.balance) FILTER (WHERE d.day < %(today)s::date + 7) AS min7,
            MIN(d.day) FILTER (WHERE d.balance < 0) AS first_negative,
            MIN(d.day) FILTER (WHERE d.balance < d.threshold) AS first_below,
@@ -66,6 +83,8 @@ res AS (
            src.start_balance, src.threshold, src.plan_version, src.old_stockout, src.old_version,
            src.stock_version + src.plan_version AS source_version,
            CASE WHEN src.start_balance < 0 THEN %(today)s::date ELSE a.first_negative END AS stockout,
+           CASE WHEN src.start_balance < 0 THEN %(today)s::date ELSE a.first_negative_pace END AS stockout_pace,
+           src.rate,
            CASE WHEN src.start_balance < src.threshold THEN %(today)s::date ELSE a.first_below END AS below
     FROM agg a JOIN src ON src.product_id = a.product_id
 )
@@ -74,21 +93,25 @@ res AS (
 # Compute rows without storing them (used for views longer than the stored horizon).
 SELECT_SQL = _BASE + """
 SELECT product_id, start_balance, threshold, daily_inbound, daily_outbound, daily_balance,
-       min7, min7_date, stockout, below, late, source_version
+       min7, min7_date, stockout, below, late, source_version, daily_expected, daily_pace, stockout_pace
 FROM res ORDER BY product_id
 """
 
 # Upsert guarded by the source version (and the day): an older recompute finishing late changes nothing.
-# Rows are inserted in pk order so concurrent batches lock summary rows in the same order.
+# Rows are inserted in pk order so concurrent batches lock summary rows in the same order. Risk
+# transitions (events, the Telegram alert) follow the stockout day at pace, which is the planned one for
+# a product that sells nothing and never later than it.
 UPSERT_SQL = _BASE + """,
 up AS (
     INSERT INTO projections_projectionsummary AS s (
         product_id, as_of, horizon_days, start_balance, threshold, min_balance_7d, min_balance_7d_date,
         stockout_date, below_threshold_date, days_of_cover, late_movements,
-        daily_inbound, daily_outbound, daily_balance, plan_version, source_version, computed_at)
+        daily_inbound, daily_outbound, daily_balance, plan_version, source_version, computed_at,
+        demand_rate, daily_expected_outbound, daily_balance_at_pace, stockout_date_at_pace, days_of_cover_at_pace)
     SELECT product_id, %(today)s::date, %(horizon)s::int, start_balance, threshold, min7, min7_date,
            stockout, below, stockout - %(today)s::date, late,
-           daily_inbound, daily_outbound, daily_balance, plan_version, source_version, %(now)s::timestamptz
+           daily_inbound, daily_outbound, daily_balance, plan_version, source_version, %(now)s::timestamptz,
+           rate, daily_expected, daily_pace, stockout_pace, stockout_pace - %(today)s::date
     FROM res ORDER BY product_id
     ON CONFLICT (product_id) DO UPDATE SET
         as_of = EXCLUDED.as_of, horizon_days = EXCLUDED.horizon_days, start_balance = EXCLUDED.start_balance,
@@ -97,15 +120,19 @@ up AS (
         below_threshold_date = EXCLUDED.below_threshold_date, days_of_cover = EXCLUDED.days_of_cover,
         late_movements = EXCLUDED.late_movements, daily_inbound = EXCLUDED.daily_inbound,
         daily_outbound = EXCLUDED.daily_outbound, daily_balance = EXCLUDED.daily_balance,
-        source_version = EXCLUDED.source_version, computed_at = EXCLUDED.computed_at
+        source_version = EXCLUDED.source_version, computed_at = EXCLUDED.computed_at,
+        demand_rate = EXCLUDED.demand_rate, daily_expected_outbound = EXCLUDED.daily_expected_outbound,
+        daily_balance_at_pace = EXCLUDED.daily_balance_at_pace,
+        stockout_date_at_pace = EXCLUDED.stockout_date_at_pace, days_of_cover_at_pace = EXCLUDED.days_of_cover_at_pace
     WHERE s.source_version <= EXCLUDED.source_version AND (s.as_of IS NULL OR s.as_of <= EXCLUDED.as_of)
-    RETURNING s.product_id, s.stockout_date
+    RETURNING s.product_id, s.stockout_date_at_pace
 )
 SELECT up.product_id,
        (res.old_version >= 0 AND res.old_stockout IS NOT NULL
             AND res.old_stockout < %(today)s::date + %(risk_days)s::int) AS was_at_risk,
-       (up.stockout_date IS NOT NULL AND up.stockout_date < %(today)s::date + %(risk_days)s::int) AS at_risk,
-       up.stockout_date,
+       (up.stockout_date_at_pace IS NOT NULL
+            AND up.stockout_date_at_pace < %(today)s::date + %(risk_days)s::int) AS at_risk,
+       up.stockout_date_at_pace,
        res.old_stockout
 FROM up JOIN res ON res.product_id = up.product_id
 """

@@ -27,7 +27,12 @@ def _summary_fields() -> dict[str, serializers.Field]:
         "threshold": serializers.IntegerField(), "min_balance_7d": serializers.IntegerField(),
         "min_balance_7d_date": serializers.DateField(), "stockout_date": serializers.DateField(allow_null=True),
         "below_threshold_date": serializers.DateField(allow_null=True),
-        "days_of_cover": serializers.IntegerField(allow_null=True), "at_risk_7d": serializers.BooleanField(),
+        "days_of_cover": serializers.IntegerField(allow_null=True),
+        "demand_rate": serializers.FloatField(help_text="Expected units sold per day (weekday-neutral)."),
+        "stockout_date_at_pace": serializers.DateField(
+            allow_null=True, help_text="First day below zero with expected demand added to planned movements."),
+        "days_of_cover_at_pace": serializers.IntegerField(allow_null=True),
+        "at_risk_7d": serializers.BooleanField(),
         "late_movements": serializers.IntegerField(), "as_of": serializers.DateField(),
         "horizon_days": serializers.IntegerField(), "source_version": serializers.IntegerField(),
         "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
@@ -46,6 +51,8 @@ class ProjectionDailyRowSerializer(serializers.Serializer):
     outbound = serializers.IntegerField()
     balance = serializers.IntegerField()
     late = serializers.BooleanField()
+    expected_outbound = serializers.FloatField(help_text="Expected demand beyond the planned outbound that day.")
+    balance_at_pace = serializers.FloatField(help_text="End-of-day balance with the expected outbound taken too.")
 
 
 def _summary_for(code: str) -> selectors.SummaryRow:
@@ -86,6 +93,7 @@ class ProjectionDailyApi(APIView):
                        "code": serializers.CharField(), "name": serializers.CharField(),
                        "threshold": serializers.IntegerField(), "start_balance": serializers.IntegerField(),
                        "stockout_date": serializers.DateField(allow_null=True),
+                       "stockout_date_at_pace": serializers.DateField(allow_null=True),
                        "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
                        "days": ProjectionDailyRowSerializer(many=True)}))
     def get(self, request, code: str):
@@ -100,6 +108,8 @@ class ProjectionDailyApi(APIView):
             "threshold": summary.low_stock_threshold,
             "start_balance": summary.start_balance,
             "stockout_date": summary.stockout_date.isoformat() if summary.stockout_date else None,
+            "stockout_date_at_pace": (summary.stockout_date_at_pace.isoformat()
+                                      if summary.stockout_date_at_pace else None),
             "computed_at": summary.computed_at.isoformat() if summary.computed_at else None,
             "stale": summary.is_stale(today=today),
             "days": selectors.projection_daily(summary=summary, days=days),
@@ -159,10 +169,14 @@ class ProjectionRupturesApi(APIView):
         days = serializers.IntegerField(min_value=1, max_value=settings.PROJECTION_MAX_DAYS, required=False, default=7)
         limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
         offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+        basis = serializers.ChoiceField(choices=list(selectors.RUPTURE_BASES), required=False, default="planned")
 
     @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("limit", int),
-                               OpenApiParameter("offset", int)],
+                               OpenApiParameter("offset", int),
+                               OpenApiParameter("basis", str, enum=list(selectors.RUPTURE_BASES), description=(
+                                   "planned (default): planned movements only; pace: blended with expected demand."))],
                    responses=inline_serializer("ProjectionRupturesOutput", {
+                       "basis": serializers.CharField(),
                        "days": serializers.IntegerField(), "limit": serializers.IntegerField(),
                        "offset": serializers.IntegerField(), "next_offset": serializers.IntegerField(allow_null=True),
                        "results": _rupture_schema.__class__(many=True),
@@ -170,17 +184,17 @@ class ProjectionRupturesApi(APIView):
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        days, limit, offset = (params.validated_data[k] for k in ("days", "limit", "offset"))
-        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
+        days, limit, offset, basis = (params.validated_data[k] for k in ("days", "limit", "offset", "basis"))
+        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
         missing = [row.product_id for row, _ in rows if not row.computed]
         if missing:
             # A product that ran out without planned movements may never have been projected.
             services.projection_summaries_ensure(product_ids=missing)
-            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
+            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
         today = services.projection_today()
         results = [{**summary_output(row, today=today), "out_now": out_now} for row, out_now in rows[:limit]]
         return Response({
-            "days": days, "limit": limit, "offset": offset,
+            "basis": basis, "days": days, "limit": limit, "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None,
             "results": results,
             "computed_at": min((r["computed_at"] for r in results if r["computed_at"]), default=None),

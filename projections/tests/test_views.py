@@ -37,9 +37,10 @@ def test_detail_has_summary_and_daily_rows_through_an_alias(reader):
     assert (body["code"], body["requested_code"], body["start_balance"], body["min_balance_7d"]) == (
         "P001", "P001-OLD", 1500, 900)
     assert body["daily"][:2] == [
-        {"date": today().isoformat(), "inbound": 0, "outbound": 500, "balance": 1000, "late": False},
+        {"date": today().isoformat(), "inbound": 0, "outbound": 500, "balance": 1000, "late": False,
+         "expected_outbound": 0.0, "balance_at_pace": 1000.0},
         {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 200, "outbound": 300, "balance": 900,
-         "late": False},
+         "late": False, "expected_outbound": 0.0, "balance_at_pace": 900.0},
     ]
     assert len(body["daily"]) == 28
     assert body["computed_at"] and body["stale"] is False
@@ -52,7 +53,8 @@ def test_late_movement_counts_today_and_is_flagged(reader):
     body = reader.get(f"/api/v1/projections/{product.code}").json()
 
     assert body["late_movements"] == 1
-    assert body["daily"][0] == {"date": today().isoformat(), "inbound": 0, "outbound": 4, "balance": 6, "late": True}
+    assert body["daily"][0] == {"date": today().isoformat(), "inbound": 0, "outbound": 4, "balance": 6, "late": True,
+                                "expected_outbound": 0.0, "balance_at_pace": 6.0}
 
 
 def test_daily_gives_the_chart_rows_and_threshold_and_computes_past_the_horizon(reader):
@@ -116,15 +118,18 @@ def test_detail_has_every_field_of_the_summary(reader):
         "min_balance_7d": -3, "min_balance_7d_date": (today() + timedelta(days=2)).isoformat(),
         "stockout_date": (today() + timedelta(days=2)).isoformat(),
         "below_threshold_date": (today() + timedelta(days=2)).isoformat(),
-        "days_of_cover": 2, "at_risk_7d": True, "late_movements": 1, "as_of": today().isoformat(),
+        "days_of_cover": 2, "demand_rate": 0.0, "stockout_date_at_pace": (today() + timedelta(days=2)).isoformat(),
+        "days_of_cover_at_pace": 2, "at_risk_7d": True, "late_movements": 1, "as_of": today().isoformat(),
         "horizon_days": 28, "source_version": summary.source_version,
         "computed_at": summary.computed_at.isoformat(), "stale": False,
     }
     assert daily[:3] == [
-        {"date": today().isoformat(), "inbound": 0, "outbound": 1, "balance": 2, "late": True},
-        {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 0, "outbound": 0, "balance": 2, "late": False},
+        {"date": today().isoformat(), "inbound": 0, "outbound": 1, "balance": 2, "late": True,
+         "expected_outbound": 0.0, "balance_at_pace": 2.0},
+        {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 0, "outbound": 0, "balance": 2, "late": False,
+         "expected_outbound": 0.0, "balance_at_pace": 2.0},
         {"date": (today() + timedelta(days=2)).isoformat(), "inbound": 0, "outbound": 5, "balance": -3,
-         "late": False},
+         "late": False, "expected_outbound": 0.0, "balance_at_pace": -3.0},
     ]
 
 

@@ -31,6 +31,35 @@ class Migration(migrations.Migration):
                 'verbose_name_plural': 'demand estimates',
             },
         ),
+        migrations.AddField(
+            model_name='projectionsummary',
+            name='daily_balance_at_pace',
+            field=django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), blank=True, null=True, size=None),
+        ),
+        migrations.AddField(
+            model_name='projectionsummary',
+            name='daily_expected_outbound',
+            field=django.contrib.postgres.fields.ArrayField(base_field=models.FloatField(), blank=True, null=True, size=None),
+        ),
+        migrations.AddField(
+            model_name='projectionsummary',
+            name='days_of_cover_at_pace',
+            field=models.IntegerField(blank=True, null=True, verbose_name='days of cover at the current pace'),
+        ),
+        migrations.AddField(
+            model_name='projectionsummary',
+            name='demand_rate',
+            field=models.FloatField(db_default=0.0, default=0.0, verbose_name='daily demand rate'),
+        ),
+        migrations.AddField(
+            model_name='projectionsummary',
+            name='stockout_date_at_pace',
+            field=models.DateField(blank=True, null=True, verbose_name='stockout day at the current pace'),
+        ),
+        migrations.AddIndex(
+            model_name='projectionsummary',
+            index=models.Index(condition=models.Q(('stockout_date_at_pace__isnull', False)), fields=['stockout_date_at_pace', 'product'], name='projection_pace_stockout_idx'),
+        ),
         # The demand estimate reads one product's ledger rows of the last weeks: an index by product and time
         # (inventory's own indexes are by product and id, and by time alone).
         migrations.RunSQL(
