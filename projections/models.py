@@ -1,7 +1,7 @@
 """Projection tables: PlannedMovement (dated future inbound/outbound), ProjectionSummary and DemandEstimate (read models)."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Product
@@ -149,3 +149,78 @@ class DemandEstimate(models.Model):
 
     def __str__(self) -> str:
         return f"demand of {self.product_id}: {self.daily_rate:.2f}/day ({self.basis})"
+
+
+class SupplyTerms(models.Model):
+    """How one product is bought: the supplier's lead time, pack size, minimum and optional maximum order.
+
+    Only products with supply terms get reorder suggestions.
+    """
+
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, primary_key=True, related_name="supply_terms", verbose_name=_("product")
+    )
+    lead_time_days = models.PositiveSmallIntegerField(_("lead time (days)"), default=7)
+    pack_size = models.PositiveIntegerField(_("pack size"), default=1, help_text=_("Orders are whole packs."))
+    min_order = models.PositiveIntegerField(_("minimum order (units)"), default=0)
+    max_order = models.PositiveIntegerField(_("maximum order (units)"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("supply terms")
+        verbose_name_plural = _("supply terms")
+        constraints = [
+            models.CheckConstraint(condition=Q(pack_size__gt=0), name="supply_pack_size_positive"),
+            models.CheckConstraint(condition=Q(max_order__isnull=True) | Q(max_order__gte=F("pack_size")),
+                                   name="supply_max_order_holds_a_pack"),
+        ]
+
+    def __str__(self) -> str:
+        return f"supply of {self.product_id}: {self.lead_time_days} d, packs of {self.pack_size}"
+
+
+class ReorderState(models.TextChoices):
+    OPEN = "open", _("open")
+    ORDERED = "ordered", _("ordered")
+    DISMISSED = "dismissed", _("dismissed")
+
+
+class ReorderSuggestion(models.Model):
+    """What to order today for one product. At most one open suggestion per product: recomputes update it.
+
+    ``quantity`` = demand over lead time + review period + safety stock − available − firm inbound,
+    raised to the minimum order and rounded up to whole packs (capped at the maximum order).
+    """
+
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="reorder_suggestions", verbose_name=_("product")
+    )
+    state = models.CharField(_("state"), max_length=16, choices=ReorderState.choices, default=ReorderState.OPEN)
+    quantity = models.BigIntegerField(_("quantity to order"))
+    demand = models.FloatField(_("expected demand over the cover period"))
+    safety_stock = models.FloatField(_("safety stock"))
+    available = models.BigIntegerField(_("available"))
+    firm_inbound = models.BigIntegerField(_("firm inbound in the cover period"))
+    cover_days = models.PositiveSmallIntegerField(_("cover period (days)"))
+    arrival_date = models.DateField(_("arrival if ordered today"))
+    planned_movement = models.OneToOneField(
+        PlannedMovement, on_delete=models.SET_NULL, null=True, blank=True, related_name="reorder_suggestion",
+        verbose_name=_("purchase"),
+    )
+    decided_by = models.CharField(_("decided by"), max_length=150, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("reorder suggestion")
+        verbose_name_plural = _("reorder suggestions")
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product"], condition=Q(state="open"), name="reorder_one_open_per_product"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="reorder_quantity_positive"),
+        ]
+        indexes = [models.Index(fields=["state", "-updated_at"], name="reorder_state_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"order {self.quantity} of {self.product_id} ({self.state})"

@@ -1,4 +1,5 @@
-"""Reads for projections: summaries by code, the ruptures list, daily rows, stats and planned movements."""
+"""Reads for projections: summaries by code, the ruptures list, daily rows, stats, planned movements and reorder
+suggestions."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,7 +13,7 @@ from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
 from inventory.selectors import product_resolve
-from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
+from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
 def _today() -> date:
@@ -276,4 +277,13 @@ def planned_movement_list(
         qs = qs.filter(date__gte=date_from)
     if date_to:
         qs = qs.filter(date__lte=date_to)
+    return qs
+
+
+def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None = None) -> QuerySet[ReorderSuggestion]:
+    """Suggestions in one state (open by default), most recently updated first; ``code`` may be an alias."""
+    qs = (ReorderSuggestion.objects.select_related("product").filter(state=state)
+          .order_by("-updated_at", "-id"))
+    if code:
+        qs = qs.filter(product=product_resolve(code=code))
     return qs

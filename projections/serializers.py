@@ -1,11 +1,12 @@
-"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement lines."""
+"""Output shapes of the projections API (plain dicts: the single read is a hot path), planned-movement lines and
+reorder suggestions."""
 from datetime import date
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
-from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
+from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus, ReorderSuggestion
 from projections.selectors import SummaryRow
 from projections.services import PlannedMovementInput
 
@@ -111,3 +112,15 @@ def planned_movement_key_read(raw: Any) -> tuple[Any, Any]:
     """One ``cancel`` line as sent: (source, source_ref), ``source`` defaulting to ``manual``."""
     line = raw if isinstance(raw, dict) else {}
     return line.get("source", "manual"), line.get("source_ref")
+
+
+class ReorderSuggestionOutputSerializer(serializers.ModelSerializer):
+    code = serializers.CharField(source="product.code")
+    name = serializers.CharField(source="product.name")
+    planned_movement = serializers.IntegerField(source="planned_movement_id", allow_null=True)
+
+    class Meta:
+        model = ReorderSuggestion
+        fields = ["id", "code", "name", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
+                  "cover_days", "arrival_date", "planned_movement", "decided_by", "decided_at", "created_at",
+                  "updated_at"]

@@ -325,3 +325,65 @@ SET daily_rate = (s.h * s.daily_rate + (%(min_history)s::int - s.h) * r.rate) / 
 FROM short s JOIN rates r ON r.category = s.category JOIN profiles pr ON pr.category = s.category
 WHERE e.product_id = s.product_id
 """
+
+# ---------------------------------------------------------------------------------------------
+# Reorder suggestions, right after the summaries of the same products (``ids``), from their rows for
+# ``today``. Parameters: ``ids``, ``today``, ``tz``, ``review`` (days between orders), ``z`` (the normal
+# quantile of the service level), ``now``. The cover period is lead time + review period; its demand is
+# the planned outbound plus the expected outbound of those days (the rate for days past the horizon);
+# safety stock is z · 1.25 · MAE · √cover (1.25 · MAE estimates the standard deviation of a day's error).
+# A product needing nothing loses its open suggestion; one dismissed today gets none until tomorrow.
+# The partial unique index (one open suggestion per product) is the conflict target, so concurrent
+# recomputes update the open row and never add a second.
+REORDER_SQL = """
+WITH terms AS (
+    SELECT t.product_id, t.lead_time_days, t.pack_size, t.min_order, t.max_order,
+           t.lead_time_days + %(review)s::int AS cover,
+           ps.start_balance AS available, ps.horizon_days, ps.demand_rate,
+           COALESCE(ps.daily_outbound, '{}') AS outbound, COALESCE(ps.daily_expected_outbound, '{}') AS expected,
+           COALESCE(de.mae, 0) AS mae
+    FROM projections_supplyterms t
+    JOIN projections_projectionsummary ps ON ps.product_id = t.product_id AND ps.as_of = %(today)s::date
+    LEFT JOIN projections_demandestimate de ON de.product_id = t.product_id
+    WHERE t.product_id = ANY(%(ids)s::bigint[])
+),
+calc AS (
+    SELECT t.*,
+           COALESCE((SELECT SUM(COALESCE(u.o, 0) + COALESCE(u.e, 0))
+                     FROM unnest(t.outbound[1:t.cover], t.expected[1:t.cover]) AS u(o, e)), 0)
+               + t.demand_rate * GREATEST(t.cover - t.horizon_days, 0) AS demand,
+           %(z)s::float8 * 1.25 * t.mae * sqrt(t.cover) AS safety,
+           (SELECT COALESCE(SUM(m.quantity), 0) FROM projections_plannedmovement m
+             WHERE m.product_id = t.product_id AND m.status = 'open' AND m.firmness = 'firm'
+               AND m.direction = 'in' AND m.date < %(today)s::date + t.cover) AS firm_inbound,
+           EXISTS (SELECT 1 FROM projections_reordersuggestion r
+                    WHERE r.product_id = t.product_id AND r.state = 'dismissed'
+                      AND r.decided_at >= (%(today)s::date::timestamp AT TIME ZONE %(tz)s)) AS dismissed_today
+    FROM terms t
+),
+sized AS (
+    SELECT c.*,
+           CASE WHEN c.demand + c.safety - c.available - c.firm_inbound <= 0 OR c.dismissed_today THEN 0
+                ELSE LEAST(CEIL(GREATEST(c.demand + c.safety - c.available - c.firm_inbound, c.min_order)
+                                / c.pack_size) * c.pack_size,
+                           c.max_order / c.pack_size * c.pack_size)
+           END::bigint AS quantity
+    FROM calc c
+),
+gone AS (
+    DELETE FROM projections_reordersuggestion r USING sized s
+    WHERE r.product_id = s.product_id AND r.state = 'open' AND s.quantity <= 0
+    RETURNING r.id
+)
+INSERT INTO projections_reordersuggestion AS r (
+    product_id, state, quantity, demand, safety_stock, available, firm_inbound, cover_days, arrival_date,
+    decided_by, created_at, updated_at)
+SELECT product_id, 'open', quantity, round(demand::numeric, 2), round(safety::numeric, 2), available, firm_inbound,
+       cover, %(today)s::date + lead_time_days, '', %(now)s::timestamptz, %(now)s::timestamptz
+FROM sized WHERE quantity > 0
+ORDER BY product_id
+ON CONFLICT (product_id) WHERE state = 'open' DO UPDATE SET
+    quantity = EXCLUDED.quantity, demand = EXCLUDED.demand, safety_stock = EXCLUDED.safety_stock,
+    available = EXCLUDED.available, firm_inbound = EXCLUDED.firm_inbound, cover_days = EXCLUDED.cover_days,
+    arrival_date = EXCLUDED.arrival_date, updated_at = EXCLUDED.updated_at
+"""

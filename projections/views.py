@@ -1,4 +1,5 @@
-"""Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements."""
+"""Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements and
+reorder suggestions."""
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -6,14 +7,16 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import actor_label
 from core.errors import NotFound
 from core.pagination import StandardPagination, paginated_response
 from projections import selectors, services
-from projections.models import PlannedKind, PlannedMovement
+from projections.models import PlannedKind, PlannedMovement, ReorderState
 from projections.serializers import (
     PlannedMovementKeySerializer,
     PlannedMovementLineSerializer,
     PlannedMovementOutputSerializer,
+    ReorderSuggestionOutputSerializer,
     planned_movement_key_read,
     planned_movement_line_read,
     summary_output,
@@ -286,3 +289,46 @@ class PlannedMovementDetailApi(APIView):
         if movement is None:
             raise NotFound("No planned movement has this id.", details={"id": pk})
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
+
+
+class ReorderSuggestionListApi(APIView):
+    """Reorder suggestions in one state (default ``open``), most recently updated first; ``code`` filters one product."""
+
+    pagination_class = StandardPagination
+    required_scope = "read"
+
+    class FilterSerializer(serializers.Serializer):
+        state = serializers.ChoiceField(choices=ReorderState.choices, required=False, default=ReorderState.OPEN)
+        code = serializers.CharField(required=False, max_length=64)
+
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
+                               OpenApiParameter("code", str)],
+                   responses=ReorderSuggestionOutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.reorder_suggestion_list(**filters.validated_data)
+        return paginated_response(request=request, queryset=queryset,
+                                  serializer_class=ReorderSuggestionOutputSerializer, view=self)
+
+
+class ReorderSuggestionOrderApi(APIView):
+    """Order an open suggestion: one firm purchase planned movement, arriving after the lead time; 409 if not open."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
+    def post(self, request, pk: int):
+        suggestion = services.reorder_suggestion_order(suggestion_id=pk, actor=actor_label(request))
+        return Response(ReorderSuggestionOutputSerializer(suggestion).data)
+
+
+class ReorderSuggestionDismissApi(APIView):
+    """Dismiss an open suggestion (no new one for the product until the next store day); 409 if not open."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
+    def post(self, request, pk: int):
+        suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request))
+        return Response(ReorderSuggestionOutputSerializer(suggestion).data)

@@ -286,6 +286,8 @@ DEMAND_BACKTEST_DAYS = 28
 DEMAND_SMOOTHING = env.float("DEMAND_SMOOTHING", default=0.1)
 DEMAND_WEEKDAY_PRIOR_DAYS = env.float("DEMAND_WEEKDAY_PRIOR_DAYS", default=2.0)
 DEMAND_MIN_HISTORY_DAYS = env.int("DEMAND_MIN_HISTORY_DAYS", default=14)
+REORDER_REVIEW_DAYS = env.int("REORDER_REVIEW_DAYS", default=7)
+REORDER_SERVICE_LEVEL = env.float("REORDER_SERVICE_LEVEL", default=0.95)
 
 # API clients are looked up by token once per this many seconds per process (0 = every request).
 API_CLIENT_CACHE_SECONDS = env.float("API_CLIENT_CACHE_SECONDS", default=5.0)

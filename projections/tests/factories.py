@@ -53,3 +53,13 @@ def sales_history(product, *, today: datetime.date, demand: list[int], opening: 
                                            reason="history")
         StockMovement.objects.filter(pk=row.pk).update(created_at=created_at)
     Stock.objects.filter(product=product).update(on_hand=running)
+
+
+class SupplyTermsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "projections.SupplyTerms"
+
+    product = factory.SubFactory("inventory.tests.factories.ProductFactory")
+    lead_time_days = 5
+    pack_size = 12
+    min_order = 0

@@ -431,3 +431,62 @@ def test_bulk_with_upsert_not_a_list_is_refused_in_the_error_shape(manager):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert "upsert" in response.json()["error"]["details"]
+
+
+def _open_suggestion(*, available: int = 35):
+    from projections.models import ReorderSuggestion
+    from projections.tests.factories import SupplyTermsFactory, sales_history
+
+    product = ProductFactory()
+    sales_history(product, today=today(), demand=[10] * 84, opening=10_000)
+    Stock.objects.filter(product=product).update(on_hand=available)
+    SupplyTermsFactory(product=product)
+    services.projection_recompute(product_ids=[product.pk])
+    return ReorderSuggestion.objects.get(product=product)
+
+
+def test_reorder_suggestions_list_the_open_ones_with_their_product(reader):
+    suggestion = _open_suggestion()
+
+    body = reader.get("/api/v1/reorder-suggestions").json()
+    ordered = reader.get("/api/v1/reorder-suggestions?state=ordered").json()
+
+    assert [(r["id"], r["code"], r["state"], r["quantity"]) for r in body["results"]] == [
+        (suggestion.pk, suggestion.product.code, "open", suggestion.quantity)]
+    assert ordered["results"] == []
+
+
+def test_reorder_suggestions_refuse_an_unknown_state(reader):
+    response = reader.get("/api/v1/reorder-suggestions?state=maybe")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_ordering_a_suggestion_through_the_api_answers_it_ordered_then_409(manager):
+    suggestion = _open_suggestion()
+
+    first = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
+    again = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
+
+    assert first.status_code == 200
+    assert first.json()["state"] == "ordered"
+    assert first.json()["decided_by"].startswith("client:")
+    movement = PlannedMovement.objects.get(pk=first.json()["planned_movement"])
+    assert (movement.quantity, movement.direction) == (suggestion.quantity, "in")
+    assert again.status_code == 409
+    assert again.json()["error"] == {"code": "conflict", "message": "This suggestion is already ordered.",
+                                     "details": {"id": suggestion.pk, "state": "ordered"}}
+
+
+def test_dismissing_needs_the_manage_scope_and_an_open_suggestion(reader, manager):
+    suggestion = _open_suggestion()
+
+    refused = reader.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/dismiss")
+    dismissed = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/dismiss")
+    missing = manager.post("/api/v1/reorder-suggestions/999999/dismiss")
+
+    assert refused.status_code == 403
+    assert (dismissed.status_code, dismissed.json()["state"]) == (200, "dismissed")
+    assert PlannedMovement.objects.count() == 0
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
