@@ -1,7 +1,9 @@
 """Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements and
 reorder suggestions."""
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -10,7 +12,7 @@ from rest_framework.views import APIView
 from core.auth import actor_label
 from core.errors import NotFound
 from core.pagination import StandardPagination, paginated_response
-from projections import selectors, services
+from projections import exports, selectors, services
 from projections.models import PlannedKind, PlannedMovement, ReorderState
 from projections.serializers import (
     PlannedMovementKeySerializer,
@@ -332,3 +334,30 @@ class ReorderSuggestionDismissApi(APIView):
     def post(self, request, pk: int):
         suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request))
         return Response(ReorderSuggestionOutputSerializer(suggestion).data)
+
+
+class ReorderSuggestionExportApi(APIView):
+    """Suggestions in one state (default ``open``) as a file for buyers: ``type=csv`` (default) or ``xlsx``."""
+
+    required_scope = "read"
+    EXPORT_MAX_ROWS = 100_000
+
+    class FilterSerializer(ReorderSuggestionListApi.FilterSerializer):
+        type = serializers.ChoiceField(choices=["csv", "xlsx"], required=False, default="csv")
+
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
+                               OpenApiParameter("code", str), OpenApiParameter("type", str, enum=["csv", "xlsx"])],
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, exports.XLSX_TYPE): OpenApiTypes.BINARY})
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        kind = filters.validated_data.pop("type")
+        rows = selectors.reorder_suggestion_list(**filters.validated_data)[:self.EXPORT_MAX_ROWS]
+        if kind == "xlsx":
+            body, content_type = exports.suggestions_xlsx(rows), exports.XLSX_TYPE
+        else:
+            body, content_type = exports.suggestions_csv(rows), exports.CSV_TYPE
+        response = HttpResponse(body, content_type=content_type)
+        day = services.projection_today().isoformat()
+        response["Content-Disposition"] = f'attachment; filename="reorder-suggestions-{day}.{kind}"'
+        return response

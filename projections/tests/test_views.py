@@ -490,3 +490,54 @@ def test_dismissing_needs_the_manage_scope_and_an_open_suggestion(reader, manage
     assert (dismissed.status_code, dismissed.json()["state"]) == (200, "dismissed")
     assert PlannedMovement.objects.count() == 0
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_reorder_suggestions_export_as_csv(reader):
+    import csv
+    import io
+
+    suggestion = _open_suggestion()
+
+    response = reader.get("/api/v1/reorder-suggestions/export")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:5] == ["id", "code", "name", "state", "quantity"]
+    assert rows[1][:5] == [str(suggestion.pk), suggestion.product.code, suggestion.product.name, "open",
+                           str(suggestion.quantity)]
+    assert len(rows) == 2
+
+
+def test_reorder_suggestions_export_as_xlsx(reader):
+    import io
+
+    from openpyxl import load_workbook
+
+    suggestion = _open_suggestion()
+
+    response = reader.get("/api/v1/reorder-suggestions/export?type=xlsx")
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    values = list(sheet.values)
+    assert values[0][:5] == ("id", "code", "name", "state", "quantity")
+    assert values[1][:5] == (suggestion.pk, suggestion.product.code, suggestion.product.name, "open",
+                             suggestion.quantity)
+
+
+def test_reorder_export_keeps_a_formula_like_name_as_text(reader):
+    suggestion = _open_suggestion()
+    Product.objects.filter(pk=suggestion.product_id).update(name='=HYPERLINK("x")')
+
+    body = reader.get("/api/v1/reorder-suggestions/export").content.decode()
+
+    assert "'=HYPERLINK" in body
+
+
+def test_reorder_export_refuses_an_unknown_type(reader):
+    response = reader.get("/api/v1/reorder-suggestions/export?type=pdf")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
