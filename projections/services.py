@@ -251,6 +251,22 @@ def _reorder_params(product_ids: Sequence[int], *, today: date) -> dict[str, Any
     }
 
 
+def _reorder_webhooks(cursor) -> None:
+    """``reorder.suggested`` outbox rows, in this transaction, for the suggestions new or with another quantity."""
+    columns = [c.name for c in cursor.description]
+    changed = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    if not changed:
+        return
+    from webhooks.models import EventType
+    from webhooks.services import webhook_events_enqueue
+
+    webhook_events_enqueue(events=[
+        {"type": EventType.REORDER_SUGGESTED, "key": f"{row['id']}:{row['quantity']}",
+         "data": {**row, "arrival_date": row["arrival_date"].isoformat()}}
+        for row in changed
+    ], batch=True)
+
+
 def demand_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[int]:
     """Estimate the demand of these products for ``today`` unless already done; return the ids estimated."""
     ids = sorted(set(product_ids))
@@ -273,6 +289,7 @@ def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[Ri
         cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
         rows = cursor.fetchall()
         cursor.execute(sql.REORDER_SQL, _reorder_params(product_ids, today=today or projection_today()))
+        _reorder_webhooks(cursor)
     transitions = []
     for pid, was_risk, now_risk, stockout, old_stockout in rows:
         if bool(was_risk) != bool(now_risk):

@@ -333,6 +333,7 @@ WHERE e.product_id = s.product_id
 # the planned outbound plus the expected outbound of those days (the rate for days past the horizon);
 # safety stock is z · 1.25 · MAE · √cover (1.25 · MAE estimates the standard deviation of a day's error).
 # A product needing nothing loses its open suggestion; one dismissed today gets none until tomorrow.
+# Returns the suggestions that are new or whose quantity changed.
 # The partial unique index (one open suggestion per product) is the conflict target, so concurrent
 # recomputes update the open row and never add a second.
 REORDER_SQL = """
@@ -370,11 +371,16 @@ sized AS (
            END::bigint AS quantity
     FROM calc c
 ),
+before AS (
+    SELECT r.product_id, r.quantity FROM projections_reordersuggestion r
+    WHERE r.product_id = ANY(%(ids)s::bigint[]) AND r.state = 'open'
+),
 gone AS (
     DELETE FROM projections_reordersuggestion r USING sized s
     WHERE r.product_id = s.product_id AND r.state = 'open' AND s.quantity <= 0
     RETURNING r.id
-)
+),
+up AS (
 INSERT INTO projections_reordersuggestion AS r (
     product_id, state, quantity, demand, safety_stock, available, firm_inbound, cover_days, arrival_date,
     decided_by, created_at, updated_at)
@@ -386,4 +392,13 @@ ON CONFLICT (product_id) WHERE state = 'open' DO UPDATE SET
     quantity = EXCLUDED.quantity, demand = EXCLUDED.demand, safety_stock = EXCLUDED.safety_stock,
     available = EXCLUDED.available, firm_inbound = EXCLUDED.firm_inbound, cover_days = EXCLUDED.cover_days,
     arrival_date = EXCLUDED.arrival_date, updated_at = EXCLUDED.updated_at
+RETURNING r.*
+)
+-- The suggestions new or with another quantity (the reorder.suggested webhook).
+SELECT up.id, p.code, p.name, up.quantity, up.arrival_date, up.demand, up.safety_stock, up.available,
+       up.firm_inbound, up.cover_days
+FROM up JOIN inventory_product p ON p.id = up.product_id
+LEFT JOIN before b ON b.product_id = up.product_id
+WHERE b.quantity IS DISTINCT FROM up.quantity
+ORDER BY up.id
 """

@@ -219,3 +219,24 @@ def test_concurrent_orders_of_one_suggestion_create_one_purchase():
     assert errors == []
     assert len(refused) == 3
     assert PlannedMovement.objects.filter(product=product, source="reorder").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_new_or_changed_suggestion_writes_one_reorder_suggested_webhook():
+    from webhooks.models import WebhookDelivery
+    from webhooks.tests.factories import endpoint_make
+
+    endpoint_make(event_types=["reorder.suggested"])
+    product = stocked(available=35)
+    assert not WebhookDelivery.objects.exists()
+
+    suggestion = suggest(product)
+    suggest(product)  # the same quantity again: nothing new to tell
+    Stock.objects.filter(product=product).update(on_hand=5)
+    changed = suggest(product)
+
+    sent = list(WebhookDelivery.objects.order_by("id"))
+    assert [d.event_type for d in sent] == ["reorder.suggested", "reorder.suggested"]
+    assert [d.payload["data"]["quantity"] for d in sent] == [suggestion.quantity, changed.quantity]
+    assert sent[0].payload["data"]["code"] == product.code
+    assert sent[0].payload["data"]["arrival_date"] == (TODAY + timedelta(days=5)).isoformat()
