@@ -14,6 +14,16 @@ from projections.models import (
 from projections.services import planned_movements_changed, reorder_suggestions_order
 
 
+class ReadOnlyAdminMixin:
+    """For read models the code writes: listed and viewed, never added or edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(PlannedMovement)
 class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("date", "product", "direction", "quantity", "kind", "firmness", "status", "source", "source_ref")
@@ -40,33 +50,21 @@ class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ProjectionSummary)
-class ProjectionSummaryAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+class ProjectionSummaryAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "start_balance", "min_balance_7d", "stockout_date", "days_of_cover", "computed_at")
     list_filter = ("stockout_date", "as_of")
     search_fields = ("product__code", "product__name")
     list_select_related = ("product",)
     readonly_fields = [f.name for f in ProjectionSummary._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(DemandEstimate)
-class DemandEstimateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+class DemandEstimateAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "daily_rate", "mae", "basis", "history_days", "censored_days", "as_of", "computed_at")
     list_filter = ("basis", "as_of")
     search_fields = ("product__code", "product__name")
     list_select_related = ("product",)
     readonly_fields = [f.name for f in DemandEstimate._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SupplyTerms)
@@ -78,7 +76,7 @@ class SupplyTermsAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ReorderSuggestion)
-class ReorderSuggestionAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+class ReorderSuggestionAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
                     "arrival_date", "updated_at")
     list_filter = ("state", "arrival_date")
@@ -86,12 +84,6 @@ class ReorderSuggestionAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_select_related = ("product",)
     readonly_fields = [f.name for f in ReorderSuggestion._meta.fields]
     actions = ["order_selected"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_order_permission(self, request):
         """Ordering writes purchases: it takes the model's change permission (the rows stay read-only)."""
