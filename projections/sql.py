@@ -197,12 +197,16 @@ opening AS (
         ORDER BY m.created_at DESC, m.id DESC LIMIT 1
     ) AS last
 ),
+-- Rows reach the aggregate newest first within each day (the sorted subquery), so the day's closing
+-- quantity is the first element without a per-group ORDER BY sort.
 moves AS (
-    SELECT m.product_id, (m.created_at AT TIME ZONE %(tz)s)::date AS day,
+    SELECT m.product_id, m.day,
            COALESCE(SUM(-m.quantity) FILTER (WHERE m.kind = 'sale'), 0) AS sold,
-           (array_agg(m.on_hand_after ORDER BY m.created_at DESC, m.id DESC))[1] AS closing
-    FROM inventory_stockmovement m CROSS JOIN bounds b
-    WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.created_at >= b.since AND m.created_at < b.until
+           (array_agg(m.on_hand_after))[1] AS closing
+    FROM (SELECT m.product_id, (m.created_at AT TIME ZONE %(tz)s)::date AS day, m.kind, m.quantity, m.on_hand_after
+          FROM inventory_stockmovement m CROSS JOIN bounds b
+          WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.created_at >= b.since AND m.created_at < b.until
+          ORDER BY 1, 2, m.created_at DESC, m.id DESC) AS m
     GROUP BY 1, 2
 ),
 days AS (
