@@ -541,3 +541,10 @@ def test_reorder_export_refuses_an_unknown_type(reader):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
+
+
+def test_reorder_export_answers_404_for_an_unknown_code(reader):
+    response = reader.get("/api/v1/reorder-suggestions/export?code=NOPE")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_code"
