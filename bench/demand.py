@@ -67,14 +67,16 @@ def data_load() -> None:
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("SELECT setseed(0.42)")
         conn.execute("""
-            INSERT INTO inventory_product (code, name, category, unit, low_stock_threshold, active, created_at, updated_at)
+            INSERT INTO inventory_product (code, name, category, unit, low_stock_threshold, active,
+                                           created_at, updated_at)
             SELECT 'BD-' || lpad(g::text, 6, '0'), 'Bench product ' || g, 'cat-' || g %% 20, 'un', 5, true, now(), now()
             FROM generate_series(1, %s) g""", [PRODUCTS])
         conn.execute("INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at) "
                      "SELECT id, 1000, 0, 1, now() FROM inventory_product")
         conn.execute(TRUTH_SQL, {"first": FIRST, "days": DAYS, "profiles": [float(f) for p in PROFILES for f in p]})
         conn.execute(LEDGER_SQL, {"tz": TZ})
-        conn.execute("INSERT INTO projections_supplyterms (product_id, lead_time_days, pack_size, min_order, updated_at) "
+        conn.execute("INSERT INTO projections_supplyterms (product_id, lead_time_days, pack_size, min_order, "
+                     "updated_at) "
                      "SELECT id, 5, 6, 0, now() FROM inventory_product")
         conn.execute("VACUUM ANALYZE")
 

@@ -1,4 +1,4 @@
-"""Admin screens: planned movements, supply terms, reorder suggestions (bulk order), read-only summaries and estimates."""
+"""Admin screens: planned movements, supply terms, reorder suggestions (bulk order), read-only summaries, estimates."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _, ngettext
 

@@ -1,4 +1,5 @@
-"""Projection tables: PlannedMovement (dated future inbound/outbound), ProjectionSummary and DemandEstimate (read models)."""
+"""Projection tables: PlannedMovement (dated future quantities), read models (ProjectionSummary, DemandEstimate),
+SupplyTerms and ReorderSuggestion."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
@@ -134,7 +135,8 @@ class DemandEstimate(models.Model):
     product = models.OneToOneField(
         Product, on_delete=models.CASCADE, primary_key=True, related_name="demand", verbose_name=_("product")
     )
-    as_of = models.DateField(_("estimated for"), help_text=_("Store day the estimate was made on (history up to the day before)."))
+    as_of = models.DateField(_("estimated for"),
+                             help_text=_("Store day the estimate was made on (history up to the day before)."))
     daily_rate = models.FloatField(_("daily rate"), default=0.0)
     weekday_factors = ArrayField(models.FloatField(), size=7, default=list, verbose_name=_("weekday factors (Mon–Sun)"))
     mae = models.FloatField(_("mean absolute error (28 days)"), null=True, blank=True)

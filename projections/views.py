@@ -294,7 +294,7 @@ class PlannedMovementDetailApi(APIView):
 
 
 class ReorderSuggestionListApi(APIView):
-    """Reorder suggestions in one state (default ``open``), most recently updated first; ``code`` filters one product."""
+    """Reorder suggestions in one state (default ``open``), most recently updated first; ``code`` filters a product."""
 
     pagination_class = StandardPagination
     required_scope = "read"

@@ -1,15 +1,13 @@
 """Tests for reorder suggestions: the formula, one open suggestion per product, ordering, dismissing, the API."""
 import math
-import threading
 from datetime import date, timedelta
 from statistics import NormalDist
 
 import pytest
-from django.db import connection
-
 from core.errors import Conflict
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
+from inventory.tests.test_concurrency import run_in_threads
 from projections import services
 from projections.models import (
     DemandEstimate,
@@ -167,36 +165,16 @@ def test_a_dismissed_product_gets_no_suggestion_until_the_next_day():
     assert ReorderSuggestion.objects.get(pk=suggestion.pk).state == ReorderState.DISMISSED
 
 
-def _run_in_threads(count: int, target) -> list[BaseException]:
-    barrier, errors = threading.Barrier(count), []
-
-    def work():
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_recomputes_never_produce_two_open_suggestions():
     product = stocked(available=35)
 
-    def recompute_often():
+    def recompute_often(_index):
         for n in range(5):
             Stock.objects.filter(product=product).update(on_hand=30 + n)
             services.projection_recompute(product_ids=[product.pk], today=TODAY)
 
-    errors = _run_in_threads(4, recompute_often)
+    errors = run_in_threads(4, recompute_often)
 
     assert errors == []
     assert ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN).count() == 1
@@ -208,13 +186,13 @@ def test_concurrent_orders_of_one_suggestion_create_one_purchase():
     suggestion = suggest(product, today=None)
     refused = []
 
-    def order():
+    def order(_index):
         try:
             services.reorder_suggestion_order(suggestion_id=suggestion.pk)
         except Conflict:
             refused.append(True)
 
-    errors = _run_in_threads(4, order)
+    errors = run_in_threads(4, order)
 
     assert errors == []
     assert len(refused) == 3
