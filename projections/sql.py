@@ -336,7 +336,7 @@ WHERE e.product_id = s.product_id
 # quantile of the service level), ``now``. The cover period is lead time + review period; its demand is
 # the planned outbound plus the expected outbound of those days (the rate for days past the horizon);
 # safety stock is z · 1.25 · MAE · √cover (1.25 · MAE estimates the standard deviation of a day's error).
-# A product needing nothing loses its open suggestion; one dismissed today gets none until tomorrow.
+# A product needing nothing (or inactive) loses its open suggestion; one dismissed today gets none until tomorrow.
 # Returns the suggestions that are new or whose quantity changed.
 # The partial unique index (one open suggestion per product) is the conflict target, so concurrent
 # recomputes update the open row and never add a second.
@@ -346,8 +346,9 @@ WITH terms AS (
            t.lead_time_days + %(review)s::int AS cover,
            ps.start_balance AS available, ps.horizon_days, ps.demand_rate,
            COALESCE(ps.daily_outbound, '{}') AS outbound, COALESCE(ps.daily_expected_outbound, '{}') AS expected,
-           COALESCE(de.mae, 0) AS mae
+           COALESCE(de.mae, 0) AS mae, pr.active
     FROM projections_supplyterms t
+    JOIN inventory_product pr ON pr.id = t.product_id
     JOIN projections_projectionsummary ps ON ps.product_id = t.product_id AND ps.as_of = %(today)s::date
     LEFT JOIN projections_demandestimate de ON de.product_id = t.product_id
     WHERE t.product_id = ANY(%(ids)s::bigint[])
@@ -368,7 +369,8 @@ calc AS (
 ),
 sized AS (
     SELECT c.*,
-           CASE WHEN c.demand + c.safety - c.available - c.firm_inbound <= 0 OR c.dismissed_today THEN 0
+           CASE WHEN c.demand + c.safety - c.available - c.firm_inbound <= 0 OR c.dismissed_today OR NOT c.active
+                THEN 0
                 ELSE LEAST(CEIL(GREATEST(c.demand + c.safety - c.available - c.firm_inbound, c.min_order)
                                 / c.pack_size) * c.pack_size,
                            c.max_order / c.pack_size * c.pack_size)

@@ -5,7 +5,7 @@ from statistics import NormalDist
 
 import pytest
 from core.errors import Conflict
-from inventory.models import Stock
+from inventory.models import Product, Stock
 from inventory.tests.factories import ProductFactory
 from inventory.tests.test_concurrency import run_in_threads
 from projections import services
@@ -109,6 +109,16 @@ def test_the_open_suggestion_goes_when_nothing_is_needed_any_more():
     Stock.objects.filter(product=product).update(on_hand=500)
 
     assert suggest(product, today=TODAY + timedelta(days=1)) is None
+    assert not ReorderSuggestion.objects.filter(product=product).exists()
+
+
+@pytest.mark.django_db
+def test_an_inactive_product_loses_its_open_suggestion():
+    product = stocked(available=35)
+    assert suggest(product) is not None
+    Product.objects.filter(pk=product.pk).update(active=False)
+
+    assert suggest(product) is None
     assert not ReorderSuggestion.objects.filter(product=product).exists()
 
 
