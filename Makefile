@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import clean
+.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import bench-demand clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-ws: install-dev check-services
 # Projections at 100,000 products / 1,000,000 planned movements, in its own database (see docs/bench-proj.md).
 bench-projection: install-dev check-services
 	$(PY) bench/projection.py
+
+# Demand estimates on synthetic sales: accuracy against the 7-day mean and Holt-Winters, speed (docs/benchmarks.md).
+bench-demand: install-dev check-services
+	$(PY) bench/demand.py
 
 # The bot's /estoque look-up over 100,000 products, server time (docs/benchmarks.md).
 bench-search: install-dev check-services

@@ -62,9 +62,10 @@ def _error_codes_for(path: str, method: str, operation: dict) -> list[str]:
         codes += ["401", "403"]
     if method in _WRITE_METHODS or operation.get("parameters"):
         codes.append("400")
-    # A path id that matches nothing, a page past the last, or (writes) a code or id named in the body.
+    # A path id that matches nothing, a page past the last, a product code filter that names no product,
+    # or (writes) a code or id named in the body.
     parameters = {parameter.get("name") for parameter in operation.get("parameters", [])}
-    if "{" in path or "page" in parameters or method in _WRITE_METHODS:
+    if "{" in path or "page" in parameters or "code" in parameters or method in _WRITE_METHODS:
         codes.append("404")
     if method in _WRITE_METHODS:
         codes += ["409", "410", "422"]

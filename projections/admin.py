@@ -1,9 +1,27 @@
-"""Admin screens for planned movements (filters, search) and read-only projection summaries."""
-from django.contrib import admin
+"""Admin screens: planned movements, supply terms, reorder suggestions (bulk order), read-only summaries, estimates."""
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _, ngettext
 
 from inventory.admin import ProductSearchAdminMixin
-from projections.models import PlannedMovement, ProjectionSummary
-from projections.services import planned_movements_changed
+from projections.models import (
+    DemandEstimate,
+    PlannedMovement,
+    ProjectionSummary,
+    ReorderState,
+    ReorderSuggestion,
+    SupplyTerms,
+)
+from projections.services import planned_movements_changed, reorder_suggestions_order
+
+
+class ReadOnlyAdminMixin:
+    """For read models the code writes: listed and viewed, never added or edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(PlannedMovement)
@@ -32,15 +50,48 @@ class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ProjectionSummary)
-class ProjectionSummaryAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+class ProjectionSummaryAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("product", "start_balance", "min_balance_7d", "stockout_date", "days_of_cover", "computed_at")
     list_filter = ("stockout_date", "as_of")
     search_fields = ("product__code", "product__name")
     list_select_related = ("product",)
     readonly_fields = [f.name for f in ProjectionSummary._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(DemandEstimate)
+class DemandEstimateAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
+    list_display = ("product", "daily_rate", "mae", "basis", "history_days", "censored_days", "as_of", "computed_at")
+    list_filter = ("basis", "as_of")
+    search_fields = ("product__code", "product__name")
+    list_select_related = ("product",)
+    readonly_fields = [f.name for f in DemandEstimate._meta.fields]
+
+
+@admin.register(SupplyTerms)
+class SupplyTermsAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+    list_display = ("product", "lead_time_days", "pack_size", "min_order", "max_order", "updated_at")
+    search_fields = ("product__code", "product__name")
+    autocomplete_fields = ("product",)
+    list_select_related = ("product",)
+
+
+@admin.register(ReorderSuggestion)
+class ReorderSuggestionAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
+    list_display = ("product", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
+                    "arrival_date", "updated_at")
+    list_filter = ("state", "arrival_date")
+    search_fields = ("product__code", "product__name")
+    list_select_related = ("product",)
+    readonly_fields = [f.name for f in ReorderSuggestion._meta.fields]
+    actions = ["order_selected"]
+
+    def has_order_permission(self, request):
+        """Ordering writes purchases: it takes the model's change permission (the rows stay read-only)."""
+        return request.user.has_perm("projections.change_reordersuggestion")
+
+    @admin.action(description=_("Order the selected open suggestions"), permissions=["order"])
+    def order_selected(self, request, queryset):
+        ids = list(queryset.filter(state=ReorderState.OPEN).values_list("pk", flat=True))
+        ordered = reorder_suggestions_order(ids=ids, actor=f"user:{request.user.get_username()}")
+        self.message_user(request, ngettext("%d suggestion ordered.", "%d suggestions ordered.", len(ordered))
+                          % len(ordered), messages.SUCCESS)

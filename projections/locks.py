@@ -1,9 +1,10 @@
-"""Row locks for projections: summary rows due for a fallback recompute, skipping rows another run holds."""
+"""Row locks for projections: summary rows due for a fallback recompute (skipping rows another run holds) and
+reorder suggestions being decided."""
 from datetime import date
 
 from django.db.models import Case, F, IntegerField, Q, Value, When
 
-from projections.models import ProjectionSummary
+from projections.models import ProjectionSummary, ReorderSuggestion
 
 
 def summaries_lock_due(*, limit: int, today: date) -> list[int]:
@@ -23,3 +24,9 @@ def summaries_lock_due(*, limit: int, today: date) -> list[int]:
         .values_list("pk", flat=True)[:limit]
     )
     return sorted(list(rows))
+
+
+def suggestions_lock(*, ids: list[int]) -> list[ReorderSuggestion]:
+    """Lock these reorder suggestions in pk order (product loaded); unknown ids are left out."""
+    return list(ReorderSuggestion.objects.select_for_update(of=("self",)).select_related("product")
+                .filter(pk__in=ids).order_by("pk"))

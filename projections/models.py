@@ -1,7 +1,8 @@
-"""Projection tables: PlannedMovement (dated future inbound/outbound) and ProjectionSummary (one read-model row per product)."""
+"""Projection tables: PlannedMovement (dated future quantities), read models (ProjectionSummary, DemandEstimate),
+SupplyTerms and ReorderSuggestion."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Product
@@ -95,6 +96,12 @@ class ProjectionSummary(models.Model):
     plan_version = models.BigIntegerField(_("planned-movement version"), default=0)
     source_version = models.BigIntegerField(_("source version"), default=-1)
     computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+    # The blend with expected demand (see DemandEstimate); the planned-only fields above do not change.
+    demand_rate = models.FloatField(_("daily demand rate"), default=0.0, db_default=0.0)
+    daily_expected_outbound = ArrayField(models.FloatField(), null=True, blank=True)
+    daily_balance_at_pace = ArrayField(models.FloatField(), null=True, blank=True)
+    stockout_date_at_pace = models.DateField(_("stockout day at the current pace"), null=True, blank=True)
+    days_of_cover_at_pace = models.IntegerField(_("days of cover at the current pace"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("projection summary")
@@ -103,7 +110,119 @@ class ProjectionSummary(models.Model):
             models.Index(fields=["stockout_date", "product"], condition=Q(stockout_date__isnull=False),
                          name="projection_stockout_idx"),
             models.Index(fields=["computed_at"], name="projection_computed_idx"),
+            models.Index(fields=["stockout_date_at_pace", "product"], condition=Q(stockout_date_at_pace__isnull=False),
+                         name="projection_pace_stockout_idx"),
         ]
 
     def __str__(self) -> str:
         return f"projection of {self.product_id} as of {self.as_of}"
+
+
+class DemandBasis(models.TextChoices):
+    OWN = "own", _("own sales")
+    CATEGORY = "category", _("category profile")
+    SHORT = "short", _("too little history")
+
+
+class DemandEstimate(models.Model):
+    """The expected daily outbound demand of one product, estimated in SQL from its sales ledger.
+
+    ``daily_rate`` is the smoothed, weekday-neutral units per day; the demand expected on a day is
+    ``daily_rate * weekday_factors[isoweekday - 1]``. ``mae`` is the mean absolute error of the same model
+    fitted 28 days earlier and checked against those 28 days (null when none of them could be observed).
+    """
+
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, primary_key=True, related_name="demand", verbose_name=_("product")
+    )
+    as_of = models.DateField(_("estimated for"),
+                             help_text=_("Store day the estimate was made on (history up to the day before)."))
+    daily_rate = models.FloatField(_("daily rate"), default=0.0)
+    weekday_factors = ArrayField(models.FloatField(), size=7, default=list, verbose_name=_("weekday factors (Mon–Sun)"))
+    mae = models.FloatField(_("mean absolute error (28 days)"), null=True, blank=True)
+    history_days = models.IntegerField(_("observed days"), default=0)
+    censored_days = models.IntegerField(_("censored days"), default=0)
+    basis = models.CharField(_("basis"), max_length=16, choices=DemandBasis.choices, default=DemandBasis.OWN)
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("demand estimate")
+        verbose_name_plural = _("demand estimates")
+
+    def __str__(self) -> str:
+        return f"demand of {self.product_id}: {self.daily_rate:.2f}/day ({self.basis})"
+
+
+class SupplyTerms(models.Model):
+    """How one product is bought: the supplier's lead time, pack size, minimum and optional maximum order.
+
+    Only products with supply terms get reorder suggestions.
+    """
+
+    product = models.OneToOneField(
+        Product, on_delete=models.CASCADE, primary_key=True, related_name="supply_terms", verbose_name=_("product")
+    )
+    lead_time_days = models.PositiveSmallIntegerField(_("lead time (days)"), default=7)
+    pack_size = models.PositiveIntegerField(_("pack size"), default=1, help_text=_("Orders are whole packs."))
+    min_order = models.PositiveIntegerField(_("minimum order (units)"), default=0)
+    max_order = models.PositiveIntegerField(_("maximum order (units)"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("supply terms")
+        verbose_name_plural = _("supply terms")
+        constraints = [
+            models.CheckConstraint(condition=Q(pack_size__gt=0), name="supply_pack_size_positive"),
+            models.CheckConstraint(condition=Q(max_order__isnull=True) | Q(max_order__gte=F("pack_size")),
+                                   name="supply_max_order_holds_a_pack"),
+        ]
+
+    def __str__(self) -> str:
+        return f"supply of {self.product_id}: {self.lead_time_days} d, packs of {self.pack_size}"
+
+
+class ReorderState(models.TextChoices):
+    OPEN = "open", _("open")
+    ORDERED = "ordered", _("ordered")
+    DISMISSED = "dismissed", _("dismissed")
+
+
+class ReorderSuggestion(models.Model):
+    """What to order today for one product. At most one open suggestion per product: recomputes update it.
+
+    ``quantity`` = demand over lead time + review period + safety stock − available − firm inbound,
+    raised to the minimum order and rounded up to whole packs (capped at the maximum order).
+    """
+
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="reorder_suggestions", verbose_name=_("product")
+    )
+    state = models.CharField(_("state"), max_length=16, choices=ReorderState.choices, default=ReorderState.OPEN)
+    quantity = models.BigIntegerField(_("quantity to order"))
+    demand = models.FloatField(_("expected demand over the cover period"))
+    safety_stock = models.FloatField(_("safety stock"))
+    available = models.BigIntegerField(_("available"))
+    firm_inbound = models.BigIntegerField(_("firm inbound in the cover period"))
+    cover_days = models.PositiveSmallIntegerField(_("cover period (days)"))
+    arrival_date = models.DateField(_("arrival if ordered today"))
+    planned_movement = models.OneToOneField(
+        PlannedMovement, on_delete=models.SET_NULL, null=True, blank=True, related_name="reorder_suggestion",
+        verbose_name=_("purchase"),
+    )
+    decided_by = models.CharField(_("decided by"), max_length=150, blank=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("reorder suggestion")
+        verbose_name_plural = _("reorder suggestions")
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["product"], condition=Q(state="open"), name="reorder_one_open_per_product"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="reorder_quantity_positive"),
+        ]
+        indexes = [models.Index(fields=["state", "-updated_at"], name="reorder_state_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"order {self.quantity} of {self.product_id} ({self.state})"

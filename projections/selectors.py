@@ -1,4 +1,5 @@
-"""Reads for projections: summaries by code, the ruptures list, daily rows, stats and planned movements."""
+"""Reads for projections: summaries by code, the ruptures list, daily rows, stats, planned movements and reorder
+suggestions."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,7 +14,7 @@ from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
 from inventory.selectors import product_resolve
-from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
+from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
 def _today() -> date:
@@ -75,6 +76,11 @@ class SummaryRow:
     plan_version: int | None
     source_version: int | None
     computed_at: datetime | None
+    demand_rate: float | None
+    daily_expected_outbound: list[float] | None
+    daily_balance_at_pace: list[float] | None
+    stockout_date_at_pace: date | None
+    days_of_cover_at_pace: int | None
 
     @property
     def computed(self) -> bool:
@@ -93,7 +99,9 @@ _ROW_SELECT = """
     SELECT p.id, p.code, p.name, p.low_stock_threshold, st.version,
            ps.as_of, ps.horizon_days, ps.start_balance, ps.threshold, ps.min_balance_7d, ps.min_balance_7d_date,
            ps.stockout_date, ps.below_threshold_date, ps.days_of_cover, ps.late_movements,
-           ps.daily_inbound, ps.daily_outbound, ps.daily_balance, ps.plan_version, ps.source_version, ps.computed_at
+           ps.daily_inbound, ps.daily_outbound, ps.daily_balance, ps.plan_version, ps.source_version, ps.computed_at,
+           ps.demand_rate, ps.daily_expected_outbound, ps.daily_balance_at_pace, ps.stockout_date_at_pace,
+           ps.days_of_cover_at_pace
 """
 # Only a computed summary joins: an uncomputed one reads as "none yet" and the view computes it.
 _ROW_JOINS = f"""
@@ -116,7 +124,7 @@ _ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WI
 # second through the stockout_date filter), so a page never sorts the whole catalogue; the stock rows
 # have no index on their counters (HOT updates, see inventory.models.Stock), so the first branch
 # reads them all, which costs a few milliseconds at 100,000 products.
-_RUPTURES_PAGE = f"""SELECT * FROM (
+_RUPTURES_PAGE_TEMPLATE = f"""SELECT * FROM (
     ({_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
       FROM {_S} st
       JOIN {_P} p ON p.id = st.product_id
@@ -124,16 +132,20 @@ _RUPTURES_PAGE = f"""SELECT * FROM (
      WHERE st.available <= 0 AND p.active
      ORDER BY p.name, p.code LIMIT %(end)s)
     UNION ALL
-    ({_ROW_SELECT}, FALSE, 1, NULL, ps.stockout_date
+    ({_ROW_SELECT}, FALSE, 1, NULL, ps.{{stockout}}
       FROM {_PS} ps
       JOIN {_P} p ON p.id = ps.product_id
       JOIN {_S} st ON st.product_id = ps.product_id
-     WHERE ps.stockout_date IS NOT NULL AND ps.stockout_date < %(limit_date)s AND p.active AND st.available > 0
-     ORDER BY ps.stockout_date, ps.product_id LIMIT %(end)s)
+     WHERE ps.{{stockout}} IS NOT NULL AND ps.{{stockout}} < %(limit_date)s AND p.active AND st.available > 0
+     ORDER BY ps.{{stockout}}, ps.product_id LIMIT %(end)s)
 ) page
 ORDER BY part, part_name, CASE WHEN part = 0 THEN code END, part_date, id
 LIMIT %(limit)s OFFSET %(offset)s
 """
+# The stockout day each ruptures basis sorts and cuts by: planned movements only, or blended with the
+# expected demand (the pace). Each has its own partial index.
+RUPTURE_BASES = {"planned": "stockout_date", "pace": "stockout_date_at_pace"}
+_RUPTURES_PAGES = {basis: _RUPTURES_PAGE_TEMPLATE.format(stockout=column) for basis, column in RUPTURE_BASES.items()}
 
 
 def projection_row(*, code: str) -> SummaryRow:
@@ -157,12 +169,13 @@ def projection_rows_for_codes(*, codes: Iterable[str]) -> tuple[list[tuple[str, 
     return found, [c for c in wanted if c not in known]
 
 
-def projection_ruptures_page(*, days: int, limit: int, offset: int = 0) -> list[tuple[SummaryRow, bool]]:
+def projection_ruptures_page(*, days: int, limit: int, offset: int = 0,
+                             basis: str = "planned") -> list[tuple[SummaryRow, bool]]:
     """One page of the ruptures list as (row, out now) pairs, in one query: ``projection_out_now()``
-    then ``projection_ruptures(days=...)``, same filters and order. A product out now may have no
-    computed summary yet (its summary fields are None)."""
+    then ``projection_ruptures(days=..., basis=...)``, same filters and order. A product out now may have
+    no computed summary yet (its summary fields are None)."""
     with connection.cursor() as cursor:
-        cursor.execute(_RUPTURES_PAGE, {"limit_date": _today() + timedelta(days=days), "limit": limit,
+        cursor.execute(_RUPTURES_PAGES[basis], {"limit_date": _today() + timedelta(days=days), "limit": limit,
                                         "offset": offset, "end": offset + limit})
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
@@ -173,14 +186,16 @@ def projection_out_now() -> QuerySet[Stock]:
             .order_by("product__name", "product__code"))
 
 
-def projection_ruptures(*, days: int = 7) -> QuerySet[ProjectionSummary]:
+def projection_ruptures(*, days: int = 7, basis: str = "planned") -> QuerySet[ProjectionSummary]:
     """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded.
-    Products already out (see projection_out_now) are not here: they come before these."""
+    Products already out (see projection_out_now) are not here: they come before these. ``basis`` picks
+    the stockout day: ``planned`` (planned movements only) or ``pace`` (blended with expected demand)."""
     limit = _today() + timedelta(days=days)
+    column = RUPTURE_BASES[basis]
     return (
-        summaries().filter(stockout_date__isnull=False, stockout_date__lt=limit, product__active=True,
+        summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
                            product__stock__available__gt=0)
-        .order_by("stockout_date", "product_id")
+        .order_by(column, "product_id")
     )
 
 
@@ -194,11 +209,14 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
             return []
         row = rows[0]
         start, inbound, outbound, balance = _today(), row["daily_inbound"], row["daily_outbound"], row["daily_balance"]
-        late = row["late"]
+        late, expected, paced = row["late"], row["daily_expected"], row["daily_pace"]
     else:
         start, inbound, outbound, balance = (summary.as_of, summary.daily_inbound, summary.daily_outbound,
                                              summary.daily_balance)
-        late = summary.late_movements
+        late, expected, paced = summary.late_movements, summary.daily_expected_outbound, summary.daily_balance_at_pace
+    # A summary computed before demand estimates existed has no blend yet: planned only until recomputed.
+    expected = expected or [0.0] * len(balance)
+    paced = paced or [float(b) for b in balance]
     out = []
     for n in range(min(days, len(balance))):
         out.append({
@@ -207,6 +225,8 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
             "outbound": outbound[n],
             "balance": balance[n],
             "late": bool(late) and n == 0,
+            "expected_outbound": expected[n],
+            "balance_at_pace": paced[n],
         })
     return out
 
@@ -259,4 +279,13 @@ def planned_movement_list(
         qs = qs.filter(date__gte=date_from)
     if date_to:
         qs = qs.filter(date__lte=date_to)
+    return qs
+
+
+def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None = None) -> QuerySet[ReorderSuggestion]:
+    """Suggestions in one state (open by default), most recently updated first; ``code`` may be an alias."""
+    qs = (ReorderSuggestion.objects.select_related("product").filter(state=state)
+          .order_by("-updated_at", "-id"))
+    if code:
+        qs = qs.filter(product=product_resolve(code=code))
     return qs

@@ -1,11 +1,12 @@
-"""Output shapes of the projections API (plain dicts: the single read is a hot path) and planned-movement lines."""
+"""Output shapes of the projections API (plain dicts: the single read is a hot path), planned-movement lines and
+reorder suggestions."""
 from datetime import date
 from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
-from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
+from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus, ReorderSuggestion
 from projections.selectors import SummaryRow
 from projections.services import PlannedMovementInput
 
@@ -27,6 +28,9 @@ def summary_output(summary: SummaryRow, *, today: date, asked_code: str | None =
         "stockout_date": _iso(summary.stockout_date),
         "below_threshold_date": _iso(summary.below_threshold_date),
         "days_of_cover": summary.days_of_cover,
+        "demand_rate": round(summary.demand_rate, 2) if summary.demand_rate is not None else None,
+        "stockout_date_at_pace": _iso(summary.stockout_date_at_pace),
+        "days_of_cover_at_pace": summary.days_of_cover_at_pace,
         "at_risk_7d": at_risk,
         "late_movements": summary.late_movements,
         "as_of": _iso(summary.as_of),
@@ -108,3 +112,15 @@ def planned_movement_key_read(raw: Any) -> tuple[Any, Any]:
     """One ``cancel`` line as sent: (source, source_ref), ``source`` defaulting to ``manual``."""
     line = raw if isinstance(raw, dict) else {}
     return line.get("source", "manual"), line.get("source_ref")
+
+
+class ReorderSuggestionOutputSerializer(serializers.ModelSerializer):
+    code = serializers.CharField(source="product.code")
+    name = serializers.CharField(source="product.name")
+    planned_movement = serializers.IntegerField(source="planned_movement_id", allow_null=True)
+
+    class Meta:
+        model = ReorderSuggestion
+        fields = ["id", "code", "name", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
+                  "cover_days", "arrival_date", "planned_movement", "decided_by", "decided_at", "created_at",
+                  "updated_at"]

@@ -1,10 +1,11 @@
-"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries."""
+"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries and demand estimates."""
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
+from statistics import NormalDist
 from typing import Any
 
 import redis
@@ -15,14 +16,23 @@ from django.utils import timezone
 
 from core import aio
 from core.cache import redis_direct
-from core.errors import ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.realtime import realtime_publish
 from inventory.codes import code_normalise
 from inventory.models import Product
 from inventory.selectors import products_resolve_many
 from projections import sql
-from projections.locks import summaries_lock_due
-from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
+from projections.locks import suggestions_lock, summaries_lock_due
+from projections.models import (
+    Direction,
+    Firmness,
+    PlannedKind,
+    PlannedMovement,
+    PlannedStatus,
+    ReorderState,
+    ReorderSuggestion,
+    SupplyTerms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,15 +195,101 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
         "risk_days": settings.PROJECTION_RISK_DAYS,
         "tentative": settings.PROJECTION_INCLUDE_TENTATIVE,
         "now": now or timezone.now(),
+        "today_left": _today_left(today),
     }
 
 
+def _today_left(today: date | None) -> float:
+    """The share of the store day still ahead when ``today`` is the real store day, else 1 (a whole day)."""
+    now = timezone.localtime()
+    if today is not None and today != now.date():
+        return 1.0
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0.0, 1.0 - (now - midnight).total_seconds() / 86400)
+
+
+def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | None = None) -> dict[str, Any]:
+    return {
+        "ids": list(product_ids),
+        "today": today,
+        "tz": settings.TIME_ZONE,
+        "window": settings.DEMAND_WINDOW_DAYS,
+        "backtest": settings.DEMAND_BACKTEST_DAYS,
+        "alpha": settings.DEMAND_SMOOTHING,
+        "prior": settings.DEMAND_WEEKDAY_PRIOR_DAYS,
+        "min_history": settings.DEMAND_MIN_HISTORY_DAYS,
+        "now": now or timezone.now(),
+    }
+
+
+def _demand_upsert(cursor, product_ids: Sequence[int], *, today: date) -> list[int]:
+    """Estimate the demand of the products not yet estimated for ``today`` (inside the caller's transaction);
+    products with too little history then take their category's profile. Returns the ids estimated."""
+    from projections.models import DemandEstimate
+
+    done = set(DemandEstimate.objects.filter(product_id__in=list(product_ids), as_of__gte=today)
+               .values_list("product_id", flat=True))
+    due = [pid for pid in product_ids if pid not in done]
+    if not due:
+        return []
+    params = _demand_params(due, today=today)
+    cursor.execute(sql.DEMAND_UPSERT_SQL, params)
+    short = [row[0] for row in cursor.fetchall()]
+    if short:
+        cursor.execute(sql.DEMAND_CATEGORY_SQL, {**params, "ids": short})
+    return due
+
+
+def _reorder_params(product_ids: Sequence[int], *, today: date) -> dict[str, Any]:
+    return {
+        "ids": list(product_ids),
+        "today": today,
+        "tz": settings.TIME_ZONE,
+        "review": settings.REORDER_REVIEW_DAYS,
+        "z": NormalDist().inv_cdf(settings.REORDER_SERVICE_LEVEL),
+        "now": timezone.now(),
+    }
+
+
+def _reorder_webhooks(cursor) -> None:
+    """``reorder.suggested`` outbox rows, in this transaction, for the suggestions new or with another quantity."""
+    columns = [c.name for c in cursor.description]
+    changed = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    if not changed:
+        return
+    from webhooks.models import EventType
+    from webhooks.services import webhook_events_enqueue
+
+    webhook_events_enqueue(events=[
+        {"type": EventType.REORDER_SUGGESTED, "key": f"{row['id']}:{row['quantity']}",
+         "data": {**row, "arrival_date": row["arrival_date"].isoformat()}}
+        for row in changed
+    ], batch=True)
+
+
+def demand_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[int]:
+    """Estimate the demand of these products for ``today`` unless already done; return the ids estimated."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SESSION_SQL)
+        return _demand_upsert(cursor, ids, today=today or projection_today())
+
+
 def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[RiskTransition]:
-    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused."""
+    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused.
+
+    The demand estimates the projection blends in are brought up to ``today`` first (once a day each),
+    and the reorder suggestions of products with supply terms follow the fresh summaries.
+    """
     with connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
+        _demand_upsert(cursor, product_ids, today=today or projection_today())
         cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
         rows = cursor.fetchall()
+        cursor.execute(sql.REORDER_SQL, _reorder_params(product_ids, today=today or projection_today()))
+        _reorder_webhooks(cursor)
     transitions = []
     for pid, was_risk, now_risk, stockout, old_stockout in rows:
         if bool(was_risk) != bool(now_risk):
@@ -527,3 +623,67 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput],
     _lines_refuse(errors + _cancel_check(cancel))
     rows = _upsert_write(items, resolved) if items else []
     return rows, planned_movements_cancel(keys=cancel)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reorder suggestions
+
+REORDER_SOURCE = "reorder"
+
+
+def _purchase_line(suggestion: ReorderSuggestion, *, lead_days: dict[int, int], today: date) -> PlannedMovementInput:
+    lead = lead_days.get(suggestion.product_id, (suggestion.arrival_date - today).days)
+    return PlannedMovementInput(
+        source=REORDER_SOURCE, source_ref=f"suggestion-{suggestion.pk}", code=suggestion.product.code,
+        date=today + timedelta(days=max(lead, 0)), direction=Direction.IN, quantity=suggestion.quantity,
+        kind=PlannedKind.PURCHASE, firmness=Firmness.FIRM, note=f"reorder suggestion {suggestion.pk}",
+    )
+
+
+@transaction.atomic
+def reorder_suggestions_order(*, ids: Sequence[int], actor: str = "") -> list[ReorderSuggestion]:
+    """Order the open suggestions among ``ids``: each becomes one firm purchase planned movement (arriving
+    after the product's lead time) and is closed as ordered. Suggestions not open are left as they are;
+    returns the ones ordered now."""
+    locked = [s for s in suggestions_lock(ids=sorted(set(ids))) if s.state == ReorderState.OPEN]
+    if not locked:
+        return []
+    today, now = projection_today(), timezone.now()
+    lead_days = dict(SupplyTerms.objects.filter(product_id__in=[s.product_id for s in locked])
+                     .values_list("product_id", "lead_time_days"))
+    movements = planned_movements_upsert(items=[_purchase_line(s, lead_days=lead_days, today=today) for s in locked])
+    by_ref = {m.source_ref: m for m in movements}
+    for suggestion in locked:
+        suggestion.state = ReorderState.ORDERED
+        suggestion.planned_movement = by_ref[f"suggestion-{suggestion.pk}"]
+        suggestion.decided_by, suggestion.decided_at = actor[:150], now
+        suggestion.save(update_fields=["state", "planned_movement", "decided_by", "decided_at", "updated_at"])
+    return locked
+
+
+def _one_open(suggestion_id: int) -> ReorderSuggestion:
+    found = suggestions_lock(ids=[suggestion_id]) if 0 < suggestion_id < 2**63 else []
+    if not found:
+        raise NotFound("No reorder suggestion has this id.", details={"id": suggestion_id})
+    suggestion = found[0]
+    if suggestion.state != ReorderState.OPEN:
+        raise Conflict(f"This suggestion is already {suggestion.state}.",
+                       details={"id": suggestion.pk, "state": suggestion.state})
+    return suggestion
+
+
+@transaction.atomic
+def reorder_suggestion_order(*, suggestion_id: int, actor: str = "") -> ReorderSuggestion:
+    """Order one open suggestion (see reorder_suggestions_order); NotFound, or Conflict when not open."""
+    _one_open(suggestion_id)
+    return reorder_suggestions_order(ids=[suggestion_id], actor=actor)[0]
+
+
+@transaction.atomic
+def reorder_suggestion_dismiss(*, suggestion_id: int, actor: str = "") -> ReorderSuggestion:
+    """Close an open suggestion without ordering; the product gets no new suggestion until the next store day."""
+    suggestion = _one_open(suggestion_id)
+    suggestion.state = ReorderState.DISMISSED
+    suggestion.decided_by, suggestion.decided_at = actor[:150], timezone.now()
+    suggestion.save(update_fields=["state", "decided_by", "decided_at", "updated_at"])
+    return suggestion

@@ -15,4 +15,11 @@ urlpatterns = [
     path("api/v1/planned-movements/bulk", views.PlannedMovementBulkApi.as_view(), name="planned-movement-bulk"),
     path("api/v1/planned-movements/<int:pk>", views.PlannedMovementDetailApi.as_view(),
          name="planned-movement-detail"),
+    path("api/v1/reorder-suggestions", views.ReorderSuggestionListApi.as_view(), name="reorder-suggestion-list"),
+    path("api/v1/reorder-suggestions/export", views.ReorderSuggestionExportApi.as_view(),
+         name="reorder-suggestion-export"),
+    path("api/v1/reorder-suggestions/<int:pk>/order", views.ReorderSuggestionOrderApi.as_view(),
+         name="reorder-suggestion-order"),
+    path("api/v1/reorder-suggestions/<int:pk>/dismiss", views.ReorderSuggestionDismissApi.as_view(),
+         name="reorder-suggestion-dismiss"),
 ]

@@ -1,20 +1,25 @@
-"""Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements."""
+"""Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements and
+reorder suggestions."""
 from django.conf import settings
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import actor_label
 from core.errors import NotFound
 from core.pagination import StandardPagination, paginated_response
-from projections import selectors, services
-from projections.models import PlannedKind, PlannedMovement
+from projections import exports, selectors, services
+from projections.models import PlannedKind, PlannedMovement, ReorderState
 from projections.serializers import (
     PlannedMovementKeySerializer,
     PlannedMovementLineSerializer,
     PlannedMovementOutputSerializer,
+    ReorderSuggestionOutputSerializer,
     planned_movement_key_read,
     planned_movement_line_read,
     summary_output,
@@ -28,7 +33,12 @@ def _summary_fields() -> dict[str, serializers.Field]:
         "threshold": serializers.IntegerField(), "min_balance_7d": serializers.IntegerField(),
         "min_balance_7d_date": serializers.DateField(), "stockout_date": serializers.DateField(allow_null=True),
         "below_threshold_date": serializers.DateField(allow_null=True),
-        "days_of_cover": serializers.IntegerField(allow_null=True), "at_risk_7d": serializers.BooleanField(),
+        "days_of_cover": serializers.IntegerField(allow_null=True),
+        "demand_rate": serializers.FloatField(help_text="Expected units sold per day (weekday-neutral)."),
+        "stockout_date_at_pace": serializers.DateField(
+            allow_null=True, help_text="First day below zero with expected demand added to planned movements."),
+        "days_of_cover_at_pace": serializers.IntegerField(allow_null=True),
+        "at_risk_7d": serializers.BooleanField(),
         "late_movements": serializers.IntegerField(), "as_of": serializers.DateField(),
         "horizon_days": serializers.IntegerField(), "source_version": serializers.IntegerField(),
         "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
@@ -47,6 +57,8 @@ class ProjectionDailyRowSerializer(serializers.Serializer):
     outbound = serializers.IntegerField()
     balance = serializers.IntegerField()
     late = serializers.BooleanField()
+    expected_outbound = serializers.FloatField(help_text="Expected demand beyond the planned outbound that day.")
+    balance_at_pace = serializers.FloatField(help_text="End-of-day balance with the expected outbound taken too.")
 
 
 def _summary_for(code: str) -> selectors.SummaryRow:
@@ -87,6 +99,7 @@ class ProjectionDailyApi(APIView):
                        "code": serializers.CharField(), "name": serializers.CharField(),
                        "threshold": serializers.IntegerField(), "start_balance": serializers.IntegerField(),
                        "stockout_date": serializers.DateField(allow_null=True),
+                       "stockout_date_at_pace": serializers.DateField(allow_null=True),
                        "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField(),
                        "days": ProjectionDailyRowSerializer(many=True)}))
     def get(self, request, code: str):
@@ -101,6 +114,8 @@ class ProjectionDailyApi(APIView):
             "threshold": summary.low_stock_threshold,
             "start_balance": summary.start_balance,
             "stockout_date": summary.stockout_date.isoformat() if summary.stockout_date else None,
+            "stockout_date_at_pace": (summary.stockout_date_at_pace.isoformat()
+                                      if summary.stockout_date_at_pace else None),
             "computed_at": summary.computed_at.isoformat() if summary.computed_at else None,
             "stale": summary.is_stale(today=today),
             "days": selectors.projection_daily(summary=summary, days=days),
@@ -160,10 +175,14 @@ class ProjectionRupturesApi(APIView):
         days = serializers.IntegerField(min_value=1, max_value=settings.PROJECTION_MAX_DAYS, required=False, default=7)
         limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
         offset = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False, default=0)
+        basis = serializers.ChoiceField(choices=list(selectors.RUPTURE_BASES), required=False, default="planned")
 
     @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("limit", int),
-                               OpenApiParameter("offset", int)],
+                               OpenApiParameter("offset", int),
+                               OpenApiParameter("basis", str, enum=list(selectors.RUPTURE_BASES), description=(
+                                   "planned (default): planned movements only; pace: blended with expected demand."))],
                    responses=inline_serializer("ProjectionRupturesOutput", {
+                       "basis": serializers.CharField(),
                        "days": serializers.IntegerField(), "limit": serializers.IntegerField(),
                        "offset": serializers.IntegerField(), "next_offset": serializers.IntegerField(allow_null=True),
                        "results": _rupture_schema.__class__(many=True),
@@ -171,17 +190,17 @@ class ProjectionRupturesApi(APIView):
     def get(self, request):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        days, limit, offset = (params.validated_data[k] for k in ("days", "limit", "offset"))
-        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
+        days, limit, offset, basis = (params.validated_data[k] for k in ("days", "limit", "offset", "basis"))
+        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
         missing = [row.product_id for row, _ in rows if not row.computed]
         if missing:
             # A product that ran out without planned movements may never have been projected.
             services.projection_summaries_ensure(product_ids=missing)
-            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset)
+            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
         today = services.projection_today()
         results = [{**summary_output(row, today=today), "out_now": out_now} for row, out_now in rows[:limit]]
         return Response({
-            "days": days, "limit": limit, "offset": offset,
+            "basis": basis, "days": days, "limit": limit, "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None,
             "results": results,
             "computed_at": min((r["computed_at"] for r in results if r["computed_at"]), default=None),
@@ -274,3 +293,73 @@ class PlannedMovementDetailApi(APIView):
         if movement is None:
             raise NotFound(_("No planned movement has this id."), details={"id": pk})
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
+
+
+class ReorderSuggestionListApi(APIView):
+    """Reorder suggestions in one state (default ``open``), most recently updated first; ``code`` filters a product."""
+
+    pagination_class = StandardPagination
+    required_scope = "read"
+
+    class FilterSerializer(serializers.Serializer):
+        state = serializers.ChoiceField(choices=ReorderState.choices, required=False, default=ReorderState.OPEN)
+        code = serializers.CharField(required=False, max_length=64)
+
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
+                               OpenApiParameter("code", str)],
+                   responses=ReorderSuggestionOutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = selectors.reorder_suggestion_list(**filters.validated_data)
+        return paginated_response(request=request, queryset=queryset,
+                                  serializer_class=ReorderSuggestionOutputSerializer, view=self)
+
+
+class ReorderSuggestionOrderApi(APIView):
+    """Order an open suggestion: one firm purchase planned movement, arriving after the lead time; 409 if not open."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
+    def post(self, request, pk: int):
+        suggestion = services.reorder_suggestion_order(suggestion_id=pk, actor=actor_label(request))
+        return Response(ReorderSuggestionOutputSerializer(suggestion).data)
+
+
+class ReorderSuggestionDismissApi(APIView):
+    """Dismiss an open suggestion (no new one for the product until the next store day); 409 if not open."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
+    def post(self, request, pk: int):
+        suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request))
+        return Response(ReorderSuggestionOutputSerializer(suggestion).data)
+
+
+class ReorderSuggestionExportApi(APIView):
+    """Suggestions in one state (default ``open``) as a file for buyers: ``type=csv`` (default) or ``xlsx``."""
+
+    required_scope = "read"
+    EXPORT_MAX_ROWS = 100_000
+
+    class FilterSerializer(ReorderSuggestionListApi.FilterSerializer):
+        type = serializers.ChoiceField(choices=["csv", "xlsx"], required=False, default="csv")
+
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
+                               OpenApiParameter("code", str), OpenApiParameter("type", str, enum=["csv", "xlsx"])],
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, exports.XLSX_TYPE): OpenApiTypes.BINARY})
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        kind = filters.validated_data.pop("type")
+        rows = selectors.reorder_suggestion_list(**filters.validated_data)[:self.EXPORT_MAX_ROWS]
+        if kind == "xlsx":
+            body, content_type = exports.suggestions_xlsx(rows), exports.XLSX_TYPE
+        else:
+            body, content_type = exports.suggestions_csv(rows), exports.CSV_TYPE
+        response = HttpResponse(body, content_type=content_type)
+        day = services.projection_today().isoformat()
+        response["Content-Disposition"] = f'attachment; filename="reorder-suggestions-{day}.{kind}"'
+        return response

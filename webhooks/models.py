@@ -12,6 +12,7 @@ class EventType(models.TextChoices):
     STOCK_BACK_IN = "stock.back_in", "stock.back_in"
     RESERVATION_CONFIRMED = "reservation.confirmed", "reservation.confirmed"
     ORDER_PROCESSED = "order.processed", "order.processed"
+    REORDER_SUGGESTED = "reorder.suggested", "reorder.suggested"
 
 
 # The type of a delivery that carries several events (``{"type": "batch", "events": [...]}``); not an

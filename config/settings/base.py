@@ -312,6 +312,14 @@ PROJECTION_INCLUDE_TENTATIVE = env.bool("PROJECTION_INCLUDE_TENTATIVE", default=
 PROJECTION_FALLBACK_BATCH = env.int("PROJECTION_FALLBACK_BATCH", default=500)
 PROJECTION_INLINE_MAX_PRODUCTS = env.int("PROJECTION_INLINE_MAX_PRODUCTS", default=0)
 PROJECTION_PENDING_TTL = env.int("PROJECTION_PENDING_TTL", default=30)
+# Demand estimates (see docs/projections.md, "Demand and reorder")
+DEMAND_WINDOW_DAYS = env.int("DEMAND_WINDOW_DAYS", default=56)
+DEMAND_BACKTEST_DAYS = 28
+DEMAND_SMOOTHING = env.float("DEMAND_SMOOTHING", default=0.1)
+DEMAND_WEEKDAY_PRIOR_DAYS = env.float("DEMAND_WEEKDAY_PRIOR_DAYS", default=2.0)
+DEMAND_MIN_HISTORY_DAYS = env.int("DEMAND_MIN_HISTORY_DAYS", default=14)
+REORDER_REVIEW_DAYS = env.int("REORDER_REVIEW_DAYS", default=7)
+REORDER_SERVICE_LEVEL = env.float("REORDER_SERVICE_LEVEL", default=0.95)
 
 # API clients are looked up by token once per this many seconds per process (0 = every request).
 API_CLIENT_CACHE_SECONDS = env.float("API_CLIENT_CACHE_SECONDS", default=5.0)

@@ -19,3 +19,47 @@ class PlannedMovementFactory(factory.django.DjangoModelFactory):
     status = PlannedStatus.OPEN
     source = "test"
     source_ref = factory.Sequence(lambda n: f"ref-{n}")
+
+
+def sales_history(product, *, today: datetime.date, demand: list[int], opening: int,
+                  receipts: dict[int, int] | None = None) -> None:
+    """Write ``product``'s ledger for the days before ``today``: ``demand[i]`` units wanted on day i
+    (the last item is yesterday), sold only while stock lasts; ``opening`` units received the day before
+    the first, and ``receipts[i]`` received at the start of day i. Rows get their real store-day times."""
+    from django.conf import settings
+    from zoneinfo import ZoneInfo
+
+    from inventory.models import MovementKind, Stock, StockMovement
+
+    tz = ZoneInfo(settings.TIME_ZONE)
+    first = today - datetime.timedelta(days=len(demand))
+    at = lambda day, hour: datetime.datetime.combine(day, datetime.time(hour), tzinfo=tz)  # noqa: E731
+    rows = [(MovementKind.RECEIPT, opening, at(first - datetime.timedelta(days=1), 8))]
+    on_hand = opening
+    for index, wanted in enumerate(demand):
+        day = first + datetime.timedelta(days=index)
+        received = (receipts or {}).get(index, 0)
+        if received:
+            rows.append((MovementKind.RECEIPT, received, at(day, 8)))
+            on_hand += received
+        sold = min(wanted, on_hand)
+        if sold:
+            rows.append((MovementKind.SALE, -sold, at(day, 12)))
+            on_hand -= sold
+    running = 0
+    for kind, quantity, created_at in rows:
+        running += quantity
+        row = StockMovement.objects.create(product=product, kind=kind, quantity=quantity, on_hand_after=running,
+                                           reason="history")
+        StockMovement.objects.filter(pk=row.pk).update(created_at=created_at)
+    Stock.objects.filter(product=product).update(on_hand=running)
+
+
+class SupplyTermsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "projections.SupplyTerms"
+
+    product = factory.SubFactory("inventory.tests.factories.ProductFactory")
+    lead_time_days = 5
+    pack_size = 12
+    min_order = 0

@@ -61,3 +61,44 @@ def test_planned_movements_are_found_by_a_product_name_typed_without_accents(cli
     page = client.get("/admin/projections/plannedmovement/", {"q": "feijao"}).content.decode()
 
     assert "FOUND-1" in page and "feijao-ref" in page and "HIDDEN-1" not in page
+
+
+@pytest.mark.django_db
+def test_demand_estimates_are_listed_read_only(client, staff_user):
+    from projections.models import DemandEstimate
+
+    product = ProductFactory(on_hand=5)
+    services.projection_recompute(product_ids=[product.pk])
+    client.force_login(staff_user)
+
+    listing = client.get("/admin/projections/demandestimate/?basis__exact=short")
+    change = client.post(f"/admin/projections/demandestimate/{product.pk}/change/", {"daily_rate": 99})
+
+    assert listing.status_code == 200
+    assert product.code in listing.content.decode()
+    assert change.status_code == 403
+    assert DemandEstimate.objects.get(product=product).daily_rate == 0.0
+
+
+@pytest.mark.django_db
+def test_the_admin_orders_the_selected_suggestions_in_bulk(client, staff_user):
+    from inventory.models import Stock
+    from projections.models import ReorderSuggestion
+    from projections.tests.factories import SupplyTermsFactory, sales_history
+
+    products = [ProductFactory() for _ in range(2)]
+    for product in products:
+        sales_history(product, today=services.projection_today(), demand=[1] * 28, opening=100)
+        SupplyTermsFactory(product=product, min_order=24)
+    Stock.objects.filter(product__in=products).update(on_hand=0)
+    services.projection_recompute(product_ids=[p.pk for p in products])
+    ids = list(ReorderSuggestion.objects.values_list("pk", flat=True))
+    assert len(ids) == 2
+    client.force_login(staff_user)
+
+    response = client.post("/admin/projections/reordersuggestion/", {
+        "action": "order_selected", "_selected_action": ids})
+
+    assert response.status_code == 302
+    assert set(ReorderSuggestion.objects.values_list("state", flat=True)) == {"ordered"}
+    assert PlannedMovement.objects.filter(source="reorder", quantity=24).count() == 2

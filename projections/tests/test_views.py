@@ -37,9 +37,10 @@ def test_detail_has_summary_and_daily_rows_through_an_alias(reader):
     assert (body["code"], body["requested_code"], body["start_balance"], body["min_balance_7d"]) == (
         "P001", "P001-OLD", 1500, 900)
     assert body["daily"][:2] == [
-        {"date": today().isoformat(), "inbound": 0, "outbound": 500, "balance": 1000, "late": False},
+        {"date": today().isoformat(), "inbound": 0, "outbound": 500, "balance": 1000, "late": False,
+         "expected_outbound": 0.0, "balance_at_pace": 1000.0},
         {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 200, "outbound": 300, "balance": 900,
-         "late": False},
+         "late": False, "expected_outbound": 0.0, "balance_at_pace": 900.0},
     ]
     assert len(body["daily"]) == 28
     assert body["computed_at"] and body["stale"] is False
@@ -52,7 +53,8 @@ def test_late_movement_counts_today_and_is_flagged(reader):
     body = reader.get(f"/api/v1/projections/{product.code}").json()
 
     assert body["late_movements"] == 1
-    assert body["daily"][0] == {"date": today().isoformat(), "inbound": 0, "outbound": 4, "balance": 6, "late": True}
+    assert body["daily"][0] == {"date": today().isoformat(), "inbound": 0, "outbound": 4, "balance": 6, "late": True,
+                                "expected_outbound": 0.0, "balance_at_pace": 6.0}
 
 
 def test_daily_gives_the_chart_rows_and_threshold_and_computes_past_the_horizon(reader):
@@ -116,15 +118,18 @@ def test_detail_has_every_field_of_the_summary(reader):
         "min_balance_7d": -3, "min_balance_7d_date": (today() + timedelta(days=2)).isoformat(),
         "stockout_date": (today() + timedelta(days=2)).isoformat(),
         "below_threshold_date": (today() + timedelta(days=2)).isoformat(),
-        "days_of_cover": 2, "at_risk_7d": True, "late_movements": 1, "as_of": today().isoformat(),
+        "days_of_cover": 2, "demand_rate": 0.0, "stockout_date_at_pace": (today() + timedelta(days=2)).isoformat(),
+        "days_of_cover_at_pace": 2, "at_risk_7d": True, "late_movements": 1, "as_of": today().isoformat(),
         "horizon_days": 28, "source_version": summary.source_version,
         "computed_at": summary.computed_at.isoformat(), "stale": False,
     }
     assert daily[:3] == [
-        {"date": today().isoformat(), "inbound": 0, "outbound": 1, "balance": 2, "late": True},
-        {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 0, "outbound": 0, "balance": 2, "late": False},
+        {"date": today().isoformat(), "inbound": 0, "outbound": 1, "balance": 2, "late": True,
+         "expected_outbound": 0.0, "balance_at_pace": 2.0},
+        {"date": (today() + timedelta(days=1)).isoformat(), "inbound": 0, "outbound": 0, "balance": 2, "late": False,
+         "expected_outbound": 0.0, "balance_at_pace": 2.0},
         {"date": (today() + timedelta(days=2)).isoformat(), "inbound": 0, "outbound": 5, "balance": -3,
-         "late": False},
+         "late": False, "expected_outbound": 0.0, "balance_at_pace": -3.0},
     ]
 
 
@@ -426,3 +431,120 @@ def test_bulk_with_upsert_not_a_list_is_refused_in_the_error_shape(manager):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert "upsert" in response.json()["error"]["details"]
+
+
+def _open_suggestion(*, available: int = 35):
+    from projections.models import ReorderSuggestion
+    from projections.tests.factories import SupplyTermsFactory, sales_history
+
+    product = ProductFactory()
+    sales_history(product, today=today(), demand=[10] * 84, opening=10_000)
+    Stock.objects.filter(product=product).update(on_hand=available)
+    SupplyTermsFactory(product=product)
+    services.projection_recompute(product_ids=[product.pk])
+    return ReorderSuggestion.objects.get(product=product)
+
+
+def test_reorder_suggestions_list_the_open_ones_with_their_product(reader):
+    suggestion = _open_suggestion()
+
+    body = reader.get("/api/v1/reorder-suggestions").json()
+    ordered = reader.get("/api/v1/reorder-suggestions?state=ordered").json()
+
+    assert [(r["id"], r["code"], r["state"], r["quantity"]) for r in body["results"]] == [
+        (suggestion.pk, suggestion.product.code, "open", suggestion.quantity)]
+    assert ordered["results"] == []
+
+
+def test_reorder_suggestions_refuse_an_unknown_state(reader):
+    response = reader.get("/api/v1/reorder-suggestions?state=maybe")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_ordering_a_suggestion_through_the_api_answers_it_ordered_then_409(manager):
+    suggestion = _open_suggestion()
+
+    first = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
+    again = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
+
+    assert first.status_code == 200
+    assert first.json()["state"] == "ordered"
+    assert first.json()["decided_by"].startswith("client:")
+    movement = PlannedMovement.objects.get(pk=first.json()["planned_movement"])
+    assert (movement.quantity, movement.direction) == (suggestion.quantity, "in")
+    assert again.status_code == 409
+    assert again.json()["error"] == {"code": "conflict", "message": "This suggestion is already ordered.",
+                                     "details": {"id": suggestion.pk, "state": "ordered"}}
+
+
+def test_dismissing_needs_the_manage_scope_and_an_open_suggestion(reader, manager):
+    suggestion = _open_suggestion()
+
+    refused = reader.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/dismiss")
+    dismissed = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/dismiss")
+    missing = manager.post("/api/v1/reorder-suggestions/999999/dismiss")
+
+    assert refused.status_code == 403
+    assert (dismissed.status_code, dismissed.json()["state"]) == (200, "dismissed")
+    assert PlannedMovement.objects.count() == 0
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_reorder_suggestions_export_as_csv(reader):
+    import csv
+    import io
+
+    suggestion = _open_suggestion()
+
+    response = reader.get("/api/v1/reorder-suggestions/export")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:5] == ["id", "code", "name", "state", "quantity"]
+    assert rows[1][:5] == [str(suggestion.pk), suggestion.product.code, suggestion.product.name, "open",
+                           str(suggestion.quantity)]
+    assert len(rows) == 2
+
+
+def test_reorder_suggestions_export_as_xlsx(reader):
+    import io
+
+    from openpyxl import load_workbook
+
+    suggestion = _open_suggestion()
+
+    response = reader.get("/api/v1/reorder-suggestions/export?type=xlsx")
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    values = list(sheet.values)
+    assert values[0][:5] == ("id", "code", "name", "state", "quantity")
+    assert values[1][:5] == (suggestion.pk, suggestion.product.code, suggestion.product.name, "open",
+                             suggestion.quantity)
+
+
+def test_reorder_export_keeps_a_formula_like_name_as_text(reader):
+    suggestion = _open_suggestion()
+    Product.objects.filter(pk=suggestion.product_id).update(name='=HYPERLINK("x")')
+
+    body = reader.get("/api/v1/reorder-suggestions/export").content.decode()
+
+    assert "'=HYPERLINK" in body
+
+
+def test_reorder_export_refuses_an_unknown_type(reader):
+    response = reader.get("/api/v1/reorder-suggestions/export?type=pdf")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_reorder_export_answers_404_for_an_unknown_code(reader):
+    response = reader.get("/api/v1/reorder-suggestions/export?code=NOPE")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_code"
