@@ -98,8 +98,10 @@ class ProjectionSummary(models.Model):
     computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
     # The blend with expected demand (see DemandEstimate); the planned-only fields above do not change.
     demand_rate = models.FloatField(_("daily demand rate"), default=0.0, db_default=0.0)
-    daily_expected_outbound = ArrayField(models.FloatField(), null=True, blank=True)
-    daily_balance_at_pace = ArrayField(models.FloatField(), null=True, blank=True)
+    daily_expected_outbound = ArrayField(models.FloatField(), null=True, blank=True,
+                                         verbose_name=_("daily expected outbound"))
+    daily_balance_at_pace = ArrayField(models.FloatField(), null=True, blank=True,
+                                       verbose_name=_("daily balance at pace"))
     stockout_date_at_pace = models.DateField(_("stockout day at the current pace"), null=True, blank=True)
     days_of_cover_at_pace = models.IntegerField(_("days of cover at the current pace"), null=True, blank=True)
 

@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core import aio
 from core.cache import redis_direct
@@ -438,7 +439,7 @@ def _text_error(value: Any, *, max_length: int) -> str | None:
     if value is None:
         return "required"
     if not isinstance(value, str) or not value.strip() or len(value) > max_length:
-        return f"required, up to {max_length} characters"
+        return _("required, up to %(max)d characters") % {"max": max_length}
     return None
 
 
@@ -449,23 +450,23 @@ def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
         if message:
             errors[name] = message
     if item.date is None:
-        errors["date"] = "required"
+        errors["date"] = _("required")
     elif not isinstance(item.date, date) or isinstance(item.date, datetime):
-        errors["date"] = "a date (YYYY-MM-DD)"
+        errors["date"] = _("a date (YYYY-MM-DD)")
     for name, allowed, required in (("direction", Direction.values, True), ("kind", PlannedKind.values, True),
                                     ("firmness", Firmness.values, False), ("status", PlannedStatus.values, False)):
         value = getattr(item, name)
         if value is None and required:
-            errors[name] = "required"
+            errors[name] = _("required")
         elif not isinstance(value, str) or value not in allowed:
-            errors[name] = f"one of {allowed}"
+            errors[name] = _("one of %(allowed)s") % {"allowed": ", ".join(allowed)}
     q = item.quantity
     if q is None:
-        errors["quantity"] = "required"
+        errors["quantity"] = _("required")
     elif isinstance(q, bool) or not isinstance(q, int) or not 0 < q <= settings.STOCK_MAX_QUANTITY:
-        errors["quantity"] = f"a whole number between 1 and {settings.STOCK_MAX_QUANTITY}"
+        errors["quantity"] = _("a whole number between 1 and %(max)d") % {"max": settings.STOCK_MAX_QUANTITY}
     if not isinstance(item.note, str) or len(item.note) > 255:
-        errors["note"] = "up to 255 characters"
+        errors["note"] = _("up to 255 characters")
     return errors
 
 
@@ -479,10 +480,10 @@ def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Prod
     for index, item in enumerate(items):
         line = _line_errors(item)
         if "code" not in line and code_normalise(item.code) in unknown_codes:
-            line["code"] = "unknown code"
+            line["code"] = _("unknown code")
         key = (str(item.source).strip(), str(item.source_ref).strip())
         if key in keys_seen and "source_ref" not in line:
-            line["source_ref"] = "repeated in this call"
+            line["source_ref"] = _("repeated in this call")
         keys_seen.add(key)
         if line:
             errors.append({"list": "upsert", "index": index, "source_ref": item.source_ref, "errors": line})
@@ -502,13 +503,15 @@ def _cancel_check(keys: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
 
 def _lines_refuse(errors: list[dict[str, Any]]) -> None:
     if errors:
-        raise ValidationFailed(f"{len(errors)} planned-movement lines are not valid; nothing was written.",
+        raise ValidationFailed(_("%(lines)d planned-movement lines are not valid; nothing was written.")
+                               % {"lines": len(errors)},
                                details={"lines": errors})
 
 
 def _count_check(count: int) -> None:
     if count > BULK_MAX_ITEMS:
-        raise ValidationFailed(f"At most {BULK_MAX_ITEMS} movements per call.", details={"count": count})
+        raise ValidationFailed(_("At most %(max)d movements per call.") % {"max": BULK_MAX_ITEMS},
+                               details={"count": count})
 
 
 def _plan_versions_bump(product_ids: Sequence[int]) -> None:
@@ -581,9 +584,9 @@ def planned_movements_cancel(*, keys: Sequence[tuple[str, str]]) -> int:
     ]
     if not rows:
         return 0
-    PlannedMovement.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+    PlannedMovement.objects.filter(pk__in=[pk for pk, _product_id in rows]).update(
         status=PlannedStatus.CANCELLED, updated_at=timezone.now())
-    product_ids = sorted({p for _, p in rows})
+    product_ids = sorted({p for _pk, p in rows})
     _plan_versions_bump(product_ids)
     projection_mark_dirty(product_ids=product_ids)
     return len(rows)
@@ -664,10 +667,10 @@ def reorder_suggestions_order(*, ids: Sequence[int], actor: str = "") -> list[Re
 def _one_open(suggestion_id: int) -> ReorderSuggestion:
     found = suggestions_lock(ids=[suggestion_id]) if 0 < suggestion_id < 2**63 else []
     if not found:
-        raise NotFound("No reorder suggestion has this id.", details={"id": suggestion_id})
+        raise NotFound(_("No reorder suggestion has this id."), details={"id": suggestion_id})
     suggestion = found[0]
     if suggestion.state != ReorderState.OPEN:
-        raise Conflict(f"This suggestion is already {suggestion.state}.",
+        raise Conflict(_("This suggestion is already %(state)s.") % {"state": suggestion.get_state_display()},
                        details={"id": suggestion.pk, "state": suggestion.state})
     return suggestion
 

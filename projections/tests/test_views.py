@@ -327,7 +327,7 @@ def test_bulk_reports_unknown_codes_with_their_line(manager):
     payload = {"upsert": [{"source_ref": "x", "code": "NOPE", "date": today().isoformat(), "direction": "out",
                            "quantity": 1, "kind": "order"}]}
 
-    response = manager.post("/api/v1/planned-movements/bulk", payload, format="json")
+    response = manager.post("/api/v1/planned-movements/bulk", payload, format="json", HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 400
     assert response.json()["error"]["details"]["lines"] == [
@@ -467,7 +467,7 @@ def test_ordering_a_suggestion_through_the_api_answers_it_ordered_then_409(manag
     suggestion = _open_suggestion()
 
     first = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
-    again = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order")
+    again = manager.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/order", HTTP_ACCEPT_LANGUAGE="en")
 
     assert first.status_code == 200
     assert first.json()["state"] == "ordered"
