@@ -59,6 +59,10 @@ class ThrowawayRedis:
             self.process.wait()
         self.process = None
 
+    def stop(self) -> None:
+        """The same crash as ``kill``: where a test stops Redis and starts it again."""
+        self.kill()
+
     def __enter__(self) -> "ThrowawayRedis":
         return self.start()
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
-from core.tests.own_redis import OwnRedis
+from core.tests.outage import ThrowawayRedis
 from inventory.models import Product, Stock
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory
@@ -153,7 +153,7 @@ def page(server, staff_user, monkeypatch):
 
 @pytest.fixture
 def own_redis(tmp_path):
-    redis_server = OwnRedis(tmp_path / "redis").start()
+    redis_server = ThrowawayRedis(tmp_path / "redis").start()
     yield redis_server
     redis_server.stop()
 

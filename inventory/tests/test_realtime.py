@@ -13,7 +13,7 @@ from core.cache import redis_circuit
 from core.groups import GROUP_ALL, group_for_category, group_for_code, groups_for_event
 from core.metrics import EVENTS_FAILED
 from core.realtime import realtime_batch, realtime_publish
-from core.tests.own_redis import OwnRedis
+from core.tests.outage import ThrowawayRedis
 from inventory.models import Stock
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
@@ -160,7 +160,7 @@ def test_dashboard_renders_for_staff_in_portuguese_and_english(client, staff_use
 
 @pytest.mark.django_db(transaction=True)
 def test_a_group_that_missed_events_is_told_to_resync_with_the_next_batch(settings, tmp_path):
-    own = OwnRedis(tmp_path / "redis").start()
+    own = ThrowawayRedis(tmp_path / "redis").start()
     try:
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                                                "CONFIG": {"hosts": [own.url], "prefix": "test-missed"}}}
