@@ -123,6 +123,8 @@ def test_make_run_starts_a_killed_worker_and_beat_again_while_the_rest_keeps_run
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "LOG_LEVEL": "INFO",
                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                "REDIS_URL": broker.url, "CELERY_BROKER_URL": broker.url, "CELERY_CONCURRENCY": "1",
+               # One run id for worker and beat, or each takes its own pid as the queues' key prefix.
+               "TEST_RUN_ID": settings.CACHES["default"]["KEY_PREFIX"].removeprefix("test-"),
                # Beat sends the reservation sweep every second, which the worker runs: both visibly at work.
                "RESERVATION_SWEEP_SECONDS": "1",
                "CELERY_BEAT_SCHEDULE_FILE": str(tmp_path / "beat-schedule"), "METRICS_DIR": str(tmp_path / "metrics")}
