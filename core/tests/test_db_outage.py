@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "OUT-1"
-# Fails fast: well within the 2 s a client gives a request while PostgreSQL is down.
-FAST_SECONDS = 2.0
+# The database-down answer in pt-BR, the default language (core.errors.database_down_body).
+DATABASE_DOWN_MESSAGE = "O banco de dados está indisponível; tente de novo em instantes."
 
 SEED = """
 import json
@@ -72,15 +72,13 @@ class Outage:
             ("readyz", "get", "/readyz", {}, 200),
         ]
 
-    def request(self, method: str, path: str, arguments: dict) -> tuple[requests.Response, float]:
+    def request(self, method: str, path: str, arguments: dict) -> requests.Response:
         if "Idempotency-Key" in arguments.get("headers", {}):
             arguments = {**arguments, "headers": {**arguments["headers"], "Idempotency-Key": uuid.uuid4().hex}}
-        started = time.monotonic()
-        response = requests.request(method, self.served.url + path, timeout=30, **arguments)
-        return response, time.monotonic() - started
+        return requests.request(method, self.served.url + path, timeout=30, **arguments)
 
     def all_answered(self) -> dict[str, int]:
-        return {name: self.request(method, path, arguments)[0].status_code
+        return {name: self.request(method, path, arguments).status_code
                 for name, method, path, arguments, _ in self.routes()}
 
     def expected(self) -> dict[str, int]:
@@ -147,21 +145,20 @@ def running(outage):
 def _succeeds_within(outage: Outage, *, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if outage.request("get", f"/api/v1/stock/{CODE}/", outage.routes()[0][3])[0].status_code == 200:
+        if outage.request("get", f"/api/v1/stock/{CODE}/", outage.routes()[0][3]).status_code == 200:
             return True
         time.sleep(0.2)
     return False
 
 
-def test_with_postgresql_stopped_every_route_answers_503_with_retry_after_within_2_seconds(running):
+def test_with_postgresql_stopped_every_route_answers_503_with_retry_after_from_the_circuit(running):
     assert running.all_answered() == running.expected()
 
     running.cluster.stop()
 
     for name, method, path, arguments, _ in running.routes():
-        response, elapsed = running.request(method, path, arguments)
+        response = running.request(method, path, arguments)
         assert (name, response.status_code, response.headers.get("Retry-After")) == (name, 503, "1")
-        assert elapsed < FAST_SECONDS, f"{name} took {elapsed:.2f} s"
         if name in ("admin", "dashboard"):
             assert response.headers["Content-Type"].startswith("text/html")
             assert "Temporariamente indisponível" in response.text  # pt-BR, the default language
@@ -169,6 +166,9 @@ def test_with_postgresql_stopped_every_route_answers_503_with_retry_after_within
             error = response.json()["error"]
             assert (name, error["code"]) == (name, "not_ready" if name == "readyz" else "unavailable")
             assert set(error) == {"code", "message", "details"}
+            if name != "readyz":
+                # The database-down answer (the circuit's refusal), not the overload one after the pool's wait.
+                assert (name, error["message"]) == (name, DATABASE_DOWN_MESSAGE)
 
 
 def test_a_websocket_connect_with_postgresql_stopped_is_closed_with_try_again(running):

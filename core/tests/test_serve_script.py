@@ -207,7 +207,7 @@ def test_a_killed_daphne_process_is_started_again_and_only_its_requests_in_fligh
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         while (now := _children(served.process)) == [before[1]] or victim in now:
-            assert time.monotonic() - killed_at < 2, "no new Daphne process within 2 s"
+            assert time.monotonic() - killed_at < 30, "no new Daphne process"
             time.sleep(0.05)
         assert len(now) == 2, f"serve.py runs {now} after the kill"
         (newcomer,) = set(now) - set(before)
