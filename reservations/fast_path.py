@@ -33,7 +33,6 @@ import weakref
 from datetime import timedelta
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import translation
@@ -298,7 +297,7 @@ async def _reserve(scope, *, sku: str | None, body: bytes,
 async def _batch_flush(asks: list[services.ReservationAsk]) -> list[Any]:
     """One batch: the rate limits of all its requests in one round trip, then one transaction for
     those within their limits. Per ask, the service's outcome (a reservation, or short); None means
-    "hand it to the view" (over the limit, Redis or PostgreSQL unavailable, or not granted for
+    "hand it to the view" (over the limit, PostgreSQL unavailable, or not granted for
     another reason): the view gives the full answer."""
     RESERVATION_BATCH_SIZE.observe(len(asks))
     with RESERVATION_BATCH_SECONDS.time():
@@ -306,10 +305,8 @@ async def _batch_flush(asks: list[services.ReservationAsk]) -> list[Any]:
 
 
 async def _batch_answer(asks: list[services.ReservationAsk]) -> list[Any]:
-    try:
-        allowed = await client_rates_allow_async(aio.redis_client(), [ask.client for ask in asks])
-    except redis.RedisError:
-        return [None] * len(asks)
+    # Redis down is no refusal: the rate check falls back to this process's counts (core/throttling.py).
+    allowed = await client_rates_allow_async(aio.redis_client(), [ask.client for ask in asks])
     within = [ask for ask, ok in zip(asks, allowed) if ok]
     # Its statement commits on its own: until its events are handed over, no later stock event of
     # this process may leave before them (core/publish_order.py).
