@@ -69,6 +69,17 @@ def _redis_and_broker_taken_as_up():
     broker_circuit.mark_up()
 
 
+@pytest.fixture(autouse=True)
+def _default_location_forgotten():
+    """The default location's id is cached per process; a transactional test's flush deletes the row,
+    and the next test's first use puts it back under a new id."""
+    from inventory.selectors import location_default_forget
+
+    location_default_forget()
+    yield
+    location_default_forget()
+
+
 @pytest.fixture
 def receiver():
     """A webhook receiver on 127.0.0.1 that checks signatures with its ``secret``."""

@@ -51,6 +51,18 @@ class UnknownCode(NotFound):
     default_message = gettext_lazy("No product has this code.")
 
 
+class UnknownLocation(ValidationFailed):
+    code = "unknown_location"
+    default_message = gettext_lazy("No active location has this code.")
+
+
+class LocationForbidden(DomainError):
+    """The API client or staff user may not use this location."""
+    code = "location_forbidden"
+    status = 403
+    default_message = gettext_lazy("You may not use this location.")
+
+
 class Conflict(DomainError):
     code = "conflict"
     status = 409

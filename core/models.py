@@ -2,6 +2,7 @@
 import hashlib
 import secrets
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -26,6 +27,12 @@ class ApiClient(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False, verbose_name=_("token hash"))
     token_hint = models.CharField(_("token starts with"), max_length=12, editable=False)
     scopes = models.JSONField(_("scopes"), default=list)
+    # Codes rather than a many-to-many: the client is cached per process with what it may use, and
+    # a location's code never changes.
+    location_codes = ArrayField(
+        models.CharField(max_length=64), default=list, blank=True, verbose_name=_("locations"),
+        help_text=_("Codes of the locations this client may read and reserve at; empty: every location."),
+    )
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used at"))

@@ -49,11 +49,16 @@ class Claim:
         self.since = time.monotonic()
 
 
+def stream_key(code: str, location: str | None) -> str:
+    """What versions count along: one stock row, i.e. a product code at a location code."""
+    return f"{code}@{location}" if location else code
+
+
 def stock_versions(events: list[dict[str, Any]]) -> Iterator[tuple[str, int]]:
-    """(code, version) of each ``stock.changed`` event."""
+    """(stream key, version) of each ``stock.changed`` event."""
     for event in events:
         if event.get("type") == "stock.changed" and event.get("version") is not None:
-            yield str(event["code"]), int(event["version"])
+            yield stream_key(str(event["code"]), event.get("location")), int(event["version"])
 
 
 class Unit:
@@ -180,7 +185,7 @@ class PublishOrder:
         kept = []
         for event in unit.events:
             if event.get("type") == "stock.changed" and event.get("version") is not None:
-                code, version = str(event["code"]), int(event["version"])
+                code, version = stream_key(str(event["code"]), event.get("location")), int(event["version"])
                 if self._last_sent.get(code, -1) >= version:
                     self.dropped += 1
                     logger.warning("realtime event dropped: older than one already sent",

@@ -1,7 +1,7 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import F
+from django.db.models import F, FilteredRelation, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -16,6 +16,7 @@ from inventory import services
 from inventory.admin_import import stock_import_view
 from inventory.forms import ProductAdminForm, StockAdjustForm, UnifiedCodeAdminForm
 from inventory.models import Product, StockMovement, UnifiedCode
+from inventory.selectors import location_default, location_default_id, stock_at
 from projections.selectors import projection_row
 
 # Ledger rows shown on a product's page; the full ledger is one click away.
@@ -31,9 +32,9 @@ class StockLevelFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "below":
-            return queryset.filter(stock__available__lt=F("low_stock_threshold"))
+            return queryset.filter(here__available__lt=F("low_stock_threshold"))
         if self.value() == "out":
-            return queryset.filter(stock__available__lte=0)
+            return queryset.filter(here__available__lte=0)
         return queryset
 
 
@@ -73,8 +74,13 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["code", "name", "unified_codes__code"]
     readonly_fields = ["stock_counters", "projection_panel", "recent_movements", "created_at", "updated_at"]
     inlines = [UnifiedCodeInline]
-    list_select_related = ["stock"]
     actions = ["adjust_stock_action"]
+
+    def get_queryset(self, request):
+        # The list shows the default location's counters (per-location rows are on the product's page).
+        return super().get_queryset(request).alias(
+            here=FilteredRelation("stocks", condition=Q(stocks__location_id=location_default_id()))).annotate(
+            here_on_hand=F("here__on_hand"), here_reserved=F("here__reserved"), here_available=F("here__available"))
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -90,21 +96,21 @@ class ProductAdmin(admin.ModelAdmin):
         # The code never changes once created: aliases cover renames, and the ledger refers to it.
         return [*self.readonly_fields, "code"] if obj else self.readonly_fields
 
-    @admin.display(description=_("on hand"), ordering="stock__on_hand")
+    @admin.display(description=_("on hand"), ordering="here_on_hand")
     def on_hand(self, obj):
-        return obj.stock.on_hand
+        return obj.here_on_hand or 0
 
-    @admin.display(description=_("reserved"), ordering="stock__reserved")
+    @admin.display(description=_("reserved"), ordering="here_reserved")
     def reserved(self, obj):
-        return obj.stock.reserved
+        return obj.here_reserved or 0
 
-    @admin.display(description=_("available"), ordering="stock__available")
+    @admin.display(description=_("available"), ordering="here_available")
     def available(self, obj):
-        return obj.stock.on_hand - obj.stock.reserved
+        return obj.here_available or 0
 
     @admin.display(description=_("level"))
     def level(self, obj):
-        available = obj.stock.on_hand - obj.stock.reserved
+        available = obj.here_available or 0
         if available <= 0:
             css, label = "out", _("Out of stock")
         elif available < obj.low_stock_threshold:
@@ -151,7 +157,7 @@ class ProductAdmin(admin.ModelAdmin):
     def stock_counters(self, obj):
         if obj is None or obj.pk is None:
             return "-"
-        stock = obj.stock
+        stock = stock_at(product=obj, location=location_default())
         url = reverse("admin:inventory_product_adjust", args=[obj.pk])
         return format_html(
             "{} {} · {} {} · {} {} · v{} &nbsp; <a class='button' href='{}'>{}</a>",
@@ -211,7 +217,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     def adjust_view(self, request, product_id: int):
         """Staff adjust stock through the same services as the API, so the ledger and events follow."""
-        product = get_object_or_404(Product.objects.select_related("stock"), pk=product_id)
+        product = get_object_or_404(Product, pk=product_id)
         if not self.has_change_permission(request, product):
             return HttpResponseRedirect(reverse("admin:index"))
         form = StockAdjustForm(request.POST or None)
@@ -228,7 +234,7 @@ class ProductAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": _("Adjust stock of %(code)s") % {"code": product.code},
             "product": product,
-            "stock": product.stock,
+            "stock": stock_at(product=product, location=location_default()),
             "form": form,
             "opts": self.model._meta,
         }

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from core.errors import DomainError, ValidationFailed
 from inventory.importing import ImportInvalid, rows_parse, stock_import
+from inventory.selectors import location_resolve
 from inventory.models import ImportJob, ImportStatus
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ OnProgress = Callable[[str, int, int], None]
 
 
 def import_job_create(*, content: bytes, fmt: str, actor: str = "", reference: str = "",
-                      dry_run: bool = False, queue: bool = True) -> ImportJob:
+                      dry_run: bool = False, queue: bool = True, location: str | None = None) -> ImportJob:
     """Check that the file can be read as rows (not its rows: the job does that), store it and queue the job.
 
     A file that cannot be read at all (not UTF-8, no ``code`` column, too many rows…) raises
@@ -47,10 +48,11 @@ def import_job_create(*, content: bytes, fmt: str, actor: str = "", reference: s
         raise ValidationFailed(_("The format is csv or json."), details={"format": fmt})
     if not isinstance(reference, str) or len(reference) > 128:
         raise ValidationFailed(_("reference is text of at most 128 characters."), details={"reference": "invalid"})
+    place = location_resolve(code=location) if location else None
     rows = rows_parse(content=content, fmt=fmt)
     with transaction.atomic():
         job = ImportJob.objects.create(content=content, fmt=fmt, actor=actor[:150], reference=reference,
-                                       dry_run=dry_run, rows_total=len(rows))
+                                       dry_run=dry_run, rows_total=len(rows), location=place)
         if queue:
             transaction.on_commit(partial(_task_send, job.pk))
     return job
@@ -144,7 +146,8 @@ def import_job_run(*, job_id: int, on_progress: OnProgress | None = None) -> Imp
                         on_progress(phase, done, total)
 
                 result = stock_import(content=bytes(job.content), fmt=job.fmt, actor=job.actor,
-                                      reference=job.reference, dry_run=job.dry_run, progress=progress)
+                                      reference=job.reference, dry_run=job.dry_run, progress=progress,
+                                      location=job.location.code if job.location else None)
             ImportJob.objects.filter(pk=job_id).update(
                 status=ImportStatus.SUCCEEDED, phase="done", rows_done=result.rows, rows_total=result.rows,
                 result=result.summary(), content=b"", started_at=Coalesce("started_at", Value(started)),

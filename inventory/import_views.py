@@ -12,8 +12,10 @@ from rest_framework.views import APIView
 from core.auth import actor_label
 from core.errors import NotFound, ValidationFailed
 from core.jsoninput import InputJSONParser
+from core.models import ApiClient
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
+from inventory.selectors import location_default, location_for_client
 
 ERRORS_PAGE_SIZE = 100
 ERRORS_MAX_PAGE_SIZE = 1000
@@ -57,6 +59,7 @@ def import_job_output(job: ImportJob, *, page: int = 1, page_size: int = ERRORS_
         "format": job.fmt,
         "reference": job.reference,
         "dry_run": job.dry_run,
+        "location": job.location.code if job.location_id else location_default().code,
         "attempts": job.attempts,
         "created_at": job.created_at.isoformat(),
         "started_at": job.started_at.isoformat() if job.started_at else None,
@@ -83,6 +86,7 @@ class StockImportApi(APIView):
     def post(self, request):
         dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
         reference = request.query_params.get("reference", "")
+        location = request.query_params.get("location") or None
         if isinstance(request.data, bytes):
             content, fmt = request.data, "csv"
         elif isinstance(request.data, (list, dict)):
@@ -90,11 +94,15 @@ class StockImportApi(APIView):
             if isinstance(body, dict):
                 reference = body.get("reference", reference) or ""
                 dry_run = bool(body.get("dry_run", dry_run))
+                location = body.get("location", location) or None
             content, fmt = json.dumps(body).encode(), "json"
         else:
             raise ValidationFailed(_("Send JSON rows or a text/csv body."))
+        if location is not None:
+            client = request.user if isinstance(request.user, ApiClient) else None
+            location = location_for_client(client=client, code=str(location)).code
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
-                                dry_run=dry_run)
+                                dry_run=dry_run, location=location)
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
                         headers={"Location": f"/api/v1/stock/imports/{job.pk}"})
 

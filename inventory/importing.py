@@ -22,7 +22,8 @@ from core.errors import ValidationFailed
 from core.jsoninput import JSONInputError, json_input_loads
 from core.metrics import STOCK_CHANGES
 from inventory.codes import code_is_valid, code_normalise
-from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode, Unit
+from inventory.models import Location, MovementKind, Product, Stock, StockMovement, UnifiedCode, Unit
+from inventory.selectors import location_default_id, location_resolve
 from inventory.stock_changes import stock_rows_changed
 
 COLUMNS = ("code", "name", "category", "on_hand", "threshold", "aliases")
@@ -315,16 +316,23 @@ def _staging_create(cursor, rows: list[ImportRow]) -> None:
     cursor.execute(f"ANALYZE {_ALIASES}")
 
 
-def _stock_lock_and_check(cursor) -> None:
-    """Lock every known stock row the file counts, in one statement in pk order, note its counters,
-    and refuse counts below the units reserved."""
+def _stock_lock_and_check(cursor, *, location_id: int) -> None:
+    """Lock every known stock row the file counts at the import's location (creating the missing ones,
+    empty), in one statement in pk order, note its counters, and refuse counts below the units reserved."""
     stock = Stock._meta.db_table
     cursor.execute(
+        f"INSERT INTO {stock} (product_id, location_id, on_hand, reserved, version, updated_at) "
+        f"SELECT r.product_id, %(loc)s, 0, 0, 0, now() FROM {_ROWS} r "
+        "WHERE r.product_id IS NOT NULL AND r.on_hand IS NOT NULL ORDER BY r.product_id "
+        "ON CONFLICT (product_id, location_id) DO NOTHING", {"loc": location_id})
+    cursor.execute(
         f"SELECT count(*) FROM (SELECT s.id FROM {stock} s JOIN {_ROWS} r ON r.product_id = s.product_id "
-        "WHERE r.on_hand IS NOT NULL ORDER BY s.id FOR UPDATE OF s) locked")
+        "WHERE r.on_hand IS NOT NULL AND s.location_id = %(loc)s ORDER BY s.id FOR UPDATE OF s) locked",
+        {"loc": location_id})
     cursor.execute(
         f"UPDATE {_ROWS} r SET old_on_hand = s.on_hand, reserved = s.reserved FROM {stock} s "
-        "WHERE s.product_id = r.product_id AND r.on_hand IS NOT NULL")
+        "WHERE s.product_id = r.product_id AND s.location_id = %(loc)s AND r.on_hand IS NOT NULL",
+        {"loc": location_id})
     cursor.execute(f"SELECT line, on_hand, reserved FROM {_ROWS} WHERE on_hand < reserved ORDER BY line")
     _raise_if_errors([
         _error(line, "on_hand", "below_reserved",
@@ -334,7 +342,8 @@ def _stock_lock_and_check(cursor) -> None:
     ])
 
 
-def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: ImportResult) -> list[Stock]:
+def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: ImportResult,
+                 location: Location) -> list[Stock]:
     """Apply the rows with lines lo..hi: a handful of statements, whatever their number."""
     product, stock = Product._meta.db_table, Stock._meta.db_table
     movement, unified = StockMovement._meta.db_table, UnifiedCode._meta.db_table
@@ -348,9 +357,12 @@ def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: Im
         f"UPDATE {_ROWS} r SET product_id = c.id, old_on_hand = 0, reserved = 0 FROM created c "
         f"WHERE r.code = c.code AND r.is_new AND {in_chunk} RETURNING r.code", p)
     result.created.extend(code for (code,) in cursor.fetchall())
+    # A new product gets its row at the default location (as product_create gives it) and at the import's.
     cursor.execute(
-        f"INSERT INTO {stock} (product_id, on_hand, reserved, version, updated_at) "
-        f"SELECT r.product_id, 0, 0, 0, %(now)s FROM {_ROWS} r WHERE r.is_new AND {in_chunk} ORDER BY r.product_id", p)
+        f"INSERT INTO {stock} (product_id, location_id, on_hand, reserved, version, updated_at) "
+        f"SELECT r.product_id, l.id, 0, 0, 0, %(now)s FROM {_ROWS} r "
+        f"CROSS JOIN (SELECT DISTINCT unnest(ARRAY[%(default_location_id)s, %(location_id)s]::bigint[])) AS l(id) "
+        f"WHERE r.is_new AND {in_chunk} ORDER BY r.product_id, l.id", p)
     cursor.execute(
         f"UPDATE {product} p SET name = CASE WHEN r.name <> '' THEN r.name ELSE p.name END, "
         "category = coalesce(r.category, p.category), "
@@ -367,14 +379,15 @@ def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: Im
     result.aliases_added.extend(code for (code,) in cursor.fetchall())
     changed = f"r.on_hand IS NOT NULL AND r.on_hand <> r.old_on_hand AND {in_chunk}"
     cursor.execute(
-        f"INSERT INTO {movement} (product_id, kind, quantity, on_hand_after, reason, reference, actor, created_at) "
-        f"SELECT r.product_id, %(kind)s, r.on_hand - r.old_on_hand, r.on_hand, %(reason)s, %(reference)s, "
-        f"%(actor)s, %(now)s FROM {_ROWS} r WHERE {changed} ORDER BY r.product_id", p)
+        f"INSERT INTO {movement} (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor, "
+        f"created_at) SELECT r.product_id, %(location_id)s, %(kind)s, r.on_hand - r.old_on_hand, r.on_hand, "
+        f"%(reason)s, %(reference)s, %(actor)s, %(now)s FROM {_ROWS} r WHERE {changed} ORDER BY r.product_id", p)
     stock_fields = [f.attname for f in Stock._meta.concrete_fields]
     product_fields = [f.attname for f in Product._meta.concrete_fields]
     cursor.execute(
         f"UPDATE {stock} s SET on_hand = r.on_hand, version = s.version + 1, updated_at = %(now)s "
-        f"FROM {_ROWS} r, {product} p WHERE r.product_id = s.product_id AND p.id = s.product_id AND {changed} "
+        f"FROM {_ROWS} r, {product} p WHERE r.product_id = s.product_id AND p.id = s.product_id "
+        f"AND s.location_id = %(location_id)s AND {changed} "
         f"RETURNING {', '.join('s.' + f.column for f in Stock._meta.concrete_fields)}, "
         f"{', '.join('p.' + f.column for f in Product._meta.concrete_fields)}, r.old_on_hand, r.line", p)
     stocks = []
@@ -383,6 +396,7 @@ def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: Im
     for values in sorted(cursor.fetchall(), key=lambda row: row[-1]):
         item = Stock.from_db(connection.alias, stock_fields, values[:split])
         item.product = Product.from_db(connection.alias, product_fields, values[split:-2])
+        item.location = location
         stocks.append(item)
         result.counted.append({"code": item.product.code, "from": values[-2], "to": item.on_hand})
     return stocks
@@ -390,8 +404,9 @@ def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: Im
 
 @atomic_with_retry()
 def stock_import(*, content: str | bytes, fmt: str, actor: str = "", reference: str = "",
-                 dry_run: bool = False, progress: Progress | None = None) -> ImportResult:
+                 dry_run: bool = False, progress: Progress | None = None, location: str | None = None) -> ImportResult:
     """Import an ERP file: every row is validated first, then all rows are applied in one transaction.
+    Counts apply at ``location`` (a location code; the default location when None).
 
     New codes become products (with aliases); known products get their name, category and threshold
     updated when given; on_hand is set by a "count" ledger movement of the difference. A dry run
@@ -399,6 +414,7 @@ def stock_import(*, content: str | bytes, fmt: str, actor: str = "", reference: 
     The changed rows' events, alerts, webhooks and projection marks are registered in batches of
     EVENTS_BATCH rows, never one by one.
     """
+    place = location_resolve(code=location)
     parsed = rows_parse(content=content, fmt=fmt)
     total = len(parsed)
     if progress:
@@ -411,15 +427,17 @@ def stock_import(*, content: str | bytes, fmt: str, actor: str = "", reference: 
                        "IN SHARE ROW EXCLUSIVE MODE")
         rows = rows_validate(rows=parsed, progress=progress)
         _staging_create(cursor, rows)
-        _stock_lock_and_check(cursor)
+        _stock_lock_and_check(cursor, location_id=place.pk)
         result = ImportResult(rows=total, dry_run=dry_run)
         params = {"now": timezone.now(), "unit": Unit.UNIT, "threshold": settings.STOCK_DEFAULT_LOW_THRESHOLD,
                   "reason": REASON, "kind": MovementKind.COUNT, "reference": reference[:128],
-                  "actor": (actor or "system:import")[:150]}
+                  "actor": (actor or "system:import")[:150], "location_id": place.pk,
+                  "default_location_id": location_default_id()}
         changed: list[Stock] = []
         for start in range(0, total, CHUNK_ROWS):
             chunk = rows[start:start + CHUNK_ROWS]
-            changed += _chunk_apply(cursor, lo=chunk[0].line, hi=chunk[-1].line, params=params, result=result)
+            changed += _chunk_apply(cursor, lo=chunk[0].line, hi=chunk[-1].line, params=params, result=result,
+                                    location=place)
             if progress:
                 progress("applying", start + len(chunk), total)
         cursor.execute(f"DROP TABLE pg_temp.{_ROWS}, pg_temp.{_ALIASES}")

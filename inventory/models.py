@@ -1,4 +1,5 @@
-"""Inventory tables: Product, UnifiedCode (aliases), Stock (one counter row per product) and StockMovement (ledger)."""
+"""Inventory tables: Location, Product, UnifiedCode (aliases), Stock (one counter row per product and location),
+StockMovement (ledger) and Transfer (units moved between locations)."""
 import re
 import unicodedata
 
@@ -19,6 +20,35 @@ class Unit(models.TextChoices):
     LITRE = "l", _("litre")
     BOX = "cx", _("box")
     PACK = "pct", _("pack")
+
+
+class LocationKind(models.TextChoices):
+    STORE = "store", _("store")
+    DARK_STORE = "dark_store", _("dark store")
+    WAREHOUSE = "warehouse", _("warehouse")
+
+
+class Location(models.Model):
+    """A place that holds stock: a store, a dark store or a warehouse. The one whose code is
+    ``DEFAULT_LOCATION_CODE`` serves every request that names no location."""
+
+    code = models.CharField(_("code"), max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=16, choices=LocationKind.choices, default=LocationKind.STORE)
+    address = models.TextField(_("address"), blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default=settings.TIME_ZONE)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("location")
+        verbose_name_plural = _("locations")
+        ordering = ["code"]
+        constraints = [models.CheckConstraint(condition=~Q(code=""), name="location_code_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.code} · {self.name}"
 
 
 class FUnaccent(Func):
@@ -166,9 +196,12 @@ class StockQuerySet(models.QuerySet):
 
 
 class Stock(models.Model):
-    """Counters for one product. Changed only by services, under a row lock; ``version`` grows by one per change."""
+    """Counters for one product at one location. Changed only by services, under a row lock; ``version``
+    grows by one per change of the row."""
 
-    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="stock", verbose_name=_("product"))
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="stocks", verbose_name=_("product"))
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stocks",
+                                 verbose_name=_("location"))
     on_hand = models.BigIntegerField(_("on hand"), default=0)
     reserved = models.BigIntegerField(_("reserved"), default=0)
     available = models.GeneratedField(
@@ -188,6 +221,8 @@ class Stock(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="stock_reserved_not_negative"),
+            # Also the index every lookup by product (and location) uses.
+            models.UniqueConstraint(fields=["product", "location"], name="stock_one_row_per_product_location"),
         ]
         # No index on the counters (available included): an update that changes no indexed column
         # can stay on its page as a HOT update, with no index entries to add. Storefront rushes update
@@ -195,7 +230,7 @@ class Stock(models.Model):
         # product either way. The table keeps room on each page for those updates (migration 0002).
 
     def __str__(self) -> str:
-        return f"{self.product_id}: {self.on_hand} on hand, {self.reserved} reserved"
+        return f"{self.product_id}@{self.location_id}: {self.on_hand} on hand, {self.reserved} reserved"
 
 
 class MovementKind(models.TextChoices):
@@ -204,12 +239,18 @@ class MovementKind(models.TextChoices):
     ADJUSTMENT = "adjustment", _("adjustment")
     COUNT = "count", _("count")
     RETURN = "return", _("return")
+    TRANSFER_OUT = "transfer_out", _("transfer out")
+    TRANSFER_IN = "transfer_in", _("transfer in")
 
 
 class StockMovement(models.Model):
-    """One ledger row. For every product the quantities sum to Stock.on_hand (see stock_audit)."""
+    """One ledger row. For every product and location the quantities sum to Stock.on_hand (see stock_audit)."""
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="movements", verbose_name=_("product"))
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="movements",
+                                 verbose_name=_("location"))
+    transfer = models.ForeignKey("Transfer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="movements", verbose_name=_("transfer"))
     kind = models.CharField(_("kind"), max_length=16, choices=MovementKind.choices)
     quantity = models.BigIntegerField(_("quantity"), help_text=_("Signed change of on-hand units."))
     on_hand_after = models.BigIntegerField(_("on hand after"))
@@ -226,7 +267,48 @@ class StockMovement(models.Model):
         indexes = [models.Index(fields=["product", "-id"], name="movement_product_recent_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id})"
+        return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id}@{self.location_id})"
+
+
+class TransferStatus(models.TextChoices):
+    SHIPPED = "shipped", _("in transit")
+    RECEIVED = "received", _("received")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+class Transfer(models.Model):
+    """Units of one product moved from one location to another. Shipping takes them off the source's
+    on hand (a ``transfer_out`` row); receiving puts them on the destination's (``transfer_in``). A
+    transfer made received at once writes both in one transaction; one in transit is a planned inbound
+    at the destination until it is received (or cancelled, which puts the units back at the source)."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="transfers",
+                                verbose_name=_("product"))
+    source = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_out",
+                               verbose_name=_("from"))
+    destination = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="transfers_in",
+                                    verbose_name=_("to"))
+    quantity = models.BigIntegerField(_("quantity"))
+    status = models.CharField(_("status"), max_length=16, choices=TransferStatus.choices)
+    expected_on = models.DateField(_("expected on"), null=True, blank=True)
+    reference = models.CharField(_("external reference"), max_length=128, blank=True)
+    actor = models.CharField(_("actor"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(_("received at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="transfer_quantity_positive"),
+            models.CheckConstraint(condition=~Q(source=F("destination")), name="transfer_between_two_locations"),
+        ]
+        indexes = [models.Index(fields=["destination", "status"], name="transfer_dest_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.quantity} {self.source_id} → {self.destination_id} ({self.status})"
 
 
 class ImportStatus(models.TextChoices):
@@ -249,6 +331,8 @@ class ImportJob(models.Model):
     content = models.BinaryField(_("file"), default=b"", help_text=_("Emptied when the job ends."))
     reference = models.CharField(_("reference"), max_length=128, blank=True)
     dry_run = models.BooleanField(_("check only"), default=False)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, null=True, blank=True, related_name="imports",
+                                 verbose_name=_("location"), help_text=_("Where the counts apply; empty: the default location."))
     actor = models.CharField(_("actor"), max_length=150, blank=True)
     rows_total = models.PositiveIntegerField(_("rows"), default=0)
     rows_done = models.PositiveIntegerField(_("rows done"), default=0)

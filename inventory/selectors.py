@@ -1,12 +1,110 @@
-"""Reads for inventory: code resolution (aliases included), stock lists and the ledger."""
+"""Reads for inventory: locations, code resolution (aliases included), stock lists and the ledger."""
 from collections.abc import Iterable
 
-from django.db.models import Case, F, QuerySet, Sum, When
+from django.conf import settings
+from django.db.models import Case, F, Q, QuerySet, Sum, When
 from django.utils.translation import gettext as _
 
-from core.errors import UnknownCode
+from core.errors import LocationForbidden, NotFound, UnknownCode, UnknownLocation
 from inventory.codes import code_normalise
-from inventory.models import SEARCH_ORDER, Product, Stock, StockMovement, UnifiedCode, product_search
+from inventory.models import (
+    SEARCH_ORDER,
+    Location,
+    Product,
+    Stock,
+    StockMovement,
+    Transfer,
+    UnifiedCode,
+    product_search,
+)
+
+# The default location's id, read once per process: it never changes while the process runs.
+_default_location_id: int | None = None
+
+
+def location_default_id() -> int:
+    """The id of the location requests use when they name none (``DEFAULT_LOCATION_CODE``).
+
+    The migrations create it; get_or_create puts it back in a database emptied since (a test flush,
+    a restore of data without it), the one write a read here may make, so no caller ever has to.
+    """
+    global _default_location_id
+    if _default_location_id is None:
+        location, _created = Location.objects.get_or_create(
+            code=settings.DEFAULT_LOCATION_CODE, defaults={"name": settings.DEFAULT_LOCATION_NAME})
+        _default_location_id = location.pk
+    return _default_location_id
+
+
+def location_default_forget() -> None:
+    """Forget the cached default location id (tests that empty the database call it)."""
+    global _default_location_id
+    _default_location_id = None
+
+
+def location_default() -> Location:
+    return Location.objects.get(pk=location_default_id())
+
+
+def location_resolve(*, code: str | None) -> Location:
+    """The active location a code names; the default location for None or ""; UnknownLocation otherwise."""
+    if code is None or not str(code).strip():
+        return location_default()
+    normalised = code_normalise(code)
+    location = Location.objects.filter(code=normalised, active=True).first()
+    if location is None:
+        raise UnknownLocation(_("No active location has the code %(code)s.") % {"code": normalised},
+                              details={"location": normalised})
+    return location
+
+
+def locations_resolve_many(*, codes: Iterable[str]) -> list[Location]:
+    """Active locations by code, in the order asked (duplicates dropped); UnknownLocation naming every
+    code that is not one."""
+    wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
+    found = {loc.code: loc for loc in Location.objects.filter(code__in=wanted, active=True)}
+    unknown = [c for c in wanted if c not in found]
+    if unknown:
+        raise UnknownLocation(_("Some codes name no active location."), details={"locations": unknown})
+    return [found[c] for c in wanted]
+
+
+def client_location_codes(client) -> frozenset[str] | None:
+    """The location codes an API client may use; None: every location (no client, or no limit)."""
+    codes = getattr(client, "location_codes", None)
+    return frozenset(codes) if codes else None
+
+
+def client_locations_check(*, client, locations: Iterable[Location]) -> None:
+    """LocationForbidden naming the locations the client may not use, if any."""
+    allowed = client_location_codes(client)
+    if allowed is None:
+        return
+    refused = sorted({loc.code for loc in locations if loc.code not in allowed})
+    if refused:
+        raise LocationForbidden(_("This client may not use the locations %(codes)s.") % {"codes": ", ".join(refused)},
+                                details={"locations": refused, "allowed": sorted(allowed)})
+
+
+def location_for_client(*, client, code: str | None) -> Location:
+    """The location a request names (the default one when None), if the client may use it:
+    UnknownLocation or LocationForbidden otherwise."""
+    location = location_resolve(code=code)
+    client_locations_check(client=client, locations=[location])
+    return location
+
+
+def locations_for_client(*, client) -> list[Location]:
+    """Every active location the client may use, the default one first, then by code."""
+    allowed = client_location_codes(client)
+    default_id = location_default_id()
+    places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
+    return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+
+
+def location_list(*, active_only: bool = True) -> QuerySet[Location]:
+    qs = Location.objects.order_by("code")
+    return qs.filter(active=True) if active_only else qs
 
 
 def product_resolve(*, code: str) -> Product:
@@ -39,8 +137,11 @@ def stock_list(
     out_of_stock: bool = False,
     search: str | None = None,
     active_only: bool = True,
+    location_id: int | None = None,
 ) -> QuerySet[Stock]:
-    qs = Stock.objects.select_related("product").order_by("product__code")
+    """Stock rows at one location (the default one when None), by product code."""
+    qs = (Stock.objects.select_related("product", "location").filter(location_id=location_id or location_default_id())
+          .order_by("product__code"))
     if active_only:
         qs = qs.filter(product__active=True)
     if category:
@@ -71,37 +172,59 @@ def movement_recent(*, limit: int) -> list[StockMovement]:
     return list(StockMovement.objects.select_related("product").order_by("-created_at", "-id")[:limit])
 
 
-def stock_get_by_code(*, code: str) -> Stock:
+def stock_at(*, product: Product, location: Location) -> Stock:
+    """The product's Stock row at the location; an unsaved empty one when none was ever needed there."""
+    stock = Stock.objects.select_related("product", "location").filter(product=product, location=location).first()
+    return stock or Stock(product=product, location=location, on_hand=0, reserved=0, version=0)
+
+
+def stock_get_by_code(*, code: str, location: Location | None = None) -> Stock:
     product = product_resolve(code=code)
-    return Stock.objects.select_related("product").get(product=product)
+    return stock_at(product=product, location=location or location_default())
 
 
-def stocks_for_products(*, product_ids: Iterable[int]) -> dict[int, Stock]:
-    return {s.product_id: s for s in Stock.objects.select_related("product").filter(product_id__in=list(product_ids))}
+def stocks_of_product(*, product: Product, locations: Iterable[Location]) -> list[Stock]:
+    """The product's Stock rows at each of these locations, in their order (empty unsaved rows where none)."""
+    places = list(locations)
+    rows = {s.location_id: s for s in Stock.objects.select_related("location")
+            .filter(product=product, location__in=places)}
+    return [rows.get(place.pk) or Stock(product=product, location=place, on_hand=0, reserved=0, version=0)
+            for place in places]
 
 
-def movement_list(*, product: Product) -> QuerySet[StockMovement]:
-    return StockMovement.objects.filter(product=product).order_by("-id")
+def stocks_for_products(*, product_ids: Iterable[int], location_id: int | None = None) -> dict[int, Stock]:
+    """{product id: its Stock row at the location (the default one when None)}."""
+    return {s.product_id: s for s in Stock.objects.select_related("product", "location")
+            .filter(product_id__in=list(product_ids), location_id=location_id or location_default_id())}
 
 
-def stock_counter_drift(*, counter: str, totals: dict[int, int]) -> list[tuple[str, int, int]]:
-    """(code, counter value, expected) for every product whose Stock ``counter`` differs from
-    ``totals[product_id]`` (0 when absent), by code.
+def movement_list(*, product: Product, location_id: int | None = None) -> QuerySet[StockMovement]:
+    """The product's ledger, newest first: at one location, or at every one when None."""
+    qs = StockMovement.objects.filter(product=product).select_related("location").order_by("-id")
+    return qs if location_id is None else qs.filter(location_id=location_id)
+
+
+def stock_counter_drift(*, counter: str,
+                        totals: dict[tuple[int, int], int]) -> list[tuple[str, str, int, int]]:
+    """(code, location code, counter value, expected) for every Stock row whose ``counter`` differs
+    from ``totals[(product_id, location_id)]`` (0 when absent), by code and location.
 
     The audits compute their totals in one aggregate and compare here in one pass over the stock
     rows: a correlated subquery per stock row walks a hot product's rows once per row of the table
     under a bad plan.
     """
-    rows = Stock.objects.order_by("product__code").values_list("product_id", "product__code", counter)
-    return [(code, value, totals.get(pid, 0)) for pid, code, value in rows if totals.get(pid, 0) != value]
+    rows = Stock.objects.order_by("product__code", "location__code").values_list(
+        "product_id", "location_id", "product__code", "location__code", counter)
+    return [(code, loc_code, value, totals.get((pid, lid), 0)) for pid, lid, code, loc_code, value in rows
+            if totals.get((pid, lid), 0) != value]
 
 
 def ledger_drift() -> list[dict]:
-    """Products whose ledger does not sum to on_hand: [{code, on_hand, ledger_sum}]."""
-    totals = dict(StockMovement.objects.values("product_id").annotate(total=Sum("quantity"))
-                  .values_list("product_id", "total"))
-    return [{"code": code, "on_hand": on_hand, "ledger_sum": total}
-            for code, on_hand, total in stock_counter_drift(counter="on_hand", totals=totals)]
+    """Stock rows whose ledger (at their location) does not sum to on_hand: [{code, location, on_hand, ledger_sum}]."""
+    totals = {(pid, lid): total for pid, lid, total in StockMovement.objects.values("product_id", "location_id")
+              .annotate(total=Sum("quantity")).values_list("product_id", "location_id", "total")}
+    return [{"code": code, "location": loc_code, "on_hand": on_hand, "ledger_sum": total}
+            for code, loc_code, on_hand, total in stock_counter_drift(counter="on_hand", totals=totals)]
 
 
 def categories_list() -> list[str]:
@@ -109,3 +232,26 @@ def categories_list() -> list[str]:
         Product.objects.active().exclude(category="").order_by("category").values_list("category", flat=True).distinct()
     )
 
+
+
+def transfer_list(*, locations: Iterable[Location] | None, status: str | None = None,
+                  product: Product | None = None) -> QuerySet[Transfer]:
+    """Transfers from or to any of these locations (every transfer when None), newest first."""
+    qs = Transfer.objects.select_related("product", "source", "destination").order_by("-created_at", "-id")
+    if locations is not None:
+        places = list(locations)
+        qs = qs.filter(Q(source__in=places) | Q(destination__in=places))
+    if status:
+        qs = qs.filter(status=status)
+    if product is not None:
+        qs = qs.filter(product=product)
+    return qs
+
+
+def transfer_get(*, transfer_id: int, client=None) -> Transfer:
+    """One transfer the client may see (both its locations allowed); NotFound otherwise."""
+    transfer = Transfer.objects.select_related("product", "source", "destination").filter(pk=transfer_id).first()
+    allowed = client_location_codes(client)
+    if transfer is None or (allowed is not None and not {transfer.source.code, transfer.destination.code} <= allowed):
+        raise NotFound(_("No transfer has this id."), details={"id": transfer_id})
+    return transfer

@@ -10,11 +10,12 @@ class StockOutputSerializer(serializers.ModelSerializer):
     category = serializers.CharField(source="product.category")
     unit = serializers.CharField(source="product.unit")
     threshold = serializers.IntegerField(source="product.low_stock_threshold")
+    location = serializers.CharField(source="location.code")
     available = serializers.SerializerMethodField()
 
     class Meta:
         model = Stock
-        fields = ["code", "name", "category", "unit", "on_hand", "reserved", "available", "threshold",
+        fields = ["code", "name", "category", "unit", "location", "on_hand", "reserved", "available", "threshold",
                   "version", "updated_at"]
 
     def get_available(self, stock: Stock) -> int:
@@ -49,8 +50,74 @@ class StockDetailOutputSerializer(StockOutputSerializer):
 
 class MovementOutputSerializer(serializers.ModelSerializer):
     code = serializers.CharField(source="product.code")
+    location = serializers.CharField(source="location.code")
 
     class Meta:
         model = StockMovement
-        fields = ["id", "code", "kind", "quantity", "on_hand_after", "reason", "reference", "reservation_id",
-                  "actor", "created_at"]
+        fields = ["id", "code", "location", "kind", "quantity", "on_hand_after", "reason", "reference",
+                  "reservation_id", "transfer_id", "actor", "created_at"]
+
+
+class LocationStockRowSerializer(serializers.Serializer):
+    location = serializers.CharField(source="location.code")
+    location_name = serializers.CharField(source="location.name")
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    available = serializers.SerializerMethodField()
+    version = serializers.IntegerField()
+
+    def get_available(self, stock: Stock) -> int:
+        return stock.on_hand - stock.reserved
+
+
+class StockAllLocationsOutputSerializer(serializers.Serializer):
+    """``GET /api/v1/stock/{code}?location=all``: the product at every location the client may see, and the sum."""
+
+    requested_code = serializers.CharField()
+    canonical_code = serializers.CharField()
+    name = serializers.CharField()
+    category = serializers.CharField()
+    unit = serializers.CharField()
+    threshold = serializers.IntegerField()
+    locations = LocationStockRowSerializer(many=True)
+    total = serializers.DictField(child=serializers.IntegerField(),
+                                  help_text="on_hand, reserved and available summed over those locations.")
+
+
+def stock_all_locations_output(*, requested_code: str, product, stocks: list[Stock]) -> dict:
+    rows = LocationStockRowSerializer(stocks, many=True).data
+    return {
+        "requested_code": requested_code, "canonical_code": product.code, "name": product.name,
+        "category": product.category, "unit": product.unit, "threshold": product.low_stock_threshold,
+        "locations": rows,
+        "total": {key: sum(row[key] for row in rows) for key in ("on_hand", "reserved", "available")},
+    }
+
+
+class LocationOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    address = serializers.CharField()
+    time_zone = serializers.CharField()
+    active = serializers.BooleanField()
+    is_default = serializers.SerializerMethodField()
+
+    def get_is_default(self, location) -> bool:
+        from django.conf import settings
+
+        return location.code == settings.DEFAULT_LOCATION_CODE
+
+
+class TransferOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField(source="product.code")
+    source = serializers.CharField(source="source.code", help_text="Location the units leave.")
+    destination = serializers.CharField(source="destination.code", help_text="Location the units reach.")
+    quantity = serializers.IntegerField()
+    status = serializers.CharField(help_text="shipped (in transit), received or cancelled.")
+    expected_on = serializers.DateField(allow_null=True)
+    reference = serializers.CharField()
+    actor = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField(allow_null=True)

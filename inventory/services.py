@@ -1,7 +1,9 @@
-"""Writes for inventory: products, unified codes and every change of stock counters with its ledger rows."""
+"""Writes for inventory: products, unified codes, locations and every change of stock counters with its ledger rows."""
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -10,18 +12,30 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
 from core.metrics import STOCK_CHANGES
 from inventory.codes import code_is_valid, code_normalise
-from inventory.locks import stocks_lock
-from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode, Unit
-from inventory.selectors import product_resolve
+from inventory.locks import StockKey, stocks_lock, transfer_lock
+from inventory.models import (
+    Location,
+    LocationKind,
+    MovementKind,
+    Product,
+    Stock,
+    StockMovement,
+    Transfer,
+    TransferStatus,
+    UnifiedCode,
+    Unit,
+)
+from inventory.selectors import client_locations_check, location_default_id, location_resolve, product_resolve
 from inventory.stock_changes import stock_rows_changed
 
 
 @dataclass(frozen=True)
 class StockChange:
-    """One change to one product's counters. ``on_hand`` changes need a movement ``kind`` for the ledger."""
+    """One change to one product's counters at one location (None: the default location).
+    ``on_hand`` changes need a movement ``kind`` for the ledger."""
 
     product_id: int
     on_hand: int = 0
@@ -30,6 +44,8 @@ class StockChange:
     reason: str = ""
     reference: str = ""
     reservation_id: UUID | None = None
+    location_id: int | None = None
+    transfer_id: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -49,11 +65,35 @@ def quantity_validate(value: object, *, field_name: str = "quantity", allow_zero
     return value
 
 
+def _stock_rows_ensure(keys: set[StockKey]) -> None:
+    """Create the missing Stock rows of these pairs (a product's first units at a location), empty.
+    A concurrent creator of the same row wins quietly; the caller then locks it like any other."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)"
+            " SELECT k.product_id, k.location_id, 0, 0, 0, now()"
+            "   FROM unnest(%s::bigint[], %s::bigint[]) AS k(product_id, location_id)"
+            "   JOIN inventory_product p ON p.id = k.product_id"
+            " ON CONFLICT (product_id, location_id) DO NOTHING",
+            [[k[0] for k in sorted(keys)], [k[1] for k in sorted(keys)]],
+        )
+
+
+def stock_rows_lock(*, keys: set[StockKey]) -> dict[StockKey, Stock]:
+    """Lock the Stock rows of these (product, location) pairs in pk order, creating missing ones first."""
+    locked = {(s.product_id, s.location_id): s for s in stocks_lock(keys=keys)}
+    missing = keys - set(locked)
+    if missing:
+        _stock_rows_ensure(missing)
+        locked = {(s.product_id, s.location_id): s for s in stocks_lock(keys=keys)}
+    return locked
+
+
 def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stock]:
     """Apply changes to counters under row locks (pk order); all or nothing. Must run inside a transaction.
 
-    Merges changes per product, refuses any that would take on_hand or reserved below zero,
-    writes counters with F() expressions, bumps versions, appends ledger rows and registers
+    Merges changes per product and location, refuses any that would take on_hand or reserved below
+    zero, writes counters with F() expressions, bumps versions, appends ledger rows and registers
     the after-commit side effects. Returns the changed rows as they now are, each with
     ``written_movements``: the ledger rows this call wrote for it.
     """
@@ -61,56 +101,61 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
         raise RuntimeError("stock_apply must run inside transaction.atomic")
     if not changes:
         return []
-    locked = {s.product_id: s for s in stocks_lock(product_ids=[c.product_id for c in changes])}
-    missing = sorted({c.product_id for c in changes} - set(locked))
+    default_id = location_default_id()
+    keyed = [(c, (c.product_id, c.location_id or default_id)) for c in changes]
+    locked = stock_rows_lock(keys={key for _, key in keyed})
+    missing = sorted({key for _, key in keyed} - set(locked))
     if missing:
-        raise Conflict(_("Some products have no stock row."), details={"product_ids": missing})
+        raise Conflict(_("Some products have no stock row."), details={"product_ids": [k[0] for k in missing]})
 
-    on_hand_delta: dict[int, int] = {}
-    reserved_delta: dict[int, int] = {}
-    for change in changes:
-        on_hand_delta[change.product_id] = on_hand_delta.get(change.product_id, 0) + change.on_hand
-        reserved_delta[change.product_id] = reserved_delta.get(change.product_id, 0) + change.reserved
+    on_hand_delta: dict[StockKey, int] = {}
+    reserved_delta: dict[StockKey, int] = {}
+    for change, key in keyed:
+        on_hand_delta[key] = on_hand_delta.get(key, 0) + change.on_hand
+        reserved_delta[key] = reserved_delta.get(key, 0) + change.reserved
     short = []
-    for product_id, stock in locked.items():
-        new_on_hand = stock.on_hand + on_hand_delta[product_id]
-        new_reserved = stock.reserved + reserved_delta[product_id]
+    for key, stock in locked.items():
+        new_on_hand = stock.on_hand + on_hand_delta[key]
+        new_reserved = stock.reserved + reserved_delta[key]
         if new_on_hand < 0 or new_reserved < 0:
-            short.append({"code": stock.product.code, "on_hand": stock.on_hand, "change": on_hand_delta[product_id]})
+            short.append({"code": stock.product.code, "location": stock.location.code, "on_hand": stock.on_hand,
+                          "change": on_hand_delta[key]})
     if short:
         raise Conflict(_("The change would take stock below zero."), details={"lines": short})
 
     # update() skips auto_now: the change's time is set here, as the reservation statements do.
     changed_at = timezone.now()
-    for product_id, stock in sorted(locked.items(), key=lambda item: item[1].pk):
+    for key, stock in sorted(locked.items(), key=lambda item: item[1].pk):
         Stock.objects.filter(pk=stock.pk).update(
-            on_hand=F("on_hand") + on_hand_delta[product_id],
-            reserved=F("reserved") + reserved_delta[product_id],
+            on_hand=F("on_hand") + on_hand_delta[key],
+            reserved=F("reserved") + reserved_delta[key],
             version=F("version") + 1,
             updated_at=changed_at,
         )
-        stock.on_hand += on_hand_delta[product_id]
-        stock.reserved += reserved_delta[product_id]
+        stock.on_hand += on_hand_delta[key]
+        stock.reserved += reserved_delta[key]
         stock.version += 1
         stock.updated_at = changed_at
 
-    running = {pid: s.on_hand - on_hand_delta[pid] for pid, s in locked.items()}
+    running = {key: s.on_hand - on_hand_delta[key] for key, s in locked.items()}
     movements = []
-    for change in changes:
+    for change, key in keyed:
         if change.on_hand == 0:
             continue
         if change.kind is None:
             raise ValueError("a change of on_hand needs a movement kind")
-        running[change.product_id] += change.on_hand
+        running[key] += change.on_hand
         movements.append(
             StockMovement(
                 product_id=change.product_id,
+                location_id=key[1],
                 kind=change.kind,
                 quantity=change.on_hand,
-                on_hand_after=running[change.product_id],
+                on_hand_after=running[key],
                 reason=change.reason[:255],
                 reference=change.reference[:128],
                 reservation_id=change.reservation_id,
+                transfer_id=change.transfer_id,
                 actor=actor[:150],
             )
         )
@@ -119,65 +164,75 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
     stocks = sorted(locked.values(), key=lambda s: s.pk)
     for stock in stocks:
         # Callers that answer with the ledger rows they caused (the movements API) read them here.
-        stock.written_movements = [m for m in movements if m.product_id == stock.product_id]
+        stock.written_movements = [m for m in movements
+                                   if (m.product_id, m.location_id) == (stock.product_id, stock.location_id)]
     stock_rows_changed(stocks=stocks)
     return stocks
 
 
-def _stock_add_units(*, kind: str, code: str, quantity: int, reason: str, reference: str, actor: str) -> Stock:
+def _stock_add_units(*, kind: str, code: str, quantity: int, reason: str, reference: str, actor: str,
+                     location: str | None) -> Stock:
     quantity_validate(quantity)
     product = product_resolve(code=code)
+    place = location_resolve(code=location)
     change = StockChange(product_id=product.pk, on_hand=quantity, kind=kind, reason=reason or kind,
-                         reference=reference)
+                         reference=reference, location_id=place.pk)
     return stock_apply(changes=[change], actor=actor)[0]
 
 
 @atomic_with_retry()
-def stock_receive(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
-    """Units arrive (a supplier delivery)."""
+def stock_receive(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "",
+                  location: str | None = None) -> Stock:
+    """Units arrive (a supplier delivery) at a location (the default one when None)."""
     return _stock_add_units(kind=MovementKind.RECEIPT, code=code, quantity=quantity, reason=reason,
-                            reference=reference, actor=actor)
+                            reference=reference, actor=actor, location=location)
 
 
 @atomic_with_retry()
-def stock_return(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
+def stock_return(*, code: str, quantity: int, reason: str = "", reference: str = "", actor: str = "",
+                 location: str | None = None) -> Stock:
     """Units come back from a customer and are sellable again."""
     return _stock_add_units(kind=MovementKind.RETURN, code=code, quantity=quantity, reason=reason,
-                            reference=reference, actor=actor)
+                            reference=reference, actor=actor, location=location)
 
 
 @atomic_with_retry()
-def stock_adjust(*, code: str, delta: int, reason: str, reference: str = "", actor: str = "") -> Stock:
+def stock_adjust(*, code: str, delta: int, reason: str, reference: str = "", actor: str = "",
+                 location: str | None = None) -> Stock:
     """Add or remove units (damage, loss, found stock). The reason is required and kept in the ledger."""
     quantity_validate(delta, field_name="quantity", allow_negative=True)
     if not reason or not reason.strip():
         raise ValidationFailed(_("An adjustment needs a reason."), details={"reason": "required"})
     product = product_resolve(code=code)
+    place = location_resolve(code=location)
     change = StockChange(product_id=product.pk, on_hand=delta, kind=MovementKind.ADJUSTMENT,
-                         reason=reason.strip(), reference=reference)
+                         reason=reason.strip(), reference=reference, location_id=place.pk)
     return stock_apply(changes=[change], actor=actor)[0]
 
 
 @atomic_with_retry()
-def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "", actor: str = "") -> Stock:
+def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "", actor: str = "",
+                location: str | None = None) -> Stock:
     """A physical count sets on_hand; the ledger records the difference (even zero differences are not written)."""
     quantity_validate(counted, field_name="quantity", allow_zero=True)
     product = product_resolve(code=code)
-    current = stocks_lock(product_ids=[product.pk])[0]
+    place = location_resolve(code=location)
+    key = (product.pk, place.pk)
+    current = stock_rows_lock(keys={key})[key]
     delta = counted - current.on_hand
     if delta == 0:
         current.written_movements = []
         return current
     change = StockChange(product_id=product.pk, on_hand=delta, kind=MovementKind.COUNT,
-                         reason=reason or "physical count", reference=reference)
+                         reason=reason or "physical count", reference=reference, location_id=place.pk)
     return stock_apply(changes=[change], actor=actor)[0]
 
 
 def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = "", reference: str = "",
-                          actor: str = "") -> Stock:
+                          actor: str = "", location: str | None = None) -> Stock:
     """One entry point for staff and API movements: ``quantity`` means units added (receipt, return),
-    a signed change (adjustment) or the units counted (count)."""
-    common = {"code": code, "reason": reason, "reference": reference, "actor": actor}
+    a signed change (adjustment) or the units counted (count), at ``location`` (the default when None)."""
+    common = {"code": code, "reason": reason, "reference": reference, "actor": actor, "location": location}
     if kind == MovementKind.RECEIPT:
         return stock_receive(quantity=quantity, **common)
     if kind == MovementKind.RETURN:
@@ -244,7 +299,7 @@ def product_create(
         code=normalised, name=name.strip(), category=category.strip(), unit=unit,
         low_stock_threshold=threshold, active=active,
     )
-    Stock.objects.create(product=product)
+    Stock.objects.create(product=product, location_id=location_default_id())
     for alias in aliases:
         unified_code_create(code=alias, product=product)
     return product
@@ -290,3 +345,155 @@ def unified_code_create(*, code: str, product: Product, note: str = "") -> Unifi
 @transaction.atomic
 def unified_code_delete(*, unified_code: UnifiedCode) -> None:
     unified_code.delete()
+
+
+# ---------------------------------------------------------------- transfers between locations
+
+TRANSFER_PLAN_SOURCE = "transfer"
+
+
+def _transfer_plan(transfer: Transfer, *, status: str) -> None:
+    """The planned inbound at the destination that stands for a transfer in transit (projections count
+    it there), created while it is shipped and closed (done or cancelled) when it ends."""
+    from projections.models import Direction, PlannedKind, PlannedStatus
+    from projections.services import PlannedMovementInput, planned_movements_upsert, projection_today
+
+    planned_movements_upsert(items=[PlannedMovementInput(
+        source=TRANSFER_PLAN_SOURCE, source_ref=str(transfer.pk), code=transfer.product.code,
+        date=max(transfer.expected_on or projection_today(), projection_today()), direction=Direction.IN,
+        quantity=int(transfer.quantity), kind=PlannedKind.TRANSFER, location=transfer.destination.code,
+        status={TransferStatus.SHIPPED: PlannedStatus.OPEN, TransferStatus.RECEIVED: PlannedStatus.DONE}.get(
+            status, PlannedStatus.CANCELLED),
+        note=f"{transfer.source.code} → {transfer.destination.code}",
+    )])
+
+
+@atomic_with_retry()
+def transfer_create(*, code: str, source: str, destination: str, quantity: int, in_transit: bool = False,
+                    expected_on: date | None = None, reference: str = "", actor: str = "",
+                    client=None) -> Transfer:
+    """Move units of one product from ``source`` to ``destination`` (location codes).
+
+    Both ledger rows are written in this transaction, each naming the transfer: ``transfer_out`` at the
+    source and, unless ``in_transit``, ``transfer_in`` at the destination. In transit, the units leave
+    the source now and reach the destination when ``transfer_receive`` is called; meanwhile they are a
+    planned inbound there. Only available units move (reserved ones stay): InsufficientStock otherwise.
+    """
+    quantity_validate(quantity)
+    if not isinstance(reference, str) or len(reference) > 128:
+        raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
+    product = product_resolve(code=code)
+    if not product.active:
+        raise Conflict(_("Some products are not sold any more."), details={"codes": [product.code]})
+    origin, target = location_resolve(code=source or None), location_resolve(code=destination or None)
+    if origin.pk == target.pk:
+        raise ValidationFailed(_("A transfer goes between two different locations."),
+                               details={"from": origin.code, "to": target.code})
+    client_locations_check(client=client, locations=[origin, target])
+    keys = {(product.pk, origin.pk), (product.pk, target.pk)} if not in_transit else {(product.pk, origin.pk)}
+    locked = stock_rows_lock(keys=keys)
+    at_source = locked[(product.pk, origin.pk)]
+    free = at_source.on_hand - at_source.reserved
+    if free < quantity:
+        raise InsufficientStock(lines=[{"code": product.code, "requested": quantity, "available": max(free, 0),
+                                        "location": origin.code}])
+    transfer = Transfer.objects.create(
+        product=product, source=origin, destination=target, quantity=quantity,
+        status=TransferStatus.SHIPPED if in_transit else TransferStatus.RECEIVED, expected_on=expected_on,
+        reference=reference.strip(), actor=actor[:150], received_at=None if in_transit else timezone.now())
+    note = f"{origin.code} → {target.code}"
+    changes = [StockChange(product_id=product.pk, location_id=origin.pk, on_hand=-quantity,
+                           kind=MovementKind.TRANSFER_OUT, reason=note, reference=reference, transfer_id=transfer.pk)]
+    if not in_transit:
+        changes.append(StockChange(product_id=product.pk, location_id=target.pk, on_hand=quantity,
+                                   kind=MovementKind.TRANSFER_IN, reason=note, reference=reference,
+                                   transfer_id=transfer.pk))
+    stock_apply(changes=changes, actor=actor)
+    if in_transit:
+        _transfer_plan(transfer, status=TransferStatus.SHIPPED)
+    return transfer
+
+
+def _transfer_locked(transfer_id: object) -> Transfer:
+    try:
+        pk = int(transfer_id)
+    except (TypeError, ValueError):
+        pk = None
+    transfer = transfer_lock(transfer_id=pk) if pk is not None else None
+    if transfer is None:
+        raise NotFound(_("No transfer has this id."), details={"id": str(transfer_id)})
+    return transfer
+
+
+@atomic_with_retry()
+def transfer_receive(*, transfer_id: int, actor: str = "", client=None) -> Transfer:
+    """The units of a transfer in transit arrive at its destination (a ``transfer_in`` ledger row there).
+    Receiving a received transfer again changes nothing; a cancelled one is a Conflict."""
+    transfer = _transfer_locked(transfer_id)
+    client_locations_check(client=client, locations=[transfer.source, transfer.destination])
+    if transfer.status == TransferStatus.RECEIVED:
+        return transfer
+    if transfer.status == TransferStatus.CANCELLED:
+        raise Conflict(_("This transfer was cancelled."), details={"id": transfer.pk, "status": transfer.status})
+    stock_apply(changes=[StockChange(
+        product_id=transfer.product_id, location_id=transfer.destination_id, on_hand=int(transfer.quantity),
+        kind=MovementKind.TRANSFER_IN, reason=f"{transfer.source.code} → {transfer.destination.code}",
+        reference=transfer.reference, transfer_id=transfer.pk)], actor=actor)
+    transfer.status, transfer.received_at = TransferStatus.RECEIVED, timezone.now()
+    transfer.save(update_fields=["status", "received_at", "updated_at"])
+    _transfer_plan(transfer, status=TransferStatus.RECEIVED)
+    return transfer
+
+
+@atomic_with_retry()
+def transfer_cancel(*, transfer_id: int, actor: str = "", client=None) -> Transfer:
+    """A transfer in transit that will not arrive: its units go back on hand at the source (a
+    ``transfer_in`` row there). Cancelling again changes nothing; a received one is a Conflict."""
+    transfer = _transfer_locked(transfer_id)
+    client_locations_check(client=client, locations=[transfer.source, transfer.destination])
+    if transfer.status == TransferStatus.CANCELLED:
+        return transfer
+    if transfer.status == TransferStatus.RECEIVED:
+        raise Conflict(_("This transfer was received; it can no longer be cancelled."),
+                       details={"id": transfer.pk, "status": transfer.status})
+    stock_apply(changes=[StockChange(
+        product_id=transfer.product_id, location_id=transfer.source_id, on_hand=int(transfer.quantity),
+        kind=MovementKind.TRANSFER_IN, reason=f"{transfer.source.code} → {transfer.destination.code} cancelled",
+        reference=transfer.reference, transfer_id=transfer.pk)], actor=actor)
+    transfer.status = TransferStatus.CANCELLED
+    transfer.save(update_fields=["status", "updated_at"])
+    _transfer_plan(transfer, status=TransferStatus.CANCELLED)
+    return transfer
+
+
+# ---------------------------------------------------------------- locations
+
+def _location_fields_validate(*, name: str, kind: str, time_zone: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed(_("A location needs a name."), details={"name": "required"})
+    if kind not in LocationKind.values:
+        raise ValidationFailed(_("Unknown location kind %(kind)r.") % {"kind": kind},
+                               details={"kind": kind, "allowed": LocationKind.values})
+    try:
+        ZoneInfo(time_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValidationFailed(_("Unknown time zone %(tz)r.") % {"tz": time_zone}, details={"time_zone": time_zone}) \
+            from None
+
+
+@transaction.atomic
+def location_create(*, code: str, name: str, kind: str = LocationKind.STORE, address: str = "",
+                    time_zone: str | None = None, active: bool = True) -> Location:
+    """A new location. Its code follows the product code rules and never changes; it holds no stock until
+    units are received, counted or transferred there."""
+    time_zone = time_zone or settings.TIME_ZONE
+    _location_fields_validate(name=name, kind=kind, time_zone=time_zone)
+    normalised = code_normalise(code)
+    if not code_is_valid(normalised):
+        raise ValidationFailed(
+            _("A code is 1-64 characters: letters, digits and . _ -, starting with a letter or digit."),
+            details={"code": normalised})
+    if Location.objects.filter(code=normalised).exists():
+        raise Conflict(_("%(code)s is already a location.") % {"code": normalised}, details={"code": normalised})
+    return Location.objects.create(code=normalised, name=name.strip(), kind=kind, address=address.strip(),
+                                   time_zone=time_zone, active=active)

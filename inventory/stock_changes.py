@@ -9,9 +9,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.publish_order import stream_key
 from core.realtime import realtime_claim, realtime_publish, realtime_publish_soon
 from inventory.models import Stock
 from notifications.services import alert_states_evaluate
@@ -23,6 +25,7 @@ def stock_event(stock: Stock, *, at: datetime | None = None) -> dict[str, Any]:
     return {
         "type": "stock.changed",
         "code": stock.product.code,
+        "location": stock.location.code,
         "name": stock.product.name,
         "category": stock.product.category,
         "on_hand": stock.on_hand,
@@ -42,13 +45,16 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     reservation statement checks it), so the alert-state query is skipped.
     """
     now = timezone.now()
-    transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=stocks)
+    # Alerts and projections follow the default location (docs/locations.md); events and webhooks
+    # carry every location.
+    at_default = [stock for stock in stocks if stock.location.code == settings.DEFAULT_LOCATION_CODE]
+    transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=at_default)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
     webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
     # Claimed while the rows are locked, so no later version of them leaves this process before these.
-    claim = realtime_claim({stock.product.code: stock.version for stock in stocks})
+    claim = realtime_claim({stream_key(stock.product.code, stock.location.code): stock.version for stock in stocks})
     transaction.on_commit(partial(realtime_publish, events, claim=claim))
-    projection_mark_dirty(product_ids=[stock.product_id for stock in stocks])
+    projection_mark_dirty(product_ids=[stock.product_id for stock in at_default])
 
 
 def stock_rows_committed_soon(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
@@ -57,4 +63,5 @@ def stock_rows_committed_soon(*, stocks: list[Stock], extra_events: list[dict[st
     the events and the projection recompute, handed to this loop's batches. Returns at once."""
     now = timezone.now()
     realtime_publish_soon([stock_event(stock, at=now) for stock in stocks] + list(extra_events or []))
-    projection_recompute_schedule_soon([stock.product_id for stock in stocks])
+    projection_recompute_schedule_soon([stock.product_id for stock in stocks
+                                        if stock.location.code == settings.DEFAULT_LOCATION_CODE])

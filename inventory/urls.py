@@ -12,5 +12,10 @@ urlpatterns = [
     path("api/v1/products", views.ProductCreateApi.as_view(), name="product-create"),
     path("api/v1/products/<str:code>", views.ProductUpdateApi.as_view(), name="product-update"),
     path("api/v1/products/<str:code>/unified-codes", views.UnifiedCodeCreateApi.as_view(), name="unified-code-create"),
+    path("api/v1/locations", views.LocationListApi.as_view(), name="location-list"),
+    path("api/v1/transfers", views.TransferListCreateApi.as_view(), name="transfer-list"),
+    path("api/v1/transfers/<int:pk>", views.TransferDetailApi.as_view(), name="transfer-detail"),
+    path("api/v1/transfers/<int:pk>/receive", views.TransferReceiveApi.as_view(), name="transfer-receive"),
+    path("api/v1/transfers/<int:pk>/cancel", views.TransferCancelApi.as_view(), name="transfer-cancel"),
     path("estoque", views.StockListApi.as_view(), name="estoque"),
 ]

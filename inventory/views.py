@@ -1,21 +1,40 @@
 """Inventory REST API: stock list, detail, lookup, snapshot, movements and product management."""
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label
+from core.models import ApiClient
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
-from inventory.models import MovementKind, Unit
+from inventory.models import MovementKind, TransferStatus, Unit
 from inventory.serializers import (
+    LocationOutputSerializer,
     MovementOutputSerializer,
+    StockAllLocationsOutputSerializer,
     StockDetailOutputSerializer,
     StockOutputSerializer,
     StockProjectionOutputSerializer,
+    TransferOutputSerializer,
+    stock_all_locations_output,
 )
+
+LOCATION_ALL = "ALL"
+_LOCATION_PARAM = OpenApiParameter(
+    "location", str, description="Location code; the default location when omitted. A client limited to some "
+    "locations gets 403 location_forbidden for any other.")
+
+
+def _client(request):
+    """The API client acting, or None for a signed-in staff user (who may see every location)."""
+    return request.user if isinstance(request.user, ApiClient) else None
+
+
+def _location(request, code: str | None):
+    return selectors.location_for_client(client=_client(request), code=code)
 
 
 class StockListApi(APIView):
@@ -29,9 +48,11 @@ class StockListApi(APIView):
         below_threshold = serializers.BooleanField(required=False, default=False)
         out_of_stock = serializers.BooleanField(required=False, default=False)
         search = serializers.CharField(required=False, max_length=100)
+        location = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(
         parameters=[
+            _LOCATION_PARAM,
             OpenApiParameter("category", str, description="Exact category, case-insensitive."),
             OpenApiParameter("below_threshold", bool, description="Only products below their low-stock threshold."),
             OpenApiParameter("out_of_stock", bool, description="Only products with nothing available."),
@@ -45,18 +66,34 @@ class StockListApi(APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = selectors.stock_list(**filters.validated_data)
+        values = dict(filters.validated_data)
+        location = _location(request, values.pop("location", None))
+        queryset = selectors.stock_list(location_id=location.pk, **values)
         return paginated_response(request=request, queryset=queryset, serializer_class=StockOutputSerializer, view=self)
 
 
 class StockDetailApi(APIView):
     required_scope = "read"
 
-    @extend_schema(responses=StockDetailOutputSerializer)
+    @extend_schema(
+        parameters=[OpenApiParameter(
+            "location", str, description="Location code (the default location when omitted), or `all`: the product "
+            "at every location the client may use, and the sum (answered with the second shape).")],
+        responses=PolymorphicProxySerializer(
+            component_name="StockDetailAnswer", serializers=[StockDetailOutputSerializer,
+                                                             StockAllLocationsOutputSerializer],
+            resource_type_field_name=None),
+    )
     def get(self, request, code: str):
-        stock = selectors.stock_get_by_code(code=code)
-        context = {"requested_code": code.strip().upper()}
-        return Response(StockDetailOutputSerializer(stock, context=context).data)
+        asked = request.query_params.get("location")
+        requested_code = code.strip().upper()
+        if asked is not None and asked.strip().upper() == LOCATION_ALL:
+            product = selectors.product_resolve(code=code)
+            places = selectors.locations_for_client(client=_client(request))
+            stocks = selectors.stocks_of_product(product=product, locations=places)
+            return Response(stock_all_locations_output(requested_code=requested_code, product=product, stocks=stocks))
+        stock = selectors.stock_get_by_code(code=code, location=_location(request, asked))
+        return Response(StockDetailOutputSerializer(stock, context={"requested_code": requested_code}).data)
 
 
 class StockLookupApi(APIView):
@@ -70,6 +107,8 @@ class StockLookupApi(APIView):
             min_length=1,
             max_length=settings.STOCK_LOOKUP_MAX_CODES,
         )
+        location = serializers.CharField(required=False, max_length=64,
+                                         help_text="Location code; the default location when omitted.")
 
     @extend_schema(
         request=InputSerializer,
@@ -81,12 +120,14 @@ class StockLookupApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        location = _location(request, data.validated_data.get("location"))
         found, unknown = selectors.products_resolve_many(codes=data.validated_data["codes"])
-        stocks = selectors.stocks_for_products(product_ids=[p.pk for p in found.values()])
+        stocks = selectors.stocks_for_products(product_ids=[p.pk for p in found.values()], location_id=location.pk)
+        empty = selectors.stocks_of_product  # a product never stocked at this location reads as zero there
         items = [
-            StockDetailOutputSerializer(stocks[product.pk], context={"requested_code": asked}).data
+            StockDetailOutputSerializer(stocks.get(product.pk) or empty(product=product, locations=[location])[0],
+                                        context={"requested_code": asked}).data
             for asked, product in found.items()
-            if product.pk in stocks
         ]
         return Response({"items": items, "unknown": unknown})
 
@@ -101,9 +142,10 @@ class StockSnapshotApi(APIView):
         category = serializers.CharField(required=False, max_length=100)
         search = serializers.CharField(required=False, max_length=100)
         fields = serializers.ChoiceField(required=False, choices=["projection"])
+        location = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(
-        parameters=[OpenApiParameter("codes", str), OpenApiParameter("category", str),
+        parameters=[_LOCATION_PARAM, OpenApiParameter("codes", str), OpenApiParameter("category", str),
                     OpenApiParameter("search", str, description="Part of a code, unified code or name (accents "
                                      "and typos aside): the dashboard's search box. Best match first."),
                     OpenApiParameter("fields", str, enum=["projection"],
@@ -119,8 +161,9 @@ class StockSnapshotApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         server_time = timezone.now()
+        location = _location(request, filters.validated_data.get("location"))
         queryset = selectors.stock_list(category=filters.validated_data.get("category"),
-                                        search=filters.validated_data.get("search"))
+                                        search=filters.validated_data.get("search"), location_id=location.pk)
         unknown: list[str] = []
         if "codes" in filters.validated_data:
             codes = [c for c in filters.validated_data["codes"].split(",") if c.strip()]
@@ -147,16 +190,26 @@ class StockMovementsApi(APIView):
         )
         reason = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
         reference = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+        location = serializers.CharField(required=False, max_length=64,
+                                         help_text="Location code; the default location when omitted.")
 
     class OutputSerializer(serializers.Serializer):
         movement = MovementOutputSerializer(allow_null=True)
         stock = StockOutputSerializer()
 
-    @extend_schema(responses=MovementOutputSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter(
+        "location", str, description="Location code; the default location when omitted; `all`: every location "
+        "the client may use.")], responses=MovementOutputSerializer(many=True))
     def get(self, request, code: str):
         product = selectors.product_resolve(code=code)
+        asked = request.query_params.get("location")
+        if asked is not None and asked.strip().upper() == LOCATION_ALL:
+            places = selectors.locations_for_client(client=_client(request))
+            queryset = selectors.movement_list(product=product).filter(location__in=places)
+        else:
+            queryset = selectors.movement_list(product=product, location_id=_location(request, asked).pk)
         return paginated_response(
-            request=request, queryset=selectors.movement_list(product=product),
+            request=request, queryset=queryset,
             serializer_class=MovementOutputSerializer, view=self,
         )
 
@@ -164,8 +217,9 @@ class StockMovementsApi(APIView):
     def post(self, request, code: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        stock = services.stock_record_movement(code=code, actor=actor_label(request), **values)
+        values = dict(data.validated_data)
+        location = _location(request, values.pop("location", None))
+        stock = services.stock_record_movement(code=code, actor=actor_label(request), location=location.code, **values)
         movement = stock.written_movements[-1] if stock.written_movements else None
         body = {"movement": MovementOutputSerializer(movement).data if movement else None,
                 "stock": StockOutputSerializer(stock).data}
@@ -232,3 +286,98 @@ class UnifiedCodeCreateApi(APIView):
         product = selectors.product_resolve(code=code)
         alias = services.unified_code_create(product=product, **data.validated_data)
         return Response({"code": alias.code, "product_code": product.code}, status=status.HTTP_201_CREATED)
+
+
+class LocationListApi(APIView):
+    """The active locations the client may use, the default one first."""
+
+    required_scope = "read"
+
+    @extend_schema(responses=LocationOutputSerializer(many=True))
+    def get(self, request):
+        places = selectors.locations_for_client(client=_client(request))
+        return Response(LocationOutputSerializer(places, many=True).data)
+
+
+class TransferListCreateApi(APIView):
+    """POST moves units between two locations (received at once, or in transit); GET lists transfers."""
+    pagination_class = StandardPagination  # the list answer is paged (declared for the schema)
+
+    required_scopes = {"GET": "read", "POST": "manage"}
+
+    class InputSerializer(serializers.Serializer):
+        code = serializers.CharField(max_length=64)
+        # "from" is a Python keyword: the field is declared under another name and renamed below.
+        source = serializers.CharField(max_length=64, help_text="Location the units leave.")
+        destination = serializers.CharField(max_length=64, help_text="Location the units reach.")
+        quantity = serializers.IntegerField()
+        in_transit = serializers.BooleanField(required=False, default=False, help_text=(
+            "true: the units leave the source now and reach the destination when the transfer is received; "
+            "meanwhile they are a planned inbound there."))
+        expected_on = serializers.DateField(required=False, allow_null=True, default=None,
+                                            help_text="In transit: the day the units are expected.")
+        reference = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+
+    class FilterSerializer(serializers.Serializer):
+        location = serializers.CharField(required=False, max_length=64)
+        status = serializers.ChoiceField(required=False, choices=TransferStatus.choices)
+        code = serializers.CharField(required=False, max_length=64)
+
+    @extend_schema(request=InputSerializer, responses={201: TransferOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        transfer = services.transfer_create(actor=actor_label(request), client=_client(request), **data.validated_data)
+        return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
+                        headers={"Location": f"/api/v1/transfers/{transfer.pk}"})
+
+    @extend_schema(parameters=[OpenApiParameter("location", str, description="From or to this location."),
+                               OpenApiParameter("status", str, enum=TransferStatus.values),
+                               OpenApiParameter("code", str), OpenApiParameter("page", int),
+                               OpenApiParameter("page_size", int)],
+                   responses=TransferOutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        location = _location(request, values["location"]) if values.get("location") else None
+        product = selectors.product_resolve(code=values["code"]) if values.get("code") else None
+        client = _client(request)
+        if location is not None:
+            places = [location]
+        else:
+            places = selectors.locations_for_client(client=client) if selectors.client_location_codes(client) else None
+        queryset = selectors.transfer_list(locations=places, status=values.get("status"), product=product)
+        return paginated_response(request=request, queryset=queryset, serializer_class=TransferOutputSerializer,
+                                  view=self)
+
+
+class TransferDetailApi(APIView):
+    required_scope = "read"
+
+    @extend_schema(responses=TransferOutputSerializer)
+    def get(self, request, pk: int):
+        transfer = selectors.transfer_get(transfer_id=pk, client=_client(request))
+        return Response(TransferOutputSerializer(transfer).data)
+
+
+class TransferReceiveApi(APIView):
+    """The units of a transfer in transit arrive at its destination."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=TransferOutputSerializer)
+    def post(self, request, pk: int):
+        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request), client=_client(request))
+        return Response(TransferOutputSerializer(transfer).data)
+
+
+class TransferCancelApi(APIView):
+    """A transfer in transit that will not arrive: its units return to the source."""
+
+    required_scope = "manage"
+
+    @extend_schema(request=None, responses=TransferOutputSerializer)
+    def post(self, request, pk: int):
+        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request), client=_client(request))
+        return Response(TransferOutputSerializer(transfer).data)

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from core.errors import UnknownCode
 from inventory.models import Product, Stock, search_fold
-from inventory.selectors import product_resolve
+from inventory.selectors import location_default, product_resolve, stock_at
 from notifications import selectors, services, texts
 from notifications.models import Driver
 from notifications.telegram import (
@@ -252,7 +252,7 @@ def stock_answer(*, language: str, term: str) -> str:
         return t(language, "usage_stock")
     product, matches = selectors.product_find(term=term)
     if product is not None:
-        return _stock_line(language, Stock.objects.select_related("product").get(product=product))
+        return _stock_line(language, stock_at(product=product, location=location_default()))
     if not matches:
         return t(language, "not_found", term=escape(term))
     lines = [t(language, "matches", term=escape(term))]
@@ -334,7 +334,7 @@ def _callback_answer(query: dict) -> BotAnswer:
         parts = data.split(":")
         product = Product.objects.filter(pk=int(parts[1])).first() if len(parts) >= 2 else None
         if driver is not None and product is not None and parts[0] == "s":
-            stock = Stock.objects.select_related("product").get(product=product)
+            stock = stock_at(product=product, location=location_default())
             answer.reply = _reply_payload(chat_id, _stock_line(language, stock))
         elif driver is not None and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0

@@ -5,14 +5,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.postgres.search import TrigramSimilarity
-from django.db.models import Count, F, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Product, Stock, search_fold, search_key
-from inventory.selectors import product_resolve, stock_list, stocks_for_products
+from inventory.selectors import location_default_id, product_resolve, stock_list, stocks_for_products
 from notifications.models import (
     AlertOutbox,
     Driver,
@@ -89,7 +89,9 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
     "Arroz"), the closest name first, then the most available.
     """
     chosen = list(
-        Substitute.objects.filter(product=product, substitute__active=True, substitute__stock__available__gt=0)
+        Substitute.objects.alias(here=FilteredRelation(
+            "substitute__stocks", condition=Q(substitute__stocks__location_id=location_default_id())))
+        .filter(product=product, substitute__active=True, here__available__gt=0)
         .order_by("position", "id")
         .values_list("substitute__code", "substitute__name")[:SUBSTITUTES_MAX]
     )
@@ -100,12 +102,13 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
         return []
     return list(
         Product.objects.active()
-        .filter(category=product.category, stock__available__gte=F("low_stock_threshold"), stock__available__gt=0)
+        .alias(here=FilteredRelation("stocks", condition=Q(stocks__location_id=location_default_id())))
+        .filter(category=product.category, here__available__gte=F("low_stock_threshold"), here__available__gt=0)
         .exclude(pk=product.pk)
         .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
         .filter(search_name__regex=F("head_pattern"))
         .annotate(closeness=TrigramSimilarity("search_name", search_key(Value(product.name))))
-        .order_by("-closeness", "-stock__available", "code")
+        .order_by("-closeness", "-here__available", "code")
         .values_list("code", "name")[:SUBSTITUTES_MAX]
     )
 

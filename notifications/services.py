@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Product, Stock
+from inventory.selectors import location_default_id
 from notifications import locks, selectors, texts
 from notifications.models import (
     AlertKind,
@@ -235,7 +236,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
 
 
 def _available(product_id: int) -> int:
-    return Stock.objects.filter(product_id=product_id).values_list("available", flat=True).first() or 0
+    return (Stock.objects.filter(product_id=product_id, location_id=location_default_id())
+            .values_list("available", flat=True).first() or 0)
 
 
 # --- delivery -------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.models import ApiClient
-from inventory.models import Product
+from inventory.models import Location, Product
 from reservations.models import Reservation
 
 
@@ -59,12 +59,15 @@ class OrderLine(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order"))
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines",
                                 verbose_name=_("product"))
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="order_lines",
+                                 verbose_name=_("location"))
     quantity = models.BigIntegerField(_("quantity"))
 
     class Meta:
         verbose_name = _("order line")
         verbose_name_plural = _("order lines")
-        constraints = [models.UniqueConstraint(fields=["order", "product"], name="order_line_one_per_product")]
+        constraints = [models.UniqueConstraint(fields=["order", "product", "location"],
+                                               name="order_line_one_per_product_location")]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product_id}"

@@ -34,7 +34,8 @@ def order_event(kind: str, order: Order, lines: list[OrderLine], *, at: datetime
         "at": at.isoformat(),
         "order_id": str(order.pk),
         "status": order.status,
-        "lines": [{"code": line.product.code, "quantity": line.quantity} for line in lines],
+        "lines": [{"code": line.product.code, "location": line.location.code, "quantity": line.quantity}
+                  for line in lines],
     }
     if order.invoice_number is not None:
         event["invoice"] = f"{order.invoice_series}-{order.invoice_number}"
@@ -55,7 +56,7 @@ def _order_queue(order_ids: list[UUID]) -> None:
 
 
 def _lines_of(order: Order) -> list[OrderLine]:
-    return list(order.lines.select_related("product").order_by("product__code"))
+    return list(order.lines.select_related("product", "location").order_by("product__code", "location__code"))
 
 
 def _hold_while_queued(reservation: Reservation, client: ApiClient | None) -> None:
@@ -114,8 +115,8 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
     order = Order.objects.create(client=client, reservation=reservation, reference=reference or reservation.reference,
                                  idempotency_key=key, request_fingerprint=fingerprint, queued_at=now)
     order_lines = OrderLine.objects.bulk_create(
-        [OrderLine(order=order, product=line.product, quantity=line.quantity)
-         for line in ReservationLine.objects.select_related("product").filter(reservation=reservation)]
+        [OrderLine(order=order, product=line.product, location=line.location, quantity=line.quantity)
+         for line in ReservationLine.objects.select_related("product", "location").filter(reservation=reservation)]
     )
     OrderStep.objects.create(order=order, step="received", detail=f"reservation {reservation.pk}")
     order.replayed = False

@@ -5,6 +5,7 @@ from datetime import date
 from django.db.models import Case, F, IntegerField, Q, Value, When
 
 from projections.models import ProjectionSummary, ReorderSuggestion
+from projections.selectors import default_stock
 
 
 def summaries_lock_due(*, limit: int, today: date) -> list[int]:
@@ -14,11 +15,12 @@ def summaries_lock_due(*, limit: int, today: date) -> list[int]:
     """
     due = (
         Q(as_of__isnull=True) | Q(as_of__lt=today)
-        | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+        | ~Q(source_version=F("stock_here__version") + F("plan_version"))
         | ~Q(threshold=F("product__low_stock_threshold"))
     )
     rows = (
         ProjectionSummary.objects.select_for_update(of=("self",), skip_locked=True)
+        .alias(stock_here=default_stock())
         .annotate(priority=Case(When(due, then=Value(0)), default=Value(1), output_field=IntegerField()))
         .order_by("priority", F("computed_at").asc(nulls_first=True), "pk")
         .values_list("pk", flat=True)[:limit]

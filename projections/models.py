@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from inventory.models import Product
+from inventory.models import Location, Product
 
 
 class Direction(models.TextChoices):
@@ -41,6 +41,8 @@ class PlannedMovement(models.Model):
     product = models.ForeignKey(
         Product, on_delete=models.CASCADE, related_name="planned_movements", verbose_name=_("product")
     )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="planned_movements",
+                                 verbose_name=_("location"))
     date = models.DateField(_("date"))
     direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
     quantity = models.BigIntegerField(_("quantity"), help_text=_("Units, always positive; direction gives the sign."))

@@ -7,13 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Min, Q, QuerySet
+from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
-from inventory.selectors import product_resolve
+from inventory.selectors import location_default_id, product_resolve
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
@@ -23,8 +23,14 @@ def _today() -> date:
     return projection_today()
 
 
+def default_stock() -> FilteredRelation:
+    """``product__stocks`` narrowed to the default location's row: the stock projections follow."""
+    return FilteredRelation("product__stocks", condition=Q(product__stocks__location_id=location_default_id()))
+
+
 def summaries() -> QuerySet[ProjectionSummary]:
-    return ProjectionSummary.objects.select_related("product", "product__stock")
+    return ProjectionSummary.objects.select_related("product").alias(stock_here=default_stock()).annotate(
+        default_stock_version=F("stock_here__version"))
 
 
 def _stale(*, as_of: date | None, computed_at: datetime | None, source_version: int, stock_version: int | None,
@@ -40,9 +46,8 @@ def _stale(*, as_of: date | None, computed_at: datetime | None, source_version: 
 
 def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -> bool:
     """Stale: never computed, computed for an earlier day, or its inputs changed since (versions, threshold)."""
-    stock = getattr(summary.product, "stock", None)
     return _stale(as_of=summary.as_of, computed_at=summary.computed_at, source_version=summary.source_version,
-                  stock_version=stock.version if stock is not None else None, plan_version=summary.plan_version,
+                  stock_version=getattr(summary, "default_stock_version", None), plan_version=summary.plan_version,
                   threshold=summary.threshold, low_stock_threshold=summary.product.low_stock_threshold,
                   today=today or _today())
 
@@ -105,7 +110,7 @@ _ROW_SELECT = """
 """
 # Only a computed summary joins: an uncomputed one reads as "none yet" and the view computes it.
 _ROW_JOINS = f"""
-    LEFT JOIN {_S} st ON st.product_id = p.id
+    LEFT JOIN {_S} st ON st.product_id = p.id AND st.location_id = %(location_id)s
     LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
 """
 # A product code first, else a unified code: the same order as inventory.selectors.product_resolve.
@@ -129,13 +134,13 @@ _RUPTURES_PAGE_TEMPLATE = f"""SELECT * FROM (
       FROM {_S} st
       JOIN {_P} p ON p.id = st.product_id
       LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
-     WHERE st.available <= 0 AND p.active
+     WHERE st.available <= 0 AND p.active AND st.location_id = %(location_id)s
      ORDER BY p.name, p.code LIMIT %(end)s)
     UNION ALL
     ({_ROW_SELECT}, FALSE, 1, NULL, ps.{{stockout}}
       FROM {_PS} ps
       JOIN {_P} p ON p.id = ps.product_id
-      JOIN {_S} st ON st.product_id = ps.product_id
+      JOIN {_S} st ON st.product_id = ps.product_id AND st.location_id = %(location_id)s
      WHERE ps.{{stockout}} IS NOT NULL AND ps.{{stockout}} < %(limit_date)s AND p.active AND st.available > 0
      ORDER BY ps.{{stockout}}, ps.product_id LIMIT %(end)s)
 ) page
@@ -152,7 +157,7 @@ def projection_row(*, code: str) -> SummaryRow:
     """The product a code names (aliases resolve) with its summary, in one query; UnknownCode otherwise."""
     normalised = code_normalise(code)
     with connection.cursor() as cursor:
-        cursor.execute(_ROW_BY_CODE, {"code": normalised})
+        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": location_default_id()})
         values = cursor.fetchone()
     if values is None:
         raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
@@ -163,7 +168,7 @@ def projection_rows_for_codes(*, codes: Iterable[str]) -> tuple[list[tuple[str, 
     """([(asked code, row)], [unknown codes]) in asked order, duplicates (after normalising) once, in one query."""
     wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_BY_CODES, {"codes": wanted})
+        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": location_default_id()})
         found = [(values[-1], SummaryRow(*values[:-1])) for values in cursor.fetchall()]
     known = {asked for asked, _ in found}
     return found, [c for c in wanted if c not in known]
@@ -176,13 +181,15 @@ def projection_ruptures_page(*, days: int, limit: int, offset: int = 0,
     no computed summary yet (its summary fields are None)."""
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGES[basis], {"limit_date": _today() + timedelta(days=days), "limit": limit,
-                                        "offset": offset, "end": offset + limit})
+                                        "offset": offset, "end": offset + limit,
+                                        "location_id": location_default_id()})
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
 def projection_out_now() -> QuerySet[Stock]:
     """Active products with nothing available now, by name: the ruptures that already happened."""
-    return (Stock.objects.select_related("product").filter(product__active=True).out_of_stock()
+    return (Stock.objects.select_related("product").filter(product__active=True, location_id=location_default_id())
+            .out_of_stock()
             .order_by("product__name", "product__code"))
 
 
@@ -194,7 +201,7 @@ def projection_ruptures(*, days: int = 7, basis: str = "planned") -> QuerySet[Pr
     column = RUPTURE_BASES[basis]
     return (
         summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
-                           product__stock__available__gt=0)
+                           stock_here__available__gt=0)
         .order_by(column, "product_id")
     )
 
@@ -236,16 +243,16 @@ def projection_stats() -> dict[str, Any]:
     risk_limit = today + timedelta(days=settings.PROJECTION_RISK_DAYS)
     stale = (
         Q(as_of__isnull=True) | Q(as_of__lt=today)
-        | ~Q(source_version=F("product__stock__version") + F("plan_version"))
+        | ~Q(source_version=F("stock_here__version") + F("plan_version"))
         | ~Q(threshold=F("product__low_stock_threshold"))
     )
-    totals = ProjectionSummary.objects.aggregate(
+    totals = ProjectionSummary.objects.alias(stock_here=default_stock()).aggregate(
         products=Count("pk"),
         at_risk=Count("pk", filter=Q(stockout_date__isnull=False, stockout_date__lt=risk_limit)),
         stale=Count("pk", filter=stale),
         oldest=Min("computed_at"),
     )
-    without_row = Product.objects.filter(stock__isnull=False, projection__isnull=True).count()
+    without_row = Product.objects.filter(stocks__location_id=location_default_id(), projection__isnull=True).count()
     return {
         "products": totals["products"] + without_row,
         "at_risk_7d": totals["at_risk"],
@@ -263,7 +270,7 @@ def planned_movement_list(
     date_from: date | None = None,
     date_to: date | None = None,
 ) -> QuerySet[PlannedMovement]:
-    qs = PlannedMovement.objects.select_related("product").order_by("date", "id")
+    qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     if source:

@@ -46,11 +46,12 @@ def summary_output(summary: SummaryRow, *, today: date, asked_code: str | None =
 
 class PlannedMovementOutputSerializer(serializers.ModelSerializer):
     code = serializers.CharField(source="product.code")
+    location = serializers.CharField(source="location.code")
     late = serializers.SerializerMethodField()
 
     class Meta:
         model = PlannedMovement
-        fields = ["id", "source", "source_ref", "code", "date", "direction", "quantity", "kind", "firmness",
+        fields = ["id", "source", "source_ref", "code", "location", "date", "direction", "quantity", "kind", "firmness",
                   "status", "late", "note", "created_at", "updated_at"]
 
     def get_late(self, obj: PlannedMovement) -> bool:
@@ -71,6 +72,8 @@ class PlannedMovementLineSerializer(serializers.Serializer):
     firmness = serializers.ChoiceField(choices=Firmness.choices, required=False, default=Firmness.FIRM)
     status = serializers.ChoiceField(choices=PlannedStatus.choices, required=False, default=PlannedStatus.OPEN)
     note = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    location = serializers.CharField(max_length=64, required=False,
+                                     help_text="Location code; the default location when omitted.")
 
 
 class PlannedMovementKeySerializer(serializers.Serializer):
@@ -104,7 +107,7 @@ def planned_movement_line_read(raw: Any) -> PlannedMovementInput:
         source_ref=line.get("source_ref"), code=line.get("code"), date=_date_read(line.get("date")),
         direction=line.get("direction"), quantity=_whole_read(line.get("quantity")), kind=line.get("kind"),
         source=line.get("source", "manual"), firmness=line.get("firmness", Firmness.FIRM),
-        status=line.get("status", PlannedStatus.OPEN), note=line.get("note", ""),
+        status=line.get("status", PlannedStatus.OPEN), note=line.get("note", ""), location=line.get("location"),
     )
 
 

@@ -20,8 +20,8 @@ from core.cache import redis_direct
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.realtime import realtime_publish
 from inventory.codes import code_normalise
-from inventory.models import Product
-from inventory.selectors import products_resolve_many
+from inventory.models import Location, Product
+from inventory.selectors import location_default_id, products_resolve_many
 from projections import sql
 from projections.locks import suggestions_lock, summaries_lock_due
 from projections.models import (
@@ -77,6 +77,7 @@ class PlannedMovementInput:
     firmness: str = Firmness.FIRM
     status: str = PlannedStatus.OPEN
     note: str = ""
+    location: str | None = None  # a location code; the default location when None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +198,7 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
         "tentative": settings.PROJECTION_INCLUDE_TENTATIVE,
         "now": now or timezone.now(),
         "today_left": _today_left(today),
+        "location_id": location_default_id(),
     }
 
 
@@ -220,6 +222,7 @@ def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | N
         "prior": settings.DEMAND_WEEKDAY_PRIOR_DAYS,
         "min_history": settings.DEMAND_MIN_HISTORY_DAYS,
         "now": now or timezone.now(),
+        "location_id": location_default_id(),
     }
 
 
@@ -249,6 +252,7 @@ def _reorder_params(product_ids: Sequence[int], *, today: date) -> dict[str, Any
         "review": settings.REORDER_REVIEW_DAYS,
         "z": NormalDist().inv_cdf(settings.REORDER_SERVICE_LEVEL),
         "now": timezone.now(),
+        "location_id": location_default_id(),
     }
 
 
@@ -342,7 +346,7 @@ def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, today: 
 def projection_placeholders_create() -> int:
     """Give every product with a stock row a (dirty) summary row; return how many were added."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.PLACEHOLDERS_SQL)
+        cursor.execute(sql.PLACEHOLDERS_SQL, {"location_id": location_default_id()})
         return cursor.rowcount
 
 
@@ -377,7 +381,8 @@ def projection_rebuild_all(*, batch_size: int = 5000, workers: int = 1, progress
     With ``workers`` > 1 batches run on that many connections at once (batches never share rows).
     """
     day = today or projection_today()
-    ids = list(Product.objects.filter(stock__isnull=False).order_by("pk").values_list("pk", flat=True))
+    ids = list(Product.objects.filter(stocks__location_id=location_default_id()).order_by("pk")
+               .values_list("pk", flat=True))
     chunks = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
     done = 0
     if workers <= 1:
@@ -467,7 +472,21 @@ def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
         errors["quantity"] = _("a whole number between 1 and %(max)d") % {"max": settings.STOCK_MAX_QUANTITY}
     if not isinstance(item.note, str) or len(item.note) > 255:
         errors["note"] = _("up to 255 characters")
+    if item.location is not None and (not isinstance(item.location, str) or not item.location.strip()
+                                      or len(item.location) > 64):
+        errors["location"] = _("a location code")
     return errors
+
+
+def _locations_of(items: Sequence[PlannedMovementInput]) -> dict[str, int]:
+    """{location code: id} of the active locations the lines name (the default one under "")."""
+    codes = {code_normalise(i.location) for i in items if isinstance(i.location, str) and i.location.strip()}
+    found = dict(Location.objects.filter(code__in=codes, active=True).values_list("code", "pk")) if codes else {}
+    return {"": location_default_id(), **found}
+
+
+def _location_key(item: PlannedMovementInput) -> str:
+    return code_normalise(item.location) if isinstance(item.location, str) and item.location.strip() else ""
 
 
 def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
@@ -475,12 +494,15 @@ def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Prod
     codes = [item.code for item in items if isinstance(item.code, str) and item.code.strip()]
     resolved, unknown = products_resolve_many(codes=codes) if codes else ({}, [])
     unknown_codes = set(unknown)
+    places = _locations_of(items)
     errors = []
     keys_seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
         line = _line_errors(item)
         if "code" not in line and code_normalise(item.code) in unknown_codes:
             line["code"] = _("unknown code")
+        if "location" not in line and _location_key(item) not in places:
+            line["location"] = _("unknown location")
         key = (str(item.source).strip(), str(item.source_ref).strip())
         if key in keys_seen and "source_ref" not in line:
             line["source_ref"] = _("repeated in this call")
@@ -536,9 +558,11 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
 def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product]) -> list[PlannedMovement]:
     keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
     previous = _existing_products(keys)
+    places = _locations_of(items)
     rows = [
         PlannedMovement(
-            product=resolved[code_normalise(i.code)], date=i.date, direction=i.direction,
+            product=resolved[code_normalise(i.code)], location_id=places[_location_key(i)], date=i.date,
+            direction=i.direction,
             quantity=i.quantity, kind=i.kind, firmness=i.firmness, status=i.status,
             source=key[0], source_ref=key[1], note=i.note.strip(), updated_at=timezone.now(),
         )
@@ -546,13 +570,14 @@ def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Pro
     ]
     PlannedMovement.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["source", "source_ref"],
-        update_fields=["product", "date", "direction", "quantity", "kind", "firmness", "status", "note", "updated_at"],
+        update_fields=["product", "location", "date", "direction", "quantity", "kind", "firmness", "status", "note",
+                       "updated_at"],
     )
     touched = {r.product_id for r in rows} | set(previous.values())
     _plan_versions_bump(touched)
     projection_mark_dirty(product_ids=list(touched))
     wanted = set(keys)
-    saved = PlannedMovement.objects.select_related("product").filter(
+    saved = PlannedMovement.objects.select_related("product", "location").filter(
         source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys}).order_by("pk")
     return [m for m in saved if (m.source, m.source_ref) in wanted]
 

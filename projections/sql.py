@@ -21,7 +21,7 @@ WITH src AS (
     JOIN inventory_product pr ON pr.id = st.product_id
     LEFT JOIN projections_projectionsummary ps ON ps.product_id = st.product_id
     LEFT JOIN projections_demandestimate de ON de.product_id = st.product_id
-    WHERE st.product_id = ANY(%(ids)s::bigint[])
+    WHERE st.product_id = ANY(%(ids)s::bigint[]) AND st.location_id = %(location_id)s
 ),
 flows AS (
     SELECT m.product_id,
@@ -31,6 +31,7 @@ flows AS (
            COUNT(*) FILTER (WHERE m.date < %(today)s::date) AS late
     FROM projections_plannedmovement m
     WHERE m.product_id = ANY(%(ids)s::bigint[])
+      AND m.location_id = %(location_id)s
       AND m.status = 'open'
       AND m.date < %(today)s::date + %(horizon)s::int
       AND (m.firmness = 'firm' OR %(tentative)s::boolean)
@@ -144,7 +145,8 @@ INSERT INTO projections_projectionsummary AS s (
     daily_inbound, daily_outbound, daily_balance, plan_version, source_version)
 SELECT st.product_id, 0, 0, 0, 0, '{}', '{}', '{}', 0, -1
 FROM inventory_stock st
-WHERE NOT EXISTS (SELECT 1 FROM projections_projectionsummary p WHERE p.product_id = st.product_id)
+WHERE st.location_id = %(location_id)s
+  AND NOT EXISTS (SELECT 1 FROM projections_projectionsummary p WHERE p.product_id = st.product_id)
 ORDER BY st.product_id
 ON CONFLICT (product_id) DO NOTHING
 """
@@ -193,7 +195,7 @@ opening AS (
     FROM need n CROSS JOIN bounds b
     CROSS JOIN LATERAL (
         SELECT m.on_hand_after FROM inventory_stockmovement m
-        WHERE m.product_id = n.product_id AND m.created_at < b.since
+        WHERE m.product_id = n.product_id AND m.location_id = %(location_id)s AND m.created_at < b.since
         ORDER BY m.created_at DESC, m.id DESC LIMIT 1
     ) AS last
 ),
@@ -205,7 +207,8 @@ moves AS (
            (array_agg(m.on_hand_after))[1] AS closing
     FROM (SELECT m.product_id, (m.created_at AT TIME ZONE %(tz)s)::date AS day, m.kind, m.quantity, m.on_hand_after
           FROM inventory_stockmovement m CROSS JOIN bounds b
-          WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.created_at >= b.since AND m.created_at < b.until
+          WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.location_id = %(location_id)s
+            AND m.created_at >= b.since AND m.created_at < b.until
           ORDER BY 1, 2, m.created_at DESC, m.id DESC) AS m
     GROUP BY 1, 2
 ),
@@ -360,8 +363,8 @@ calc AS (
                + t.demand_rate * GREATEST(t.cover - t.horizon_days, 0) AS demand,
            %(z)s::float8 * 1.25 * t.mae * sqrt(t.cover) AS safety,
            (SELECT COALESCE(SUM(m.quantity), 0) FROM projections_plannedmovement m
-             WHERE m.product_id = t.product_id AND m.status = 'open' AND m.firmness = 'firm'
-               AND m.direction = 'in' AND m.date < %(today)s::date + t.cover) AS firm_inbound,
+             WHERE m.product_id = t.product_id AND m.location_id = %(location_id)s AND m.status = 'open'
+               AND m.firmness = 'firm' AND m.direction = 'in' AND m.date < %(today)s::date + t.cover) AS firm_inbound,
            EXISTS (SELECT 1 FROM projections_reordersuggestion r
                     WHERE r.product_id = t.product_id AND r.state = 'dismissed'
                       AND r.decided_at >= (%(today)s::date::timestamp AT TIME ZONE %(tz)s)) AS dismissed_today

@@ -168,18 +168,24 @@ async def _respond(send, status: int, payload: dict[str, Any], request_id: str, 
     await send({"type": "http.response.body", "body": body})
 
 
-def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelta | None, Any] | None:
-    """(lines, ttl, reference) as the view would pass them to the service; None where the view must judge."""
+def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelta | None, Any, Any] | None:
+    """(lines, ttl, reference, location) as the view would pass them to the service; None where the
+    view must judge (an "auto" cart among them: its rule needs the locking path)."""
     try:
         ttl = services.ttl_from_seconds(data.get("ttl_seconds"))
     except DomainError:
         return None
+    location = data.get("location")
+    if isinstance(location, str) and location.strip().upper() == services.AUTO:
+        return None
+    if "locations" in data or "allow_split" in data:
+        return None
     if sku is not None:
-        return [{"code": sku, "quantity": data.get("quantity", 1)}], ttl, ""
+        return [{"code": sku, "quantity": data.get("quantity", 1)}], ttl, "", location
     reference = data.get("reference") or ""
     if not isinstance(data.get("lines"), list) or not isinstance(reference, str):
         return None
-    return data["lines"], ttl, reference
+    return data["lines"], ttl, reference, location
 
 
 class _Handover:
@@ -253,6 +259,9 @@ async def _reserve(scope, *, sku: str | None, body: bytes,
             return None  # PostgreSQL unreachable: the view answers (503 with Retry-After)
     if client is None or not client.has_scope("reserve"):
         return None
+    # A client limited to some locations: the view checks each line's location against them.
+    if client.location_codes:
+        return None
     if body and not _header(scope, b"content-type").lower().startswith("application/json"):
         return None
     try:
@@ -265,7 +274,8 @@ async def _reserve(scope, *, sku: str | None, body: bytes,
     if asked is None:
         return None
     try:
-        cleaned, ttl, reference = services.reservation_input_clean(lines=asked[0], ttl=asked[1], reference=asked[2])
+        cleaned, ttl, reference = services.reservation_input_clean(lines=asked[0], ttl=asked[1], reference=asked[2],
+                                                                   location=asked[3])
     except DomainError:
         return None
     endpoints = endpoints_active_peek()

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.models import ApiClient
-from inventory.models import Product
+from inventory.models import Location, Product
 
 
 class ReservationStatus(models.TextChoices):
@@ -72,13 +72,16 @@ class ReservationLine(models.Model):
                                     verbose_name=_("reservation"))
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="reservation_lines",
                                 verbose_name=_("product"))
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="reservation_lines",
+                                 verbose_name=_("location"))
     quantity = models.BigIntegerField(_("quantity"))
 
     class Meta:
         verbose_name = _("reservation line")
         verbose_name_plural = _("reservation lines")
         constraints = [
-            models.UniqueConstraint(fields=["reservation", "product"], name="reservation_line_one_per_product"),
+            models.UniqueConstraint(fields=["reservation", "product", "location"],
+                                    name="reservation_line_one_per_product_location"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="reservation_line_quantity_positive"),
         ]
 

@@ -31,7 +31,8 @@ def reservation_id_parse(value: object) -> UUID:
 
 def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
     return qs.prefetch_related(
-        Prefetch("lines", queryset=ReservationLine.objects.select_related("product").order_by("product__code"))
+        Prefetch("lines", queryset=ReservationLine.objects.select_related("product", "location")
+                 .order_by("product__code", "location__code"))
     )
 
 
@@ -73,10 +74,12 @@ def reservation_recent_per_status(*, limit: int) -> list[Reservation]:
 
 
 def reserved_drift() -> list[dict]:
-    """Products whose Stock.reserved differs from the sum of their active reservation lines."""
-    totals = dict(
+    """Stock rows whose reserved differs from the sum of their active reservation lines (at their location)."""
+    totals = {
+        (pid, lid): total for pid, lid, total in
         ReservationLine.objects.filter(reservation__status=ReservationStatus.ACTIVE)
-        .values("product_id").annotate(total=Sum("quantity")).values_list("product_id", "total")
-    )
-    return [{"code": code, "reserved": reserved, "active_lines": total}
-            for code, reserved, total in stock_counter_drift(counter="reserved", totals=totals)]
+        .values("product_id", "location_id").annotate(total=Sum("quantity"))
+        .values_list("product_id", "location_id", "total")
+    }
+    return [{"code": code, "location": loc_code, "reserved": reserved, "active_lines": total}
+            for code, loc_code, reserved, total in stock_counter_drift(counter="reserved", totals=totals)]

@@ -19,10 +19,18 @@ from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode
 from core.idempotency import idempotency_key_clean, idempotent_first, request_fingerprint
 from core.models import ApiClient
 from inventory.codes import code_normalise
-from inventory.locks import stocks_lock
-from inventory.models import MovementKind, Product, Stock
-from inventory.selectors import products_resolve_many
-from inventory.services import StockChange, quantity_validate, stock_apply
+from inventory.locks import StockKey, stocks_lock
+from inventory.models import Location, MovementKind, Product, Stock
+from inventory.selectors import (
+    client_location_codes,
+    client_locations_check,
+    location_default,
+    location_default_id,
+    location_list,
+    locations_resolve_many,
+    products_resolve_many,
+)
+from inventory.services import StockChange, quantity_validate, stock_apply, stock_rows_lock
 from inventory.stock_changes import stock_rows_changed, stock_rows_committed_soon
 from reservations.locks import reservation_lock, reservations_due_lock
 from reservations.models import Reservation, ReservationLine, ReservationStatus
@@ -64,8 +72,22 @@ def ttl_validate(ttl: object) -> timedelta:
     return ttl
 
 
-def _lines_validate(lines: object) -> list[tuple[str, int]]:
-    """[(normalised code, quantity)] in the order given, or ValidationFailed naming the bad line."""
+AUTO = "AUTO"  # ``"location": "auto"``: the service picks the location (reservation_locations_pick)
+
+
+def _location_validate(value: object, *, field_name: str) -> str | None:
+    """A location code as asked (normalised; AUTO for "auto"), None when not given."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(_("%(field)s must be a location code.") % {"field": field_name},
+                               details={field_name: value})
+    return code_normalise(value)
+
+
+def _lines_validate(lines: object, *, location: str | None = None) -> list[tuple[str, int, str | None]]:
+    """[(normalised code, quantity, location code or None)] in the order given, or ValidationFailed
+    naming the bad line. A line's own location wins over the cart's ``location``."""
     if not isinstance(lines, list | tuple) or not lines:
         raise ValidationFailed(_("A reservation needs at least one line."), details={"lines": "required"})
     if len(lines) > settings.RESERVATION_MAX_LINES:
@@ -77,16 +99,25 @@ def _lines_validate(lines: object) -> list[tuple[str, int]]:
             raise ValidationFailed(_("lines[%(index)d] needs a code.") % {"index": index},
                                    details={f"lines[{index}].code": "required"})
         quantity = quantity_validate(line.get("quantity"), field_name=f"lines[{index}].quantity")
-        cleaned.append((code_normalise(line["code"]), quantity))
+        line_location = _location_validate(line.get("location"), field_name=f"lines[{index}].location")
+        if line_location == AUTO:
+            raise ValidationFailed(_('"auto" is asked for the whole cart: {"location": "auto", "lines": [...]}.'),
+                                   details={f"lines[{index}].location": line.get("location")})
+        cleaned.append((code_normalise(line["code"]), quantity, line_location or location))
     return cleaned
 
 
-def _fingerprint(lines: list[tuple[str, int]], ttl: timedelta | None, reference: str) -> str:
-    merged: dict[str, int] = {}
-    for code, quantity in lines:
-        merged[code] = merged.get(code, 0) + quantity
-    return request_fingerprint(
-        {"lines": sorted(merged.items()), "ttl": ttl.total_seconds() if ttl else None, "reference": reference})
+def _fingerprint(lines: list[tuple[str, int, str | None]], ttl: timedelta | None, reference: str,
+                 placement: "LocationChoice | None" = None) -> str:
+    merged: dict[tuple[str, str], int] = {}
+    for code, quantity, location in lines:
+        key = (code, location or "")
+        merged[key] = merged.get(key, 0) + quantity
+    body = {"lines": sorted([list(k) + [q] for k, q in merged.items()]),
+            "ttl": ttl.total_seconds() if ttl else None, "reference": reference}
+    if placement is not None:
+        body["placement"] = [list(placement.preference), placement.allow_split]
+    return request_fingerprint(body)
 
 
 # ---------------------------------------------------------------- events and helpers
@@ -97,7 +128,8 @@ def reservation_event(kind: str, reservation: Reservation, lines: list[Reservati
     return {
         "type": f"reservation.{kind}",
         "reservation_id": str(reservation.pk),
-        "lines": [{"code": line.product.code, "quantity": line.quantity} for line in lines],
+        "lines": [{"code": line.product.code, "location": line.location.code, "quantity": line.quantity}
+                  for line in lines],
         "at": at.isoformat(),
     }
 
@@ -107,14 +139,14 @@ def reservation_lines_attach(reservation: Reservation, lines: list[ReservationLi
     for line in lines:
         line.reservation = reservation
     cached = ReservationLine.objects.none()
-    cached._result_cache = sorted(lines, key=lambda line: line.product.code)
+    cached._result_cache = sorted(lines, key=lambda line: (line.product.code, line.location.code))
     cached._prefetch_done = True
     reservation._prefetched_objects_cache = {"lines": cached}
     return reservation
 
 
 def _lines_load(reservation: Reservation) -> list[ReservationLine]:
-    return list(reservation.lines.select_related("product").order_by("product__code"))
+    return list(reservation.lines.select_related("product", "location").order_by("product__code", "location__code"))
 
 
 def _actor(client: ApiClient | None, actor: str) -> str:
@@ -127,7 +159,8 @@ def _reservation_close(reservation: Reservation, lines: list[ReservationLine], *
                        actor: str) -> None:
     """Give the reserved units back and close a locked active reservation as released or expired."""
     changes = [
-        StockChange(product_id=line.product_id, reserved=-line.quantity, reservation_id=reservation.pk)
+        StockChange(product_id=line.product_id, location_id=line.location_id, reserved=-line.quantity,
+                    reservation_id=reservation.pk)
         for line in lines
     ]
     stock_apply(changes=changes, actor=actor)
@@ -159,8 +192,17 @@ def _idempotent_replay(*, client: ApiClient | None, key: str, fingerprint: str) 
     return existing
 
 
-def _short_line(product: Product, requested: int, on_hand: int, reserved: int) -> dict[str, Any]:
-    return {"code": product.code, "requested": requested, "available": max(on_hand - reserved, 0)}
+def _short_entry(code: str, requested: int, available: int, location: str) -> dict[str, Any]:
+    """One line of an InsufficientStock answer; ``location`` only where it is not the default one, so a
+    single-store client reads the answer it always did."""
+    entry = {"code": code, "requested": requested, "available": available}
+    if location != settings.DEFAULT_LOCATION_CODE:
+        entry["location"] = location
+    return entry
+
+
+def _short_line(stock: Stock, requested: int) -> dict[str, Any]:
+    return _short_entry(stock.product.code, requested, max(stock.on_hand - stock.reserved, 0), stock.location.code)
 
 
 # Plain reservations, one or many at once (the ASGI fast path gathers those of concurrent requests
@@ -196,12 +238,20 @@ _RESERVE_PRODUCT = """
      WHERE u.code = c.code AND p.active
     LIMIT 1
 """
+# The Stock row of one product (p) at one location code (c.loc), when the location is active.
+_RESERVE_STOCK = """
+    SELECT st.id, st.on_hand, st.reserved, lo.id AS location_id, lo.code AS location_code
+      FROM inventory_location lo JOIN inventory_stock st ON st.location_id = lo.id AND st.product_id = p.id
+     WHERE lo.code = c.loc AND lo.active
+"""
 RESERVE_LOCK_SQL = f"""
 SELECT count(*) FROM (
     SELECT st.id FROM inventory_stock st
-     WHERE st.product_id = ANY(ARRAY(
-         SELECT p.id FROM (SELECT DISTINCT code FROM unnest(%(line_codes)s::text[]) AS c(code)) c
-          CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p))
+     WHERE st.id = ANY(ARRAY(
+         SELECT st.id FROM (SELECT DISTINCT code, loc FROM unnest(%(line_codes)s::text[], %(line_locs)s::text[])
+                            AS c(code, loc)) c
+          CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p
+          CROSS JOIN LATERAL ({_RESERVE_STOCK}) st))
      ORDER BY st.id FOR UPDATE OF st
 ) locked
 """
@@ -211,34 +261,36 @@ WITH ask AS (
                          %(keys)s::text[], %(fingerprints)s::text[])
            WITH ORDINALITY AS a(id, client_id, expires_at, reference, idempotency_key, fingerprint, ord)
 ), line AS (
-    SELECT * FROM unnest(%(line_asks)s::bigint[], %(line_codes)s::text[], %(line_qtys)s::bigint[]) AS l(ord, code, qty)
+    SELECT * FROM unnest(%(line_asks)s::bigint[], %(line_codes)s::text[], %(line_locs)s::text[],
+                         %(line_qtys)s::bigint[]) AS l(ord, code, loc, qty)
 ), product AS (
-    SELECT c.code AS asked_code, p.id AS product_id, p.code AS product_code, p.name, p.category,
-           p.low_stock_threshold, st.id AS stock_id, st.on_hand, st.reserved, COALESCE(al.level, 'ok') AS level
-      FROM (SELECT DISTINCT code FROM line) c
+    SELECT c.code AS asked_code, c.loc AS asked_loc, p.id AS product_id, p.code AS product_code, p.name,
+           p.category, p.low_stock_threshold, st.id AS stock_id, st.on_hand, st.reserved, st.location_id,
+           st.location_code, st.location_code = %(default_loc)s AS tracked, COALESCE(al.level, 'ok') AS level
+      FROM (SELECT DISTINCT code, loc FROM line) c
      CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p
-     CROSS JOIN LATERAL (SELECT id, on_hand, reserved FROM inventory_stock WHERE product_id = p.id LIMIT 1) st
+     CROSS JOIN LATERAL ({_RESERVE_STOCK}) st
       LEFT JOIN LATERAL (SELECT level FROM notifications_alertstate WHERE product_id = p.id LIMIT 1) al ON true
 ), complete AS (
-    SELECT l.ord FROM line l LEFT JOIN product p ON p.asked_code = l.code
+    SELECT l.ord FROM line l LEFT JOIN product p ON p.asked_code = l.code AND p.asked_loc = l.loc
      GROUP BY l.ord HAVING bool_and(p.product_id IS NOT NULL)
 ), merged AS (
     SELECT l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
-           p.on_hand, p.reserved, p.level, sum(l.qty)::bigint AS qty
-      FROM line l JOIN complete USING (ord) JOIN product p ON p.asked_code = l.code
+           p.location_id, p.location_code, p.on_hand, p.reserved, p.tracked, p.level, sum(l.qty)::bigint AS qty
+      FROM line l JOIN complete USING (ord) JOIN product p ON p.asked_code = l.code AND p.asked_loc = l.loc
      GROUP BY l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
-              p.on_hand, p.reserved, p.level
+              p.location_id, p.location_code, p.on_hand, p.reserved, p.tracked, p.level
 ), judged AS (
     SELECT m.*, m.on_hand - m.reserved - sum(m.qty) OVER (PARTITION BY m.stock_id ORDER BY m.ord) AS left_after
       FROM merged m
 ), granted AS (
     SELECT a.* FROM ask a JOIN (
         SELECT j.ord FROM judged j GROUP BY j.ord
-        HAVING bool_and(j.left_after >= 0 AND j.level = CASE
+        HAVING bool_and(j.left_after >= 0 AND (NOT j.tracked OR j.level = CASE
                    WHEN j.left_after <= 0 THEN 'out'
                    WHEN j.left_after < j.low_stock_threshold THEN 'low'
                    WHEN j.level <> 'ok' AND j.left_after < j.low_stock_threshold + %(margin)s THEN 'low'
-                   ELSE 'ok' END)
+                   ELSE 'ok' END))
     ) fits USING (ord)
 ), totals AS (
     SELECT j.stock_id, sum(j.qty)::bigint AS qty FROM judged j JOIN granted USING (ord) GROUP BY j.stock_id
@@ -256,16 +308,17 @@ WITH ask AS (
       FROM granted
  RETURNING id
 ), l AS (
-    INSERT INTO reservations_reservationline (reservation_id, product_id, quantity)
-    SELECT g.id, j.product_id, j.qty FROM judged j JOIN granted g USING (ord) JOIN r ON r.id = g.id
- RETURNING id, reservation_id, product_id
+    INSERT INTO reservations_reservationline (reservation_id, product_id, location_id, quantity)
+    SELECT g.id, j.product_id, j.location_id, j.qty FROM judged j JOIN granted g USING (ord) JOIN r ON r.id = g.id
+ RETURNING id, reservation_id, product_id, location_id
 )
 SELECT j.ord, l.id, j.product_id, j.product_code, j.name, j.category, j.low_stock_threshold, j.qty,
-       s.id, s.on_hand, s.reserved, s.version, (j.on_hand - j.reserved - COALESCE(t.qty, 0))::bigint
+       s.id, s.on_hand, s.reserved, s.version, (j.on_hand - j.reserved - COALESCE(t.qty, 0))::bigint,
+       j.location_id, j.location_code
   FROM judged j
   LEFT JOIN totals t ON t.stock_id = j.stock_id
   LEFT JOIN granted g USING (ord)
-  LEFT JOIN l ON l.reservation_id = g.id AND l.product_id = j.product_id
+  LEFT JOIN l ON l.reservation_id = g.id AND l.product_id = j.product_id AND l.location_id = j.location_id
   LEFT JOIN s ON s.id = j.stock_id AND l.id IS NOT NULL
 """
 RESERVE_SQL = RESERVE_LOCK_SQL + ";" + RESERVE_BATCH_SQL
@@ -273,10 +326,11 @@ RESERVE_SQL = RESERVE_LOCK_SQL + ";" + RESERVE_BATCH_SQL
 
 @dataclass(frozen=True)
 class ReservationAsk:
-    """One asked reservation, inputs already clean (``reservation_input_clean``): lines as (code, quantity)."""
+    """One asked reservation, inputs already clean (``reservation_input_clean``): lines as (code, quantity,
+    location code or None for the default location)."""
 
     client: ApiClient | None
-    lines: tuple[tuple[str, int], ...]
+    lines: tuple[tuple[str, int, str | None], ...]
     ttl: timedelta
     reference: str = ""
 
@@ -285,11 +339,11 @@ class ReservationAsk:
 class ReservationShort:
     """An ask that was short at its batch's commit: the ``InsufficientStock`` lines the locking path gives."""
 
-    lines: tuple[tuple[str, int, int], ...]  # (code, requested, available), by code
+    lines: tuple[tuple[str, int, int, str], ...]  # (code, requested, available, location), by code
 
     def error(self) -> InsufficientStock:
-        return InsufficientStock(lines=[{"code": code, "requested": requested, "available": available}
-                                        for code, requested, available in self.lines])
+        return InsufficientStock(lines=[_short_entry(code, requested, available, location)
+                                        for code, requested, available, location in self.lines])
 
 
 @dataclass(frozen=True)
@@ -306,18 +360,20 @@ ReservationOutcome = Reservation | ReservationShort | ReservationUnsettled | Non
 
 def _reserve_params(reservations: list[Reservation], asks: list[ReservationAsk], now: datetime) -> dict[str, Any]:
     """The parameters of RESERVE_SQL for these (unsaved) reservations, one per ask."""
-    line_asks, line_codes, line_qtys = [], [], []
+    line_asks, line_codes, line_locs, line_qtys = [], [], [], []
     for ordinal, ask in enumerate(asks, start=1):
-        for code, quantity in ask.lines:
+        for code, quantity, *where in ask.lines:
+            location = where[0] if where else None  # (code, quantity) lines are at the default location
             line_asks.append(ordinal)
             line_codes.append(code)
+            line_locs.append(location or settings.DEFAULT_LOCATION_CODE)
             line_qtys.append(quantity)
     return {
         "ids": [r.pk for r in reservations], "client_ids": [r.client_id for r in reservations],
         "expires": [r.expires_at for r in reservations], "refs": [r.reference for r in reservations],
         "keys": [r.idempotency_key for r in reservations], "fingerprints": [r.request_fingerprint for r in reservations],
-        "line_asks": line_asks, "line_codes": line_codes, "line_qtys": line_qtys,
-        "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN,
+        "line_asks": line_asks, "line_codes": line_codes, "line_locs": line_locs, "line_qtys": line_qtys,
+        "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN, "default_loc": settings.DEFAULT_LOCATION_CODE,
     }
 
 
@@ -332,7 +388,8 @@ def _reserve_results(rows: list[tuple], reservations: list[Reservation],
     stocks: dict[int, Stock] = {}
     for index, ask_rows in per_ask.items():
         if ask_rows[0][1] is None:  # not granted: short, or unsettled
-            short = tuple(sorted((code, qty, max(left, 0)) for _, _, _, code, _, _, _, qty, _, _, _, _, left
+            short = tuple(sorted((code, qty, max(left, 0), loc_code)
+                                 for _, _, _, code, _, _, _, qty, _, _, _, _, left, _, loc_code
                                  in ask_rows if qty > left))
             outcomes[index] = (ReservationShort(lines=short) if short
                                else ReservationUnsettled(codes=tuple(sorted({row[3] for row in ask_rows}))))
@@ -340,20 +397,22 @@ def _reserve_results(rows: list[tuple], reservations: list[Reservation],
         reservation = reservations[index]
         lines = []
         for (_, line_id, product_id, code, name, category, threshold, qty, stock_id, on_hand, reserved, version,
-             _) in ask_rows:
+             _, location_id, location_code) in ask_rows:
             stock = stocks.get(stock_id)
             if stock is None:
                 product = Product(id=product_id, code=code, name=name, category=category,
                                   low_stock_threshold=threshold, active=True)
-                stock = stocks[stock_id] = Stock(id=stock_id, product=product, on_hand=on_hand, reserved=reserved,
-                                                 version=version)
-            lines.append(ReservationLine(id=line_id, reservation=reservation, product=stock.product, quantity=qty))
+                location = Location(id=location_id, code=location_code)
+                stock = stocks[stock_id] = Stock(id=stock_id, product=product, location=location, on_hand=on_hand,
+                                                 reserved=reserved, version=version)
+            lines.append(ReservationLine(id=line_id, reservation=reservation, product=stock.product,
+                                         location=stock.location, quantity=qty))
         reservation.replayed = False
         outcomes[index] = reservation_lines_attach(reservation, lines)
     return outcomes, list(stocks.values())
 
 
-def _reserve_plain(*, reservation: Reservation, lines: list[tuple[str, int]]) -> list[Stock] | None:
+def _reserve_plain(*, reservation: Reservation, lines: list[tuple[str, int, str | None]]) -> list[Stock] | None:
     """One ask through RESERVE_SQL, inside the caller's transaction: the changed Stock rows, with the
     reservation's lines attached to it; raises InsufficientStock when short. None when nothing was
     reserved for another reason: the caller then takes the general path, which finds out exactly why."""
@@ -404,38 +463,114 @@ async def reservation_create_batch_async(*, asks: list[ReservationAsk]) -> list[
     return outcomes
 
 
-def _create_many_lines(*, reservation: Reservation, products: dict[int, Product],
-                       wanted: dict[int, int]) -> tuple[list[ReservationLine], list[Stock]]:
-    """Lock every Stock row in pk order, check every line, then reserve all of them or none."""
-    stocks = stocks_lock(product_ids=list(wanted))
-    by_product = {s.product_id: s for s in stocks}
-    missing = [products[pid].code for pid in wanted if pid not in by_product]
-    if missing:
-        raise Conflict(_("Some products have no stock row."), details={"codes": missing})
-    short = [
-        _short_line(products[s.product_id], wanted[s.product_id], s.on_hand, s.reserved)
-        for s in stocks if s.on_hand - s.reserved < wanted[s.product_id]
-    ]
+def _create_many_lines(*, reservation: Reservation, wanted: dict[StockKey, int],
+                       stocks: dict[StockKey, Stock]) -> tuple[list[ReservationLine], list[Stock]]:
+    """Check every line against its locked Stock row, then reserve all of them or none."""
+    short = [_short_line(stocks[key], qty) for key, qty in wanted.items()
+             if stocks[key].on_hand - stocks[key].reserved < qty]
     if short:
-        raise InsufficientStock(lines=sorted(short, key=lambda line: line["code"]))
-    delta = Case(*[When(pk=s.pk, then=Value(wanted[s.product_id])) for s in stocks], default=Value(0))
-    Stock.objects.filter(pk__in=[s.pk for s in stocks]).update(
+        raise InsufficientStock(lines=sorted(short, key=lambda line: (line["code"], line.get("location", ""))))
+    rows = sorted((stocks[key] for key in wanted), key=lambda stock: stock.pk)
+    delta = Case(*[When(pk=stock.pk, then=Value(wanted[(stock.product_id, stock.location_id)])) for stock in rows],
+                 default=Value(0))
+    Stock.objects.filter(pk__in=[stock.pk for stock in rows]).update(
         reserved=F("reserved") + delta, version=F("version") + 1, updated_at=reservation.created_at,
     )
-    for stock in stocks:
-        stock.reserved += wanted[stock.product_id]
+    for stock in rows:
+        stock.reserved += wanted[(stock.product_id, stock.location_id)]
         stock.version += 1
     reservation.save(force_insert=True)
     lines = ReservationLine.objects.bulk_create(
-        [ReservationLine(reservation=reservation, product=products[pid], quantity=qty) for pid, qty in wanted.items()]
+        [ReservationLine(reservation=reservation, product=stocks[key].product, location=stocks[key].location,
+                         quantity=qty) for key, qty in wanted.items()]
     )
-    return lines, stocks
+    return lines, rows
 
 
-def reservation_input_clean(*, lines: object, ttl: timedelta | None,
-                            reference: str | None) -> tuple[list[tuple[str, int]], timedelta, str]:
-    """(lines as [(normalised code, quantity)], the TTL to apply, the stripped reference), or ValidationFailed."""
-    cleaned = _lines_validate(lines)
+@dataclass(frozen=True)
+class LocationChoice:
+    """``"location": "auto"``: the locations to try, in order (empty: every active one the client may
+    use, the default first, then by code), and whether a line may be split between them."""
+
+    preference: tuple[str, ...] = ()
+    allow_split: bool = False
+
+
+def location_choice_clean(*, locations: object, allow_split: object) -> LocationChoice:
+    """The preference list and split flag of an "auto" cart, or ValidationFailed."""
+    if locations is None:
+        locations = []
+    if not isinstance(locations, list | tuple) or not all(isinstance(c, str) and c.strip() for c in locations):
+        raise ValidationFailed(_("locations must be a list of location codes."), details={"locations": locations})
+    if len(locations) > settings.RESERVATION_MAX_LOCATIONS:
+        raise ValidationFailed(_("At most %(max)d locations can be listed.") % {"max": settings.RESERVATION_MAX_LOCATIONS},
+                               details={"locations": len(locations), "max": settings.RESERVATION_MAX_LOCATIONS})
+    if not isinstance(allow_split, bool):
+        raise ValidationFailed(_("allow_split must be true or false."), details={"allow_split": allow_split})
+    return LocationChoice(preference=tuple(dict.fromkeys(code_normalise(c) for c in locations)),
+                          allow_split=allow_split)
+
+
+def _candidates(choice: LocationChoice, client: ApiClient | None) -> list[Location]:
+    if choice.preference:
+        places = locations_resolve_many(codes=choice.preference)
+        client_locations_check(client=client, locations=places)
+        return places
+    allowed = client_location_codes(client)
+    places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
+    default_id = location_default_id()
+    return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+
+
+def reservation_locations_pick(*, wanted: dict[int, int], places: list[Location],
+                               stocks: dict[StockKey, Stock], allow_split: bool,
+                               products: dict[int, Product]) -> dict[StockKey, int]:
+    """Where an "auto" cart's units come from: {(product, location): units}.
+
+    The rule (docs/locations.md): the first location, in the order given, that can serve every line
+    whole. With ``allow_split``, when none can, each line takes what it can from each location in that
+    order. InsufficientStock otherwise, naming the short lines at the location that could serve the
+    most units of the cart (the first such in the order), or, split, the lines short everywhere
+    together, with what all locations have.
+    """
+    def free(product_id: int, location: Location) -> int:
+        stock = stocks.get((product_id, location.pk))
+        return max(stock.on_hand - stock.reserved, 0) if stock else 0
+
+    for place in places:
+        if all(free(pid, place) >= qty for pid, qty in wanted.items()):
+            return {(pid, place.pk): qty for pid, qty in wanted.items()}
+    if allow_split:
+        taken: dict[StockKey, int] = {}
+        short = []
+        for pid, qty in wanted.items():
+            left = qty
+            for place in places:
+                take = min(left, free(pid, place))
+                if take:
+                    taken[(pid, place.pk)] = take
+                    left -= take
+            if left:
+                short.append({"code": products[pid].code, "requested": qty, "available": qty - left})
+        if short:
+            raise InsufficientStock(lines=sorted(short, key=lambda line: line["code"]))
+        return taken
+    if not places:
+        raise InsufficientStock(lines=sorted(({"code": products[pid].code, "requested": qty, "available": 0}
+                                              for pid, qty in wanted.items()), key=lambda line: line["code"]))
+    closest = max(places, key=lambda place: (sum(min(free(pid, place), qty) for pid, qty in wanted.items()),
+                                             -places.index(place)))
+    raise InsufficientStock(lines=sorted(
+        ({"code": products[pid].code, "requested": qty, "available": free(pid, closest), "location": closest.code}
+         for pid, qty in wanted.items() if free(pid, closest) < qty), key=lambda line: line["code"]))
+
+
+def reservation_input_clean(*, lines: object, ttl: timedelta | None, reference: str | None,
+                            location: object = None) -> tuple[list[tuple[str, int, str | None]], timedelta, str]:
+    """(lines as [(normalised code, quantity, location code or None)], the TTL to apply, the stripped
+    reference), or ValidationFailed. ``location``: the cart's location code, "auto", or None (default)."""
+    cart_location = _location_validate(location, field_name="location")
+    cleaned = _lines_validate(lines, location=None if cart_location == AUTO else cart_location)
     ttl_checked = ttl_validate(ttl)
     reference = (reference or "").strip()
     if len(reference) > 128:
@@ -452,6 +587,32 @@ def reservation_new(*, client: ApiClient | None, ttl: timedelta, reference: str,
     )
 
 
+def _products_for(cleaned: list[tuple[str, int, str | None]]) -> dict[str, Product]:
+    """{asked code: active product}; UnknownCode or Conflict naming every bad code."""
+    found, unknown = products_resolve_many(codes=list({code for code, _, _ in cleaned}))
+    if unknown:
+        raise UnknownCode(_("Some codes name no product."), details={"codes": unknown})
+    inactive = sorted({p.code for p in found.values() if not p.active})
+    if inactive:
+        raise Conflict(_("Some products are not sold any more."), details={"codes": inactive})
+    return found
+
+
+def _wanted_at_named(cleaned: list[tuple[str, int, str | None]], found: dict[str, Product],
+                     client: ApiClient | None) -> dict[StockKey, int]:
+    """{(product, location): units} of a cart whose lines name their locations (or the default one)."""
+    codes = {loc for _, _, loc in cleaned if loc}
+    places = {loc.code: loc for loc in locations_resolve_many(codes=sorted(codes))} if codes else {}
+    default = location_default()
+    client_locations_check(client=client, locations=[places.get(loc, default) if loc else default
+                                                     for _, _, loc in cleaned])
+    wanted: dict[StockKey, int] = {}
+    for code, quantity, loc in cleaned:
+        key = (found[code].pk, (places[loc] if loc else default).pk)
+        wanted[key] = wanted.get(key, 0) + quantity
+    return wanted
+
+
 @atomic_with_retry()
 def reservation_create(
     *,
@@ -460,16 +621,27 @@ def reservation_create(
     ttl: timedelta | None = None,
     idempotency_key: str | None = None,
     reference: str = "",
+    location: str | None = None,
+    locations: list[str] | None = None,
+    allow_split: bool = False,
 ) -> Reservation:
-    """Reserve every line or none. Lines are {"code", "quantity"}; codes may be aliases; duplicates merge.
+    """Reserve every line or none. Lines are {"code", "quantity", optional "location"}; codes may be
+    aliases; duplicates merge. ``location`` is the cart's location (a line's own wins), the default
+    location when None, or "auto": the service picks one that can serve the whole cart from
+    ``locations`` (a preference list; every active location when empty), or, with ``allow_split``,
+    several (reservation_locations_pick).
 
-    Raises InsufficientStock listing every short line with its real available quantity.
-    With an idempotency key, the same key and request give back the first reservation
-    (``replayed`` is set on it); the same key with another request raises Unprocessable.
+    Raises InsufficientStock listing every short line with its real available quantity, and
+    LocationForbidden for a location the client may not use. With an idempotency key, the same key
+    and request give back the first reservation (``replayed`` is set on it); the same key with
+    another request raises Unprocessable.
     """
-    cleaned, ttl_checked, reference = reservation_input_clean(lines=lines, ttl=ttl, reference=reference)
+    cleaned, ttl_checked, reference = reservation_input_clean(lines=lines, ttl=ttl, reference=reference,
+                                                              location=location)
+    auto = _location_validate(location, field_name="location") == AUTO
+    choice = location_choice_clean(locations=locations, allow_split=allow_split) if auto else None
     key = idempotency_key_clean(idempotency_key)
-    fingerprint = _fingerprint(cleaned, ttl, reference) if key else ""
+    fingerprint = _fingerprint(cleaned, ttl, reference, choice) if key else ""
     if key:
         replay = _idempotent_replay(client=client, key=key, fingerprint=fingerprint)
         if replay is not None:
@@ -478,30 +650,32 @@ def reservation_create(
     now = timezone.now()
     reservation = reservation_new(client=client, ttl=ttl_checked, reference=reference, now=now,
                                   idempotency_key=key, fingerprint=fingerprint)
-    stocks = _reserve_plain(reservation=reservation, lines=cleaned)
-    if stocks is not None:
-        # RESERVE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
-        stock_rows_changed(stocks=stocks, alert_levels_unchanged=True, extra_events=[
-            reservation_event("created", reservation, reservation.lines.all(), at=now)])
-        return reservation
+    if not auto and client_location_codes(client) is None:
+        stocks = _reserve_plain(reservation=reservation, lines=cleaned)
+        if stocks is not None:
+            # RESERVE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
+            stock_rows_changed(stocks=stocks, alert_levels_unchanged=True, extra_events=[
+                reservation_event("created", reservation, reservation.lines.all(), at=now)])
+            return reservation
     # The general path: also how a refused plain attempt finds out exactly what was wrong.
-    codes = {code for code, _ in cleaned}
-    found, unknown = products_resolve_many(codes=list(codes))
-    if unknown:
-        raise UnknownCode(_("Some codes name no product."), details={"codes": unknown})
-    inactive = sorted({p.code for p in found.values() if not p.active})
-    if inactive:
-        raise Conflict(_("Some products are not sold any more."), details={"codes": inactive})
-    products: dict[int, Product] = {}
-    wanted: dict[int, int] = {}
-    for code, quantity in cleaned:
-        product = found[code]
-        products[product.pk] = product
-        wanted[product.pk] = wanted.get(product.pk, 0) + quantity
-    new_lines, stocks = _create_many_lines(reservation=reservation, products=products, wanted=wanted)
+    found = _products_for(cleaned)
+    if choice is None:
+        wanted = _wanted_at_named(cleaned, found, client)
+        stocks = stock_rows_lock(keys=set(wanted))
+    else:
+        per_product: dict[int, int] = {}
+        for code, quantity, _ in cleaned:
+            per_product[found[code].pk] = per_product.get(found[code].pk, 0) + quantity
+        places = _candidates(choice, client)
+        locked = stocks_lock(keys={(pid, place.pk) for pid in per_product for place in places})
+        stocks = {(s.product_id, s.location_id): s for s in locked}
+        wanted = reservation_locations_pick(wanted=per_product, places=places, stocks=stocks,
+                                            allow_split=choice.allow_split,
+                                            products={p.pk: p for p in found.values()})
+    new_lines, changed = _create_many_lines(reservation=reservation, wanted=wanted, stocks=stocks)
     reservation.replayed = False
     reservation_lines_attach(reservation, new_lines)
-    stock_rows_changed(stocks=stocks, extra_events=[reservation_event("created", reservation, new_lines, at=now)])
+    stock_rows_changed(stocks=changed, extra_events=[reservation_event("created", reservation, new_lines, at=now)])
     return reservation
 
 
@@ -520,8 +694,8 @@ def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, acto
     if reservation.status == ReservationStatus.EXPIRED:
         return reservation
     changes = [
-        StockChange(product_id=line.product_id, on_hand=-line.quantity, reserved=-line.quantity,
-                    kind=MovementKind.SALE, reason="reservation confirmed", reference=reservation.reference,
+        StockChange(product_id=line.product_id, location_id=line.location_id, on_hand=-line.quantity,
+                    reserved=-line.quantity, kind=MovementKind.SALE, reason="reservation confirmed", reference=reservation.reference,
                     reservation_id=reservation.pk)
         for line in lines
     ]
@@ -609,9 +783,9 @@ def _expire_batch(*, batch_size: int) -> int:
     if not due:
         return 0
     ids = [r.pk for r in due]
-    lines = list(ReservationLine.objects.select_related("product").filter(reservation_id__in=ids))
-    changes = [StockChange(product_id=line.product_id, reserved=-line.quantity, reservation_id=line.reservation_id)
-               for line in lines]
+    lines = list(ReservationLine.objects.select_related("product", "location").filter(reservation_id__in=ids))
+    changes = [StockChange(product_id=line.product_id, location_id=line.location_id, reserved=-line.quantity,
+                           reservation_id=line.reservation_id) for line in lines]
     Reservation.objects.filter(pk__in=ids).update(status=ReservationStatus.EXPIRED, closed_at=now, updated_at=now)
     stock_apply(changes=changes, actor="system:expiry")
     by_reservation: dict[UUID, list[ReservationLine]] = {}

@@ -29,7 +29,8 @@ def reservation_output(reservation: Reservation) -> dict[str, Any]:
         "expires_at": reservation.expires_at.isoformat(),
         "created_at": reservation.created_at.isoformat(),
         "reference": reservation.reference,
-        "lines": [{"code": line.product.code, "quantity": line.quantity} for line in reservation.lines.all()],
+        "lines": [{"code": line.product.code, "location": line.location.code, "quantity": line.quantity}
+                  for line in reservation.lines.all()],
     }
 
 
@@ -42,6 +43,8 @@ def stock_reserve_output(reservation: Reservation) -> dict[str, Any]:
 
 class LineSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64)
+    location = serializers.CharField(max_length=64, required=False,
+                                     help_text="Location code of this line; the cart's location when omitted.")
     quantity = serializers.IntegerField()
 
 
@@ -58,6 +61,15 @@ class ReservationOutputSerializer(serializers.Serializer):
 
 class ReservationCreateInputSerializer(serializers.Serializer):
     lines = LineSerializer(many=True)
+    location = serializers.CharField(
+        required=False, max_length=64,
+        help_text='Location code of every line without its own; the default location when omitted; "auto": '
+                  "the first location (of `locations`, or of every active one) that can serve the whole cart.")
+    locations = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                      help_text='With "location": "auto": the locations to try, in order.')
+    allow_split = serializers.BooleanField(required=False, default=False,
+                                           help_text='With "location": "auto": a line may come from several '
+                                                     "locations when no one location can serve the cart.")
     ttl_seconds = serializers.IntegerField(required=False, min_value=30, max_value=86400)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
@@ -100,6 +112,7 @@ class ReservationListCreateApi(APIView):
         reservation = services.reservation_create(
             client=request_client(request), lines=lines, ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"), reference=reference,
+            location=data.get("location"), locations=data.get("locations"), allow_split=data.get("allow_split", False),
         )
         return Response(reservation_output(reservation), status=status.HTTP_201_CREATED)
 
@@ -176,6 +189,7 @@ class StockReserveApi(APIView):
     @extend_schema(
         request=inline_serializer("StockReserveInput", {
             "quantity": serializers.IntegerField(default=1),
+            "location": serializers.CharField(required=False, help_text="Location code; the default when omitted."),
             "ttl_seconds": serializers.IntegerField(
                 required=False, min_value=settings.RESERVATION_MIN_TTL_SECONDS,
                 max_value=settings.RESERVATION_MAX_TTL_SECONDS,
@@ -192,7 +206,7 @@ class StockReserveApi(APIView):
         reservation = services.reservation_create(
             client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
             ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
-            idempotency_key=request.headers.get("Idempotency-Key"),
+            idempotency_key=request.headers.get("Idempotency-Key"), location=data.get("location"),
         )
         return Response(stock_reserve_output(reservation))
 

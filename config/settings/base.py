@@ -292,6 +292,9 @@ CELERY_BEAT_SCHEDULE["projections-nightly-rebuild"] = {
 }
 
 # Inventory
+# The location every request that names none uses (docs/locations.md); created by the migrations.
+DEFAULT_LOCATION_CODE = env("DEFAULT_LOCATION_CODE", default="PRINCIPAL").strip().upper()
+DEFAULT_LOCATION_NAME = env("DEFAULT_LOCATION_NAME", default="Loja principal")
 STOCK_DEFAULT_LOW_THRESHOLD = env.int("STOCK_DEFAULT_LOW_THRESHOLD", default=5)
 STOCK_MAX_QUANTITY = env.int("STOCK_MAX_QUANTITY", default=1_000_000)
 STOCK_LOOKUP_MAX_CODES = 500
@@ -331,6 +334,8 @@ RESERVATION_MAX_TTL_SECONDS = 24 * 60 * 60
 # Extensions never push expires_at further than this from the reservation's creation.
 RESERVATION_MAX_LIFETIME_SECONDS = env.int("RESERVATION_MAX_LIFETIME_SECONDS", default=24 * 60 * 60)
 RESERVATION_MAX_LINES = env.int("RESERVATION_MAX_LINES", default=100)
+# Locations an "auto" cart may list in its preference order.
+RESERVATION_MAX_LOCATIONS = env.int("RESERVATION_MAX_LOCATIONS", default=50)
 RESERVATION_SWEEP_SECONDS = env.float("RESERVATION_SWEEP_SECONDS", default=10.0)
 # The ASGI fast path for one-code reservations (reservations/fast_path.py) and its async connections per process.
 RESERVATION_FAST_PATH = env.bool("RESERVATION_FAST_PATH", default=True)

@@ -1,7 +1,19 @@
-"""Factories for inventory: products come with their stock row, optionally stocked through the ledger."""
+"""Factories for inventory: locations, and products that come with their stock row at the default location,
+optionally stocked through the ledger."""
 import factory
 
-from inventory.models import MovementKind, Product, Stock, StockMovement, UnifiedCode
+from inventory.models import Location, LocationKind, MovementKind, Product, Stock, StockMovement, UnifiedCode
+from inventory.selectors import location_default_id
+
+
+class LocationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Location
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"LOJA-{n:03d}")
+    name = factory.Sequence(lambda n: f"Loja {n}")
+    kind = LocationKind.DARK_STORE
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
@@ -19,11 +31,22 @@ class ProductFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def on_hand(self, create, extracted, **kwargs):
         quantity = extracted or 0
-        Stock.objects.create(product=self, on_hand=quantity, version=1 if quantity else 0)
+        location_id = location_default_id()
+        Stock.objects.create(product=self, location_id=location_id, on_hand=quantity, version=1 if quantity else 0)
         if quantity:
             StockMovement.objects.create(
-                product=self, kind=MovementKind.RECEIPT, quantity=quantity, on_hand_after=quantity, reason="factory"
+                product=self, location_id=location_id, kind=MovementKind.RECEIPT, quantity=quantity,
+                on_hand_after=quantity, reason="factory",
             )
+
+
+def stock_at_location(product: Product, location: Location, on_hand: int = 0) -> Stock:
+    """Give ``product`` a stock row at ``location`` holding ``on_hand`` units, through a receipt ledger row."""
+    stock = Stock.objects.create(product=product, location=location, on_hand=on_hand, version=1 if on_hand else 0)
+    if on_hand:
+        StockMovement.objects.create(product=product, location=location, kind=MovementKind.RECEIPT,
+                                     quantity=on_hand, on_hand_after=on_hand, reason="factory")
+    return stock
 
 
 class UnifiedCodeFactory(factory.django.DjangoModelFactory):

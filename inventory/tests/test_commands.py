@@ -25,7 +25,7 @@ def test_stock_audit_reports_drift_and_exits_one(capsys):
         call_command("stock_audit")
 
     assert exit_info.value.code == 1
-    assert "DRIFT-1: on_hand=7 ledger_sum=5" in capsys.readouterr().err
+    assert "DRIFT-1 @ PRINCIPAL: on_hand=7 ledger_sum=5" in capsys.readouterr().err
 
 
 def test_stock_audit_reports_reserved_units_without_active_reservations(capsys):
@@ -38,7 +38,7 @@ def test_stock_audit_reports_reserved_units_without_active_reservations(capsys):
         call_command("stock_audit")
 
     assert exit_info.value.code == 1
-    assert "HELD-1: reserved=2 active_lines=0" in capsys.readouterr().err
+    assert "HELD-1 @ PRINCIPAL: reserved=2 active_lines=0" in capsys.readouterr().err
 
 
 def test_seed_demo_creates_varied_catalogue_once():

@@ -17,7 +17,7 @@ def test_stock_counters_have_no_index_and_pages_keep_room_so_reservations_update
         cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'inventory_stock'::regclass")
         options = cursor.fetchone()[0]
 
-    assert indexed == {"id", "product_id"}
+    assert indexed == {"id", "product_id", "location_id"}
     assert "fillfactor=70" in options
 
 

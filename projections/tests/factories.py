@@ -11,6 +11,7 @@ class PlannedMovementFactory(factory.django.DjangoModelFactory):
         model = PlannedMovement
 
     product = factory.SubFactory("inventory.tests.factories.ProductFactory")
+    location_id = factory.LazyFunction(lambda: _default_location_id())
     date = factory.LazyFunction(datetime.date.today)
     direction = Direction.OUT
     quantity = 1
@@ -19,6 +20,12 @@ class PlannedMovementFactory(factory.django.DjangoModelFactory):
     status = PlannedStatus.OPEN
     source = "test"
     source_ref = factory.Sequence(lambda n: f"ref-{n}")
+
+
+def _default_location_id() -> int:
+    from inventory.selectors import location_default_id
+
+    return location_default_id()
 
 
 def sales_history(product, *, today: datetime.date, demand: list[int], opening: int,
@@ -30,6 +37,7 @@ def sales_history(product, *, today: datetime.date, demand: list[int], opening: 
     from zoneinfo import ZoneInfo
 
     from inventory.models import MovementKind, Stock, StockMovement
+    from inventory.selectors import location_default_id
 
     tz = ZoneInfo(settings.TIME_ZONE)
     first = today - datetime.timedelta(days=len(demand))
@@ -49,10 +57,10 @@ def sales_history(product, *, today: datetime.date, demand: list[int], opening: 
     running = 0
     for kind, quantity, created_at in rows:
         running += quantity
-        row = StockMovement.objects.create(product=product, kind=kind, quantity=quantity, on_hand_after=running,
-                                           reason="history")
+        row = StockMovement.objects.create(product=product, location_id=location_default_id(), kind=kind,
+                                           quantity=quantity, on_hand_after=running, reason="history")
         StockMovement.objects.filter(pk=row.pk).update(created_at=created_at)
-    Stock.objects.filter(product=product).update(on_hand=running)
+    Stock.objects.filter(product=product, location_id=location_default_id()).update(on_hand=running)
 
 
 class SupplyTermsFactory(factory.django.DjangoModelFactory):

@@ -276,7 +276,7 @@ def test_events_name_reservation_lines_without_customer_data(django_capture_on_c
     created = [e for e in events if e.get("type") == "reservation.created"]
     assert len(created) == 1
     assert created[0]["reservation_id"] == str(reservation.pk)
-    assert created[0]["lines"] == [{"code": "EV-1", "quantity": 2}]
+    assert created[0]["lines"] == [{"code": "EV-1", "location": "PRINCIPAL", "quantity": 2}]
     assert "customer-42" not in str(created[0]) and client.name not in str(created[0])
     stock_events = [e for e in events if e.get("type") == "stock.changed"]
     assert stock_events and stock_events[0]["reserved"] == 2 and stock_events[0]["available"] == 1
@@ -343,7 +343,7 @@ async def test_batch_of_one_code_asks_grants_each_product_the_run_of_asks_that_f
     # units, it is left to a later batch or the general path, either of which will grant it.
     assert _kinds(created) == ["reserved", "reserved", "reserved", None, "short", "unsettled", "reserved"]
     assert created[5] == services.ReservationUnsettled(codes=("BATCH-B",))
-    assert created[4] == services.ReservationShort(lines=(("BATCH-B", 2, 1),))
+    assert created[4] == services.ReservationShort(lines=(("BATCH-B", 2, 1, "PRINCIPAL"),))
     # Each changed row moved once: its reserved by the run's total, its version by one.
     assert await sync_to_async(counters)(wide) == (10, 5, 2)
     assert await sync_to_async(counters)(narrow) == (3, 2, 2)
@@ -416,7 +416,7 @@ async def test_batch_of_carts_judges_each_cart_as_a_whole_after_those_before_it(
 
     assert _kinds(created) == ["reserved", "short", None, "reserved", "unsettled"]
     assert created[4] == services.ReservationUnsettled(codes=("BATCH-E",))
-    assert created[1] == services.ReservationShort(lines=(("BATCH-F", 5, 3),))
+    assert created[1] == services.ReservationShort(lines=(("BATCH-F", 5, 3, "PRINCIPAL"),))
     assert [(line.product.code, line.quantity) for line in created[0].lines.all()] == [("BATCH-E", 2), ("BATCH-F", 1)]
     assert [(line.product.code, line.quantity) for line in created[3].lines.all()] == [("BATCH-E", 4)]
     # 4 of E are really left: the last cart fits, and the general path will grant it.

@@ -27,7 +27,7 @@ def test_create_returns_201_with_lines_and_expiry(reserver):
 
     assert response.status_code == 201
     body = response.json()
-    assert body["lines"] == [{"code": "ARROZ-5", "quantity": 2}]
+    assert body["lines"] == [{"code": "ARROZ-5", "location": "PRINCIPAL", "quantity": 2}]
     assert body["status"] == "active" and body["reference"] == "cart-1"
     assert Reservation.objects.get(pk=body["id"]).client == reserver.api_client
     assert reserved_of(product) == 2

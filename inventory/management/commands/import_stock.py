@@ -50,11 +50,12 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "json"], help="default: from the file extension")
         parser.add_argument("--reference", default="", help="kept on every ledger row, e.g. the ERP export id")
         parser.add_argument("--dry-run", action="store_true", help="validate and report, change nothing")
+        parser.add_argument("--location", default=None, help="location code the counts apply at (default location)")
         parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                             help="show the progress bar on stderr (default: when stderr is a terminal)")
 
     def handle(self, *args, file: str, format: str | None, reference: str, dry_run: bool,
-               progress: bool | None, **options):
+               progress: bool | None, location: str | None = None, **options):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
@@ -63,7 +64,7 @@ class Command(BaseCommand):
         bar = ProgressBar(self.stderr, tty=tty) if (tty if progress is None else progress) else None
         try:
             job = import_job_create(content=path.read_bytes(), fmt=fmt, actor="command:import_stock",
-                                    reference=reference, dry_run=dry_run, queue=False)
+                                    reference=reference, dry_run=dry_run, queue=False, location=location)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         # Run here rather than by a worker; the job row shows the progress to the admin meanwhile.

@@ -1,4 +1,5 @@
-"""Load the demo catalogue: products in several categories, some unified codes, some near or below threshold."""
+"""Load the demo catalogue: products in several categories, some unified codes, some near or below threshold, and a
+second location (a dark store) holding part of the catalogue."""
 import random
 
 from django.core.management.base import BaseCommand
@@ -6,7 +7,9 @@ from django.db import transaction
 
 from inventory import services
 from inventory.demo import CATALOGUE
-from inventory.models import Product
+from inventory.models import Location, LocationKind, Product
+
+DARK_STORE = "DARK-ZS"
 
 
 class Command(BaseCommand):
@@ -22,6 +25,9 @@ class Command(BaseCommand):
             return
         rng = random.Random(42)
         created = 0
+        if not Location.objects.filter(code=DARK_STORE).exists():
+            services.location_create(code=DARK_STORE, name="Dark store Zona Sul", kind=LocationKind.DARK_STORE,
+                                     address="Rua Vergueiro, 1000 - São Paulo/SP")
         for prefix_index, (category, items) in enumerate(CATALOGUE.items(), start=1):
             for item_index, (name, unit) in enumerate(items, start=1):
                 code = f"{category[:3].upper()}-{prefix_index}{item_index:03d}"
@@ -36,5 +42,9 @@ class Command(BaseCommand):
                 if quantity:
                     services.stock_receive(code=code, quantity=quantity, reason="demo opening stock",
                                            actor="system:demo")
+                # The dark store carries every other product, in smaller quantities.
+                if item_index % 2 and quantity >= 8:
+                    services.transfer_create(code=code, source="", destination=DARK_STORE, quantity=quantity // 4,
+                                             reference="demo", actor="system:demo")
                 created += 1
         self.stdout.write(self.style.SUCCESS(f"Created {created} demo products."))

@@ -1,12 +1,12 @@
-"""Check the stock invariants: the ledger sums to on_hand, and reserved equals the active reservation lines. Exits 1 on any drift."""
+"""Check the stock invariants per product and location: the ledger sums to on_hand, and reserved equals the active reservation lines. Exits 1 on any drift."""
 from django.core.management.base import BaseCommand
 
 from inventory.selectors import ledger_drift
 
 
 class Command(BaseCommand):
-    help = ("Report products whose ledger does not sum to on_hand, or whose reserved differs from their "
-            "active reservation lines; exit non-zero if any.")
+    help = ("Report, per product and location, stock whose ledger does not sum to on_hand, or whose reserved "
+            "differs from its active reservation lines; exit non-zero if any.")
 
     def handle(self, *args, **options):
         # Reservations build on inventory, so their selector is imported here, not at module level.
@@ -15,12 +15,14 @@ class Command(BaseCommand):
         ledger = ledger_drift()
         reserved = reserved_drift()
         for row in ledger:
-            self.stderr.write(f"{row['code']}: on_hand={row['on_hand']} ledger_sum={row['ledger_sum']}")
+            self.stderr.write(f"{row['code']} @ {row['location']}: on_hand={row['on_hand']} "
+                              f"ledger_sum={row['ledger_sum']}")
         for row in reserved:
-            self.stderr.write(f"{row['code']}: reserved={row['reserved']} active_lines={row['active_lines']}")
+            self.stderr.write(f"{row['code']} @ {row['location']}: reserved={row['reserved']} "
+                              f"active_lines={row['active_lines']}")
         if not ledger and not reserved:
             self.stdout.write(self.style.SUCCESS(
-                "Ledger and stock agree for every product, and reserved matches the active reservations."))
+                "Ledger and stock agree for every product at every location, and reserved matches the active reservations."))
             return
         if ledger:
             self.stderr.write(self.style.ERROR(f"{len(ledger)} product(s) drift from their ledger."))

@@ -1,0 +1,36 @@
+"""Reservation lines name their location; every existing line is at the default location."""
+import django.db.models.deletion
+from django.db import migrations, models
+
+from inventory.migration_ops import location_column_add
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("inventory", "0005_locations_and_transfers"),
+        ("reservations", "0002_verbose_names"),
+    ]
+
+    operations = [
+        migrations.RemoveConstraint(
+            model_name="reservationline",
+            name="reservation_line_one_per_product",
+        ),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[location_column_add("reservations_reservationline")],
+            state_operations=[migrations.AddField(
+                model_name="reservationline",
+                name="location",
+                field=models.ForeignKey(default=None, on_delete=django.db.models.deletion.PROTECT,
+                                        related_name="reservation_lines", to="inventory.location",
+                                        verbose_name="location"),
+                preserve_default=False,
+            )],
+        ),
+        migrations.AddConstraint(
+            model_name="reservationline",
+            constraint=models.UniqueConstraint(fields=("reservation", "product", "location"),
+                                               name="reservation_line_one_per_product_location"),
+        ),
+    ]
