@@ -13,12 +13,14 @@ ticket (POST /api/v1/ws-ticket), without pause (closed loop).
    (SIGKILL to the postmaster and every backend, a crash). Prints the time from the stop to the first 503, the
    p50/p95/max latency of the refused requests, every outcome of the requests answered while it was down (the
    promise: 503 with Retry-After, no 500, nothing slower than 2 s), then, after --down-seconds, restarts the
-   cluster and prints the time until each kind of request succeeds again.
-2. Daphne process killed, --kills times: SIGKILL to the oldest child of serve.py, then the time until serve.py
-   has started another and until that one serves (its first request counted in its own metrics file), the
-   longest wait of a client that asked meanwhile, and the requests that failed. A victim is first left to live
-   QUICK_DEATH_SECONDS (scripts/keep_running.py), so each kill is an ordinary crash that serve.py restarts at
-   once, not a crash loop that it backs off from. Ends with min/median/max.
+   cluster and prints the time until each kind of request first succeeds and until every request does.
+2. Daphne process killed, --kills times: SIGKILL to the serving process that has run longest, then the time until
+   a process serves its socket again (its first request counted in its own metrics file: serve.py's spare, or
+   with --no-spare a process started after the kill), the longest wait of a request sent meanwhile on a new
+   connection (some land on the killed process's socket; /healthz every 20 ms) or a kept-alive one, and the
+   requests that failed. Kills are QUICK_DEATH_SECONDS apart or more and each victim has run as long
+   (scripts/keep_running.py): each is an ordinary crash, not a crash loop that serve.py backs off from, and the
+   spare started at the previous kill has loaded. Ends with min/median/max.
 
 Exits 1 when a promise was broken (a 5xx other than 503, a 503 without Retry-After or an answer slower than
 2 s while PostgreSQL was down; a killed process not serving again within 2 s). Stops and removes what it
@@ -88,6 +90,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=5, help="Daphne processes killed, one after the other")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"))
     parser.add_argument("--no-demo", dest="demo", action="store_false", help="skip seed_demo (bench data only)")
+    parser.add_argument("--spare", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve.py keeps a loaded spare process (WEB_SPARE, on as in make run)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     args.pg_stops = [mode.strip() for mode in args.pg_stops.split(",") if mode.strip() and mode.strip() != "none"]
@@ -111,6 +115,7 @@ def server_env(args, database_url: str, metrics_dir: Path) -> dict[str, str]:
         "DB_POOL_MIN_SIZE": os.environ.get("DB_POOL_MIN_SIZE", "2"),
         "DB_POOL_MAX_SIZE": os.environ.get("DB_POOL_MAX_SIZE", "8"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "WEB_SPARE": "1" if args.spare else "0",
         "LOG_LEVEL": "WARNING",
         "ACCESS_LOG_LEVEL": "WARNING",
         # Closed-loop clients get refusals in a few ms while PostgreSQL is down: they must meet the outage's
@@ -154,7 +159,7 @@ def server_start(args, env: dict[str, str], log_path: Path) -> subprocess.Popen:
             import urllib.request
 
             with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/healthz", timeout=5) as response:
-                if response.status == 200 and len(children(process)) == args.workers:
+                if response.status == 200 and len(children(process)) >= args.workers:
                     return process
         except OSError:
             pass
@@ -266,16 +271,16 @@ class Load:
                     connection = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), self.timeout)
                 status, retry_after, keep = await asyncio.wait_for(
                     http_request(*connection, method, path, headers, body), self.timeout - (time.monotonic() - started))
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
-                    asyncio.TimeoutError) as exc:
-                self.samples.append(Sample(kind, started, time.monotonic(), None,
-                                           "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__))
-                connection = connection_close(connection)
+            except NO_ANSWER as exc:
+                self.samples.append(Sample(kind, started, time.monotonic(), None, failure(exc)))
+                connection_close(connection)
+                connection = None
                 await asyncio.sleep(0.01)  # a refused connection must not spin
                 continue
             self.samples.append(Sample(kind, started, time.monotonic(), status, retry_after=retry_after))
             if not keep:
-                connection = connection_close(connection)
+                connection_close(connection)
+                connection = None
 
     async def probes(self, every: float = 0.02) -> None:
         """GET /healthz on a new connection every ``every`` seconds, whatever became of the earlier ones (open
@@ -299,10 +304,9 @@ class Load:
                 http_request(*connection, "GET", "/healthz", {"Connection": "close"}, b""),
                 self.timeout - (time.monotonic() - started))
             self.probe_samples.append(Sample("healthz, new connection", started, time.monotonic(), status))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
-                asyncio.TimeoutError) as exc:
+        except NO_ANSWER as exc:
             self.probe_samples.append(Sample("healthz, new connection", started, time.monotonic(), None,
-                                             "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__))
+                                             failure(exc)))
         finally:
             connection_close(connection)
 
@@ -311,10 +315,17 @@ class Load:
         return [s for s in self.samples if s.ended >= start and s.started < end]
 
 
-def connection_close(connection):
+# What a request can end in instead of an answer: a connection refused or cut, a reply cut short, no reply in time.
+NO_ANSWER = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError)
+
+
+def failure(exc: BaseException) -> str:
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+def connection_close(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
     if connection is not None:
         connection[1].close()
-    return None
 
 
 async def http_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
@@ -415,8 +426,10 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
     back: dict[str, float] = {}
     last_failure = restart_at
     deadline = restart_at + 30
+    seen = 0  # samples are appended as they end: only the new ones need a look each time
     while time.monotonic() < deadline:
-        for sample in load.between(restart_at, time.monotonic()):
+        fresh, seen = load.samples[seen:], len(load.samples)
+        for sample in fresh:
             if sample.started < restart_at:
                 continue
             if outcome(sample) == "2xx":
@@ -454,9 +467,9 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
         "first_success_by_kind_s": {kind: round(at - restart_at, 3) for kind, at in back.items()},
         "after_restart": outcomes(after),
         "after_restart_by_kind": {kind: outcomes([s for s in after if s.kind == kind]) for kind in KINDS},
-        "last_refusal_after_restart_s": {kind: round(max(s.ended for s in after if s.kind == kind and s.status != 200
-                                                         and outcome(s) != "2xx") - restart_at, 3)
-                                         for kind in KINDS if any(s.kind == kind and outcome(s) != "2xx" for s in after)},
+        "last_refusal_after_restart_s": {
+            kind: round(max(s.ended for s in after if s.kind == kind and outcome(s) != "2xx") - restart_at, 3)
+            for kind in KINDS if any(s.kind == kind and outcome(s) != "2xx" for s in after)},
     }
     broken = [name for name in result["while_down"] if name not in ("503", "2xx")]
     broken += [name for name in result["after_restart"] if name not in ("503", "2xx")]
@@ -487,35 +500,41 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
 
 
 async def process_kills(load: Load, server: subprocess.Popen, metrics_dir: Path, kills: int,
-                        born: dict[int, float]) -> dict:
+                        born: dict[int, float], spare: bool) -> dict:
     rounds = []
-    print(f"\nDaphne process killed with SIGKILL under load, {kills} times (each victim lived "
-          f"≥ {QUICK_DEATH_SECONDS:g} s first):")
+    print(f"\nDaphne process killed with SIGKILL under load, {kills} times, {QUICK_DEATH_SECONDS:g} s apart or more "
+          f"(serve.py {'with' if spare else 'without'} a spare):")
     load.probing = True
     probing = asyncio.create_task(load.probes())
     await asyncio.sleep(1.0)
     round_start = time.monotonic()
+    killed_at = 0.0
     for number in range(1, kills + 1):
+        # The processes serving now (a spare waiting for a socket has counted no request); the oldest goes.
         now_children = children(server)
-        for pid in now_children:
+        serving_before = [pid for pid in now_children if requests_counted(metrics_dir, pid) > 0]
+        for pid in serving_before:
             born.setdefault(pid, time.monotonic())
-        victim = min(now_children, key=lambda pid: born[pid])
-        wait = born[victim] + QUICK_DEATH_SECONDS + 0.5 - time.monotonic()
+        victim = min(serving_before, key=lambda pid: born[pid])
+        # An ordinary crash, not a crash loop: the victim has run QUICK_DEATH_SECONDS, and as long has passed
+        # since the last kill (the spare started then has loaded by now).
+        wait = max(born[victim] + QUICK_DEATH_SECONDS, killed_at + QUICK_DEATH_SECONDS) + 0.5 - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        others = [pid for pid in now_children if pid != victim]
+        now_children = children(server)
+        others = [pid for pid in serving_before if pid != victim]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        started_at = serving_at = None
-        newcomer = None
+        started_at = serving_at = newcomer = None
         while time.monotonic() - killed_at < 30:
-            if newcomer is None:
-                fresh = [pid for pid in children(server) if pid != victim and pid not in others]
-                if fresh:
-                    newcomer, started_at = fresh[0], time.monotonic()
-                    born[newcomer] = started_at
-            if newcomer is not None and requests_counted(metrics_dir, newcomer) > 0:
-                serving_at = time.monotonic()
+            current = children(server)
+            if started_at is None and any(pid not in now_children for pid in current):
+                started_at = time.monotonic()  # a process started after the kill: a new spare, or the replacement
+            for pid in current:
+                if pid not in serving_before and requests_counted(metrics_dir, pid) > 0:
+                    newcomer, serving_at = pid, time.monotonic()
+                    born[pid] = serving_at
+            if serving_at is not None:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(1.0)
@@ -527,6 +546,7 @@ async def process_kills(load: Load, server: subprocess.Popen, metrics_dir: Path,
         failed = [s for s in window + probes if outcome(s) != "2xx"]
         figures = {
             "victim": victim,
+            "replaced_by": None if newcomer is None else "spare" if newcomer in now_children else "new process",
             "new_process_s": None if started_at is None else round(started_at - killed_at, 3),
             "serving_again_s": None if serving_at is None else round(serving_at - killed_at, 3),
             "longest_new_connection_wait_s": round(max((s.latency for s in probes_after), default=0), 3),
@@ -540,8 +560,9 @@ async def process_kills(load: Load, server: subprocess.Popen, metrics_dir: Path,
             "others_alive": all(pid in children(server) for pid in others),
         }
         rounds.append(figures)
-        print(f"  kill {number}: pid {victim}; new process after {ms(figures['new_process_s'])}, serving after "
-              f"{ms(figures['serving_again_s'])}; longest wait of a new connection "
+        print(f"  kill {number}: pid {victim}; a process started after {ms(figures['new_process_s'])}; the "
+              f"{figures['replaced_by'] or 'replacement'} serving after {ms(figures['serving_again_s'])}; "
+              "longest wait of a new connection "
               f"{ms(figures['longest_new_connection_wait_s'])}, of a kept-alive client "
               f"{ms(figures['longest_kept_alive_wait_s'])}, {figures['waited_over_2s']} over 2 s; "
               f"{figures['answered_meanwhile']} answered meanwhile; failed {figures['failed']} "
@@ -565,7 +586,8 @@ async def process_kills(load: Load, server: subprocess.Popen, metrics_dir: Path,
                       for name, key, fmt in (("new process", "new_process_s", ms), ("serving", "serving_again_s", ms),
                                              ("longest wait of a new connection", "longest_new_connection_wait_s", ms),
                                              ("failed requests", "failed", lambda v: "-" if v is None else f"{v:g}"))))
-    kept = not missing and summary["serving_again_s"]["max"] <= PROMISE_SECONDS and all(r["others_alive"] for r in rounds)
+    kept = not missing and summary["serving_again_s"]["max"] <= PROMISE_SECONDS \
+        and all(r["others_alive"] for r in rounds)
     print(f"  promise (serving again within 2 s, the others untouched): "
           f"{'kept' if kept else 'BROKEN'}")
     return {"rounds": rounds, "summary": summary, "promise_kept": kept}
@@ -580,7 +602,7 @@ async def run_load(args, credentials: dict, cluster: PrivateCluster, server: sub
         results["warm_up"] = await warm_up(load)
         results["postgres"] = [await postgres_outage(load, cluster, mode, args.down_seconds) for mode in args.pg_stops]
         if args.kills:
-            results["kills"] = await process_kills(load, server, metrics_dir, args.kills, born)
+            results["kills"] = await process_kills(load, server, metrics_dir, args.kills, born, args.spare)
     finally:
         load.stopping = True
         await asyncio.wait(clients, timeout=load.timeout + 1)
