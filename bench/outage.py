@@ -631,7 +631,8 @@ def machine() -> str:
 
 def main() -> int:
     args = parse_args()
-    print(f"bench-outage: {args.clients} clients, {args.workers} Daphne process(es) on :{args.port}; {machine()}; "
+    at_start = machine()
+    print(f"bench-outage: {args.clients} clients, {args.workers} Daphne process(es) on :{args.port}; {at_start}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     workdir = Path(tempfile.mkdtemp(prefix="sp-bench-outage-"))
     metrics_dir = workdir / "metrics"
@@ -661,7 +662,7 @@ def main() -> int:
         cluster.destroy()
         redis_keys_forget(args.redis_url)
         shutil.rmtree(workdir, ignore_errors=True)
-    results["machine"] = machine()
+    results["machine_at_start"], results["machine"] = at_start, machine()
     print(f"\n{results['requests']} requests in all; {machine()}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
