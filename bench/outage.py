@@ -459,6 +459,10 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
         "while_down_by_kind": {kind: outcomes([s for s in down if s.kind == kind]) for kind in KINDS},
         "slowest_while_down_ms": round(max((s.latency for s in down), default=0) * 1000, 1),
         "over_2s_while_down": sum(1 for s in down if s.latency > PROMISE_SECONDS),
+        # Requests that need PostgreSQL yet succeeded after the stop: those it answered before the stop took hold.
+        "database_2xx_after_stop": sum(1 for s in down if s.kind != "ws-ticket" and outcome(s) == "2xx"),
+        "last_database_2xx_after_stop_s": round(max((s.ended for s in down if s.kind != "ws-ticket"
+                                                     and outcome(s) == "2xx"), default=stop_at) - stop_at, 3),
         "first_503_by_kind_s": {kind: round(min(s.ended for s in refused if s.kind == kind) - stop_at, 3)
                                 for kind in KINDS if any(s.kind == kind for s in refused)},
         "postgres_start_s": round(accepting_at - restart_at, 3),
@@ -487,6 +491,8 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
           f"{ms(max((s.latency for s in down), default=None))}, {result['over_2s_while_down']} over 2 s")
     for kind in KINDS:
         print(f"    {kind:<24} {shares(result['while_down_by_kind'][kind])}")
+    print(f"  requests that need PostgreSQL answered 2xx after the stop: {result['database_2xx_after_stop']}, the last "
+          f"{ms(result['last_database_2xx_after_stop_s'])} after it")
     print(f"  restart: PostgreSQL accepting after {ms(accepting_at - restart_at)}; first success after "
           f"{ms(first_back and first_back - restart_at)} ("
           + ", ".join(f"{kind} {ms(t)}" for kind, t in result["first_success_by_kind_s"].items())
