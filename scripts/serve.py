@@ -17,7 +17,7 @@ new process, so only the requests in flight on the dead one fail, and the others
 replacement is a spare (--spare, WEB_SPARE, on by default): one more process that has already loaded
 the application and waits, listening on nothing, until it is handed the dead process's socket, so the
 queued connections wait a fraction of a second. A process started only then needs the whole load first,
-about 1 s of CPU, which took 2.5-7.7 s on two busy cores (make bench-outage): that is what happens
+about 1 s of CPU, which took 1.7-7.7 s on two busy cores (make bench-outage): that is what happens
 without a spare, or when two die before the next spare has loaded. Another spare is started at once.
 A process that keeps dying within seconds of its start is restarted after a growing pause, and after
 MAX_QUICK_DEATHS such deaths in a row everything stops (a broken release, not a crash).
