@@ -164,7 +164,7 @@ class Spare:
 
 
 def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
-    """Run the Daphne children until a signal, starting again each one that dies; then stop them all."""
+    """Run the Daphne children (and a spare) until a signal, replacing each one that dies; then stop them all."""
     stopping = False
 
     def stop(*_):
