@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import bench-demand clean
+.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import bench-demand bench-outage clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-reserve: install-dev check-services
 # ERP import of 100,000 rows, all or nothing: the command, a bad last line, the API with a worker (docs/benchmarks.md).
 bench-import: install-dev check-services
 	$(PY) bench/import.py
+
+# PostgreSQL stopped and a Daphne process killed under load: time to 503, to recovery, to serving again (docs/benchmarks.md).
+bench-outage: install-dev check-services
+	$(PY) bench/outage.py $(BENCH_OUTAGE_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles

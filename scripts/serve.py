@@ -11,10 +11,15 @@ WEB_EVENT_LOOP (or --loop) their event loop: uvloop (default) or asyncio.
 The processes share one Prometheus multiprocess directory (PROMETHEUS_MULTIPROC_DIR, or a temporary one
 made here) so that /metrics, whichever process answers, reports the counters of all of them.
 
-A process that dies (a crash, kill -9, out of memory) is started again at once on its own listening
+A process that dies (a crash, kill -9, out of memory) is replaced at once on its own listening
 socket, which this script keeps open: connections the kernel queued there meanwhile are served by the
-new process, so only the requests in flight on the dead one fail, and the others keep serving. A
-process that keeps dying within seconds of its start is restarted after a growing pause, and after
+new process, so only the requests in flight on the dead one fail, and the others keep serving. The
+replacement is a spare (--spare, WEB_SPARE, on by default): one more process that has already loaded
+the application and waits, listening on nothing, until it is handed the dead process's socket, so the
+queued connections wait a fraction of a second. A process started only then needs the whole load first,
+about 1 s of CPU, which took 1.7-7.7 s on two busy cores (make bench-outage): that is what happens
+without a spare, or when two die before the next spare has loaded. Another spare is started at once.
+A process that keeps dying within seconds of its start is restarted after a growing pause, and after
 MAX_QUICK_DEATHS such deaths in a row everything stops (a broken release, not a crash).
 Stops every process it started on SIGINT/SIGTERM; they also die if this script is killed.
 """
@@ -96,6 +101,9 @@ def main() -> int:
     parser.add_argument("--app", default=os.environ.get("WEB_APP", "config.asgi:application"))
     parser.add_argument("--loop", choices=EVENT_LOOPS, default=os.environ.get("WEB_EVENT_LOOP", "uvloop"),
                         help="the event loop of the Daphne processes (core/daphne_main.py)")
+    parser.add_argument("--spare", action=argparse.BooleanOptionalAction,
+                        default=os.environ.get("WEB_SPARE", "1").lower() not in ("0", "false", "no", "off"),
+                        help="keep a loaded Daphne process ready to take over from one that dies (default: on)")
     args = parser.parse_args()
 
     if port_taken(args.host, args.port):
@@ -119,8 +127,44 @@ def child_start(args: argparse.Namespace, listener: socket.socket, env: dict[str
                             pass_fds=(listener.fileno(),), cwd=ROOT, env=env, preexec_fn=die_with_parent)
 
 
+class Spare:
+    """A Daphne process that loads the application and then waits for a listening socket (core/daphne_main.py)."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair()
+        self.channel = ours
+        self.started = time.monotonic()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "core.daphne_main", "-v", "0", args.app], pass_fds=(theirs.fileno(),),
+                cwd=ROOT, env={**env, "WEB_SPARE_CHANNEL_FD": str(theirs.fileno())}, preexec_fn=die_with_parent)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+
+    def take(self, listener: socket.socket) -> subprocess.Popen | None:
+        """Hand it the listening socket to serve; the process, or None if it has died. Handed over while it
+        still loads, the socket waits in the channel until it is ready, the same wait as a new process's."""
+        if self.process.poll() is not None:
+            return None
+        try:
+            socket.send_fds(self.channel, [b"L"], [listener.fileno()])
+        except OSError:  # it died just now
+            return None
+        finally:
+            self.channel.close()
+        return self.process
+
+    def stop(self) -> None:
+        self.channel.close()  # a spare still waiting sees the channel close and exits
+        if self.process.poll() is None:
+            self.process.terminate()
+
+
 def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
-    """Run the Daphne children until a signal, starting again each one that dies; then stop them all."""
+    """Run the Daphne children (and a spare) until a signal, replacing each one that dies; then stop them all."""
     stopping = False
 
     def stop(*_):
@@ -139,6 +183,9 @@ def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
     started = [time.monotonic()] * len(children)
     quick_deaths = [0] * len(children)
     due: dict[int, float] = {}  # index of a dead child -> when to start it again
+    spare: Spare | None = None
+    spare_due = time.monotonic() if args.spare else None  # when to start a spare; None while one runs
+    spare_quick_deaths = 0
     code = 0
     while not stopping:
         now = time.monotonic()
@@ -155,11 +202,28 @@ def serve(args: argparse.Namespace, metrics_dir: Path) -> int:
             due[index] = now + backoff_after(quick_deaths[index])
             print(f"serve.py: Daphne process {child.pid} exited with {child.returncode}; starting another",
                   file=sys.stderr, flush=True)
+        if spare is not None and spare.process.poll() is not None:
+            # Died while waiting (it never served): started again, after a pause if it keeps dying at start.
+            multiprocess.mark_process_dead(spare.process.pid, str(metrics_dir))
+            spare_quick_deaths = spare_quick_deaths + 1 if now - spare.started < QUICK_DEATH_SECONDS else 1
+            print(f"serve.py: the spare Daphne process {spare.process.pid} exited with {spare.process.returncode}",
+                  file=sys.stderr, flush=True)
+            spare.stop()
+            spare, spare_due = None, now + backoff_after(spare_quick_deaths)
         for index, when in list(due.items()):
             if not stopping and when <= now:
                 del due[index]
-                children[index], started[index] = child_start(args, listeners[index], env), now
+                taken = spare.take(listeners[index]) if spare is not None else None
+                if taken is not None:
+                    spare, spare_due = None, now
+                children[index] = taken if taken is not None else child_start(args, listeners[index], env)
+                started[index] = now
+        if not stopping and spare is None and spare_due is not None and spare_due <= now:
+            spare, spare_due = Spare(args, env), None
         time.sleep(0.1)
+    if spare is not None:
+        spare.stop()
+        children.append(spare.process)
     for child in children:
         if child.poll() is None:
             child.terminate()

@@ -71,14 +71,17 @@ class Served:
 
 @contextlib.contextmanager
 def serving(tmp_path: Path, workers: int, **env: str):
-    """Run serve.py on a free port until it answers /healthz; stop it (SIGTERM) on the way out."""
+    """Run serve.py on a free port until it answers /healthz; stop it (SIGTERM) on the way out.
+
+    Without a spare process unless the test asks for one (WEB_SPARE="1"): it is one more process loading Django.
+    """
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe: nobody reads the access log while it runs
     process = subprocess.Popen(
         [sys.executable, SERVE, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         # No test database behind these servers: /metrics leaves the pipelines' backlog out at once.
         cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "METRICS_BACKLOG_SECONDS": "0.05",
-                       **env},
+                       "WEB_SPARE": "0", **env},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     served = Served(f"http://127.0.0.1:{port}", process)
@@ -184,7 +187,7 @@ def _children(process: subprocess.Popen) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_daphne_process_is_started_again_and_only_its_requests_in_flight_fail(tmp_path):
+def test_without_a_spare_a_killed_daphne_process_is_started_again_and_only_its_requests_in_flight_fail(tmp_path):
     metrics_dir = tmp_path / "metrics"
     with serving(tmp_path, workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
         before = _children(served.process)
@@ -226,3 +229,74 @@ def test_a_killed_daphne_process_is_started_again_and_only_its_requests_in_fligh
     assert len([s for s in answered if s > killed_at]) > 10
     assert before[1] in now  # the other process served on, never restarted
     assert served.process.returncode == 0
+
+
+def _wait_for(predicate, what: str, seconds: float = 60):
+    """Poll until ``predicate()`` returns something true, and return it; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+    return found
+
+
+def _children_once(process: subprocess.Popen, count: int, condition=lambda pids: True) -> list[int]:
+    """serve.py's processes, once there are ``count`` of them and ``condition`` holds for them."""
+    def ready():
+        pids = _children(process)
+        return pids if len(pids) == count and condition(pids) else None
+
+    return _wait_for(ready, f"serve.py never ran the {count} processes expected")
+
+
+def _served_by(metrics_dir: Path, pid: int) -> float:
+    return _per_process(metrics_dir, "healthz").get(f"counter_{pid}.db", 0)
+
+
+@pytest.mark.slow
+def test_a_killed_daphne_process_is_replaced_by_the_loaded_spare_not_by_a_process_still_loading(tmp_path):
+    metrics_dir, loaded, gate = tmp_path / "metrics", tmp_path / "loaded", tmp_path / "gate"
+    loaded.mkdir()
+    gate.touch()
+    with serving(tmp_path, workers=2, WEB_SPARE="1", WEB_APP="core.tests.gated_asgi:application",
+                 TEST_APP_GATE=str(gate), TEST_APP_LOADED_DIR=str(loaded),
+                 PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
+        # Two processes serving and a third, the spare, loaded and waiting for a socket.
+        pids = _children_once(served.process, 3, lambda pids: all((loaded / str(pid)).exists() for pid in pids))
+        while len(workers := [pid for pid in pids if _served_by(metrics_dir, pid)]) < 2:
+            assert served.healthz_answered < 200, "one process took every connection"
+            served.healthz()
+        (spare,) = set(pids) - set(workers)
+        gate.unlink()  # from now on no process can load the application
+
+        os.kill(workers[0], signal.SIGKILL)
+        now = _children_once(served.process, 3, lambda pids: workers[0] not in pids)
+        # New connections, spread by the kernel over both sockets, the killed process's included: all
+        # answered, while the only process started since cannot have loaded anything.
+        for _ in range(30):
+            served.healthz()
+
+        (newcomer,) = set(now) - set(pids)
+        assert _served_by(metrics_dir, spare) > 0
+        assert not (loaded / str(newcomer)).exists()
+        assert workers[1] in now and spare in now
+        gate.touch()
+    assert served.process.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_spare_that_dies_while_waiting_is_started_again_and_the_serving_process_is_untouched(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    with serving(tmp_path, workers=1, WEB_SPARE="1", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as served:
+        pids = _children_once(served.process, 2)
+        (worker,) = [pid for pid in pids if _served_by(metrics_dir, pid)]  # serving() asked it for /healthz
+        (spare,) = set(pids) - {worker}
+
+        os.kill(spare, signal.SIGKILL)
+        now = _children_once(served.process, 2, lambda pids: spare not in pids)
+        served.healthz()
+
+    assert worker in now
+    assert _served_by(metrics_dir, worker) == served.healthz_answered
+    assert served.process.returncode == 0
+    assert "the spare Daphne process" in (tmp_path / "serve.log").read_text()
