@@ -13,7 +13,7 @@ def test_creating_a_driver_shows_a_one_time_link(client, staff_user):
     client.force_login(staff_user)
 
     response = client.post("/admin/notifications/driver/add/", {
-        "name": "Bruno", "language": "pt-br", "subscription": "all", "active": "on",
+        "name": "Bruno", "role": "driver", "language": "pt-br", "subscription": "all", "active": "on",
     }, follow=True)
 
     assert response.status_code == 200
@@ -29,7 +29,7 @@ def test_a_drivers_categories_are_picked_from_the_catalogue(client, staff_user):
 
     form = client.get("/admin/notifications/driver/add/").content.decode()
     response = client.post("/admin/notifications/driver/add/", {
-        "name": "Carla", "language": "pt-br", "subscription": "categories", "categories": ["bebidas"], "active": "on",
+        "name": "Carla", "role": "driver", "language": "pt-br", "subscription": "categories", "categories": ["bebidas"], "active": "on",
     })
 
     assert '<option value="bebidas">' in form and '<option value="mercearia">' in form
