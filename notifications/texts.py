@@ -58,7 +58,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "reorder_stockout": " · ruptura {day}",
         "reorder_stockout_today": " · ruptura hoje",
         "reorder_no_stockout": " · sem ruptura prevista",
-        "reorder_total": "<b>Total:</b> {n} produtos · {units} unidades · {packs} embalagens",
+        "reorder_total": "<b>Total:</b> {n} {products} · {units} unidades · {packs} embalagens",
+        "products_one": "produto",
+        "products_many": "produtos",
         "reorder_more": "… e mais {n} produtos: veja a lista completa no painel ou na exportação.",
         "reorder_none": "Nenhuma sugestão de compra aberta.",
         "reorder_not_buyer": "O /compras é para compradores. Peça à loja para incluir você como comprador.",
@@ -111,7 +113,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "reorder_stockout": " · stockout {day}",
         "reorder_stockout_today": " · stockout today",
         "reorder_no_stockout": " · no stockout projected",
-        "reorder_total": "<b>Total:</b> {n} products · {units} units · {packs} packs",
+        "reorder_total": "<b>Total:</b> {n} {products} · {units} units · {packs} packs",
+        "products_one": "product",
+        "products_many": "products",
         "reorder_more": "… and {n} more products: see the full list on the dashboard or in the export.",
         "reorder_none": "No open reorder suggestion.",
         "reorder_not_buyer": "/reorder is for buyers. Ask the shop to add you as a buyer.",
@@ -258,7 +262,8 @@ def reorder_digest_render(language: str, lines: Sequence[ReorderLine], *, day: d
     if not lines:
         return []
     packs = sum(line.packs or 0 for line in lines)
-    total = "\n\n" + t(language, "reorder_total", n=number(language, len(lines)),
+    products = t(language, "products_one" if len(lines) == 1 else "products_many")
+    total = "\n\n" + t(language, "reorder_total", n=number(language, len(lines)), products=products,
                         units=number(language, sum(line.quantity for line in lines)), packs=number(language, packs))
     title = t(language, "reorder_title", day=f"{day:%d/%m}")
     title_room = len(title) + len(" (999/999)")
