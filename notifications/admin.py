@@ -1,5 +1,5 @@
-"""Admin for notifications: Telegram recipients, drivers and buyers (with their one-time link), substitutes, alert states
-and the outbox."""
+"""Admin for notifications: Telegram recipients, drivers and buyers (with their one-time link), substitutes, alert
+states and the outbox."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 

@@ -243,7 +243,8 @@ def _reorder_line(language: str, index: int, line: ReorderLine, day: date) -> st
     text = t(language, "reorder_line", n=index, name=escape(line.name), code=escape(line.code),
              quantity=number(language, line.quantity))
     if line.pack_size:
-        text += t(language, "reorder_packs", packs=number(language, line.packs), pack=number(language, line.pack_size))
+        text += t(language, "reorder_packs", packs=number(language, line.packs),
+                  pack=number(language, line.pack_size))
     if line.stockout_date is None:
         return text + t(language, "reorder_no_stockout")
     if line.stockout_date <= day:

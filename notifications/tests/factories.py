@@ -1,4 +1,5 @@
-"""Factories for notifications: linked drivers and buyers with a chat id, and open reorder suggestions for the digest."""
+"""Factories for notifications: linked drivers and buyers with a chat id, and open reorder suggestions for the
+digest."""
 import datetime
 
 import factory

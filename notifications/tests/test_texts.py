@@ -1,5 +1,5 @@
-"""Tests for the bot's texts: when an alert's stock change happened, in the store's time zone; the buyers' reorder digest
-and how it is split."""
+"""Tests for the bot's texts: when an alert's stock change happened, in the store's time zone; the buyers' reorder
+digest and how it is split."""
 from datetime import UTC, date, datetime
 
 from notifications import texts
