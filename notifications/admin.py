@@ -1,4 +1,5 @@
-"""Admin for notifications: drivers (with their one-time Telegram link), substitutes, alert states and the outbox."""
+"""Admin for notifications: Telegram recipients, drivers and buyers (with their one-time link), substitutes, alert
+states and the outbox."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
@@ -10,8 +11,8 @@ from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Su
 
 @admin.register(Driver)
 class DriverAdmin(admin.ModelAdmin):
-    list_display = ("name", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
-    list_filter = ("active", "unreachable", "language", "subscription")
+    list_display = ("name", "role", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
+    list_filter = ("role", "active", "unreachable", "language", "subscription")
     search_fields = ("name",)
     form = DriverAdminForm
     autocomplete_fields = ("products",)
@@ -56,8 +57,8 @@ class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 @admin.register(AlertOutbox)
 class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "product", "driver", "kind", "level", "state", "attempts", "last_error", "next_attempt_at",
-                    "created_at", "sent_at")
+    list_display = ("id", "product", "driver", "kind", "level", "digest_date", "state", "attempts", "last_error",
+                    "next_attempt_at", "created_at", "sent_at")
     list_filter = ("state", "kind", "level")
     search_fields = ("product__code", "product__name", "driver__name")
     readonly_fields = [f.name for f in AlertOutbox._meta.fields]

@@ -1,11 +1,12 @@
-"""The driver bot: turns Telegram updates (commands, button presses) into replies through the Bot API, each
-chat's commands answered in the order sent, one reply per chat slot of Telegram's rate limit."""
+"""The bot of drivers and buyers: turns Telegram updates (commands, button presses) into replies through the Bot API,
+each chat's commands answered in the order sent, one reply per chat slot of Telegram's rate limit."""
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from core.errors import UnknownCode
 from inventory.models import Product, Stock, search_fold
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 COMMANDS = {
     "start": "start", "estoque": "stock", "stock": "stock", "baixo": "low", "low": "low",
     "ruptura": "ruptura", "stockout": "ruptura", "silenciar": "mute", "mute": "mute",
-    "ajuda": "help", "help": "help",
+    "compras": "compras", "reorder": "compras", "ajuda": "help", "help": "help",
 }
 MUTE_MAX_HOURS = 24 * 7
 RUPTURA_LINES_MAX = 40
@@ -217,7 +218,8 @@ def _command_answer(command: str | None, args: str, chat_id: int, message: dict)
         linked = services.driver_link_redeem(token=args, chat_id=chat_id, is_group=_is_group(message["chat"]))
         if linked is None:
             return t(language, "not_linked" if not args else "link_invalid")
-        return t(linked.language, "linked", name=escape(linked.name))
+        greeting = "linked" if not linked.is_buyer else "linked_both" if linked.is_driver else "linked_buyer"
+        return t(linked.language, greeting, name=escape(linked.name))
     if command == "help":
         return t(language, "help")
     if driver is None:
@@ -232,6 +234,8 @@ def _command_answer(command: str | None, args: str, chat_id: int, message: dict)
         return ruptura_answer(driver=driver)
     if command == "mute":
         return mute_answer(driver=driver, args=args)
+    if command == "compras":
+        return compras_answer(driver=driver)
     return t(language, "unknown")
 
 
@@ -302,7 +306,22 @@ def ruptura_answer(*, driver: Driver) -> str:
     return "\n".join(lines)
 
 
+def compras_answer(*, driver: Driver) -> str:
+    """``/compras``: the buyers' digest on demand: the open reorder suggestions the buyer follows, most urgent
+    first, with the total, in one message (what does not fit is counted in "… e mais N"). Buyers only."""
+    language = driver.language
+    if not driver.is_buyer:
+        return t(language, "reorder_not_buyer")
+    lines = selectors.reorder_digest_lines_for(driver, selectors.reorder_digest_lines())
+    if not lines:
+        return t(language, "reorder_none")
+    [text] = texts.reorder_digest_render(language, lines, day=timezone.localdate(), max_parts=1)
+    return text
+
+
 def mute_answer(*, driver: Driver, args: str) -> str:
+    if not driver.is_driver:
+        return t(driver.language, "mute_not_driver")
     parts = args.split()
     if len(parts) != 2:
         return t(driver.language, "usage_mute")
@@ -336,7 +355,7 @@ def _callback_answer(query: dict) -> BotAnswer:
         if driver is not None and product is not None and parts[0] == "s":
             stock = stock_at(product=product, location=location_default())
             answer.reply = _reply_payload(chat_id, _stock_line(language, stock))
-        elif driver is not None and product is not None and parts[0] == "m":
+        elif driver is not None and driver.is_driver and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0
             services.driver_mute(driver=driver, product=product, hours=min(max(hours, 0.1), MUTE_MAX_HOURS))
             notice = t(language, "muted", name=product.name, hours=f"{hours:g}").replace("<b>", "").replace("</b>", "")

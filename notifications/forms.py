@@ -10,7 +10,8 @@ from notifications.models import Driver
 class DriverAdminForm(forms.ModelForm):
     categories = forms.MultipleChoiceField(
         label=_("categories"), required=False, widget=FilteredSelectMultiple(_("categories"), is_stacked=False),
-        help_text=_("With the subscription “categories”: alerts for the products of these categories."),
+        help_text=_("With the subscription “categories”: alerts and reorder suggestions for the products of these "
+                    "categories."),
     )
 
     class Meta:

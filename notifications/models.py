@@ -1,4 +1,5 @@
-"""Notification tables: drivers (Telegram recipients), alert states per product, the alert outbox, bot bookkeeping."""
+"""Notification tables: Telegram recipients (drivers and buyers), alert states per product, the alert outbox, bot
+bookkeeping."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -19,10 +20,40 @@ class Subscription(models.TextChoices):
     PRODUCTS = "products", _("chosen products")
 
 
+class Role(models.TextChoices):
+    """What a Telegram recipient gets: drivers the stock alerts, buyers the daily reorder digest."""
+
+    DRIVER = "driver", _("driver")
+    BUYER = "buyer", _("buyer")
+    BOTH = "both", _("driver and buyer")
+
+
+DRIVER_ROLES = (Role.DRIVER, Role.BOTH)
+BUYER_ROLES = (Role.BUYER, Role.BOTH)
+
+
+class DriverQuerySet(models.QuerySet):
+    def reachable(self) -> "DriverQuerySet":
+        """Active, linked to a chat, and not refused by Telegram."""
+        return self.filter(active=True, unreachable=False, chat_id__isnull=False)
+
+    def drivers(self) -> "DriverQuerySet":
+        """Recipients of stock alerts (projected stockouts included)."""
+        return self.filter(role__in=DRIVER_ROLES)
+
+    def buyers(self) -> "DriverQuerySet":
+        """Recipients of the daily reorder digest."""
+        return self.filter(role__in=BUYER_ROLES)
+
+
 class Driver(models.Model):
-    """A delivery driver who receives alerts in one Telegram chat (private or group)."""
+    """A person (or group) reached in one Telegram chat: a delivery driver who receives stock alerts, a buyer who
+    receives the daily reorder digest, or both (``role``)."""
 
     name = models.CharField(_("name"), max_length=120)
+    role = models.CharField(_("role"), max_length=8, choices=Role.choices, default=Role.DRIVER,
+                            help_text=_("Drivers get the stock alerts; buyers get the daily digest of reorder "
+                                        "suggestions and the /compras command."))
     chat_id = models.BigIntegerField(_("Telegram chat id"), null=True, blank=True, unique=True)
     is_group = models.BooleanField(_("group chat"), default=False)
     active = models.BooleanField(_("active"), default=True)
@@ -43,6 +74,8 @@ class Driver(models.Model):
     linked_at = models.DateTimeField(_("linked at"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
+    objects = DriverQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("driver")
         verbose_name_plural = _("drivers")
@@ -50,6 +83,14 @@ class Driver(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_driver(self) -> bool:
+        return self.role in DRIVER_ROLES
+
+    @property
+    def is_buyer(self) -> bool:
+        return self.role in BUYER_ROLES
 
 
 class DriverMute(models.Model):
@@ -109,6 +150,7 @@ class Substitute(models.Model):
 class AlertKind(models.TextChoices):
     STOCK = "stock", _("stock level")
     PROJECTED = "projected", _("projected stockout")
+    REORDER_DIGEST = "reorder_digest", _("reorder digest")
 
 
 class MessageLevel(models.TextChoices):
@@ -116,6 +158,7 @@ class MessageLevel(models.TextChoices):
     OUT = "out", _("out of stock")
     PROJECTED = "projected", _("projected stockout")
     RESOLVED = "resolved", _("resolved")
+    REORDER = "reorder", _("reorder suggestions")
 
 
 class OutboxState(models.TextChoices):
@@ -135,9 +178,13 @@ class AlertOutbox(models.Model):
     Rows delivered together in one digest share ``message_id``. ``copy_message_ids`` are further copies of
     that message Telegram accepted after our client had timed out; edits go to them as well.
     ``failing_since`` is when the current outage began for this row (None while it is not failing).
+
+    A buyer's daily reorder digest is kind ``reorder_digest``: no product, one row per message ``part`` of
+    ``digest_date`` with its ``text`` fixed when written; unique per buyer, day and part, never edited.
     """
 
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"))
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"),
+                                null=True, blank=True)
     driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("driver"))
     episode = models.PositiveIntegerField(verbose_name=_("episode"))
     kind = models.CharField(max_length=16, choices=AlertKind.choices, verbose_name=_("kind"))
@@ -163,6 +210,9 @@ class AlertOutbox(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
     sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    digest_date = models.DateField(null=True, blank=True, verbose_name=_("digest day"))
+    part = models.PositiveSmallIntegerField(default=0, verbose_name=_("part"))
+    text = models.TextField(blank=True, verbose_name=_("text"))
 
     class Meta:
         verbose_name = _("alert message")
@@ -170,6 +220,13 @@ class AlertOutbox(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["product", "episode", "driver", "kind"], name="alert_outbox_unique"),
+            # A re-run of the day's digest job writes nothing a second time.
+            models.UniqueConstraint(fields=["driver", "digest_date", "part"], name="alert_outbox_digest_unique",
+                                    condition=Q(kind="reorder_digest")),
+            models.CheckConstraint(
+                condition=Q(kind="reorder_digest", digest_date__isnull=False, product__isnull=True)
+                | (~Q(kind="reorder_digest") & Q(product__isnull=False)),
+                name="alert_outbox_product_or_digest"),
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="alert_outbox_due_idx",
@@ -177,6 +234,8 @@ class AlertOutbox(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.kind == AlertKind.REORDER_DIGEST:
+            return f"{self.kind} {self.digest_date} part {self.part + 1} → {self.driver_id} ({self.state})"
         return f"{self.kind}/{self.level} #{self.product_id} → {self.driver_id} ({self.state})"
 
 

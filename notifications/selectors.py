@@ -1,10 +1,12 @@
-"""Reads for notifications: who gets an alert, substitutes, the bot's stock look-ups, outbox rows due and the backlog,
-bot updates left unprocessed."""
+"""Reads for notifications: who gets an alert or the reorder digest, substitutes, the bot's stock look-ups, outbox rows
+due and the backlog, bot updates left unprocessed."""
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
@@ -13,6 +15,7 @@ from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Product, Stock, search_fold, search_key
 from inventory.selectors import location_default_id, product_resolve, stock_list, stocks_for_products
+from notifications import texts
 from notifications.models import (
     AlertOutbox,
     Driver,
@@ -30,11 +33,27 @@ CLEAR_LEAD = 0.2
 
 
 def drivers_reachable() -> QuerySet[Driver]:
-    return Driver.objects.filter(active=True, unreachable=False, chat_id__isnull=False)
+    """Who stock alerts can go to: reachable recipients with the driver role (buyers only get the digest)."""
+    return Driver.objects.reachable().drivers()
+
+
+def buyers_reachable() -> QuerySet[Driver]:
+    """Who the daily reorder digest goes to: reachable recipients with the buyer role, by id."""
+    return Driver.objects.reachable().buyers().prefetch_related("products").order_by("pk")
+
+
+def driver_follows(driver: Driver, *, product_id: int, category: str) -> bool:
+    """Whether a recipient's subscription covers this product (its ``products`` prefetched, or one query)."""
+    if driver.subscription == Subscription.ALL:
+        return True
+    if driver.subscription == Subscription.CATEGORIES:
+        return category.strip().lower() in {c.strip().lower() for c in driver.categories or []}
+    return any(p.pk == product_id for p in driver.products.all())
 
 
 def drivers_for_products(*, products: Iterable[Product], now: datetime | None = None) -> dict[int, list[Driver]]:
-    """{product id: drivers subscribed to it and not muting it}, in two queries for any number of products."""
+    """{product id: drivers subscribed to it and not muting it}, in two queries for any number of products.
+    Recipients without the driver role are never among them."""
     products = list(products)
     now = now or timezone.now()
     drivers = list(drivers_reachable().prefetch_related("products"))
@@ -50,16 +69,39 @@ def drivers_for_products(*, products: Iterable[Product], now: datetime | None = 
         for driver in drivers:
             if (driver.pk, product.pk) in muted:
                 continue
-            if driver.subscription == Subscription.ALL:
-                chosen.append(driver)
-            elif driver.subscription == Subscription.CATEGORIES:
-                wanted = {c.strip().lower() for c in driver.categories or []}
-                if product.category.strip().lower() in wanted:
-                    chosen.append(driver)
-            elif any(p.pk == product.pk for p in driver.products.all()):
+            if driver_follows(driver, product_id=product.pk, category=product.category):
                 chosen.append(driver)
         result[product.pk] = chosen
     return result
+
+
+def reorder_digest_lines() -> list[texts.ReorderLine]:
+    """Every open reorder suggestion as a digest line, the most urgent first (one query)."""
+    from projections.selectors import reorder_suggestions_by_urgency
+
+    lines = []
+    for suggestion in reorder_suggestions_by_urgency():
+        product = suggestion.product
+        terms, projection = _related(product, "supply_terms"), _related(product, "projection")
+        lines.append(texts.ReorderLine(
+            product_id=product.pk, code=product.code, name=product.name, category=product.category,
+            quantity=suggestion.quantity, pack_size=terms.pack_size if terms else None,
+            stockout_date=projection.stockout_date_at_pace if projection else None,
+        ))
+    return lines
+
+
+def reorder_digest_lines_for(driver: Driver, lines: Iterable[texts.ReorderLine]) -> list[texts.ReorderLine]:
+    """The lines a recipient follows (its subscription: everything, categories or chosen products)."""
+    return [line for line in lines if driver_follows(driver, product_id=line.product_id, category=line.category)]
+
+
+def _related(instance: Any, relation: str) -> Any:
+    """A reverse one-to-one loaded by select_related, or None when there is no such row (no query either way)."""
+    try:
+        return getattr(instance, relation)
+    except ObjectDoesNotExist:
+        return None
 
 
 def driver_product_filter(driver: Driver) -> Q | None:

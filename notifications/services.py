@@ -1,4 +1,5 @@
-"""Writes for notifications: alert states and outbox rows on stock transitions, delivery, driver linking and mutes."""
+"""Writes for notifications: alert states and outbox rows on stock transitions, the buyers' daily reorder digest,
+delivery, driver linking and mutes."""
 import hashlib
 import logging
 import random
@@ -240,6 +241,40 @@ def _available(product_id: int) -> int:
             .values_list("available", flat=True).first() or 0)
 
 
+@transaction.atomic
+def reorder_digest_write(*, day: date | None = None) -> dict[int, int]:
+    """The buyers' daily digest of open reorder suggestions: for every reachable buyer, the outbox rows of one
+    message (split in parts within Telegram's limit) listing the suggestions they follow, most urgent first.
+
+    Written once per buyer and day (``day``: the store's date by default): a buyer who already has the day's
+    digest is skipped under their row lock, and a unique key (buyer, day, part) backs that up, so a re-run
+    the same day writes and sends nothing. A buyer with no suggestion to read gets nothing. Delivery is
+    queued after commit. Returns {buyer id: parts written}.
+    """
+    day = day or timezone.localdate()
+    lines = selectors.reorder_digest_lines()
+    if not lines:
+        return {}
+    written: dict[int, int] = {}
+    for buyer in selectors.buyers_reachable():
+        own = selectors.reorder_digest_lines_for(buyer, lines)
+        if not own:
+            continue
+        locks.driver_lock(driver_id=buyer.pk)
+        if AlertOutbox.objects.filter(driver=buyer, kind=AlertKind.REORDER_DIGEST, digest_date=day).exists():
+            continue
+        parts = texts.reorder_digest_render(buyer.language, own, day=day)
+        created = AlertOutbox.objects.bulk_create([
+            AlertOutbox(driver=buyer, kind=AlertKind.REORDER_DIGEST, level=MessageLevel.REORDER, episode=0,
+                        digest_date=day, part=index, text=text, chat_id=buyer.chat_id)
+            for index, text in enumerate(parts)
+        ], ignore_conflicts=True)
+        written[buyer.pk] = len(created)
+    if written:
+        transaction.on_commit(partial(deliveries_queue, sorted(written)))
+    return written
+
+
 # --- delivery -------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -352,6 +387,8 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
     if not rows:
         return result
 
+    digests = [r for r in rows if r.kind == AlertKind.REORDER_DIGEST]
+    rows = [r for r in rows if r.kind != AlertKind.REORDER_DIGEST]
     new_rows = [r for r in rows if r.message_id is None]
     rings: dict[int, list[AlertOutbox]] = defaultdict(list)
     edits: dict[int, list[AlertOutbox]] = defaultdict(list)
@@ -374,7 +411,8 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         _deliver_one(client, driver, claimed, "sendMessage", payload, token, result, slot_taken=slot)
         slot = False
     for message_id, claimed in edits.items():
-        members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id))
+        members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id)
+                       .exclude(kind=AlertKind.REORDER_DIGEST))
         current = {r.pk: r for r in claimed}
         members = [current.get(r.pk, r) for r in members]
         payload = _message_payload(driver, members)
@@ -383,6 +421,8 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         _deliver_one(client, driver, claimed, "editMessageText", payload, token, result, slot_taken=slot,
                      copies=copies)
         slot = False
+    if digests:
+        _digest_part_deliver(client, driver, digests, token, result, slot_taken=slot)
 
     still_pending = (AlertOutbox.objects.filter(driver_id=driver_id, state=OutboxState.PENDING,
                                                 claimed_until__isnull=True)
@@ -393,6 +433,22 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
     elif still_pending:
         deliveries_queue([driver_id])
     return result
+
+
+def _digest_part_deliver(client: TelegramClient, driver: Driver, rows: list[AlertOutbox], token: str,
+                         result: DeliveryResult, *, slot_taken: bool) -> None:
+    """Send the first claimed part of a reorder digest, as its own message with the text written for it, in the
+    chat slot this pass took. Only when the slot is still free and nothing of this pass is waiting out a
+    failure: otherwise, and for the parts after it, the claims are handed back, so the parts go out in order,
+    one per slot, each on a later pass (the task is queued again, never sleeping on the chat)."""
+    first, *later = sorted(rows, key=lambda r: (r.digest_date, r.part, r.pk))
+    if slot_taken and result.retry_in is None:
+        payload = {"text": first.text, "parse_mode": "HTML", "disable_notification": _quiet_now(driver, timezone.now())}
+        _deliver_one(client, driver, [first], "sendMessage", payload, token, result, slot_taken=True)
+    else:
+        later = rows
+    AlertOutbox.objects.filter(pk__in=[r.pk for r in later], claim_token=token).update(
+        claimed_until=None, claim_token="")
 
 
 def _silent(driver: Driver, rows: Sequence[AlertOutbox]) -> bool:

@@ -1,4 +1,5 @@
-"""Celery tasks of notifications: alert delivery per driver, the outbox sweep, bot update processing and its sweep."""
+"""Celery tasks of notifications: alert delivery per driver, the outbox sweep, the buyers' daily reorder digest, bot
+update processing and its sweep."""
 from celery import shared_task
 
 from notifications import services
@@ -14,6 +15,13 @@ def alert_deliver_task(driver_id: int) -> None:
 @shared_task(ignore_result=True)
 def alert_outbox_sweep_task() -> None:
     services.alert_outbox_sweep()
+
+
+@shared_task(ignore_result=True)
+def reorder_digest_task() -> None:
+    # Beat runs it daily at REORDER_DIGEST_HOUR:REORDER_DIGEST_MINUTE (store time). Writing is idempotent per
+    # buyer and day, so a duplicate run or a manual one the same day sends nothing twice.
+    services.reorder_digest_write()
 
 
 @shared_task(ignore_result=True)

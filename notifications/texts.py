@@ -1,4 +1,5 @@
-"""What the bot says, in Portuguese (default) and English: alert messages, digests and command replies (HTML)."""
+"""What the bot says, in Portuguese (default) and English: alert messages, digests, the buyers' reorder digest and
+command replies (HTML)."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,14 +38,32 @@ TEXTS: dict[str, dict[str, str]] = {
         "free_text_unclear": "Não entendi. Envie o nome ou o código de um produto, ou /ajuda.",
         "ruptura_unavailable": "As projeções de estoque ainda não estão disponíveis.",
         "linked": "✅ Olá, {name}! Este chat vai receber os alertas de estoque. /ajuda mostra os comandos.",
+        "linked_buyer": ("✅ Olá, {name}! Este chat vai receber o resumo diário das sugestões de compra. "
+                         "/ajuda mostra os comandos."),
+        "linked_both": ("✅ Olá, {name}! Este chat vai receber os alertas de estoque e o resumo diário das "
+                        "sugestões de compra. /ajuda mostra os comandos."),
         "link_invalid": "Este link de vinculação é inválido ou expirou. Peça um novo à loja.",
         "not_linked": "Este chat não está vinculado. Use o link que a loja enviou.",
         "help": ("<b>Comandos</b>\n/estoque &lt;código ou nome&gt; — estoque e disponibilidade\n"
                  "/baixo — produtos abaixo do limite\n/ruptura — sem estoque agora e rupturas previstas em 7 dias\n"
-                 "/silenciar &lt;código&gt; &lt;horas&gt; — pausar alertas de um produto\n/ajuda — esta ajuda\n"
+                 "/silenciar &lt;código&gt; &lt;horas&gt; — pausar alertas de um produto\n"
+                 "/compras — sugestões de compra abertas (compradores)\n/ajuda — esta ajuda\n"
                  "Ou pergunte com suas palavras: “tem arroz?”"),
         "unknown": "Comando desconhecido. /ajuda mostra os comandos.",
         "done": "Feito",
+        "mute_not_driver": "Só entregadores recebem alertas de estoque; não há alertas a silenciar neste chat.",
+        "reorder_title": "🛒 <b>Sugestões de compra</b> — {day}",
+        "reorder_line": "{n}. <b>{name}</b> ({code}) — pedir {quantity} un.",
+        "reorder_packs": " ({packs} emb. de {pack})",
+        "reorder_stockout": " · ruptura {day}",
+        "reorder_stockout_today": " · ruptura hoje",
+        "reorder_no_stockout": " · sem ruptura prevista",
+        "reorder_total": "<b>Total:</b> {n} {products} · {units} unidades · {packs} embalagens",
+        "products_one": "produto",
+        "products_many": "produtos",
+        "reorder_more": "… e mais {n} produtos: veja a lista completa no painel ou na exportação.",
+        "reorder_none": "Nenhuma sugestão de compra aberta.",
+        "reorder_not_buyer": "O /compras é para compradores. Peça à loja para incluir você como comprador.",
     },
     "en": {
         "low": "⚠️ <b>Low stock</b>",
@@ -75,14 +94,31 @@ TEXTS: dict[str, dict[str, str]] = {
         "free_text_unclear": "I did not understand. Send a product's name or code, or /help.",
         "ruptura_unavailable": "Stock projections are not available yet.",
         "linked": "✅ Hello, {name}! This chat will receive stock alerts. /help lists the commands.",
+        "linked_buyer": "✅ Hello, {name}! This chat will receive the daily reorder digest. /help lists the commands.",
+        "linked_both": ("✅ Hello, {name}! This chat will receive stock alerts and the daily reorder digest. "
+                        "/help lists the commands."),
         "link_invalid": "This link is invalid or has expired. Ask the shop for a new one.",
         "not_linked": "This chat is not linked. Use the link the shop sent you.",
         "help": ("<b>Commands</b>\n/stock &lt;code or name&gt; — stock and availability\n"
                  "/low — products below threshold\n/ruptura — out of stock now and stockouts projected within 7 days\n"
-                 "/mute &lt;code&gt; &lt;hours&gt; — pause alerts about a product\n/help — this help\n"
+                 "/mute &lt;code&gt; &lt;hours&gt; — pause alerts about a product\n"
+                 "/reorder — open reorder suggestions (buyers)\n/help — this help\n"
                  "Or just ask: “any rice?”"),
         "unknown": "Unknown command. /help lists the commands.",
         "done": "Done",
+        "mute_not_driver": "Only drivers get stock alerts; this chat has none to mute.",
+        "reorder_title": "🛒 <b>Reorder suggestions</b> — {day}",
+        "reorder_line": "{n}. <b>{name}</b> ({code}) — order {quantity} units",
+        "reorder_packs": " ({packs} packs of {pack})",
+        "reorder_stockout": " · stockout {day}",
+        "reorder_stockout_today": " · stockout today",
+        "reorder_no_stockout": " · no stockout projected",
+        "reorder_total": "<b>Total:</b> {n} {products} · {units} units · {packs} packs",
+        "products_one": "product",
+        "products_many": "products",
+        "reorder_more": "… and {n} more products: see the full list on the dashboard or in the export.",
+        "reorder_none": "No open reorder suggestion.",
+        "reorder_not_buyer": "/reorder is for buyers. Ask the shop to add you as a buyer.",
     },
 }
 
@@ -174,3 +210,88 @@ def alert_buttons(language: str, product_id: int) -> dict:
         {"text": t(language, "btn_stock"), "callback_data": f"s:{product_id}"},
         {"text": t(language, "btn_mute"), "callback_data": f"m:{product_id}:1"},
     ]]}
+
+
+@dataclass(frozen=True)
+class ReorderLine:
+    """One open reorder suggestion as the buyers' digest shows it; every field is escaped when rendered.
+
+    ``pack_size`` is None when the product has no supply terms any more (then no packs are shown);
+    ``stockout_date`` is the stockout day at the current pace (None: none projected).
+    """
+
+    product_id: int
+    code: str
+    name: str
+    category: str
+    quantity: int
+    pack_size: int | None
+    stockout_date: date | None
+
+    @property
+    def packs(self) -> int | None:
+        return -(-self.quantity // self.pack_size) if self.pack_size else None
+
+
+def number(language: str, value: int) -> str:
+    """12345 → "12.345" in Portuguese, "12,345" in English."""
+    text = f"{value:,}"
+    return text.replace(",", ".") if language != "en" else text
+
+
+def _reorder_line(language: str, index: int, line: ReorderLine, day: date) -> str:
+    text = t(language, "reorder_line", n=index, name=escape(line.name), code=escape(line.code),
+             quantity=number(language, line.quantity))
+    if line.pack_size:
+        text += t(language, "reorder_packs", packs=number(language, line.packs),
+                  pack=number(language, line.pack_size))
+    if line.stockout_date is None:
+        return text + t(language, "reorder_no_stockout")
+    if line.stockout_date <= day:
+        return text + t(language, "reorder_stockout_today")
+    return text + t(language, "reorder_stockout", day=f"{line.stockout_date:%d/%m}")
+
+
+def reorder_digest_render(language: str, lines: Sequence[ReorderLine], *, day: date, max_parts: int | None = None,
+                          limit: int = TEXT_LIMIT) -> list[str]:
+    """The reorder digest as Telegram messages of at most ``limit`` characters each: the lines in the order
+    given (most urgent first), a title on every part ("(1/3)" when there are several) and the total on the last.
+
+    With ``max_parts``, what does not fit in that many parts becomes "… and N more" before the total (the
+    total still counts every line). No lines, no messages.
+    """
+    if not lines:
+        return []
+    packs = sum(line.packs or 0 for line in lines)
+    products = t(language, "products_one" if len(lines) == 1 else "products_many")
+    total = "\n\n" + t(language, "reorder_total", n=number(language, len(lines)), products=products,
+                        units=number(language, sum(line.quantity for line in lines)), packs=number(language, packs))
+    title = t(language, "reorder_title", day=f"{day:%d/%m}")
+    title_room = len(title) + len(" (999/999)")
+    rendered = ["\n" + _reorder_line(language, i, line, day) for i, line in enumerate(lines, start=1)]
+
+    parts: list[list[str]] = [[]]
+    used = title_room
+    for index, text in enumerate(rendered):
+        tail = len(total) if index == len(rendered) - 1 else 0
+        if parts[-1] and used + len(text) + tail > limit:
+            parts.append([])
+            used = title_room
+        parts[-1].append(text)
+        used += len(text)
+    more = ""
+    if max_parts is not None and len(parts) > max_parts:
+        parts = parts[:max_parts]
+        room = len("\n" + t(language, "reorder_more", n=number(language, len(lines)))) + len(total)
+        while parts[-1] and title_room + sum(map(len, parts[-1])) + room > limit:
+            parts[-1].pop()
+        more = "\n" + t(language, "reorder_more", n=number(language, len(lines) - sum(map(len, parts))))
+
+    messages = []
+    for number_, chunk in enumerate(parts, start=1):
+        head = title if len(parts) == 1 else f"{title} ({number_}/{len(parts)})"
+        text = head + "".join(chunk)
+        if number_ == len(parts):
+            text += more + total
+        messages.append(text)
+    return messages

@@ -296,3 +296,12 @@ def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None 
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs
+
+
+def reorder_suggestions_by_urgency() -> QuerySet[ReorderSuggestion]:
+    """Open suggestions, the most urgent first: the earliest stockout day at the current pace (none last), then
+    the largest quantity, then the code; product, supply terms and projection come in the same query."""
+    return (ReorderSuggestion.objects.filter(state=ReorderState.OPEN)
+            .select_related("product", "product__supply_terms", "product__projection")
+            .order_by(F("product__projection__stockout_date_at_pace").asc(nulls_last=True), "-quantity",
+                      "product__code", "pk"))

@@ -383,6 +383,15 @@ CELERY_BEAT_SCHEDULE["telegram-updates-sweep"] = {
     "task": "notifications.tasks.telegram_updates_sweep_task",
     "schedule": env.float("ALERT_SWEEP_EVERY_SECONDS", default=5.0),
 }
+# The buyers' daily Telegram digest of open reorder suggestions, at this hour and minute of the store's time
+# zone (TIME_ZONE = CELERY_TIMEZONE); sent once per buyer and day (docs/alerts.md). Writing it runs on the default
+# queue (bulk work, not a delivery); the deliveries it queues go to "alerts".
+REORDER_DIGEST_HOUR = env.int("REORDER_DIGEST_HOUR", default=7)
+REORDER_DIGEST_MINUTE = env.int("REORDER_DIGEST_MINUTE", default=0)
+CELERY_BEAT_SCHEDULE["reorder-digest"] = {
+    "task": "notifications.tasks.reorder_digest_task",
+    "schedule": crontab(hour=REORDER_DIGEST_HOUR, minute=REORDER_DIGEST_MINUTE),
+}
 CELERY_BEAT_SCHEDULE["telegram-updates-prune"] = {
     "task": "notifications.tasks.telegram_updates_prune_task",
     "schedule": timedelta(hours=1),

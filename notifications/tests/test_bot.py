@@ -1,12 +1,14 @@
-"""Tests for the driver bot's commands and buttons, answered through the fake Telegram Bot API, and its queue
-of each chat's commands."""
+"""Tests for the bot's commands and buttons (drivers' and buyers'), answered through the fake Telegram Bot API, and its
+queue of each chat's commands."""
+from datetime import timedelta
+
 import pytest
 
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from notifications import services
 from notifications.bot import bot_chat_serve, bot_update_handle
-from notifications.models import Driver, DriverMute, TelegramUpdate
-from notifications.tests.factories import DriverFactory
+from notifications.models import AlertOutbox, Driver, DriverMute, Role, TelegramUpdate
+from notifications.tests.factories import BuyerFactory, DriverFactory, open_suggestion
 from notifications.tests.fake_telegram import forbidden, server_error, too_many
 
 pytestmark = pytest.mark.django_db
@@ -421,3 +423,121 @@ def test_an_update_the_bot_cannot_read_does_not_hold_up_the_chats_later_commands
     dropped = TelegramUpdate.objects.get(update_id=41)
     assert dropped.processed_at is not None and dropped.reply is None
     assert "bot update could not be answered" in caplog.text
+
+
+# --- buyers: /compras, and the commands of drivers --------------------------------------------------------------
+
+def test_compras_answers_a_buyer_with_the_open_suggestions_most_urgent_first_and_the_total(fake_telegram):
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    BuyerFactory(chat_id=CHAT)
+    open_suggestion(code="LATER", name="Feijão", quantity=48, stockout=today + timedelta(days=5))
+    open_suggestion(code="SOON", name="Arroz", quantity=96, stockout=today + timedelta(days=1))
+
+    say("/compras")
+
+    reply = last_reply(fake_telegram).splitlines()
+    assert reply[0] == f"🛒 <b>Sugestões de compra</b> — {today:%d/%m}"
+    assert reply[1].startswith("1. <b>Arroz</b> (SOON) — pedir 96 un. (8 emb. de 12) · ruptura")
+    assert reply[2].startswith("2. <b>Feijão</b> (LATER) — pedir 48 un. (4 emb. de 12)")
+    assert reply[-1] == "<b>Total:</b> 2 produtos · 144 unidades · 12 embalagens"
+
+
+def test_compras_answers_the_same_text_as_the_days_digest(fake_telegram):
+    from django.utils import timezone
+
+    buyer = BuyerFactory(chat_id=CHAT, language="en")
+    open_suggestion(code="SAME-1")
+    services.reorder_digest_write(day=timezone.localdate())
+
+    say("/reorder")
+
+    assert last_reply(fake_telegram) == AlertOutbox.objects.get(driver=buyer).text
+
+
+def test_compras_with_nothing_open_says_so(fake_telegram):
+    BuyerFactory(chat_id=CHAT)
+
+    say("/compras")
+
+    assert last_reply(fake_telegram) == "Nenhuma sugestão de compra aberta."
+
+
+def test_compras_keeps_to_what_the_buyer_follows(fake_telegram):
+    BuyerFactory(chat_id=CHAT, subscription="categories", categories=["bebidas"])
+    open_suggestion(code="SUCO", category="bebidas")
+    open_suggestion(code="ARROZ", category="mercearia")
+
+    say("/compras")
+
+    reply = last_reply(fake_telegram)
+    assert "SUCO" in reply and "ARROZ" not in reply
+
+
+def test_compras_with_a_long_list_fits_one_message_and_says_how_many_more(fake_telegram):
+    BuyerFactory(chat_id=CHAT)
+    for n in range(150):
+        open_suggestion(code=f"L-{n:03d}", name=f"Produto com um nome bem comprido {n} " + "q" * 40)
+
+    say("/compras")
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    reply = call.payload["text"]
+    shown = reply.count("(L-")
+    assert len(reply) <= 4096 and 0 < shown < 150
+    assert f"… e mais {150 - shown} produtos" in reply
+    assert reply.endswith("<b>Total:</b> 150 produtos · 3.600 unidades · 300 embalagens")
+
+
+def test_compras_is_for_buyers_only(fake_telegram):
+    DriverFactory(chat_id=CHAT)
+    open_suggestion(code="NOPE")
+
+    say("/compras")
+
+    reply = last_reply(fake_telegram)
+    assert "compradores" in reply and "NOPE" not in reply
+
+
+def test_help_lists_compras(fake_telegram):
+    BuyerFactory(chat_id=CHAT)
+
+    say("/ajuda")
+
+    assert "/compras — sugestões de compra abertas" in last_reply(fake_telegram)
+
+
+def test_a_buyer_only_chat_cannot_mute_stock_alerts_it_does_not_get(fake_telegram):
+    buyer = BuyerFactory(chat_id=CHAT)
+    product = ProductFactory(code="PAO", on_hand=9)
+    base = {"id": "cb1", "message": {"message_id": 9, "chat": {"id": CHAT}}}
+
+    say("/silenciar PAO 2")
+    bot_update_handle(update={"update_id": 2, "callback_query": {**base, "data": f"m:{product.pk}:1"}})
+
+    assert not DriverMute.objects.filter(driver=buyer).exists()
+    assert "entregadores" in last_reply(fake_telegram)
+
+
+def test_a_buyer_can_still_ask_about_stock(fake_telegram):
+    BuyerFactory(chat_id=CHAT)
+    ProductFactory(code="ARZ", name="Arroz", on_hand=7)
+
+    say("/estoque ARZ")
+
+    assert "Disponível: 7" in last_reply(fake_telegram)
+
+
+@pytest.mark.parametrize("role,expected", [
+    (Role.DRIVER, "vai receber os alertas de estoque."),
+    (Role.BUYER, "vai receber o resumo diário das sugestões de compra."),
+    (Role.BOTH, "vai receber os alertas de estoque e o resumo diário das sugestões de compra."),
+])
+def test_linking_tells_the_chat_what_it_will_receive(fake_telegram, role, expected):
+    driver = DriverFactory(chat_id=None, name="Ana", role=role)
+    token = services.driver_link_create(driver=driver).split("start=")[1]
+
+    say(f"/start {token}")
+
+    assert expected in last_reply(fake_telegram)

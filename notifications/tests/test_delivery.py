@@ -1,7 +1,8 @@
-"""Tests for alert delivery against the fake Telegram Bot API: retries, rate limits, edits, digests, refusals."""
+"""Tests for alert delivery against the fake Telegram Bot API: retries, rate limits, edits, digests, refusals, and the
+buyers' reorder digest."""
 import time
+from datetime import date, timedelta
 from datetime import time as dtime
-from datetime import timedelta
 
 import pytest
 from django.db.models import F
@@ -11,9 +12,9 @@ from core.tests.metrics import gave_up
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications import services, texts
-from notifications.models import AlertOutbox, Driver, MessageLevel, OutboxState
+from notifications.models import AlertKind, AlertOutbox, Driver, MessageLevel, OutboxState, Role
 from notifications.tests import fake_telegram as tg
-from notifications.tests.factories import DriverFactory
+from notifications.tests.factories import BuyerFactory, DriverFactory, open_suggestion
 
 pytestmark = pytest.mark.django_db
 
@@ -655,3 +656,112 @@ def test_a_copy_the_driver_deleted_is_forgotten_and_the_edit_still_counts(fake_t
     row = AlertOutbox.objects.get()
     assert (row.state, row.message_id, row.copy_message_ids) == (OutboxState.SENT, 1002, [])
     assert len(fake_telegram.calls_to("sendMessage")) == 2  # no third copy
+
+
+# --- the buyers' reorder digest ------------------------------------------------------------------------------------
+
+DIGEST_DAY = date(2026, 3, 10)
+
+
+def long_digest_for(buyer, count: int = 120) -> list[AlertOutbox]:
+    for n in range(count):
+        open_suggestion(code=f"DG-{n:03d}", name=f"Produto com um nome bem comprido {n} " + "w" * 40)
+    services.reorder_digest_write(day=DIGEST_DAY)
+    return list(AlertOutbox.objects.filter(driver=buyer, kind=AlertKind.REORDER_DIGEST).order_by("part"))
+
+
+def deliver_until_done(driver, passes: int = 20) -> None:
+    """Delivery passes until nothing of the driver is due: one digest part goes out per pass (per chat slot)."""
+    for _ in range(passes):
+        deliver(driver)
+        due = AlertOutbox.objects.filter(driver=driver, state__in=[OutboxState.PENDING, OutboxState.FAILED])
+        if not due.exists():
+            return
+
+
+def test_the_digest_parts_go_out_in_order_each_as_its_own_message(fake_telegram):
+    buyer = BuyerFactory()
+    rows = long_digest_for(buyer)
+    assert len(rows) >= 2 and fake_telegram.calls == []
+
+    deliver_until_done(buyer)
+
+    calls = fake_telegram.calls_to("sendMessage")
+    assert [c.payload["text"] for c in calls] == [r.text for r in rows]
+    assert all(c.payload["chat_id"] == buyer.chat_id and c.payload["parse_mode"] == "HTML" for c in calls)
+    assert all(len(c.payload["text"]) <= 4096 and "reply_markup" not in c.payload for c in calls)
+    sent = list(AlertOutbox.objects.filter(pk__in=[r.pk for r in rows]).order_by("part"))
+    assert [r.state for r in sent] == [OutboxState.SENT] * len(rows)
+    assert len({r.message_id for r in sent}) == len(rows)
+
+
+def test_a_second_run_of_the_days_digest_sends_nothing_twice(fake_telegram):
+    open_suggestion(code="ONCE-1")
+    buyer = BuyerFactory()
+    services.reorder_digest_write(day=DIGEST_DAY)
+    deliver_until_done(buyer)
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+
+    services.reorder_digest_write(day=DIGEST_DAY)
+    deliver_until_done(buyer)
+
+    assert len(fake_telegram.calls_to("sendMessage")) == 1
+
+
+def test_a_digest_part_that_meets_an_outage_keeps_the_later_parts_behind_it(fake_telegram):
+    buyer = BuyerFactory()
+    rows = long_digest_for(buyer)
+    fake_telegram.script("sendMessage", *[tg.server_error()] * 4)
+
+    deliver_until_done(buyer, passes=3)
+
+    assert [c.status for c in fake_telegram.calls_to("sendMessage")] == [500] * 4
+    states = dict(AlertOutbox.objects.filter(driver=buyer).values_list("part", "state"))
+    assert states[0] == OutboxState.FAILED and all(states[p] == OutboxState.PENDING for p in states if p)
+    due_now(driver=buyer)
+
+    deliver_until_done(buyer)
+
+    delivered = [c.payload["text"] for c in fake_telegram.delivered("sendMessage")]
+    assert delivered == [r.text for r in rows]
+    assert set(AlertOutbox.objects.filter(driver=buyer).values_list("state", flat=True)) == {OutboxState.SENT}
+
+
+def test_a_recipient_who_is_driver_and_buyer_gets_the_alert_and_the_digest_apart(fake_telegram):
+    both = DriverFactory(role=Role.BOTH)
+    open_suggestion(code="BOTH-1", name="Café")
+    services.reorder_digest_write(day=DIGEST_DAY)
+    adjust(ProductFactory(on_hand=6, name="Leite"), -3)
+
+    deliver_until_done(both)
+
+    alert, digest = fake_telegram.calls_to("sendMessage")
+    assert "Leite" in alert.payload["text"] and "Café" not in alert.payload["text"]
+    assert "Café" in digest.payload["text"] and "Leite" not in digest.payload["text"]
+    assert set(AlertOutbox.objects.values_list("state", flat=True)) == {OutboxState.SENT}
+
+
+def test_the_digest_to_a_buyer_in_quiet_hours_is_silent(fake_telegram):
+    open_suggestion()
+    buyer = BuyerFactory(quiet_start=dtime(0, 0), quiet_end=dtime(23, 59, 59))
+    services.reorder_digest_write(day=DIGEST_DAY)
+
+    deliver(buyer)
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    assert call.payload["disable_notification"] is True
+
+
+def test_a_digest_resent_by_staff_goes_out_again_as_a_new_message(fake_telegram):
+    open_suggestion()
+    buyer = BuyerFactory()
+    services.reorder_digest_write(day=DIGEST_DAY)
+    deliver(buyer)
+    row = AlertOutbox.objects.get(driver=buyer)
+
+    services.outbox_resend(ids=[row.pk])
+    deliver(buyer)
+
+    first, again = fake_telegram.calls_to("sendMessage")
+    assert first.payload["text"] == again.payload["text"] == row.text
+    assert fake_telegram.calls_to("editMessageText") == []

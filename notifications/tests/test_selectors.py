@@ -1,9 +1,20 @@
-"""Tests for the notifications reads: the substitutes offered for a product that is low or out."""
+"""Tests for the notifications reads: the substitutes offered for a product that is low or out, recipients by role,
+the reorder digest's lines."""
+from datetime import date, timedelta
+
 import pytest
 
 from inventory.tests.factories import ProductFactory
-from notifications.models import Substitute
-from notifications.selectors import substitutes_for
+from notifications.models import Role, Subscription, Substitute
+from notifications.selectors import (
+    buyers_reachable,
+    drivers_reachable,
+    reorder_digest_lines,
+    reorder_digest_lines_for,
+    substitutes_for,
+)
+from notifications.tests.factories import BuyerFactory, DriverFactory, open_suggestion
+from projections.models import ReorderState, ReorderSuggestion
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +93,59 @@ def test_staff_chosen_substitutes_win_over_automatic_ones():
     Substitute.objects.create(product=rice, substitute=chosen)
 
     assert names(rice) == ["Macarrão espaguete"]
+
+
+# --- recipients by role and the reorder digest's lines --------------------------------------------------------------
+
+def test_stock_alerts_reach_drivers_and_the_digest_reaches_buyers():
+    driver, buyer, both = DriverFactory(), BuyerFactory(), DriverFactory(role=Role.BOTH)
+    BuyerFactory(active=False)
+    BuyerFactory(chat_id=None)
+    BuyerFactory(unreachable=True)
+
+    assert set(drivers_reachable()) == {driver, both}
+    assert list(buyers_reachable()) == [buyer, both]
+
+
+def test_digest_lines_are_the_open_suggestions_most_urgent_first():
+    day = date(2026, 3, 10)
+    later = open_suggestion(code="LATER", stockout=day + timedelta(days=6), quantity=12)
+    none = open_suggestion(code="NONE", stockout=None, quantity=500)
+    soon_small = open_suggestion(code="SOON-S", stockout=day + timedelta(days=2), quantity=12)
+    soon_big = open_suggestion(code="SOON-B", stockout=day + timedelta(days=2), quantity=48, pack_size=None)
+    decided = open_suggestion(code="DONE", stockout=day)
+    ReorderSuggestion.objects.filter(pk=decided.pk).update(state=ReorderState.DISMISSED)
+
+    lines = reorder_digest_lines()
+
+    assert [line.code for line in lines] == ["SOON-B", "SOON-S", "LATER", "NONE"]
+    big = lines[0]
+    assert (big.product_id, big.quantity, big.pack_size, big.stockout_date) == (
+        soon_big.product_id, 48, None, day + timedelta(days=2))
+    assert (lines[1].quantity, lines[1].pack_size, lines[1].packs) == (12, 12, 1)
+    assert (lines[2].product_id, lines[2].stockout_date) == (later.product_id, day + timedelta(days=6))
+    assert (lines[3].product_id, lines[3].stockout_date) == (none.product_id, None)
+    assert lines[1].product_id == soon_small.product_id
+
+
+def test_digest_lines_are_read_in_one_query(django_assert_num_queries):
+    for n in range(5):
+        open_suggestion(stockout=date(2026, 3, 10) + timedelta(days=n))
+
+    with django_assert_num_queries(1):
+        assert len(reorder_digest_lines()) == 5
+
+
+def test_a_buyer_reads_the_lines_of_what_they_follow():
+    open_suggestion(code="BEB-1", category="bebidas")
+    open_suggestion(code="MER-1", category="mercearia")
+    chosen = open_suggestion(code="MER-2", category="mercearia")
+    everything = BuyerFactory()
+    drinks = BuyerFactory(subscription=Subscription.CATEGORIES, categories=["Bebidas "])
+    one = BuyerFactory(subscription=Subscription.PRODUCTS)
+    one.products.add(chosen.product)
+    lines = reorder_digest_lines()
+
+    assert {line.code for line in reorder_digest_lines_for(everything, lines)} == {"BEB-1", "MER-1", "MER-2"}
+    assert [line.code for line in reorder_digest_lines_for(drinks, lines)] == ["BEB-1"]
+    assert [line.code for line in reorder_digest_lines_for(one, lines)] == ["MER-2"]

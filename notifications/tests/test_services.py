@@ -1,4 +1,5 @@
-"""Tests for alert states and the outbox rows written with stock changes (no network involved)."""
+"""Tests for alert states and the outbox rows written with stock changes, recipients by role, and the buyers' daily
+reorder digest (no network involved)."""
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -16,11 +17,12 @@ from notifications.models import (
     Level,
     MessageLevel,
     OutboxState,
+    Role,
     Subscription,
     TelegramUpdate,
 )
 from notifications.services import AlertTransition, level_for
-from notifications.tests.factories import DriverFactory
+from notifications.tests.factories import BuyerFactory, DriverFactory, open_suggestion
 
 pytestmark = pytest.mark.django_db
 
@@ -252,3 +254,133 @@ def test_the_updates_sweep_takes_a_queued_reply_nobody_is_sending(settings):
     services.telegram_reply_claim(update_id=22)  # a worker is sending it now
 
     assert services.telegram_updates_sweep() == [23]
+
+
+# --- roles: who gets stock alerts, who gets the reorder digest ------------------------------------------------------
+
+def test_a_buyer_only_recipient_gets_no_stock_alert():
+    product = ProductFactory(on_hand=6)
+    driver, both = DriverFactory(), DriverFactory(role=Role.BOTH)
+    buyer = BuyerFactory()
+
+    adjust(product, -2)
+
+    assert set(AlertOutbox.objects.values_list("driver_id", flat=True)) == {driver.pk, both.pk}
+    assert not AlertOutbox.objects.filter(driver=buyer).exists()
+
+
+def test_a_buyer_only_recipient_gets_no_projected_stockout_alert():
+    product = ProductFactory(on_hand=50)
+    driver = DriverFactory()
+    BuyerFactory()
+
+    services.alert_projected_stockout(product_id=product.pk, stockout_date=date(2030, 1, 5))
+
+    assert list(AlertOutbox.objects.values_list("driver_id", "kind")) == [(driver.pk, AlertKind.PROJECTED)]
+
+
+def digest_rows(**filters):
+    return AlertOutbox.objects.filter(kind=AlertKind.REORDER_DIGEST, **filters).order_by("driver_id", "part")
+
+
+def test_the_digest_goes_to_every_reachable_buyer_and_to_no_driver(django_capture_on_commit_callbacks):
+    DAY = date(2026, 3, 10)
+    open_suggestion(code="ARZ-5", name="Arroz", quantity=96, stockout=DAY + timedelta(days=2))
+    buyer, both = BuyerFactory(), DriverFactory(role=Role.BOTH)
+    driver = DriverFactory()
+    BuyerFactory(active=False)
+    BuyerFactory(chat_id=None)
+    assert not digest_rows().exists()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        written = services.reorder_digest_write(day=DAY)
+
+    assert written == {buyer.pk: 1, both.pk: 1}
+    rows = list(digest_rows())
+    assert [(r.driver_id, r.chat_id, r.digest_date, r.part, r.state, r.product_id, r.level) for r in rows] == [
+        (buyer.pk, buyer.chat_id, DAY, 0, OutboxState.PENDING, None, MessageLevel.REORDER),
+        (both.pk, both.chat_id, DAY, 0, OutboxState.PENDING, None, MessageLevel.REORDER),
+    ]
+    assert "<b>Arroz</b> (ARZ-5) — pedir 96 un. (8 emb. de 12) · ruptura 12/03" in rows[0].text
+    assert not AlertOutbox.objects.filter(driver=driver).exists()
+    assert len(callbacks) == 1  # delivery queued after commit
+
+
+def test_a_second_run_the_same_day_writes_nothing_and_the_next_day_writes_again():
+    DAY = date(2026, 3, 10)
+    open_suggestion()
+    buyer = BuyerFactory()
+    services.reorder_digest_write(day=DAY)
+    first = list(digest_rows().values_list("pk", "text"))
+    open_suggestion(code="NEW-1")  # a suggestion that opened since changes nothing today
+
+    again = services.reorder_digest_write(day=DAY)
+
+    assert again == {}
+    assert list(digest_rows().values_list("pk", "text")) == first
+    assert services.reorder_digest_write(day=DAY + timedelta(days=1)) == {buyer.pk: 1}
+    assert "NEW-1" in digest_rows(digest_date=DAY + timedelta(days=1)).get().text
+
+
+def test_no_open_suggestion_means_no_digest():
+    BuyerFactory()
+    suggestion = open_suggestion()
+    suggestion.state = "dismissed"
+    suggestion.save()
+
+    assert services.reorder_digest_write(day=date(2026, 3, 10)) == {}
+    assert not digest_rows().exists()
+
+
+def test_a_buyer_gets_only_what_they_follow_and_nothing_when_that_is_nothing():
+    open_suggestion(code="BEB-1", category="bebidas")
+    open_suggestion(code="MER-1", category="mercearia")
+    drinks = BuyerFactory(subscription=Subscription.CATEGORIES, categories=["bebidas"])
+    BuyerFactory(subscription=Subscription.CATEGORIES, categories=["limpeza"])
+
+    assert services.reorder_digest_write(day=date(2026, 3, 10)) == {drinks.pk: 1}
+    text = digest_rows().get().text
+    assert "BEB-1" in text and "MER-1" not in text
+
+
+def test_a_long_digest_is_written_as_parts_within_telegrams_limit_in_the_buyers_language():
+    for n in range(120):
+        open_suggestion(code=f"LONG-{n:03d}", name=f"Produto com um nome bem comprido {n} " + "z" * 40)
+    buyer = BuyerFactory(language="en")
+
+    written = services.reorder_digest_write(day=date(2026, 3, 10))
+
+    rows = list(digest_rows())
+    assert written == {buyer.pk: len(rows)} and len(rows) >= 2
+    assert [r.part for r in rows] == list(range(len(rows)))
+    assert all(len(r.text) <= 4096 for r in rows)
+    assert rows[0].text.startswith("🛒 <b>Reorder suggestions</b> — 10/03 (1/")
+    assert rows[-1].text.endswith("<b>Total:</b> 120 products · 2,880 units · 240 packs")
+    assert sum(r.text.count("LONG-") for r in rows) == 120
+
+
+def test_the_same_day_digest_cannot_be_written_twice_even_behind_the_service():
+    from django.db import IntegrityError
+
+    buyer = BuyerFactory()
+    row = dict(driver=buyer, kind=AlertKind.REORDER_DIGEST, level=MessageLevel.REORDER, episode=0,
+               digest_date=date(2026, 3, 10), part=0, text="x")
+    AlertOutbox.objects.create(**row)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AlertOutbox.objects.create(**row)
+    assert digest_rows().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_of_the_days_digest_write_it_once():
+    from inventory.tests.test_concurrency import run_in_threads
+
+    for n in range(3):
+        open_suggestion(code=f"CON-{n}")
+    buyers = [BuyerFactory() for _ in range(3)]
+
+    errors = run_in_threads(6, lambda _: services.reorder_digest_write(day=date(2026, 3, 10)))
+
+    assert errors == []
+    assert sorted(digest_rows().values_list("driver_id", flat=True)) == sorted(b.pk for b in buyers)

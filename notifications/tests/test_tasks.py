@@ -1,4 +1,5 @@
-"""End-to-end through a real Celery worker and Redis broker: after-commit delivery, the sweep, the alerts queue."""
+"""End-to-end through a real Celery worker and Redis broker: after-commit delivery, the sweep, the alerts queue, the
+buyers' daily digest job."""
 import time
 from collections import Counter
 
@@ -11,10 +12,10 @@ from core.tests.celery_worker import queue_size, queues_purge
 from inventory import services as inventory
 from inventory.tests.factories import ProductFactory
 from notifications import services
-from notifications.models import AlertOutbox, OutboxState, TelegramUpdate
-from notifications.tasks import alert_outbox_sweep_task
+from notifications.models import AlertKind, AlertOutbox, OutboxState, TelegramUpdate
+from notifications.tasks import alert_outbox_sweep_task, reorder_digest_task
 from notifications.tests.conftest import running_worker
-from notifications.tests.factories import DriverFactory
+from notifications.tests.factories import BuyerFactory, DriverFactory, open_suggestion
 from projections.tasks import projection_recompute_task
 from webhooks.tasks import webhook_delivery_send_task
 
@@ -296,3 +297,40 @@ def test_five_commands_within_one_second_get_five_replies_in_order(fake_telegram
     assert all(r.status == 200 for r in replies)
     gaps = [later.at - earlier.at for earlier, later in zip(replies, replies[1:], strict=False)]
     assert min(gaps) >= 0.95  # Telegram's one message a second per chat
+
+
+def test_the_daily_digest_job_is_scheduled_at_reorder_digest_hour_store_time(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["reorder-digest"]
+
+    assert entry["task"] == "notifications.tasks.reorder_digest_task" in celery_app.tasks
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({settings.REORDER_DIGEST_HOUR},
+                                                                  {settings.REORDER_DIGEST_MINUTE})
+    assert settings.REORDER_DIGEST_HOUR == 7 and settings.CELERY_TIMEZONE == settings.TIME_ZONE == "America/Sao_Paulo"
+
+
+def test_the_digest_job_run_by_a_worker_reaches_every_buyer_in_order_and_a_rerun_sends_nothing(fake_telegram):
+    for n in range(120):
+        open_suggestion(code=f"JOB-{n:03d}", name=f"Produto com um nome bem comprido {n} " + "v" * 40)
+    buyers = [BuyerFactory(), BuyerFactory()]
+    DriverFactory()
+    queues_purge()
+    connection.close()
+
+    with running_worker("celery", "alerts"):  # the job runs on the default queue, its deliveries on alerts
+        reorder_digest_task.delay()
+        wait_rows(OutboxState.SENT, 1)  # the job's rows are committed together, before the first send
+        rows = AlertOutbox.objects.filter(kind=AlertKind.REORDER_DIGEST)
+        total = rows.count()
+        assert total >= 4  # at least two parts for each buyer
+        assert wait_rows(OutboxState.SENT, total) == total
+
+    calls = fake_telegram.delivered("sendMessage")
+    for buyer in buyers:
+        own = list(rows.filter(driver=buyer).order_by("part").values_list("text", flat=True))
+        assert [c.payload["text"] for c in calls if c.payload["chat_id"] == buyer.chat_id] == own
+    assert {c.payload["chat_id"] for c in calls} == {b.chat_id for b in buyers}
+
+    reorder_digest_task.apply()  # beat's entry again the same day (or a duplicate delivery of the task)
+
+    assert rows.count() == total
+    assert not AlertOutbox.objects.exclude(state=OutboxState.SENT).exists()

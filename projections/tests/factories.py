@@ -71,3 +71,19 @@ class SupplyTermsFactory(factory.django.DjangoModelFactory):
     lead_time_days = 5
     pack_size = 12
     min_order = 0
+
+
+class ReorderSuggestionFactory(factory.django.DjangoModelFactory):
+    """An open suggestion written as a recompute would leave it (the figures are not recomputed)."""
+
+    class Meta:
+        model = "projections.ReorderSuggestion"
+
+    product = factory.SubFactory("inventory.tests.factories.ProductFactory")
+    quantity = 24
+    demand = 30.0
+    safety_stock = 0.0
+    available = 6
+    firm_inbound = 0
+    cover_days = 12
+    arrival_date = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=5))

@@ -10,6 +10,7 @@ COMMANDS = {
         ("baixo", "Produtos abaixo do limite"),
         ("ruptura", "Sem estoque agora e rupturas previstas em 7 dias"),
         ("silenciar", "Silenciar alertas de um produto"),
+        ("compras", "Sugestões de compra abertas (compradores)"),
         ("ajuda", "Ajuda"),
     ],
     "en": [
@@ -17,6 +18,7 @@ COMMANDS = {
         ("low", "Products below threshold"),
         ("ruptura", "Out of stock now and stockouts projected within 7 days"),
         ("mute", "Mute alerts about a product"),
+        ("reorder", "Open reorder suggestions (buyers)"),
         ("help", "Help"),
     ],
 }
