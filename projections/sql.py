@@ -167,8 +167,11 @@ SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32
 # ---------------------------------------------------------------------------------------------
 # Demand estimates. Parameters: ``ids``, ``today``, ``tz`` (store time zone), ``window`` (days fitted),
 # ``backtest`` (days held out for the error), ``alpha`` (smoothing), ``prior`` (weekday shrink, in days),
-# ``min_history``, ``now``. Only products not yet estimated for ``today`` are computed: the estimate
-# uses whole past days, so it changes once a day and the many recomputes of a busy day skip it.
+# ``min_history``, ``now``. The caller passes only products not yet estimated for ``today`` (the estimate
+# uses whole past days, so it changes once a day and the many recomputes of a busy day skip it); a row
+# another recompute already made for ``today`` is left as it is. ``ids`` is not filtered here: the
+# planner then knows how many products the batch has (a filter against a table with stale statistics
+# was estimated at one row, and the nested loops that followed took minutes for 5,000 products).
 #
 # A day is observed only when the product had stock on hand when the day began and when it ended; any
 # other day is censored (a sellout cuts the day's sales short, an empty shelf sells nothing) and left
@@ -178,10 +181,7 @@ SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32
 # finite when a weekday sells nothing. The same fit made ``backtest`` days earlier gives the MAE.
 DEMAND_UPSERT_SQL = """
 WITH need AS (
-    SELECT t.id AS product_id
-    FROM unnest(%(ids)s::bigint[]) AS t(id)
-    LEFT JOIN projections_demandestimate e ON e.product_id = t.id
-    WHERE e.as_of IS NULL OR e.as_of < %(today)s::date
+    SELECT t.id AS product_id FROM unnest(%(ids)s::bigint[]) AS t(id)
 ),
 bounds AS (
     SELECT %(today)s::date - (%(window)s::int + %(backtest)s::int) AS first_day,

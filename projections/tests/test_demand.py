@@ -239,3 +239,23 @@ def test_demand_sql_equals_python_reference(histories):
             assert got.weekday_factors == pytest.approx(expected["weekday_factors"], abs=1e-9)
             assert got.mae == (None if expected["mae"] is None else pytest.approx(expected["mae"], abs=1e-9))
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_a_product_already_estimated_today_keeps_its_estimate_when_asked_again():
+    """Two recomputes racing past the service's check: the second one's statement changes nothing."""
+    from projections import sql
+
+    product = ProductFactory()
+    sales_history(product, today=TODAY, demand=[10] * DAYS, opening=10_000)
+    first = estimate(product)
+    sales_history(product, today=TODAY, demand=[30] * DAYS, opening=10_000)  # more sales appear
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.DEMAND_UPSERT_SQL, services._demand_params([product.pk], today=TODAY))
+        cursor.fetchall()
+
+    again = DemandEstimate.objects.get(product=product)
+    assert (again.daily_rate, again.computed_at) == (first.daily_rate, first.computed_at)
+    services.demand_recompute(product_ids=[product.pk], today=TODAY + timedelta(days=1))
+    assert DemandEstimate.objects.get(product=product).daily_rate > first.daily_rate
