@@ -56,8 +56,8 @@ bench-projection: install-dev check-services
 	$(PY) bench/projection.py
 
 # Demand estimates on synthetic sales: accuracy against the 7-day mean, AutoETS and Holt-Winters, a replay of the
-# reorder suggestions, speed; BENCH_DEMAND_ARGS="--products 100000 --days 120 --speed-only" for the 100,000 figure
-# (docs/benchmarks.md).
+# reorder suggestions, speed (docs/benchmarks.md). The 100,000-product figure:
+#   make bench-demand BENCH_DEMAND_ARGS="--products 100000 --days 120 --new-every 50 --speed-only"
 bench-demand: install-dev check-services
 	$(PY) bench/demand.py $(BENCH_DEMAND_ARGS)
 

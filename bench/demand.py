@@ -20,9 +20,10 @@ of those weeks:
   full recompute (``manage.py projections_rebuild --workers 2``: estimate, projection and suggestions of
   every product) and the p95 of one product's estimate + open suggestion read.
 
-``--speed-only`` skips accuracy and replay (for ``--products 100000 --days 120``: the estimate reads only its
-84 days, so the speed figures need no more history than that, and two years of 100,000 products would be
-73 million ledger rows).
+``--speed-only`` skips accuracy and replay (for ``--products 100000 --days 120 --new-every 50``: the estimate
+reads only its 84 days, so the speed figures need no more history than that, and two years of 100,000 products
+would be 73 million ledger rows; ``--new-every 50`` makes one product in 50 new, with 10 days of sales, so the
+category fallback is part of the figure).
 """
 import argparse
 import math
@@ -98,7 +99,7 @@ FROM bench_truth ORDER BY day, product_id
 """
 
 
-def data_load(products: int, days: int, first: date) -> None:
+def data_load(products: int, days: int, first: date, new_every: int) -> None:
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("SELECT setseed(0.42)")
         conn.execute("""
@@ -110,20 +111,24 @@ def data_load(products: int, days: int, first: date) -> None:
                      "SELECT id, 1000, 0, 1, now() FROM inventory_product")
         conn.execute(TRUTH_SQL, {"first": first, "days": days, "profiles": [float(f) for p in PROFILES for f in p]})
         conn.execute(LEDGER_SQL, {"tz": TZ})
+        if new_every:
+            # New products: only the last 10 days of sales, so they take their category's profile.
+            conn.execute("DELETE FROM inventory_stockmovement WHERE product_id %% %s = 0 AND created_at < %s",
+                         [new_every, datetime.combine(first + timedelta(days=days - 10), clock(), tzinfo=ZoneInfo(TZ))])
         conn.execute("INSERT INTO projections_supplyterms (product_id, lead_time_days, pack_size, min_order, "
                      "updated_at) SELECT id, %s, %s, 0, now() FROM inventory_product", [LEAD, PACK])
-        conn.execute("CREATE TABLE bench_meta AS SELECT %s::int AS products, %s::int AS days, %s::date AS first",
-                     [products, days, first])
+        conn.execute("CREATE TABLE bench_meta AS SELECT %s::int AS products, %s::int AS days, %s::date AS first, "
+                     "%s::int AS new_every", [products, days, first, new_every])
         conn.execute("VACUUM ANALYZE")
 
 
-def data_reusable(products: int, days: int, first: date) -> bool:
+def data_reusable(products: int, days: int, first: date, new_every: int) -> bool:
     try:
         with psycopg.connect(DB_URL, autocommit=True) as conn:
-            row = conn.execute("SELECT products, days, first FROM bench_meta").fetchone()
+            row = conn.execute("SELECT products, days, first, new_every FROM bench_meta").fetchone()
     except psycopg.Error:
         return False
-    return row == (products, days, first)
+    return row == (products, days, first, new_every)
 
 
 def state_reset() -> None:
@@ -140,25 +145,38 @@ def estimates_clear() -> None:
         conn.execute("VACUUM ANALYZE projections_demandestimate")
 
 
-def _estimate_batches(batches: list[list[int]], day: date) -> None:
+def _backend_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL backend of this thread's connection (read from /proc: the
+    server runs on this machine), so the figure does not move with what else the machine runs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _estimate_batches(batches: list[list[int]], day: date) -> float:
     try:
+        before = _backend_cpu()
         for batch in batches:
             services.demand_recompute(product_ids=batch, today=day)
+        return _backend_cpu() - before
     finally:
         connection.close()
 
 
-def estimate_all(ids: list[int], day: date, *, workers: int = 1) -> float:
+def estimate_all(ids: list[int], day: date, *, workers: int = 1) -> tuple[float, float]:
     """Estimate every product for ``day`` with the service (``demand_recompute``, batches of 500) on ``workers``
-    connections, each taking every ``workers``-th batch; return the seconds."""
+    connections, each taking every ``workers``-th batch; return (seconds, CPU seconds of the server and this
+    process)."""
     batches = [ids[start:start + BATCH] for start in range(0, len(ids), BATCH)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if workers == 1:
-        _estimate_batches(batches, day)
+        server = _estimate_batches(batches, day)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(_estimate_batches, [batches[n::workers] for n in range(workers)], [day] * workers))
-    return time.perf_counter() - started
+            server = sum(pool.map(_estimate_batches, [batches[n::workers] for n in range(workers)], [day] * workers))
+    return time.perf_counter() - started, server + time.process_time() - cpu
 
 
 def truth_by_product(conn, origin: date) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
@@ -191,24 +209,25 @@ def naive(history: dict[int, list[int]]) -> dict[int, list[float]]:
     return {pid: [sum(sold[-7:]) / 7] * HOLDOUT for pid, sold in history.items()}
 
 
-def holt_winters(history: dict[int, list[int]], sample: list[int]) -> tuple[dict[int, list[float]], float]:
-    """statsmodels' Holt-Winters (additive level + weekly season) on the last 365 days; (forecasts, s/product)."""
+def holt_winters(history: dict[int, list[int]], sample: list[int]) -> tuple[dict[int, list[float]], float, float]:
+    """statsmodels' Holt-Winters (additive level + weekly season) on the last 365 days; (forecasts, s/product,
+    CPU s/product)."""
     import warnings
 
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     out = {}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for pid in sample:
             series = [float(v) for v in history[pid][-365:]]
             fit = ExponentialSmoothing(series, trend=None, seasonal="add", seasonal_periods=7).fit()
             out[pid] = [max(0.0, float(v)) for v in fit.forecast(HOLDOUT)]
-    return out, (time.perf_counter() - started) / len(sample)
+    return out, (time.perf_counter() - started) / len(sample), (time.process_time() - cpu) / len(sample)
 
 
-def auto_ets(history: dict[int, list[int]], sample: list[int]) -> tuple[dict[int, list[float]], float] | None:
+def auto_ets(history: dict[int, list[int]], sample: list[int]) -> tuple[dict[int, list[float]], float, float] | None:
     """statsforecast's AutoETS (weekly season; error, trend and season chosen by AICc) on the last 365 days;
     None when statsforecast is not installed."""
     try:
@@ -218,12 +237,12 @@ def auto_ets(history: dict[int, list[int]], sample: list[int]) -> tuple[dict[int
         print(f"statsforecast not available ({error}): Holt-Winters is the library forecaster")
         return None
     out = {}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for pid in sample:
         series = np.asarray(history[pid][-365:], dtype=float)
         forecast = AutoETS(season_length=7).fit(series).predict(HOLDOUT)["mean"]
         out[pid] = [max(0.0, float(v)) for v in forecast]
-    return out, (time.perf_counter() - started) / len(sample)
+    return out, (time.perf_counter() - started) / len(sample), (time.process_time() - cpu) / len(sample)
 
 
 def read_p95(conn, ids: list[int]) -> float:
@@ -387,16 +406,16 @@ def replay_run(ids: list[int], origin: date, history: dict[int, list[int]], actu
 # ---------------------------------------------------------------------------------------------
 
 
-def speed(ids: list[int], day: date, single: float | None) -> None:
+def speed(ids: list[int], day: date, single: tuple[float, float] | None) -> None:
     if single is None:
         estimates_clear()
         single = estimate_all(ids, day)
-    each = single / len(ids)
     print(f"\ndemand estimate of {len(ids):,} products (demand_recompute, batches of {BATCH}): one connection "
-          f"{single:.1f} s ({each * 1000:.3f} ms/product)", end="", flush=True)
+          f"{single[0]:.1f} s ({single[0] / len(ids) * 1000:.3f} ms/product, CPU {single[1] / len(ids) * 1000:.3f} "
+          f"ms/product)", end="", flush=True)
     estimates_clear()
     double = estimate_all(ids, day, workers=2)
-    print(f", two connections {double:.1f} s")
+    print(f", two connections {double[0]:.1f} s")
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute("TRUNCATE projections_demandestimate, projections_projectionsummary, "
                      "projections_reordersuggestion")
@@ -414,6 +433,7 @@ def speed(ids: list[int], day: date, single: float | None) -> None:
               f"every product): {full:.1f} s ({estimated:,} estimates, {summaries:,} summaries, "
               f"{suggested:,} open suggestions)")
         print(f"one product's estimate + open suggestion read: p95 {read_p95(conn, ids):.2f} ms")
+    print(f"load average at the end {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 def main() -> None:
@@ -424,52 +444,56 @@ def main() -> None:
                         default=int(os.environ.get("BENCH_DEMAND_LIBRARY_SAMPLE", 300)))
     parser.add_argument("--replay-sample", type=int, default=1000)
     parser.add_argument("--speed-only", action="store_true", help="only the speed figures (no accuracy, no replay)")
+    parser.add_argument("--new-every", type=int, default=0,
+                        help="every N-th product is new: 10 days of sales only (category fallback)")
     parser.add_argument("--reuse", action="store_true", help="keep the data of an earlier run with these sizes")
     args = parser.parse_args()
     random.seed(42)
     today = timezone.localdate()
     first, origin = today - timedelta(days=args.days), today - timedelta(days=HOLDOUT)
     print(f"{args.products:,} products, {args.days} days of sales" +
+          (f" (every {args.new_every}th product new: 10 days)" if args.new_every else "") +
           ("" if args.speed_only else f", the last {HOLDOUT} held out") +
           f"; {os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    if args.reuse and data_reusable(args.products, args.days, first):
+    if args.reuse and data_reusable(args.products, args.days, first, args.new_every):
         state_reset()
         print("data of an earlier run reused")
     else:
         database_recreate(DB_URL)
         manage("migrate", "--noinput", env=ENV)
         started = time.perf_counter()
-        data_load(args.products, args.days, first)
+        data_load(args.products, args.days, first, args.new_every)
         print(f"data written in {time.perf_counter() - started:.0f} s")
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM inventory_product ORDER BY id")]
     if args.speed_only:
         speed(ids, today, None)
         return
-    seconds = estimate_all(ids, origin)
+    seconds, cpu = estimate_all(ids, origin)
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         history, actual = truth_by_product(conn, origin)
         mine = ours(conn, origin)
     sample = sorted(random.sample(ids, min(args.library_sample, len(ids))))
     base = naive(history)
-    rows = [("demand estimate (all)", *scores(mine, actual), seconds / len(ids)),
-            ("7-day mean (all)", *scores(base, actual), None),
-            (f"demand estimate ({len(sample)} sampled)", *scores({p: mine[p] for p in sample}, actual), None),
-            (f"7-day mean ({len(sample)} sampled)", *scores({p: base[p] for p in sample}, actual), None)]
+    rows = [("demand estimate (all)", *scores(mine, actual), seconds / len(ids), cpu / len(ids)),
+            ("7-day mean (all)", *scores(base, actual), None, None),
+            (f"demand estimate ({len(sample)} sampled)", *scores({p: mine[p] for p in sample}, actual), None, None),
+            (f"7-day mean ({len(sample)} sampled)", *scores({p: base[p] for p in sample}, actual), None, None)]
     library = auto_ets(history, sample)
     if library is not None:
-        rows.append((f"AutoETS ({len(sample)} sampled)", *scores(library[0], actual), library[1]))
-    hw, hw_each = holt_winters(history, sample)
-    rows.append((f"Holt-Winters ({len(sample)} sampled)", *scores(hw, actual), hw_each))
-    print(f"\n{'method':<34} {'WAPE':>7} {'MAE':>7} {'ms/product':>11}")
-    for name, wape, mae, each in rows:
-        print(f"{name:<34} {wape:>7.1%} {mae:>7.2f} {'' if each is None else f'{each * 1000:.2f}':>11}")
-    ours_each = seconds / len(ids)
-    for name, wape, _mae, each in rows[4:]:
-        print(f"{name.split(' (')[0]}: WAPE {wape / rows[2][1] - 1:+.1%} against the estimate's on the same products; "
-              f"the estimate is {each / ours_each:.0f}× faster")
+        rows.append((f"AutoETS ({len(sample)} sampled)", *scores(library[0], actual), *library[1:]))
+    hw = holt_winters(history, sample)
+    rows.append((f"Holt-Winters ({len(sample)} sampled)", *scores(hw[0], actual), *hw[1:]))
+    print(f"\n{'method':<34} {'WAPE':>7} {'MAE':>7} {'ms/product':>11} {'CPU ms/product':>15}")
+    for name, wape, mae, each, each_cpu in rows:
+        print(f"{name:<34} {wape:>7.1%} {mae:>7.2f} {'' if each is None else f'{each * 1000:.2f}':>11} "
+              f"{'' if each_cpu is None else f'{each_cpu * 1000:.2f}':>15}")
+    print(f"7-day mean: the estimate's WAPE is {rows[0][1] / rows[1][1] - 1:+.1%} against it")
+    for name, wape, _mae, each, each_cpu in rows[4:]:
+        print(f"{name.split(' (')[0]}: the estimate's WAPE is {rows[2][1] / wape - 1:+.1%} against it on the same "
+              f"products; the estimate is {each / rows[0][3]:.0f}× faster ({each_cpu / rows[0][4]:.0f}× in CPU time)")
     replay_run(sorted(random.sample(ids, min(args.replay_sample, len(ids)))), origin, history, actual)
-    speed(ids, origin, seconds)
+    speed(ids, origin, (seconds, cpu))
     connection.close()
 
 
