@@ -26,7 +26,6 @@ would be 73 million ledger rows; ``--new-every 50`` makes one product in 50 new,
 category fallback is part of the figure).
 """
 import argparse
-import math
 import os
 import random
 import statistics
@@ -335,8 +334,9 @@ def replay(policy: str, ids: list[int], origin: date, start: dict[int, int], his
                 on_hand[pid] += quantity
                 receipts.append((pid, "receipt", quantity, on_hand[pid]))
             _ledger_append(cursor, receipts, _at(day, 7))
-            cursor.execute("UPDATE inventory_stock s SET on_hand = t.q FROM unnest(%s::bigint[], %s::bigint[]) AS t(p, q) "
-                           "WHERE s.product_id = t.p", [ids, [on_hand[pid] for pid in ids]])
+            cursor.execute("UPDATE inventory_stock s SET on_hand = t.q "
+                           "FROM unnest(%s::bigint[], %s::bigint[]) AS t(p, q) WHERE s.product_id = t.p",
+                           [ids, [on_hand[pid] for pid in ids]])
             if policy == "naive":
                 _naive_estimates(cursor, sold, day)
             # The service's own recompute: demand estimate (once a day), projection, reorder suggestion.
@@ -350,8 +350,9 @@ def replay(policy: str, ids: list[int], origin: date, start: dict[int, int], his
                 cursor.execute("""
                     WITH s AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(id, p, q)),
                     pm AS (
-                        INSERT INTO projections_plannedmovement (product_id, date, direction, quantity, kind, firmness,
-                                                                 status, source, source_ref, note, created_at, updated_at)
+                        INSERT INTO projections_plannedmovement (product_id, date, direction, quantity, kind,
+                                                                 firmness, status, source, source_ref, note,
+                                                                 created_at, updated_at)
                         SELECT s.p, %s::date, 'in', s.q, 'purchase', 'firm', 'open', %s, 'suggestion-' || s.id, '',
                                now(), now()
                         FROM s RETURNING id, source_ref)
@@ -429,7 +430,8 @@ def speed(ids: list[int], day: date, single: tuple[float, float] | None) -> None
     celery_queues_empty(REDIS_URL)
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         estimated, summaries, suggested = conn.execute("""
-            SELECT (SELECT count(*) FROM projections_demandestimate), (SELECT count(*) FROM projections_projectionsummary),
+            SELECT (SELECT count(*) FROM projections_demandestimate),
+                   (SELECT count(*) FROM projections_projectionsummary),
                    (SELECT count(*) FROM projections_reordersuggestion WHERE state = 'open')""").fetchone()
         conn.execute("VACUUM ANALYZE")
         print(f"full recompute (manage.py projections_rebuild --workers 2: estimate, projection and suggestion of "
