@@ -55,9 +55,11 @@ bench-ws: install-dev check-services
 bench-projection: install-dev check-services
 	$(PY) bench/projection.py
 
-# Demand estimates on synthetic sales: accuracy against the 7-day mean and Holt-Winters, speed (docs/benchmarks.md).
+# Demand estimates on synthetic sales: accuracy against the 7-day mean, AutoETS and Holt-Winters, a replay of the
+# reorder suggestions, speed (docs/benchmarks.md). The 100,000-product figure:
+#   make bench-demand BENCH_DEMAND_ARGS="--products 100000 --days 120 --new-every 50 --speed-only"
 bench-demand: install-dev check-services
-	$(PY) bench/demand.py
+	$(PY) bench/demand.py $(BENCH_DEMAND_ARGS)
 
 # The bot's /estoque look-up over 100,000 products, server time (docs/benchmarks.md).
 bench-search: install-dev check-services

@@ -169,8 +169,11 @@ SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32
 # ---------------------------------------------------------------------------------------------
 # Demand estimates. Parameters: ``ids``, ``today``, ``tz`` (store time zone), ``window`` (days fitted),
 # ``backtest`` (days held out for the error), ``alpha`` (smoothing), ``prior`` (weekday shrink, in days),
-# ``min_history``, ``now``. Only products not yet estimated for ``today`` are computed: the estimate
-# uses whole past days, so it changes once a day and the many recomputes of a busy day skip it.
+# ``min_history``, ``now``. The caller passes only products not yet estimated for ``today`` (the estimate
+# uses whole past days, so it changes once a day and the many recomputes of a busy day skip it); a row
+# another recompute already made for ``today`` is left as it is. ``ids`` is not filtered here: the
+# planner then knows how many products the batch has (a filter against a table with stale statistics
+# was estimated at one row, and the nested loops that followed took minutes for 5,000 products).
 #
 # A day is observed only when the product had stock on hand when the day began and when it ended; any
 # other day is censored (a sellout cuts the day's sales short, an empty shelf sells nothing) and left
@@ -180,10 +183,7 @@ SESSION_SQL = "SELECT set_config('jit', 'off', true), set_config('work_mem', '32
 # finite when a weekday sells nothing. The same fit made ``backtest`` days earlier gives the MAE.
 DEMAND_UPSERT_SQL = """
 WITH need AS (
-    SELECT t.id AS product_id
-    FROM unnest(%(ids)s::bigint[]) AS t(id)
-    LEFT JOIN projections_demandestimate e ON e.product_id = t.id
-    WHERE e.as_of IS NULL OR e.as_of < %(today)s::date
+    SELECT t.id AS product_id FROM unnest(%(ids)s::bigint[]) AS t(id)
 ),
 bounds AS (
     SELECT %(today)s::date - (%(window)s::int + %(backtest)s::int) AS first_day,
@@ -199,52 +199,62 @@ opening AS (
         ORDER BY m.created_at DESC, m.id DESC LIMIT 1
     ) AS last
 ),
--- Rows reach the aggregate newest first within each day (the sorted subquery), so the day's closing
--- quantity is the first element without a per-group ORDER BY sort.
+-- Per product, the days that have ledger rows: units sold and the closing quantity. Each product's rows
+-- are read through its own (product, created_at) index range, newest first within each day (the sorted
+-- subquery), so the day's closing quantity is the first element without a per-group ORDER BY sort.
 moves AS (
-    SELECT m.product_id, m.day,
-           COALESCE(SUM(-m.quantity) FILTER (WHERE m.kind = 'sale'), 0) AS sold,
-           (array_agg(m.on_hand_after))[1] AS closing
-    FROM (SELECT m.product_id, (m.created_at AT TIME ZONE %(tz)s)::date AS day, m.kind, m.quantity, m.on_hand_after
-          FROM inventory_stockmovement m CROSS JOIN bounds b
-          WHERE m.product_id = ANY(%(ids)s::bigint[]) AND m.location_id = %(location_id)s
-            AND m.created_at >= b.since AND m.created_at < b.until
-          ORDER BY 1, 2, m.created_at DESC, m.id DESC) AS m
-    GROUP BY 1, 2
-),
-days AS (
-    SELECT n.product_id, g.day::date AS day
+    SELECT n.product_id, d.day, d.sold, d.closing
     FROM need n CROSS JOIN bounds b
-    CROSS JOIN generate_series(b.first_day, %(today)s::date - 1, interval '1 day') AS g(day)
+    CROSS JOIN LATERAL (
+        SELECT m.day, COALESCE(SUM(-m.quantity) FILTER (WHERE m.kind = 'sale'), 0) AS sold,
+               (array_agg(m.on_hand_after))[1] AS closing
+        FROM (SELECT (m.created_at AT TIME ZONE %(tz)s)::date AS day, m.kind, m.quantity, m.on_hand_after
+              FROM inventory_stockmovement m
+              WHERE m.product_id = n.product_id AND m.location_id = %(location_id)s
+                AND m.created_at >= b.since AND m.created_at < b.until
+              ORDER BY 1, m.created_at DESC, m.id DESC) AS m
+        GROUP BY 1
+    ) AS d
 ),
-marked AS (
-    SELECT d.product_id, d.day, COALESCE(mv.sold, 0) AS sold, mv.closing,
-           COUNT(mv.closing) OVER (PARTITION BY d.product_id ORDER BY d.day) AS grp
-    FROM days d LEFT JOIN moves mv ON mv.product_id = d.product_id AND mv.day = d.day
+-- Each day with ledger rows starts a run of days that lasts until the next such day (today ends the
+-- last run); the other days of a run sell nothing and keep its closing quantity. A run before the
+-- window's first day holds the opening quantity (0 with no earlier row). ``prev`` is the closing of
+-- the run before, i.e. the quantity the run's first day began with.
+runs AS (
+    SELECT r.product_id, r.day, r.sold, r.closing,
+           LAG(r.closing) OVER w AS prev, COALESCE(LEAD(r.day) OVER w, %(today)s::date) AS next_day
+    FROM (SELECT product_id, day, sold, closing FROM moves
+          UNION ALL
+          SELECT n.product_id, b.first_day - 1, 0, COALESCE(o.on_hand_after, 0)
+          FROM need n CROSS JOIN bounds b LEFT JOIN opening o ON o.product_id = n.product_id) AS r
+    WINDOW w AS (PARTITION BY r.product_id ORDER BY r.day)
 ),
-closed AS (
-    SELECT m.product_id, m.day, m.sold,
-           COALESCE(FIRST_VALUE(m.closing) OVER (PARTITION BY m.product_id, m.grp ORDER BY m.day),
-                    o.on_hand_after, 0) AS closing,
-           o.on_hand_after AS opening
-    FROM marked m LEFT JOIN opening o ON o.product_id = m.product_id
-),
+-- One row per product and day of the window: the runs' first days, then their other days (generated
+-- only where a run is longer than a day, so a product selling every day costs no generate_series).
 daily AS (
-    SELECT c.product_id, c.day, c.sold::float8 AS sold, EXTRACT(ISODOW FROM c.day)::int AS dow,
-           (c.closing > 0 AND COALESCE(LAG(c.closing) OVER (PARTITION BY c.product_id ORDER BY c.day),
-                                       c.opening, 0) > 0) AS observed
-    FROM closed c
+    SELECT r.product_id, r.day, r.sold::float8 AS sold, EXTRACT(ISODOW FROM r.day)::int AS dow,
+           (r.closing > 0 AND r.prev > 0) AS observed
+    FROM runs r CROSS JOIN bounds b
+    WHERE r.day >= b.first_day
+    UNION ALL
+    SELECT r.product_id, r.day + g.i, 0::float8, EXTRACT(ISODOW FROM r.day + g.i)::int, r.closing > 0
+    FROM runs r CROSS JOIN bounds b
+    CROSS JOIN LATERAL generate_series(GREATEST(b.first_day - r.day, 1), r.next_day - r.day - 1) AS g(i)
+    WHERE r.next_day > r.day + 1
 ),
 origins AS (
     SELECT * FROM (VALUES (0, %(today)s::date), (1, %(today)s::date - %(backtest)s::int)) AS o(k, origin)
 ),
-fit AS (
-    SELECT d.product_id, o.k, d.dow, d.sold, power(1 - %(alpha)s::float8, o.origin - 1 - d.day) AS w
-    FROM daily d JOIN origins o ON d.day >= o.origin - %(window)s::int AND d.day < o.origin
-    WHERE d.observed
-),
+-- Per weekday of each fit (k 0: the estimate, k 1: the same fit ``backtest`` days earlier): units,
+-- observed days, and the smoothing weights w = (1 - alpha)^age summed with and without the units, so
+-- the level Σ w·sold / Σ w·factor is taken from seven rows per fit instead of one per day.
 dow_stats AS (
-    SELECT product_id, k, dow, SUM(sold) AS s, COUNT(*) AS n FROM fit GROUP BY 1, 2, 3
+    SELECT d.product_id, o.k, d.dow, SUM(d.sold) AS s, COUNT(*) AS n,
+           SUM(x.w * d.sold) AS ws, SUM(x.w) AS w
+    FROM daily d JOIN origins o ON d.day >= o.origin - %(window)s::int AND d.day < o.origin
+    CROSS JOIN LATERAL (SELECT power(1 - %(alpha)s::float8, o.origin - 1 - d.day) AS w) AS x
+    WHERE d.observed
+    GROUP BY 1, 2, 3
 ),
 tot AS (
     SELECT product_id, k, SUM(s) / SUM(n) AS mean, SUM(n)::int AS n FROM dow_stats GROUP BY 1, 2
@@ -261,8 +271,8 @@ factors AS (
     SELECT product_id, k, dow, f * 7 / SUM(f) OVER (PARTITION BY product_id, k) AS f FROM raw_factors
 ),
 levels AS (
-    SELECT fi.product_id, fi.k, SUM(fi.w * fi.sold) / NULLIF(SUM(fi.w * fa.f), 0) AS rate
-    FROM fit fi JOIN factors fa ON fa.product_id = fi.product_id AND fa.k = fi.k AND fa.dow = fi.dow
+    SELECT ds.product_id, ds.k, SUM(ds.ws) / NULLIF(SUM(ds.w * fa.f), 0) AS rate
+    FROM dow_stats ds JOIN factors fa ON fa.product_id = ds.product_id AND fa.k = ds.k AND fa.dow = ds.dow
     GROUP BY 1, 2
 ),
 errors AS (

@@ -1,7 +1,12 @@
 """Tests for demand estimates: censored stockout days, weekday profiles, category fallback, backtested error."""
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from inventory.tests.factories import ProductFactory
 from projections import services
@@ -129,3 +134,128 @@ def test_the_beat_fallback_estimates_the_products_it_takes():
     services.projection_fallback_run(batch=10, today=TODAY)
 
     assert DemandEstimate.objects.get(product=product).daily_rate == pytest.approx(5.0)
+
+
+@dataclass
+class Row:
+    """One ledger row of a random history: ``offset`` days from TODAY, at ``hour`` store time."""
+
+    offset: int
+    hour: int
+    kind: str
+    quantity: int
+
+
+def demand_reference(rows: list[tuple[date, str, int, int]], *, today: date) -> dict:
+    """The documented estimate, the obvious way, from (store day, kind, quantity, on hand after) rows in
+    ledger order: carry each day's closing quantity forward, observe a day only when it began and ended
+    with stock, fit weekday factors and a smoothed level on the observed days, and backtest the same fit."""
+    window, backtest = settings.DEMAND_WINDOW_DAYS, settings.DEMAND_BACKTEST_DAYS
+    alpha, prior = settings.DEMAND_SMOOTHING, settings.DEMAND_WEEKDAY_PRIOR_DAYS
+    first = today - timedelta(days=window + backtest)
+    closing = next((after for day, _k, _q, after in reversed(rows) if day < first), 0)
+    sold, observed = {}, {}
+    for n in range((today - first).days):
+        day = first + timedelta(days=n)
+        began = closing
+        closing = next((after for d, _k, _q, after in reversed(rows) if d == day), closing)
+        sold[day] = sum(-q for d, k, q, _a in rows if d == day and k == "sale")
+        observed[day] = began > 0 and closing > 0
+
+    def fit(origin: date):
+        days = [origin - timedelta(days=n) for n in range(1, window + 1) if observed[origin - timedelta(days=n)]]
+        if not days:
+            return None
+        total, count = sum(sold[d] for d in days), len(days)
+        mean = total / count
+        raw = []
+        for dow in range(7):
+            mine = [sold[d] for d in days if d.weekday() == dow]
+            raw.append((sum(mine) + prior * mean) / (len(mine) + prior) / mean if mean > 0 else 1.0)
+        factors = [f * 7 / sum(raw) for f in raw]
+        weight = {d: (1 - alpha) ** (origin - timedelta(days=1) - d).days for d in days}
+        rate = sum(weight[d] * sold[d] for d in days) / sum(weight[d] * factors[d.weekday()] for d in days)
+        return rate, factors, count
+
+    now, before = fit(today), fit(today - timedelta(days=backtest))
+    checked = [d for d in sold if d >= today - timedelta(days=backtest) and observed[d]]
+    mae = (sum(abs(sold[d] - before[0] * before[1][d.weekday()]) for d in checked) / len(checked)
+           if before and checked else None)
+    history = now[2] if now else 0
+    return {
+        "daily_rate": now[0] if now else 0.0,
+        "weekday_factors": now[1] if now else [1.0] * 7,
+        "mae": mae,
+        "history_days": history,
+        "censored_days": sum(not observed[today - timedelta(days=n)] for n in range(1, window + 1)),
+        "basis": DemandBasis.OWN if history >= settings.DEMAND_MIN_HISTORY_DAYS else DemandBasis.SHORT,
+    }
+
+
+rows_st = st.lists(
+    st.builds(Row, offset=st.integers(-95, 0), hour=st.integers(0, 23),
+              kind=st.sampled_from(["sale", "sale", "sale", "receipt", "adjustment"]), quantity=st.integers(0, 12)),
+    max_size=70,
+)
+
+
+def ledger_write(product, rows: list[Row]) -> list[tuple[date, str, int, int]]:
+    """Write ``rows`` as ``product``'s ledger (sales never below 0, an adjustment sets a count) at their store
+    times; return them as (store day, kind, signed quantity, on hand after) in ledger order."""
+    tz = ZoneInfo(settings.TIME_ZONE)
+    on_hand, written = 0, []
+    for row in sorted(rows, key=lambda r: (r.offset, r.hour)):
+        day = TODAY + timedelta(days=row.offset)
+        change = {"sale": -min(row.quantity, on_hand), "receipt": row.quantity}.get(row.kind, row.quantity - on_hand)
+        on_hand += change
+        written.append((day, row.kind, change, on_hand, datetime.combine(day, time(row.hour, 30), tzinfo=tz)))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor, "
+            "created_at) VALUES (%s, %s, %s, %s, 'history', '', '', %s)",
+            [(product.pk, kind, change, after, at) for _d, kind, change, after, at in written])
+    return [(day, kind, change, after) for day, kind, change, after, _at in written]
+
+
+@pytest.mark.django_db
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(histories=st.lists(rows_st, min_size=1, max_size=4))
+def test_demand_sql_equals_python_reference(histories):
+    """Several rows a day, days without rows, sellouts, counts to 0, no row before the window, rows of today."""
+    with transaction.atomic():
+        made = []
+        for index, rows in enumerate(histories):
+            product = ProductFactory(category=f"alone-{index}")  # no peers: a short history stays short
+            made.append((product, ledger_write(product, rows)))
+
+        services.demand_recompute(product_ids=[p.pk for p, _rows in made], today=TODAY)
+
+        for product, rows in made:
+            expected = demand_reference(rows, today=TODAY)
+            got = DemandEstimate.objects.get(product=product)
+            assert (got.history_days, got.censored_days, got.basis) == (
+                expected["history_days"], expected["censored_days"], expected["basis"])
+            assert got.daily_rate == pytest.approx(expected["daily_rate"], abs=1e-9)
+            assert got.weekday_factors == pytest.approx(expected["weekday_factors"], abs=1e-9)
+            assert got.mae == (None if expected["mae"] is None else pytest.approx(expected["mae"], abs=1e-9))
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_a_product_already_estimated_today_keeps_its_estimate_when_asked_again():
+    """Two recomputes racing past the service's check: the second one's statement changes nothing."""
+    from projections import sql
+
+    product = ProductFactory()
+    sales_history(product, today=TODAY, demand=[10] * DAYS, opening=10_000)
+    first = estimate(product)
+    sales_history(product, today=TODAY, demand=[30] * DAYS, opening=10_000)  # more sales appear
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.DEMAND_UPSERT_SQL, services._demand_params([product.pk], today=TODAY))
+        cursor.fetchall()
+
+    again = DemandEstimate.objects.get(product=product)
+    assert (again.daily_rate, again.computed_at) == (first.daily_rate, first.computed_at)
+    services.demand_recompute(product_ids=[product.pk], today=TODAY + timedelta(days=1))
+    assert DemandEstimate.objects.get(product=product).daily_rate > first.daily_rate
