@@ -91,8 +91,8 @@ FROM p CROSS JOIN generate_series(0, %(days)s - 1) AS g(n)
 
 # One ledger row per day: the day's sales (none on a stockout day, which ends at 0 on hand).
 LEDGER_SQL = """
-INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
-SELECT product_id, CASE WHEN out THEN 'adjustment' ELSE 'sale' END, CASE WHEN out THEN 0 ELSE -demand END,
+INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
+SELECT product_id, (SELECT min(id) FROM inventory_location), CASE WHEN out THEN 'adjustment' ELSE 'sale' END, CASE WHEN out THEN 0 ELSE -demand END,
        CASE WHEN out THEN 0 ELSE 1000 END, 'bench', '', '', (day + time '12:00') AT TIME ZONE %(tz)s
 FROM bench_truth ORDER BY day, product_id
 """
@@ -106,8 +106,8 @@ def data_load(products: int, days: int, first: date, new_every: int) -> None:
                                            created_at, updated_at)
             SELECT 'BD-' || lpad(g::text, 6, '0'), 'Bench product ' || g, 'cat-' || g %% 20, 'un', 5, true, now(), now()
             FROM generate_series(1, %s) g""", [products])
-        conn.execute("INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at) "
-                     "SELECT id, 1000, 0, 1, now() FROM inventory_product")
+        conn.execute("INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at) "
+                     "SELECT id, (SELECT min(id) FROM inventory_location), 1000, 0, 1, now() FROM inventory_product")
         conn.execute(TRUTH_SQL, {"first": first, "days": days, "profiles": [float(f) for p in PROFILES for f in p]})
         conn.execute(LEDGER_SQL, {"tz": TZ})
         if new_every:
@@ -268,9 +268,9 @@ def _ledger_append(cursor, rows: list[tuple[int, str, int, int]], at: datetime) 
     """Ledger rows (product, kind, signed quantity, on hand after), all at ``at``."""
     if rows:
         cursor.execute("""
-            INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor,
+            INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor,
                                                  created_at)
-            SELECT p, k, q, a, 'bench replay', '', '', %s
+            SELECT p, (SELECT min(id) FROM inventory_location), k, q, a, 'bench replay', '', '', %s
             FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::int[]) AS t(p, k, q, a)""",
                        [at, *map(list, zip(*rows))])
 

@@ -60,12 +60,12 @@ def catalogue_load() -> None:
             SELECT 'BK-' || lpad(g::text, 6, '0'), 'Known product ' || g, 'bench', 'un', 5, true, now(), now()
             FROM generate_series(1, %s) g""", [KNOWN])
         conn.execute("""
-            INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at)
-            SELECT id, 50 + id % 200, 0, 1, now() FROM inventory_product""")
+            INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)
+            SELECT id, (SELECT min(id) FROM inventory_location), 50 + id % 200, 0, 1, now() FROM inventory_product""")
         conn.execute("""
-            INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor,
+            INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor,
                                                  created_at)
-            SELECT product_id, 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
+            SELECT product_id, (SELECT min(id) FROM inventory_location), 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
         conn.execute("""
             INSERT INTO inventory_unifiedcode (code, product_id, note, created_at)
             SELECT 'BKA-' || substr(code, 4), id, 'bench', now() FROM inventory_product WHERE id % 10 = 0""")

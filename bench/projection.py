@@ -56,11 +56,11 @@ def data_load() -> None:
             SELECT 'BP-' || lpad(g::text, 6, '0'), 'Bench product ' || g, 'bench', 'un', 5 + g %% 20, true, now(), now()
             FROM generate_series(1, %s) g""", [PRODUCTS])
         conn.execute("""
-            INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at)
-            SELECT id, 20 + (random() * 400)::int, 0, 1, now() FROM inventory_product""")
+            INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)
+            SELECT id, (SELECT min(id) FROM inventory_location), 20 + (random() * 400)::int, 0, 1, now() FROM inventory_product""")
         conn.execute("""
-            INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
-            SELECT product_id, 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
+            INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
+            SELECT product_id, (SELECT min(id) FROM inventory_location), 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
         conn.execute("""
             INSERT INTO projections_plannedmovement (product_id, date, direction, quantity, kind, firmness, status,
                                                      source, source_ref, note, created_at, updated_at)

@@ -95,6 +95,7 @@ def data_load(args) -> list[str]:
 
     from core.models import ApiClient, token_generate, token_hash
     from inventory.models import MovementKind, Product, Stock, StockMovement
+    from inventory.selectors import location_default_id
 
     with connection.cursor() as cursor:
         # Webhook endpoints too: one left subscribed (by hand, or by another tool run on this database)
@@ -109,9 +110,11 @@ def data_load(args) -> list[str]:
     with transaction.atomic():
         products = Product.objects.bulk_create(
             [Product(code=code, name=f"Bench {code}", category="bench", low_stock_threshold=5) for code in stock_for])
-        Stock.objects.bulk_create([Stock(product=p, on_hand=stock_for[p.code], version=1) for p in products])
+        here = location_default_id()
+        Stock.objects.bulk_create([Stock(product=p, location_id=here, on_hand=stock_for[p.code], version=1)
+                                   for p in products])
         StockMovement.objects.bulk_create([
-            StockMovement(product=p, kind=MovementKind.RECEIPT, quantity=stock_for[p.code],
+            StockMovement(product=p, location_id=here, kind=MovementKind.RECEIPT, quantity=stock_for[p.code],
                           on_hand_after=stock_for[p.code], reason="bench") for p in products])
         tokens = [token_generate() for _ in range(args.clients)]
         ApiClient.objects.bulk_create([

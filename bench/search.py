@@ -80,8 +80,8 @@ def data_load() -> None:
             FROM generate_series(1, %(n)s) g""",
             {"nouns": list(NOUNS), "kinds": list(KINDS), "brands": list(BRANDS), "sizes": list(SIZES), "n": PRODUCTS})
         conn.execute("""
-            INSERT INTO inventory_stock (product_id, on_hand, reserved, version, updated_at)
-            SELECT id, CASE WHEN id % 20 = 0 THEN 0 ELSE 1 + (random() * 400)::int END, 0, 1, now()
+            INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)
+            SELECT id, (SELECT min(id) FROM inventory_location), CASE WHEN id % 20 = 0 THEN 0 ELSE 1 + (random() * 400)::int END, 0, 1, now()
             FROM inventory_product""")
         conn.execute("""
             INSERT INTO inventory_unifiedcode (code, product_id, note, created_at)
@@ -113,9 +113,9 @@ def main() -> None:
     from inventory.models import Product, UnifiedCode
     from notifications.bot import free_text_term, stock_answer
 
-    last = Product.objects.filter(stock__available__gt=0).order_by("-pk").first()
-    out = Product.objects.filter(stock__available__lte=0).order_by("-pk").first()
-    alias = UnifiedCode.objects.filter(product__stock__available__gt=0).order_by("-pk").first()
+    last = Product.objects.filter(stocks__available__gt=0).order_by("-pk").first()
+    out = Product.objects.filter(stocks__available__lte=0).order_by("-pk").first()
+    alias = UnifiedCode.objects.filter(product__stocks__available__gt=0).order_by("-pk").first()
     terms = [*TERMS, ("code", last.code.lower()), ("code of a product at 0", out.code), ("alias", alias.code)]
 
     for _, term in terms:  # warm the caches and the connection, as a running server would be

@@ -244,10 +244,13 @@
   }
 
   // ---- snapshot and events ----
+  var shownLocation = null;
   function loadSnapshot(codes) {
     var url = config.snapshotUrl + "?fields=projection" + (codes ? "&codes=" + encodeURIComponent(codes.join(",")) : "");
     return fetchJson(url).then(function (body) {
       var seen = new Set();
+      // The snapshot is the default location's; events of other locations count their own versions.
+      if (body.items.length && body.items[0].location) shownLocation = body.items[0].location;
       body.items.forEach(function (item) {
         seen.add(item.code);
         var current = rows.get(item.code);
@@ -325,7 +328,10 @@
   }
 
   function handleEvent(ev) {
-    if (ev.type === "stock.changed") { feedMovement(ev); applyStock(ev); projectionRefreshSoon(ev.code); return; }
+    if (ev.type === "stock.changed") {
+      if (ev.location && shownLocation && ev.location !== shownLocation) return;
+      feedMovement(ev); applyStock(ev); projectionRefreshSoon(ev.code); return;
+    }
     if (ev.type.indexOf("projection.") === 0 && ev.code) projectionRefreshSoon(ev.code);
     if (ev.type === "reservation.created") { reservationTimes.push(Date.now()); updateCounters(); }
     feedItem(ev);
