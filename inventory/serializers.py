@@ -12,6 +12,8 @@ class StockOutputSerializer(serializers.ModelSerializer):
     threshold = serializers.IntegerField(source="product.low_stock_threshold")
     location = serializers.CharField(source="location.code")
     available = serializers.SerializerMethodField()
+    updated_at = serializers.DateTimeField(allow_null=True, read_only=True,
+                                           help_text="null where the product was never stocked at this location.")
 
     class Meta:
         model = Stock
@@ -51,6 +53,8 @@ class StockDetailOutputSerializer(StockOutputSerializer):
 class MovementOutputSerializer(serializers.ModelSerializer):
     code = serializers.CharField(source="product.code")
     location = serializers.CharField(source="location.code")
+    transfer_id = serializers.IntegerField(allow_null=True, read_only=True,
+                                           help_text="The transfer this row belongs to, if any.")
 
     class Meta:
         model = StockMovement

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _, ngettext
 
 from inventory.admin import ProductSearchAdminMixin
+from inventory.selectors import location_default_id
 from projections.models import (
     DemandEstimate,
     PlannedMovement,
@@ -26,10 +27,14 @@ class ReadOnlyAdminMixin:
 
 @admin.register(PlannedMovement)
 class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("date", "product", "direction", "quantity", "kind", "firmness", "status", "source", "source_ref")
-    list_filter = ("status", "direction", "kind", "firmness", "source", "date")
+    list_display = ("date", "product", "location", "direction", "quantity", "kind", "firmness", "status", "source",
+                    "source_ref")
+    list_filter = ("status", "location", "direction", "kind", "firmness", "source", "date")
     search_fields = ("product__code", "product__name", "source_ref")
     autocomplete_fields = ("product",)
+
+    def get_changeform_initial_data(self, request):
+        return {"location": location_default_id(), **super().get_changeform_initial_data(request)}
     date_hierarchy = "date"
     list_select_related = ("product",)
 

@@ -20,7 +20,7 @@ from inventory.tests.factories import ProductFactory
 
 @pytest.mark.django_db(transaction=True)
 def test_a_deadlock_is_retried_and_both_transactions_commit():
-    first, second = (ProductFactory(code=code, on_hand=1).stock.pk for code in ("DL-1", "DL-2"))
+    first, second = (ProductFactory(code=code, on_hand=1).stocks.get().pk for code in ("DL-1", "DL-2"))
     holding_first = threading.Barrier(2, timeout=10)
     attempts: Counter = Counter()
 

@@ -40,7 +40,7 @@ def test_a_request_on_a_pooled_connection_that_died_while_idle_is_answered(reade
 
 
 def test_a_transaction_whose_pooled_connection_died_while_idle_commits_on_a_live_one():
-    stock = ProductFactory(code="DEAD-2", on_hand=3).stock
+    stock = ProductFactory(code="DEAD-2", on_hand=3).stocks.get()
     assert _idle_pooled_sessions_ended() >= 1
 
     with transaction.atomic():

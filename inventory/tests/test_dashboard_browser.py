@@ -419,8 +419,8 @@ def _store(count: int) -> str:
     for n in range(count):
         product = ProductFactory(code=f"78910{n:08d}", name=f"{names[n % len(names)]} lote {n}",
                                  on_hand=(n * 7) % 40, low_stock_threshold=6)
-        if n % 3 == 0 and product.stock.on_hand:
-            _planned_stockout(product, days=2 + n % 9, quantity=product.stock.on_hand + 3)
+        if n % 3 == 0 and product.stocks.get().on_hand:
+            _planned_stockout(product, days=2 + n % 9, quantity=product.stocks.get().on_hand + 3)
     code = "7891000000000"
     stock_receive(code=code, quantity=25)
     stock_adjust(code=code, delta=-8, reason="breakage")

@@ -92,7 +92,10 @@ def test_estoque_searches_the_whole_catalogue(fake_telegram):
     DriverFactory(chat_id=CHAT)
     Product.objects.bulk_create(
         Product(code=f"BULK-{n:05d}", name=f"Sabonete lote {n}", category="higiene") for n in range(6000))
-    Stock.objects.bulk_create(Stock(product=p, on_hand=10) for p in Product.objects.all())
+    from inventory.selectors import location_default_id
+
+    Stock.objects.bulk_create(Stock(product=p, location_id=location_default_id(), on_hand=10)
+                              for p in Product.objects.all())
     ProductFactory(code="ZZ-QUEIJO", name="Queijo parmesão ralado 50g", on_hand=4)  # after the first 5,000
 
     say("/estoque queijo parmezao")

@@ -54,7 +54,7 @@ def test_one_crossing_writes_one_outbox_row_per_driver():
 
 def test_transition_dataclass_describes_the_crossing():
     product = ProductFactory(on_hand=10)
-    stock = product.stock
+    stock = product.stocks.select_related("product", "location").get()
     stock.on_hand = 0
     with transaction.atomic():
         result = services.alert_states_evaluate(stocks=[stock])
@@ -118,7 +118,7 @@ def test_restock_past_margin_resolves_and_next_crossing_opens_a_new_episode():
 
 def test_no_crossing_costs_one_query(django_assert_num_queries):
     product = ProductFactory(on_hand=50)
-    stock = product.stock
+    stock = product.stocks.select_related("product", "location").get()
     stock.on_hand = 40
     with transaction.atomic(), django_assert_num_queries(1):
         assert services.alert_states_evaluate(stocks=[stock]) == []

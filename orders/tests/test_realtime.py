@@ -47,4 +47,4 @@ async def test_order_events_reach_the_dashboard_feed():
     orders = [e for e in events if e["type"].startswith("order.")]
     assert [e["type"] for e in orders] == ["order.received", "order.processed"]
     assert all(e["order_id"] == order_id for e in orders)
-    assert orders[1]["invoice"] == "1-1" and orders[1]["lines"] == [{"code": "BOLO-1", "quantity": 1}]
+    assert orders[1]["invoice"] == "1-1" and orders[1]["lines"] == [{"code": "BOLO-1", "location": "PRINCIPAL", "quantity": 1}]

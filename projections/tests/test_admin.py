@@ -1,6 +1,7 @@
 """Tests for the planned-movement admin: saving there counts in the product's projection."""
 import pytest
 
+from inventory.selectors import location_default_id
 from inventory.tests.factories import ProductFactory
 from projections import services
 from projections.models import PlannedMovement, ProjectionSummary
@@ -14,7 +15,8 @@ def test_adding_a_movement_in_the_admin_bumps_the_plan_version(client, staff_use
     client.force_login(staff_user)
 
     response = client.post("/admin/projections/plannedmovement/add/", {
-        "product": product.pk, "date": services.projection_today().isoformat(), "direction": "out",
+        "product": product.pk, "location": location_default_id(), "date": services.projection_today().isoformat(),
+        "direction": "out",
         "quantity": 2, "kind": "order", "firmness": "firm", "status": "open", "source": "manual",
         "source_ref": "desk-1", "note": "",
     })

@@ -199,6 +199,12 @@ rows_st = st.lists(
 )
 
 
+def location_default_id() -> int:
+    from inventory.selectors import location_default_id as default_id
+
+    return default_id()
+
+
 def ledger_write(product, rows: list[Row]) -> list[tuple[date, str, int, int]]:
     """Write ``rows`` as ``product``'s ledger (sales never below 0, an adjustment sets a count) at their store
     times; return them as (store day, kind, signed quantity, on hand after) in ledger order."""
@@ -211,9 +217,9 @@ def ledger_write(product, rows: list[Row]) -> list[tuple[date, str, int, int]]:
         written.append((day, row.kind, change, on_hand, datetime.combine(day, time(row.hour, 30), tzinfo=tz)))
     with connection.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO inventory_stockmovement (product_id, kind, quantity, on_hand_after, reason, reference, actor, "
-            "created_at) VALUES (%s, %s, %s, %s, 'history', '', '', %s)",
-            [(product.pk, kind, change, after, at) for _d, kind, change, after, at in written])
+            "INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, "
+            "reference, actor, created_at) VALUES (%s, %s, %s, %s, %s, 'history', '', '', %s)",
+            [(product.pk, location_default_id(), kind, change, after, at) for _d, kind, change, after, at in written])
     return [(day, kind, change, after) for day, kind, change, after, _at in written]
 
 

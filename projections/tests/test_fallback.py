@@ -11,7 +11,7 @@ from inventory.tests.factories import ProductFactory
 from projections import services
 from projections.locks import summaries_lock_due
 from projections.models import ProjectionSummary
-from projections.selectors import summary_is_stale
+from projections.selectors import summaries, summary_is_stale
 
 
 def computed_minutes_ago(product, minutes: int) -> None:
@@ -103,12 +103,12 @@ def test_a_threshold_change_makes_the_row_stale_and_due_first():
     computed_minutes_ago(other, 30)
     product.low_stock_threshold = 10
     product.save()
-    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    summary = summaries().get(product=product)
     assert summary_is_stale(summary)
 
     taken = services.projection_fallback_run(batch=1)
 
-    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    summary = summaries().get(product=product)
     assert taken == [product.pk]
     assert (summary.threshold, summary.below_threshold_date, summary_is_stale(summary)) == (
         10, services.projection_today(), False)

@@ -15,7 +15,7 @@ from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from projections import services
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
-from projections.selectors import summary_is_stale
+from projections.selectors import summaries, summary_is_stale
 
 
 def line(product_code: str, ref: str, *, days: int = 1, direction: str = "out", quantity: int = 5, **extra):
@@ -101,12 +101,12 @@ def test_cancel_by_source_reference_takes_the_movement_out_of_the_projection():
 def test_a_stock_change_makes_the_summary_stale_without_touching_it():
     product = ProductFactory(on_hand=10)
     services.projection_recompute(product_ids=[product.pk])
-    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    summary = summaries().get(product=product)
     assert not summary_is_stale(summary)
 
     stock_receive(code=product.code, quantity=1)
 
-    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    summary = summaries().get(product=product)
     assert summary.start_balance == 10
     assert summary_is_stale(summary)
 
@@ -119,7 +119,7 @@ def test_stock_change_recomputes_after_commit_when_inline(settings):
 
     stock_receive(code=product.code, quantity=3)
 
-    summary = ProjectionSummary.objects.select_related("product__stock").get(product=product)
+    summary = summaries().get(product=product)
     assert summary.start_balance == 13
     assert not summary_is_stale(summary)
 

@@ -8,7 +8,7 @@ from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from projections import services
 from projections.models import ProjectionSummary
-from projections.selectors import summary_is_stale
+from projections.selectors import summaries, summary_is_stale
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_stock_change_is_recomputed_by_the_worker_once_scheduled(celery_worker, 
     stock_receive(code=product.code, quantity=4)
 
     def fresh():
-        summary = ProjectionSummary.objects.select_related("product__stock").filter(product=product).first()
+        summary = summaries().filter(product=product).first()
         return summary if summary and not summary_is_stale(summary) else None
 
     summary = wait_for(fresh)

@@ -7,7 +7,7 @@ from django.db.models import F
 from inventory.models import Product, Stock
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from projections import selectors, services
-from projections.selectors import summary_is_stale
+from projections.selectors import summaries, summary_is_stale
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
 from projections.tests.factories import PlannedMovementFactory
 
@@ -151,7 +151,7 @@ def test_detail_says_stale_when_an_input_changed_since_the_recompute(reader, cha
     daily = reader.get(f"/api/v1/projections/{product.code}/daily?days=7").json()
 
     assert (body["stale"], daily["stale"]) == (True, True)
-    assert body["stale"] is summary_is_stale(ProjectionSummary.objects.select_related("product__stock").get(
+    assert body["stale"] is summary_is_stale(summaries().get(
         product=product))
 
 

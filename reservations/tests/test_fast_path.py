@@ -110,7 +110,7 @@ async def test_plain_one_code_reservation_is_served_with_the_views_answer(storef
     assert REGISTRY.get_sample_value("stockpulse_reservation_batch_size_count") == batches + 1
     assert headers["content-type"] == "application/json" and headers["x-request-id"]
     assert body["status"] == "active" and body["reference"] == "order-77"
-    assert body["lines"] == [{"code": "FAST-1", "quantity": 2}]
+    assert body["lines"] == [{"code": "FAST-1", "location": "PRINCIPAL", "quantity": 2}]
     after = await sync_to_async(stock_of)("FAST-1")
     assert (after.on_hand, after.reserved, after.version) == (10, 2, 2)
     reservation = await sync_to_async(Reservation.objects.get)(pk=body["id"])
@@ -342,7 +342,8 @@ async def test_a_plain_cart_is_served_with_the_views_answer(storefront):
 
     assert status == 201 and served_and_delegated() == (served + 1, delegated)
     # Duplicate lines and aliases merge into one line per product, listed by code.
-    assert body["lines"] == [{"code": "CART-A", "quantity": 3}, {"code": "CART-B", "quantity": 3}]
+    assert body["lines"] == [{"code": "CART-A", "location": "PRINCIPAL", "quantity": 3},
+                            {"code": "CART-B", "location": "PRINCIPAL", "quantity": 3}]
     assert [(await sync_to_async(stock_of)(code)).reserved for code in ("CART-A", "CART-B")] == [3, 3]
     assert await view_read(storefront.raw_token, body["id"]) == body
 
