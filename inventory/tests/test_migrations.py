@@ -1,28 +1,17 @@
 """Tests for the inventory migrations: a single-store database moves to its default location intact."""
 import pytest
 from django.conf import settings
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from core.tests.migrations import latest, migrate
 
 # Before locations, with every app whose tables gained a location column held at its last migration without it.
 BEFORE = [("inventory", "0004_import_job"), ("reservations", "0002_verbose_names"), ("orders", "0002_verbose_names"),
           ("projections", "0004_verbose_names"), ("core", "0002_verbose_names")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def _latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_an_existing_single_store_database_moves_to_the_default_location_with_its_ledger_and_holds():
-    old = _migrate(BEFORE)
+    old = migrate(BEFORE)
     try:
         Product = old.get_model("inventory", "Product")
         product = Product.objects.create(code="ARROZ-5KG", name="Arroz 5 kg", low_stock_threshold=5)
@@ -38,7 +27,7 @@ def test_an_existing_single_store_database_moves_to_the_default_location_with_it
             product=product, date="2030-01-02", direction="in", quantity=10, kind="purchase", source_ref="po-1")
         assert old.get_model("inventory", "Stock").objects.get(product=product).on_hand == 12
 
-        new = _migrate(_latest())
+        new = migrate(latest())
         location = new.get_model("inventory", "Location").objects.get(code=settings.DEFAULT_LOCATION_CODE)
         stock = new.get_model("inventory", "Stock").objects.get(product_id=product.pk)
         assert (stock.location_id, stock.on_hand, stock.reserved, stock.version) == (location.pk, 12, 2, 3)
@@ -51,7 +40,7 @@ def test_an_existing_single_store_database_moves_to_the_default_location_with_it
         assert planned.location_id == location.pk
         assert new.get_model("core", "ApiClient")._meta.get_field("location_codes").default() == []
     finally:
-        _migrate(_latest())
+        migrate(latest())
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,22 +1,15 @@
 """Tests for the notifications migrations: what they do to rows that existed before them."""
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from core.tests.migrations import latest, migrate
 
 BEFORE = [("notifications", "0004_verbose_names")]
 AFTER = [("notifications", "0005_recipient_role_reorder_digest")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_every_recipient_linked_before_roles_stays_a_driver_and_keeps_its_alerts():
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate(BEFORE)
     try:
         product = old_apps.get_model("inventory", "Product").objects.create(code="MIG-1", name="Arroz")
         old_drivers = old_apps.get_model("notifications", "Driver").objects
@@ -25,7 +18,7 @@ def test_every_recipient_linked_before_roles_stays_a_driver_and_keeps_its_alerts
         alert = old_apps.get_model("notifications", "AlertOutbox").objects.create(
             product=product, driver=ana, episode=1, kind="stock", level="low", available=3)
 
-        new_apps = _migrate(AFTER)
+        new_apps = migrate(AFTER)
         drivers = new_apps.get_model("notifications", "Driver").objects
         outbox = new_apps.get_model("notifications", "AlertOutbox").objects
 
@@ -34,4 +27,4 @@ def test_every_recipient_linked_before_roles_stays_a_driver_and_keeps_its_alerts
         assert (moved.product_id, moved.kind, moved.digest_date, moved.part, moved.text) == (
             product.pk, "stock", None, 0, "")
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate(latest())

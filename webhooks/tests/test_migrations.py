@@ -1,27 +1,20 @@
 """Tests for the webhooks migrations: what they do to rows that existed before them."""
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from core.tests.migrations import latest, migrate
 
 BEFORE = [("webhooks", "0001_initial")]
 AFTER = [("webhooks", "0002_batched_deliveries")]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_endpoints_registered_before_batches_keep_one_request_per_event():
-    old_apps = _migrate(BEFORE)
+    old_apps = migrate(BEFORE)
     try:
         old = old_apps.get_model("webhooks", "WebhookEndpoint").objects.create(
             url="https://erp.example.com/hooks", secret="old-secret-0123456789", event_types=["stock.changed"])
 
-        new_apps = _migrate(AFTER)
+        new_apps = migrate(AFTER)
         endpoints = new_apps.get_model("webhooks", "WebhookEndpoint").objects
         created_after = endpoints.create(url="https://shop.example.com/hooks", secret="new-secret-0123456789",
                                          event_types=["stock.changed"])
@@ -29,4 +22,4 @@ def test_endpoints_registered_before_batches_keep_one_request_per_event():
         assert endpoints.get(pk=old.pk).batches is False
         assert endpoints.get(pk=created_after.pk).batches is True
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate(latest())
