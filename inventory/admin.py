@@ -15,7 +15,7 @@ from core.errors import DomainError
 from inventory import services
 from inventory.admin_import import stock_import_view
 from inventory.forms import ProductAdminForm, StockAdjustForm, UnifiedCodeAdminForm
-from inventory.models import Product, StockMovement, UnifiedCode
+from inventory.models import Location, Product, Stock, StockMovement, Transfer, TransferStatus, UnifiedCode
 from inventory.selectors import location_default, location_default_id, stock_at
 from projections.selectors import projection_row
 
@@ -63,6 +63,20 @@ class ProductChangeList(ChangeList):
         return [] if self.query.strip() else super()._get_default_ordering()
 
 
+class StockAtLocationInline(admin.TabularInline):
+    """A product's counters at every location that has a row for it (changed only through movements)."""
+
+    model = Stock
+    fields = ["location", "on_hand", "reserved", "available", "version", "updated_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("stock per location")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
@@ -73,7 +87,11 @@ class ProductAdmin(admin.ModelAdmin):
     # with typos, part of a code or unified code, best match first.
     search_fields = ["code", "name", "unified_codes__code"]
     readonly_fields = ["stock_counters", "projection_panel", "recent_movements", "created_at", "updated_at"]
-    inlines = [UnifiedCodeInline]
+    inlines = [UnifiedCodeInline, StockAtLocationInline]
+
+    def get_inlines(self, request, obj):
+        # A new product has no stock rows yet: its add form shows only the unified codes.
+        return self.inlines if obj is not None else [UnifiedCodeInline]
     actions = ["adjust_stock_action"]
 
     def get_queryset(self, request):
@@ -270,10 +288,11 @@ class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 class StockMovementAdmin(admin.ModelAdmin):
     """The ledger is append-only: staff read and filter it, never edit it."""
 
-    list_display = ["created_at", "product", "kind", "quantity", "on_hand_after", "reason", "reference", "actor"]
-    list_filter = ["kind", "created_at", "product__category"]
+    list_display = ["created_at", "product", "location", "kind", "quantity", "on_hand_after", "reason", "reference",
+                    "actor"]
+    list_filter = ["location", "kind", "created_at", "product__category"]
     search_fields = ["product__code", "reason", "reference", "actor", "reservation_id"]
-    list_select_related = ["product"]
+    list_select_related = ["product", "location"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request):
@@ -284,3 +303,67 @@ class StockMovementAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    """Stores, dark stores and warehouses. A code never changes once created, and the default location
+    cannot be deleted (nor can any location that holds stock or ledger rows)."""
+
+    list_display = ["code", "name", "kind", "time_zone", "active"]
+    list_filter = ["kind", "active"]
+    search_fields = ["code", "name", "address"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code", "created_at", "updated_at"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+        else:
+            created = services.location_create(code=obj.code, name=obj.name, kind=obj.kind, address=obj.address,
+                                               time_zone=obj.time_zone, active=obj.active)
+            obj.pk = created.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.pk != location_default_id()
+
+
+@admin.register(Transfer)
+class TransferAdmin(admin.ModelAdmin):
+    """Transfers are made through the API (POST /api/v1/transfers); here staff follow them and receive or
+    cancel the ones in transit, through the same services."""
+
+    list_display = ["created_at", "product", "source", "destination", "quantity", "status", "expected_on",
+                    "received_at", "reference"]
+    list_filter = ["status", "source", "destination", "created_at"]
+    search_fields = ["product__code", "product__name", "reference"]
+    list_select_related = ["product", "source", "destination"]
+    actions = ["receive_action", "cancel_action"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, service, done_message):
+        done = 0
+        for transfer in queryset.filter(status=TransferStatus.SHIPPED):
+            try:
+                service(transfer_id=transfer.pk, actor=f"user:{request.user.get_username()}")
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"{transfer.pk}: {error.message}", level=messages.ERROR)
+        self.message_user(request, done_message % {"count": done})
+
+    @admin.action(description=_("Receive the selected transfers in transit"))
+    def receive_action(self, request, queryset):
+        self._each(request, queryset, services.transfer_receive, _("%(count)d transfers received."))
+
+    @admin.action(description=_("Cancel the selected transfers in transit"))
+    def cancel_action(self, request, queryset):
+        self._each(request, queryset, services.transfer_cancel, _("%(count)d transfers cancelled."))
