@@ -179,6 +179,11 @@ class HasScope(permissions.BasePermission):
         return request_has_scope(request, scope)
 
 
+def request_client(request) -> ApiClient | None:
+    """The API client acting; None for staff signed in to the admin (who may act on anything, anywhere)."""
+    return request.user if isinstance(request.user, ApiClient) else None
+
+
 def actor_label(request) -> str:
     """Who did it, for ledger rows: the API client name or the staff username."""
     user = request.user

@@ -1,7 +1,7 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import F, FilteredRelation, Q
+from django.db.models import F
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -16,7 +16,7 @@ from inventory import services
 from inventory.admin_import import stock_import_view
 from inventory.forms import ProductAdminForm, StockAdjustForm, UnifiedCodeAdminForm
 from inventory.models import Location, Product, Stock, StockMovement, Transfer, TransferStatus, UnifiedCode
-from inventory.selectors import location_default, location_default_id, stock_at
+from inventory.selectors import default_stock, location_default, location_default_id, stock_at
 from projections.selectors import projection_row
 
 # Ledger rows shown on a product's page; the full ledger is one click away.
@@ -96,8 +96,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # The list shows the default location's counters (per-location rows are on the product's page).
-        return super().get_queryset(request).alias(
-            here=FilteredRelation("stocks", condition=Q(stocks__location_id=location_default_id()))).annotate(
+        return super().get_queryset(request).alias(here=default_stock()).annotate(
             here_on_hand=F("here__on_hand"), here_reserved=F("here__reserved"), here_available=F("here__available"))
 
     def get_search_results(self, request, queryset, search_term):

@@ -9,10 +9,9 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label
+from core.auth import actor_label, request_client
 from core.errors import NotFound, ValidationFailed
 from core.jsoninput import InputJSONParser
-from core.models import ApiClient
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
 from inventory.selectors import location_default, location_for_client
@@ -99,8 +98,7 @@ class StockImportApi(APIView):
         else:
             raise ValidationFailed(_("Send JSON rows or a text/csv body."))
         if location is not None:
-            client = request.user if isinstance(request.user, ApiClient) else None
-            location = location_for_client(client=client, code=str(location)).code
+            location = location_for_client(client=request_client(request), code=str(location)).code
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
                                 dry_run=dry_run, location=location)
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,

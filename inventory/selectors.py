@@ -2,7 +2,7 @@
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Case, F, Q, QuerySet, Sum, When
+from django.db.models import Case, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.utils.translation import gettext as _
 
 from core.errors import LocationForbidden, NotFound, UnknownCode, UnknownLocation
@@ -40,6 +40,12 @@ def location_default_forget() -> None:
     """Forget the cached default location id (tests that empty the database call it)."""
     global _default_location_id
     _default_location_id = None
+
+
+def default_stock(path: str = "") -> FilteredRelation:
+    """The ``{path}stocks`` relation narrowed to the default location's row, for ``.alias(...)``: the stock
+    that alerts, projections and the product list follow."""
+    return FilteredRelation(f"{path}stocks", condition=Q(**{f"{path}stocks__location_id": location_default_id()}))
 
 
 def location_default() -> Location:
@@ -172,10 +178,15 @@ def movement_recent(*, limit: int) -> list[StockMovement]:
     return list(StockMovement.objects.select_related("product").order_by("-created_at", "-id")[:limit])
 
 
+def stock_empty(*, product: Product, location: Location) -> Stock:
+    """An unsaved empty Stock row: how a product reads at a location where it was never stocked."""
+    return Stock(product=product, location=location, on_hand=0, reserved=0, version=0)
+
+
 def stock_at(*, product: Product, location: Location) -> Stock:
-    """The product's Stock row at the location; an unsaved empty one when none was ever needed there."""
+    """The product's Stock row at the location; an empty one when none was ever needed there."""
     stock = Stock.objects.select_related("product", "location").filter(product=product, location=location).first()
-    return stock or Stock(product=product, location=location, on_hand=0, reserved=0, version=0)
+    return stock or stock_empty(product=product, location=location)
 
 
 def stock_get_by_code(*, code: str, location: Location | None = None) -> Stock:
@@ -188,8 +199,7 @@ def stocks_of_product(*, product: Product, locations: Iterable[Location]) -> lis
     places = list(locations)
     rows = {s.location_id: s for s in Stock.objects.select_related("location")
             .filter(product=product, location__in=places)}
-    return [rows.get(place.pk) or Stock(product=product, location=place, on_hand=0, reserved=0, version=0)
-            for place in places]
+    return [rows.get(place.pk) or stock_empty(product=product, location=place) for place in places]
 
 
 def stocks_for_products(*, product_ids: Iterable[int], location_id: int | None = None) -> dict[int, Stock]:
@@ -234,17 +244,21 @@ def categories_list() -> list[str]:
 
 
 
-def transfer_list(*, locations: Iterable[Location] | None, status: str | None = None,
-                  product: Product | None = None) -> QuerySet[Transfer]:
-    """Transfers from or to any of these locations (every transfer when None), newest first."""
+def transfer_list(*, client=None, location: str | None = None, status: str | None = None,
+                  code: str | None = None) -> QuerySet[Transfer]:
+    """Transfers from or to ``location`` (a code), or to or from any location the client may use (every
+    transfer for a client without limits), newest first; optionally of one status and one product."""
     qs = Transfer.objects.select_related("product", "source", "destination").order_by("-created_at", "-id")
-    if locations is not None:
-        places = list(locations)
+    if location:
+        places = [location_for_client(client=client, code=location)]
+    else:
+        places = locations_for_client(client=client) if client_location_codes(client) else None
+    if places is not None:
         qs = qs.filter(Q(source__in=places) | Q(destination__in=places))
     if status:
         qs = qs.filter(status=status)
-    if product is not None:
-        qs = qs.filter(product=product)
+    if code:
+        qs = qs.filter(product=product_resolve(code=code))
     return qs
 
 

@@ -1,4 +1,5 @@
 """Output shapes of inventory reads, shared by the API views that return stock rows."""
+from django.conf import settings
 from rest_framework import serializers
 
 from inventory.models import Stock, StockMovement
@@ -108,8 +109,6 @@ class LocationOutputSerializer(serializers.Serializer):
     is_default = serializers.SerializerMethodField()
 
     def get_is_default(self, location) -> bool:
-        from django.conf import settings
-
         return location.code == settings.DEFAULT_LOCATION_CODE
 
 

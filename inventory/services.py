@@ -30,6 +30,8 @@ from inventory.models import (
 )
 from inventory.selectors import client_locations_check, location_default_id, location_resolve, product_resolve
 from inventory.stock_changes import stock_rows_changed
+from projections.models import Direction, PlannedKind, PlannedStatus
+from projections.services import PlannedMovementInput, planned_movements_upsert, projection_today
 
 
 @dataclass(frozen=True)
@@ -355,9 +357,6 @@ TRANSFER_PLAN_SOURCE = "transfer"
 def _transfer_plan(transfer: Transfer, *, status: str) -> None:
     """The planned inbound at the destination that stands for a transfer in transit (projections count
     it there), created while it is shipped and closed (done or cancelled) when it ends."""
-    from projections.models import Direction, PlannedKind, PlannedStatus
-    from projections.services import PlannedMovementInput, planned_movements_upsert, projection_today
-
     planned_movements_upsert(items=[PlannedMovementInput(
         source=TRANSFER_PLAN_SOURCE, source_ref=str(transfer.pk), code=transfer.product.code,
         date=max(transfer.expected_on or projection_today(), projection_today()), direction=Direction.IN,

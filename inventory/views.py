@@ -6,8 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label
-from core.models import ApiClient
+from core.auth import actor_label, request_client
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, TransferStatus, Unit
@@ -28,13 +27,14 @@ _LOCATION_PARAM = OpenApiParameter(
     "locations gets 403 location_forbidden for any other.")
 
 
-def _client(request):
-    """The API client acting, or None for a signed-in staff user (who may see every location)."""
-    return request.user if isinstance(request.user, ApiClient) else None
+
+
+def _every_location(asked: str | None) -> bool:
+    return asked is not None and asked.strip().upper() == LOCATION_ALL
 
 
 def _location(request, code: str | None):
-    return selectors.location_for_client(client=_client(request), code=code)
+    return selectors.location_for_client(client=request_client(request), code=code)
 
 
 class StockListApi(APIView):
@@ -87,9 +87,9 @@ class StockDetailApi(APIView):
     def get(self, request, code: str):
         asked = request.query_params.get("location")
         requested_code = code.strip().upper()
-        if asked is not None and asked.strip().upper() == LOCATION_ALL:
+        if _every_location(asked):
             product = selectors.product_resolve(code=code)
-            places = selectors.locations_for_client(client=_client(request))
+            places = selectors.locations_for_client(client=request_client(request))
             stocks = selectors.stocks_of_product(product=product, locations=places)
             return Response(stock_all_locations_output(requested_code=requested_code, product=product, stocks=stocks))
         stock = selectors.stock_get_by_code(code=code, location=_location(request, asked))
@@ -123,9 +123,8 @@ class StockLookupApi(APIView):
         location = _location(request, data.validated_data.get("location"))
         found, unknown = selectors.products_resolve_many(codes=data.validated_data["codes"])
         stocks = selectors.stocks_for_products(product_ids=[p.pk for p in found.values()], location_id=location.pk)
-        empty = selectors.stocks_of_product  # a product never stocked at this location reads as zero there
         items = [
-            StockDetailOutputSerializer(stocks.get(product.pk) or empty(product=product, locations=[location])[0],
+            StockDetailOutputSerializer(stocks.get(product.pk) or selectors.stock_empty(product=product, location=location),
                                         context={"requested_code": asked}).data
             for asked, product in found.items()
         ]
@@ -203,8 +202,8 @@ class StockMovementsApi(APIView):
     def get(self, request, code: str):
         product = selectors.product_resolve(code=code)
         asked = request.query_params.get("location")
-        if asked is not None and asked.strip().upper() == LOCATION_ALL:
-            places = selectors.locations_for_client(client=_client(request))
+        if _every_location(asked):
+            places = selectors.locations_for_client(client=request_client(request))
             queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
             queryset = selectors.movement_list(product=product, location_id=_location(request, asked).pk)
@@ -295,7 +294,7 @@ class LocationListApi(APIView):
 
     @extend_schema(responses=LocationOutputSerializer(many=True))
     def get(self, request):
-        places = selectors.locations_for_client(client=_client(request))
+        places = selectors.locations_for_client(client=request_client(request))
         return Response(LocationOutputSerializer(places, many=True).data)
 
 
@@ -327,7 +326,7 @@ class TransferListCreateApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        transfer = services.transfer_create(actor=actor_label(request), client=_client(request), **data.validated_data)
+        transfer = services.transfer_create(actor=actor_label(request), client=request_client(request), **data.validated_data)
         return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/transfers/{transfer.pk}"})
 
@@ -340,14 +339,8 @@ class TransferListCreateApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         values = filters.validated_data
-        location = _location(request, values["location"]) if values.get("location") else None
-        product = selectors.product_resolve(code=values["code"]) if values.get("code") else None
-        client = _client(request)
-        if location is not None:
-            places = [location]
-        else:
-            places = selectors.locations_for_client(client=client) if selectors.client_location_codes(client) else None
-        queryset = selectors.transfer_list(locations=places, status=values.get("status"), product=product)
+        queryset = selectors.transfer_list(client=request_client(request), location=values.get("location"),
+                                           status=values.get("status"), code=values.get("code"))
         return paginated_response(request=request, queryset=queryset, serializer_class=TransferOutputSerializer,
                                   view=self)
 
@@ -357,7 +350,7 @@ class TransferDetailApi(APIView):
 
     @extend_schema(responses=TransferOutputSerializer)
     def get(self, request, pk: int):
-        transfer = selectors.transfer_get(transfer_id=pk, client=_client(request))
+        transfer = selectors.transfer_get(transfer_id=pk, client=request_client(request))
         return Response(TransferOutputSerializer(transfer).data)
 
 
@@ -368,7 +361,7 @@ class TransferReceiveApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request), client=_client(request))
+        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request), client=request_client(request))
         return Response(TransferOutputSerializer(transfer).data)
 
 
@@ -379,5 +372,5 @@ class TransferCancelApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request), client=_client(request))
+        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request), client=request_client(request))
         return Response(TransferOutputSerializer(transfer).data)

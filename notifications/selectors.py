@@ -7,14 +7,14 @@ from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, Min, Q, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Product, Stock, search_fold, search_key
-from inventory.selectors import location_default_id, product_resolve, stock_list, stocks_for_products
+from inventory.selectors import default_stock, product_resolve, stock_list, stocks_for_products
 from notifications import texts
 from notifications.models import (
     AlertOutbox,
@@ -131,8 +131,7 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
     "Arroz"), the closest name first, then the most available.
     """
     chosen = list(
-        Substitute.objects.alias(here=FilteredRelation(
-            "substitute__stocks", condition=Q(substitute__stocks__location_id=location_default_id())))
+        Substitute.objects.alias(here=default_stock("substitute__"))
         .filter(product=product, substitute__active=True, here__available__gt=0)
         .order_by("position", "id")
         .values_list("substitute__code", "substitute__name")[:SUBSTITUTES_MAX]
@@ -144,7 +143,7 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
         return []
     return list(
         Product.objects.active()
-        .alias(here=FilteredRelation("stocks", condition=Q(stocks__location_id=location_default_id())))
+        .alias(here=default_stock())
         .filter(category=product.category, here__available__gte=F("low_stock_threshold"), here__available__gt=0)
         .exclude(pk=product.pk)
         .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))

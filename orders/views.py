@@ -7,16 +7,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import request_client
 from core.errors import ValidationFailed
-from core.models import ApiClient
 from orders.models import Order
 from orders.selectors import order_get
 from orders.services import order_create
 
 
-def _client(request) -> ApiClient | None:
-    """The API client acting; None for staff signed in to the admin (who may see every order)."""
-    return request.user if isinstance(request.user, ApiClient) else None
 
 
 def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
@@ -66,7 +63,7 @@ class OrderCreateApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         order = order_create(
-            client=_client(request),
+            client=request_client(request),
             reservation_id=values.get("reservation_id"),
             lines=[dict(line) for line in values["lines"]] if "lines" in values else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
@@ -84,4 +81,4 @@ class OrderDetailApi(APIView):
     @extend_schema(responses={200: inline_serializer("Order", {"id": serializers.UUIDField(),
                                                                "status": serializers.CharField()})})
     def get(self, request, order_id: str):
-        return Response(order_output(order_get(order_id=order_id, client=_client(request)), with_steps=True))
+        return Response(order_output(order_get(order_id=order_id, client=request_client(request)), with_steps=True))

@@ -4,8 +4,8 @@ from datetime import date
 
 from django.db.models import Case, F, IntegerField, Q, Value, When
 
+from inventory.selectors import default_stock
 from projections.models import ProjectionSummary, ReorderSuggestion
-from projections.selectors import default_stock
 
 
 def summaries_lock_due(*, limit: int, today: date) -> list[int]:
@@ -20,7 +20,7 @@ def summaries_lock_due(*, limit: int, today: date) -> list[int]:
     )
     rows = (
         ProjectionSummary.objects.select_for_update(of=("self",), skip_locked=True)
-        .alias(stock_here=default_stock())
+        .alias(stock_here=default_stock("product__"))
         .annotate(priority=Case(When(due, then=Value(0)), default=Value(1), output_field=IntegerField()))
         .order_by("priority", F("computed_at").asc(nulls_first=True), "pk")
         .values_list("pk", flat=True)[:limit]

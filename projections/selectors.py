@@ -7,13 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet
+from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
-from inventory.selectors import location_default_id, product_resolve
+from inventory.selectors import default_stock, location_default_id, product_resolve
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
@@ -23,13 +23,8 @@ def _today() -> date:
     return projection_today()
 
 
-def default_stock() -> FilteredRelation:
-    """``product__stocks`` narrowed to the default location's row: the stock projections follow."""
-    return FilteredRelation("product__stocks", condition=Q(product__stocks__location_id=location_default_id()))
-
-
 def summaries() -> QuerySet[ProjectionSummary]:
-    return ProjectionSummary.objects.select_related("product").alias(stock_here=default_stock()).annotate(
+    return ProjectionSummary.objects.select_related("product").alias(stock_here=default_stock("product__")).annotate(
         default_stock_version=F("stock_here__version"))
 
 
@@ -246,7 +241,7 @@ def projection_stats() -> dict[str, Any]:
         | ~Q(source_version=F("stock_here__version") + F("plan_version"))
         | ~Q(threshold=F("product__low_stock_threshold"))
     )
-    totals = ProjectionSummary.objects.alias(stock_here=default_stock()).aggregate(
+    totals = ProjectionSummary.objects.alias(stock_here=default_stock("product__")).aggregate(
         products=Count("pk"),
         at_risk=Count("pk", filter=Q(stockout_date__isnull=False, stockout_date__lt=risk_limit)),
         stale=Count("pk", filter=stale),

@@ -25,8 +25,7 @@ from inventory.selectors import (
     client_location_codes,
     client_locations_check,
     location_default,
-    location_default_id,
-    location_list,
+    locations_for_client,
     locations_resolve_many,
     products_resolve_many,
 )
@@ -396,8 +395,8 @@ def _reserve_results(rows: list[tuple], reservations: list[Reservation],
             continue
         reservation = reservations[index]
         lines = []
-        for (_, line_id, product_id, code, name, category, threshold, qty, stock_id, on_hand, reserved, version,
-             _, location_id, location_code) in ask_rows:
+        for (_ordinal, line_id, product_id, code, name, category, threshold, qty, stock_id, on_hand, reserved,
+             version, _left, location_id, location_code) in ask_rows:
             stock = stocks.get(stock_id)
             if stock is None:
                 product = Product(id=product_id, code=code, name=name, category=category,
@@ -516,10 +515,7 @@ def _candidates(choice: LocationChoice, client: ApiClient | None) -> list[Locati
         places = locations_resolve_many(codes=choice.preference)
         client_locations_check(client=client, locations=places)
         return places
-    allowed = client_location_codes(client)
-    places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
-    default_id = location_default_id()
-    return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+    return locations_for_client(client=client)
 
 
 def reservation_locations_pick(*, wanted: dict[int, int], places: list[Location],
@@ -664,7 +660,7 @@ def reservation_create(
         stocks = stock_rows_lock(keys=set(wanted))
     else:
         per_product: dict[int, int] = {}
-        for code, quantity, _ in cleaned:
+        for code, quantity, _location in cleaned:
             per_product[found[code].pk] = per_product.get(found[code].pk, 0) + quantity
         places = _candidates(choice, client)
         locked = stocks_lock(keys={(pid, place.pk) for pid in per_product for place in places})

@@ -8,17 +8,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label
+from core.auth import actor_label, request_client
 from core.errors import ValidationFailed
-from core.models import ApiClient
 from core.pagination import StandardPagination, paginated_response
 from reservations import selectors, services
 from reservations.models import Reservation, ReservationStatus
 
 
-def request_client(request) -> ApiClient | None:
-    """The API client acting; None for staff signed in to the admin (who may act on any reservation)."""
-    return request.user if isinstance(request.user, ApiClient) else None
 
 
 def reservation_output(reservation: Reservation) -> dict[str, Any]:

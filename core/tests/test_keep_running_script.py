@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from core.tests.outage import ThrowawayRedis, descendants, processes_kill
+from core.tests.polling import wait_for
 from scripts.keep_running import BACKOFF_MAX, backoff_after
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,14 +19,6 @@ KEEP_RUNNING = str(ROOT / "scripts" / "keep_running.py")
 
 def _pids(path: Path) -> list[int]:
     return [int(line) for line in path.read_text().split()] if path.exists() else []
-
-
-def _wait_for(predicate, what: str, seconds: float = 10):
-    deadline = time.monotonic() + seconds
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-    return value
 
 
 def _alive(pid: int) -> bool:
@@ -57,11 +50,11 @@ def loop(tmp_path):
 
 def test_a_killed_command_is_started_again(loop):
     process, started = loop
-    (first,) = _wait_for(lambda: _pids(started), "the command never started")
+    (first,) = wait_for(lambda: _pids(started), "the command never started")
 
     os.kill(first, signal.SIGKILL)
 
-    pids = _wait_for(lambda: _pids(started)[1:] and _pids(started), "the command was not started again")
+    pids = wait_for(lambda: _pids(started)[1:] and _pids(started), "the command was not started again")
     assert pids[0] == first and len(pids) == 2
     assert _alive(pids[1])
     assert process.poll() is None
@@ -69,7 +62,7 @@ def test_a_killed_command_is_started_again(loop):
 
 def test_sigterm_stops_the_command_and_the_loop_without_a_restart(loop):
     process, started = loop
-    (first,) = _wait_for(lambda: _pids(started), "the command never started")
+    (first,) = wait_for(lambda: _pids(started), "the command never started")
 
     process.send_signal(signal.SIGTERM)
 
@@ -80,12 +73,12 @@ def test_sigterm_stops_the_command_and_the_loop_without_a_restart(loop):
 
 def test_a_killed_loop_takes_its_command_with_it(loop):
     process, started = loop
-    (first,) = _wait_for(lambda: _pids(started), "the command never started")
+    (first,) = wait_for(lambda: _pids(started), "the command never started")
 
     process.kill()
     process.wait()
 
-    _wait_for(lambda: not _alive(first), "the command outlived its loop")
+    wait_for(lambda: not _alive(first), "the command outlived its loop")
 
 
 def test_a_command_that_keeps_dying_at_start_waits_longer_each_time():
@@ -138,18 +131,18 @@ def test_make_run_starts_a_killed_worker_and_beat_again_while_the_rest_keeps_run
                 worker, beat = _one(processes, "celery", " worker "), _one(processes, "celery", " beat ")
                 return (worker, beat) if worker and beat else None
 
-            _wait_for(lambda: _working_since(log_path, 0), "worker and beat never worked", 60)
-            worker, beat = _wait_for(running, "worker and beat are not both running", 30)
+            wait_for(lambda: _working_since(log_path, 0), "worker and beat never worked", polls=1200)
+            worker, beat = wait_for(running, "worker and beat are not both running", polls=600)
 
             killed_at = log_path.stat().st_size
             os.kill(worker, signal.SIGKILL)
             os.kill(beat, signal.SIGKILL)
 
-            new_worker, new_beat = _wait_for(
+            new_worker, new_beat = wait_for(
                 lambda: (found := running()) and found[0] != worker and found[1] != beat and found,
-                "worker and beat were not started again", 10)
+                "worker and beat were not started again", polls=200)
             # Both killed: whatever is sent and run from now on, the new ones did it.
-            _wait_for(lambda: _working_since(log_path, killed_at), "the new worker and beat do not work", 60)
+            wait_for(lambda: _working_since(log_path, killed_at), "the new worker and beat do not work", polls=1200)
             assert honcho.poll() is None  # nothing else was stopped
             assert running() == (new_worker, new_beat)
         finally:

@@ -16,6 +16,7 @@ from django.conf import settings
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text, http_requests_of_route
+from core.tests.polling import wait_for
 from core.tests.test_security import limits_forget
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,15 +210,13 @@ def test_without_a_spare_a_killed_daphne_process_is_started_again_and_only_its_r
         victim = before[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
-        while (now := _children(served.process)) == [before[1]] or victim in now:
-            assert time.monotonic() - killed_at < 30, "no new Daphne process"
-            time.sleep(0.05)
+        now = wait_for(lambda: (pids := _children(served.process)) != [before[1]] and victim not in pids and pids,
+                        "no new Daphne process")
         assert len(now) == 2, f"serve.py runs {now} after the kill"
         (newcomer,) = set(now) - set(before)
         # The new process serves: its own counter file fills with healthz requests.
-        while not _per_process(metrics_dir, "healthz").get(f"counter_{newcomer}.db"):
-            assert time.monotonic() - killed_at < 30, "the new Daphne process served nothing"
-            time.sleep(0.1)
+        wait_for(lambda: _per_process(metrics_dir, "healthz").get(f"counter_{newcomer}.db"),
+                  "the new Daphne process served nothing")
         time.sleep(0.5)
         stopping.set()
         for thread in threads:
@@ -231,13 +230,6 @@ def test_without_a_spare_a_killed_daphne_process_is_started_again_and_only_its_r
     assert served.process.returncode == 0
 
 
-def _wait_for(predicate, what: str, seconds: float = 60):
-    """Poll until ``predicate()`` returns something true, and return it; fail the test after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not (found := predicate()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-    return found
 
 
 def _children_once(process: subprocess.Popen, count: int, condition=lambda pids: True) -> list[int]:
@@ -246,7 +238,7 @@ def _children_once(process: subprocess.Popen, count: int, condition=lambda pids:
         pids = _children(process)
         return pids if len(pids) == count and condition(pids) else None
 
-    return _wait_for(ready, f"serve.py never ran the {count} processes expected")
+    return wait_for(ready, f"serve.py never ran the {count} processes expected")
 
 
 def _served_by(metrics_dir: Path, pid: int) -> float:
