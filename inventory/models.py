@@ -38,6 +38,12 @@ class Location(models.Model):
     address = models.TextField(_("address"), blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, default=settings.TIME_ZONE)
     active = models.BooleanField(_("active"), default=True)
+    # Staff listed here are limited to the locations that list them; staff listed nowhere (and
+    # superusers) see every location, so an install with one store needs no setting.
+    staff_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="stock_locations", verbose_name=_("staff users"),
+        help_text=_("Staff limited to this location (with any other location that lists them). "
+                    "Staff listed at no location, and superusers, see every location."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

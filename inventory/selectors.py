@@ -75,10 +75,26 @@ def locations_resolve_many(*, codes: Iterable[str]) -> list[Location]:
     return [found[c] for c in wanted]
 
 
+def user_location_codes(user) -> frozenset[str] | None:
+    """The location codes a signed-in staff user may see and act at; None: every location (superusers,
+    and staff that no location lists). Read once per user object (one query per request)."""
+    if user is None or not getattr(user, "is_authenticated", False) or getattr(user, "is_superuser", False):
+        return None
+    cached = getattr(user, "_stock_location_codes", False)
+    if cached is False:
+        codes = frozenset(Location.objects.filter(staff_users=user).values_list("code", flat=True))
+        cached = codes or None
+        user._stock_location_codes = cached
+    return cached
+
+
 def client_location_codes(client) -> frozenset[str] | None:
-    """The location codes an API client may use; None: every location (no client, or no limit)."""
-    codes = getattr(client, "location_codes", None)
-    return frozenset(codes) if codes else None
+    """The location codes an API client, or a staff user, may use; None: every location (no client,
+    or no limit)."""
+    if client is not None and hasattr(client, "location_codes"):
+        codes = client.location_codes
+        return frozenset(codes) if codes else None
+    return user_location_codes(client)
 
 
 def client_locations_check(*, client, locations: Iterable[Location]) -> None:
