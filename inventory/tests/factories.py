@@ -55,3 +55,17 @@ class UnifiedCodeFactory(factory.django.DjangoModelFactory):
 
     code = factory.Sequence(lambda n: f"ALIAS-{n:05d}")
     product = factory.SubFactory(ProductFactory)
+
+
+def staff_at(*locations: Location, username: str = "loja"):
+    """A staff user (not a superuser) with every admin permission of the stock apps, listed at these
+    locations: with any, limited to them."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username=username, password="x", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label__in=["inventory", "reservations", "orders", "core"]))
+    for location in locations:
+        location.staff_users.add(user)
+    return user
