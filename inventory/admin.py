@@ -153,8 +153,13 @@ class ProductAdmin(admin.ModelAdmin):
         css = {"all": ["stockpulse/admin.css"]}
 
     def get_readonly_fields(self, request, obj=None):
+        fields = self.readonly_fields
+        if user_location_codes(request.user) is not None:
+            # These panels show the default location (and the whole ledger): staff limited to some
+            # locations read their rows in the stock-per-location table and the ledger list instead.
+            fields = [f for f in fields if f not in ("stock_counters", "projection_panel", "recent_movements")]
         # The code never changes once created: aliases cover renames, and the ledger refers to it.
-        return [*self.readonly_fields, "code"] if obj else self.readonly_fields
+        return [*fields, "code"] if obj else fields
 
     @admin.display(description=_("on hand"), ordering="here_on_hand")
     def on_hand(self, obj):

@@ -332,7 +332,8 @@ class TransferListCreateApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        transfer = services.transfer_create(actor=actor_label(request), client=request_location_scope(request), **data.validated_data)
+        transfer = services.transfer_create(actor=actor_label(request), client=request_location_scope(request),
+                                            **data.validated_data)
         return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/transfers/{transfer.pk}"})
 
@@ -367,7 +368,8 @@ class TransferReceiveApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request), client=request_location_scope(request))
+        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request),
+                                             client=request_location_scope(request))
         return Response(TransferOutputSerializer(transfer).data)
 
 
@@ -378,5 +380,6 @@ class TransferCancelApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request), client=request_location_scope(request))
+        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request),
+                                            client=request_location_scope(request))
         return Response(TransferOutputSerializer(transfer).data)

@@ -245,3 +245,22 @@ def test_superusers_list_staff_at_a_location(client, staff_user, stores):
 
     assert response.status_code == 302
     assert list(location.staff_users.all()) == [user]
+
+
+def test_a_product_page_hides_the_default_location_panels_from_limited_staff(limited, stores):
+    product = ProductFactory(code="ADM-P3", on_hand=4)
+
+    page = limited.get(f"/admin/inventory/product/{product.pk}/change/")
+
+    assert page.status_code == 200
+    assert "recent_movements" not in page.context["adminform"].readonly_fields
+    assert "stock_counters" not in page.context["adminform"].readonly_fields
+
+
+def test_the_product_list_of_limited_staff_shows_counters_at_their_location(limited, stores):
+    product = ProductFactory(code="ADM-P4", on_hand=4)
+    stock_at_location(product, stores[0], on_hand=1)
+
+    page = limited.get("/admin/inventory/product/")
+
+    assert [p.here_on_hand for p in page.context["cl"].result_list] == [1]
