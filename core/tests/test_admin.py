@@ -4,7 +4,7 @@ import pytest
 
 from core.models import ApiClient
 from core.tests.factories import ApiClientFactory
-from inventory.tests.factories import LocationFactory, staff_at
+from inventory.tests.factories import staff_at, stores_stocking
 
 pytestmark = pytest.mark.django_db
 
@@ -13,7 +13,7 @@ ADD = "/admin/core/apiclient/add/"
 
 @pytest.fixture
 def stores():
-    return LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
+    return stores_stocking()
 
 
 def _client_form(name: str, codes: str) -> dict:

@@ -69,3 +69,13 @@ def staff_at(*locations: Location, username: str = "loja"):
     for location in locations:
         location.staff_users.add(user)
     return user
+
+
+def stores_stocking(*codes: str, on_hand: int = 5) -> tuple[Location, Location]:
+    """Two stores, LOJA-A and LOJA-B, each holding ``on_hand`` units of a new product per code."""
+    store_a, store_b = LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
+    for code in codes:
+        product = ProductFactory(code=code)
+        stock_at_location(product, store_a, on_hand=on_hand)
+        stock_at_location(product, store_b, on_hand=on_hand)
+    return store_a, store_b

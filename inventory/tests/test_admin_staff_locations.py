@@ -13,18 +13,6 @@ pytestmark = pytest.mark.django_db
 ADD_TRANSFER = "/admin/inventory/transfer/add/"
 
 
-@pytest.fixture
-def stores():
-    return LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
-
-
-@pytest.fixture
-def limited(client, stores):
-    """An admin session of staff listed at LOJA-A only."""
-    client.force_login(staff_at(stores[0]))
-    return client
-
-
 def _transfer_post(source: str, destination: str, lines: list[tuple[str, int]], **extra) -> dict:
     data = {"source": source, "destination": destination, "reference": "", "expected_on": "",
             "lines-TOTAL_FORMS": "6", "lines-INITIAL_FORMS": "0", "lines-MIN_NUM_FORMS": "1",

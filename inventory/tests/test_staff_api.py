@@ -5,21 +5,9 @@ from django.contrib.auth import get_user_model
 from inventory import services
 from inventory.models import ImportJob, Transfer
 from inventory.selectors import location_default, stock_at
-from inventory.tests.factories import LocationFactory, ProductFactory, staff_at, stock_at_location
+from inventory.tests.factories import ProductFactory, stock_at_location
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def stores():
-    return LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
-
-
-@pytest.fixture
-def limited(client, stores):
-    """A session of staff listed at LOJA-A only."""
-    client.force_login(staff_at(stores[0]))
-    return client
 
 
 def test_limited_staff_read_stock_at_their_location(limited, stores):

@@ -3,7 +3,7 @@ line is theirs."""
 import pytest
 
 from core.tests.factories import ApiClientFactory
-from inventory.tests.factories import LocationFactory, ProductFactory, staff_at, stock_at_location
+from inventory.tests.factories import staff_at, stores_stocking
 from orders.models import Order, OrderStatus
 from orders.services import order_create, order_fail
 
@@ -12,12 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def stores():
-    store_a, store_b = LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
-    for code in ("ORD-A", "ORD-B"):
-        product = ProductFactory(code=code)
-        stock_at_location(product, store_a, on_hand=5)
-        stock_at_location(product, store_b, on_hand=5)
-    return store_a, store_b
+    return stores_stocking("ORD-A", "ORD-B")
 
 
 def _failed_order(*places: str) -> Order:

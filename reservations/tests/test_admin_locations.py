@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from inventory.models import Product
 from inventory.selectors import stock_at
-from inventory.tests.factories import LocationFactory, ProductFactory, staff_at, stock_at_location
+from inventory.tests.factories import staff_at, stores_stocking
 from reservations.models import Reservation, ReservationStatus
 from reservations.tests.factories import reservation_make
 
@@ -16,12 +16,7 @@ LIST = "admin:reservations_reservation_changelist"
 
 @pytest.fixture
 def stores():
-    store_a, store_b = LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
-    for code in ("RSV-A", "RSV-B"):
-        product = ProductFactory(code=code)
-        stock_at_location(product, store_a, on_hand=5)
-        stock_at_location(product, store_b, on_hand=5)
-    return store_a, store_b
+    return stores_stocking("RSV-A", "RSV-B")
 
 
 def _cart(*places: str):
