@@ -23,11 +23,16 @@ def lines_at(line_model, parent: str, codes: frozenset[str], *, inside: bool = T
 
 
 class LocationListFilter(admin.SimpleListFilter):
-    """"By location" on any list of a LocationScopedAdmin: the choices are the locations the user may use,
+    """The "location" filter of any LocationScopedAdmin list: the choices are the locations the user may use,
     and the rows shown are those its admin's ``rows_at`` gives for the chosen one."""
 
     title = _("location")
     parameter_name = "location"
+
+    def __init__(self, request, params, model, model_admin):
+        # queryset() is not given the ModelAdmin, whose rows_at says what "at a location" means.
+        self.rows_at = model_admin.rows_at
+        super().__init__(request, params, model, model_admin)
 
     def lookups(self, request, model_admin):
         return [(place.code, f"{place.code} · {place.name}") for place in staff_locations(request)]
@@ -36,11 +41,6 @@ class LocationListFilter(admin.SimpleListFilter):
         if self.value():
             return self.rows_at(queryset, frozenset({self.value()}))
         return queryset
-
-    def __init__(self, request, params, model, model_admin):
-        # queryset() is not given the ModelAdmin, whose rows_at says what "at a location" means.
-        self.rows_at = model_admin.rows_at
-        super().__init__(request, params, model, model_admin)
 
 
 class StaffLocationFieldListFilter(admin.RelatedFieldListFilter):
@@ -55,7 +55,7 @@ class StaffLocationFieldListFilter(admin.RelatedFieldListFilter):
 
 class LocationScopedAdmin:
     """Mixin for ModelAdmins of rows that belong to locations. Staff listed at some locations see (and so
-    open, change or act on) only the rows ``rows_at`` gives for those; other staff and superusers see all.
+    open or act on) only the rows ``rows_at`` gives for those; other staff and superusers see all.
 
     A row another location also shares (a transfer from elsewhere, a cart with lines at two stores) is
     shown, but ``rows_acted_on`` leaves it out of actions unless every location it touches is theirs.
@@ -84,12 +84,6 @@ class LocationScopedAdmin:
             self.message_user(request, _("Refused for %(ids)s: they also belong to locations you may not use.")
                               % {"ids": ", ".join(str(pk) for pk in refused)}, level=messages.ERROR)
         return queryset.exclude(pk__in=refused)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        # A limited user picks only among their locations in any form of these screens.
-        if db_field.related_model is Location:
-            kwargs["queryset"] = staff_locations(request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 def default_location_q(codes: frozenset[str], *, path: str = "location") -> Q:
