@@ -1,9 +1,12 @@
 """Staff screens for API clients: create one (the token is shown once), rotate its token, deactivate it."""
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from core import services
+from core.errors import DomainError
 from core.models import ALL_SCOPES, ApiClient
+from inventory.selectors import locations_resolve_many, user_location_codes
 
 # Every admin page names the product, not the framework ("Administração do Django").
 admin.site.site_header = "StockPulse"
@@ -13,16 +16,48 @@ admin.site.index_title = _("Stock administration")
 admin.site.enable_nav_sidebar = False
 
 
+class ApiClientAdminForm(forms.ModelForm):
+    """Location codes must name active locations; staff limited to some locations give a client some of
+    theirs, never none (which would mean every location)."""
+
+    allowed: frozenset[str] | None = None  # set per request by ApiClientAdmin.get_form
+
+    class Meta:
+        model = ApiClient
+        fields = "__all__"
+
+    def clean_location_codes(self) -> list[str]:
+        try:
+            codes = [place.code for place in locations_resolve_many(codes=self.cleaned_data["location_codes"])]
+        except DomainError as error:
+            raise forms.ValidationError(f"{error.message} {', '.join(error.details.get('locations', []))}") from error
+        if self.allowed is not None and (not codes or not set(codes) <= self.allowed):
+            raise forms.ValidationError(_("Name some of your locations: %(codes)s.")
+                                        % {"codes": ", ".join(sorted(self.allowed))})
+        return codes
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ["name", "scopes", "active", "token_hint", "created_at"]
+    """Staff limited to some locations see and manage only clients limited to some of theirs."""
+
+    form = ApiClientAdminForm
+    list_display = ["name", "scopes", "location_codes", "active", "token_hint", "created_at"]
     list_filter = ["active"]
     search_fields = ["name"]
     readonly_fields = ["token_hint", "created_at"]
     actions = ["rotate_token"]
 
+    def get_queryset(self, request):
+        allowed = user_location_codes(request.user)
+        queryset = super().get_queryset(request)
+        if allowed is None:
+            return queryset
+        return queryset.exclude(location_codes=[]).filter(location_codes__contained_by=sorted(allowed))
+
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
+        form.allowed = user_location_codes(request.user)
         form.base_fields["scopes"].help_text = _("A list of scopes among: %(scopes)s") % {
             "scopes": ", ".join(ALL_SCOPES)}
         return form
@@ -31,7 +66,8 @@ class ApiClientAdmin(admin.ModelAdmin):
         if change:
             obj.save()
             return
-        client, raw = services.api_client_create(name=obj.name, scopes=list(obj.scopes or []))
+        client, raw = services.api_client_create(name=obj.name, scopes=list(obj.scopes or []),
+                                                 location_codes=list(obj.location_codes or []))
         obj.pk = client.pk
         messages.warning(request, _("Token for %(name)s (shown only once): %(token)s") % {"name": client.name,
                                                                                          "token": raw})

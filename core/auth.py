@@ -180,8 +180,18 @@ class HasScope(permissions.BasePermission):
 
 
 def request_client(request) -> ApiClient | None:
-    """The API client acting; None for staff signed in to the admin (who may act on anything, anywhere)."""
+    """The API client acting; None for staff signed in with a session (their location limits come from
+    request_location_scope)."""
     return request.user if isinstance(request.user, ApiClient) else None
+
+
+def request_location_scope(request):
+    """Whose location limits the request follows: the API client, or the staff user signed in with a
+    session (limited by ``Location.staff_users``); None when nobody is signed in. Pass it as ``client``
+    to the location selectors and the services' location checks, never where the ApiClient itself
+    is needed (idempotency keys, ownership of reservations and orders): use request_client there."""
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
 
 
 def actor_label(request) -> str:

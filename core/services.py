@@ -7,8 +7,10 @@ from core.models import ALL_SCOPES, ApiClient, token_generate, token_hash
 
 
 @transaction.atomic
-def api_client_create(*, name: str, scopes: list[str]) -> tuple[ApiClient, str]:
-    """Create a client and return it with its raw token, which is shown once and stored only hashed."""
+def api_client_create(*, name: str, scopes: list[str],
+                      location_codes: list[str] | None = None) -> tuple[ApiClient, str]:
+    """Create a client and return it with its raw token, which is shown once and stored only hashed.
+    ``location_codes`` limits it to those locations (empty or None: every location)."""
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
         raise ValidationFailed(_("Unknown scopes: %(scopes)s") % {"scopes": ", ".join(unknown)},
@@ -18,7 +20,8 @@ def api_client_create(*, name: str, scopes: list[str]) -> tuple[ApiClient, str]:
                                details={"name": name})
     raw = token_generate()
     client = ApiClient.objects.create(
-        name=name, token_hash=token_hash(raw), token_hint=raw[:10], scopes=sorted(set(scopes))
+        name=name, token_hash=token_hash(raw), token_hint=raw[:10], scopes=sorted(set(scopes)),
+        location_codes=sorted(set(location_codes or [])),
     )
     return client, raw
 

@@ -1,7 +1,8 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import F
+from django.db.models import F, FilteredRelation, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -11,12 +12,26 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import DomainError
+from core.errors import DomainError, InsufficientStock
 from inventory import services
 from inventory.admin_import import stock_import_view
-from inventory.forms import ProductAdminForm, StockAdjustForm, UnifiedCodeAdminForm
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, StaffLocationFieldListFilter, staff_locations
+from inventory.forms import (
+    ProductAdminForm,
+    StockAdjustForm,
+    TransferAdminForm,
+    TransferLineFormSet,
+    UnifiedCodeAdminForm,
+)
 from inventory.models import Location, Product, Stock, StockMovement, Transfer, TransferStatus, UnifiedCode
-from inventory.selectors import default_stock, location_default, location_default_id, stock_at
+from inventory.selectors import (
+    location_default,
+    location_default_id,
+    location_for_client,
+    stock_at,
+    stocks_of_product,
+    user_location_codes,
+)
 from projections.selectors import projection_row
 
 # Ledger rows shown on a product's page; the full ledger is one click away.
@@ -35,6 +50,19 @@ class StockLevelFilter(admin.SimpleListFilter):
             return queryset.filter(here__available__lt=F("low_stock_threshold"))
         if self.value() == "out":
             return queryset.filter(here__available__lte=0)
+        return queryset
+
+
+class ProductLocationFilter(admin.SimpleListFilter):
+    """Which location's counters the product list shows (ProductAdmin.counters_location reads the choice)."""
+
+    title = _("counters at location")
+    parameter_name = "location"
+
+    def lookups(self, request, model_admin):
+        return [(place.code, f"{place.code} · {place.name}") for place in staff_locations(request)]
+
+    def queryset(self, request, queryset):
         return queryset
 
 
@@ -76,13 +104,18 @@ class StockAtLocationInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        allowed = user_location_codes(request.user)
+        queryset = super().get_queryset(request)
+        return queryset if allowed is None else queryset.filter(location__code__in=allowed)
+
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
     list_display = ["code", "name", "category", "on_hand", "reserved", "available", "level",
                     "low_stock_threshold", "active"]
-    list_filter = ["category", StockLevelFilter, "active"]
+    list_filter = [ProductLocationFilter, "category", StockLevelFilter, "active"]
     # The search box goes through Product.objects.search (get_search_results): names without accents or
     # with typos, part of a code or unified code, best match first.
     search_fields = ["code", "name", "unified_codes__code"]
@@ -94,9 +127,19 @@ class ProductAdmin(admin.ModelAdmin):
         return self.inlines if obj is not None else [UnifiedCodeInline]
     actions = ["adjust_stock_action"]
 
+    def counters_location(self, request) -> Location | None:
+        """The location whose counters the list shows: the one chosen in the filter, else the default one,
+        else (staff limited to other locations) the first of theirs; None for staff limited to none active."""
+        places = {place.code: place for place in staff_locations(request)}
+        chosen = places.get(request.GET.get(ProductLocationFilter.parameter_name, ""))
+        default = next((place for place in places.values() if place.pk == location_default_id()), None)
+        return chosen or default or next(iter(places.values()), None)
+
     def get_queryset(self, request):
-        # The list shows the default location's counters (per-location rows are on the product's page).
-        return super().get_queryset(request).alias(here=default_stock()).annotate(
+        # One location's counters per row (per-location rows are on the product's page).
+        place = self.counters_location(request)
+        here = FilteredRelation("stocks", condition=Q(stocks__location_id=place.pk if place else None))
+        return super().get_queryset(request).alias(here=here).annotate(
             here_on_hand=F("here__on_hand"), here_reserved=F("here__reserved"), here_available=F("here__available"))
 
     def get_search_results(self, request, queryset, search_term):
@@ -110,8 +153,13 @@ class ProductAdmin(admin.ModelAdmin):
         css = {"all": ["stockpulse/admin.css"]}
 
     def get_readonly_fields(self, request, obj=None):
+        fields = self.readonly_fields
+        if user_location_codes(request.user) is not None:
+            # These panels show the default location (and the whole ledger): staff limited to some
+            # locations read their rows in the stock-per-location table and the ledger list instead.
+            fields = [f for f in fields if f not in ("stock_counters", "projection_panel", "recent_movements")]
         # The code never changes once created: aliases cover renames, and the ledger refers to it.
-        return [*self.readonly_fields, "code"] if obj else self.readonly_fields
+        return [*fields, "code"] if obj else fields
 
     @admin.display(description=_("on hand"), ordering="here_on_hand")
     def on_hand(self, obj):
@@ -237,11 +285,15 @@ class ProductAdmin(admin.ModelAdmin):
         product = get_object_or_404(Product, pk=product_id)
         if not self.has_change_permission(request, product):
             return HttpResponseRedirect(reverse("admin:index"))
-        form = StockAdjustForm(request.POST or None)
+        form = StockAdjustForm(request.POST or None, locations=staff_locations(request))
         if request.method == "POST" and form.is_valid():
+            values = dict(form.cleaned_data)
+            place = values.pop("location")
             try:
+                # Empty means the default location, which a limited user may not use either.
+                code = location_for_client(client=request.user, code=place.code if place else None).code
                 services.stock_record_movement(code=product.code, actor=f"user:{request.user.get_username()}",
-                                               **form.cleaned_data)
+                                               location=code, **values)
             except DomainError as error:
                 form.add_error(None, error.message)
             else:
@@ -251,7 +303,7 @@ class ProductAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": _("Adjust stock of %(code)s") % {"code": product.code},
             "product": product,
-            "stock": stock_at(product=product, location=location_default()),
+            "stocks": stocks_of_product(product=product, locations=staff_locations(request)),
             "form": form,
             "opts": self.model._meta,
         }
@@ -284,12 +336,12 @@ class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(admin.ModelAdmin):
+class StockMovementAdmin(LocationScopedAdmin, admin.ModelAdmin):
     """The ledger is append-only: staff read and filter it, never edit it."""
 
     list_display = ["created_at", "product", "location", "kind", "quantity", "on_hand_after", "reason", "reference",
                     "actor"]
-    list_filter = ["location", "kind", "created_at", "product__category"]
+    list_filter = [("location", StaffLocationFieldListFilter), "kind", "created_at", "product__category"]
     search_fields = ["product__code", "reason", "reference", "actor", "reservation_id"]
     list_select_related = ["product", "location"]
     date_hierarchy = "created_at"
@@ -303,6 +355,9 @@ class StockMovementAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def rows_at(self, queryset, codes):
+        return queryset.filter(location__code__in=codes)
+
 
 @admin.register(Location)
 class LocationAdmin(admin.ModelAdmin):
@@ -312,9 +367,21 @@ class LocationAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "kind", "time_zone", "active"]
     list_filter = ["kind", "active"]
     search_fields = ["code", "name", "address"]
+    filter_horizontal = ["staff_users"]
+
+    def get_queryset(self, request):
+        allowed = user_location_codes(request.user)
+        queryset = super().get_queryset(request)
+        return queryset if allowed is None else queryset.filter(code__in=allowed)
 
     def get_readonly_fields(self, request, obj=None):
-        return ["code", "created_at", "updated_at"] if obj else []
+        fields = ["code", "created_at", "updated_at"] if obj else []
+        # Limited staff may not change who is limited: leaving every list would lift their own limit.
+        return [*fields, "staff_users"] if user_location_codes(request.user) is not None else fields
+
+    def has_add_permission(self, request):
+        # A location a limited user created would not be theirs; unlimited staff create them.
+        return user_location_codes(request.user) is None and super().has_add_permission(request)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -325,23 +392,27 @@ class LocationAdmin(admin.ModelAdmin):
             obj.pk = created.pk
 
     def has_delete_permission(self, request, obj=None):
+        if user_location_codes(request.user) is not None:
+            return False
         return obj is None or obj.pk != location_default_id()
 
 
 @admin.register(Transfer)
-class TransferAdmin(admin.ModelAdmin):
-    """Transfers are made through the API (POST /api/v1/transfers); here staff follow them and receive or
-    cancel the ones in transit, through the same services."""
+class TransferAdmin(LocationScopedAdmin, admin.ModelAdmin):
+    """Staff follow transfers, make new ones with the add form (several products between two locations),
+    and receive or cancel the ones in transit, through the same services as the API. Staff limited to
+    some locations see the transfers from or to them, and act only on those between two of theirs."""
 
     list_display = ["created_at", "product", "source", "destination", "quantity", "status", "expected_on",
                     "received_at", "reference"]
-    list_filter = ["status", "source", "destination", "created_at"]
+    list_filter = [LocationListFilter, "status", ("source", StaffLocationFieldListFilter),
+                   ("destination", StaffLocationFieldListFilter), "created_at"]
     search_fields = ["product__code", "product__name", "reference"]
     list_select_related = ["product", "source", "destination"]
     actions = ["receive_action", "cancel_action"]
 
-    def has_add_permission(self, request):
-        return False
+    def rows_at(self, queryset, codes):
+        return queryset.filter(Q(source__code__in=codes) | Q(destination__code__in=codes))
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -349,11 +420,41 @@ class TransferAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def add_view(self, request, form_url="", extra_context=None):
+        """The transfer form: source, destination, a few product lines, in transit or received at once."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        places = staff_locations(request)
+        form = TransferAdminForm(request.POST or None, locations=places)
+        lines = TransferLineFormSet(request.POST or None, prefix="lines")
+        if request.method == "POST" and form.is_valid() and lines.is_valid():
+            values = form.cleaned_data
+            try:
+                transfers = services.transfers_create(
+                    lines=[(line["code"], line["quantity"]) for line in lines.cleaned_data if line],
+                    source=values["source"].code, destination=values["destination"].code,
+                    in_transit=values["in_transit"], expected_on=values["expected_on"],
+                    reference=values["reference"], actor=f"user:{request.user.get_username()}", client=request.user)
+            except DomainError as error:
+                form.add_error(None, transfer_error_text(error))
+            else:
+                self.message_user(request, _("%(count)d transfers made.") % {"count": len(transfers)})
+                return HttpResponseRedirect(reverse("admin:inventory_transfer_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Add transfer"),
+            "form": form,
+            "lines": lines,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inventory/transfer/add_form.html", context)
+
     def _each(self, request, queryset, service, done_message):
         done = 0
         for transfer in queryset.filter(status=TransferStatus.SHIPPED):
             try:
-                service(transfer_id=transfer.pk, actor=f"user:{request.user.get_username()}")
+                # The service refuses a transfer touching a location the user may not use.
+                service(transfer_id=transfer.pk, actor=f"user:{request.user.get_username()}", client=request.user)
                 done += 1
             except DomainError as error:
                 self.message_user(request, f"{transfer.pk}: {error.message}", level=messages.ERROR)
@@ -366,3 +467,12 @@ class TransferAdmin(admin.ModelAdmin):
     @admin.action(description=_("Cancel the selected transfers in transit"))
     def cancel_action(self, request, queryset):
         self._each(request, queryset, services.transfer_cancel, _("%(count)d transfers cancelled."))
+
+
+def transfer_error_text(error: DomainError) -> str:
+    """A domain error as one form error: the message, and the short lines or unknown codes it names."""
+    if isinstance(error, InsufficientStock):
+        shorts = "; ".join(_("%(code)s: %(available)d of %(requested)d available") % line for line in error.lines)
+        return f"{error.message} {shorts}"
+    codes = error.details.get("codes")
+    return f"{error.message} {', '.join(codes)}" if codes else str(error.message)

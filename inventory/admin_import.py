@@ -8,8 +8,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, default_location_q, staff_locations
 from inventory.import_jobs import import_job_create, job_progress
-from inventory.models import ImportJob, Product
+from inventory.models import ImportJob, Location, Product
+from inventory.selectors import location_for_client
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ERRORS_SHOWN = 500
@@ -20,22 +22,31 @@ class StockImportForm(forms.Form):
     reference = forms.CharField(label=_("reference"), required=False, max_length=128,
                                 help_text=_("Kept on every ledger row, e.g. the ERP export id."))
     dry_run = forms.BooleanField(label=_("only check, change nothing"), required=False)
+    location = forms.ModelChoiceField(label=_("location"), queryset=Location.objects.none(), required=False,
+                                      empty_label=_("Default location"), to_field_name="code")
+
+    def __init__(self, *args, locations, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations
 
 
 def stock_import_view(request):
     """Reached through admin_view (staff only): queues the same import job as the API, then shows it."""
     if not request.user.has_perm("inventory.change_product"):
         return HttpResponseRedirect(reverse("admin:index"))
-    form = StockImportForm(request.POST or None, request.FILES or None)
+    form = StockImportForm(request.POST or None, request.FILES or None, locations=staff_locations(request))
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         fmt = "json" if upload.name.lower().endswith(".json") else "csv"
         if upload.size > MAX_UPLOAD_BYTES:
             form.add_error("file", _("The file is larger than 20 MB."))
         else:
+            place = form.cleaned_data["location"]
             try:
+                # Empty means the default location, which a limited user may not use either.
+                location_for_client(client=request.user, code=place.code if place else None)
                 job = import_job_create(content=upload.read(), fmt=fmt, reference=form.cleaned_data["reference"],
-                                        dry_run=form.cleaned_data["dry_run"],
+                                        dry_run=form.cleaned_data["dry_run"], location=place.code if place else None,
                                         actor=f"user:{request.user.get_username()}")
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -46,26 +57,32 @@ def stock_import_view(request):
         "title": _("Import stock from the ERP"),
         "opts": Product._meta,
         "form": form,
-        "jobs": ImportJob.objects.defer("content", "errors")[:10],
+        "jobs": admin.site.get_model_admin(ImportJob).get_queryset(request).defer("errors")[:10],
     }
     return TemplateResponse(request, "admin/inventory/import_stock.html", context)
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(LocationScopedAdmin, admin.ModelAdmin):
     """Read-only: jobs are created by uploads, the API and the command; the page refreshes while one runs."""
 
-    list_display = ("id", "status", "phase", "progress_bar", "rows_total", "error_count", "actor", "reference",
-                    "created_at", "finished_at")
-    list_filter = ("status", "dry_run")
+    list_display = ("id", "status", "phase", "progress_bar", "rows_total", "error_count", "location", "actor",
+                    "reference", "created_at", "finished_at")
+    list_filter = (LocationListFilter, "status", "dry_run")
+    list_select_related = ("location",)
     search_fields = ("reference", "actor")
-    fields = ("status", "phase", "progress_bar", "rows_done", "rows_total", "fmt", "reference", "dry_run", "actor",
+    fields = ("status", "phase", "progress_bar", "rows_done", "rows_total", "fmt", "location", "reference", "dry_run",
+              "actor",
               "attempts", "created_at", "started_at", "finished_at", "result", "failure", "bad_lines")
     readonly_fields = fields
     change_form_template = "admin/inventory/importjob/change_form.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
+
+    def rows_at(self, queryset, codes):
+        # A job naming no location applied its counts at the default one.
+        return queryset.filter(default_location_q(codes))
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -9,12 +9,12 @@ from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label, request_client
+from core.auth import actor_label, request_location_scope
 from core.errors import NotFound, ValidationFailed
 from core.jsoninput import InputJSONParser
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
-from inventory.selectors import location_default, location_for_client
+from inventory.selectors import client_location_codes, location_default, location_for_client
 
 ERRORS_PAGE_SIZE = 100
 ERRORS_MAX_PAGE_SIZE = 1000
@@ -70,6 +70,12 @@ def import_job_output(job: ImportJob, *, page: int = 1, page_size: int = ERRORS_
     }
 
 
+def _job_visible(job: ImportJob, scope) -> bool:
+    """Whether the client or staff user may use the job's location (the default one when it names none)."""
+    allowed = client_location_codes(scope)
+    return allowed is None or (job.location.code if job.location_id else location_default().code) in allowed
+
+
 class StockImportApi(APIView):
     """Queue an import of JSON rows or a CSV body. Every row is checked first, then all are applied or none."""
 
@@ -97,8 +103,11 @@ class StockImportApi(APIView):
             content, fmt = json.dumps(body).encode(), "json"
         else:
             raise ValidationFailed(_("Send JSON rows or a text/csv body."))
-        if location is not None:
-            location = location_for_client(client=request_client(request), code=str(location)).code
+        # Checked even when omitted: a client or staff user limited to other locations may not import
+        # at the default one. Omitted stays None on the job, as before.
+        place = location_for_client(client=request_location_scope(request),
+                                    code=None if location is None else str(location))
+        location = place.code if location is not None else None
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
                                 dry_run=dry_run, location=location)
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
@@ -118,7 +127,7 @@ class StockImportDetailApi(APIView):
         page = _positive(request, "page", 1)
         page_size = _positive(request, "page_size", ERRORS_PAGE_SIZE, ERRORS_MAX_PAGE_SIZE)
         pk = int(job_id) if job_id.isdigit() and len(job_id) <= 18 else 0
-        job = ImportJob.objects.defer("content").filter(pk=pk).first()
-        if job is None:
+        job = ImportJob.objects.select_related("location").defer("content").filter(pk=pk).first()
+        if job is None or not _job_visible(job, request_location_scope(request)):
             raise NotFound(_("No import job has this id."), details={"id": job_id})
         return Response(import_job_output(job, page=page, page_size=page_size))

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
-from core.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
+from core.errors import Conflict, InsufficientStock, NotFound, UnknownCode, ValidationFailed
 from core.metrics import STOCK_CHANGES
 from inventory.codes import code_is_valid, code_normalise
 from inventory.locks import StockKey, stocks_lock, transfer_lock
@@ -28,7 +28,13 @@ from inventory.models import (
     UnifiedCode,
     Unit,
 )
-from inventory.selectors import client_locations_check, location_default_id, location_resolve, product_resolve
+from inventory.selectors import (
+    client_locations_check,
+    location_default_id,
+    location_resolve,
+    product_resolve,
+    products_resolve_many,
+)
 from inventory.stock_changes import stock_rows_changed
 from projections.models import Direction, PlannedKind, PlannedStatus
 from projections.services import PlannedMovementInput, planned_movements_upsert, projection_today
@@ -411,6 +417,39 @@ def transfer_create(*, code: str, source: str, destination: str, quantity: int, 
     if in_transit:
         _transfer_plan(transfer, status=TransferStatus.SHIPPED)
     return transfer
+
+
+@atomic_with_retry()
+def transfers_create(*, lines: Sequence[tuple[str, int]], source: str, destination: str, in_transit: bool = False,
+                     expected_on: date | None = None, reference: str = "", actor: str = "",
+                     client=None) -> list[Transfer]:
+    """Several products, ``lines`` of (code, quantity), moved between the same two locations: one transfer
+    each (as ``transfer_create``), all or none. Every unknown code, and every product short at the
+    source, is reported at once; a product named twice (or by a unified code) moves the sum."""
+    asked = [(code_normalise(code), quantity_validate(quantity)) for code, quantity in lines]
+    if not asked:
+        raise ValidationFailed(_("A transfer needs at least one product."), details={"lines": []})
+    found, unknown = products_resolve_many(codes=[code for code, _quantity in asked])
+    if unknown:
+        raise UnknownCode(_("Some codes name no product."), details={"codes": unknown})
+    wanted: dict[Product, int] = {}
+    for code, quantity in asked:
+        wanted[found[code]] = wanted.get(found[code], 0) + quantity
+    origin = location_resolve(code=source or None)
+    client_locations_check(client=client, locations=[origin, location_resolve(code=destination or None)])
+    # Every source row is locked here, in pk order, before transfer_create locks each again (already held).
+    locked = stock_rows_lock(keys={(product.pk, origin.pk) for product in wanted})
+    short = []
+    for product, quantity in wanted.items():
+        row = locked[(product.pk, origin.pk)]
+        if row.on_hand - row.reserved < quantity:
+            short.append({"code": product.code, "requested": quantity, "available": max(row.on_hand - row.reserved, 0),
+                          "location": origin.code})
+    if short:
+        raise InsufficientStock(lines=short)
+    return [transfer_create(code=product.code, source=source, destination=destination, quantity=quantity,
+                            in_transit=in_transit, expected_on=expected_on, reference=reference, actor=actor,
+                            client=client) for product, quantity in wanted.items()]
 
 
 def _transfer_locked(transfer_id: object) -> Transfer:

@@ -6,7 +6,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label, request_client
+from core.auth import actor_label, request_location_scope
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, TransferStatus, Unit
@@ -34,7 +34,13 @@ def _every_location(asked: str | None) -> bool:
 
 
 def _location(request, code: str | None):
-    return selectors.location_for_client(client=request_client(request), code=code)
+    """The location a request names (the default one when None), if its client or staff user may use it."""
+    return selectors.location_for_client(client=request_location_scope(request), code=code)
+
+
+def _every_allowed_location(request):
+    """Every active location the request's client or staff user may use, the default one first."""
+    return selectors.locations_for_client(client=request_location_scope(request))
 
 
 class StockListApi(APIView):
@@ -89,7 +95,7 @@ class StockDetailApi(APIView):
         requested_code = code.strip().upper()
         if _every_location(asked):
             product = selectors.product_resolve(code=code)
-            places = selectors.locations_for_client(client=request_client(request))
+            places = _every_allowed_location(request)
             stocks = selectors.stocks_of_product(product=product, locations=places)
             return Response(stock_all_locations_output(requested_code=requested_code, product=product, stocks=stocks))
         stock = selectors.stock_get_by_code(code=code, location=_location(request, asked))
@@ -203,7 +209,7 @@ class StockMovementsApi(APIView):
         product = selectors.product_resolve(code=code)
         asked = request.query_params.get("location")
         if _every_location(asked):
-            places = selectors.locations_for_client(client=request_client(request))
+            places = _every_allowed_location(request)
             queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
             queryset = selectors.movement_list(product=product, location_id=_location(request, asked).pk)
@@ -294,7 +300,7 @@ class LocationListApi(APIView):
 
     @extend_schema(responses=LocationOutputSerializer(many=True))
     def get(self, request):
-        places = selectors.locations_for_client(client=request_client(request))
+        places = _every_allowed_location(request)
         return Response(LocationOutputSerializer(places, many=True).data)
 
 
@@ -326,7 +332,8 @@ class TransferListCreateApi(APIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        transfer = services.transfer_create(actor=actor_label(request), client=request_client(request), **data.validated_data)
+        transfer = services.transfer_create(actor=actor_label(request), client=request_location_scope(request),
+                                            **data.validated_data)
         return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/transfers/{transfer.pk}"})
 
@@ -339,7 +346,7 @@ class TransferListCreateApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         values = filters.validated_data
-        queryset = selectors.transfer_list(client=request_client(request), location=values.get("location"),
+        queryset = selectors.transfer_list(client=request_location_scope(request), location=values.get("location"),
                                            status=values.get("status"), code=values.get("code"))
         return paginated_response(request=request, queryset=queryset, serializer_class=TransferOutputSerializer,
                                   view=self)
@@ -350,7 +357,7 @@ class TransferDetailApi(APIView):
 
     @extend_schema(responses=TransferOutputSerializer)
     def get(self, request, pk: int):
-        transfer = selectors.transfer_get(transfer_id=pk, client=request_client(request))
+        transfer = selectors.transfer_get(transfer_id=pk, client=request_location_scope(request))
         return Response(TransferOutputSerializer(transfer).data)
 
 
@@ -361,7 +368,8 @@ class TransferReceiveApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request), client=request_client(request))
+        transfer = services.transfer_receive(transfer_id=pk, actor=actor_label(request),
+                                             client=request_location_scope(request))
         return Response(TransferOutputSerializer(transfer).data)
 
 
@@ -372,5 +380,6 @@ class TransferCancelApi(APIView):
 
     @extend_schema(request=None, responses=TransferOutputSerializer)
     def post(self, request, pk: int):
-        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request), client=request_client(request))
+        transfer = services.transfer_cancel(transfer_id=pk, actor=actor_label(request),
+                                            client=request_location_scope(request))
         return Response(TransferOutputSerializer(transfer).data)

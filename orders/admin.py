@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, lines_at
 from orders.models import InvoiceSeries, Order, OrderLine, OrderStep
 from orders.services import orders_retry
 
@@ -10,7 +11,7 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    readonly_fields = ["product", "quantity"]
+    readonly_fields = ["product", "location", "quantity"]
 
 
 class OrderStepInline(admin.TabularInline):
@@ -21,9 +22,12 @@ class OrderStepInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(LocationScopedAdmin, admin.ModelAdmin):
+    """Staff limited to some locations see the orders with a line at one of them, and retry only those
+    whose every line is at theirs."""
+
     list_display = ["id", "status", "invoice_number", "client", "reference", "created_at", "processed_at"]
-    list_filter = ["status"]
+    list_filter = [LocationListFilter, "status"]
     search_fields = ["id", "reference", "idempotency_key"]
     readonly_fields = [f.name for f in Order._meta.fields if f.name != "request_fingerprint"]
     exclude = ["request_fingerprint"]
@@ -36,8 +40,15 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def rows_at(self, queryset, codes):
+        return queryset.filter(lines_at(OrderLine, "order", codes))
+
+    def rows_elsewhere(self, queryset, codes):
+        return queryset.filter(lines_at(OrderLine, "order", codes, inside=False))
+
     @admin.action(description=_("Retry failed orders"))
     def retry(self, request, queryset):
+        queryset = self.rows_acted_on(request, queryset)
         count = orders_retry(order_ids=list(queryset.values_list("id", flat=True)),
                              actor=f"user:{request.user.get_username()}")
         self.message_user(request, _("%(count)d orders queued again.") % {"count": count})

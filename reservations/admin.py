@@ -4,6 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, lines_at
 from reservations import services
 from reservations.models import Reservation, ReservationLine, ReservationStatus
 from reservations.selectors import reservation_effective_status
@@ -12,7 +13,7 @@ from reservations.selectors import reservation_effective_status
 class ReservationLineInline(admin.TabularInline):
     model = ReservationLine
     extra = 0
-    fields = ["product", "quantity"]
+    fields = ["product", "location", "quantity"]
     readonly_fields = fields
     can_delete = False
 
@@ -34,9 +35,12 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(LocationScopedAdmin, admin.ModelAdmin):
+    """Staff limited to some locations see the reservations with a line at one of them, and release only
+    those whose every line is at theirs."""
+
     list_display = ["id", "client", "status", "effective_status", "expires_at", "reference", "created_at"]
-    list_filter = ["status", DueFilter, "client"]
+    list_filter = [LocationListFilter, "status", DueFilter, "client"]
     search_fields = ["id", "reference", "idempotency_key", "lines__product__code"]
     date_hierarchy = "created_at"
     inlines = [ReservationLineInline]
@@ -53,6 +57,12 @@ class ReservationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def rows_at(self, queryset, codes):
+        return queryset.filter(lines_at(ReservationLine, "reservation", codes))
+
+    def rows_elsewhere(self, queryset, codes):
+        return queryset.filter(lines_at(ReservationLine, "reservation", codes, inside=False))
+
     @admin.display(description=_("effective status"))
     def effective_status(self, obj: Reservation) -> str:
         return reservation_effective_status(obj)
@@ -60,6 +70,7 @@ class ReservationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Release selected reservations (units go back on sale)"))
     def release_selected(self, request, queryset):
         released, failed = 0, 0
+        queryset = self.rows_acted_on(request, queryset)
         for reservation_id in list(queryset.filter(status=ReservationStatus.ACTIVE).values_list("pk", flat=True)):
             try:
                 services.reservation_release(reservation_id=reservation_id, client=None,

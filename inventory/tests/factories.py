@@ -55,3 +55,27 @@ class UnifiedCodeFactory(factory.django.DjangoModelFactory):
 
     code = factory.Sequence(lambda n: f"ALIAS-{n:05d}")
     product = factory.SubFactory(ProductFactory)
+
+
+def staff_at(*locations: Location, username: str = "loja"):
+    """A staff user (not a superuser) with every admin permission of the stock apps, listed at these
+    locations: with any, limited to them."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username=username, password="x", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label__in=["inventory", "reservations", "orders", "core"]))
+    for location in locations:
+        location.staff_users.add(user)
+    return user
+
+
+def stores_stocking(*codes: str, on_hand: int = 5) -> tuple[Location, Location]:
+    """Two stores, LOJA-A and LOJA-B, each holding ``on_hand`` units of a new product per code."""
+    store_a, store_b = LocationFactory(code="LOJA-A"), LocationFactory(code="LOJA-B")
+    for code in codes:
+        product = ProductFactory(code=code)
+        stock_at_location(product, store_a, on_hand=on_hand)
+        stock_at_location(product, store_b, on_hand=on_hand)
+    return store_a, store_b
