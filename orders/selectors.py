@@ -2,17 +2,19 @@
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import Count, Min
+from django.db.models import Count, Exists, Min, OuterRef
 from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.models import ApiClient
 from core.pipelines import Backlog
-from orders.models import Order, OrderStatus
+from inventory.selectors import client_location_codes
+from orders.models import Order, OrderLine, OrderStatus
 
 
-def order_get(*, order_id: object, client: ApiClient | None) -> Order:
-    """The order (only the client's own unless client is None) with lines and steps loaded; NotFound otherwise."""
+def order_get(*, order_id: object, client: ApiClient | None, scope: object = None) -> Order:
+    """The order (only the client's own unless client is None, and for a staff scope only one whose every
+    line is at their locations) with lines and steps loaded; NotFound otherwise."""
     try:
         pk = order_id if isinstance(order_id, UUID) else UUID(str(order_id))
     except ValueError:
@@ -20,6 +22,9 @@ def order_get(*, order_id: object, client: ApiClient | None) -> Order:
     qs = Order.objects.prefetch_related("lines__product", "steps").filter(pk=pk)
     if client is not None:
         qs = qs.filter(client=client)
+    allowed = client_location_codes(scope) if scope is not None and scope is not client else None
+    if allowed is not None:
+        qs = qs.exclude(Exists(OrderLine.objects.filter(order=OuterRef("pk")).exclude(location__code__in=allowed)))
     order = qs.first()
     if order is None:
         raise NotFound(_("No such order."), details={"id": str(order_id)})

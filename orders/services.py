@@ -70,12 +70,13 @@ def _hold_while_queued(reservation: Reservation, client: ApiClient | None) -> No
 
 @atomic_with_retry()
 def order_create(*, client: ApiClient | None, reservation_id: object = None, lines: list[dict] | None = None,
-                 idempotency_key: str | None = None, reference: str = "") -> Order:
+                 idempotency_key: str | None = None, reference: str = "", scope: object = None) -> Order:
     """Accept an order for an existing reservation, or reserve ``lines`` and order them in one step.
 
     The order row is written in the caller's transaction with status ``received``; processing is
     queued after commit. With an Idempotency-Key the same request gives back the same order
-    (``replayed`` is set); the same key with another body raises Unprocessable.
+    (``replayed`` is set); the same key with another body raises Unprocessable. ``scope``: the staff
+    user acting (core.auth.request_location_scope), held to their locations.
     """
     if (reservation_id is None) == (lines is None):
         raise ValidationFailed(_("Send either reservation_id or lines."), details={"body": "reservation_id xor lines"})
@@ -91,13 +92,13 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
             return replay
 
     if lines is not None:
-        reservation = reservation_create(client=client, lines=lines, reference=reference)
+        reservation = reservation_create(client=client, lines=lines, reference=reference, scope=scope)
     else:
         try:
             rid = reservation_id if isinstance(reservation_id, UUID) else UUID(str(reservation_id))
         except ValueError:
             raise NotFound(_("No such reservation."), details={"reservation_id": str(reservation_id)}) from None
-        reservation = reservation_lock(reservation_id=rid, client=client)
+        reservation = reservation_lock(reservation_id=rid, client=client, scope=scope)
         if reservation is None:
             raise NotFound(_("No such reservation."), details={"reservation_id": str(reservation_id)})
         if Order.objects.filter(reservation=reservation).exists():

@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import request_client
+from core.auth import request_client, request_location_scope
 from core.errors import ValidationFailed
 from orders.models import Order
 from orders.selectors import order_get
@@ -64,6 +64,7 @@ class OrderCreateApi(APIView):
         values = data.validated_data
         order = order_create(
             client=request_client(request),
+            scope=request_location_scope(request),
             reservation_id=values.get("reservation_id"),
             lines=[dict(line) for line in values["lines"]] if "lines" in values else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
@@ -81,4 +82,5 @@ class OrderDetailApi(APIView):
     @extend_schema(responses={200: inline_serializer("Order", {"id": serializers.UUIDField(),
                                                                "status": serializers.CharField()})})
     def get(self, request, order_id: str):
-        return Response(order_output(order_get(order_id=order_id, client=request_client(request)), with_steps=True))
+        return Response(order_output(order_get(order_id=order_id, client=request_client(request),
+                                             scope=request_location_scope(request)), with_steps=True))

@@ -170,9 +170,11 @@ def _reservation_close(reservation: Reservation, lines: list[ReservationLine], *
     stock_rows_changed(stocks=[], extra_events=[reservation_event(kind, reservation, lines, at=now)])
 
 
-def _locked_or_404(reservation_id: object, client: ApiClient | None) -> tuple[Reservation, list[ReservationLine]]:
-    """The client's reservation, locked, and its lines (also attached to it); NotFound otherwise."""
-    reservation = reservation_lock(reservation_id=reservation_id_parse(reservation_id), client=client)
+def _locked_or_404(reservation_id: object, client: ApiClient | None,
+                   scope: object = None) -> tuple[Reservation, list[ReservationLine]]:
+    """The client's reservation (within the scope's locations), locked, and its lines (also attached to
+    it); NotFound otherwise."""
+    reservation = reservation_lock(reservation_id=reservation_id_parse(reservation_id), client=client, scope=scope)
     if reservation is None:
         raise NotFound(_("No such reservation."), details={"id": str(reservation_id)})
     lines = _lines_load(reservation)
@@ -620,6 +622,7 @@ def reservation_create(
     location: str | None = None,
     locations: list[str] | None = None,
     allow_split: bool = False,
+    scope: object = None,
 ) -> Reservation:
     """Reserve every line or none. Lines are {"code", "quantity", optional "location"}; codes may be
     aliases; duplicates merge. ``location`` is the cart's location (a line's own wins), the default
@@ -628,7 +631,8 @@ def reservation_create(
     several (reservation_locations_pick).
 
     Raises InsufficientStock listing every short line with its real available quantity, and
-    LocationForbidden for a location the client may not use. With an idempotency key, the same key
+    LocationForbidden for a location the client (or ``scope``, the staff user acting, see
+    core.auth.request_location_scope) may not use. With an idempotency key, the same key
     and request give back the first reservation (``replayed`` is set on it); the same key with
     another request raises Unprocessable.
     """
@@ -646,7 +650,8 @@ def reservation_create(
     now = timezone.now()
     reservation = reservation_new(client=client, ttl=ttl_checked, reference=reference, now=now,
                                   idempotency_key=key, fingerprint=fingerprint)
-    if not auto and client_location_codes(client) is None:
+    limits = client if scope is None else scope
+    if not auto and client_location_codes(limits) is None:
         stocks = _reserve_plain(reservation=reservation, lines=cleaned)
         if stocks is not None:
             # RESERVE_SQL reserved only because no alert level moves: nothing for the alerts to evaluate.
@@ -656,13 +661,13 @@ def reservation_create(
     # The general path: also how a refused plain attempt finds out exactly what was wrong.
     found = _products_for(cleaned)
     if choice is None:
-        wanted = _wanted_at_named(cleaned, found, client)
+        wanted = _wanted_at_named(cleaned, found, limits)
         stocks = stock_rows_lock(keys=set(wanted))
     else:
         per_product: dict[int, int] = {}
         for code, quantity, _location in cleaned:
             per_product[found[code].pk] = per_product.get(found[code].pk, 0) + quantity
-        places = _candidates(choice, client)
+        places = _candidates(choice, limits)
         locked = stocks_lock(keys={(pid, place.pk) for pid in per_product for place in places})
         stocks = {(s.product_id, s.location_id): s for s in locked}
         wanted = reservation_locations_pick(wanted=per_product, places=places, stocks=stocks,
@@ -678,8 +683,9 @@ def reservation_create(
 # ---------------------------------------------------------------- confirm, release, extend
 
 @atomic_with_retry()
-def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str) -> Reservation:
-    reservation, lines = _locked_or_404(reservation_id, client)
+def _reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str,
+                         scope: object = None) -> Reservation:
+    reservation, lines = _locked_or_404(reservation_id, client, scope)
     now = timezone.now()
     if reservation.status == ReservationStatus.CONFIRMED:
         return reservation
@@ -709,22 +715,25 @@ def _gone(reservation: Reservation) -> Gone:
                          "expired_at": reservation.expires_at.isoformat()})
 
 
-def reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str = "") -> Reservation:
+def reservation_confirm(*, reservation_id: UUID, client: ApiClient | None, actor: str = "",
+                        scope: object = None) -> Reservation:
     """Turn held units into a sale (on_hand and reserved both drop, SALE ledger rows name the reservation).
 
     Confirming twice gives the same confirmed reservation. A released one raises Conflict. One past
     ``expires_at`` is expired on the spot (its units return, committed) and Gone is raised.
     """
-    reservation = _reservation_confirm(reservation_id=reservation_id, client=client, actor=_actor(client, actor))
+    reservation = _reservation_confirm(reservation_id=reservation_id, client=client, actor=_actor(client, actor),
+                                       scope=scope)
     if reservation.status == ReservationStatus.EXPIRED:
         raise _gone(reservation)
     return reservation
 
 
 @atomic_with_retry()
-def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor: str = "") -> Reservation:
+def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor: str = "",
+                        scope: object = None) -> Reservation:
     """Give the units back. Releasing again, or releasing an expired one, changes nothing; a confirmed one is a Conflict."""
-    reservation, lines = _locked_or_404(reservation_id, client)
+    reservation, lines = _locked_or_404(reservation_id, client, scope)
     if reservation.status == ReservationStatus.CONFIRMED:
         raise Conflict(_("This reservation is confirmed; it can no longer be released."),
                        details={"id": str(reservation.pk), "status": "confirmed"})
@@ -736,8 +745,9 @@ def reservation_release(*, reservation_id: UUID, client: ApiClient | None, actor
 
 
 @atomic_with_retry()
-def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta) -> Reservation:
-    reservation, lines = _locked_or_404(reservation_id, client)
+def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta,
+                        scope: object = None) -> Reservation:
+    reservation, lines = _locked_or_404(reservation_id, client, scope)
     if reservation.status in (ReservationStatus.CONFIRMED, ReservationStatus.RELEASED):
         raise Conflict(_("This reservation is %(status)s; only active ones can be extended.")
                        % {"status": reservation.get_status_display()},
@@ -761,10 +771,11 @@ def _reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: 
     return reservation
 
 
-def reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta) -> Reservation:
+def reservation_extend(*, reservation_id: UUID, client: ApiClient | None, ttl: timedelta,
+                       scope: object = None) -> Reservation:
     """Hold the units until now + ttl (never shortening), within the configured lifetime; Gone if already due."""
     ttl = ttl_validate(ttl)
-    reservation = _reservation_extend(reservation_id=reservation_id, client=client, ttl=ttl)
+    reservation = _reservation_extend(reservation_id=reservation_id, client=client, ttl=ttl, scope=scope)
     if reservation.status == ReservationStatus.EXPIRED:
         raise _gone(reservation)
     return reservation

@@ -8,7 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label, request_client
+from core.auth import actor_label, request_client, request_location_scope
 from core.errors import ValidationFailed
 from core.pagination import StandardPagination, paginated_response
 from reservations import selectors, services
@@ -106,7 +106,7 @@ class ReservationListCreateApi(APIView):
         if not isinstance(reference, str):
             raise ValidationFailed(_("reference must be a string."), details={"reference": reference})
         reservation = services.reservation_create(
-            client=request_client(request), lines=lines, ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
+            client=request_client(request), scope=request_location_scope(request), lines=lines, ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"), reference=reference,
             location=data.get("location"), locations=data.get("locations"), allow_split=data.get("allow_split", False),
         )
@@ -121,7 +121,7 @@ class ReservationListCreateApi(APIView):
         if wanted is not None and wanted not in ReservationStatus.values:
             raise ValidationFailed(_("Unknown status."),
                                    details={"status": wanted, "allowed": ReservationStatus.values})
-        queryset = selectors.reservation_list(client=request_client(request), status=wanted)
+        queryset = selectors.reservation_list(client=request_client(request), scope=request_location_scope(request), status=wanted)
         return paginated_response(request=request, queryset=queryset, serializer_class=_PlainOutput, view=self)
 
 
@@ -137,7 +137,7 @@ class ReservationDetailApi(APIView):
 
     @extend_schema(responses=ReservationOutputSerializer)
     def get(self, request, reservation_id):
-        reservation = selectors.reservation_get(reservation_id=reservation_id, client=request_client(request))
+        reservation = selectors.reservation_get(reservation_id=reservation_id, client=request_client(request), scope=request_location_scope(request))
         return Response(reservation_output(reservation))
 
 
@@ -149,7 +149,7 @@ class ReservationConfirmApi(APIView):
     @extend_schema(request=None, responses=ReservationOutputSerializer)
     def post(self, request, reservation_id):
         reservation = services.reservation_confirm(
-            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+            reservation_id=reservation_id, client=request_client(request), scope=request_location_scope(request), actor=actor_label(request))
         return Response(reservation_output(reservation))
 
 
@@ -159,7 +159,7 @@ class ReservationReleaseApi(APIView):
     @extend_schema(request=None, responses=ReservationOutputSerializer)
     def post(self, request, reservation_id):
         reservation = services.reservation_release(
-            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+            reservation_id=reservation_id, client=request_client(request), scope=request_location_scope(request), actor=actor_label(request))
         return Response(reservation_output(reservation))
 
 
@@ -173,7 +173,7 @@ class ReservationExtendApi(APIView):
         data = self.InputSerializer(data=_body(request))
         data.is_valid(raise_exception=True)
         ttl = services.ttl_from_seconds(data.validated_data["ttl_seconds"])
-        reservation = services.reservation_extend(reservation_id=reservation_id, client=request_client(request), ttl=ttl)
+        reservation = services.reservation_extend(reservation_id=reservation_id, client=request_client(request), scope=request_location_scope(request), ttl=ttl)
         return Response(reservation_output(reservation))
 
 
@@ -200,7 +200,7 @@ class StockReserveApi(APIView):
             raise ValidationFailed(_("The body must be a JSON object."))
         quantity = data.get("quantity", 1)
         reservation = services.reservation_create(
-            client=request_client(request), lines=[{"code": sku, "quantity": quantity}],
+            client=request_client(request), scope=request_location_scope(request), lines=[{"code": sku, "quantity": quantity}],
             ttl=services.ttl_from_seconds(data.get("ttl_seconds")),
             idempotency_key=request.headers.get("Idempotency-Key"), location=data.get("location"),
         )
@@ -222,5 +222,5 @@ class StockConfirmApi(APIView):
         if not isinstance(reservation_id, str) or not reservation_id:
             raise ValidationFailed(_("reservation_id is required."), details={"reservation_id": "required"})
         reservation = services.reservation_confirm(
-            reservation_id=reservation_id, client=request_client(request), actor=actor_label(request))
+            reservation_id=reservation_id, client=request_client(request), scope=request_location_scope(request), actor=actor_label(request))
         return Response({"reservation_id": str(reservation.pk), "status": reservation.status})
