@@ -2,10 +2,12 @@
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Case, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.utils.translation import gettext as _
 
 from core.errors import LocationForbidden, NotFound, UnknownCode, UnknownLocation
+from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.models import (
     SEARCH_ORDER,
@@ -122,6 +124,26 @@ def locations_for_client(*, client) -> list[Location]:
     default_id = location_default_id()
     places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
     return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+
+
+def locations_for_stream(*, client, codes: list[str] | None, every: bool = False) -> list[str]:
+    """The location codes a live stream or snapshot follows: ``every`` location the client may use,
+    the ``codes`` asked (UnknownLocation / LocationForbidden as for one), or the default one when None."""
+    if every:
+        return [loc.code for loc in locations_for_client(client=client)]
+    if codes is None:
+        return [location_for_client(client=client, code=None).code]
+    location_default_id()  # the default location may be named before anything made sure it exists
+    places = locations_resolve_many(codes=codes)
+    client_locations_check(client=client, locations=places)
+    return [loc.code for loc in places]
+
+
+def ws_principal_client(principal: dict):
+    """The API client or staff user a WebSocket ticket was issued to ({"kind", "id"}), or None when gone:
+    what its socket may follow is what that client may read."""
+    model = ApiClient if principal.get("kind") == "client" else get_user_model()
+    return model.objects.filter(pk=principal.get("id")).first()
 
 
 def location_list(*, active_only: bool = True) -> QuerySet[Location]:
