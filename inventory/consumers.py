@@ -177,7 +177,8 @@ class StockConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(ws_principal_client)(self.principal)
 
     async def _locations(self, codes: list[str] | None, every: bool) -> list[str]:
-        return await database_sync_to_async(locations_for_stream)(client=self.client, codes=codes, every=every)
+        places = await database_sync_to_async(locations_for_stream)(client=self.client, codes=codes, every=every)
+        return [place.code for place in places]
 
     async def _refuse(self, code: str, message: str, details: dict, close_code: int) -> None:
         """Say why in an error frame, then close: the socket was asked for locations it cannot follow."""

@@ -126,17 +126,17 @@ def locations_for_client(*, client) -> list[Location]:
     return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
 
 
-def locations_for_stream(*, client, codes: list[str] | None, every: bool = False) -> list[str]:
-    """The location codes a live stream or snapshot follows: ``every`` location the client may use,
-    the ``codes`` asked (UnknownLocation / LocationForbidden as for one), or the default one when None."""
+def locations_for_stream(*, client, codes: list[str] | None, every: bool = False) -> list[Location]:
+    """The locations a live stream or snapshot follows: ``every`` location the client may use, the
+    ``codes`` asked (UnknownLocation / LocationForbidden as for one), or the default one when None."""
     if every:
-        return [loc.code for loc in locations_for_client(client=client)]
+        return locations_for_client(client=client)
     if codes is None:
-        return [location_for_client(client=client, code=None).code]
+        return [location_for_client(client=client, code=None)]
     location_default_id()  # the default location may be named before anything made sure it exists
     places = locations_resolve_many(codes=codes)
     client_locations_check(client=client, locations=places)
-    return [loc.code for loc in places]
+    return places
 
 
 def ws_principal_client(principal: dict):
@@ -182,10 +182,16 @@ def stock_list(
     search: str | None = None,
     active_only: bool = True,
     location_id: int | None = None,
+    location_ids: list[int] | None = None,
 ) -> QuerySet[Stock]:
-    """Stock rows at one location (the default one when None), by product code."""
-    qs = (Stock.objects.select_related("product", "location").filter(location_id=location_id or location_default_id())
-          .order_by("product__code"))
+    """Stock rows at one location (the default one when None), by product code; or at several
+    (``location_ids``), by product code then location code."""
+    if location_ids is not None:
+        qs = (Stock.objects.select_related("product", "location").filter(location_id__in=location_ids)
+              .order_by("product__code", "location__code"))
+    else:
+        qs = (Stock.objects.select_related("product", "location")
+              .filter(location_id=location_id or location_default_id()).order_by("product__code"))
     if active_only:
         qs = qs.filter(product__active=True)
     if category:
@@ -197,14 +203,15 @@ def stock_list(
     if search and search.strip():
         # Best match first (see inventory.models.product_search), then by code as without a search.
         match, ranks = product_search(search, path="product__")
-        qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code")
+        qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code", "location__code")
     return qs
 
 
 def stock_with_projection(qs: QuerySet[Stock]) -> QuerySet[Stock]:
     """``qs`` with each product's stockout day and lowest balance in 7 days from its projection summary
-    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN."""
-    computed = {"product__projection__computed_at__isnull": False}
+    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN.
+    The summary follows the default location's stock, so rows at other locations get None."""
+    computed = {"product__projection__computed_at__isnull": False, "location_id": location_default_id()}
     return qs.annotate(
         stockout_date=Case(When(**computed, then=F("product__projection__stockout_date")), default=None),
         min_balance_7d=Case(When(**computed, then=F("product__projection__min_balance_7d")), default=None),
