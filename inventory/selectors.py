@@ -218,9 +218,13 @@ def stock_with_projection(qs: QuerySet[Stock]) -> QuerySet[Stock]:
     )
 
 
-def movement_recent(*, limit: int) -> list[StockMovement]:
-    """The newest ``limit`` ledger rows of all products, newest first, product loaded (created_at index)."""
-    return list(StockMovement.objects.select_related("product").order_by("-created_at", "-id")[:limit])
+def movement_recent(*, limit: int, location_ids: list[int] | None = None) -> list[StockMovement]:
+    """The newest ``limit`` ledger rows of all products (at these locations, or anywhere when None),
+    newest first, product and location loaded (created_at index)."""
+    qs = StockMovement.objects.select_related("product", "location").order_by("-created_at", "-id")
+    if location_ids is not None:
+        qs = qs.filter(location_id__in=location_ids)
+    return list(qs[:limit])
 
 
 def stock_empty(*, product: Product, location: Location) -> Stock:
