@@ -32,6 +32,14 @@ async def _socket_of(user, path: str):
     return communicator
 
 
+async def _only_stock_event(communicator, *, location: str, on_hand: int) -> None:
+    """The next stock event is this one, and nothing else comes; then the socket is closed."""
+    event = await _next_of_type(communicator, "stock.changed")
+    assert (event["location"], event["on_hand"]) == (location, on_hand)
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
 async def test_socket_without_locations_follows_the_default_one_only(staff_user):
     dark = await sync_to_async(LocationFactory)(code="DARK-ZS")
     product = await sync_to_async(_product_at)(dark)
@@ -41,10 +49,7 @@ async def test_socket_without_locations_follows_the_default_one_only(staff_user)
     await sync_to_async(stock_receive)(code=product.code, quantity=1, location="DARK-ZS")
     await sync_to_async(stock_receive)(code=product.code, quantity=2)
 
-    event = await _next_of_type(communicator, "stock.changed")
-    assert (event["location"], event["on_hand"]) == ("PRINCIPAL", 7)
-    assert await communicator.receive_nothing(timeout=0.3)
-    await communicator.disconnect()
+    await _only_stock_event(communicator, location="PRINCIPAL", on_hand=7)
 
 
 async def test_locations_parameter_follows_only_those_locations(staff_user):
@@ -130,10 +135,7 @@ async def test_limited_staff_with_all_follows_only_their_locations(django_user_m
     await sync_to_async(stock_receive)(code=product.code, quantity=1)
     await sync_to_async(stock_receive)(code=product.code, quantity=3, location="DARK-ZS")
 
-    event = await _next_of_type(communicator, "stock.changed")
-    assert (event["location"], event["on_hand"]) == ("DARK-ZS", 8)
-    assert await communicator.receive_nothing(timeout=0.3)
-    await communicator.disconnect()
+    await _only_stock_event(communicator, location="DARK-ZS", on_hand=8)
 
 
 async def test_ticket_of_a_limited_client_follows_its_locations_only():
@@ -164,10 +166,7 @@ async def test_subscribe_message_moves_the_socket_to_other_locations(staff_user)
     await sync_to_async(stock_receive)(code=product.code, quantity=2)
     await sync_to_async(stock_receive)(code=product.code, quantity=1, location="DARK-ZS")
 
-    event = await _next_of_type(communicator, "stock.changed")
-    assert (event["location"], event["on_hand"]) == ("DARK-ZS", 6)
-    assert await communicator.receive_nothing(timeout=0.3)
-    await communicator.disconnect()
+    await _only_stock_event(communicator, location="DARK-ZS", on_hand=6)
 
 
 async def test_refused_subscribe_message_keeps_the_subscription_it_had(django_user_model):
