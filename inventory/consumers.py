@@ -43,7 +43,6 @@ CLOSE_TRY_AGAIN = 4503
 # error frame before the close names them (an HTTP-like code, as 4401 is).
 CLOSE_UNKNOWN_LOCATION = 4400
 CLOSE_LOCATION_FORBIDDEN = 4403
-LOCATIONS_ALL = "all"
 MAX_LOCATIONS = 100
 MAX_CATEGORIES = 50
 MAX_CATEGORY_LENGTH = 100
@@ -59,20 +58,16 @@ def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _locations_asked(value) -> tuple[list[str] | None, bool]:
-    """(codes, every) from ``locations`` (a list, or "all"): (None, False) when it names none."""
+def _locations_asked(value) -> list[str] | None:
+    """The codes ``locations`` names (a list, or "all" as such or alone in a list); None when absent."""
     if value is None:
-        return None, False
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list) and [str(v).strip().lower() for v in value] == [LOCATIONS_ALL]:
-        return None, True
-    codes = _as_list(value, "locations")
+        return None
+    codes = _as_list([value] if isinstance(value, str) else value, "locations")
     if not codes:
         raise InvalidSubscription(_('locations must name at least one location, or be "all".'))
     if len(codes) > MAX_LOCATIONS:
         raise InvalidSubscription(_("At most %(count)s locations per socket.") % {"count": MAX_LOCATIONS})
-    return codes, False
+    return codes
 
 
 def _as_list(value, name: str) -> list[str]:
@@ -119,7 +114,7 @@ class StockConsumer(AsyncWebsocketConsumer):
             if self.client is None:  # the ticket's client or user is gone
                 await self.close(code=CLOSE_UNAUTHENTICATED)
                 return
-            self.locations = await self._locations(*_locations_asked(None if asked is None else _split(asked)))
+            self.locations = await self._locations(_locations_asked(None if asked is None else _split(asked)))
         except InvalidSubscription as exc:
             await self._refuse("invalid_subscription", str(exc), {}, CLOSE_UNKNOWN_LOCATION)
             return
@@ -176,8 +171,9 @@ class StockConsumer(AsyncWebsocketConsumer):
             return self.scope["user"]
         return await database_sync_to_async(ws_principal_client)(self.principal)
 
-    async def _locations(self, codes: list[str] | None, every: bool) -> list[str]:
-        places = await database_sync_to_async(locations_for_stream)(client=self.client, codes=codes, every=every)
+    async def _locations(self, codes: list[str] | None) -> list[str]:
+        """The codes of the locations asked (``["all"]``: every one the principal may use; None: the default one)."""
+        places = await database_sync_to_async(locations_for_stream)(client=self.client, codes=codes)
         return [place.code for place in places]
 
     async def _refuse(self, code: str, message: str, details: dict, close_code: int) -> None:
@@ -206,11 +202,8 @@ class StockConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "pong", "server_time": timezone.now().isoformat()})
         elif action == "subscribe":
             try:
-                codes, every = _locations_asked(content.get("locations"))
-                if codes is not None or every:
-                    locations = await self._locations(codes, every)
-                else:
-                    locations = self.locations
+                asked = _locations_asked(content.get("locations"))
+                locations = self.locations if asked is None else await self._locations(asked)
                 await self._subscribe(
                     locations=locations,
                     everything=content.get("all") is True,

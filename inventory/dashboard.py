@@ -1,4 +1,4 @@
-"""The staff dashboard: its page (live stock table by location, event feed, counters, per-SKU chart) and the feed's last events."""
+"""The staff dashboard: its page (live stock by location, feed, counters, per-SKU chart) and the feed's last events."""
 from datetime import datetime
 from typing import Any
 
@@ -157,6 +157,4 @@ class DashboardEventsApi(APIView):
         codes = [c.strip() for c in (asked or "").split(",") if c.strip()]
         if not codes and client_location_codes(user) is None:
             return None
-        every = not codes or [c.casefold() for c in codes] == ["all"]
-        places = locations_for_stream(client=user, codes=None if every else codes, every=every)
-        return [place.pk for place in places]
+        return [place.pk for place in locations_for_stream(client=user, codes=codes or ["all"])]

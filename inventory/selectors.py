@@ -126,10 +126,11 @@ def locations_for_client(*, client) -> list[Location]:
     return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
 
 
-def locations_for_stream(*, client, codes: list[str] | None, every: bool = False) -> list[Location]:
-    """The locations a live stream or snapshot follows: ``every`` location the client may use, the
-    ``codes`` asked (UnknownLocation / LocationForbidden as for one), or the default one when None."""
-    if every:
+def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
+    """The locations a live stream or snapshot follows: the ``codes`` asked (UnknownLocation /
+    LocationForbidden as for one), every location the client may use for ``["all"]``, or the default
+    one when None."""
+    if codes is not None and [code_normalise(c) for c in codes] == ["ALL"]:
         return locations_for_client(client=client)
     if codes is None:
         return [location_for_client(client=client, code=None)]

@@ -201,10 +201,7 @@ class StockSnapshotApi(APIView):
         """``stock_list``'s location argument: one location (as before) or the set ``locations`` names."""
         if "locations" not in values:
             return {"location_id": _location(request, values.get("location")).pk}
-        codes = values["locations"]
-        every = [c.upper() for c in codes] == [LOCATION_ALL]
-        places = selectors.locations_for_stream(client=request_location_scope(request), codes=None if every else codes,
-                                                every=every)
+        places = selectors.locations_for_stream(client=request_location_scope(request), codes=values["locations"])
         return {"location_ids": [place.pk for place in places]}
 
 

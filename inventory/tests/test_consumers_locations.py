@@ -201,7 +201,8 @@ async def test_reservation_event_reaches_each_line_location_once(staff_user):
 
     await sync_to_async(realtime_publish)([event])
     await sync_to_async(realtime_publish)([{**event, "reservation_id": "r-2", "lines": [
-        {"code": "A-1", "location": "DARK-ZS", "quantity": 1}, {"code": "A-1", "location": "PRINCIPAL", "quantity": 1}]}])
+        {"code": "A-1", "location": "DARK-ZS", "quantity": 1},
+        {"code": "A-1", "location": "PRINCIPAL", "quantity": 1}]}])
 
     assert (await _next_of_type(at_dark, "reservation.created"))["reservation_id"] == "r-1"
     assert (await _next_of_type(at_dark, "reservation.created"))["reservation_id"] == "r-2"

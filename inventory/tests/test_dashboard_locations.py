@@ -1,4 +1,4 @@
-"""Tests of the dashboard's server side by location: which locations the page shows, and the feed's last events there."""
+"""Tests of the dashboard's server side by location: the locations the page shows, and the feed's last events there."""
 import json
 
 import pytest
@@ -29,7 +29,8 @@ def _page_config(client, path="/dashboard/"):
     response = client.get(path)
     assert response.status_code == 200
     html = response.content.decode()
-    start = html.index('id="dashboard-config" type="application/json">') + len('id="dashboard-config" type="application/json">')
+    marker = 'id="dashboard-config" type="application/json">'
+    start = html.index(marker) + len(marker)
     return json.loads(html[start:html.index("</script>", start)]), html
 
 
