@@ -19,7 +19,7 @@ def dark():
 
 
 @pytest.fixture
-def limited(django_user_model, dark):
+def manager_zs(django_user_model, dark):
     user = django_user_model.objects.create_user(username="gerente-zs", password="x-pass-123", is_staff=True)
     dark.staff_users.add(user)
     return user
@@ -63,9 +63,9 @@ def test_page_of_a_single_location_install_has_no_picker(client, staff_user):
     assert config["selected"] == ["PRINCIPAL"] and 'id="locations"' not in html
 
 
-def test_limited_staff_see_only_their_locations_and_unknown_or_foreign_ones_are_named(client, limited):
+def test_limited_staff_see_only_their_locations_and_unknown_or_foreign_ones_are_named(client, manager_zs):
     LocationFactory(code="DARK-ZN")
-    client.force_login(limited)
+    client.force_login(manager_zs)
 
     config, _ = _page_config(client)
     asked, html = _page_config(client, "/dashboard/?locations=DARK-ZN,NOWHERE")
@@ -94,10 +94,10 @@ def test_events_at_a_location_hold_its_movements_and_the_reservation_lines_there
     assert {e.get("location") for e in everywhere if e["type"].startswith("movement")} == {"PRINCIPAL", "DARK-ZS"}
 
 
-def test_events_of_limited_staff_stay_within_their_locations(client, limited):
+def test_events_of_limited_staff_stay_within_their_locations(client, manager_zs):
     product = ProductFactory(code="FEED-2", on_hand=10)
-    stock_at_location(product, limited.stock_locations.get(), on_hand=5)
-    client.force_login(limited)
+    stock_at_location(product, manager_zs.stock_locations.get(), on_hand=5)
+    client.force_login(manager_zs)
 
     items = client.get(URL).json()["items"]
     refused = client.get(URL, {"locations": "PRINCIPAL"})

@@ -99,3 +99,16 @@ def test_projection_columns_follow_the_default_location_only(reader, dark):
 
     assert [(i["location"], i["stockout_date"]) for i in body["items"]] == [
         ("DARK-ZS", None), ("PRINCIPAL", stockout.isoformat())]
+
+
+def test_snapshot_for_a_staff_session_limited_to_a_store_keeps_to_it(limited, stores):
+    store_a, store_b = stores
+    product = ProductFactory(code="SNAP-7", on_hand=7)
+    stock_at_location(product, store_a, on_hand=1)
+    stock_at_location(product, store_b, on_hand=2)
+
+    every = _rows(limited.get("/api/v1/stock/snapshot", {"locations": "all"}))
+    refused = limited.get("/api/v1/stock/snapshot", {"locations": "LOJA-A,LOJA-B"})
+
+    assert every == [("SNAP-7", "LOJA-A", 1, 1)]
+    assert refused.status_code == 403 and refused.json()["error"]["details"]["locations"] == ["LOJA-B"]
