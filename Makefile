@@ -37,7 +37,8 @@ check-browser:
 	@scripts/ensure_chromium.sh
 
 # The realtime tests once more on the channels-redis core layer, the other CHANNEL_LAYER_BACKEND (docs/realtime.md).
-REALTIME_TESTS := inventory/tests/test_consumers.py inventory/tests/test_consumers_daphne.py \
+REALTIME_TESTS := inventory/tests/test_consumers.py inventory/tests/test_consumers_locations.py \
+	inventory/tests/test_consumers_daphne.py \
 	inventory/tests/test_realtime.py core/tests/test_fanout.py orders/tests/test_realtime.py
 
 test: install-dev check-services check-browser

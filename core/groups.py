@@ -4,28 +4,57 @@ Channels accepts group names of ASCII letters, digits, ``-``, ``_`` and ``.``, s
 characters. Product codes may hold ``/`` and categories are free text (accents, spaces), so
 anything outside the safe alphabet is replaced by a digest under a different prefix: two distinct
 codes or categories never share a group.
+
+Every group belongs to one location, so a socket that follows location A is never handed B's
+traffic. The default location (``DEFAULT_LOCATION_CODE``) keeps the names it had before locations
+existed (``stock.all``, ``stock.code.<CODE>``, ...); another location's names carry it
+(``stock.l.<LOC>.all``, ``stock.l.<LOC>.code.<CODE>``, ...). An event that names no location belongs
+to the default one, as every route that names none does.
 """
 import hashlib
 import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+
 GROUP_ALL = "stock.all"
-_CODE_PREFIX = "stock.code."
-_CODE_DIGEST_PREFIX = "stock.codeh."
-_CATEGORY_PREFIX = "stock.cath."
+_CODE_PREFIX = "code."
+_CODE_DIGEST_PREFIX = "codeh."
+_CATEGORY_PREFIX = "cath."
+_ALL = "all"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Short enough that a location prefix plus the longest safe code stays under 100 characters.
+_SAFE_LOCATION = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def group_for_code(code: str) -> str:
-    """The group of one canonical product code (already normalised by the caller)."""
+def _default_location() -> str:
+    return settings.DEFAULT_LOCATION_CODE
+
+
+def _prefix(location: str | None) -> str:
+    """``stock.`` for the default location (and None), ``stock.l.<LOC>.`` (or a digest) for another."""
+    if not location or location == _default_location():
+        return "stock."
+    if _SAFE_LOCATION.match(location):
+        return f"stock.l.{location}."
+    return f"stock.lh.{_digest(location)[:16]}."
+
+
+def group_all(location: str | None = None) -> str:
+    """Every event of one location (the default one when None)."""
+    return _prefix(location) + _ALL
+
+
+def group_for_code(code: str, location: str | None = None) -> str:
+    """The group of one canonical product code (already normalised by the caller) at one location."""
     if _SAFE.match(code):
-        return _CODE_PREFIX + code
-    return _CODE_DIGEST_PREFIX + _digest(code)
+        return _prefix(location) + _CODE_PREFIX + code
+    return _prefix(location) + _CODE_DIGEST_PREFIX + _digest(code)
 
 
 def category_key(category: str) -> str:
@@ -33,30 +62,43 @@ def category_key(category: str) -> str:
     return " ".join(category.split()).casefold()
 
 
-def group_for_category(category: str) -> str:
-    return _CATEGORY_PREFIX + _digest(category_key(category))
+def group_for_category(category: str, location: str | None = None) -> str:
+    return _prefix(location) + _CATEGORY_PREFIX + _digest(category_key(category))
 
 
-def _event_codes(event: dict[str, Any]) -> list[str]:
-    codes = []
+def _event_places(event: dict[str, Any]) -> dict[str, list[str]]:
+    """{location code: the product codes the event names there}; a line without a location is at the
+    event's, and an event without one is at the default location."""
+    own = str(event.get("location") or _default_location())
+    places: dict[str, list[str]] = {}
     if event.get("code"):
-        codes.append(str(event["code"]))
+        places.setdefault(own, []).append(str(event["code"]))
     for line in event.get("lines") or ():
         if isinstance(line, dict) and line.get("code"):
-            codes.append(str(line["code"]))
-    return list(dict.fromkeys(codes))
+            places.setdefault(str(line.get("location") or own), []).append(str(line["code"]))
+    return {location: list(dict.fromkeys(codes)) for location, codes in places.items()} or {own: []}
 
 
 def groups_for_event(event: dict[str, Any]) -> list[str]:
-    """Every group an event goes to: everyone, each code it names, and its category when it has one."""
-    groups = [GROUP_ALL]
-    groups += [group_for_code(code) for code in _event_codes(event)]
-    if event.get("category"):
-        groups.append(group_for_category(str(event["category"])))
+    """Every group an event goes to, at each location it names: everyone there, each code it names
+    there, and its category when it has one."""
+    groups = []
+    for location, codes in _event_places(event).items():
+        groups.append(group_all(location))
+        groups += [group_for_code(code, location) for code in codes]
+        if event.get("category"):
+            groups.append(group_for_category(str(event["category"]), location))
     return groups
 
 
-def groups_for_subscription(*, codes: Iterable[str] = (), categories: Iterable[str] = (), everything: bool) -> set[str]:
-    if everything:
-        return {GROUP_ALL}
-    return {group_for_code(c) for c in codes} | {group_for_category(c) for c in categories}
+def groups_for_subscription(*, codes: Iterable[str] = (), categories: Iterable[str] = (), everything: bool,
+                            locations: Iterable[str | None] = (None,)) -> set[str]:
+    """The groups of a socket's subscription at each of its locations (the default one unless named)."""
+    codes, categories = list(codes), list(categories)
+    groups: set[str] = set()
+    for location in locations:
+        if everything:
+            groups.add(group_all(location))
+            continue
+        groups |= {group_for_code(c, location) for c in codes} | {group_for_category(c, location) for c in categories}
+    return groups

@@ -6,7 +6,9 @@ JSON text frames exactly as the publisher serialised them; ``interrupted`` and `
 process's stream lost events and is back (reload the snapshot). Batches reach the socket through the
 process's fan-out hub (core/fanout.py), which calls ``relay_batch`` directly: a socket has no
 channel-layer channel of its own. Under Daphne the batch's frames, encoded once by the hub, go
-straight to the connection (``DaphneFrameWriter``); elsewhere through the ASGI send.
+straight to the connection (``DaphneFrameWriter``); elsewhere through the ASGI send. A socket follows
+some locations (``?locations=``; the default one when it names none) and joins only their groups, so
+other locations' traffic never reaches it.
 """
 import asyncio
 import json
@@ -17,6 +19,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
@@ -24,9 +27,10 @@ from redis.exceptions import RedisError
 from core.fanout import (
     FRAME_WRITER_SCOPE_KEY, STREAM_INTERRUPTED, DaphneFrameWriter, EncodedBatch, fanout_hub, websocket_text_frame,
 )
+from core.errors import LocationForbidden, UnknownLocation
 from core.groups import category_key, groups_for_subscription
 from core.jsoninput import json_input_loads
-from inventory.selectors import products_resolve_many
+from inventory.selectors import locations_for_stream, products_resolve_many, ws_principal_client
 from inventory.ws_tickets import ws_ticket_redeem
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,11 @@ SUBPROTOCOL = "stockpulse.v1"
 TICKET_SUBPROTOCOL_PREFIX = "ticket."
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TRY_AGAIN = 4503
+# A location the socket asked for in its URL is no active location / is not the principal's: the
+# error frame before the close names them (an HTTP-like code, as 4401 is).
+CLOSE_UNKNOWN_LOCATION = 4400
+CLOSE_LOCATION_FORBIDDEN = 4403
+MAX_LOCATIONS = 100
 MAX_CATEGORIES = 50
 MAX_CATEGORY_LENGTH = 100
 # Enough to cover one batch delivered through several of the socket's groups.
@@ -47,6 +56,18 @@ class InvalidSubscription(ValueError):
 
 def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _locations_asked(value) -> list[str] | None:
+    """The codes ``locations`` names (a list, or "all" as such or alone in a list); None when absent."""
+    if value is None:
+        return None
+    codes = _as_list([value] if isinstance(value, str) else value, "locations")
+    if not codes:
+        raise InvalidSubscription(_('locations must name at least one location, or be "all".'))
+    if len(codes) > MAX_LOCATIONS:
+        raise InvalidSubscription(_("At most %(count)s locations per socket.") % {"count": MAX_LOCATIONS})
+    return codes
 
 
 def _as_list(value, name: str) -> list[str]:
@@ -68,6 +89,7 @@ class StockConsumer(AsyncWebsocketConsumer):
         self.subscription: dict = {}
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.heartbeat_task: asyncio.Task | None = None
+        self.locations: list[str] = []
         self.frame_writer: DaphneFrameWriter | None = None
         offered = self.scope.get("subprotocols") or []
         try:
@@ -86,6 +108,24 @@ class StockConsumer(AsyncWebsocketConsumer):
         if writer is not None and writer.usable():
             self.frame_writer = writer
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        asked = query.get("locations")
+        try:
+            self.client = await self._client()
+            if self.client is None:  # the ticket's client or user is gone
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            self.locations = await self._locations(_locations_asked(None if asked is None else _split(asked)))
+        except InvalidSubscription as exc:
+            await self._refuse("invalid_subscription", str(exc), {}, CLOSE_UNKNOWN_LOCATION)
+            return
+        except (UnknownLocation, LocationForbidden) as exc:
+            close = CLOSE_LOCATION_FORBIDDEN if isinstance(exc, LocationForbidden) else CLOSE_UNKNOWN_LOCATION
+            await self._refuse(exc.code, str(exc.message), exc.details, close)
+            return
+        except DatabaseError:
+            logger.error("websocket locations check failed: PostgreSQL unreachable")
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         try:
             try:
                 await self._subscribe(
@@ -124,6 +164,23 @@ class StockConsumer(AsyncWebsocketConsumer):
             return None
         return await ws_ticket_redeem(ticket=ticket)
 
+    async def _client(self):
+        """The API client or staff user whose locations this socket may follow."""
+        if self.principal["kind"] == "user" and self.scope.get("user") is not None \
+                and self.scope["user"].pk == self.principal["id"]:
+            return self.scope["user"]
+        return await database_sync_to_async(ws_principal_client)(self.principal)
+
+    async def _locations(self, codes: list[str] | None) -> list[str]:
+        """The codes of the locations asked (``["all"]``: every one the principal may use; None: the default one)."""
+        places = await database_sync_to_async(locations_for_stream)(client=self.client, codes=codes)
+        return [place.code for place in places]
+
+    async def _refuse(self, code: str, message: str, details: dict, close_code: int) -> None:
+        """Say why in an error frame, then close: the socket was asked for locations it cannot follow."""
+        await self._send_error(code, message, details)
+        await self.close(code=close_code, reason=code)
+
     async def disconnect(self, code):
         if getattr(self, "heartbeat_task", None) is not None:
             self.heartbeat_task.cancel()
@@ -145,7 +202,10 @@ class StockConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "pong", "server_time": timezone.now().isoformat()})
         elif action == "subscribe":
             try:
+                asked = _locations_asked(content.get("locations"))
+                locations = self.locations if asked is None else await self._locations(asked)
                 await self._subscribe(
+                    locations=locations,
                     everything=content.get("all") is True,
                     codes=_as_list(content.get("codes"), "codes"),
                     categories=_as_list(content.get("categories"), "categories"),
@@ -153,16 +213,23 @@ class StockConsumer(AsyncWebsocketConsumer):
             except InvalidSubscription as exc:
                 await self._send_error("invalid_subscription", str(exc))
                 return
-            except (RedisError, OSError):
-                logger.error("websocket subscription failed: Redis unreachable")
+            except (UnknownLocation, LocationForbidden) as exc:
+                # The socket keeps the subscription it had.
+                await self._send_error(exc.code, str(exc.message), exc.details)
+                return
+            except (RedisError, OSError, DatabaseError):
+                logger.error("websocket subscription failed: Redis or PostgreSQL unreachable")
                 await self.close(code=CLOSE_TRY_AGAIN)
                 return
             await self._send({"type": "subscribed", **self.subscription})
         else:
             await self._send_error("unknown_action", _("action must be 'subscribe' or 'ping'."))
 
-    async def _subscribe(self, *, everything: bool, codes: list[str], categories: list[str]) -> None:
-        """Replace the socket's subscription. Codes may be aliases; they are resolved to product codes."""
+    async def _subscribe(self, *, everything: bool, codes: list[str], categories: list[str],
+                         locations: list[str] | None = None) -> None:
+        """Replace the socket's subscription (at its locations, unless others are given, already
+        checked). Codes may be aliases; they are resolved to product codes."""
+        locations = self.locations if locations is None else locations
         if not everything and not codes and not categories:
             raise InvalidSubscription("Subscribe to everything (\"all\": true), to categories or to codes.")
         if len(codes) > settings.WS_MAX_SUBSCRIBED_CODES:
@@ -175,7 +242,8 @@ class StockConsumer(AsyncWebsocketConsumer):
             found, unknown = await database_sync_to_async(products_resolve_many)(codes=codes)
             canonical = sorted({product.code for product in found.values()})
         categories = sorted({category_key(c) for c in categories}) if not everything else []
-        wanted = groups_for_subscription(codes=canonical, categories=categories, everything=everything)
+        wanted = groups_for_subscription(codes=canonical, categories=categories, everything=everything,
+                                         locations=locations)
         if self.hub is not None:
             joining = wanted - self.subscribed_groups
             # Counted as the socket's before joining, so a join that fails halfway is still left on disconnect.
@@ -183,8 +251,10 @@ class StockConsumer(AsyncWebsocketConsumer):
             await self.hub.join(self, joining)
             await self.hub.leave(self, self.subscribed_groups - wanted)
         self.subscribed_groups = wanted
+        self.locations = locations
         self.subscription = {
             "all": everything, "codes": canonical, "categories": categories, "unknown_codes": unknown,
+            "locations": locations,
         }
 
     async def relay_batch(self, batch: EncodedBatch) -> None:
@@ -244,5 +314,8 @@ class StockConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=text)
 
-    async def _send_error(self, code: str, message: str) -> None:
-        await self._send({"type": "error", "code": code, "message": message})
+    async def _send_error(self, code: str, message: str, details: dict | None = None) -> None:
+        frame = {"type": "error", "code": code, "message": message}
+        if details:
+            frame["details"] = details
+        await self._send(frame)

@@ -2,10 +2,12 @@
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Case, F, FilteredRelation, Q, QuerySet, Sum, When
 from django.utils.translation import gettext as _
 
 from core.errors import LocationForbidden, NotFound, UnknownCode, UnknownLocation
+from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.models import (
     SEARCH_ORDER,
@@ -124,6 +126,27 @@ def locations_for_client(*, client) -> list[Location]:
     return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
 
 
+def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
+    """The locations a live stream or snapshot follows: the ``codes`` asked (UnknownLocation /
+    LocationForbidden as for one), every location the client may use for ``["all"]``, or the default
+    one when None."""
+    if codes is not None and [code_normalise(c) for c in codes] == ["ALL"]:
+        return locations_for_client(client=client)
+    if codes is None:
+        return [location_for_client(client=client, code=None)]
+    location_default_id()  # the default location may be named before anything made sure it exists
+    places = locations_resolve_many(codes=codes)
+    client_locations_check(client=client, locations=places)
+    return places
+
+
+def ws_principal_client(principal: dict):
+    """The API client or staff user a WebSocket ticket was issued to ({"kind", "id"}), or None when gone:
+    what its socket may follow is what that client may read."""
+    model = ApiClient if principal.get("kind") == "client" else get_user_model()
+    return model.objects.filter(pk=principal.get("id")).first()
+
+
 def location_list(*, active_only: bool = True) -> QuerySet[Location]:
     qs = Location.objects.order_by("code")
     return qs.filter(active=True) if active_only else qs
@@ -160,10 +183,16 @@ def stock_list(
     search: str | None = None,
     active_only: bool = True,
     location_id: int | None = None,
+    location_ids: list[int] | None = None,
 ) -> QuerySet[Stock]:
-    """Stock rows at one location (the default one when None), by product code."""
-    qs = (Stock.objects.select_related("product", "location").filter(location_id=location_id or location_default_id())
-          .order_by("product__code"))
+    """Stock rows at one location (the default one when None), by product code; or at several
+    (``location_ids``), by product code then location code."""
+    if location_ids is not None:
+        qs = (Stock.objects.select_related("product", "location").filter(location_id__in=location_ids)
+              .order_by("product__code", "location__code"))
+    else:
+        qs = (Stock.objects.select_related("product", "location")
+              .filter(location_id=location_id or location_default_id()).order_by("product__code"))
     if active_only:
         qs = qs.filter(product__active=True)
     if category:
@@ -175,23 +204,28 @@ def stock_list(
     if search and search.strip():
         # Best match first (see inventory.models.product_search), then by code as without a search.
         match, ranks = product_search(search, path="product__")
-        qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code")
+        qs = qs.filter(match).annotate(**ranks).order_by(*SEARCH_ORDER, "product__code", "location__code")
     return qs
 
 
 def stock_with_projection(qs: QuerySet[Stock]) -> QuerySet[Stock]:
     """``qs`` with each product's stockout day and lowest balance in 7 days from its projection summary
-    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN."""
-    computed = {"product__projection__computed_at__isnull": False}
+    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN.
+    The summary follows the default location's stock, so rows at other locations get None."""
+    computed = {"product__projection__computed_at__isnull": False, "location_id": location_default_id()}
     return qs.annotate(
         stockout_date=Case(When(**computed, then=F("product__projection__stockout_date")), default=None),
         min_balance_7d=Case(When(**computed, then=F("product__projection__min_balance_7d")), default=None),
     )
 
 
-def movement_recent(*, limit: int) -> list[StockMovement]:
-    """The newest ``limit`` ledger rows of all products, newest first, product loaded (created_at index)."""
-    return list(StockMovement.objects.select_related("product").order_by("-created_at", "-id")[:limit])
+def movement_recent(*, limit: int, location_ids: list[int] | None = None) -> list[StockMovement]:
+    """The newest ``limit`` ledger rows of all products (at these locations, or anywhere when None),
+    newest first, product and location loaded (created_at index)."""
+    qs = StockMovement.objects.select_related("product", "location").order_by("-created_at", "-id")
+    if location_ids is not None:
+        qs = qs.filter(location_id__in=location_ids)
+    return list(qs[:limit])
 
 
 def stock_empty(*, product: Product, location: Location) -> Stock:

@@ -1,6 +1,7 @@
 """Inventory REST API: stock list, detail, lookup, snapshot, movements and product management."""
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -148,9 +149,24 @@ class StockSnapshotApi(APIView):
         search = serializers.CharField(required=False, max_length=100)
         fields = serializers.ChoiceField(required=False, choices=["projection"])
         location = serializers.CharField(required=False, max_length=64)
+        locations = serializers.CharField(required=False, max_length=2000)
+
+        def validate(self, attrs):
+            if "location" in attrs and "locations" in attrs:
+                raise serializers.ValidationError({"locations": _("Name location or locations, not both.")})
+            if "locations" in attrs:
+                codes = [c.strip() for c in attrs["locations"].split(",") if c.strip()]
+                if not codes:
+                    raise serializers.ValidationError({"locations": _('Name at least one location, or "all".')})
+                attrs["locations"] = codes
+            return attrs
 
     @extend_schema(
-        parameters=[_LOCATION_PARAM, OpenApiParameter("codes", str), OpenApiParameter("category", str),
+        parameters=[_LOCATION_PARAM, OpenApiParameter(
+                        "locations", str, description="Comma-separated location codes, or `all` (every location the "
+                        "client may use): one row per product and location, each with its own version. The live "
+                        "stream's ?locations= takes the same values."),
+                    OpenApiParameter("codes", str), OpenApiParameter("category", str),
                     OpenApiParameter("search", str, description="Part of a code, unified code or name (accents "
                                      "and typos aside): the dashboard's search box. Best match first."),
                     OpenApiParameter("fields", str, enum=["projection"],
@@ -166,9 +182,9 @@ class StockSnapshotApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         server_time = timezone.now()
-        location = _location(request, filters.validated_data.get("location"))
+        places = self._locations(request, filters.validated_data)
         queryset = selectors.stock_list(category=filters.validated_data.get("category"),
-                                        search=filters.validated_data.get("search"), location_id=location.pk)
+                                        search=filters.validated_data.get("search"), **places)
         unknown: list[str] = []
         if "codes" in filters.validated_data:
             codes = [c for c in filters.validated_data["codes"].split(",") if c.strip()]
@@ -179,6 +195,14 @@ class StockSnapshotApi(APIView):
             queryset, serializer_class = selectors.stock_with_projection(queryset), StockProjectionOutputSerializer
         items = serializer_class(queryset, many=True).data
         return Response({"server_time": server_time, "items": items, "unknown": unknown})
+
+    @staticmethod
+    def _locations(request, values: dict) -> dict:
+        """``stock_list``'s location argument: one location (as before) or the set ``locations`` names."""
+        if "locations" not in values:
+            return {"location_id": _location(request, values.get("location")).pk}
+        places = selectors.locations_for_stream(client=request_location_scope(request), codes=values["locations"])
+        return {"location_ids": [place.pk for place in places]}
 
 
 class StockMovementsApi(APIView):

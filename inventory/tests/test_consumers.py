@@ -63,7 +63,8 @@ async def test_socket_from_a_foreign_origin_is_refused():
 
 async def test_staff_session_opens_the_stream_subscribed_to_everything(staff_user):
     communicator, hello = await _staff_socket(staff_user)
-    assert hello["subscription"] == {"all": True, "codes": [], "categories": [], "unknown_codes": []}
+    assert hello["subscription"] == {"all": True, "codes": [], "categories": [], "unknown_codes": [],
+                                     "locations": ["PRINCIPAL"]}
     await communicator.disconnect()
 
 
@@ -95,7 +96,8 @@ async def test_ticket_in_subprotocol_opens_the_stream_once():
 
 
 async def test_ticket_in_query_string_opens_the_stream():
-    ticket, _ = await sync_to_async(ws_ticket_issue)(principal={"kind": "client", "id": 1, "name": "shop"})
+    client = await sync_to_async(ApiClientFactory)(scopes=["read"])
+    ticket, _ = await sync_to_async(ws_ticket_issue)(principal={"kind": "client", "id": client.pk, "name": client.name})
     communicator, connected, _ = await _connect(f"/ws/stock/?ticket={ticket}")
     assert connected
     assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"

@@ -50,8 +50,8 @@ def test_events_are_the_last_movements_and_reservation_events_newest_first(clien
         ("movement.receipt", None, 5),
         ("movement.receipt", None, 10),
     ]
-    assert items[0] == {"type": "movement.sale", "code": "CAFE-500", "name": "Café 500 g", "quantity": -3,
-                        "on_hand": 12, "at": items[0]["at"]}
+    assert items[0] == {"type": "movement.sale", "code": "CAFE-500", "location": "PRINCIPAL", "name": "Café 500 g",
+                        "quantity": -3, "on_hand": 12, "at": items[0]["at"]}
     assert items[1]["lines"] == [{"code": "CAFE-500", "location": "PRINCIPAL", "quantity": 3}]
     assert [e["at"] for e in items] == sorted((e["at"] for e in items), reverse=True)
 

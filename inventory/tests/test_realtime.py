@@ -10,7 +10,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 
 from core.cache import redis_circuit
-from core.groups import GROUP_ALL, group_for_category, group_for_code, groups_for_event
+from core.groups import (
+    GROUP_ALL, group_all, group_for_category, group_for_code, groups_for_event, groups_for_subscription,
+)
 from core.metrics import EVENTS_FAILED
 from core.realtime import realtime_batch, realtime_publish
 from core.tests.outage import ThrowawayRedis
@@ -46,6 +48,39 @@ def test_reservation_event_goes_to_each_line_code_once():
     event = {"type": "reservation.created", "lines": [{"code": "A1", "quantity": 1}, {"code": "A1", "quantity": 2},
                                                        {"code": "B2", "quantity": 1}]}
     assert groups_for_event(event) == [GROUP_ALL, group_for_code("A1"), group_for_code("B2")]
+
+
+def test_default_location_keeps_the_group_names_it_had_before_locations():
+    assert group_all("PRINCIPAL") == group_all(None) == GROUP_ALL
+    assert group_for_code("A1", "PRINCIPAL") == "stock.code.A1"
+
+
+def test_other_locations_get_groups_of_their_own_within_the_group_alphabet():
+    names = {group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"), group_for_code("A1", "DARK-ZN"),
+             group_for_code("A" * 64, "LOJA-MUITO-LONGA-0000001"), group_for_category("frios", "DARK-ZS")}
+    assert group_for_code("A1", "DARK-ZS") == "stock.l.DARK-ZS.code.A1"
+    assert len(names) == 5 and GROUP_ALL not in names
+    for name in names:
+        assert len(name) < 100 and all(ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in name)
+
+
+def test_stock_event_goes_to_the_groups_of_its_location_only():
+    groups = groups_for_event({"type": "stock.changed", "code": "A1", "location": "DARK-ZS", "category": "Frios"})
+    assert groups == [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"), group_for_category("frios", "DARK-ZS")]
+
+
+def test_reservation_event_goes_to_each_line_location_with_the_codes_there():
+    event = {"type": "reservation.created", "lines": [{"code": "A1", "location": "DARK-ZS", "quantity": 1},
+                                                       {"code": "B2", "location": "PRINCIPAL", "quantity": 1}]}
+    assert groups_for_event(event) == [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"),
+                                       GROUP_ALL, group_for_code("B2")]
+
+
+def test_subscription_at_several_locations_joins_each_location_group():
+    assert groups_for_subscription(everything=True, locations=["PRINCIPAL", "DARK-ZS"]) == {
+        GROUP_ALL, group_all("DARK-ZS")}
+    assert groups_for_subscription(codes=["A1"], everything=False, locations=["DARK-ZS"]) == {
+        group_for_code("A1", "DARK-ZS")}
 
 
 def test_batch_sends_one_message_per_group_with_every_event_for_it():

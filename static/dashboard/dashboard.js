@@ -1,4 +1,6 @@
 // StockPulse live dashboard: a snapshot over REST plus events over WebSocket, reconciled by per-SKU version.
+// A row is one product at one location (its version counts per product and location); the page shows the
+// locations chosen in its picker (kept in ?locations=), and asks the socket and the snapshot for those only.
 //
 // Rules that keep the screen right: events that arrive while a snapshot is loading are buffered and
 // applied afterwards if newer; an event applies only when its version is newer than the row's; a
@@ -12,14 +14,15 @@
 
   var config = JSON.parse(document.getElementById("dashboard-config").textContent);
   var S = config.strings;
-  var rows = new Map();        // code -> {data, tr}
+  var rows = new Map();        // "code@location" -> {data, tr}
+  var selected = config.selected.slice();  // the locations shown
   var buffer = null;           // events held while a snapshot loads
   var interrupted = false;     // the server said events may be lost; "resync" (or a new socket) ends it
   var ws = null;
   var attempt = 0;
   var lastMessageAt = 0;
   var reservationTimes = [];
-  var selectedCode = null;
+  var selectedKey = null;     // the row whose chart is drawn
   var chartPoints = [];
   var chartProjection = null;
   var searchRanks = null;      // while searching: code -> rank (0 = best) from the server's search
@@ -29,7 +32,7 @@
   var sortDir = 1;             // 1 ascending, -1 descending (a second click on the same header)
   var projectionCodes = new Set();  // SKUs whose projection columns are refetched soon
   var projectionTimer = null;
-  var COLUMNS = ["code", "name", "on_hand", "reserved", "available", "threshold", "stockout_date", "min_balance_7d"];
+  var COLUMNS = ["code", "name", "location", "on_hand", "reserved", "available", "threshold", "stockout_date", "min_balance_7d"];
   var RIGHT_ALIGNED = ["on_hand", "reserved", "available", "threshold", "stockout_date", "min_balance_7d"];
 
   var els = {
@@ -47,7 +50,16 @@
     low: document.getElementById("count-low"),
     chart: document.getElementById("chart"),
     chartCode: document.getElementById("chart-code"),
+    table: document.getElementById("stock-table"),
+    locations: document.getElementById("locations"),
   };
+
+  // Events and snapshot rows name their location; one without is at the default location.
+  function locationOf(d) { return d.location || config.defaultLocation; }
+  function keyOf(d) { return d.code + "@" + locationOf(d); }
+  function shown(d) { return selected.indexOf(locationOf(d)) >= 0; }
+  function several() { return selected.length > 1; }
+  function locationsQuery() { return "locations=" + encodeURIComponent(selected.join(",")); }
 
   function setConnection(state, text) {
     els.conn.className = "conn conn-" + state;
@@ -92,6 +104,7 @@
     var d = entry.data, tr = entry.tr;
     cell(tr, "code", d.code);
     cell(tr, "name", d.name);
+    cell(tr, "location", locationOf(d));
     cell(tr, "on_hand", d.on_hand);
     cell(tr, "reserved", d.reserved);
     cell(tr, "available", d.available);
@@ -112,13 +125,15 @@
   function newRow(d) {
     var tr = document.createElement("tr");
     tr.dataset.code = d.code;
+    tr.dataset.location = locationOf(d);
+    tr.dataset.key = keyOf(d);
     COLUMNS.forEach(function (name) {
       var td = document.createElement("td");
       td.dataset.col = name;
       if (RIGHT_ALIGNED.indexOf(name) >= 0) td.className = "num";
       tr.appendChild(td);
     });
-    tr.addEventListener("click", function () { selectSku(d.code); });
+    tr.addEventListener("click", function () { selectSku(tr.dataset.key); });
     return tr;
   }
 
@@ -132,7 +147,8 @@
   }
 
   function compareEntries(a, b) {
-    var byCode = a.data.code < b.data.code ? -1 : (a.data.code > b.data.code ? 1 : 0);
+    var ka = a.data.code + "\u0000" + locationOf(a.data), kb = b.data.code + "\u0000" + locationOf(b.data);
+    var byCode = ka < kb ? -1 : (ka > kb ? 1 : 0);  // by code, then location
     if (sortCol) {
       var va = a.data[sortCol], vb = b.data[sortCol];
       var empty = (va === null || va === undefined) - (vb === null || vb === undefined);
@@ -147,7 +163,7 @@
     return byCode;
   }
 
-  function entryOf(tr) { return rows.get(tr.dataset.code); }
+  function entryOf(tr) { return rows.get(tr.dataset.key); }
 
   // Keeps the body in order as rows arrive and change: a row still between its neighbours stays put,
   // otherwise it moves to its place by binary search over the (sorted) rows.
@@ -168,10 +184,10 @@
   }
 
   function upsert(d, flash) {
-    var entry = rows.get(d.code);
+    var entry = rows.get(keyOf(d));
     if (!entry) {
       entry = { data: d, tr: newRow(d) };
-      rows.set(d.code, entry);
+      rows.set(keyOf(d), entry);
     } else {
       entry.data = Object.assign({}, entry.data, d);
     }
@@ -215,9 +231,10 @@
     var q = els.search.value.trim();
     var seq = ++searchSeq;
     if (!q) { searchRanks = null; orderRows(); refilter(); return; }
-    fetchJson(config.snapshotUrl + "?search=" + encodeURIComponent(q)).then(function (body) {
+    fetchJson(config.snapshotUrl + "?" + locationsQuery() + "&search=" + encodeURIComponent(q)).then(function (body) {
       if (seq !== searchSeq) return;  // a later keystroke already asked again
-      searchRanks = new Map(body.items.map(function (item, index) { return [item.code, index]; }));
+      searchRanks = new Map();
+      body.items.forEach(function (item, index) { if (!searchRanks.has(item.code)) searchRanks.set(item.code, index); });
       orderRows();
       refilter();
     }).catch(function () { /* the filter stays as it was; the next keystroke asks again */ });
@@ -244,35 +261,36 @@
   }
 
   // ---- snapshot and events ----
-  var shownLocation = null;
+  // The rows of the shown locations (of ``codes`` only, when given), one per product and location.
   function loadSnapshot(codes) {
-    var url = config.snapshotUrl + "?fields=projection" + (codes ? "&codes=" + encodeURIComponent(codes.join(",")) : "");
+    var url = config.snapshotUrl + "?fields=projection&" + locationsQuery() +
+      (codes ? "&codes=" + encodeURIComponent(codes.join(",")) : "");
     return fetchJson(url).then(function (body) {
       var seen = new Set();
-      // The snapshot is the default location's; events of other locations count their own versions.
-      if (body.items.length && body.items[0].location) shownLocation = body.items[0].location;
       body.items.forEach(function (item) {
-        seen.add(item.code);
-        var current = rows.get(item.code);
+        seen.add(keyOf(item));
+        var current = rows.get(keyOf(item));
         // A snapshot row may be older than an event already applied: keep the newer one.
         if (!current || item.version >= current.data.version) upsert(item, !!current && item.version > current.data.version);
       });
       if (!codes) {
-        rows.forEach(function (e, code) { if (!seen.has(code)) { e.tr.remove(); rows.delete(code); } });
+        rows.forEach(function (e, key) { if (!seen.has(key)) { e.tr.remove(); rows.delete(key); } });
       }
       updateCounters();
     });
   }
 
+  // Versions count per product and location: a gap at one location reloads that product there and at
+  // the other shown locations (one small request), never the whole table.
   function applyStock(ev) {
-    var entry = rows.get(ev.code);
+    var entry = rows.get(keyOf(ev));
     if (!entry) { upsert(ev, true); updateCounters(); return; }
     var have = entry.data.version;
     if (ev.version <= have) return; // stale or duplicate
     var gap = ev.version > have + 1;
     upsert(ev, true);
     updateCounters();
-    if (selectedCode === ev.code) { chartPoints.push({ t: new Date(ev.at), v: ev.on_hand }); drawChart(); }
+    if (selectedKey === keyOf(ev)) { chartPoints.push({ t: new Date(ev.at), v: ev.on_hand }); drawChart(); }
     if (gap) loadSnapshot([ev.code]).catch(function () {});
   }
 
@@ -285,8 +303,10 @@
     var time = at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
     var label = S[ev.type] || ev.type;
     var detail = "";
-    if (ev.lines) detail = ev.lines.map(function (l) { return l.code + " ×" + l.quantity; }).join(", ");
-    else if (ev.code) detail = ev.code + (ev.name ? " · " + ev.name : "") + (ev.available !== undefined ? " (" + ev.available + ")" : "");
+    // With several locations shown, each line says where.
+    var where = function (loc) { return several() && loc ? " @ " + loc : ""; };
+    if (ev.lines) detail = ev.lines.map(function (l) { return l.code + " ×" + l.quantity + where(l.location); }).join(", ");
+    else if (ev.code) detail = ev.code + where(ev.location) + (ev.name ? " · " + ev.name : "") + (ev.available !== undefined ? " (" + ev.available + ")" : "");
     if (ev.quantity !== undefined && !ev.lines) detail += " " + (ev.quantity > 0 ? "+" : "") + ev.quantity + " → " + ev.on_hand;
     if (ev.stockout_date) detail += " → " + ev.stockout_date;
     li.innerHTML = "<time></time> <strong></strong> <span></span>";
@@ -300,7 +320,7 @@
 
   // After a reload the feed is not empty: the server's last movements and reservation events, newest first.
   function loadPastEvents() {
-    fetchJson(config.eventsUrl).then(function (body) {
+    fetchJson(config.eventsUrl + "&" + locationsQuery()).then(function (body) {
       body.items.forEach(function (ev) { feedItem(ev, true); });
     }).catch(function () { /* the live feed still fills as events arrive */ });
   }
@@ -321,15 +341,15 @@
 
   // A change of on-hand units is a ledger movement: the feed shows it as the server's history does.
   function feedMovement(ev) {
-    var entry = rows.get(ev.code);
+    var entry = rows.get(keyOf(ev));
     if (!entry || ev.version <= entry.data.version || ev.on_hand === entry.data.on_hand) return;
-    feedItem({ type: "movement", code: ev.code, name: ev.name, quantity: ev.on_hand - entry.data.on_hand,
-               on_hand: ev.on_hand, at: ev.at });
+    feedItem({ type: "movement", code: ev.code, location: ev.location, name: ev.name,
+               quantity: ev.on_hand - entry.data.on_hand, on_hand: ev.on_hand, at: ev.at });
   }
 
   function handleEvent(ev) {
     if (ev.type === "stock.changed") {
-      if (ev.location && shownLocation && ev.location !== shownLocation) return;
+      if (!shown(ev)) return;  // the socket follows the shown locations only; a late event of a former choice
       feedMovement(ev); applyStock(ev); projectionRefreshSoon(ev.code); return;
     }
     if (ev.type.indexOf("projection.") === 0 && ev.code) projectionRefreshSoon(ev.code);
@@ -371,7 +391,7 @@
   function connect() {
     setConnection("connecting", S.connecting);
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + config.wsPath, ["stockpulse.v1"]);
+    var socket = new WebSocket(scheme + location.host + config.wsPath + "?" + locationsQuery(), ["stockpulse.v1"]);
     ws = socket;
     lastMessageAt = Date.now();
     socket.onmessage = function (msg) { if (socket === ws) onMessage(msg); };
@@ -399,23 +419,27 @@
   }
 
   // ---- chart ----
-  function selectSku(code) {
-    selectedCode = code;
-    els.chartCode.textContent = code;
-    rows.forEach(function (e, c) { e.tr.classList.toggle("selected", c === code); });
+  function selectSku(key) {
+    var row = rows.get(key);
+    if (!row) return;
+    var code = row.data.code, place = locationOf(row.data);
+    selectedKey = key;
+    els.chartCode.textContent = code + (several() ? " @ " + place : "");
+    rows.forEach(function (e, k) { e.tr.classList.toggle("selected", k === key); });
     chartPoints = []; chartProjection = null;
     var url = config.movementsUrl.replace("__CODE__", encodeURIComponent(code));
-    fetchJson(url + "?page_size=200").then(function (body) {
-      if (selectedCode !== code) return;
+    fetchJson(url + "?page_size=200&location=" + encodeURIComponent(place)).then(function (body) {
+      if (selectedKey !== key) return;
       var items = body.results || body.items || [];
       chartPoints = items.map(function (m) { return { t: new Date(m.created_at), v: m.on_hand_after }; })
         .sort(function (a, b) { return a.t - b.t; });
-      var row = rows.get(code);
-      if (row) chartPoints.push({ t: new Date(), v: row.data.on_hand });
+      var now = rows.get(key);
+      if (now) chartPoints.push({ t: new Date(), v: now.data.on_hand });
       drawChart();
     }).catch(function () { drawChart(); });
+    if (place !== config.defaultLocation) return;  // projections follow the default location's stock
     fetchJson(config.projectionUrl.replace("__CODE__", encodeURIComponent(code))).then(function (body) {
-      if (selectedCode !== code) return;
+      if (selectedKey !== key) return;
       var items = Array.isArray(body) ? body : (body.days || body.items || body.results || []);
       chartProjection = items.map(function (p) { return { t: new Date(p.date + "T12:00:00"), v: p.balance }; });
       drawChart();
@@ -502,9 +526,39 @@
   els.search.addEventListener("input", searchSoon);
   els.category.addEventListener("change", refilter);
   els.onlyLow.addEventListener("change", refilter);
+  // ---- locations ----
+  // A new choice is kept in the URL (a reload or a shared link shows the same), then the page starts
+  // over for it: a socket for those locations, their snapshot and their last events.
+  function chooseLocations() {
+    var checked = Array.prototype.filter.call(els.locations.querySelectorAll("input[type=checkbox]"),
+      function (box) { return box.checked; }).map(function (box) { return box.value; });
+    if (!checked.length) {  // at least one location stays shown
+      els.locations.querySelector('input[value="' + selected[0] + '"]').checked = true;
+      return;
+    }
+    selected = checked;
+    var params = new URLSearchParams(location.search);
+    params.set("locations", selected.join(","));
+    history.replaceState(null, "", location.pathname + "?" + params.toString());
+    els.table.classList.toggle("multi", several());
+    var old = ws;
+    ws = null;  // its close must not schedule a reconnection
+    if (old) old.close();
+    buffer = null; interrupted = false; attempt = 0;
+    rows.forEach(function (e) { e.tr.remove(); });
+    rows.clear();
+    selectedKey = null; chartPoints = []; chartProjection = null; els.chartCode.textContent = ""; drawChart();
+    els.feed.textContent = "";
+    if (els.search.value.trim()) search();
+    loadPastEvents();
+    connect();
+  }
+
+  if (els.locations) els.locations.addEventListener("change", chooseLocations);
   setInterval(watchdog, Math.max(1000, config.heartbeatSeconds * 1000 / 3));
   // For operators and tests: drop the socket as a network failure would.
   window.stockpulse = { dropSocket: function () { if (ws) ws.close(); }, rows: rows };
+  if (!selected.length) { setConnection("offline", S.no_locations); return; }
   loadPastEvents();
   connect();
 })();
