@@ -273,8 +273,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: the broker is Redis unless CELERY_BROKER_URL says otherwise (amqp:// works too).
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=celery_broker_url(REDIS_SENTINELS, db=REDIS_SENTINEL_DB)
-                        if REDIS_SENTINELS else REDIS_URL)
+# Empty counts as unset (a compose file's `CELERY_BROKER_URL: ${CELERY_BROKER_URL:-}`), never as Celery's amqp default.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or (
+    celery_broker_url(REDIS_SENTINELS, db=REDIS_SENTINEL_DB) if REDIS_SENTINELS else REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
