@@ -1,4 +1,4 @@
-"""Redis Sentinel addresses (REDIS_SENTINELS) turned into the channel layer's hosts and Celery's broker URL; no Django imports, settings use it."""
+"""Redis Sentinel addresses (REDIS_SENTINELS) as the channel layer's hosts and Celery's broker URL (used by settings)."""
 
 
 def sentinels_parse(text: str) -> list[tuple[str, int]]:

@@ -140,7 +140,8 @@ def replicated(tmp_path_factory):
     with private_cluster() as primary:
         with psycopg.connect(primary.url("postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE stockpulse")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": primary.url("stockpulse"),
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+               "DATABASE_URL": primary.url("stockpulse"),
                "TEST_RUN_ID": run}
         _manage(env, "migrate", "-v", "0")
         token = json.loads(_manage(env, "shell", "-c", SEED).strip().splitlines()[-1])["token"]

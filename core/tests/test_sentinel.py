@@ -50,7 +50,8 @@ def _redis_server(workdir: Path, port: int, *extra: str) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(["redis-server", *extra, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(workdir)],
-                               cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
 
     def answers() -> bool:
@@ -97,7 +98,8 @@ def sentinelled(tmp_path):
     master_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
     processes = [_redis_server(tmp_path / "master", master_port)]
     try:
-        processes.append(_redis_server(tmp_path / "replica", replica_port, "--replicaof", "127.0.0.1", str(master_port)))
+        processes.append(_redis_server(tmp_path / "replica", replica_port,
+                                       "--replicaof", "127.0.0.1", str(master_port)))
         with redis.Redis(port=replica_port, decode_responses=True) as replica:
             wait_for(lambda: replica.info("replication")["master_link_status"] == "up", "the replica never synced")
         config = tmp_path / "sentinel.conf"  # Sentinel rewrites its file as it learns, so it must be writable
@@ -107,7 +109,8 @@ def sentinelled(tmp_path):
         processes.append(_redis_server(tmp_path / "sentinel", sentinel_port, str(config), "--sentinel"))
         found = Sentinelled(master_port, replica_port, sentinel_port)
         with found.sentinel() as client:
-            wait_for(lambda: client.execute_command("SENTINEL", "replicas", MASTER), "the sentinel never saw the replica")
+            wait_for(lambda: client.execute_command("SENTINEL", "replicas", MASTER),
+                     "the sentinel never saw the replica")
         yield found
     finally:
         for process in processes:
