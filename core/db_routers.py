@@ -47,10 +47,12 @@ class ReplicaRouter:
     primary: a read there may be the check before a write, and must see the primary's rows."""
 
     def db_for_read(self, model, **hints):
+        # "default" rather than no opinion: Django would otherwise read an object's relations from the database
+        # the object came from, and one read from the replica may outlive its request (a cache, a task).
         if not _replica_reads.get() or model._meta.app_label not in settings.DATABASE_REPLICA_APPS:
-            return None
+            return "default"
         if connections["default"].in_atomic_block:
-            return None
+            return "default"
         return REPLICA
 
     def db_for_write(self, model, **hints):

@@ -46,7 +46,7 @@ def _reads_marked():
 
 
 def test_outside_a_marked_request_every_read_goes_to_the_primary():
-    assert ReplicaRouter().db_for_read(Stock) is None  # None: Django's default, the primary
+    assert ReplicaRouter().db_for_read(Stock) == "default"
 
 
 def test_in_a_marked_request_stock_and_projection_reads_go_to_the_replica():
@@ -55,10 +55,17 @@ def test_in_a_marked_request_stock_and_projection_reads_go_to_the_replica():
         assert ReplicaRouter().db_for_read(ProjectionSummary) == REPLICA
 
 
+def test_a_replica_object_outside_a_marked_request_has_its_relations_read_from_the_primary():
+    from_replica = Stock()
+    from_replica._state.db = REPLICA
+
+    assert ReplicaRouter().db_for_read(Stock, instance=from_replica) == "default"
+
+
 def test_api_clients_are_read_from_the_primary_even_in_a_marked_request():
     # A token must work the instant it is created, whatever the replica's lag.
     with _reads_marked():
-        assert ReplicaRouter().db_for_read(ApiClient) is None
+        assert ReplicaRouter().db_for_read(ApiClient) == "default"
 
 
 @pytest.mark.django_db(transaction=True)  # not the test's own transaction: outside one first, then inside
@@ -66,7 +73,7 @@ def test_a_read_inside_a_transaction_goes_to_the_primary():
     with _reads_marked():
         assert ReplicaRouter().db_for_read(Stock) == REPLICA
         with transaction.atomic():
-            assert ReplicaRouter().db_for_read(Stock) is None
+            assert ReplicaRouter().db_for_read(Stock) == "default"
 
 
 def test_writes_and_migrations_never_go_to_the_replica():
