@@ -3,7 +3,6 @@ through them, at once or with a countdown, reaches a real worker."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.tests.outage import processes_stop
 from core.tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
@@ -65,12 +65,7 @@ def worker(vhost, tmp_path_factory):
         assert process.poll() is None, log_path.read_text()[-3000:]
         yield log_path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        processes_stop([process])
         log.close()
 
 
