@@ -69,6 +69,13 @@ def worker(vhost, tmp_path_factory):
         log.close()
 
 
+def test_on_the_redis_broker_the_queues_stay_plain(settings):
+    # The test run's broker is Redis: no queue arguments, direct exchanges, as before.
+    assert not settings.CELERY_BROKER_URL.startswith("amqp")
+    assert [(queue.name, queue.queue_arguments, queue.exchange.type) for queue in settings.CELERY_TASK_QUEUES] == [
+        (name, None, "direct") for name in QUEUES]
+
+
 def test_every_queue_is_declared_as_a_quorum_queue(vhost, worker):
     listed = json.loads(_rabbitmqctl("list_queues", "-p", vhost, "name", "type", "durable", "--formatter", "json"))
     ours = {row["name"]: (row["type"], row["durable"]) for row in listed if row["name"] in QUEUES}

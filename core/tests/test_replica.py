@@ -45,6 +45,14 @@ def _reads_marked():
         _replica_reads.reset(token)
 
 
+def test_without_a_replica_url_there_is_no_router_no_alias_and_no_middleware():
+    # The test run, like `make run`, sets no DATABASE_REPLICA_URL.
+    assert settings.DATABASE_REPLICA_URL == ""
+    assert settings.DATABASE_ROUTERS == []
+    assert set(settings.DATABASES) == {"default"}
+    assert "core.db_routers.ReplicaReadsMiddleware" not in settings.MIDDLEWARE
+
+
 def test_outside_a_marked_request_every_read_goes_to_the_primary():
     assert ReplicaRouter().db_for_read(Stock) == "default"
 

@@ -124,6 +124,13 @@ def test_sentinels_parse_reads_hosts_with_and_without_a_port():
         ("10.0.0.1", 26380), ("sentinel-b", 26379), ("::1", 26381)]
 
 
+def test_without_sentinels_the_layer_and_the_broker_use_redis_url(settings):
+    assert settings.REDIS_SENTINELS == []
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == [settings.REDIS_URL]
+    assert settings.CELERY_BROKER_URL == settings.REDIS_URL
+    assert "master_name" not in settings.CELERY_BROKER_TRANSPORT_OPTIONS
+
+
 def test_the_channel_layer_of_the_settings_carries_a_group_message_through_the_sentinels_master(sentinelled):
     with redis.Redis(port=sentinelled.master_port) as master:
         published_before = master.info("stats")["total_commands_processed"]
