@@ -128,6 +128,9 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"]["OPTIONS"] = {"pool": {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2), "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
         "timeout": env.float("DATABASE_REPLICA_TIMEOUT", default=1.0), "reconnect_timeout": 2.0}}
+    # With the pool, Django checks a connection as it leaves it (one round trip): after a restart of the
+    # replica the idle ones are dead, and each would otherwise fail one request and skip the replica again.
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
     # Tests read the test database through this alias: no second test database is made.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["core.db_routers.ReplicaRouter"]
