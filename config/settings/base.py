@@ -5,7 +5,9 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
+
+from core.redis_sentinel import celery_broker_url, channel_layer_hosts, sentinels_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -109,9 +111,40 @@ DATABASES["default"]["OPTIONS"] = {
 DB_DOWN_CHECK_SECONDS = env.float("DB_DOWN_CHECK_SECONDS", default=0.5)
 DB_PROBE_SECONDS = env.float("DB_PROBE_SECONDS", default=1.0)
 DB_DOWN_RETRY_SECONDS = env.float("DB_DOWN_RETRY_SECONDS", default=1.0)
+# A streaming replica (docs/scaling.md, "Read replica"): unset, every read goes to DATABASE_URL. Set, the
+# GETs of the routes below read stock and projections there (core/db_routers.py); if the replica fails
+# during one, that request runs again on the primary and the replica is left alone for the retry period.
+# Not the snapshot a dashboard resyncs from: it must not be older than the events it saw.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ROUTES = ["stock-list", "stock-detail", "estoque", "location-list", "projection-detail",
+                           "projection-daily", "projection-ruptures", "projection-stats", "reorder-suggestion-list"]
+DATABASE_REPLICA_APPS = ["inventory", "projections"]
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=5.0)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    # Django's own backend: our circuit (core/db.py) watches the primary only. The pool waits at most this
+    # long for a replica that is down before the request falls back to the primary.
+    DATABASES["replica"]["CONN_MAX_AGE"] = 0
+    DATABASES["replica"]["OPTIONS"] = {"pool": {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2), "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DATABASE_REPLICA_TIMEOUT", default=1.0), "reconnect_timeout": 2.0}}
+    # With the pool, Django checks a connection as it leaves it (one round trip): after a restart of the
+    # replica the idle ones are dead, and each would otherwise fail one request and skip the replica again.
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    # Tests read the test database through this alias: no second test database is made.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["core.db_routers.ReplicaRouter"]
+    # Innermost, so that a request it runs again on the primary repeats only the view.
+    MIDDLEWARE.append("core.db_routers.ReplicaReadsMiddleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Redis behind Sentinel (docs/scaling.md): "host:port,host:port" of the sentinels and the name of the master
+# they watch. Set, the channel layer and the Celery broker (unless CELERY_BROKER_URL names one) ask them for
+# the master and follow a failover; the cache and the WebSocket tickets stay on REDIS_URL.
+REDIS_SENTINELS = sentinels_parse(env("REDIS_SENTINELS", default=""))
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="stockpulse")
+REDIS_SENTINEL_DB = env.int("REDIS_SENTINEL_DB", default=0)
 # Redis holds no truth (rate limits, the channel layer, the cache): a call to it gives up after this
 # long, so an unreachable or hung Redis degrades a request instead of holding it (docs/architecture.md).
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=1.0)
@@ -136,16 +169,18 @@ CHANNEL_LAYER_PREFIX = env("CHANNEL_LAYER_PREFIX", default="stockpulse.ws")
 # (lists per channel). Either way each Daphne process holds one channel in each group (core/fanout.py),
 # so a batch is one message per group and process, whatever the number of sockets.
 CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", default="pubsub")
+_LAYER_HOSTS = channel_layer_hosts(REDIS_SENTINELS, REDIS_SENTINEL_MASTER, db=REDIS_SENTINEL_DB) \
+    if REDIS_SENTINELS else [REDIS_URL]
 if CHANNEL_LAYER_BACKEND == "core":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
-        "hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX,
+        "hosts": _LAYER_HOSTS, "prefix": CHANNEL_LAYER_PREFIX,
         # A process's channel receives every batch of its groups: room for a burst of them (the default,
         # 100, drops silently past it), and no older than 10 s (a dashboard that late resyncs anyway).
         "capacity": 1000, "expiry": 10,
     }}}
 elif CHANNEL_LAYER_BACKEND == "pubsub":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                                  "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX}}}
+                                  "CONFIG": {"hosts": _LAYER_HOSTS, "prefix": CHANNEL_LAYER_PREFIX}}}
 else:
     raise ImproperlyConfigured(f"CHANNEL_LAYER_BACKEND must be 'pubsub' or 'core', not {CHANNEL_LAYER_BACKEND!r}")
 # Realtime (docs/realtime.md): WebSocket tickets live seconds and serve once; heartbeats let
@@ -241,7 +276,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: the broker is Redis unless CELERY_BROKER_URL says otherwise (amqp:// works too).
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# Empty counts as unset (a compose file's `CELERY_BROKER_URL: ${CELERY_BROKER_URL:-}`), never as Celery's amqp default.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or (
+    celery_broker_url(REDIS_SENTINELS, db=REDIS_SENTINEL_DB) if REDIS_SENTINELS else REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -253,6 +290,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # whose write already committed. One quick retry, then give up; socket timeouts above the transport's
 # 1 s BRPOP, so the workers' long polls are not cut.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -268,7 +307,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 #   Short tasks nobody would want stuck behind a projection build; any task without a route lands here.
 # Declaring them all means a worker started without -Q still consumes every queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "projections", "alerts", "orders")]
+_QUEUE_NAMES = ("celery", "projections", "alerts", "orders")
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in _QUEUE_NAMES]
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ (docs/scaling.md): quorum queues, replicated over the cluster's nodes (Raft), so a node lost
+    # loses no queued task. Topic exchanges, because with quorum queues Celery delays countdown tasks (the
+    # alert and order retries) through RabbitMQ itself (native delayed delivery), which skips direct ones.
+    CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="topic"), routing_key=name,
+                                queue_arguments={"x-queue-type": "quorum"}) for name in _QUEUE_NAMES]
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_TASK_ROUTES = {
     "notifications.tasks.alert_deliver_task": {"queue": "alerts"},
     "notifications.tasks.alert_outbox_sweep_task": {"queue": "alerts"},
