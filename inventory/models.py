@@ -250,7 +250,11 @@ class MovementKind(models.TextChoices):
 
 
 class StockMovement(models.Model):
-    """One ledger row. For every product and location the quantities sum to Stock.on_hand (see stock_audit)."""
+    """One ledger row. For every product and location the quantities sum to Stock.on_hand (see stock_audit).
+
+    The table is range-partitioned by month on ``created_at`` (migration 0007, docs/ledger-partitioning.md):
+    its primary key is (id, created_at) in PostgreSQL, ``id`` alone here, unique through its sequence.
+    """
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="movements", verbose_name=_("product"))
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="movements",
@@ -270,7 +274,10 @@ class StockMovement(models.Model):
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["product", "-id"], name="movement_product_recent_idx")]
+        # A product's ledger at one location, newest first, and its sum (quantity included, so the
+        # audit's sum reads the index alone): one short range per monthly partition.
+        indexes = [models.Index(fields=["product", "location", "-id"], include=["quantity"],
+                                name="movement_place_recent_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id}@{self.location_id})"
