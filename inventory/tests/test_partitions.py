@@ -227,3 +227,15 @@ def test_the_partitioning_migration_goes_back_to_a_plain_table_with_its_rows():
     finally:
         migrate(latest())
     assert StockMovement.objects.get(pk=row.pk).quantity == 9
+
+
+def test_beat_runs_the_partition_upkeep_daily_by_a_task_celery_knows():
+    from django.conf import settings
+
+    from config.celery_app import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["ledger-partitions-ahead"]
+    app.loader.import_default_modules()
+    assert entry["task"] == "inventory.tasks.ledger_partitions_ensure_task"
+    assert entry["task"] in app.tasks
+    assert entry["schedule"].hour == {3}
