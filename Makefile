@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import bench-demand bench-outage clean
+.PHONY: run test install install-dev check-services check-browser db migrate demo serve bench-reserve bench-ws bench-telegram bench-projection bench-search bench-import bench-demand bench-outage bench-ledger clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-search: install-dev check-services
 # Reservations under Daphne: hot SKU, 1,000 SKUs, multi-line carts, last-units rush (docs/bench-resv.md).
 bench-reserve: install-dev check-services
 	$(PY) bench/reserve.py $(BENCH_RESERVE_ARGS)
+
+# The ledger partitioned by month: 50M rows, then per-product reads p50/p95/p99 (docs/ledger-partitioning.md).
+# Smaller: make bench-ledger BENCH_LEDGER_ARGS="--rows 2000000"
+bench-ledger: install-dev check-services
+	$(PY) bench/ledger.py $(BENCH_LEDGER_ARGS)
 
 # ERP import of 100,000 rows, all or nothing: the command, a bad last line, the API with a worker (docs/benchmarks.md).
 bench-import: install-dev check-services

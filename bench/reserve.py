@@ -14,7 +14,13 @@ skips it.
 Prints requests/s, p50/p99 latency, 2xx/409/5xx counts and an oversell check per mode.
 Uses its own database (created if missing, data reloaded each run) and stops what it started.
 
-    .venv/bin/python bench/reserve.py [--seconds 20] [--clients 64] [--workers 2] [--port 8101]
+--locations 10 spreads the stock over 10 locations (the default one and BENCH-L02..BENCH-L10, every
+SKU stocked in full at each) and names a location in every request: hot reserves the hot SKU at
+BENCH-L10 (one contended row, as with one location), hot10 at each client's own location, spread and
+carts at a random one, the rush at BENCH-L10. --locations 1,10 runs both back to back (data reloaded,
+server restarted) and prints the hot figure of each against the first; 1,10,1,10 alternates them.
+
+    .venv/bin/python bench/reserve.py [--seconds 20] [--clients 64] [--workers 2] [--port 8101] [--locations 1,10]
 """
 import argparse
 import asyncio
@@ -38,6 +44,8 @@ RUSH_CODE = "RUSH-0001"
 RUSH_UNITS = 100
 SPREAD_CODES = [f"SPREAD-{i:04d}" for i in range(1, 1001)]
 CART_CODES = [f"CART-{i:02d}" for i in range(1, 21)]
+# The default location's code as the server reads it (config/settings/base.py).
+DEFAULT_PLACE = os.environ.get("DEFAULT_LOCATION_CODE", "PRINCIPAL").strip().upper()
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,6 +61,8 @@ def parse_args() -> argparse.Namespace:
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stockpulse_bench_reserve"))
     parser.add_argument("--redis-url", default=os.environ.get(
         "BENCH_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")))
+    parser.add_argument("--locations", default="1",
+                        help="locations the stock is spread over; a list (1,10) runs each back to back")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the hot-SKU run through the Django view only (fast path off)")
@@ -89,12 +99,19 @@ def database_ensure(db_url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def data_load(args) -> list[str]:
-    """Reload products, stock (with receipt ledger rows) and one API client per connection; return tokens."""
+def location_codes(count: int) -> list[str]:
+    """The locations of a run over ``count`` of them: the default one, then BENCH-L02...; [] for one
+    location (requests then name none, as before locations existed)."""
+    return [] if count <= 1 else [DEFAULT_PLACE] + [f"BENCH-L{i:02d}" for i in range(2, count + 1)]
+
+
+def data_load(args, places: list[str]) -> list[str]:
+    """Reload products, stock (with receipt ledger rows) at every location of ``places`` (the default
+    one when empty) and one API client per connection; return tokens."""
     from django.db import connection, transaction
 
     from core.models import ApiClient, token_generate, token_hash
-    from inventory.models import MovementKind, Product, Stock, StockMovement
+    from inventory.models import Location, LocationKind, MovementKind, Product, Stock, StockMovement
     from inventory.selectors import location_default_id
 
     with connection.cursor() as cursor:
@@ -110,12 +127,15 @@ def data_load(args) -> list[str]:
     with transaction.atomic():
         products = Product.objects.bulk_create(
             [Product(code=code, name=f"Bench {code}", category="bench", low_stock_threshold=5) for code in stock_for])
-        here = location_default_id()
+        location_ids = [location_default_id()]
+        for code in places[1:]:
+            location_ids.append(Location.objects.update_or_create(
+                code=code, defaults={"name": f"Bench {code}", "kind": LocationKind.DARK_STORE, "active": True})[0].pk)
         Stock.objects.bulk_create([Stock(product=p, location_id=here, on_hand=stock_for[p.code], version=1)
-                                   for p in products])
+                                   for p in products for here in location_ids])
         StockMovement.objects.bulk_create([
             StockMovement(product=p, location_id=here, kind=MovementKind.RECEIPT, quantity=stock_for[p.code],
-                          on_hand_after=stock_for[p.code], reason="bench") for p in products])
+                          on_hand_after=stock_for[p.code], reason="bench") for p in products for here in location_ids])
         tokens = [token_generate() for _ in range(args.clients)]
         ApiClient.objects.bulk_create([
             ApiClient(name=f"bench-reserve-{i:03d}", token_hash=token_hash(t), token_hint=t[:10],
@@ -124,13 +144,13 @@ def data_load(args) -> list[str]:
         # Planner statistics for the tables just loaded, as a live database has them. The reservation
         # tables start empty and grow during the run: analysed now they would claim to be empty, and
         # the foreign-key checks would scan them row by row all run long.
-        cursor.execute("ANALYZE inventory_product, inventory_unifiedcode, inventory_stock, inventory_stockmovement,"
-                       " core_apiclient")
+        cursor.execute("ANALYZE inventory_product, inventory_unifiedcode, inventory_location, inventory_stock,"
+                       " inventory_stockmovement, core_apiclient")
     return tokens
 
 
-def server_start(args, log_path: Path, **env_overrides: str) -> subprocess.Popen:
-    log = open(log_path, "a" if env_overrides else "w")
+def server_start(args, log_path: Path, *, append: bool = False, **env_overrides: str) -> subprocess.Popen:
+    log = open(log_path, "a" if append else "w")
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1",
          "--port", str(args.port), "--workers", str(args.workers)],
@@ -229,28 +249,36 @@ async def http_post(reader, writer, path: str, token: str, body: bytes) -> tuple
     return status, payload
 
 
-def request_for(mode: str, rng: random.Random) -> tuple[str, dict[str, int], bytes]:
-    if mode == "hot":
+def request_for(mode: str, rng: random.Random, places: list[str], seed: int) -> tuple[str, dict[str, int], bytes]:
+    """(path, {"CODE@LOCATION": units}, body) of one request; the cart names its location when the
+    run has several (``places``), the default one otherwise."""
+    if mode in ("hot", "hot10"):
         lines = {HOT_CODE: 1}
     elif mode == "spread":
         lines = {rng.choice(SPREAD_CODES): 1}
     else:
         lines = {code: rng.randint(1, 3) for code in rng.sample(CART_CODES, rng.randint(1, 4))}
-    body = json.dumps({"lines": [{"code": c, "quantity": q} for c, q in lines.items()]}).encode()
-    return "/api/v1/reservations", lines, body
+    cart = {"lines": [{"code": c, "quantity": q} for c, q in lines.items()]}
+    place = DEFAULT_PLACE
+    if places:
+        place = {"hot": places[-1], "hot10": places[seed % len(places)]}.get(mode) or rng.choice(places)
+        cart["location"] = place
+    return "/api/v1/reservations", {f"{c}@{place}": q for c, q in lines.items()}, json.dumps(cart).encode()
 
 
 async def client_loop(port: int, token: str, mode: str, start: float, measure_from: float, stop: float,
-                      stats: Stats, seed: int, max_requests: int | None = None) -> None:
+                      stats: Stats, seed: int, places: list[str], max_requests: int | None = None) -> None:
     rng = random.Random(seed)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sent = 0
     try:
         while time.monotonic() < stop and (max_requests is None or sent < max_requests):
             if mode == "rush":
-                path, lines, body = f"/stock/{RUSH_CODE}/reserve", {RUSH_CODE: 1}, b'{"quantity": 1}'
+                where = places[-1] if places else DEFAULT_PLACE
+                path, lines = f"/stock/{RUSH_CODE}/reserve", {f"{RUSH_CODE}@{where}": 1}
+                body = json.dumps({"quantity": 1, **({"location": where} if places else {})}).encode()
             else:
-                path, lines, body = request_for(mode, rng)
+                path, lines, body = request_for(mode, rng, places, seed)
             began = time.monotonic()
             try:
                 status, _ = await http_post(reader, writer, path, token, body)
@@ -274,13 +302,14 @@ async def client_loop(port: int, token: str, mode: str, start: float, measure_fr
         writer.close()
 
 
-async def drive(args, tokens: list[str], mode: str, seconds: float, warmup: float,
+async def drive(args, tokens: list[str], mode: str, seconds: float, warmup: float, places: list[str],
                 max_requests: int | None = None) -> Stats:
     stats = Stats()
     start = time.monotonic()
     measure_from, stop = start + warmup, start + warmup + seconds
     await asyncio.gather(*[
-        client_loop(args.port, token, mode, start, measure_from, stop, stats, seed=i, max_requests=max_requests)
+        client_loop(args.port, token, mode, start, measure_from, stop, stats, seed=i, places=places,
+                    max_requests=max_requests)
         for i, token in enumerate(tokens)])
     return stats
 
@@ -288,10 +317,11 @@ async def drive(args, tokens: list[str], mode: str, seconds: float, warmup: floa
 # ---------------------------------------------------------------- checks
 
 def counters() -> dict[str, tuple[int, int]]:
+    """{"CODE@LOCATION": (on_hand, reserved)} of every stock row."""
     from inventory.models import Stock
 
-    return {code: (on_hand, reserved) for code, on_hand, reserved in
-            Stock.objects.values_list("product__code", "on_hand", "reserved")}
+    return {f"{code}@{place}": (on_hand, reserved) for code, place, on_hand, reserved in
+            Stock.objects.values_list("product__code", "location__code", "on_hand", "reserved")}
 
 
 def oversell_check(before: dict, after: dict, units: dict[str, int], unknown: dict[str, int]) -> dict:
@@ -311,11 +341,11 @@ def oversell_check(before: dict, after: dict, units: dict[str, int], unknown: di
     return {"ok": not problems, "problems": problems[:5]}
 
 
-def mode_run(args, tokens: list[str], server: subprocess.Popen, mode: str, label: str) -> dict:
+def mode_run(args, tokens: list[str], server: subprocess.Popen, mode: str, label: str, places: list[str]) -> dict:
     """Drive one mode for --seconds, print its line and return its figures (oversell check included)."""
     before = counters()
     cpu_before = cpu_seconds(server)
-    stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup))
+    stats = asyncio.run(drive(args, tokens, mode, args.seconds, args.warmup, places))
     cpu_after = cpu_seconds(server)
     summary = stats.summary(args.seconds)
     # Warm-up requests used CPU too, so divide by every request answered, measured or not.
@@ -334,31 +364,22 @@ def mode_run(args, tokens: list[str], server: subprocess.Popen, mode: str, label
     return summary
 
 
-def main() -> int:
-    args = parse_args()
-    for key, value in server_env(args).items():
-        if key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_KEY_PREFIX",
-                   "CHANNEL_LAYER_PREFIX", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE"):
-            os.environ[key] = value
-    os.environ["LOG_LEVEL"] = "WARNING"
-    database_ensure(args.db_url)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True,
-                   env=server_env(args))
-    import django
-
-    django.setup()
-    tokens = data_load(args)
-    log_path = ROOT / "bench" / "reserve-server.log"
-    print(f"bench-reserve: {args.clients} clients, {args.workers} Daphne process(es) on :{args.port}, "
-          f"{args.seconds:g} s per mode after {args.warmup:g} s warm-up; server log {log_path.name}")
-    server = server_start(args, log_path)
+def locations_run(args, places: list[str], log_path: Path, *, append: bool) -> dict:
+    """Reload the data over ``places``, serve it, drive every mode and the rush; the figures by mode."""
+    tokens = data_load(args, places)
+    where = f"{len(places)} locations, requests naming theirs" if places else "1 location, requests naming none"
+    print(f"-- {where}")
+    server = server_start(args, log_path, append=append)
     results = {}
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if places and "hot" in modes:
+        modes.insert(modes.index("hot") + 1, "hot10")
     try:
-        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-            results[mode] = mode_run(args, tokens, server, mode, mode)
+        for mode in modes:
+            results[mode] = mode_run(args, tokens, server, mode, mode, places)
         before = counters()
-        stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, max_requests=4))
-        granted = stats.units.get(RUSH_CODE, 0)
+        stats = asyncio.run(drive(args, tokens, "rush", 30.0, 0.0, places, max_requests=4))
+        granted = sum(stats.units.values())
         rush_ok = granted == RUSH_UNITS and oversell_check(before, counters(), stats.units, stats.unknown_units)["ok"]
         rush = stats.summary(1.0)
         rush_ok = rush_ok and rush["5xx"] == 0 and rush["other"] == 0 and not rush["connection_errors"]
@@ -370,19 +391,73 @@ def main() -> int:
               f"conn-errors {rush['connection_errors']}: {'OK' if rush_ok else 'FAILED'}")
     finally:
         server_stop(server)
+    return results
+
+
+def main() -> int:
+    args = parse_args()
+    for key, value in server_env(args).items():
+        if key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CACHE_KEY_PREFIX",
+                   "CHANNEL_LAYER_PREFIX", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE"):
+            os.environ[key] = value
+    os.environ["LOG_LEVEL"] = "WARNING"
+    counts = [int(count) for count in args.locations.split(",") if count.strip()]
+    if not counts or min(counts) < 1:
+        raise SystemExit("--locations: one or more counts of at least 1, e.g. 10 or 1,10")
+    database_ensure(args.db_url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True,
+                   env=server_env(args))
+    import django
+
+    django.setup()
+    log_path = ROOT / "bench" / "reserve-server.log"
+    print(f"bench-reserve: {args.clients} clients, {args.workers} Daphne process(es) on :{args.port}, "
+          f"{args.seconds:g} s per mode after {args.warmup:g} s warm-up; server log {log_path.name}; "
+          "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    runs = [(count, locations_run(args, location_codes(count), log_path, append=n > 0))
+            for n, count in enumerate(counts)]
+    # One run keeps the figures' old shape (mode -> figures); several are keyed "locations_N" (then
+    # "locations_N_2" ... for a count run again: 1,10,1,10 alternates, so a drift of the machine's
+    # load during the runs weighs on both counts alike).
+    if len(runs) == 1:
+        results = dict(runs[0][1])
+    else:
+        results = {}
+        for count, run in runs:
+            key, again = f"locations_{count}", 2
+            while key in results:
+                key, again = f"locations_{count}_{again}", again + 1
+            results[key] = run
+    hot_rps = {}
+    for count, run in runs:
+        if run.get("hot"):
+            hot_rps.setdefault(count, []).append(run["hot"]["rps"])
+    base = counts[0]
+    for count, rates in hot_rps.items():
+        if count == base or not hot_rps.get(base):
+            continue
+        mean, base_mean = sum(rates) / len(rates), sum(hot_rps[base]) / len(hot_rps[base])
+        change = (mean / base_mean - 1) * 100 if base_mean else 0.0
+        results[f"hot_change_locations_{count}_pct"] = round(change, 1)
+        print(f"hot SKU at {count} locations: {mean:.1f}/s (runs {rates}) against {base_mean:.1f}/s "
+              f"(runs {hot_rps[base]}) at {base}: {change:+.1f}% ({'within' if change >= -10 else 'OUTSIDE'} "
+              "the -10% bound)")
     if args.reference:
+        tokens = data_load(args, [])
         # A server of its own: the fast path is chosen when the ASGI application is built.
-        server = server_start(args, log_path, RESERVATION_FAST_PATH="false")
+        server = server_start(args, log_path, append=True, RESERVATION_FAST_PATH="false")
         try:
-            results["reference"] = mode_run(args, tokens, server, "hot", "view")
+            results["reference"] = mode_run(args, tokens, server, "hot", "view", [])
         finally:
             server_stop(server)
         print("         (reference: the hot SKU with every request through the Django view; the issue's "
               "machine did about 200/s, p99 about 400 ms)")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     celery_queues_empty(args.redis_url)  # the recomputes queued by the run: no worker of the bench takes them
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    failed = any(not r.get("oversell_check", {"ok": r.get("ok")})["ok"] or r.get("5xx") for r in results.values())
+    figures = [r for _, run in runs for r in run.values()] + [results.get("reference") or {}]
+    failed = any(not r.get("oversell_check", {"ok": r.get("ok", True)})["ok"] or r.get("5xx") for r in figures)
     return 1 if failed else 0
 
 

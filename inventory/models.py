@@ -250,9 +250,16 @@ class MovementKind(models.TextChoices):
 
 
 class StockMovement(models.Model):
-    """One ledger row. For every product and location the quantities sum to Stock.on_hand (see stock_audit)."""
+    """One ledger row. For every product and location the quantities sum to Stock.on_hand (see stock_audit).
 
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="movements", verbose_name=_("product"))
+    The table is range-partitioned by month on ``created_at`` (migration 0007, docs/ledger-partitioning.md):
+    its primary key is (id, created_at) in PostgreSQL, ``id`` alone here, unique through its sequence.
+    """
+
+    # No index of its own: the (product, location, -id) and (product, created_at) indexes start with it,
+    # and every extra index is one more the planner weighs in each monthly partition.
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="movements", verbose_name=_("product"),
+                                db_index=False)
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="movements",
                                  verbose_name=_("location"))
     transfer = models.ForeignKey("Transfer", on_delete=models.PROTECT, null=True, blank=True,
@@ -270,7 +277,10 @@ class StockMovement(models.Model):
         verbose_name = _("stock movement")
         verbose_name_plural = _("stock movements")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["product", "-id"], name="movement_product_recent_idx")]
+        # A product's ledger at one location, newest first, and its sum (quantity included, so the
+        # audit's sum reads the index alone): one short range per monthly partition.
+        indexes = [models.Index(fields=["product", "location", "-id"], include=["quantity"],
+                                name="movement_place_recent_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id}@{self.location_id})"

@@ -535,3 +535,20 @@ def location_create(*, code: str, name: str, kind: str = LocationKind.STORE, add
         raise Conflict(_("%(code)s is already a location.") % {"code": normalised}, details={"code": normalised})
     return Location.objects.create(code=normalised, name=name.strip(), kind=kind, address=address.strip(),
                                    time_zone=time_zone, active=active)
+
+
+@transaction.atomic
+def ledger_partitions_ensure(*, months_ahead: int | None = None, today: date | None = None) -> list[str]:
+    """Give the ledger a partition for this month and the ``months_ahead`` coming ones (setting
+    LEDGER_PARTITION_MONTHS_AHEAD when None), UTC months; returns the partitions created. Idempotent,
+    and safe to run twice at once (an advisory lock); rows the default partition caught for a month
+    move into its new partition."""
+    from inventory.partitions import month_add, month_start, partitions_add
+
+    ahead = settings.LEDGER_PARTITION_MONTHS_AHEAD if months_ahead is None else months_ahead
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= 120:
+        raise ValidationFailed(_("months ahead must be a whole number from 0 to 120."),
+                               details={"months_ahead": ahead})
+    first = month_start(today or timezone.now().date())  # timezone.now() is in UTC
+    with connection.cursor() as cursor:
+        return partitions_add(cursor, first=first, last=month_add(first, ahead))

@@ -1,8 +1,10 @@
-"""Celery tasks of inventory: run one ERP import job (late ack, retried) and the sweep that requeues lost jobs."""
+"""Celery tasks of inventory: run one ERP import job (late ack, retried), the sweep that requeues lost jobs, and
+the ledger's coming monthly partitions."""
 from celery import shared_task
 from django.conf import settings
 
 from inventory.import_jobs import import_job_give_up, import_job_run, import_jobs_requeue_stuck
+from inventory.services import ledger_partitions_ensure
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
@@ -22,3 +24,9 @@ def import_job_run_task(self, job_id: int) -> None:
 @shared_task(ignore_result=True)
 def import_jobs_requeue_stuck_task() -> None:
     import_jobs_requeue_stuck()
+
+
+@shared_task(ignore_result=True)
+def ledger_partitions_ensure_task() -> None:
+    # Idempotent: months that already have a partition are left as they are.
+    ledger_partitions_ensure()

@@ -354,6 +354,12 @@ CELERY_BEAT_SCHEDULE["stock-imports-requeue-stuck"] = {
     "task": "inventory.tasks.import_jobs_requeue_stuck_task",
     "schedule": env.float("IMPORT_SWEEP_EVERY_SECONDS", default=30.0),
 }
+# The ledger is partitioned by month (docs/ledger-partitioning.md): partitions for this month and the
+# coming ones are made ahead, daily; a month without one lands in the default partition meanwhile.
+LEDGER_PARTITION_MONTHS_AHEAD = env.int("LEDGER_PARTITION_MONTHS_AHEAD", default=3)
+CELERY_BEAT_SCHEDULE["ledger-partitions-ahead"] = {
+    "task": "inventory.tasks.ledger_partitions_ensure_task", "schedule": crontab(hour=3, minute=17),
+}
 
 # Projections (see docs/projections.md)
 PROJECTION_HORIZON_DAYS = env.int("PROJECTION_HORIZON_DAYS", default=28)

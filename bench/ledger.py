@@ -1,0 +1,263 @@
+"""Ledger benchmark: a month-partitioned ledger of 50M rows, and per-product reads as the API serves them (p50/p95/p99).
+
+Run with ``make bench-ledger`` (``BENCH_LEDGER_ARGS="--rows 2000000"`` to scale down). It recreates its
+own database (BENCH_DATABASE_URL), migrates it (the ledger comes out partitioned by month), then fills
+the ledger with SQL (INSERT ... SELECT generate_series, 1M rows a statement): --products products at
+--locations locations over --months months, every product at every location, time-ordered ids. The
+fill runs without the secondary indexes and with foreign-key triggers off (session_replication_role,
+the data is consistent by construction); the indexes are then built as the migrations define them,
+stock rows written from the ledger's sums, and the table vacuumed and analysed, as a live one is.
+
+Then, over --samples random (product, location) pairs, each timed through Django as the API runs it:
+  page  GET /api/v1/stock/{code}/movements?location=…: the count and the newest page (50 rows)
+  sum   the pair's ledger sum, what stock_audit compares with on_hand
+plus one full stock_audit (every pair at once) for scale. Target: p99 ≤ 5 ms per read.
+
+    .venv/bin/python bench/ledger.py [--rows 50000000] [--products 20000] [--locations 10] [--months 24]
+                                     [--samples 2000] [--reuse]
+"""
+import argparse
+import os
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MS = 5.0
+PREPARED = "prepared"
+CHUNK = 1_000_000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Month-partitioned ledger: fill, then per-product reads.")
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--products", type=int, default=20_000)
+    parser.add_argument("--locations", type=int, default=10)
+    parser.add_argument("--months", type=int, default=24, help="months of history, ending this month")
+    parser.add_argument("--samples", type=int, default=2_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the database a previous run filled with the same --rows, without refilling")
+    parser.add_argument("--db-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sp_bench_ledger"))
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "bench-ledger-secret-key-not-for-production",
+    "DATABASE_URL": ARGS.db_url,
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
+    "CACHE_KEY_PREFIX": "bench-ledger",
+    "LOG_LEVEL": "WARNING",
+    "DJANGO_DEBUG": "false",
+}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+from bench.common import database_recreate, manage  # noqa: E402
+from inventory.partitions import LEDGER_TABLE, month_add, partitions_add, partitions_list  # noqa: E402
+
+
+def step(label: str, started: float) -> float:
+    now = time.monotonic()
+    print(f"  {label}: {now - started:.1f} s", flush=True)
+    return now
+
+
+def ledger_fill(args) -> None:
+    """Products, locations, partitions, the ledger rows, its indexes, stock rows; timed step by step."""
+    conn = psycopg.connect(args.db_url, autocommit=True)
+    started = time.monotonic()
+    conn.execute("INSERT INTO inventory_product (code, name, category, unit, low_stock_threshold, active,"
+                 " created_at, updated_at) SELECT 'BL-' || lpad(g::text, 6, '0'), 'Bench ledger ' || g, 'bench',"
+                 " 'un', 5, true, now(), now() FROM generate_series(1, %s) g", [args.products])
+    conn.execute("INSERT INTO inventory_location (code, name, kind, address, time_zone, active, created_at,"
+                 " updated_at) SELECT 'BL-LOC-' || lpad(g::text, 2, '0'), 'Bench location ' || g, 'dark_store', '',"
+                 " 'America/Sao_Paulo', true, now(), now() FROM generate_series(2, %s) g", [args.locations])
+    first_product = conn.execute("SELECT min(id) FROM inventory_product WHERE code LIKE 'BL-%%'").fetchone()[0]
+    locations = [row[0] for row in conn.execute("SELECT id FROM inventory_location ORDER BY id")][:args.locations]
+
+    now = datetime.now(timezone.utc)
+    this_month = now.date().replace(day=1)
+    first_month = month_add(this_month, 1 - args.months)
+    with conn.transaction(), conn.cursor() as cursor:
+        partitions_add(cursor, first=first_month, last=month_add(this_month, 3))
+    span_start = datetime(first_month.year, first_month.month, 1, tzinfo=timezone.utc)
+    started = step(f"{args.products:,} products, {len(locations)} locations, "
+                   f"{len(partitions_list(conn.cursor()))} partitions", started)
+
+    # The secondary indexes and the primary key are built once the rows are in; the same definitions.
+    indexes = conn.execute(
+        "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes WHERE tablename = %s"
+        " AND indexname <> %s ORDER BY indexname", [LEDGER_TABLE, f"{LEDGER_TABLE}_pkey"]).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" DROP CONSTRAINT "{LEDGER_TABLE}_pkey"')
+
+    # Row g (1..rows): ids in time order over the months; within each run of --products rows every
+    # product once (7919 is prime to the counts used), the run's location cycling, so every pair gets
+    # one row per round of products x locations rows; one round in five receipts of 15, the others
+    # sales of 1-3, so each pair's sum stays positive.
+    conn.execute("SET session_replication_role = replica")
+    seconds = (now - span_start).total_seconds()
+    done = 0
+    while done < args.rows:
+        upto = min(done + CHUNK, args.rows)
+        conn.execute(f"""
+            INSERT INTO {LEDGER_TABLE} (id, product_id, location_id, kind, quantity, on_hand_after, reason,
+                                        reference, actor, created_at)
+            SELECT g, %(first_product)s + (g * 7919) %% %(products)s,
+                   (%(locations)s::bigint[])[1 + (g / %(products)s) %% cardinality(%(locations)s::bigint[])],
+                   CASE WHEN (g / %(round)s) %% 5 = 0 THEN 'receipt' ELSE 'sale' END,
+                   CASE WHEN (g / %(round)s) %% 5 = 0 THEN 15 ELSE -(1 + g %% 3) END, 0, 'bench', '', '',
+                   %(start)s::timestamptz + make_interval(secs => (g - 1) * %(step)s)
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+                     {"first_product": first_product, "products": args.products, "locations": locations,
+                      "round": args.products * len(locations),
+                      "start": span_start, "step": seconds / args.rows, "lo": done + 1, "hi": upto})
+        done = upto
+        if done % (10 * CHUNK) == 0 or done == args.rows:
+            print(f"    {done:,} rows, {time.monotonic() - started:.0f} s", flush=True)
+    conn.execute("SET session_replication_role = DEFAULT")
+    started = step(f"{args.rows:,} ledger rows", started)
+
+    conn.execute("SET maintenance_work_mem = '512MB'")
+    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" ADD CONSTRAINT "{LEDGER_TABLE}_pkey" PRIMARY KEY (id, created_at)')
+    for _, definition in indexes:
+        conn.execute(definition)
+    conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [LEDGER_TABLE, args.rows])
+    started = step(f"primary key and {len(indexes)} indexes", started)
+
+    conn.execute("DELETE FROM inventory_stock")
+    conn.execute(f"INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)"
+                 f" SELECT product_id, location_id, sum(quantity), 0, count(*), now() FROM {LEDGER_TABLE}"
+                 f" GROUP BY product_id, location_id")
+    started = step("stock rows from the ledger's sums", started)
+    conn.execute(f"VACUUM (ANALYZE) {LEDGER_TABLE}")
+    conn.execute("VACUUM (ANALYZE) inventory_stock")
+    step("vacuum and analyse", started)
+    conn.close()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(p: float) -> float:
+        return ordered[min(int(len(ordered) * p), len(ordered) - 1)] * 1000
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] * 1000}
+
+
+def show(label: str, samples: list[float]) -> bool:
+    figures = percentiles(samples)
+    met = figures["p99"] <= TARGET_MS
+    print(f"  {label:<44} p50 {figures['p50']:.2f} ms  p95 {figures['p95']:.2f} ms  p99 {figures['p99']:.2f} ms"
+          f"  max {figures['max']:.2f} ms  ({'met' if met else 'NOT met'})", flush=True)
+    return met
+
+
+def reads_measure(args) -> bool:
+    import django
+
+    django.setup()
+    from django.db import connection, connections
+
+    # The same database through a second alias with server-side binding and prepared statements:
+    # PostgreSQL plans each statement once per connection there, where with Django's default
+    # (client-side binding) it plans every query again, weighing every monthly partition.
+    default = connections.settings["default"]
+    connections.settings[PREPARED] = {**default, "OPTIONS": {**default["OPTIONS"], "server_side_binding": True,
+                                                             "prepare_threshold": 2}}
+    from django.db.models import Sum
+
+    from core.pagination import StandardPagination
+    from inventory.models import Product, StockMovement
+    from inventory.selectors import ledger_drift, movement_list
+
+    page_size = StandardPagination().page_size
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT product_id, location_id FROM inventory_stock")
+        pairs = cursor.fetchall()
+        cursor.execute(f"SELECT count(*) FROM {LEDGER_TABLE}")
+        rows = cursor.fetchone()[0]
+        cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+        size = cursor.fetchone()[0]
+    print(f"measuring: {rows:,} ledger rows, {len(pairs):,} (product, location) pairs, database {size}")
+    rng = random.Random(17)
+    chosen = [rng.choice(pairs) for _ in range(args.samples)]
+    products = {p.pk: p for p in Product.objects.filter(pk__in={pid for pid, _ in chosen})}
+
+    def page(product_id: int, location_id: int, using: str = "default") -> int:
+        queryset = movement_list(product=products[product_id], location_id=location_id).using(using)
+        count = queryset.count()
+        return count + len(list(queryset[:page_size]))
+
+    def total(product_id: int, location_id: int, using: str = "default") -> int:
+        return StockMovement.objects.using(using).filter(product_id=product_id, location_id=location_id) \
+            .aggregate(total=Sum("quantity"))["total"]
+
+    reads = {"page": page, "sum": total,
+             "page, prepared": partial(page, using=PREPARED), "sum, prepared": partial(total, using=PREPARED)}
+    for product_id, location_id in chosen[:200]:  # a running server's connections and plans, warmed
+        for read in reads.values():
+            read(product_id, location_id)
+    timings: dict[str, list[float]] = {name: [] for name in reads}
+    order = list(reads.items())
+    for n, (product_id, location_id) in enumerate(chosen):
+        # The first read of a pair may find its pages out of cache: each kind of read goes first in turn.
+        for name, read in order[n % len(order):] + order[:n % len(order)]:
+            began = time.perf_counter()
+            read(product_id, location_id)
+            timings[name].append(time.perf_counter() - began)
+    with connection.cursor() as cursor:
+        queryset = movement_list(product=products[chosen[0][0]], location_id=chosen[0][1])[:page_size]
+        sql, params = queryset.query.sql_with_params()
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
+        plan = [row[0] for row in cursor.fetchall()]
+    print(f"per-product reads over {args.samples} random pairs (target p99 ≤ {TARGET_MS:g} ms each), through Django:")
+    met = show(f"movements page (count + newest {page_size})", timings["page"])
+    met = show("ledger sum of the pair (audit)", timings["sum"]) and met
+    print("the same reads with OPTIONS server_side_binding + prepare_threshold (planned once per connection):")
+    show(f"movements page (count + newest {page_size})", timings["page, prepared"])
+    show("ledger sum of the pair (audit)", timings["sum, prepared"])
+    print("  plan of one page read: " + plan[0].strip() + f"; {sum('Index' in line for line in plan)} index scans, "
+          + plan[-1].strip())
+    began = time.monotonic()
+    drift = ledger_drift()
+    print(f"  full stock_audit ledger check (every pair): {time.monotonic() - began:.1f} s, {len(drift)} drifting")
+    print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    return met
+
+
+def main() -> int:
+    args = ARGS
+    print(f"bench-ledger: {args.rows:,} rows, {args.products:,} products x {args.locations} locations over "
+          f"{args.months} months (database {args.db_url}); {os.cpu_count()} CPUs, "
+          "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
+    filled = False
+    if args.reuse:
+        try:
+            with psycopg.connect(args.db_url) as conn:
+                filled = conn.execute(f"SELECT max(id) FROM {LEDGER_TABLE}").fetchone()[0] == args.rows
+        except psycopg.OperationalError:
+            filled = False
+        print("reusing the filled database" if filled else "nothing to reuse: filling", flush=True)
+    if not filled:
+        began = time.monotonic()
+        database_recreate(args.db_url)
+        manage("migrate", "--noinput", env=ENV)
+        print("filling:", flush=True)
+        ledger_fill(args)
+        print(f"filled in {time.monotonic() - began:.0f} s", flush=True)
+    return 0 if reads_measure(args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Tests for the ledger partitioned by month: the migration of an existing ledger, where rows land, and the
+upkeep (service, command, beat task) that makes the coming months' partitions."""
+import threading
+from datetime import date, datetime, timezone
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+
+from core.errors import ValidationFailed
+from core.tests.migrations import latest, migrate
+from inventory import services
+from inventory.models import MovementKind, StockMovement
+from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, partition_name, partitions_list
+from inventory.selectors import ledger_drift, location_default_id
+from inventory.tasks import ledger_partitions_ensure_task
+from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
+
+# The apps whose migrations must stay applied around inventory's: the latest of every app but inventory's own.
+BEFORE_PARTITIONING = ("inventory", "0006_location_staff_users")
+
+
+def partition_of(movement_id: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT tableoid::regclass::text FROM {LEDGER_TABLE} WHERE id = %s", [movement_id])
+        return cursor.fetchone()[0]
+
+
+def partitions() -> list[str]:
+    with connection.cursor() as cursor:
+        return partitions_list(cursor)
+
+
+def movement_at(product, when: datetime, quantity: int = 1) -> StockMovement:
+    """A ledger row dated ``when`` (with its stock row kept equal, so the ledger still sums to on_hand)."""
+    from inventory.models import Stock
+
+    row = StockMovement.objects.create(product=product, location_id=location_default_id(), kind=MovementKind.RECEIPT,
+                                       quantity=quantity, on_hand_after=quantity, reason="test")
+    StockMovement.objects.filter(pk=row.pk).update(created_at=when)
+    Stock.objects.filter(product=product, location_id=location_default_id()).update(on_hand=quantity)
+    return row
+
+
+@pytest.mark.django_db
+def test_the_ledger_table_is_range_partitioned_by_created_at_with_id_and_created_at_as_primary_key():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT p.partstrat, a.attname FROM pg_partitioned_table p JOIN pg_attribute a"
+                       " ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]"
+                       " WHERE p.partrelid = to_regclass(%s)", [LEDGER_TABLE])
+        strategy_and_key = cursor.fetchone()
+        cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s)"
+                       " AND contype = 'p'", [LEDGER_TABLE])
+        primary_key = cursor.fetchone()[0]
+    assert strategy_and_key == ("r", "created_at")
+    assert primary_key == "PRIMARY KEY (id, created_at)"
+    assert LEDGER_DEFAULT_PARTITION in partitions()
+
+
+@pytest.mark.django_db
+def test_a_movement_written_now_lands_in_this_months_partition_and_reads_back_by_id():
+    product = ProductFactory(code="PART-1", on_hand=4)
+    stock = services.stock_receive(code="PART-1", quantity=3)
+    written = stock.written_movements[-1]
+    this_month = written.created_at.astimezone(timezone.utc).date().replace(day=1)
+    assert partition_of(written.pk) == partition_name(this_month)
+    assert StockMovement.objects.get(pk=written.pk).quantity == 3
+    assert StockMovement.objects.filter(product=product).count() == 2
+    assert ledger_drift() == []
+
+
+@pytest.mark.django_db
+def test_a_movement_of_a_month_without_partition_lands_in_the_default_partition():
+    product = ProductFactory(code="PART-FAR")
+    row = movement_at(product, datetime(2041, 2, 10, 12, tzinfo=timezone.utc))
+    assert partition_name(date(2041, 2, 1)) not in partitions()
+    assert partition_of(row.pk) == LEDGER_DEFAULT_PARTITION
+    assert StockMovement.objects.get(pk=row.pk).created_at.year == 2041
+
+
+@pytest.mark.django_db
+def test_ensure_creates_this_month_and_the_months_ahead_and_a_second_run_creates_nothing():
+    before = partitions()
+    created = services.ledger_partitions_ensure(months_ahead=2, today=date(2042, 11, 20))
+    assert [p for p in before if p.startswith(f"{LEDGER_TABLE}_y2042") or p.startswith(f"{LEDGER_TABLE}_y2043")] == []
+    assert created == [partition_name(date(2042, 11, 1)), partition_name(date(2042, 12, 1)),
+                       partition_name(date(2043, 1, 1))]
+    assert set(created) <= set(partitions())
+    assert services.ledger_partitions_ensure(months_ahead=2, today=date(2042, 11, 20)) == []
+
+
+@pytest.mark.django_db
+def test_rows_the_default_partition_caught_move_into_their_months_new_partition_and_sums_hold():
+    product = ProductFactory(code="PART-MOVE")
+    inside = movement_at(product, datetime(2044, 3, 31, 23, 59, tzinfo=timezone.utc), quantity=7)
+    outside = movement_at(product, datetime(2044, 4, 1, 0, 0, tzinfo=timezone.utc), quantity=2)
+    assert {partition_of(inside.pk), partition_of(outside.pk)} == {LEDGER_DEFAULT_PARTITION}
+
+    created = services.ledger_partitions_ensure(months_ahead=0, today=date(2044, 3, 2))
+
+    assert created == [partition_name(date(2044, 3, 1))]
+    assert partition_of(inside.pk) == partition_name(date(2044, 3, 1))
+    assert partition_of(outside.pk) == LEDGER_DEFAULT_PARTITION  # April is not March: it stays
+    assert sorted(StockMovement.objects.filter(product=product).values_list("quantity", flat=True)) == [2, 7]
+
+
+@pytest.mark.django_db
+def test_ensure_refuses_a_months_ahead_that_is_not_a_small_whole_number():
+    for bad in (-1, 121, "3", True):
+        with pytest.raises(ValidationFailed):
+            services.ledger_partitions_ensure(months_ahead=bad)
+
+
+@pytest.mark.django_db
+def test_the_command_creates_the_coming_months_then_reports_none_left(capsys, settings):
+    settings.LEDGER_PARTITION_MONTHS_AHEAD = 0
+    call_command("ledger_partitions", "--months-ahead", "14")
+    first = capsys.readouterr().out
+    call_command("ledger_partitions", "--months-ahead", "14", "--list")
+    second = capsys.readouterr().out
+    assert "created " in first
+    assert "Every month asked for already has its partition." in second
+    assert f"{LEDGER_DEFAULT_PARTITION}: " in second
+
+
+@pytest.mark.django_db
+def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
+    with pytest.raises(CommandError):
+        call_command("ledger_partitions", "--months-ahead", "500")
+
+
+@pytest.mark.django_db
+def test_the_beat_task_makes_partitions_as_far_ahead_as_the_setting_says(settings):
+    settings.LEDGER_PARTITION_MONTHS_AHEAD = 20
+    today = datetime.now(timezone.utc).date().replace(day=1)
+    index = today.year * 12 + today.month - 1 + 20
+    far = date(index // 12, index % 12 + 1, 1)
+    assert partition_name(far) not in partitions()
+    ledger_partitions_ensure_task()
+    assert partition_name(far) in partitions()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_create_each_partition_once_and_both_succeed():
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=10)
+            results.append(services.ledger_partitions_ensure(months_ahead=2, today=date(2046, 1, 1)))
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        assert sorted(len(r) for r in results) == [0, 3]
+        assert {partition_name(date(2046, m, 1)) for m in (1, 2, 3)} <= set(partitions())
+    finally:
+        with connection.cursor() as cursor:
+            for month in (1, 2, 3):
+                cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(date(2046, month, 1))}"')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_existing_ledger_moves_into_monthly_partitions_with_every_row_and_sum_and_its_numbering():
+    old = migrate([BEFORE_PARTITIONING])
+    try:
+        Product, Stock = old.get_model("inventory", "Product"), old.get_model("inventory", "Stock")
+        Location, Movement = old.get_model("inventory", "Location"), old.get_model("inventory", "StockMovement")
+        here = Location.objects.get(pk=location_default_id())
+        there = Location.objects.create(code="DARK-MIG", name="Dark store")
+        months = [datetime(2025, 1, 15, tzinfo=timezone.utc), datetime(2025, 7, 31, 23, 30, tzinfo=timezone.utc),
+                  datetime.now(timezone.utc)]
+        expected = {}
+        for n, code in enumerate(["MIG-A", "MIG-B"]):
+            product = Product.objects.create(code=code, name=code, low_stock_threshold=1)
+            for place in (here, there):
+                total = 0
+                for i, when in enumerate(months):
+                    quantity = 10 * (n + 1) + i - (3 if i == 2 else 0)
+                    total += quantity
+                    row = Movement.objects.create(product=product, location=place, kind="receipt",
+                                                  quantity=quantity, on_hand_after=total)
+                    Movement.objects.filter(pk=row.pk).update(created_at=when)
+                Stock.objects.create(product=product, location=place, on_hand=total)
+                expected[(product.pk, place.pk)] = total
+        last_id = Movement.objects.order_by("-id").values_list("id", flat=True)[0]
+        rows_before = {m.pk: (m.product_id, m.location_id, m.quantity, m.created_at) for m in Movement.objects.all()}
+
+        migrate(latest())
+
+        rows_after = {m.pk: (m.product_id, m.location_id, m.quantity, m.created_at) for m in StockMovement.objects.all()}
+        assert rows_after == rows_before
+        sums = {}
+        for (product_id, location_id, quantity, _when) in rows_after.values():
+            sums[(product_id, location_id)] = sums.get((product_id, location_id), 0) + quantity
+        assert {key: sums[key] for key in expected} == expected
+        assert ledger_drift() == []
+        for pk, (_p, _l, _q, when) in rows_after.items():
+            assert partition_of(pk) == partition_name(when.astimezone(timezone.utc).date().replace(day=1))
+        product = ProductFactory(code="MIG-NEW")
+        assert stock_at_location(product, LocationFactory(code="DARK-MIG"), on_hand=1).on_hand == 1
+        assert StockMovement.objects.get(product=product).pk > last_id
+    finally:
+        migrate(latest())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_partitioning_migration_goes_back_to_a_plain_table_with_its_rows():
+    product = ProductFactory(code="MIG-BACK", on_hand=9)
+    row = StockMovement.objects.get(product=product)
+    try:
+        migrate([BEFORE_PARTITIONING])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [LEDGER_TABLE])
+            kind = cursor.fetchone()[0]
+            cursor.execute(f"SELECT quantity FROM {LEDGER_TABLE} WHERE id = %s", [row.pk])
+            quantity = cursor.fetchone()[0]
+        assert (kind, quantity) == ("r", 9)
+    finally:
+        migrate(latest())
+    assert StockMovement.objects.get(pk=row.pk).quantity == 9
+
+
+def test_beat_runs_the_partition_upkeep_daily_by_a_task_celery_knows():
+    from django.conf import settings
+
+    from config.celery_app import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["ledger-partitions-ahead"]
+    app.loader.import_default_modules()
+    assert entry["task"] == "inventory.tasks.ledger_partitions_ensure_task"
+    assert entry["task"] in app.tasks
+    assert entry["schedule"].hour == {3}
