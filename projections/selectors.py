@@ -285,8 +285,12 @@ def planned_movement_list(
     kind: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    location_codes: Iterable[str] | None = None,
 ) -> QuerySet[PlannedMovement]:
+    """Planned movements by date; ``location_codes`` keeps those at these locations (None: every location)."""
     qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
+    if location_codes is not None:
+        qs = qs.filter(location__code__in=list(location_codes))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     if source:

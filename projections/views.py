@@ -14,7 +14,12 @@ from rest_framework.views import APIView
 
 from core.auth import actor_label, request_client
 from core.errors import NotFound
-from inventory.selectors import client_location_codes, location_default_id, location_for_client
+from inventory.selectors import (
+    client_location_codes,
+    client_locations_check,
+    location_default_id,
+    location_for_client,
+)
 from core.pagination import StandardPagination, paginated_response
 from projections import exports, selectors, services
 from projections.models import PlannedKind, PlannedMovement, ReorderState
@@ -322,14 +327,21 @@ class PlannedMovementListApi(APIView):
         kind = serializers.ChoiceField(choices=PlannedKind.choices, required=False)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
+        location = serializers.CharField(required=False, max_length=64)
 
-    @extend_schema(parameters=[OpenApiParameter(n, str) for n in
-                               ("code", "source", "status", "kind", "date_from", "date_to")],
+    @extend_schema(parameters=[*(OpenApiParameter(n, str) for n in
+                                 ("code", "source", "status", "kind", "date_from", "date_to")),
+                               OpenApiParameter("location", str, description=(
+                                   "Location code: only the movements there. Without it, every location the "
+                                   "client may use."))],
                    responses=PlannedMovementOutputSerializer(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = selectors.planned_movement_list(**filters.validated_data)
+        asked = filters.validated_data.pop("location", None)
+        codes = ([location_for_client(client=request_client(request), code=asked).code] if asked and asked.strip()
+                 else client_location_codes(request_client(request)))
+        queryset = selectors.planned_movement_list(**filters.validated_data, location_codes=codes)
         return paginated_response(request=request, queryset=queryset, serializer_class=PlannedMovementOutputSerializer,
                                   view=self, context={"today": services.projection_today()})
 
@@ -339,9 +351,10 @@ class PlannedMovementDetailApi(APIView):
 
     @extend_schema(responses=PlannedMovementOutputSerializer)
     def get(self, request, pk: int):
-        movement = PlannedMovement.objects.select_related("product").filter(pk=pk).first()
+        movement = PlannedMovement.objects.select_related("product", "location").filter(pk=pk).first()
         if movement is None:
             raise NotFound(_("No planned movement has this id."), details={"id": pk})
+        client_locations_check(client=request_client(request), locations=[movement.location])
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
 
 

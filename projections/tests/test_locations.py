@@ -269,3 +269,21 @@ def test_reorder_suggestions_list_by_location(reader, store_b):
 
     assert [(r["quantity"], "location" in r) for r in default] == [(12, False)]
     assert [(r["quantity"], r["location"]) for r in there] == [(24, "LOJA-B")]
+
+
+def test_planned_movements_list_by_location_and_a_limited_client_sees_only_its_own(manager, store_b):
+    product = ProductFactory(on_hand=10)
+    planned(product, None, days=1, quantity=3)
+    planned(product, store_b, days=1, quantity=4)
+    at_default = PlannedMovement.objects.get(product=product, location_id=location_default_id())
+    http = limited_client("LOJA-B")
+
+    everything = manager.get("/api/v1/planned-movements").json()["results"]
+    there = manager.get("/api/v1/planned-movements?location=LOJA-B").json()["results"]
+    limited = http.get("/api/v1/planned-movements").json()["results"]
+    other = http.get(f"/api/v1/planned-movements/{at_default.pk}")
+
+    assert sorted(r["quantity"] for r in everything) == [3, 4]
+    assert [(r["quantity"], r["location"]) for r in there] == [(4, "LOJA-B")]
+    assert [r["quantity"] for r in limited] == [4]
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "location_forbidden")
