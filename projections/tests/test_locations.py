@@ -287,3 +287,40 @@ def test_planned_movements_list_by_location_and_a_limited_client_sees_only_its_o
     assert [(r["quantity"], r["location"]) for r in there] == [(4, "LOJA-B")]
     assert [r["quantity"] for r in limited] == [4]
     assert (other.status_code, other.json()["error"]["code"]) == (403, "location_forbidden")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_recomputes_at_two_locations_each_keep_their_own_row_and_suggestion():
+    import threading
+
+    from django.db import connection
+
+    store = LocationFactory(code="LOJA-C", name="Loja C")
+    product = ProductFactory(on_hand=1)
+    stock_at_location(product, store, on_hand=2)
+    SupplyTermsFactory(product=product, lead_time_days=3, pack_size=10)
+    planned(product, None, days=1, quantity=20)
+    planned(product, store, days=1, quantity=30)
+    start, errors = threading.Barrier(4), []
+
+    def recompute(location_id):
+        try:
+            start.wait(10)
+            services.projection_recompute(product_ids=[product.pk], location_id=location_id)
+        except Exception as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=recompute, args=(loc,))
+               for loc in (location_default_id(), store.pk, location_default_id(), store.pk)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert (summary(product).start_balance, summary(product, store).start_balance) == (1, 2)
+    open_rows = ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN)
+    assert sorted((s.location_id, s.quantity) for s in open_rows) == sorted(
+        [(location_default_id(), 20), (store.pk, 30)])
