@@ -286,11 +286,11 @@ def _naive_estimates(cursor, sold: dict[int, list[int]], day: date) -> None:
         rates.append(sum(series[-7:]) / 7)
         errors.append(sum(abs(v - then) for v in series[-backtest:]) / backtest)
     cursor.execute("""
-        INSERT INTO projections_demandestimate AS e (product_id, as_of, daily_rate, weekday_factors, mae,
+        INSERT INTO projections_demandestimate AS e (product_id, location_id, as_of, daily_rate, weekday_factors, mae,
                                                       history_days, censored_days, basis, computed_at)
-        SELECT p, %s, r, '{1,1,1,1,1,1,1}', m, 56, 0, 'own', now()
+        SELECT p, (SELECT min(id) FROM inventory_location), %s, r, '{1,1,1,1,1,1,1}', m, 56, 0, 'own', now()
         FROM unnest(%s::bigint[], %s::float8[], %s::float8[]) AS t(p, r, m)
-        ON CONFLICT (product_id) DO UPDATE SET as_of = EXCLUDED.as_of, daily_rate = EXCLUDED.daily_rate,
+        ON CONFLICT (product_id, location_id) DO UPDATE SET as_of = EXCLUDED.as_of, daily_rate = EXCLUDED.daily_rate,
             weekday_factors = EXCLUDED.weekday_factors, mae = EXCLUDED.mae, computed_at = EXCLUDED.computed_at""",
                    [day, ids, rates, errors])
 
@@ -340,7 +340,7 @@ def replay(policy: str, ids: list[int], origin: date, start: dict[int, int], his
             if policy == "naive":
                 _naive_estimates(cursor, sold, day)
             # The service's own recompute: demand estimate (once a day), projection, reorder suggestion.
-            services._upsert(ids, today=day)
+            services._upsert(ids, location_id=services.location_default_id(), today=day)
             # On its review day a product's open suggestion is ordered; it arrives after the lead time.
             due = [pid for pid in ids if (pid + n) % review == 0]
             cursor.execute("SELECT id, product_id, quantity FROM projections_reordersuggestion "
@@ -350,10 +350,10 @@ def replay(policy: str, ids: list[int], origin: date, start: dict[int, int], his
                 cursor.execute("""
                     WITH s AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(id, p, q)),
                     pm AS (
-                        INSERT INTO projections_plannedmovement (product_id, date, direction, quantity, kind,
-                                                                 firmness, status, source, source_ref, note,
-                                                                 created_at, updated_at)
-                        SELECT s.p, %s::date, 'in', s.q, 'purchase', 'firm', 'open', %s, 'suggestion-' || s.id, '',
+                        INSERT INTO projections_plannedmovement (product_id, location_id, date, direction,
+                                                                 quantity, kind, firmness, status, source,
+                                                                 source_ref, note, created_at, updated_at)
+                        SELECT s.p, (SELECT min(id) FROM inventory_location), %s::date, 'in', s.q, 'purchase', 'firm', 'open', %s, 'suggestion-' || s.id, '',
                                now(), now()
                         FROM s RETURNING id, source_ref)
                     UPDATE projections_reordersuggestion r SET state = 'ordered', planned_movement_id = pm.id,

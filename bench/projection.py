@@ -62,9 +62,10 @@ def data_load() -> None:
             INSERT INTO inventory_stockmovement (product_id, location_id, kind, quantity, on_hand_after, reason, reference, actor, created_at)
             SELECT product_id, (SELECT min(id) FROM inventory_location), 'receipt', on_hand, on_hand, 'bench', '', '', now() FROM inventory_stock""")
         conn.execute("""
-            INSERT INTO projections_plannedmovement (product_id, date, direction, quantity, kind, firmness, status,
-                                                     source, source_ref, note, created_at, updated_at)
+            INSERT INTO projections_plannedmovement (product_id, location_id, date, direction, quantity, kind,
+                                                     firmness, status, source, source_ref, note, created_at, updated_at)
             SELECT (SELECT min(id) FROM inventory_product) + (random() * (%s - 1))::int,
+                   (SELECT min(id) FROM inventory_location),
                    current_date + (random() * 40)::int - 5,
                    CASE WHEN g %% 3 = 0 THEN 'in' ELSE 'out' END,
                    1 + (random() * 30)::int,

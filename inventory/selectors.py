@@ -209,13 +209,13 @@ def stock_list(
 
 
 def stock_with_projection(qs: QuerySet[Stock]) -> QuerySet[Stock]:
-    """``qs`` with each product's stockout day and lowest balance in 7 days from its projection summary
-    (``stockout_date``, ``min_balance_7d``), None while the product has no computed summary: one LEFT JOIN.
-    The summary follows the default location's stock, so rows at other locations get None."""
-    computed = {"product__projection__computed_at__isnull": False, "location_id": location_default_id()}
-    return qs.annotate(
-        stockout_date=Case(When(**computed, then=F("product__projection__stockout_date")), default=None),
-        min_balance_7d=Case(When(**computed, then=F("product__projection__min_balance_7d")), default=None),
+    """``qs`` with each product's stockout day and lowest balance in 7 days from its projection summary at the
+    row's location (``stockout_date``, ``min_balance_7d``), None while there is no computed summary: one LEFT JOIN."""
+    computed = {"projection_here__computed_at__isnull": False}
+    return qs.alias(projection_here=FilteredRelation(
+        "product__projections", condition=Q(product__projections__location=F("location")))).annotate(
+        stockout_date=Case(When(**computed, then=F("projection_here__stockout_date")), default=None),
+        min_balance_7d=Case(When(**computed, then=F("projection_here__min_balance_7d")), default=None),
     )
 
 

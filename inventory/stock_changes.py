@@ -17,7 +17,7 @@ from core.publish_order import stream_key
 from core.realtime import realtime_claim, realtime_publish, realtime_publish_soon
 from inventory.models import Stock
 from notifications.services import alert_states_evaluate
-from projections.services import projection_mark_dirty, projection_recompute_schedule_soon
+from projections.services import projection_mark_dirty_stocks, projection_recompute_schedule_soon_stocks
 from webhooks.services import webhooks_stock_rows_changed
 
 
@@ -45,8 +45,8 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     reservation statement checks it), so the alert-state query is skipped.
     """
     now = timezone.now()
-    # Alerts and projections follow the default location (docs/locations.md); events and webhooks
-    # carry every location.
+    # Alerts follow the default location (docs/locations.md); events, webhooks and projections carry
+    # every location.
     at_default = [stock for stock in stocks if stock.location.code == settings.DEFAULT_LOCATION_CODE]
     transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=at_default)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
@@ -54,7 +54,7 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     # Claimed while the rows are locked, so no later version of them leaves this process before these.
     claim = realtime_claim({stream_key(stock.product.code, stock.location.code): stock.version for stock in stocks})
     transaction.on_commit(partial(realtime_publish, events, claim=claim))
-    projection_mark_dirty(product_ids=[stock.product_id for stock in at_default])
+    projection_mark_dirty_stocks(stocks=stocks)
 
 
 def stock_rows_committed_soon(*, stocks: list[Stock], extra_events: list[dict[str, Any]] | None = None) -> None:
@@ -63,5 +63,4 @@ def stock_rows_committed_soon(*, stocks: list[Stock], extra_events: list[dict[st
     the events and the projection recompute, handed to this loop's batches. Returns at once."""
     now = timezone.now()
     realtime_publish_soon([stock_event(stock, at=now) for stock in stocks] + list(extra_events or []))
-    projection_recompute_schedule_soon([stock.product_id for stock in stocks
-                                        if stock.location.code == settings.DEFAULT_LOCATION_CODE])
+    projection_recompute_schedule_soon_stocks(stocks)

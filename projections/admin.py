@@ -39,36 +39,40 @@ class PlannedMovementAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
     list_select_related = ("product",)
 
     def save_model(self, request, obj, form, change):
-        previous = PlannedMovement.objects.filter(pk=obj.pk).values_list("product_id", flat=True).first() if change else None
+        # An edit that moves the movement to another product or location changes the projection it left too.
+        previous = (PlannedMovement.objects.filter(pk=obj.pk).values_list("product_id", "location_id").first()
+                    if change else None)
         super().save_model(request, obj, form, change)
-        planned_movements_changed(product_ids=[obj.product_id, previous])
+        planned_movements_changed(pairs=[(obj.product_id, obj.location_id), previous or (None, None)])
 
     def delete_model(self, request, obj):
-        product_id = obj.product_id
+        pair = (obj.product_id, obj.location_id)
         super().delete_model(request, obj)
-        planned_movements_changed(product_ids=[product_id])
+        planned_movements_changed(pairs=[pair])
 
     def delete_queryset(self, request, queryset):
-        product_ids = list(queryset.values_list("product_id", flat=True).distinct())
+        pairs = list(queryset.values_list("product_id", "location_id").distinct())
         super().delete_queryset(request, queryset)
-        planned_movements_changed(product_ids=product_ids)
+        planned_movements_changed(pairs=pairs)
 
 
 @admin.register(ProjectionSummary)
 class ProjectionSummaryAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("product", "start_balance", "min_balance_7d", "stockout_date", "days_of_cover", "computed_at")
-    list_filter = ("stockout_date", "as_of")
+    list_display = ("product", "location", "start_balance", "min_balance_7d", "stockout_date", "days_of_cover",
+                    "computed_at")
+    list_filter = ("location", "stockout_date", "as_of")
     search_fields = ("product__code", "product__name")
-    list_select_related = ("product",)
+    list_select_related = ("product", "location")
     readonly_fields = [f.name for f in ProjectionSummary._meta.fields]
 
 
 @admin.register(DemandEstimate)
 class DemandEstimateAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("product", "daily_rate", "mae", "basis", "history_days", "censored_days", "as_of", "computed_at")
-    list_filter = ("basis", "as_of")
+    list_display = ("product", "location", "daily_rate", "mae", "basis", "history_days", "censored_days", "as_of",
+                    "computed_at")
+    list_filter = ("location", "basis", "as_of")
     search_fields = ("product__code", "product__name")
-    list_select_related = ("product",)
+    list_select_related = ("product", "location")
     readonly_fields = [f.name for f in DemandEstimate._meta.fields]
 
 
@@ -82,11 +86,11 @@ class SupplyTermsAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 @admin.register(ReorderSuggestion)
 class ReorderSuggestionAdmin(ReadOnlyAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("product", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
+    list_display = ("product", "location", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
                     "arrival_date", "updated_at")
-    list_filter = ("state", "arrival_date")
+    list_filter = ("state", "location", "arrival_date")
     search_fields = ("product__code", "product__name")
-    list_select_related = ("product",)
+    list_select_related = ("product", "location")
     readonly_fields = [f.name for f in ReorderSuggestion._meta.fields]
     actions = ["order_selected"]
 

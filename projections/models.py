@@ -1,11 +1,19 @@
 """Projection tables: PlannedMovement (dated future quantities), read models (ProjectionSummary, DemandEstimate),
-SupplyTerms and ReorderSuggestion."""
+SupplyTerms and ReorderSuggestion; the read models and suggestions are per product and location."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Location, Product
+
+
+def location_default_pk() -> int:
+    """The default location's id: a row written without a location belongs to it, as every row did before
+    locations existed (older callers and fixtures keep working)."""
+    from inventory.selectors import location_default_id
+
+    return location_default_id()
 
 
 class Direction(models.TextChoices):
@@ -73,15 +81,20 @@ class PlannedMovement(models.Model):
 
 
 class ProjectionSummary(models.Model):
-    """The projected balance of one product, recomputed in SQL. Balances are end of day, from ``as_of`` on.
+    """The projected balance of one product at one location, recomputed in SQL. Balances are end of day, from
+    ``as_of`` on.
 
-    ``plan_version`` counts planned-movement changes; ``source_version`` is stock.version + plan_version
-    as the last recompute read them, so the row is dirty whenever the two sides differ.
+    ``plan_version`` counts planned-movement changes at the location; ``source_version`` is stock.version +
+    plan_version as the last recompute read them (the stock row at the same location), so the row is dirty
+    whenever the two sides differ.
     """
 
-    product = models.OneToOneField(
-        Product, on_delete=models.CASCADE, primary_key=True, related_name="projection", verbose_name=_("product")
+    # The unique (product, location) constraint starts with product_id, so the column needs no index of its own.
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="projections", db_index=False, verbose_name=_("product")
     )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="projections",
+                                 default=location_default_pk, verbose_name=_("location"))
     as_of = models.DateField(_("first projected day"), null=True, blank=True)
     horizon_days = models.PositiveSmallIntegerField(_("horizon (days)"), default=0)
     start_balance = models.BigIntegerField(_("starting balance (available)"), default=0)
@@ -110,16 +123,20 @@ class ProjectionSummary(models.Model):
     class Meta:
         verbose_name = _("projection summary")
         verbose_name_plural = _("projection summaries")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "location"], name="projection_product_location_unique"),
+        ]
+        # The ruptures list reads one location at a time, soonest stockout first.
         indexes = [
-            models.Index(fields=["stockout_date", "product"], condition=Q(stockout_date__isnull=False),
-                         name="projection_stockout_idx"),
+            models.Index(fields=["location", "stockout_date", "product"], condition=Q(stockout_date__isnull=False),
+                         name="projection_loc_stockout_idx"),
             models.Index(fields=["computed_at"], name="projection_computed_idx"),
-            models.Index(fields=["stockout_date_at_pace", "product"], condition=Q(stockout_date_at_pace__isnull=False),
-                         name="projection_pace_stockout_idx"),
+            models.Index(fields=["location", "stockout_date_at_pace", "product"],
+                         condition=Q(stockout_date_at_pace__isnull=False), name="projection_loc_pace_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"projection of {self.product_id} as of {self.as_of}"
+        return f"projection of {self.product_id} at {self.location_id} as of {self.as_of}"
 
 
 class DemandBasis(models.TextChoices):
@@ -129,16 +146,19 @@ class DemandBasis(models.TextChoices):
 
 
 class DemandEstimate(models.Model):
-    """The expected daily outbound demand of one product, estimated in SQL from its sales ledger.
+    """The expected daily outbound demand of one product at one location, estimated in SQL from its sales ledger
+    there.
 
     ``daily_rate`` is the smoothed, weekday-neutral units per day; the demand expected on a day is
     ``daily_rate * weekday_factors[isoweekday - 1]``. ``mae`` is the mean absolute error of the same model
     fitted 28 days earlier and checked against those 28 days (null when none of them could be observed).
     """
 
-    product = models.OneToOneField(
-        Product, on_delete=models.CASCADE, primary_key=True, related_name="demand", verbose_name=_("product")
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, related_name="demand_estimates", db_index=False, verbose_name=_("product")
     )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="demand_estimates",
+                                 default=location_default_pk, verbose_name=_("location"))
     as_of = models.DateField(_("estimated for"),
                              help_text=_("Store day the estimate was made on (history up to the day before)."))
     daily_rate = models.FloatField(_("daily rate"), default=0.0)
@@ -152,15 +172,20 @@ class DemandEstimate(models.Model):
     class Meta:
         verbose_name = _("demand estimate")
         verbose_name_plural = _("demand estimates")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "location"], name="demand_product_location_unique"),
+        ]
 
     def __str__(self) -> str:
-        return f"demand of {self.product_id}: {self.daily_rate:.2f}/day ({self.basis})"
+        return f"demand of {self.product_id} at {self.location_id}: {self.daily_rate:.2f}/day ({self.basis})"
 
 
 class SupplyTerms(models.Model):
     """How one product is bought: the supplier's lead time, pack size, minimum and optional maximum order.
 
-    Only products with supply terms get reorder suggestions.
+    Only products with supply terms get reorder suggestions, at every location that stocks the product.
+    One row per product, not per location: the terms are agreed with the supplier for the product, and a
+    location it reaches more slowly is better served by a transfer (docs/projections.md).
     """
 
     product = models.OneToOneField(
@@ -192,7 +217,8 @@ class ReorderState(models.TextChoices):
 
 
 class ReorderSuggestion(models.Model):
-    """What to order today for one product. At most one open suggestion per product: recomputes update it.
+    """What to order today for one product at one location. At most one open suggestion per product and
+    location: recomputes update it.
 
     ``quantity`` = demand over lead time + review period + safety stock − available − firm inbound,
     raised to the minimum order and rounded up to whole packs (capped at the maximum order).
@@ -201,6 +227,8 @@ class ReorderSuggestion(models.Model):
     product = models.ForeignKey(
         Product, on_delete=models.CASCADE, related_name="reorder_suggestions", verbose_name=_("product")
     )
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="reorder_suggestions",
+                                 default=location_default_pk, verbose_name=_("location"))
     state = models.CharField(_("state"), max_length=16, choices=ReorderState.choices, default=ReorderState.OPEN)
     quantity = models.BigIntegerField(_("quantity to order"))
     demand = models.FloatField(_("expected demand over the cover period"))
@@ -223,10 +251,11 @@ class ReorderSuggestion(models.Model):
         verbose_name_plural = _("reorder suggestions")
         ordering = ["-updated_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["product"], condition=Q(state="open"), name="reorder_one_open_per_product"),
+            models.UniqueConstraint(fields=["product", "location"], condition=Q(state="open"),
+                                    name="reorder_one_open_per_product_location"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="reorder_quantity_positive"),
         ]
         indexes = [models.Index(fields=["state", "-updated_at"], name="reorder_state_recent_idx")]
 
     def __str__(self) -> str:
-        return f"order {self.quantity} of {self.product_id} ({self.state})"
+        return f"order {self.quantity} of {self.product_id} at {self.location_id} ({self.state})"

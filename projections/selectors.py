@@ -1,5 +1,5 @@
 """Reads for projections: summaries by code, the ruptures list, daily rows, stats, planned movements and reorder
-suggestions."""
+suggestions, each at one location (the default one unless a location id is given)."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -7,13 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, F, Min, Q, QuerySet
+from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
-from inventory.selectors import default_stock, location_default_id, product_resolve
+from inventory.selectors import location_default_id, product_resolve
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
@@ -23,9 +23,22 @@ def _today() -> date:
     return projection_today()
 
 
+def _location(location_id: int | None) -> int:
+    return location_default_id() if location_id is None else location_id
+
+
+def summaries_with_stock(qs: QuerySet[ProjectionSummary] | None = None) -> QuerySet[ProjectionSummary]:
+    """``qs`` (default: every summary) with ``stock_here``, the stock row of the product at the summary's own
+    location, as a relation to filter or annotate by (one LEFT JOIN on the unique (product, location) index)."""
+    qs = ProjectionSummary.objects.all() if qs is None else qs
+    return qs.alias(stock_here=FilteredRelation("product__stocks",
+                                                condition=Q(product__stocks__location=F("location"))))
+
+
 def summaries() -> QuerySet[ProjectionSummary]:
-    return ProjectionSummary.objects.select_related("product").alias(stock_here=default_stock("product__")).annotate(
-        default_stock_version=F("stock_here__version"))
+    """Every summary (all locations), product loaded, with ``stock_version``: its stock row's version."""
+    return summaries_with_stock(ProjectionSummary.objects.select_related("product")).annotate(
+        stock_version=F("stock_here__version"))
 
 
 def _stale(*, as_of: date | None, computed_at: datetime | None, source_version: int, stock_version: int | None,
@@ -42,14 +55,14 @@ def _stale(*, as_of: date | None, computed_at: datetime | None, source_version: 
 def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -> bool:
     """Stale: never computed, computed for an earlier day, or its inputs changed since (versions, threshold)."""
     return _stale(as_of=summary.as_of, computed_at=summary.computed_at, source_version=summary.source_version,
-                  stock_version=getattr(summary, "default_stock_version", None), plan_version=summary.plan_version,
+                  stock_version=getattr(summary, "stock_version", None), plan_version=summary.plan_version,
                   threshold=summary.threshold, low_stock_threshold=summary.product.low_stock_threshold,
                   today=today or _today())
 
 
 @dataclass(frozen=True, slots=True)
 class SummaryRow:
-    """One product and its summary as the API reads them: a flat row from one SQL statement.
+    """One product and its summary at one location as the API reads them: a flat row from one SQL statement.
 
     The summary fields are None when the product has no computed summary yet. The API's reads are
     hot paths: building three model instances per row through the ORM cost more than the query itself.
@@ -81,6 +94,7 @@ class SummaryRow:
     daily_balance_at_pace: list[float] | None
     stockout_date_at_pace: date | None
     days_of_cover_at_pace: int | None
+    location_id: int
 
     @property
     def computed(self) -> bool:
@@ -101,12 +115,12 @@ _ROW_SELECT = """
            ps.stockout_date, ps.below_threshold_date, ps.days_of_cover, ps.late_movements,
            ps.daily_inbound, ps.daily_outbound, ps.daily_balance, ps.plan_version, ps.source_version, ps.computed_at,
            ps.demand_rate, ps.daily_expected_outbound, ps.daily_balance_at_pace, ps.stockout_date_at_pace,
-           ps.days_of_cover_at_pace
+           ps.days_of_cover_at_pace, %(location_id)s::bigint
 """
 # Only a computed summary joins: an uncomputed one reads as "none yet" and the view computes it.
 _ROW_JOINS = f"""
     LEFT JOIN {_S} st ON st.product_id = p.id AND st.location_id = %(location_id)s
-    LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
+    LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.location_id = %(location_id)s AND ps.computed_at IS NOT NULL
 """
 # A product code first, else a unified code: the same order as inventory.selectors.product_resolve.
 _ROW_BY_CODE = f"""{_ROW_SELECT} FROM {_P} p {_ROW_JOINS}
@@ -128,7 +142,7 @@ _RUPTURES_PAGE_TEMPLATE = f"""SELECT * FROM (
     ({_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
       FROM {_S} st
       JOIN {_P} p ON p.id = st.product_id
-      LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.computed_at IS NOT NULL
+      LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.location_id = st.location_id AND ps.computed_at IS NOT NULL
      WHERE st.available <= 0 AND p.active AND st.location_id = %(location_id)s
      ORDER BY p.name, p.code LIMIT %(end)s)
     UNION ALL
@@ -136,7 +150,8 @@ _RUPTURES_PAGE_TEMPLATE = f"""SELECT * FROM (
       FROM {_PS} ps
       JOIN {_P} p ON p.id = ps.product_id
       JOIN {_S} st ON st.product_id = ps.product_id AND st.location_id = %(location_id)s
-     WHERE ps.{{stockout}} IS NOT NULL AND ps.{{stockout}} < %(limit_date)s AND p.active AND st.available > 0
+     WHERE ps.location_id = %(location_id)s AND ps.{{stockout}} IS NOT NULL AND ps.{{stockout}} < %(limit_date)s
+       AND p.active AND st.available > 0
      ORDER BY ps.{{stockout}}, ps.product_id LIMIT %(end)s)
 ) page
 ORDER BY part, part_name, CASE WHEN part = 0 THEN code END, part_date, id
@@ -148,47 +163,50 @@ RUPTURE_BASES = {"planned": "stockout_date", "pace": "stockout_date_at_pace"}
 _RUPTURES_PAGES = {basis: _RUPTURES_PAGE_TEMPLATE.format(stockout=column) for basis, column in RUPTURE_BASES.items()}
 
 
-def projection_row(*, code: str) -> SummaryRow:
-    """The product a code names (aliases resolve) with its summary, in one query; UnknownCode otherwise."""
+def projection_row(*, code: str, location_id: int | None = None) -> SummaryRow:
+    """The product a code names (aliases resolve) with its summary at the location, in one query; UnknownCode
+    otherwise."""
     normalised = code_normalise(code)
     with connection.cursor() as cursor:
-        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": location_default_id()})
+        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": _location(location_id)})
         values = cursor.fetchone()
     if values is None:
         raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
     return SummaryRow(*values)
 
 
-def projection_rows_for_codes(*, codes: Iterable[str]) -> tuple[list[tuple[str, SummaryRow]], list[str]]:
+def projection_rows_for_codes(*, codes: Iterable[str],
+                              location_id: int | None = None) -> tuple[list[tuple[str, SummaryRow]], list[str]]:
     """([(asked code, row)], [unknown codes]) in asked order, duplicates (after normalising) once, in one query."""
     wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": location_default_id()})
+        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": _location(location_id)})
         found = [(values[-1], SummaryRow(*values[:-1])) for values in cursor.fetchall()]
     known = {asked for asked, _ in found}
     return found, [c for c in wanted if c not in known]
 
 
-def projection_ruptures_page(*, days: int, limit: int, offset: int = 0,
-                             basis: str = "planned") -> list[tuple[SummaryRow, bool]]:
+def projection_ruptures_page(*, days: int, limit: int, offset: int = 0, basis: str = "planned",
+                             location_id: int | None = None) -> list[tuple[SummaryRow, bool]]:
     """One page of the ruptures list as (row, out now) pairs, in one query: ``projection_out_now()``
     then ``projection_ruptures(days=..., basis=...)``, same filters and order. A product out now may have
     no computed summary yet (its summary fields are None)."""
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGES[basis], {"limit_date": _today() + timedelta(days=days), "limit": limit,
                                         "offset": offset, "end": offset + limit,
-                                        "location_id": location_default_id()})
+                                        "location_id": _location(location_id)})
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
-def projection_out_now() -> QuerySet[Stock]:
-    """Active products with nothing available now, by name: the ruptures that already happened."""
-    return (Stock.objects.select_related("product").filter(product__active=True, location_id=location_default_id())
+def projection_out_now(*, location_id: int | None = None) -> QuerySet[Stock]:
+    """Active products with nothing available now at the location, by name: the ruptures that already happened."""
+    return (Stock.objects.select_related("product").filter(product__active=True, location_id=_location(location_id))
             .out_of_stock()
             .order_by("product__name", "product__code"))
 
 
-def projection_ruptures(*, days: int = 7, basis: str = "planned") -> QuerySet[ProjectionSummary]:
+def projection_ruptures(*, days: int = 7, basis: str = "planned",
+                        location_id: int | None = None) -> QuerySet[ProjectionSummary]:
     """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded.
     Products already out (see projection_out_now) are not here: they come before these. ``basis`` picks
     the stockout day: ``planned`` (planned movements only) or ``pace`` (blended with expected demand)."""
@@ -196,7 +214,7 @@ def projection_ruptures(*, days: int = 7, basis: str = "planned") -> QuerySet[Pr
     column = RUPTURE_BASES[basis]
     return (
         summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
-                           stock_here__available__gt=0)
+                           location_id=_location(location_id), stock_here__available__gt=0)
         .order_by(column, "product_id")
     )
 
@@ -206,7 +224,7 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
     if days > summary.horizon_days or summary.as_of is None:
         from projections.services import projection_compute_rows
 
-        rows = projection_compute_rows(product_ids=[summary.product_id], horizon=days)
+        rows = projection_compute_rows(product_ids=[summary.product_id], horizon=days, location_id=summary.location_id)
         if not rows:
             return []
         row = rows[0]
@@ -233,7 +251,9 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
     return out
 
 
-def projection_stats() -> dict[str, Any]:
+def projection_stats(*, location_id: int | None = None) -> dict[str, Any]:
+    """Counts of the summaries at the location: products, at risk in 7 days, stale rows, the oldest compute."""
+    location_id = _location(location_id)
     today = _today()
     risk_limit = today + timedelta(days=settings.PROJECTION_RISK_DAYS)
     stale = (
@@ -241,13 +261,14 @@ def projection_stats() -> dict[str, Any]:
         | ~Q(source_version=F("stock_here__version") + F("plan_version"))
         | ~Q(threshold=F("product__low_stock_threshold"))
     )
-    totals = ProjectionSummary.objects.alias(stock_here=default_stock("product__")).aggregate(
+    totals = summaries_with_stock(ProjectionSummary.objects.filter(location_id=location_id)).aggregate(
         products=Count("pk"),
         at_risk=Count("pk", filter=Q(stockout_date__isnull=False, stockout_date__lt=risk_limit)),
         stale=Count("pk", filter=stale),
         oldest=Min("computed_at"),
     )
-    without_row = Product.objects.filter(stocks__location_id=location_default_id(), projection__isnull=True).count()
+    without_row = Stock.objects.filter(location_id=location_id).exclude(
+        product__projections__location_id=location_id).count()
     return {
         "products": totals["products"] + without_row,
         "at_risk_7d": totals["at_risk"],
@@ -264,8 +285,12 @@ def planned_movement_list(
     kind: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    location_codes: Iterable[str] | None = None,
 ) -> QuerySet[PlannedMovement]:
+    """Planned movements by date; ``location_codes`` keeps those at these locations (None: every location)."""
     qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
+    if location_codes is not None:
+        qs = qs.filter(location__code__in=list(location_codes))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     if source:
@@ -284,19 +309,31 @@ def planned_movement_list(
     return qs
 
 
-def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None = None) -> QuerySet[ReorderSuggestion]:
-    """Suggestions in one state (open by default), most recently updated first; ``code`` may be an alias."""
-    qs = (ReorderSuggestion.objects.select_related("product").filter(state=state)
-          .order_by("-updated_at", "-id"))
+def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None = None,
+                            location_id: int | None = None) -> QuerySet[ReorderSuggestion]:
+    """Suggestions at the location in one state (open by default), most recently updated first; ``code`` may
+    be an alias."""
+    qs = (ReorderSuggestion.objects.select_related("product", "location")
+          .filter(state=state, location_id=_location(location_id)).order_by("-updated_at", "-id"))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs
 
 
-def reorder_suggestions_by_urgency() -> QuerySet[ReorderSuggestion]:
-    """Open suggestions, the most urgent first: the earliest stockout day at the current pace (none last), then
-    the largest quantity, then the code; product, supply terms and projection come in the same query."""
-    return (ReorderSuggestion.objects.filter(state=ReorderState.OPEN)
-            .select_related("product", "product__supply_terms", "product__projection")
-            .order_by(F("product__projection__stockout_date_at_pace").asc(nulls_last=True), "-quantity",
-                      "product__code", "pk"))
+def reorder_suggestions_by_urgency() -> list[ReorderSuggestion]:
+    """Open suggestions of every location, the most urgent first: the earliest stockout day at the current pace
+    at the suggestion's location (none last), then the largest quantity, then the code, then the location.
+
+    One query loads product, location, supply terms and the summary at the suggestion's location, which is
+    set as ``product.projection`` (None when there is none), the one projection a digest line reads.
+    """
+    suggestions = list(
+        ReorderSuggestion.objects.filter(state=ReorderState.OPEN)
+        .annotate(projection_here=FilteredRelation(
+            "product__projections", condition=Q(product__projections__location=F("location"))))
+        .select_related("product", "location", "product__supply_terms", "projection_here")
+        .order_by(F("projection_here__stockout_date_at_pace").asc(nulls_last=True), "-quantity",
+                  "product__code", "location__code", "pk"))
+    for suggestion in suggestions:
+        suggestion.product.projection = suggestion.projection_here
+    return suggestions

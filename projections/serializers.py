@@ -127,3 +127,19 @@ class ReorderSuggestionOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "code", "name", "state", "quantity", "demand", "safety_stock", "available", "firm_inbound",
                   "cover_days", "arrival_date", "planned_movement", "decided_by", "decided_at", "created_at",
                   "updated_at"]
+
+
+class LocatedReorderSuggestionOutputSerializer(ReorderSuggestionOutputSerializer):
+    """A suggestion with its location code: the answer to a request that named a location."""
+
+    location = serializers.CharField(source="location.code")
+
+    class Meta(ReorderSuggestionOutputSerializer.Meta):
+        fields = [*ReorderSuggestionOutputSerializer.Meta.fields[:3], "location",
+                  *ReorderSuggestionOutputSerializer.Meta.fields[3:]]
+
+
+def reorder_output_serializer(*, located: bool) -> type[ReorderSuggestionOutputSerializer]:
+    """Suggestions carry ``location`` when the request named one; without, the shape is the one from before
+    locations."""
+    return LocatedReorderSuggestionOutputSerializer if located else ReorderSuggestionOutputSerializer

@@ -1,6 +1,9 @@
-"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries and demand estimates."""
+"""Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries and demand estimates
+(per product and location)."""
+import inspect
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,7 +24,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.realtime import realtime_publish
 from inventory.codes import code_normalise
 from inventory.models import Location, Product
-from inventory.selectors import location_default_id, products_resolve_many
+from inventory.selectors import client_locations_check, location_default_id, products_resolve_many
 from projections import sql
 from projections.locks import suggestions_lock, summaries_lock_due
 from projections.models import (
@@ -42,21 +45,25 @@ BULK_MAX_ITEMS = 1000
 
 @dataclass(frozen=True)
 class RiskTransition:
-    """A product entering or leaving the risk window, or (``moved``) staying in it with another stockout day."""
+    """A product entering or leaving the risk window at a location, or (``moved``) staying in it with another
+    stockout day."""
 
     product_id: int
     at_risk: bool
     stockout_date: date | None
     moved: bool = False
+    location_id: int | None = None  # None: the default location
 
     def as_json(self) -> list:
         return [self.product_id, self.at_risk, self.stockout_date.isoformat() if self.stockout_date else None,
-                self.moved]
+                self.moved, self.location_id]
 
     @classmethod
     def from_json(cls, item: list) -> "RiskTransition":
+        # Items queued before locations have four fields: they were at the default location.
         return cls(product_id=item[0], at_risk=item[1],
-                   stockout_date=date.fromisoformat(item[2]) if item[2] else None, moved=item[3])
+                   stockout_date=date.fromisoformat(item[2]) if item[2] else None, moved=item[3],
+                   location_id=item[4] if len(item) > 4 else None)
 
 
 # Above this many transitions in one commit (a rebuild), events and alerts go out from a Celery task.
@@ -81,49 +88,74 @@ class PlannedMovementInput:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dirty-marking and scheduling
+# Dirty-marking and scheduling: everything is per (product, location); a location of None is the default one.
 
 
-def projection_mark_dirty(*, product_ids: Sequence[int]) -> None:
-    """Schedule a recompute of these products after commit. Runs no query: a stock change is already
-    visible as a version mismatch (stock.version + plan_version != source_version)."""
+def _location(location_id: int | None) -> int:
+    return location_default_id() if location_id is None else location_id
+
+
+def _by_location(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """{location id: sorted product ids} of (product id, location id) pairs, locations in id order."""
+    grouped: dict[int, set[int]] = defaultdict(set)
+    for product_id, location_id in pairs:
+        grouped[location_id].add(product_id)
+    return {location_id: sorted(grouped[location_id]) for location_id in sorted(grouped)}
+
+
+def projection_mark_dirty(*, product_ids: Sequence[int], location_id: int | None = None) -> None:
+    """Schedule a recompute of these products at this location after commit. Runs no query: a stock change
+    is already visible as a version mismatch (stock.version + plan_version != source_version)."""
     if product_ids:
-        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids))))
+        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids)), _location(location_id)))
+
+
+def projection_mark_dirty_stocks(*, stocks: Iterable[Any]) -> None:
+    """``projection_mark_dirty`` for changed Stock rows, each at its own location (one schedule per location)."""
+    for location_id, product_ids in _by_location((s.product_id, s.location_id) for s in stocks).items():
+        projection_mark_dirty(product_ids=product_ids, location_id=location_id)
 
 
 def _redis() -> redis.Redis:
     return redis_direct(timeout=1.0)
 
 
-def _pending_key(product_id: int) -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:projections:pending:{product_id}"
+def _pending_key(product_id: int, location_id: int) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:projections:pending:{location_id}:{product_id}"
 
 
-def projection_pending_claim(*, product_ids: Sequence[int]) -> list[int]:
-    """The products not already waiting for a recompute (Redis SET NX with a short TTL), now marked waiting."""
+def projection_pending_claim(*, product_ids: Sequence[int], location_id: int | None = None) -> list[int]:
+    """The products not already waiting for a recompute at the location (Redis SET NX with a short TTL),
+    now marked waiting."""
+    location_id = _location(location_id)
     pipe = _redis().pipeline(transaction=False)
     for product_id in product_ids:
-        pipe.set(_pending_key(product_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
+        pipe.set(_pending_key(product_id, location_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
     return [pid for pid, claimed in zip(product_ids, pipe.execute()) if claimed]
 
 
-def projection_pending_release(*, product_ids: Sequence[int]) -> None:
+def projection_pending_release(*, product_ids: Sequence[int], location_id: int | None = None) -> None:
     if product_ids:
-        _redis().delete(*[_pending_key(pid) for pid in product_ids])
+        location_id = _location(location_id)
+        _redis().delete(*[_pending_key(pid, location_id) for pid in product_ids])
 
 
-async def _projection_marks_flush(product_ids: list[int]) -> None:
-    """``projection_recompute_schedule`` for a batch gathered on a server loop: the same Redis marks,
-    sent from the loop; the rare Celery send (or inline recompute) runs in a worker thread."""
-    product_ids = sorted(set(product_ids))
+async def _projection_marks_flush(pairs: list[tuple[int, int]]) -> None:
+    """``projection_recompute_schedule`` for a batch of (product, location) pairs gathered on a server loop:
+    the same Redis marks, sent from the loop; the rare Celery send (or inline recompute) runs in a worker thread."""
+    for location_id, product_ids in _by_location(pairs).items():
+        await _projection_marks_flush_at(product_ids, location_id)
+
+
+async def _projection_marks_flush_at(product_ids: list[int], location_id: int) -> None:
     try:
         if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
-            await sync_to_async(projection_recompute_schedule, thread_sensitive=False)(product_ids)
+            await sync_to_async(projection_recompute_schedule, thread_sensitive=False)(product_ids, location_id)
             return
         try:
             async with aio.redis_client().pipeline(transaction=False) as pipe:
                 for product_id in product_ids:
-                    pipe.set(_pending_key(product_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
+                    pipe.set(_pending_key(product_id, location_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
                 claimed = await pipe.execute()
             fresh = [pid for pid, ok in zip(product_ids, claimed) if ok]
         except redis.RedisError:
@@ -132,7 +164,7 @@ async def _projection_marks_flush(product_ids: list[int]) -> None:
         if fresh:
             from projections.tasks import projection_recompute_task
 
-            await sync_to_async(projection_recompute_task.delay, thread_sensitive=False)(fresh)
+            await sync_to_async(projection_recompute_task.delay, thread_sensitive=False)(fresh, location_id)
     except Exception:
         logger.exception("projection recompute scheduling failed", extra={"products": len(product_ids)})
 
@@ -142,9 +174,15 @@ async def _projection_marks_flush(product_ids: list[int]) -> None:
 _projection_marks = aio.LoopBatcher("projection-marks", _projection_marks_flush)
 
 
-def projection_recompute_schedule_soon(product_ids: list[int]) -> None:
+def projection_recompute_schedule_soon(product_ids: list[int], location_id: int | None = None) -> None:
     """``projection_recompute_schedule`` for async code after commit; returns at once."""
-    _projection_marks.add(list(product_ids))
+    location_id = _location(location_id)
+    _projection_marks.add([(pid, location_id) for pid in product_ids])
+
+
+def projection_recompute_schedule_soon_stocks(stocks: Iterable[Any]) -> None:
+    """``projection_recompute_schedule_soon`` for committed Stock rows, each at its own location."""
+    _projection_marks.add([(s.product_id, s.location_id) for s in stocks])
 
 
 async def projection_marks_drain() -> None:
@@ -152,24 +190,25 @@ async def projection_marks_drain() -> None:
     await _projection_marks.drain()
 
 
-def projection_recompute_schedule(product_ids: list[int]) -> None:
+def projection_recompute_schedule(product_ids: list[int], location_id: int | None = None) -> None:
     """After commit: recompute inline when few products (configurable), else one deduplicated Celery task.
 
     Never raises: the write already committed, and the beat fallback catches anything missed here.
     """
     try:
+        location_id = _location(location_id)
         if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
-            projection_recompute(product_ids=product_ids)
+            projection_recompute(product_ids=product_ids, location_id=location_id)
             return
         from projections.tasks import projection_recompute_task
 
         try:
-            fresh = projection_pending_claim(product_ids=product_ids)
+            fresh = projection_pending_claim(product_ids=product_ids, location_id=location_id)
         except redis.RedisError:
             logger.warning("projection dedupe unavailable, scheduling anyway", exc_info=True)
             fresh = list(product_ids)
         if fresh:
-            projection_recompute_task.delay(fresh)
+            projection_recompute_task.delay(fresh, location_id)
     except Exception:
         logger.exception("projection recompute scheduling failed", extra={"products": len(product_ids)})
 
@@ -188,7 +227,7 @@ def _horizon(horizon: int | None) -> int:
     return max(settings.PROJECTION_RISK_DAYS, min(int(value), settings.PROJECTION_MAX_DAYS))
 
 
-def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | None,
+def _params(product_ids: Sequence[int], *, location_id: int, today: date | None, horizon: int | None,
             now: datetime | None = None) -> dict[str, Any]:
     return {
         "ids": list(product_ids),
@@ -198,7 +237,7 @@ def _params(product_ids: Sequence[int], *, today: date | None, horizon: int | No
         "tentative": settings.PROJECTION_INCLUDE_TENTATIVE,
         "now": now or timezone.now(),
         "today_left": _today_left(today),
-        "location_id": location_default_id(),
+        "location_id": location_id,
     }
 
 
@@ -211,7 +250,8 @@ def _today_left(today: date | None) -> float:
     return max(0.0, 1.0 - (now - midnight).total_seconds() / 86400)
 
 
-def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | None = None) -> dict[str, Any]:
+def _demand_params(product_ids: Sequence[int], *, location_id: int, today: date,
+                   now: datetime | None = None) -> dict[str, Any]:
     return {
         "ids": list(product_ids),
         "today": today,
@@ -222,21 +262,22 @@ def _demand_params(product_ids: Sequence[int], *, today: date, now: datetime | N
         "prior": settings.DEMAND_WEEKDAY_PRIOR_DAYS,
         "min_history": settings.DEMAND_MIN_HISTORY_DAYS,
         "now": now or timezone.now(),
-        "location_id": location_default_id(),
+        "location_id": location_id,
     }
 
 
-def _demand_upsert(cursor, product_ids: Sequence[int], *, today: date) -> list[int]:
-    """Estimate the demand of the products not yet estimated for ``today`` (inside the caller's transaction);
-    products with too little history then take their category's profile. Returns the ids estimated."""
+def _demand_upsert(cursor, product_ids: Sequence[int], *, location_id: int, today: date) -> list[int]:
+    """Estimate the demand at the location of the products not yet estimated there for ``today`` (inside
+    the caller's transaction); products with too little history then take their category's profile.
+    Returns the ids estimated."""
     from projections.models import DemandEstimate
 
-    done = set(DemandEstimate.objects.filter(product_id__in=list(product_ids), as_of__gte=today)
-               .values_list("product_id", flat=True))
+    done = set(DemandEstimate.objects.filter(product_id__in=list(product_ids), location_id=location_id,
+                                             as_of__gte=today).values_list("product_id", flat=True))
     due = [pid for pid in product_ids if pid not in done]
     if not due:
         return []
-    params = _demand_params(due, today=today)
+    params = _demand_params(due, location_id=location_id, today=today)
     cursor.execute(sql.DEMAND_UPSERT_SQL, params)
     short = [row[0] for row in cursor.fetchall()]
     if short:
@@ -244,7 +285,7 @@ def _demand_upsert(cursor, product_ids: Sequence[int], *, today: date) -> list[i
     return due
 
 
-def _reorder_params(product_ids: Sequence[int], *, today: date) -> dict[str, Any]:
+def _reorder_params(product_ids: Sequence[int], *, location_id: int, today: date) -> dict[str, Any]:
     return {
         "ids": list(product_ids),
         "today": today,
@@ -252,7 +293,7 @@ def _reorder_params(product_ids: Sequence[int], *, today: date) -> dict[str, Any
         "review": settings.REORDER_REVIEW_DAYS,
         "z": NormalDist().inv_cdf(settings.REORDER_SERVICE_LEVEL),
         "now": timezone.now(),
-        "location_id": location_default_id(),
+        "location_id": location_id,
     }
 
 
@@ -272,36 +313,41 @@ def _reorder_webhooks(cursor) -> None:
     ], batch=True)
 
 
-def demand_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[int]:
-    """Estimate the demand of these products for ``today`` unless already done; return the ids estimated."""
+def demand_recompute(*, product_ids: Sequence[int], location_id: int | None = None,
+                     today: date | None = None) -> list[int]:
+    """Estimate the demand of these products at the location for ``today`` unless already done; return the
+    ids estimated."""
     ids = sorted(set(product_ids))
     if not ids:
         return []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        return _demand_upsert(cursor, ids, today=today or projection_today())
+        return _demand_upsert(cursor, ids, location_id=_location(location_id), today=today or projection_today())
 
 
-def _upsert(product_ids: Sequence[int], *, today: date | None = None) -> list[RiskTransition]:
-    """Run the guarded upsert inside the caller's transaction; return the risk transitions it caused.
+def _upsert(product_ids: Sequence[int], *, location_id: int, today: date | None = None) -> list[RiskTransition]:
+    """Run the guarded upsert at one location inside the caller's transaction; return the risk transitions
+    it caused.
 
     The demand estimates the projection blends in are brought up to ``today`` first (once a day each),
     and the reorder suggestions of products with supply terms follow the fresh summaries.
     """
+    day = today or projection_today()
     with connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        _demand_upsert(cursor, product_ids, today=today or projection_today())
-        cursor.execute(sql.UPSERT_SQL, _params(product_ids, today=today, horizon=None))
+        _demand_upsert(cursor, product_ids, location_id=location_id, today=day)
+        cursor.execute(sql.UPSERT_SQL, _params(product_ids, location_id=location_id, today=today, horizon=None))
         rows = cursor.fetchall()
-        cursor.execute(sql.REORDER_SQL, _reorder_params(product_ids, today=today or projection_today()))
+        cursor.execute(sql.REORDER_SQL, _reorder_params(product_ids, location_id=location_id, today=day))
         _reorder_webhooks(cursor)
     transitions = []
     for pid, was_risk, now_risk, stockout, old_stockout in rows:
         if bool(was_risk) != bool(now_risk):
-            transitions.append(RiskTransition(product_id=pid, at_risk=bool(now_risk),
+            transitions.append(RiskTransition(product_id=pid, at_risk=bool(now_risk), location_id=location_id,
                                               stockout_date=stockout if now_risk else None))
         elif now_risk and stockout != old_stockout:
-            transitions.append(RiskTransition(product_id=pid, at_risk=True, stockout_date=stockout, moved=True))
+            transitions.append(RiskTransition(product_id=pid, at_risk=True, stockout_date=stockout, moved=True,
+                                              location_id=location_id))
     return transitions
 
 
@@ -323,35 +369,40 @@ def _transitions_dispatch(items: list[list]) -> None:
         logger.exception("projection transitions could not be queued", extra={"count": len(items)})
 
 
-def projection_recompute(*, product_ids: Sequence[int], today: date | None = None) -> list[RiskTransition]:
-    """Recompute the summaries of these products in one statement; risk events and alerts go out after commit."""
+def projection_recompute(*, product_ids: Sequence[int], location_id: int | None = None,
+                         today: date | None = None) -> list[RiskTransition]:
+    """Recompute the summaries of these products at the location (default: the default one) in one statement;
+    risk events and alerts go out after commit."""
     ids = sorted(set(product_ids))
     if not ids:
         return []
     with transaction.atomic():
-        transitions = _upsert(ids, today=today)
+        transitions = _upsert(ids, location_id=_location(location_id), today=today)
         _transitions_after_commit(transitions)
     return transitions
 
 
-def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, today: date | None = None) -> list[dict]:
-    """Compute projections without storing them (for views longer than the stored horizon)."""
+def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, location_id: int | None = None,
+                            today: date | None = None) -> list[dict]:
+    """Compute projections at the location without storing them (for views longer than the stored horizon)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        cursor.execute(sql.SELECT_SQL, _params(product_ids, today=today, horizon=horizon))
+        cursor.execute(sql.SELECT_SQL, _params(product_ids, location_id=_location(location_id), today=today,
+                                               horizon=horizon))
         columns = [c.name for c in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
 def projection_placeholders_create() -> int:
-    """Give every product with a stock row a (dirty) summary row; return how many were added."""
+    """Give every stock row (a product at a location) a (dirty) summary row; return how many were added."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.PLACEHOLDERS_SQL, {"location_id": location_default_id()})
+        cursor.execute(sql.PLACEHOLDERS_SQL)
         return cursor.rowcount
 
 
-def projection_fallback_run(*, batch: int | None = None, today: date | None = None) -> list[int]:
-    """Recompute the dirty/stale rows first, then the oldest ones; at most ``batch`` (≤ 500) rows per run.
+def projection_fallback_run(*, batch: int | None = None, today: date | None = None) -> list[tuple[int, int]]:
+    """Recompute the dirty/stale rows first, then the oldest ones; at most ``batch`` (≤ 500) rows per run,
+    whatever their locations (one statement per location). Returns the (product id, location id) pairs.
 
     The rows stay locked until the run commits, so concurrent runs never take the same row.
     """
@@ -359,16 +410,17 @@ def projection_fallback_run(*, batch: int | None = None, today: date | None = No
     day = today or projection_today()
     projection_placeholders_create()
     with transaction.atomic():
-        ids = summaries_lock_due(limit=limit, today=day)
-        if ids:
-            transitions = _upsert(ids, today=day)
-            _transitions_after_commit(transitions)
-    return ids
+        pairs = summaries_lock_due(limit=limit, today=day)
+        transitions = []
+        for location_id, product_ids in _by_location(pairs).items():
+            transitions += _upsert(product_ids, location_id=location_id, today=day)
+        _transitions_after_commit(transitions)
+    return pairs
 
 
-def _recompute_in_thread(product_ids: list[int], day: date) -> int:
+def _recompute_in_thread(product_ids: list[int], location_id: int, day: date) -> int:
     try:
-        projection_recompute(product_ids=product_ids, today=day)
+        projection_recompute(product_ids=product_ids, location_id=location_id, today=day)
         return len(product_ids)
     finally:
         connection.close()
@@ -376,33 +428,40 @@ def _recompute_in_thread(product_ids: list[int], day: date) -> int:
 
 def projection_rebuild_all(*, batch_size: int = 5000, workers: int = 1, progress=None,
                            today: date | None = None) -> int:
-    """Recompute every product in pk-ordered batches, one transaction each; return how many were computed.
+    """Recompute every stock row's summary in pk-ordered batches of one location, one transaction each;
+    return how many were computed.
 
     With ``workers`` > 1 batches run on that many connections at once (batches never share rows).
     """
+    from inventory.models import Stock
+
     day = today or projection_today()
-    ids = list(Product.objects.filter(stocks__location_id=location_default_id()).order_by("pk")
-               .values_list("pk", flat=True))
-    chunks = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
+    pairs = list(Stock.objects.order_by("location_id", "product_id").values_list("product_id", "location_id"))
+    chunks = [(ids[start:start + batch_size], location_id)
+              for location_id, ids in _by_location(pairs).items() for start in range(0, len(ids), batch_size)]
     done = 0
     if workers <= 1:
-        for chunk in chunks:
-            projection_recompute(product_ids=chunk, today=day)
+        for chunk, location_id in chunks:
+            projection_recompute(product_ids=chunk, location_id=location_id, today=day)
             done += len(chunk)
             if progress is not None:
-                progress(done, len(ids))
+                progress(done, len(pairs))
         return done
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="projection-rebuild") as pool:
-        for count in pool.map(_recompute_in_thread, chunks, [day] * len(chunks)):
+        for count in pool.map(_recompute_in_thread, [c for c, _loc in chunks], [loc for _c, loc in chunks],
+                              [day] * len(chunks)):
             done += count
             if progress is not None:
-                progress(done, len(ids))
+                progress(done, len(pairs))
     return done
 
 
 def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
-    """After commit: one realtime event per product entering or leaving the risk window, plus the alert."""
+    """After commit: one realtime event per product and location entering or leaving the risk window, plus
+    the alert."""
     products = Product.objects.in_bulk([t.product_id for t in transitions])
+    places = dict(Location.objects.values_list("pk", "code"))
+    default_id = location_default_id()
     now = timezone.now().isoformat()
     events = []
     for t in transitions:
@@ -413,6 +472,7 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",
             "at": now,
             "code": product.code,
+            "location": places.get(_location(t.location_id), places.get(default_id)),
             "name": product.name,
             "category": product.category,
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
@@ -429,9 +489,18 @@ def _alerts_send(transitions: list[RiskTransition]) -> None:
     alert = getattr(notification_services, "alert_projected_stockout", None)
     if alert is None:
         return
+    # Alert states per location take ``location_id``; an alert function without it knows only the default
+    # location, so the other locations' transitions are not alerted through it.
+    located = "location_id" in inspect.signature(alert).parameters
+    default_id = location_default_id()
     for t in transitions:
+        location_id = _location(t.location_id)
         try:
-            alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None)
+            if located:
+                alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
+                      location_id=location_id)
+            elif location_id == default_id:
+                alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None)
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 
@@ -536,9 +605,12 @@ def _count_check(count: int) -> None:
                                details={"count": count})
 
 
-def _plan_versions_bump(product_ids: Sequence[int]) -> None:
+def _plan_versions_changed(pairs: Iterable[tuple[int, int]]) -> None:
+    """Bump the plan version of each (product, location) and schedule their recompute after commit."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.PLAN_BUMP_SQL, {"ids": sorted(set(product_ids))})
+        for location_id, product_ids in _by_location(pairs).items():
+            cursor.execute(sql.PLAN_BUMP_SQL, {"ids": product_ids, "location_id": location_id})
+            projection_mark_dirty(product_ids=product_ids, location_id=location_id)
 
 
 @transaction.atomic
@@ -573,73 +645,72 @@ def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Pro
         update_fields=["product", "location", "date", "direction", "quantity", "kind", "firmness", "status", "note",
                        "updated_at"],
     )
-    touched = {r.product_id for r in rows} | set(previous.values())
-    _plan_versions_bump(touched)
-    projection_mark_dirty(product_ids=list(touched))
+    # A line that moved to another product or location changes the projection it left too.
+    _plan_versions_changed({(r.product_id, r.location_id) for r in rows} | set(previous.values()))
     wanted = set(keys)
     saved = PlannedMovement.objects.select_related("product", "location").filter(
         source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys}).order_by("pk")
     return [m for m in saved if (m.source, m.source_ref) in wanted]
 
 
-def _existing_products(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """{(source, source_ref): product_id} of the rows that already exist, locked in pk order."""
+def _existing_products(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(source, source_ref): (product_id, location_id)} of the rows that already exist, locked in pk order."""
     wanted = set(keys)
     rows = (
         PlannedMovement.objects.select_for_update(of=("self",))
         .filter(source__in={k[0] for k in keys}, source_ref__in={k[1] for k in keys})
-        .order_by("pk").values_list("source", "source_ref", "product_id")
+        .order_by("pk").values_list("source", "source_ref", "product_id", "location_id")
     )
-    return {(s, r): p for s, r, p in list(rows) if (s, r) in wanted}
+    return {(s, r): (p, loc) for s, r, p, loc in list(rows) if (s, r) in wanted}
 
 
 @transaction.atomic
-def planned_movements_cancel(*, keys: Sequence[tuple[str, str]]) -> int:
-    """Cancel open movements by (source, source_ref); unknown references are ignored. Returns how many changed."""
+def planned_movements_cancel(*, keys: Sequence[tuple[str, str]], client=None) -> int:
+    """Cancel open movements by (source, source_ref); unknown references are ignored. Returns how many changed.
+    LocationForbidden when a client limited to some locations names a movement at another."""
     wanted = {(str(s).strip(), str(r).strip()) for s, r in keys}
     if not wanted:
         return 0
     rows = [
-        (pk, product_id) for pk, s, r, product_id in list(
+        (pk, (product_id, location_id)) for pk, s, r, product_id, location_id in list(
             PlannedMovement.objects.select_for_update(of=("self",))
             .filter(source__in={k[0] for k in wanted}, source_ref__in={k[1] for k in wanted})
             .exclude(status=PlannedStatus.CANCELLED)
-            .order_by("pk").values_list("pk", "source", "source_ref", "product_id"))
+            .order_by("pk").values_list("pk", "source", "source_ref", "product_id", "location_id"))
         if (s, r) in wanted
     ]
     if not rows:
         return 0
-    PlannedMovement.objects.filter(pk__in=[pk for pk, _product_id in rows]).update(
+    _client_check(client, {location_id for _pk, (_product_id, location_id) in rows})
+    PlannedMovement.objects.filter(pk__in=[pk for pk, _pair in rows]).update(
         status=PlannedStatus.CANCELLED, updated_at=timezone.now())
-    product_ids = sorted({p for _pk, p in rows})
-    _plan_versions_bump(product_ids)
-    projection_mark_dirty(product_ids=product_ids)
+    _plan_versions_changed(pair for _pk, pair in rows)
     return len(rows)
 
 
 @transaction.atomic
-def planned_movements_changed(*, product_ids: Sequence[int]) -> None:
-    """Count planned movements saved or deleted elsewhere (the admin) in these products' projections."""
-    ids = sorted({pid for pid in product_ids if pid})
-    if ids:
-        _plan_versions_bump(ids)
-        projection_mark_dirty(product_ids=ids)
+def planned_movements_changed(*, pairs: Iterable[tuple[int | None, int | None]]) -> None:
+    """Count planned movements saved or deleted elsewhere (the admin) in the projections of these
+    (product id, location id) pairs; pairs with a None are skipped."""
+    _plan_versions_changed({(p, loc) for p, loc in pairs if p and loc})
 
 
-def projection_summaries_ensure(*, product_ids: Sequence[int]) -> None:
-    """Compute the products that have no computed summary yet (a read asked for them before any job did)."""
+def projection_summaries_ensure(*, product_ids: Sequence[int], location_id: int | None = None) -> None:
+    """Compute the products that have no computed summary at the location yet (a read asked for them before
+    any job did)."""
     from projections.models import ProjectionSummary
 
-    done = set(ProjectionSummary.objects.filter(product_id__in=list(product_ids), computed_at__isnull=False)
-               .values_list("product_id", flat=True))
+    location_id = _location(location_id)
+    done = set(ProjectionSummary.objects.filter(product_id__in=list(product_ids), location_id=location_id,
+                                                computed_at__isnull=False).values_list("product_id", flat=True))
     missing = sorted(set(product_ids) - done)
     if missing:
-        projection_recompute(product_ids=missing)
+        projection_recompute(product_ids=missing, location_id=location_id)
 
 
 @transaction.atomic
-def planned_movements_apply(*, items: Sequence[PlannedMovementInput],
-                            cancel: Sequence[tuple[Any, Any]]) -> tuple[list[PlannedMovement], int]:
+def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Sequence[tuple[Any, Any]],
+                            client=None) -> tuple[list[PlannedMovement], int]:
     """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count).
 
     Every line of both lists is checked before anything is written (the codes of all upsert lines in one
@@ -649,8 +720,18 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput],
     _count_check(len(items) + len(cancel))
     resolved, errors = _upsert_check(items)
     _lines_refuse(errors + _cancel_check(cancel))
+    if items:
+        # A client limited to some locations plans only there (lines without a location: the default one).
+        places = _locations_of(items)
+        _client_check(client, {places[_location_key(i)] for i in items})
     rows = _upsert_write(items, resolved) if items else []
-    return rows, planned_movements_cancel(keys=cancel)
+    return rows, planned_movements_cancel(keys=cancel, client=client)
+
+
+def _client_check(client, location_ids: set[int]) -> None:
+    """LocationForbidden when a client limited to some locations names another; no query for the others."""
+    if client is not None and getattr(client, "location_codes", None):
+        client_locations_check(client=client, locations=Location.objects.filter(pk__in=location_ids))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,13 +746,14 @@ def _purchase_line(suggestion: ReorderSuggestion, *, lead_days: dict[int, int], 
         source=REORDER_SOURCE, source_ref=f"suggestion-{suggestion.pk}", code=suggestion.product.code,
         date=today + timedelta(days=max(lead, 0)), direction=Direction.IN, quantity=suggestion.quantity,
         kind=PlannedKind.PURCHASE, firmness=Firmness.FIRM, note=f"reorder suggestion {suggestion.pk}",
+        location=suggestion.location.code,
     )
 
 
 @transaction.atomic
 def reorder_suggestions_order(*, ids: Sequence[int], actor: str = "") -> list[ReorderSuggestion]:
-    """Order the open suggestions among ``ids``: each becomes one firm purchase planned movement (arriving
-    after the product's lead time) and is closed as ordered. Suggestions not open are left as they are;
+    """Order the open suggestions among ``ids``: each becomes one firm purchase planned movement at its location
+    (arriving after the product's lead time) and is closed as ordered. Suggestions not open are left as they are;
     returns the ones ordered now."""
     locked = [s for s in suggestions_lock(ids=sorted(set(ids))) if s.state == ReorderState.OPEN]
     if not locked:
@@ -689,11 +771,14 @@ def reorder_suggestions_order(*, ids: Sequence[int], actor: str = "") -> list[Re
     return locked
 
 
-def _one_open(suggestion_id: int) -> ReorderSuggestion:
+def _one_open(suggestion_id: int, *, client=None) -> ReorderSuggestion:
+    """The suggestion locked; NotFound, LocationForbidden for a client limited to other locations, or
+    Conflict when it is no longer open."""
     found = suggestions_lock(ids=[suggestion_id]) if 0 < suggestion_id < 2**63 else []
     if not found:
         raise NotFound(_("No reorder suggestion has this id."), details={"id": suggestion_id})
     suggestion = found[0]
+    client_locations_check(client=client, locations=[suggestion.location])
     if suggestion.state != ReorderState.OPEN:
         raise Conflict(_("This suggestion is already %(state)s.") % {"state": suggestion.get_state_display()},
                        details={"id": suggestion.pk, "state": suggestion.state})
@@ -701,16 +786,18 @@ def _one_open(suggestion_id: int) -> ReorderSuggestion:
 
 
 @transaction.atomic
-def reorder_suggestion_order(*, suggestion_id: int, actor: str = "") -> ReorderSuggestion:
-    """Order one open suggestion (see reorder_suggestions_order); NotFound, or Conflict when not open."""
-    _one_open(suggestion_id)
+def reorder_suggestion_order(*, suggestion_id: int, actor: str = "", client=None) -> ReorderSuggestion:
+    """Order one open suggestion (see reorder_suggestions_order); NotFound, LocationForbidden, or Conflict
+    when not open."""
+    _one_open(suggestion_id, client=client)
     return reorder_suggestions_order(ids=[suggestion_id], actor=actor)[0]
 
 
 @transaction.atomic
-def reorder_suggestion_dismiss(*, suggestion_id: int, actor: str = "") -> ReorderSuggestion:
-    """Close an open suggestion without ordering; the product gets no new suggestion until the next store day."""
-    suggestion = _one_open(suggestion_id)
+def reorder_suggestion_dismiss(*, suggestion_id: int, actor: str = "", client=None) -> ReorderSuggestion:
+    """Close an open suggestion without ordering; the product gets no new suggestion at that location until
+    the next store day."""
+    suggestion = _one_open(suggestion_id, client=client)
     suggestion.state = ReorderState.DISMISSED
     suggestion.decided_by, suggestion.decided_at = actor[:150], timezone.now()
     suggestion.save(update_fields=["state", "decided_by", "decided_at", "updated_at"])

@@ -1,6 +1,9 @@
 """The projection in SQL: one set-based statement per batch of products (window sum over generate_series days).
 
-Parameters: ``ids`` (bigint[]), ``today`` (store-local date), ``horizon`` (days), ``risk_days``,
+Every statement works on one location (``location_id``): the stock row, planned movements, ledger, summary,
+demand estimate and reorder suggestion of each product there.
+
+Parameters: ``ids`` (bigint[]), ``location_id``, ``today`` (store-local date), ``horizon`` (days), ``risk_days``,
 ``tentative`` (count tentative movements), ``now`` (computed_at), ``today_left`` (the share of today still
 ahead, 0–1, for today's expected demand).
 """
@@ -19,8 +22,8 @@ WITH src AS (
            COALESCE(de.weekday_factors, '{1,1,1,1,1,1,1}') AS factors
     FROM inventory_stock st
     JOIN inventory_product pr ON pr.id = st.product_id
-    LEFT JOIN projections_projectionsummary ps ON ps.product_id = st.product_id
-    LEFT JOIN projections_demandestimate de ON de.product_id = st.product_id
+    LEFT JOIN projections_projectionsummary ps ON ps.product_id = st.product_id AND ps.location_id = st.location_id
+    LEFT JOIN projections_demandestimate de ON de.product_id = st.product_id AND de.location_id = st.location_id
     WHERE st.product_id = ANY(%(ids)s::bigint[]) AND st.location_id = %(location_id)s
 ),
 flows AS (
@@ -105,16 +108,16 @@ FROM res ORDER BY product_id
 UPSERT_SQL = _BASE + """,
 up AS (
     INSERT INTO projections_projectionsummary AS s (
-        product_id, as_of, horizon_days, start_balance, threshold, min_balance_7d, min_balance_7d_date,
+        product_id, location_id, as_of, horizon_days, start_balance, threshold, min_balance_7d, min_balance_7d_date,
         stockout_date, below_threshold_date, days_of_cover, late_movements,
         daily_inbound, daily_outbound, daily_balance, plan_version, source_version, computed_at,
         demand_rate, daily_expected_outbound, daily_balance_at_pace, stockout_date_at_pace, days_of_cover_at_pace)
-    SELECT product_id, %(today)s::date, %(horizon)s::int, start_balance, threshold, min7, min7_date,
+    SELECT product_id, %(location_id)s, %(today)s::date, %(horizon)s::int, start_balance, threshold, min7, min7_date,
            stockout, below, stockout - %(today)s::date, late,
            daily_inbound, daily_outbound, daily_balance, plan_version, source_version, %(now)s::timestamptz,
            rate, daily_expected, daily_pace, stockout_pace, stockout_pace - %(today)s::date
     FROM res ORDER BY product_id
-    ON CONFLICT (product_id) DO UPDATE SET
+    ON CONFLICT (product_id, location_id) DO UPDATE SET
         as_of = EXCLUDED.as_of, horizon_days = EXCLUDED.horizon_days, start_balance = EXCLUDED.start_balance,
         threshold = EXCLUDED.threshold, min_balance_7d = EXCLUDED.min_balance_7d,
         min_balance_7d_date = EXCLUDED.min_balance_7d_date, stockout_date = EXCLUDED.stockout_date,
@@ -138,28 +141,29 @@ SELECT up.product_id,
 FROM up JOIN res ON res.product_id = up.product_id
 """
 
-# Every product with a stock row gets a summary row; a new one is dirty (source_version -1).
+# Every stock row (a product at a location) gets a summary row; a new one is dirty (source_version -1).
 PLACEHOLDERS_SQL = """
 INSERT INTO projections_projectionsummary AS s (
-    product_id, horizon_days, start_balance, threshold, late_movements,
+    product_id, location_id, horizon_days, start_balance, threshold, late_movements,
     daily_inbound, daily_outbound, daily_balance, plan_version, source_version)
-SELECT st.product_id, 0, 0, 0, 0, '{}', '{}', '{}', 0, -1
+SELECT st.product_id, st.location_id, 0, 0, 0, 0, '{}', '{}', '{}', 0, -1
 FROM inventory_stock st
-WHERE st.location_id = %(location_id)s
-  AND NOT EXISTS (SELECT 1 FROM projections_projectionsummary p WHERE p.product_id = st.product_id)
-ORDER BY st.product_id
-ON CONFLICT (product_id) DO NOTHING
+WHERE NOT EXISTS (SELECT 1 FROM projections_projectionsummary p
+                  WHERE p.product_id = st.product_id AND p.location_id = st.location_id)
+ORDER BY st.product_id, st.location_id
+ON CONFLICT (product_id, location_id) DO NOTHING
 """
 
-# A planned-movement change bumps the product's plan version (creating the row if needed), pk order.
+# A planned-movement change bumps the plan version of the product at its location (creating the row if
+# needed), pk order.
 PLAN_BUMP_SQL = """
 INSERT INTO projections_projectionsummary AS s (
-    product_id, horizon_days, start_balance, threshold, late_movements,
+    product_id, location_id, horizon_days, start_balance, threshold, late_movements,
     daily_inbound, daily_outbound, daily_balance, plan_version, source_version)
-SELECT t.id, 0, 0, 0, 0, '{}', '{}', '{}', 1, -1
+SELECT t.id, %(location_id)s, 0, 0, 0, 0, '{}', '{}', '{}', 1, -1
 FROM unnest(%(ids)s::bigint[]) AS t(id)
 ORDER BY t.id
-ON CONFLICT (product_id) DO UPDATE SET plan_version = s.plan_version + 1
+ON CONFLICT (product_id, location_id) DO UPDATE SET plan_version = s.plan_version + 1
 """
 
 # Per transaction: the planner's row estimates for generate_series make JIT kick in, and compiling
@@ -292,8 +296,9 @@ window_days AS (
 ),
 up AS (
     INSERT INTO projections_demandestimate AS e (
-        product_id, as_of, daily_rate, weekday_factors, mae, history_days, censored_days, basis, computed_at)
-    SELECT n.product_id, %(today)s::date, COALESCE(l.rate, 0), COALESCE(fi.factors, '{1,1,1,1,1,1,1}'),
+        product_id, location_id, as_of, daily_rate, weekday_factors, mae, history_days, censored_days, basis,
+        computed_at)
+    SELECT n.product_id, %(location_id)s, %(today)s::date, COALESCE(l.rate, 0), COALESCE(fi.factors, '{1,1,1,1,1,1,1}'),
            er.mae, COALESCE(t.n, 0), COALESCE(wd.censored, 0),
            CASE WHEN COALESCE(t.n, 0) >= %(min_history)s::int THEN 'own' ELSE 'short' END, %(now)s::timestamptz
     FROM need n
@@ -303,7 +308,7 @@ up AS (
     LEFT JOIN errors er ON er.product_id = n.product_id
     LEFT JOIN window_days wd ON wd.product_id = n.product_id
     ORDER BY n.product_id
-    ON CONFLICT (product_id) DO UPDATE SET
+    ON CONFLICT (product_id, location_id) DO UPDATE SET
         as_of = EXCLUDED.as_of, daily_rate = EXCLUDED.daily_rate, weekday_factors = EXCLUDED.weekday_factors,
         mae = EXCLUDED.mae, history_days = EXCLUDED.history_days, censored_days = EXCLUDED.censored_days,
         basis = EXCLUDED.basis, computed_at = EXCLUDED.computed_at
@@ -314,19 +319,20 @@ SELECT product_id FROM up WHERE basis = 'short' ORDER BY product_id
 """
 
 # Products with too little history (``ids``) take their category's profile: the mean weekday factors
-# and mean rate of the category's products estimated from their own sales. The rate is blended by
+# and mean rate of the category's products estimated from their own sales at the same location (a dark
+# store's pace is not a store's). The rate is blended by
 # history: h observed days of their own count h / min_history. A category with no such product
 # leaves the row on its own (short) estimate.
 DEMAND_CATEGORY_SQL = """
 WITH short AS (
     SELECT e.product_id, e.daily_rate, LEAST(e.history_days, %(min_history)s::int) AS h, p.category
     FROM projections_demandestimate e JOIN inventory_product p ON p.id = e.product_id
-    WHERE e.product_id = ANY(%(ids)s::bigint[]) AND e.basis = 'short'
+    WHERE e.product_id = ANY(%(ids)s::bigint[]) AND e.location_id = %(location_id)s AND e.basis = 'short'
 ),
 peers AS (
     SELECT p.category, e.product_id, e.daily_rate, e.weekday_factors
     FROM projections_demandestimate e JOIN inventory_product p ON p.id = e.product_id
-    WHERE e.basis = 'own' AND p.category IN (SELECT category FROM short)
+    WHERE e.basis = 'own' AND e.location_id = %(location_id)s AND p.category IN (SELECT category FROM short)
 ),
 rates AS (SELECT category, AVG(daily_rate) AS rate FROM peers GROUP BY 1),
 profiles AS (
@@ -340,18 +346,19 @@ UPDATE projections_demandestimate e
 SET daily_rate = (s.h * s.daily_rate + (%(min_history)s::int - s.h) * r.rate) / %(min_history)s::int,
     weekday_factors = pr.factors, basis = 'category'
 FROM short s JOIN rates r ON r.category = s.category JOIN profiles pr ON pr.category = s.category
-WHERE e.product_id = s.product_id
+WHERE e.product_id = s.product_id AND e.location_id = %(location_id)s
 """
 
 # ---------------------------------------------------------------------------------------------
-# Reorder suggestions, right after the summaries of the same products (``ids``), from their rows for
-# ``today``. Parameters: ``ids``, ``today``, ``tz``, ``review`` (days between orders), ``z`` (the normal
-# quantile of the service level), ``now``. The cover period is lead time + review period; its demand is
+# Reorder suggestions, right after the summaries of the same products (``ids``) at the same location, from
+# their rows for ``today``: a location orders for its own stock, planned movements and demand, with the
+# product's supply terms. Parameters: ``ids``, ``location_id``, ``today``, ``tz``, ``review`` (days between
+# orders), ``z`` (the normal quantile of the service level), ``now``. The cover period is lead time + review period; its demand is
 # the planned outbound plus the expected outbound of those days (the rate for days past the horizon);
 # safety stock is z · 1.25 · MAE · √cover (1.25 · MAE estimates the standard deviation of a day's error).
 # A product needing nothing (or inactive) loses its open suggestion; one dismissed today gets none until tomorrow.
 # Returns the suggestions that are new or whose quantity changed.
-# The partial unique index (one open suggestion per product) is the conflict target, so concurrent
+# The partial unique index (one open suggestion per product and location) is the conflict target, so concurrent
 # recomputes update the open row and never add a second.
 REORDER_SQL = """
 WITH terms AS (
@@ -362,8 +369,9 @@ WITH terms AS (
            COALESCE(de.mae, 0) AS mae, pr.active
     FROM projections_supplyterms t
     JOIN inventory_product pr ON pr.id = t.product_id
-    JOIN projections_projectionsummary ps ON ps.product_id = t.product_id AND ps.as_of = %(today)s::date
-    LEFT JOIN projections_demandestimate de ON de.product_id = t.product_id
+    JOIN projections_projectionsummary ps
+      ON ps.product_id = t.product_id AND ps.location_id = %(location_id)s AND ps.as_of = %(today)s::date
+    LEFT JOIN projections_demandestimate de ON de.product_id = t.product_id AND de.location_id = %(location_id)s
     WHERE t.product_id = ANY(%(ids)s::bigint[])
 ),
 calc AS (
@@ -376,7 +384,7 @@ calc AS (
              WHERE m.product_id = t.product_id AND m.location_id = %(location_id)s AND m.status = 'open'
                AND m.firmness = 'firm' AND m.direction = 'in' AND m.date < %(today)s::date + t.cover) AS firm_inbound,
            EXISTS (SELECT 1 FROM projections_reordersuggestion r
-                    WHERE r.product_id = t.product_id AND r.state = 'dismissed'
+                    WHERE r.product_id = t.product_id AND r.location_id = %(location_id)s AND r.state = 'dismissed'
                       AND r.decided_at >= (%(today)s::date::timestamp AT TIME ZONE %(tz)s)) AS dismissed_today
     FROM terms t
 ),
@@ -392,31 +400,33 @@ sized AS (
 ),
 before AS (
     SELECT r.product_id, r.quantity FROM projections_reordersuggestion r
-    WHERE r.product_id = ANY(%(ids)s::bigint[]) AND r.state = 'open'
+    WHERE r.product_id = ANY(%(ids)s::bigint[]) AND r.location_id = %(location_id)s AND r.state = 'open'
 ),
 gone AS (
     DELETE FROM projections_reordersuggestion r USING sized s
-    WHERE r.product_id = s.product_id AND r.state = 'open' AND s.quantity <= 0
+    WHERE r.product_id = s.product_id AND r.location_id = %(location_id)s AND r.state = 'open' AND s.quantity <= 0
     RETURNING r.id
 ),
 up AS (
 INSERT INTO projections_reordersuggestion AS r (
-    product_id, state, quantity, demand, safety_stock, available, firm_inbound, cover_days, arrival_date,
+    product_id, location_id, state, quantity, demand, safety_stock, available, firm_inbound, cover_days, arrival_date,
     decided_by, created_at, updated_at)
-SELECT product_id, 'open', quantity, round(demand::numeric, 2), round(safety::numeric, 2), available, firm_inbound,
+SELECT product_id, %(location_id)s, 'open', quantity, round(demand::numeric, 2), round(safety::numeric, 2), available,
+       firm_inbound,
        cover, %(today)s::date + lead_time_days, '', %(now)s::timestamptz, %(now)s::timestamptz
 FROM sized WHERE quantity > 0
 ORDER BY product_id
-ON CONFLICT (product_id) WHERE state = 'open' DO UPDATE SET
+ON CONFLICT (product_id, location_id) WHERE state = 'open' DO UPDATE SET
     quantity = EXCLUDED.quantity, demand = EXCLUDED.demand, safety_stock = EXCLUDED.safety_stock,
     available = EXCLUDED.available, firm_inbound = EXCLUDED.firm_inbound, cover_days = EXCLUDED.cover_days,
     arrival_date = EXCLUDED.arrival_date, updated_at = EXCLUDED.updated_at
 RETURNING r.*
 )
 -- The suggestions new or with another quantity (the reorder.suggested webhook).
-SELECT up.id, p.code, p.name, up.quantity, up.arrival_date, up.demand, up.safety_stock, up.available,
+SELECT up.id, p.code, p.name, l.code AS location, up.quantity, up.arrival_date, up.demand, up.safety_stock,
+       up.available,
        up.firm_inbound, up.cover_days
-FROM up JOIN inventory_product p ON p.id = up.product_id
+FROM up JOIN inventory_product p ON p.id = up.product_id JOIN inventory_location l ON l.id = up.location_id
 LEFT JOIN before b ON b.product_id = up.product_id
 WHERE b.quantity IS DISTINCT FROM up.quantity
 ORDER BY up.id

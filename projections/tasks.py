@@ -5,10 +5,11 @@ from projections import services
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def projection_recompute_task(product_ids: list[int]) -> int:
-    # Release the dedupe marks before reading, so a change committed from here on schedules again.
-    services.projection_pending_release(product_ids=product_ids)
-    return len(services.projection_recompute(product_ids=product_ids))
+def projection_recompute_task(product_ids: list[int], location_id: int | None = None) -> int:
+    # Release the dedupe marks before reading, so a change committed from here on schedules again. A task
+    # queued before locations has no location_id: it meant the default location.
+    services.projection_pending_release(product_ids=product_ids, location_id=location_id)
+    return len(services.projection_recompute(product_ids=product_ids, location_id=location_id))
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -1,5 +1,7 @@
 """Projections REST API: summaries (one, many, ruptures, daily rows, stats), recompute, planned movements and
-reorder suggestions."""
+reorder suggestions; the reads take ``?location=`` (the default location when omitted)."""
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
@@ -10,8 +12,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label
+from core.auth import actor_label, request_client
 from core.errors import NotFound
+from inventory.selectors import (
+    client_location_codes,
+    client_locations_check,
+    location_default_id,
+    location_for_client,
+)
 from core.pagination import StandardPagination, paginated_response
 from projections import exports, selectors, services
 from projections.models import PlannedKind, PlannedMovement, ReorderState
@@ -22,8 +30,42 @@ from projections.serializers import (
     ReorderSuggestionOutputSerializer,
     planned_movement_key_read,
     planned_movement_line_read,
+    reorder_output_serializer,
     summary_output,
 )
+
+
+_LOCATION_PARAMETER = OpenApiParameter(
+    "location", str, description="Location code; the default location when omitted (the answer then has no "
+    "`location` field, as before locations). A client limited to some locations gets 403 location_forbidden "
+    "for any other.")
+
+
+@dataclass(frozen=True)
+class Place:
+    """The location a request reads: its id, and its code when the request named it (echoed as ``location``)."""
+
+    id: int
+    named: str | None = None
+
+    def stamp(self, body: dict) -> dict:
+        if self.named is not None:
+            body["location"] = self.named
+        return body
+
+
+def _place(request, code: str | None = None) -> Place:
+    """``code`` (default: ``?location=``) as a Place; UnknownLocation (400) or LocationForbidden (403).
+
+    Without a location and without a limit on the client, no query: the default location's id is cached.
+    """
+    if code is None:
+        code = request.query_params.get("location")
+    client = request_client(request)
+    if (code is None or not str(code).strip()) and client_location_codes(client) is None:
+        return Place(id=location_default_id())
+    location = location_for_client(client=client, code=code)
+    return Place(id=location.pk, named=location.code if code and str(code).strip() else None)
 
 
 def _summary_fields() -> dict[str, serializers.Field]:
@@ -61,11 +103,11 @@ class ProjectionDailyRowSerializer(serializers.Serializer):
     balance_at_pace = serializers.FloatField(help_text="End-of-day balance with the expected outbound taken too.")
 
 
-def _summary_for(code: str) -> selectors.SummaryRow:
-    row = selectors.projection_row(code=code)
+def _summary_for(code: str, place: Place) -> selectors.SummaryRow:
+    row = selectors.projection_row(code=code, location_id=place.id)
     if not row.computed:
-        services.projection_summaries_ensure(product_ids=[row.product_id])
-        row = selectors.projection_row(code=code)
+        services.projection_summaries_ensure(product_ids=[row.product_id], location_id=place.id)
+        row = selectors.projection_row(code=code, location_id=place.id)
         if not row.computed:
             raise NotFound(_("%(code)s has no stock row to project.") % {"code": row.code}, details={"code": row.code})
     return row
@@ -80,11 +122,12 @@ class ProjectionDetailApi(APIView):
 
     required_scope = "read"
 
-    @extend_schema(responses=_summary_schema)
+    @extend_schema(parameters=[_LOCATION_PARAMETER], responses=_summary_schema)
     def get(self, request, code: str):
-        summary = _summary_for(code)
+        place = _place(request)
+        summary = _summary_for(code, place)
         today = services.projection_today()
-        body = summary_output(summary, today=today, asked_code=code.strip().upper())
+        body = place.stamp(summary_output(summary, today=today, asked_code=code.strip().upper()))
         body["daily"] = selectors.projection_daily(summary=summary, days=summary.horizon_days)
         return Response(body)
 
@@ -94,7 +137,7 @@ class ProjectionDailyApi(APIView):
 
     required_scope = "read"
 
-    @extend_schema(parameters=[OpenApiParameter("days", int, description="1-90, default 28.")],
+    @extend_schema(parameters=[OpenApiParameter("days", int, description="1-90, default 28."), _LOCATION_PARAMETER],
                    responses=inline_serializer("ProjectionDailyOutput", {
                        "code": serializers.CharField(), "name": serializers.CharField(),
                        "threshold": serializers.IntegerField(), "start_balance": serializers.IntegerField(),
@@ -106,9 +149,10 @@ class ProjectionDailyApi(APIView):
         params = DaysSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days = params.validated_data.get("days", settings.PROJECTION_HORIZON_DAYS)
-        summary = _summary_for(code)
+        place = _place(request)
+        summary = _summary_for(code, place)
         today = services.projection_today()
-        return Response({
+        return Response(place.stamp({
             "code": summary.code,
             "name": summary.name,
             "threshold": summary.low_stock_threshold,
@@ -119,19 +163,22 @@ class ProjectionDailyApi(APIView):
             "computed_at": summary.computed_at.isoformat() if summary.computed_at else None,
             "stale": summary.is_stale(today=today),
             "days": selectors.projection_daily(summary=summary, days=days),
-        })
+        }))
 
 
 class ProjectionRecalculateApi(APIView):
-    """Recompute one product now and return its fresh summary."""
+    """Recompute one product at one location now and return its fresh summary."""
 
     required_scope = "read"
 
-    @extend_schema(request=None, responses=_summary_schema)
+    @extend_schema(parameters=[_LOCATION_PARAMETER], request=None, responses=_summary_schema)
     def post(self, request, code: str):
-        services.projection_recompute(product_ids=[selectors.projection_row(code=code).product_id])
-        summary = _summary_for(code)
-        return Response(summary_output(summary, today=services.projection_today(), asked_code=code.strip().upper()))
+        place = _place(request)
+        product_id = selectors.projection_row(code=code, location_id=place.id).product_id
+        services.projection_recompute(product_ids=[product_id], location_id=place.id)
+        summary = _summary_for(code, place)
+        return Response(place.stamp(summary_output(summary, today=services.projection_today(),
+                                                   asked_code=code.strip().upper())))
 
 
 class ProjectionQueryApi(APIView):
@@ -142,23 +189,27 @@ class ProjectionQueryApi(APIView):
     class ProjectionQueryInputSerializer(serializers.Serializer):
         codes = serializers.ListField(
             child=serializers.CharField(max_length=64), min_length=1, max_length=settings.STOCK_LOOKUP_MAX_CODES)
+        location = serializers.CharField(required=False, max_length=64,
+                                         help_text="Location code (or ?location=); the default location when omitted.")
 
-    @extend_schema(request=ProjectionQueryInputSerializer, responses=inline_serializer("ProjectionQueryOutput", {
+    @extend_schema(parameters=[_LOCATION_PARAMETER], request=ProjectionQueryInputSerializer,
+                   responses=inline_serializer("ProjectionQueryOutput", {
         "items": _summary_schema.__class__(many=True), "unknown": serializers.ListField(child=serializers.CharField()),
         "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField()}))
     def post(self, request):
         data = self.ProjectionQueryInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         codes = data.validated_data["codes"]
-        found, unknown = selectors.projection_rows_for_codes(codes=codes)
+        place = _place(request, data.validated_data.get("location"))
+        found, unknown = selectors.projection_rows_for_codes(codes=codes, location_id=place.id)
         missing = [row.product_id for _, row in found if not row.computed]
         if missing:
-            services.projection_summaries_ensure(product_ids=missing)
-            found, unknown = selectors.projection_rows_for_codes(codes=codes)
+            services.projection_summaries_ensure(product_ids=missing, location_id=place.id)
+            found, unknown = selectors.projection_rows_for_codes(codes=codes, location_id=place.id)
         today = services.projection_today()
         items = [summary_output(row, today=today, asked_code=asked) for asked, row in found if row.computed]
-        return Response({"items": items, "unknown": unknown, "computed_at": timezone.now().isoformat(),
-                         "stale": any(i["stale"] for i in items)})
+        return Response(place.stamp({"items": items, "unknown": unknown, "computed_at": timezone.now().isoformat(),
+                                     "stale": any(i["stale"] for i in items)}))
 
 
 class ProjectionRupturesApi(APIView):
@@ -180,7 +231,8 @@ class ProjectionRupturesApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("days", int), OpenApiParameter("limit", int),
                                OpenApiParameter("offset", int),
                                OpenApiParameter("basis", str, enum=list(selectors.RUPTURE_BASES), description=(
-                                   "planned (default): planned movements only; pace: blended with expected demand."))],
+                                   "planned (default): planned movements only; pace: blended with expected demand.")),
+                               _LOCATION_PARAMETER],
                    responses=inline_serializer("ProjectionRupturesOutput", {
                        "basis": serializers.CharField(),
                        "days": serializers.IntegerField(), "limit": serializers.IntegerField(),
@@ -191,35 +243,38 @@ class ProjectionRupturesApi(APIView):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset, basis = (params.validated_data[k] for k in ("days", "limit", "offset", "basis"))
-        rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
+        place = _place(request)
+        page = {"days": days, "limit": limit + 1, "offset": offset, "basis": basis, "location_id": place.id}
+        rows = selectors.projection_ruptures_page(**page)
         missing = [row.product_id for row, _ in rows if not row.computed]
         if missing:
             # A product that ran out without planned movements may never have been projected.
-            services.projection_summaries_ensure(product_ids=missing)
-            rows = selectors.projection_ruptures_page(days=days, limit=limit + 1, offset=offset, basis=basis)
+            services.projection_summaries_ensure(product_ids=missing, location_id=place.id)
+            rows = selectors.projection_ruptures_page(**page)
         today = services.projection_today()
         results = [{**summary_output(row, today=today), "out_now": out_now} for row, out_now in rows[:limit]]
-        return Response({
+        return Response(place.stamp({
             "basis": basis, "days": days, "limit": limit, "offset": offset,
             "next_offset": offset + limit if len(rows) > limit else None,
             "results": results,
             "computed_at": min((r["computed_at"] for r in results if r["computed_at"]), default=None),
             "stale": any(r["stale"] for r in results),
-        })
+        }))
 
 
 class ProjectionStatsApi(APIView):
     required_scope = "read"
 
-    @extend_schema(responses=inline_serializer("ProjectionStatsOutput", {
+    @extend_schema(parameters=[_LOCATION_PARAMETER], responses=inline_serializer("ProjectionStatsOutput", {
         "products": serializers.IntegerField(), "at_risk_7d": serializers.IntegerField(),
         "stale_rows": serializers.IntegerField(), "oldest_computed_at": serializers.DateTimeField(allow_null=True),
         "computed_at": serializers.DateTimeField(), "stale": serializers.BooleanField()}))
     def get(self, request):
-        stats = selectors.projection_stats()
+        place = _place(request)
+        stats = selectors.projection_stats(location_id=place.id)
         oldest = stats["oldest_computed_at"]
-        return Response({**stats, "oldest_computed_at": oldest.isoformat() if oldest else None,
-                         "computed_at": timezone.now().isoformat(), "stale": stats["stale_rows"] > 0})
+        return Response(place.stamp({**stats, "oldest_computed_at": oldest.isoformat() if oldest else None,
+                                     "computed_at": timezone.now().isoformat(), "stale": stats["stale_rows"] > 0}))
 
 
 class PlannedMovementBulkApi(APIView):
@@ -253,7 +308,7 @@ class PlannedMovementBulkApi(APIView):
         data.is_valid(raise_exception=True)
         items = [planned_movement_line_read(line) for line in data.validated_data["upsert"]]
         keys = [planned_movement_key_read(line) for line in data.validated_data["cancel"]]
-        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys)
+        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys, client=request_client(request))
         context = {"today": services.projection_today()}
         return Response({
             "upserted": PlannedMovementOutputSerializer(rows, many=True, context=context).data,
@@ -272,14 +327,21 @@ class PlannedMovementListApi(APIView):
         kind = serializers.ChoiceField(choices=PlannedKind.choices, required=False)
         date_from = serializers.DateField(required=False)
         date_to = serializers.DateField(required=False)
+        location = serializers.CharField(required=False, max_length=64)
 
-    @extend_schema(parameters=[OpenApiParameter(n, str) for n in
-                               ("code", "source", "status", "kind", "date_from", "date_to")],
+    @extend_schema(parameters=[*(OpenApiParameter(n, str) for n in
+                                 ("code", "source", "status", "kind", "date_from", "date_to")),
+                               OpenApiParameter("location", str, description=(
+                                   "Location code: only the movements there. Without it, every location the "
+                                   "client may use."))],
                    responses=PlannedMovementOutputSerializer(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = selectors.planned_movement_list(**filters.validated_data)
+        asked = filters.validated_data.pop("location", None)
+        codes = ([location_for_client(client=request_client(request), code=asked).code] if asked and asked.strip()
+                 else client_location_codes(request_client(request)))
+        queryset = selectors.planned_movement_list(**filters.validated_data, location_codes=codes)
         return paginated_response(request=request, queryset=queryset, serializer_class=PlannedMovementOutputSerializer,
                                   view=self, context={"today": services.projection_today()})
 
@@ -289,14 +351,16 @@ class PlannedMovementDetailApi(APIView):
 
     @extend_schema(responses=PlannedMovementOutputSerializer)
     def get(self, request, pk: int):
-        movement = PlannedMovement.objects.select_related("product").filter(pk=pk).first()
+        movement = PlannedMovement.objects.select_related("product", "location").filter(pk=pk).first()
         if movement is None:
             raise NotFound(_("No planned movement has this id."), details={"id": pk})
+        client_locations_check(client=request_client(request), locations=[movement.location])
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
 
 
 class ReorderSuggestionListApi(APIView):
-    """Reorder suggestions in one state (default ``open``), most recently updated first; ``code`` filters a product."""
+    """Reorder suggestions at one location in one state (default ``open``), most recently updated first; ``code``
+    filters a product."""
 
     pagination_class = StandardPagination
     required_scope = "read"
@@ -306,14 +370,15 @@ class ReorderSuggestionListApi(APIView):
         code = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
-                               OpenApiParameter("code", str)],
+                               OpenApiParameter("code", str), _LOCATION_PARAMETER],
                    responses=ReorderSuggestionOutputSerializer(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = selectors.reorder_suggestion_list(**filters.validated_data)
-        return paginated_response(request=request, queryset=queryset,
-                                  serializer_class=ReorderSuggestionOutputSerializer, view=self)
+        place = _place(request)
+        queryset = selectors.reorder_suggestion_list(**filters.validated_data, location_id=place.id)
+        return paginated_response(request=request, queryset=queryset, view=self,
+                                  serializer_class=reorder_output_serializer(located=place.named is not None))
 
 
 class ReorderSuggestionOrderApi(APIView):
@@ -323,7 +388,8 @@ class ReorderSuggestionOrderApi(APIView):
 
     @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
     def post(self, request, pk: int):
-        suggestion = services.reorder_suggestion_order(suggestion_id=pk, actor=actor_label(request))
+        suggestion = services.reorder_suggestion_order(suggestion_id=pk, actor=actor_label(request),
+                                                       client=request_client(request))
         return Response(ReorderSuggestionOutputSerializer(suggestion).data)
 
 
@@ -334,7 +400,8 @@ class ReorderSuggestionDismissApi(APIView):
 
     @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
     def post(self, request, pk: int):
-        suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request))
+        suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request),
+                                                         client=request_client(request))
         return Response(ReorderSuggestionOutputSerializer(suggestion).data)
 
 
@@ -348,13 +415,15 @@ class ReorderSuggestionExportApi(APIView):
         type = serializers.ChoiceField(choices=["csv", "xlsx"], required=False, default="csv")
 
     @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReorderState.values),
-                               OpenApiParameter("code", str), OpenApiParameter("type", str, enum=["csv", "xlsx"])],
+                               OpenApiParameter("code", str), OpenApiParameter("type", str, enum=["csv", "xlsx"]),
+                               _LOCATION_PARAMETER],
                    responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, exports.XLSX_TYPE): OpenApiTypes.BINARY})
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         kind = filters.validated_data.pop("type")
-        rows = selectors.reorder_suggestion_list(**filters.validated_data)[:self.EXPORT_MAX_ROWS]
+        place = _place(request)
+        rows = selectors.reorder_suggestion_list(**filters.validated_data, location_id=place.id)[:self.EXPORT_MAX_ROWS]
         if kind == "xlsx":
             body, content_type = exports.suggestions_xlsx(rows), exports.XLSX_TYPE
         else:

@@ -258,7 +258,8 @@ def test_a_product_already_estimated_today_keeps_its_estimate_when_asked_again()
     sales_history(product, today=TODAY, demand=[30] * DAYS, opening=10_000)  # more sales appear
 
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.DEMAND_UPSERT_SQL, services._demand_params([product.pk], today=TODAY))
+        params = services._demand_params([product.pk], location_id=location_default_id(), today=TODAY)
+        cursor.execute(sql.DEMAND_UPSERT_SQL, params)
         cursor.fetchall()
 
     again = DemandEstimate.objects.get(product=product)

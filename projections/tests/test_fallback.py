@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from inventory.selectors import location_default_id
 from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from projections import services
@@ -26,7 +27,7 @@ def test_fallback_creates_missing_rows_and_computes_them_first():
 
     taken = services.projection_fallback_run(batch=1)
 
-    assert taken == [never.pk]
+    assert taken == [(never.pk, location_default_id())]
     assert ProjectionSummary.objects.get(product=never).start_balance == 4
 
 
@@ -43,8 +44,8 @@ def test_fallback_takes_dirty_then_stale_day_then_oldest():
     first = services.projection_fallback_run(batch=2)
     second = services.projection_fallback_run(batch=1)
 
-    assert first == sorted([dirty.pk, yesterday.pk])
-    assert second == [older.pk]
+    assert first == [(pid, location_default_id()) for pid in sorted([dirty.pk, yesterday.pk])]
+    assert second == [(older.pk, location_default_id())]
     assert ProjectionSummary.objects.get(product=dirty).start_balance == 3
     assert ProjectionSummary.objects.get(product=yesterday).as_of == services.projection_today()
 
@@ -63,7 +64,7 @@ def test_two_concurrent_fallback_runs_never_take_the_same_row():
     products = ProductFactory.create_batch(8, on_hand=2)
     services.projection_placeholders_create()
     held, release = threading.Event(), threading.Event()
-    result: dict[str, list[int]] = {}
+    result: dict[str, list[tuple[int, int]]] = {}
 
     def first_run():
         try:
@@ -71,7 +72,7 @@ def test_two_concurrent_fallback_runs_never_take_the_same_row():
                 result["first"] = summaries_lock_due(limit=5, today=services.projection_today())
                 held.set()
                 release.wait(10)
-                services.projection_recompute(product_ids=result["first"])
+                services.projection_recompute(product_ids=[pid for pid, _location in result["first"]])
         finally:
             connection.close()
 
@@ -92,7 +93,7 @@ def test_two_concurrent_fallback_runs_never_take_the_same_row():
 
     assert len(result["first"]) == 5 and len(result["second"]) == 3
     assert set(result["first"]).isdisjoint(result["second"])
-    assert set(result["first"]) | set(result["second"]) == {p.pk for p in products}
+    assert set(result["first"]) | set(result["second"]) == {(p.pk, location_default_id()) for p in products}
     assert ProjectionSummary.objects.filter(computed_at__isnull=True).count() == 0
 
 
@@ -109,6 +110,6 @@ def test_a_threshold_change_makes_the_row_stale_and_due_first():
     taken = services.projection_fallback_run(batch=1)
 
     summary = summaries().get(product=product)
-    assert taken == [product.pk]
+    assert taken == [(product.pk, location_default_id())]
     assert (summary.threshold, summary.below_threshold_date, summary_is_stale(summary)) == (
         10, services.projection_today(), False)

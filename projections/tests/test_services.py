@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from core.errors import ValidationFailed
 from core.groups import GROUP_ALL
 from inventory.models import Stock
+from inventory.selectors import location_default_id
 from inventory.services import stock_adjust, stock_receive
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from projections import services
@@ -161,9 +162,11 @@ def test_recompute_reports_entering_and_leaving_the_risk_window():
     left = services.projection_recompute(product_ids=[product.pk])
 
     stockout = services.projection_today() + timedelta(days=3)
-    assert entered == [services.RiskTransition(product_id=product.pk, at_risk=True, stockout_date=stockout)]
+    assert entered == [services.RiskTransition(product_id=product.pk, at_risk=True, stockout_date=stockout,
+                                                location_id=location_default_id())]
     assert again == []
-    assert left == [services.RiskTransition(product_id=product.pk, at_risk=False, stockout_date=None)]
+    assert left == [services.RiskTransition(product_id=product.pk, at_risk=False, stockout_date=None,
+                                             location_id=location_default_id())]
 
 
 @pytest.mark.django_db
@@ -236,7 +239,7 @@ def test_a_stockout_day_moving_inside_the_window_is_reported_as_moved():
 
     assert moved == [services.RiskTransition(product_id=product.pk, at_risk=True,
                                              stockout_date=services.projection_today() + timedelta(days=2),
-                                             moved=True)]
+                                             moved=True, location_id=location_default_id())]
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Management command: recompute every projection summary, with a progress bar."""
+"""Management command: recompute every projection summary (each product at each location), with a progress bar."""
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,7 +7,8 @@ from projections.services import projection_placeholders_create, projection_rebu
 
 
 class Command(BaseCommand):
-    help = "Recompute the projection summary of every product (batches of --batch-size products)."
+    help = ("Recompute the projection summary of every product at every location where it has stock "
+            "(batches of --batch-size products of one location).")
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=5000)

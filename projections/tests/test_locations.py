@@ -1,0 +1,326 @@
+"""Tests for projections per location: recompute, transfers in transit, reorder suggestions, dirty marks and the
+routes' ``location`` parameter."""
+from datetime import timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.tests.factories import ApiClientFactory
+from inventory.selectors import location_default_id
+from inventory.services import stock_receive, transfer_create
+from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
+from projections import services
+from projections.models import DemandEstimate, PlannedMovement, ProjectionSummary, ReorderState, ReorderSuggestion
+from projections.tests.factories import PlannedMovementFactory, SupplyTermsFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def today():
+    return services.projection_today()
+
+
+@pytest.fixture
+def store_b():
+    return LocationFactory(code="LOJA-B", name="Loja B")
+
+
+def planned(product, location, *, days: int, quantity: int, direction: str = "out", firmness: str = "firm"):
+    PlannedMovementFactory(product=product, location_id=location.pk if location else location_default_id(),
+                           date=today() + timedelta(days=days), quantity=quantity, direction=direction,
+                           firmness=firmness)
+
+
+def summary(product, location=None) -> ProjectionSummary:
+    location_id = location.pk if location else location_default_id()
+    return ProjectionSummary.objects.get(product=product, location_id=location_id)
+
+
+def limited_client(*codes: str, scopes=("read", "manage")) -> APIClient:
+    record = ApiClientFactory(scopes=list(scopes), location_codes=list(codes))
+    http = APIClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Bearer {record.raw_token}")
+    return http
+
+
+def test_each_location_is_projected_from_its_own_stock_and_planned_movements(store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+    planned(product, None, days=5, quantity=12)
+    planned(product, store_b, days=2, quantity=5)
+
+    services.projection_recompute(product_ids=[product.pk])
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+
+    here, there = summary(product), summary(product, store_b)
+    assert (here.start_balance, here.stockout_date, here.daily_outbound[5]) == (10, today() + timedelta(days=5), 12)
+    assert (there.start_balance, there.stockout_date, there.daily_outbound[2]) == (4, today() + timedelta(days=2), 5)
+    assert ProjectionSummary.objects.filter(product=product).count() == 2
+
+
+def test_recomputing_one_location_leaves_the_other_untouched(store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+    services.projection_recompute(product_ids=[product.pk])
+    before = summary(product)
+
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+
+    after = summary(product)
+    assert (after.computed_at, after.source_version) == (before.computed_at, before.source_version)
+    assert summary(product, store_b).start_balance == 4
+
+
+def test_a_transfer_in_transit_is_planned_inbound_at_the_destination_only(store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=1)
+    planned(product, store_b, days=1, quantity=3)
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+    assert summary(product, store_b).stockout_date == today() + timedelta(days=1)
+
+    transfer_create(code=product.code, source=location_default_id_code(), destination="LOJA-B", quantity=6,
+                    in_transit=True, expected_on=today() + timedelta(days=1))
+    services.projection_recompute(product_ids=[product.pk])
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+
+    there, here = summary(product, store_b), summary(product)
+    assert (there.daily_inbound[1], there.daily_balance[1], there.stockout_date) == (6, 4, None)
+    assert (here.start_balance, sum(here.daily_inbound)) == (4, 0)
+
+
+def location_default_id_code() -> str:
+    from inventory.selectors import location_default
+
+    return location_default().code
+
+
+def test_a_stock_change_at_a_location_recomputes_that_location(store_b, settings):
+    settings.PROJECTION_INLINE_MAX_PRODUCTS = 5
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=0)
+    services.projection_recompute(product_ids=[product.pk])
+    default_before = summary(product).computed_at
+
+    with django_capture_on_commit():
+        stock_receive(code=product.code, quantity=7, location="LOJA-B")
+
+    assert summary(product, store_b).start_balance == 7
+    assert summary(product).computed_at == default_before
+
+
+def django_capture_on_commit():
+    """Run on_commit callbacks of the block at its end, as a real commit would (pytest-django's helper)."""
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def test_the_fallback_creates_and_computes_a_row_per_product_and_location(store_b):
+    product = ProductFactory(on_hand=3)
+    stock_at_location(product, store_b, on_hand=9)
+
+    taken = services.projection_fallback_run(batch=10)
+
+    assert sorted(taken) == sorted([(product.pk, location_default_id()), (product.pk, store_b.pk)])
+    assert (summary(product).start_balance, summary(product, store_b).start_balance) == (3, 9)
+
+
+def test_a_planned_movement_change_marks_only_its_location_dirty(store_b):
+    product = ProductFactory(on_hand=3)
+    stock_at_location(product, store_b, on_hand=9)
+    services.projection_recompute(product_ids=[product.pk])
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+    versions = (summary(product).plan_version, summary(product, store_b).plan_version)
+
+    services.planned_movements_upsert(items=[services.PlannedMovementInput(
+        source_ref="po-b", code=product.code, date=today() + timedelta(days=2), direction="in", quantity=5,
+        kind="purchase", location="LOJA-B")])
+
+    assert (summary(product).plan_version, summary(product, store_b).plan_version) == (versions[0], versions[1] + 1)
+
+
+def test_each_location_gets_its_own_reorder_suggestion(store_b):
+    product = ProductFactory(on_hand=100)
+    stock_at_location(product, store_b, on_hand=2)
+    SupplyTermsFactory(product=product, lead_time_days=3, pack_size=10)
+    planned(product, store_b, days=1, quantity=20)
+    planned(product, None, days=1, quantity=20)
+
+    services.projection_recompute(product_ids=[product.pk])
+    services.projection_recompute(product_ids=[product.pk], location_id=store_b.pk)
+
+    suggestions = list(ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN))
+    assert [(s.location_id, s.available, s.quantity) for s in suggestions] == [(store_b.pk, 2, 20)]
+
+    ordered = services.reorder_suggestions_order(ids=[suggestions[0].pk])
+
+    purchase = PlannedMovement.objects.get(pk=ordered[0].planned_movement_id)
+    assert (purchase.location_id, purchase.quantity, purchase.direction) == (store_b.pk, 20, "in")
+
+
+def test_demand_is_estimated_per_location(store_b):
+    product = ProductFactory(on_hand=5)
+    stock_at_location(product, store_b, on_hand=5)
+
+    services.demand_recompute(product_ids=[product.pk])
+    services.demand_recompute(product_ids=[product.pk], location_id=store_b.pk)
+
+    assert sorted(DemandEstimate.objects.filter(product=product).values_list("location_id", flat=True)) == sorted(
+        [location_default_id(), store_b.pk])
+
+
+# --------------------------------------------------------------------------------------- routes
+
+
+def test_routes_without_location_answer_for_the_default_location_as_before(reader, store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+
+    body = reader.get(f"/api/v1/projections/{product.code}").json()
+
+    assert body["start_balance"] == 10
+    assert "location" not in body
+
+
+def test_routes_read_the_location_named(reader, store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+    planned(product, store_b, days=2, quantity=5)
+
+    detail = reader.get(f"/api/v1/projections/{product.code}?location=loja-b").json()
+    daily = reader.get(f"/api/v1/projections/{product.code}/daily?location=LOJA-B&days=3").json()
+    many = reader.post("/api/v1/projections/query", {"codes": [product.code], "location": "LOJA-B"},
+                       format="json").json()
+    ruptures = reader.get("/api/v1/projections/ruptures?location=LOJA-B").json()
+    stats = reader.get("/api/v1/projections/stats?location=LOJA-B").json()
+    default_ruptures = reader.get("/api/v1/projections/ruptures").json()
+
+    stockout = (today() + timedelta(days=2)).isoformat()
+    assert (detail["location"], detail["start_balance"], detail["stockout_date"]) == ("LOJA-B", 4, stockout)
+    assert [row["balance"] for row in daily["days"]] == [4, 4, -1]
+    assert (many["location"], [i["start_balance"] for i in many["items"]]) == ("LOJA-B", [4])
+    assert [(r["code"], r["stockout_date"]) for r in ruptures["results"]] == [(product.code, stockout)]
+    assert (stats["location"], stats["at_risk_7d"]) == ("LOJA-B", 1)
+    assert default_ruptures["results"] == []
+
+
+def test_recalculate_recomputes_the_location_named(reader, store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+
+    body = reader.post(f"/api/v1/projections/{product.code}/recalculate?location=LOJA-B").json()
+
+    assert (body["location"], body["start_balance"]) == ("LOJA-B", 4)
+    assert not ProjectionSummary.objects.filter(product=product, location_id=location_default_id()).exists()
+
+
+def test_an_unknown_location_is_a_400(reader):
+    product = ProductFactory(on_hand=1)
+
+    response = reader.get(f"/api/v1/projections/{product.code}?location=NOWHERE")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_location"
+
+
+def test_a_client_limited_to_a_location_reads_only_there(store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=4)
+    http = limited_client("LOJA-B")
+
+    own = http.get(f"/api/v1/projections/{product.code}?location=LOJA-B")
+    omitted = http.get(f"/api/v1/projections/{product.code}")
+    other = http.get("/api/v1/projections/ruptures?location=" + location_default_id_code())
+    reorder = http.get("/api/v1/reorder-suggestions")
+
+    assert own.status_code == 200 and own.json()["start_balance"] == 4
+    assert [r.status_code for r in (omitted, other, reorder)] == [403, 403, 403]
+    assert {r.json()["error"]["code"] for r in (omitted, other, reorder)} == {"location_forbidden"}
+
+
+def test_a_limited_client_may_not_plan_or_decide_at_another_location(store_b):
+    product = ProductFactory(on_hand=10)
+    suggestion = ReorderSuggestion.objects.create(
+        product=product, quantity=12, demand=1, safety_stock=0, available=0, firm_inbound=0, cover_days=7,
+        arrival_date=today())
+    http = limited_client("LOJA-B")
+
+    plan = http.post("/api/v1/planned-movements/bulk", {"upsert": [
+        {"source_ref": "x-1", "code": product.code, "date": today().isoformat(), "direction": "in",
+         "quantity": 1, "kind": "purchase"}]}, format="json")
+    dismiss = http.post(f"/api/v1/reorder-suggestions/{suggestion.pk}/dismiss")
+
+    assert (plan.status_code, dismiss.status_code) == (403, 403)
+    assert not PlannedMovement.objects.filter(source_ref="x-1").exists()
+    suggestion.refresh_from_db()
+    assert suggestion.state == ReorderState.OPEN
+
+
+def test_reorder_suggestions_list_by_location(reader, store_b):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, store_b, on_hand=0)
+    common = {"quantity": 12, "demand": 1, "safety_stock": 0, "available": 0, "firm_inbound": 0, "cover_days": 7,
+              "arrival_date": today()}
+    ReorderSuggestion.objects.create(product=product, **common)
+    ReorderSuggestion.objects.create(product=product, location=store_b, **{**common, "quantity": 24})
+
+    default = reader.get("/api/v1/reorder-suggestions").json()["results"]
+    there = reader.get("/api/v1/reorder-suggestions?location=LOJA-B").json()["results"]
+
+    assert [(r["quantity"], "location" in r) for r in default] == [(12, False)]
+    assert [(r["quantity"], r["location"]) for r in there] == [(24, "LOJA-B")]
+
+
+def test_planned_movements_list_by_location_and_a_limited_client_sees_only_its_own(manager, store_b):
+    product = ProductFactory(on_hand=10)
+    planned(product, None, days=1, quantity=3)
+    planned(product, store_b, days=1, quantity=4)
+    at_default = PlannedMovement.objects.get(product=product, location_id=location_default_id())
+    http = limited_client("LOJA-B")
+
+    everything = manager.get("/api/v1/planned-movements").json()["results"]
+    there = manager.get("/api/v1/planned-movements?location=LOJA-B").json()["results"]
+    limited = http.get("/api/v1/planned-movements").json()["results"]
+    other = http.get(f"/api/v1/planned-movements/{at_default.pk}")
+
+    assert sorted(r["quantity"] for r in everything) == [3, 4]
+    assert [(r["quantity"], r["location"]) for r in there] == [(4, "LOJA-B")]
+    assert [r["quantity"] for r in limited] == [4]
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "location_forbidden")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_recomputes_at_two_locations_each_keep_their_own_row_and_suggestion():
+    import threading
+
+    from django.db import connection
+
+    store = LocationFactory(code="LOJA-C", name="Loja C")
+    product = ProductFactory(on_hand=1)
+    stock_at_location(product, store, on_hand=2)
+    SupplyTermsFactory(product=product, lead_time_days=3, pack_size=10)
+    planned(product, None, days=1, quantity=20)
+    planned(product, store, days=1, quantity=30)
+    start, errors = threading.Barrier(4), []
+
+    def recompute(location_id):
+        try:
+            start.wait(10)
+            services.projection_recompute(product_ids=[product.pk], location_id=location_id)
+        except Exception as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=recompute, args=(loc,))
+               for loc in (location_default_id(), store.pk, location_default_id(), store.pk)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert (summary(product).start_balance, summary(product, store).start_balance) == (1, 2)
+    open_rows = ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN)
+    assert sorted((s.location_id, s.quantity) for s in open_rows) == sorted(
+        [(location_default_id(), 20), (store.pk, 30)])
