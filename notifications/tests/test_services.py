@@ -58,7 +58,7 @@ def test_transition_dataclass_describes_the_crossing():
     stock.on_hand = 0
     with transaction.atomic():
         result = services.alert_states_evaluate(stocks=[stock])
-    assert result == [AlertTransition(product.pk, product.code, "ok", "out", 0)]
+    assert result == [AlertTransition(product.pk, product.code, "ok", "out", 0, stock.location_id, "PRINCIPAL")]
 
 
 def test_fifty_oscillations_around_threshold_make_one_alert():
