@@ -256,10 +256,13 @@ def number(language: str, value: int) -> str:
 
 
 def _reorder_line(language: str, index: int, line: ReorderLine, day: date, *, with_location: bool) -> str:
+    text = _reorder_line_figures(language, index, line, day)
+    return text + location_suffix(line.location) if with_location else text
+
+
+def _reorder_line_figures(language: str, index: int, line: ReorderLine, day: date) -> str:
     text = t(language, "reorder_line", n=index, name=escape(line.name), code=escape(line.code),
              quantity=number(language, line.quantity))
-    if with_location:
-        text += location_suffix(line.location)
     if line.pack_size:
         text += t(language, "reorder_packs", packs=number(language, line.packs),
                   pack=number(language, line.pack_size))
