@@ -344,7 +344,8 @@ def ruptura_answer(*, driver: Driver) -> str:
 
 def compras_answer(*, driver: Driver) -> str:
     """``/compras``: the buyers' digest on demand: the open reorder suggestions the buyer follows at their
-    locations (each line naming its location when they have several), most urgent first, with the total, in one message (what does not fit is counted in "… e mais N"). Buyers only."""
+    locations (each line naming its location when they have several), most urgent first, with the total, in one
+    message (what does not fit is counted in "… e mais N"). Buyers only."""
     language = driver.language
     if not driver.is_buyer:
         return t(language, "reorder_not_buyer")

@@ -171,7 +171,8 @@ def location_suffix(location: str) -> str:
 
 
 def _line(language: str, line: AlertLine) -> str:
-    text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)}){location_suffix(line.location)}"
+    text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)})"
+    text += location_suffix(line.location)
     if line.level == "projected" and line.stockout_date:
         text = f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
     else:
