@@ -1,5 +1,5 @@
-"""Admin for notifications: Telegram recipients, drivers and buyers (with their one-time link), substitutes, alert
-states and the outbox."""
+"""Admin for notifications: Telegram recipients, drivers and buyers (with their one-time link and locations),
+substitutes, alert states and the outbox (filtered by location)."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
@@ -11,13 +11,23 @@ from notifications.models import AlertOutbox, AlertState, Driver, DriverMute, Su
 
 @admin.register(Driver)
 class DriverAdmin(admin.ModelAdmin):
-    list_display = ("name", "role", "chat_id", "active", "language", "subscription", "unreachable", "linked_at")
-    list_filter = ("role", "active", "unreachable", "language", "subscription")
+    list_display = ("name", "role", "chat_id", "active", "language", "subscription", "location_codes", "unreachable",
+                    "linked_at")
+    list_filter = ("role", "active", "unreachable", "language", "subscription", "locations")
     search_fields = ("name",)
     form = DriverAdminForm
     autocomplete_fields = ("products",)
+    filter_horizontal = ("locations",)
     readonly_fields = ("unreachable_reason", "linked_at", "created_at")
     actions = ["link_create", "unreachable_clear"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("locations")
+
+    @admin.display(description=_("locations"))
+    def location_codes(self, obj: Driver) -> str:
+        # No location means the default location's alerts.
+        return ", ".join(sorted(place.code for place in obj.locations.all())) or "—"
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -46,8 +56,9 @@ class SubstituteAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 @admin.register(AlertState)
 class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("product", "level", "episode", "projected_stockout", "changed_at")
-    list_filter = ("level",)
+    list_display = ("product", "location", "level", "episode", "projected_stockout", "changed_at")
+    list_filter = ("level", "location")
+    list_select_related = ("product", "location")
     search_fields = ("product__code", "product__name")
     readonly_fields = [f.name for f in AlertState._meta.fields]
 
@@ -57,12 +68,12 @@ class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 @admin.register(AlertOutbox)
 class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "product", "driver", "kind", "level", "digest_date", "state", "attempts", "last_error",
-                    "next_attempt_at", "created_at", "sent_at")
-    list_filter = ("state", "kind", "level")
+    list_display = ("id", "product", "location", "driver", "kind", "level", "digest_date", "state", "attempts",
+                    "last_error", "next_attempt_at", "created_at", "sent_at")
+    list_filter = ("state", "kind", "level", "location")
     search_fields = ("product__code", "product__name", "driver__name")
     readonly_fields = [f.name for f in AlertOutbox._meta.fields]
-    list_select_related = ("product", "driver")
+    list_select_related = ("product", "location", "driver")
     actions = ["resend"]
 
     def has_add_permission(self, request):

@@ -1,5 +1,6 @@
 """The bot of drivers and buyers: turns Telegram updates (commands, button presses) into replies through the Bot API,
-each chat's commands answered in the order sent, one reply per chat slot of Telegram's rate limit."""
+each chat's commands answered in the order sent, one reply per chat slot of Telegram's rate limit. Answers are
+about the recipient's locations (the default one for a recipient listed at none)."""
 import logging
 import re
 from dataclasses import dataclass
@@ -9,8 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from core.errors import UnknownCode
-from inventory.models import Product, Stock, search_fold
-from inventory.selectors import location_default, product_resolve, stock_at
+from inventory.models import Location, Product, Stock, search_fold
+from inventory.selectors import location_default, location_default_id, product_resolve, stock_at, stocks_of_product
 from notifications import selectors, services, texts
 from notifications.models import Driver
 from notifications.telegram import (
@@ -225,9 +226,11 @@ def _command_answer(command: str | None, args: str, chat_id: int, message: dict)
     if driver is None:
         return t(language, "not_linked")
     if command == "stock":
-        return stock_answer(language=language, term=args)
+        return stock_answer(language=language, term=args, locations=selectors.driver_locations(driver))
     if command == "free_text":
-        return stock_answer(language=language, term=args) if args else t(language, "free_text_unclear")
+        if not args:
+            return t(language, "free_text_unclear")
+        return stock_answer(language=language, term=args, locations=selectors.driver_locations(driver))
     if command == "low":
         return low_answer(driver=driver)
     if command == "ruptura":
@@ -240,82 +243,121 @@ def _command_answer(command: str | None, args: str, chat_id: int, message: dict)
 
 
 def _stock_line(language: str, stock: Stock) -> str:
-    """One product's stock; with nothing available, what to offer instead (see substitutes_for)."""
+    """One product's stock; with nothing available, what to offer instead there (see substitutes_for)."""
     product = stock.product
     available = stock.on_hand - stock.reserved
     text = t(language, "stock_line", name=escape(product.name), code=escape(product.code),
              on_hand=stock.on_hand, reserved=stock.reserved, available=available)
-    substitutes = selectors.substitutes_for(product=product) if available <= 0 else []
+    if selectors.locations_several():
+        text += f"\n📍 {escape(stock.location.name)}"
+    substitutes = selectors.substitutes_for(product=product, location_id=stock.location_id) if available <= 0 else []
     return text + texts.substitutes_line(language, substitutes) if substitutes else text
 
 
-def stock_answer(*, language: str, term: str) -> str:
+def product_stock_answer(*, language: str, product: Product, locations: list[Location]) -> str:
+    """One product's stock at each of these locations: the one-location answer for one, one line per location
+    for several (with substitutes at the first one when none has anything available)."""
+    if len(locations) == 1:
+        return _stock_line(language, stock_at(product=product, location=locations[0]))
+    stocks = stocks_of_product(product=product, locations=locations)
+    lines = [t(language, "stock_head", name=escape(product.name), code=escape(product.code))]
+    lines += [t(language, "stock_at", location=escape(s.location.name), on_hand=s.on_hand, reserved=s.reserved,
+                available=s.on_hand - s.reserved) for s in stocks]
+    text = "\n".join(lines)
+    if all(s.on_hand - s.reserved <= 0 for s in stocks):
+        substitutes = selectors.substitutes_for(product=product, location_id=locations[0].pk)
+        if substitutes:
+            text += texts.substitutes_line(language, substitutes)
+    return text
+
+
+def stock_answer(*, language: str, term: str, locations: list[Location] | None = None) -> str:
     """``/estoque`` (and free text): the product a code, unified code or name means, else the closest
-    matches with what each has available, else "not found": never both."""
+    matches with what each has available (at these locations together), else "not found": never both.
+    ``locations``: the recipient's (the default one when None)."""
     if not term:
         return t(language, "usage_stock")
-    product, matches = selectors.product_find(term=term)
+    locations = locations or [location_default()]
+    product, matches = selectors.product_find(term=term, locations=locations)
     if product is not None:
-        return _stock_line(language, stock_at(product=product, location=location_default()))
+        return product_stock_answer(language=language, product=product, locations=locations)
     if not matches:
         return t(language, "not_found", term=escape(term))
     lines = [t(language, "matches", term=escape(term))]
-    lines += [f"• {escape(p.name)} ({escape(p.code)}): {p.stock.on_hand - p.stock.reserved}" for p in matches]
+    lines += [f"• {escape(p.name)} ({escape(p.code)}): {p.available}" for p in matches]
     return "\n".join(lines)
 
 
+def _stock_item(stock: Stock, value: Any, *, named: bool) -> str:
+    """"• Arroz (ARR-1): 3", with " · 📍 Loja Centro" when the recipient has several locations."""
+    where = texts.location_suffix(stock.location.name) if named else ""
+    return f"• {escape(stock.product.name)} ({escape(stock.product.code)}): {value}{where}"
+
+
 def low_answer(*, driver: Driver) -> str:
-    stocks = selectors.driver_low_stocks(driver=driver)
+    """``/baixo``: what is below threshold at each of the driver's locations."""
+    places = selectors.driver_locations(driver)
+    stocks = [s for place in places for s in selectors.driver_low_stocks(driver=driver, location=place)]
     if not stocks:
         return t(driver.language, "low_none")
     lines = [t(driver.language, "low_title", n=len(stocks))]
-    lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.on_hand - s.reserved}" for s in stocks]
+    lines += [_stock_item(s, s.on_hand - s.reserved, named=len(places) > 1) for s in stocks]
     return "\n".join(lines)
 
 
 def ruptura_answer(*, driver: Driver) -> str:
-    """``/ruptura``: what is out now first, then stockouts projected within the window: the API's ruptures
-    list, kept to the products the driver follows."""
+    """``/ruptura``: what is out now at the driver's locations first, then stockouts projected within the window
+    (the API's ruptures list), kept to the products the driver follows."""
     days, language = settings.ALERT_PROJECTION_DAYS, driver.language
     try:
-        from projections.selectors import projection_out_now, projection_ruptures
+        from projections.selectors import projection_ruptures
     except ImportError:
         return t(language, "ruptura_unavailable")
-    out_now, projected = projection_out_now(), projection_ruptures(days=days)
+    places = selectors.driver_locations(driver)
+    named = len(places) > 1
+    out_now = selectors.driver_out_stocks(driver=driver, locations=places)
     query = selectors.driver_product_filter(driver)
-    if query is not None:
-        followed = Product.objects.filter(query)
-        out_now, projected = out_now.filter(product__in=followed), projected.filter(product__in=followed)
     out_rows = list(out_now[:RUPTURA_LINES_MAX + 1])
     room = max(RUPTURA_LINES_MAX - len(out_rows), 0)
-    projected_rows = list(projected[:room + 1])
+    # Projections are per location: the soonest stockouts over the driver's locations, each list cut to
+    # what could be shown, then merged by day.
+    projected_rows = []
+    for place in places:
+        projected = projection_ruptures(days=days, location_id=place.pk)
+        if query is not None:
+            projected = projected.filter(product__in=Product.objects.filter(query))
+        projected_rows += [(s, place) for s in projected[:room + 1]]
+    projected_rows = sorted(projected_rows, key=lambda pair: (pair[0].stockout_date, pair[0].product.code,
+                                                              pair[1].code))[:room + 1]
     if not out_rows and not projected_rows:
         return t(language, "ruptura_none", days=days)
     lines = []
     if out_rows:
         count = out_now.count() if len(out_rows) > RUPTURA_LINES_MAX else len(out_rows)
         lines.append(t(language, "ruptura_out_title", n=count))
-        lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.on_hand - s.reserved}"
-                  for s in out_rows[:RUPTURA_LINES_MAX]]
+        lines += [_stock_item(s, s.on_hand - s.reserved, named=named) for s in out_rows[:RUPTURA_LINES_MAX]]
     if projected_rows[:room]:
         lines.append(t(language, "ruptura_title", days=days))
         lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.stockout_date:%d/%m}"
-                  for s in projected_rows[:room]]
+                  f"{texts.location_suffix(place.name) if named else ''}" for s, place in projected_rows[:room]]
     if len(out_rows) > RUPTURA_LINES_MAX or len(projected_rows) > room:
         lines.append(t(language, "ruptura_more"))
     return "\n".join(lines)
 
 
 def compras_answer(*, driver: Driver) -> str:
-    """``/compras``: the buyers' digest on demand: the open reorder suggestions the buyer follows, most urgent
-    first, with the total, in one message (what does not fit is counted in "… e mais N"). Buyers only."""
+    """``/compras``: the buyers' digest on demand: the open reorder suggestions the buyer follows at their
+    locations (each line naming its location when they have several), most urgent first, with the total, in one
+    message (what does not fit is counted in "… e mais N"). Buyers only."""
     language = driver.language
     if not driver.is_buyer:
         return t(language, "reorder_not_buyer")
-    lines = selectors.reorder_digest_lines_for(driver, selectors.reorder_digest_lines())
+    places = selectors.driver_locations(driver)
+    lines = selectors.reorder_digest_lines_for(driver, selectors.reorder_digest_lines(), places)
     if not lines:
         return t(language, "reorder_none")
-    [text] = texts.reorder_digest_render(language, lines, day=timezone.localdate(), max_parts=1)
+    [text] = texts.reorder_digest_render(language, lines, day=timezone.localdate(), max_parts=1,
+                                         with_location=len(places) > 1)
     return text
 
 
@@ -353,8 +395,9 @@ def _callback_answer(query: dict) -> BotAnswer:
         parts = data.split(":")
         product = Product.objects.filter(pk=int(parts[1])).first() if len(parts) >= 2 else None
         if driver is not None and product is not None and parts[0] == "s":
-            stock = stock_at(product=product, location=location_default())
-            answer.reply = _reply_payload(chat_id, _stock_line(language, stock))
+            text = product_stock_answer(language=language, product=product,
+                                        locations=selectors.driver_locations(driver))
+            answer.reply = _reply_payload(chat_id, text)
         elif driver is not None and driver.is_driver and product is not None and parts[0] == "m":
             hours = float(parts[2]) if len(parts) > 2 else 1.0
             services.driver_mute(driver=driver, product=product, hours=min(max(hours, 0.1), MUTE_MAX_HOURS))

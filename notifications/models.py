@@ -1,12 +1,12 @@
-"""Notification tables: Telegram recipients (drivers and buyers), alert states per product, the alert outbox, bot
-bookkeeping."""
+"""Notification tables: Telegram recipients (drivers and buyers) and their locations, alert states per product and
+location, the alert outbox, bot bookkeeping."""
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from inventory.models import Product
+from inventory.models import Location, Product
 
 
 class Language(models.TextChoices):
@@ -45,6 +45,12 @@ class DriverQuerySet(models.QuerySet):
         """Recipients of the daily reorder digest."""
         return self.filter(role__in=BUYER_ROLES)
 
+    def at_location(self, location_id: int, *, default: bool) -> "DriverQuerySet":
+        """Recipients of one location: those listing it, and, at the default location (``default``), those
+        listing none (so an install from before locations keeps its alerts)."""
+        listed = Q(locations=location_id)
+        return self.filter(listed | Q(locations__isnull=True) if default else listed).distinct()
+
 
 class Driver(models.Model):
     """A person (or group) reached in one Telegram chat: a delivery driver who receives stock alerts, a buyer who
@@ -62,6 +68,9 @@ class Driver(models.Model):
                                     default=Subscription.ALL)
     categories = models.JSONField(_("categories"), default=list, blank=True)
     products = models.ManyToManyField(Product, blank=True, related_name="+", verbose_name=_("products"))
+    locations = models.ManyToManyField(
+        Location, blank=True, related_name="telegram_recipients", verbose_name=_("locations"),
+        help_text=_("Alerts, bot answers and reorder suggestions of these locations. None: the default location's."))
     quiet_start = models.TimeField(_("quiet hours from"), null=True, blank=True)
     quiet_end = models.TimeField(_("quiet hours until"), null=True, blank=True)
     unreachable = models.BooleanField(_("unreachable"), default=False,
@@ -113,10 +122,14 @@ class Level(models.TextChoices):
 
 
 class AlertState(models.Model):
-    """Where one product stands: its stock level and its projected-stockout risk, each with an episode counter."""
+    """Where one product stands at one location: its stock level and its projected-stockout risk, each with an
+    episode counter. Each location has its own hysteresis and episodes."""
 
-    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True, related_name="alert_state",
-                                   verbose_name=_("product"))
+    # The unique (product, location) constraint starts with product_id, so the column needs no index of its own.
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="alert_states", db_index=False,
+                                verbose_name=_("product"))
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="alert_states",
+                                 verbose_name=_("location"))
     level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.OK)
     episode = models.PositiveIntegerField(default=0, help_text=_("Grows by one each time the product leaves OK."),
                                           verbose_name=_("episode"))
@@ -127,6 +140,12 @@ class AlertState(models.Model):
     class Meta:
         verbose_name = _("alert state")
         verbose_name_plural = _("alert states")
+        constraints = [
+            models.UniqueConstraint(fields=["product", "location"], name="alert_state_product_location_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}@{self.location_id}: {self.level}"
 
 
 class Substitute(models.Model):
@@ -178,6 +197,7 @@ class AlertOutbox(models.Model):
     Rows delivered together in one digest share ``message_id``. ``copy_message_ids`` are further copies of
     that message Telegram accepted after our client had timed out; edits go to them as well.
     ``failing_since`` is when the current outage began for this row (None while it is not failing).
+    ``location`` is where the stock changed: episodes count per product and location.
 
     A buyer's daily reorder digest is kind ``reorder_digest``: no product, one row per message ``part`` of
     ``digest_date`` with its ``text`` fixed when written; unique per buyer, day and part, never edited.
@@ -185,6 +205,9 @@ class AlertOutbox(models.Model):
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"),
                                 null=True, blank=True)
+    # Where the product's stock changed; None only on a reorder digest part.
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+", verbose_name=_("location"),
+                                 null=True, blank=True)
     driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("driver"))
     episode = models.PositiveIntegerField(verbose_name=_("episode"))
     kind = models.CharField(max_length=16, choices=AlertKind.choices, verbose_name=_("kind"))
@@ -219,7 +242,9 @@ class AlertOutbox(models.Model):
         verbose_name_plural = _("alert outbox")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["product", "episode", "driver", "kind"], name="alert_outbox_unique"),
+            # Once per (driver, product, location, episode, kind): each location has its own episodes.
+            models.UniqueConstraint(fields=["product", "location", "episode", "driver", "kind"],
+                                    name="alert_outbox_location_unique"),
             # A re-run of the day's digest job writes nothing a second time.
             models.UniqueConstraint(fields=["driver", "digest_date", "part"], name="alert_outbox_digest_unique",
                                     condition=Q(kind="reorder_digest")),

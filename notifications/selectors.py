@@ -1,20 +1,21 @@
-"""Reads for notifications: who gets an alert or the reorder digest, substitutes, the bot's stock look-ups, outbox rows
-due and the backlog, bot updates left unprocessed."""
+"""Reads for notifications: who gets an alert or the reorder digest (per location), substitutes, the bot's stock
+look-ups, outbox rows due and the backlog, bot updates left unprocessed."""
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, Sum, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
-from inventory.models import Product, Stock, search_fold, search_key
-from inventory.selectors import default_stock, product_resolve, stock_list, stocks_for_products
+from inventory.models import Location, Product, Stock, search_fold, search_key
+from inventory.selectors import location_default_id, location_list, product_resolve, stock_list
 from notifications import texts
 from notifications.models import (
     AlertOutbox,
@@ -39,7 +40,7 @@ def drivers_reachable() -> QuerySet[Driver]:
 
 def buyers_reachable() -> QuerySet[Driver]:
     """Who the daily reorder digest goes to: reachable recipients with the buyer role, by id."""
-    return Driver.objects.reachable().buyers().prefetch_related("products").order_by("pk")
+    return Driver.objects.reachable().buyers().prefetch_related("products", "locations").order_by("pk")
 
 
 def driver_follows(driver: Driver, *, product_id: int, category: str) -> bool:
@@ -51,12 +52,16 @@ def driver_follows(driver: Driver, *, product_id: int, category: str) -> bool:
     return any(p.pk == product_id for p in driver.products.all())
 
 
-def drivers_for_products(*, products: Iterable[Product], now: datetime | None = None) -> dict[int, list[Driver]]:
-    """{product id: drivers subscribed to it and not muting it}, in two queries for any number of products.
-    Recipients without the driver role are never among them."""
+def drivers_for_products(*, products: Iterable[Product], location_id: int | None = None,
+                         now: datetime | None = None) -> dict[int, list[Driver]]:
+    """{product id: drivers of the location (None: the default one) subscribed to it and not muting it}, in three
+    queries for any number of products. Recipients without the driver role are never among them."""
     products = list(products)
     now = now or timezone.now()
-    drivers = list(drivers_reachable().prefetch_related("products"))
+    default_id = location_default_id()
+    location_id = default_id if location_id is None else location_id
+    drivers = list(drivers_reachable().at_location(location_id, default=location_id == default_id)
+                   .prefetch_related("products"))
     if not drivers or not products:
         return {p.pk: [] for p in products}
     muted = set(
@@ -75,25 +80,48 @@ def drivers_for_products(*, products: Iterable[Product], now: datetime | None = 
     return result
 
 
+def driver_locations(driver: Driver) -> list[Location]:
+    """The active locations a recipient belongs to, the default one first, then by code; a recipient listed at
+    none (or only at inactive ones) belongs to the default location."""
+    default_id = location_default_id()
+    chosen = [place for place in location_list() if place.pk in {p.pk for p in driver.locations.all()}]
+    if not chosen:
+        return [Location.objects.get(pk=default_id)]
+    return sorted(chosen, key=lambda place: (place.pk != default_id, place.code))
+
+
+def locations_several() -> bool:
+    """Whether more than one location is active: only then do alerts and answers name their location."""
+    return location_list().count() > 1
+
+
 def reorder_digest_lines() -> list[texts.ReorderLine]:
-    """Every open reorder suggestion as a digest line, the most urgent first (one query)."""
+    """Every open reorder suggestion as a digest line, the most urgent first, with its location id (one query)."""
     from projections.selectors import reorder_suggestions_by_urgency
 
+    default_id = location_default_id()
     lines = []
     for suggestion in reorder_suggestions_by_urgency():
         product = suggestion.product
         terms, projection = _related(product, "supply_terms"), _related(product, "projection")
+        # A suggestion without a location is the default location's (suggestions used to have none).
+        location_id = getattr(suggestion, "location_id", None) or default_id
         lines.append(texts.ReorderLine(
             product_id=product.pk, code=product.code, name=product.name, category=product.category,
             quantity=suggestion.quantity, pack_size=terms.pack_size if terms else None,
             stockout_date=projection.stockout_date_at_pace if projection else None,
+            location_id=location_id,
         ))
     return lines
 
 
-def reorder_digest_lines_for(driver: Driver, lines: Iterable[texts.ReorderLine]) -> list[texts.ReorderLine]:
-    """The lines a recipient follows (its subscription: everything, categories or chosen products)."""
-    return [line for line in lines if driver_follows(driver, product_id=line.product_id, category=line.category)]
+def reorder_digest_lines_for(driver: Driver, lines: Iterable[texts.ReorderLine],
+                             locations: Iterable[Location] | None = None) -> list[texts.ReorderLine]:
+    """The lines a recipient follows, each with its location's name: at its locations (``locations``, else
+    ``driver_locations``), within its subscription (everything, categories or chosen products)."""
+    here = {place.pk: place.name for place in (driver_locations(driver) if locations is None else locations)}
+    return [replace(line, location=here[line.location_id]) for line in lines if line.location_id in here
+            and driver_follows(driver, product_id=line.product_id, category=line.category)]
 
 
 def _related(instance: Any, relation: str) -> Any:
@@ -122,16 +150,23 @@ def _head_word(name: str) -> str:
     return re.sub(r"\W", "", words[0]) if words else ""
 
 
-def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
-    """Up to three (code, name) to offer instead of ``product``.
+def _stock_here(location_id: int, path: str = "") -> FilteredRelation:
+    """The ``{path}stocks`` relation narrowed to one location's row, for ``.alias(...)``."""
+    return FilteredRelation(f"{path}stocks", condition=Q(**{f"{path}stocks__location_id": location_id}))
+
+
+def substitutes_for(*, product: Product, location_id: int | None = None) -> list[tuple[str, str]]:
+    """Up to three (code, name) to offer instead of ``product``, judged by their stock at the location (None: the
+    default one).
 
     Staff's choices win: when staff chose any, only those with stock are offered, in their order.
     Otherwise: active products of the same category that are neither low nor out themselves and whose
     name has the product's first word (accents and case aside: "Sal refinado" → "Sal grosso", never
     "Arroz"), the closest name first, then the most available.
     """
+    location_id = location_default_id() if location_id is None else location_id
     chosen = list(
-        Substitute.objects.alias(here=default_stock("substitute__"))
+        Substitute.objects.alias(here=_stock_here(location_id, "substitute__"))
         .filter(product=product, substitute__active=True, here__available__gt=0)
         .order_by("position", "id")
         .values_list("substitute__code", "substitute__name")[:SUBSTITUTES_MAX]
@@ -143,7 +178,7 @@ def substitutes_for(*, product: Product) -> list[tuple[str, str]]:
         return []
     return list(
         Product.objects.active()
-        .alias(here=default_stock())
+        .alias(here=_stock_here(location_id))
         .filter(category=product.category, here__available__gte=F("low_stock_threshold"), here__available__gt=0)
         .exclude(pk=product.pk)
         .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
@@ -158,20 +193,31 @@ def driver_by_chat(*, chat_id: int) -> Driver | None:
     return Driver.objects.filter(chat_id=chat_id, active=True).first()
 
 
-def driver_low_stocks(*, driver: Driver, limit: int = 40) -> list[Stock]:
-    qs = stock_list(below_threshold=True)
+def driver_low_stocks(*, driver: Driver, location: Location, limit: int = 40) -> list[Stock]:
+    """Stock rows below threshold at one location, among what the driver follows, the emptiest first."""
+    qs = stock_list(below_threshold=True, location_id=location.pk)
     query = driver_product_filter(driver)
     if query is not None:
         qs = qs.filter(product__in=Product.objects.filter(query))
     return list(qs.order_by("available", "product__code")[:limit])
 
 
-def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
+def driver_out_stocks(*, driver: Driver, locations: Iterable[Location]) -> QuerySet[Stock]:
+    """Stock rows with nothing available at these locations, among what the driver follows, by product name."""
+    qs = (Stock.objects.select_related("product", "location")
+          .filter(product__active=True, location__in=list(locations)).out_of_stock()
+          .order_by("product__name", "product__code", "location__code"))
+    query = driver_product_filter(driver)
+    return qs if query is None else qs.filter(product__in=Product.objects.filter(query))
+
+
+def product_find(*, term: str, locations: Iterable[Location] | None = None) -> tuple[Product | None, list[Product]]:
     """What the bot's look-ups answer for ``term``, over the whole active catalogue.
 
     (the product, []) when the term is a code, a unified code, a name (accents and case aside), the only
     match, or a match clearly ahead of the next; else (None, up to five matches best first, each with
-    its stock loaded). (None, []) means nothing is close.
+    ``available``: the units available at these locations together, the default one when None).
+    (None, []) means nothing is close.
     """
     term = term.strip()
     try:
@@ -183,9 +229,11 @@ def product_find(*, term: str) -> tuple[Product | None, list[Product]]:
     matches = list(Product.objects.active().search(term)[:SUGGESTIONS_MAX + 1])
     if not matches:
         return None, []
-    stocks = stocks_for_products(product_ids=[p.pk for p in matches])
+    location_ids = [location_default_id()] if locations is None else [place.pk for place in locations]
+    available = dict(Stock.objects.filter(product__in=matches, location_id__in=location_ids)
+                     .values("product_id").annotate(units=Sum("available")).values_list("product_id", "units"))
     for product in matches:
-        product.stock = stocks[product.pk]
+        product.available = available.get(product.pk, 0)
     best = matches[0]
     exact_name = best.search_name == search_fold(term)
     if len(matches) == 1 or exact_name or best.search_rank - matches[1].search_rank >= CLEAR_LEAD:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
-from inventory.models import Product, Stock
+from inventory.models import Location, Product, Stock
 from inventory.selectors import location_default_id
 from notifications import locks, selectors, texts
 from notifications.models import (
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AlertTransition:
-    """A product's stock level crossed a boundary in this transaction.
+    """A product's stock level at one location crossed a boundary in this transaction.
 
     ``from_level``/``to_level`` are "ok", "low" or "out"; ``available`` is the value that caused it.
     Returned by ``alert_states_evaluate`` for other reactions (webhooks: stock.low, stock.out, stock.back_in).
@@ -61,6 +61,8 @@ class AlertTransition:
     from_level: str
     to_level: str
     available: int
+    location_id: int | None = None
+    location: str = ""
 
 
 def level_for(*, available: int, threshold: int, previous: str, margin: int | None = None) -> str:
@@ -75,41 +77,54 @@ def level_for(*, available: int, threshold: int, previous: str, margin: int | No
     return Level.OK
 
 
-def alert_states_evaluate(*, stocks: Sequence[Stock]) -> list[AlertTransition]:
-    """Called by ``stock_rows_changed`` under the stock row locks. One query when nothing crosses a boundary.
+StateKey = tuple[int, int]  # (product id, location id)
 
-    On a crossing it updates the product's AlertState, writes or updates outbox rows in this transaction,
-    and after commit queues delivery and publishes ``alert.raised``/``alert.resolved`` to the dashboards.
+
+def alert_states_evaluate(*, stocks: Sequence[Stock]) -> list[AlertTransition]:
+    """Called by ``stock_rows_changed`` under the stock row locks, with the changed rows of every location.
+    One query when nothing crosses a boundary.
+
+    Each (product, location) has its own level and hysteresis. On a crossing it updates that AlertState,
+    writes or updates the outbox rows of that location's drivers in this transaction, and after commit
+    queues delivery and publishes ``alert.raised``/``alert.resolved`` to the dashboards.
     """
     if not stocks:
         return []
-    states = {s.product_id: s for s in AlertState.objects.filter(product_id__in=[s.product_id for s in stocks])}
+    # Two IN lists rather than one OR per row (an import changes thousands of rows): a write touches one or
+    # two locations, so the few extra states read are cheap, and only the changed rows' are kept.
+    keys = {(s.product_id, s.location_id) for s in stocks}
+    candidates = AlertState.objects.filter(product_id__in={key[0] for key in keys},
+                                           location_id__in={key[1] for key in keys})
+    states = {(s.product_id, s.location_id): s for s in candidates if (s.product_id, s.location_id) in keys}
     transitions = []
     for stock in stocks:
         if not stock.product.active:
             continue  # a delisted product is nobody's useless trip
-        state = states.get(stock.product_id)
+        state = states.get((stock.product_id, stock.location_id))
         previous = state.level if state else Level.OK
         available = stock.on_hand - stock.reserved
         new = level_for(available=available, threshold=stock.product.low_stock_threshold, previous=previous)
         if new != previous:
-            transitions.append(AlertTransition(stock.product_id, stock.product.code, previous, new, available))
+            transitions.append(AlertTransition(stock.product_id, stock.product.code, previous, new, available,
+                                               stock.location_id, stock.location.code))
     if transitions:
-        _transitions_record(transitions=transitions, states=states, products={s.product_id: s.product for s in stocks})
+        _transitions_record(transitions=transitions, states=states,
+                            stocks={(s.product_id, s.location_id): s for s in stocks})
     return transitions
 
 
-def _transitions_record(*, transitions: list[AlertTransition], states: dict[int, AlertState],
-                        products: dict[int, Product]) -> None:
+def _transitions_record(*, transitions: list[AlertTransition], states: dict[StateKey, AlertState],
+                        stocks: dict[StateKey, Stock]) -> None:
     now = timezone.now()  # when the stock changed: every alert text says so, however late it is delivered
     opened: list[AlertTransition] = []
     changed: list[tuple[AlertTransition, int]] = []
     for tr in transitions:
-        state = states.get(tr.product_id)
+        key = (tr.product_id, tr.location_id)
+        state = states.get(key)
         new_state = state is None
         if new_state:
-            state = AlertState(product_id=tr.product_id)
-            states[tr.product_id] = state
+            state = AlertState(product_id=tr.product_id, location_id=tr.location_id)
+            states[key] = state
         if tr.from_level == Level.OK:
             state.episode += 1
             opened.append(tr)
@@ -119,20 +134,26 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
         state.save(force_insert=new_state)
 
     stock_level_rows = []
-    recipients = selectors.drivers_for_products(products=[products[tr.product_id] for tr in opened])
+    by_location: dict[int, list[AlertTransition]] = defaultdict(list)
     for tr in opened:
-        for driver in recipients[tr.product_id]:
-            stock_level_rows.append(AlertOutbox(
-                product_id=tr.product_id, driver=driver, episode=states[tr.product_id].episode,
-                kind=AlertKind.STOCK, level=tr.to_level, available=tr.available, chat_id=driver.chat_id,
-                changed_at=now,
-            ))
+        by_location[tr.location_id].append(tr)
+    for location_id, opened_here in by_location.items():
+        recipients = selectors.drivers_for_products(
+            products=[stocks[(tr.product_id, location_id)].product for tr in opened_here], location_id=location_id)
+        for tr in opened_here:
+            for driver in recipients[tr.product_id]:
+                stock_level_rows.append(AlertOutbox(
+                    product_id=tr.product_id, location_id=location_id, driver=driver,
+                    episode=states[(tr.product_id, location_id)].episode, kind=AlertKind.STOCK, level=tr.to_level,
+                    available=tr.available, chat_id=driver.chat_id, changed_at=now,
+                ))
     AlertOutbox.objects.bulk_create(stock_level_rows, ignore_conflicts=True)
     driver_ids = {row.driver_id for row in stock_level_rows}
 
     for tr, episode in changed:
         level = MessageLevel.RESOLVED if tr.to_level == Level.OK else tr.to_level
-        rows = AlertOutbox.objects.filter(product_id=tr.product_id, episode=episode, kind=AlertKind.STOCK)
+        rows = AlertOutbox.objects.filter(product_id=tr.product_id, location_id=tr.location_id, episode=episode,
+                                          kind=AlertKind.STOCK)
         driver_ids.update(rows.exclude(state=OutboxState.DEAD).values_list("driver_id", flat=True))
         # Running out rings (a new message replying to the old one); any other change is a silent edit.
         rows.exclude(state=OutboxState.DEAD).update(
@@ -140,7 +161,8 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
             next_attempt_at=None, updated_at=now, changed_at=now, ring=tr.to_level == Level.OUT,
         )
 
-    events = [_alert_event(products[tr.product_id], tr.to_level, tr.available, now.isoformat())
+    events = [_alert_event(stocks[(tr.product_id, tr.location_id)].product, tr.to_level, tr.available,
+                           now.isoformat(), location=tr.location)
               for tr in transitions]
     transaction.on_commit(partial(realtime_publish, events))
     if driver_ids:
@@ -148,10 +170,10 @@ def _transitions_record(*, transitions: list[AlertTransition], states: dict[int,
 
 
 def _alert_event(product: Product, level: str, available: int, at: str,
-                 stockout_date: date | None = None) -> dict[str, Any]:
+                 stockout_date: date | None = None, *, location: str) -> dict[str, Any]:
     event = {
         "type": "alert.resolved" if level in (Level.OK, MessageLevel.RESOLVED) else "alert.raised",
-        "at": at, "code": product.code, "name": product.name, "category": product.category,
+        "at": at, "code": product.code, "location": location, "name": product.name, "category": product.category,
         "level": level if level != Level.OK else "resolved", "available": available,
     }
     if stockout_date:
@@ -185,16 +207,19 @@ def _log_no_token() -> None:
 
 
 @transaction.atomic
-def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> bool:
-    """Projections call this when a product enters (date) or leaves (None) the stockout-risk window.
+def alert_projected_stockout(*, product_id: int, stockout_date: date | None, location_id: int | None = None) -> bool:
+    """Projections call this when a product enters (date) or leaves (None) the stockout-risk window at a location
+    (``location_id``; None: the default location).
 
-    A lower-priority kind: sent silently, and not at all while the product is already LOW or OUT.
-    Returns True when something changed.
+    A lower-priority kind: sent silently, only to that location's drivers, and not at all while the product is
+    already LOW or OUT there. Returns True when something changed.
     """
-    state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id)
+    location = Location.objects.get(pk=location_default_id() if location_id is None else location_id)
+    state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id, location=location)
     product = Product.objects.get(pk=product_id)
     changed_at = timezone.now()
     now = changed_at.isoformat()
+    episode_rows = AlertOutbox.objects.filter(product_id=product_id, location=location, kind=AlertKind.PROJECTED)
     if stockout_date is not None:
         if state.projected_stockout == stockout_date:
             return False
@@ -205,30 +230,30 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
         state.save()
         driver_ids: set[int] = set()
         if opening and state.level == Level.OK:
-            recipients = selectors.drivers_for_products(products=[product])[product_id]
-            rows = [AlertOutbox(product_id=product_id, driver=d, episode=state.projected_episode,
+            recipients = selectors.drivers_for_products(products=[product], location_id=location.pk)[product_id]
+            rows = [AlertOutbox(product_id=product_id, location=location, driver=d, episode=state.projected_episode,
                                 kind=AlertKind.PROJECTED, level=MessageLevel.PROJECTED, chat_id=d.chat_id,
                                 stockout_date=stockout_date, changed_at=changed_at) for d in recipients]
             AlertOutbox.objects.bulk_create(rows, ignore_conflicts=True)
             driver_ids = {d.pk for d in recipients}
         elif not opening:
-            rows = AlertOutbox.objects.filter(product_id=product_id, episode=state.projected_episode,
-                                              kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
+            rows = episode_rows.filter(episode=state.projected_episode).exclude(state=OutboxState.DEAD)
             driver_ids = set(rows.values_list("driver_id", flat=True))
             rows.update(stockout_date=stockout_date, revision=F("revision") + 1, state=OutboxState.PENDING,
                         updated_at=changed_at, changed_at=changed_at)
-        event = _alert_event(product, "projected", _available(product_id), now, stockout_date)
+        event = _alert_event(product, "projected", _available(product_id, location.pk), now, stockout_date,
+                             location=location.code)
     else:
         if state.projected_stockout is None:
             return False
         state.projected_stockout = None
         state.save()
-        rows = AlertOutbox.objects.filter(product_id=product_id, episode=state.projected_episode,
-                                          kind=AlertKind.PROJECTED).exclude(state=OutboxState.DEAD)
+        rows = episode_rows.filter(episode=state.projected_episode).exclude(state=OutboxState.DEAD)
         driver_ids = set(rows.values_list("driver_id", flat=True))
         rows.update(level=MessageLevel.RESOLVED, revision=F("revision") + 1, state=OutboxState.PENDING,
                     updated_at=changed_at, changed_at=changed_at)
-        event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id), now)
+        event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id, location.pk), now,
+                             location=location.code)
         event["kind"] = "projected"
     transaction.on_commit(partial(realtime_publish, [event]))
     if driver_ids:
@@ -236,8 +261,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None) -> 
     return True
 
 
-def _available(product_id: int) -> int:
-    return (Stock.objects.filter(product_id=product_id, location_id=location_default_id())
+def _available(product_id: int, location_id: int) -> int:
+    return (Stock.objects.filter(product_id=product_id, location_id=location_id)
             .values_list("available", flat=True).first() or 0)
 
 
@@ -248,8 +273,9 @@ def reorder_digest_write(*, day: date | None = None) -> dict[int, int]:
 
     Written once per buyer and day (``day``: the store's date by default): a buyer who already has the day's
     digest is skipped under their row lock, and a unique key (buyer, day, part) backs that up, so a re-run
-    the same day writes and sends nothing. A buyer with no suggestion to read gets nothing. Delivery is
-    queued after commit. Returns {buyer id: parts written}.
+    the same day writes and sends nothing. A buyer with no suggestion to read gets nothing. A buyer gets
+    the suggestions of their locations (the default one when they list none), each line naming its location
+    when they have several. Delivery is queued after commit. Returns {buyer id: parts written}.
     """
     day = day or timezone.localdate()
     lines = selectors.reorder_digest_lines()
@@ -257,13 +283,14 @@ def reorder_digest_write(*, day: date | None = None) -> dict[int, int]:
         return {}
     written: dict[int, int] = {}
     for buyer in selectors.buyers_reachable():
-        own = selectors.reorder_digest_lines_for(buyer, lines)
+        places = selectors.driver_locations(buyer)
+        own = selectors.reorder_digest_lines_for(buyer, lines, places)
         if not own:
             continue
         locks.driver_lock(driver_id=buyer.pk)
         if AlertOutbox.objects.filter(driver=buyer, kind=AlertKind.REORDER_DIGEST, digest_date=day).exists():
             continue
-        parts = texts.reorder_digest_render(buyer.language, own, day=day)
+        parts = texts.reorder_digest_render(buyer.language, own, day=day, with_location=len(places) > 1)
         created = AlertOutbox.objects.bulk_create([
             AlertOutbox(driver=buyer, kind=AlertKind.REORDER_DIGEST, level=MessageLevel.REORDER, episode=0,
                         digest_date=day, part=index, text=text, chat_id=buyer.chat_id)
@@ -314,7 +341,7 @@ def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[Alert
         return []
     rows = list(
         AlertOutbox.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("product")
+        .select_related("product", "location")
         .filter(driver_id=driver_id, state__in=[OutboxState.PENDING, OutboxState.FAILED])
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
@@ -326,15 +353,18 @@ def _outbox_claim(*, driver_id: int, token: str, limit: int = 200) -> list[Alert
     return rows
 
 
-def _line(row: AlertOutbox, *, substitutes: Sequence[tuple[str, str]] = ()) -> texts.AlertLine:
+def _line(row: AlertOutbox, *, substitutes: Sequence[tuple[str, str]] = (), named: bool) -> texts.AlertLine:
+    """What one alert row shows; ``named``: the install has several active locations, so it says where."""
+    location = row.location.name if named and row.location_id else ""
     return texts.AlertLine(row.product_id, row.product.code, row.product.name, row.level, row.available,
-                           row.stockout_date, tuple(substitutes), row.changed_at)
+                           row.stockout_date, tuple(substitutes), row.changed_at, location)
 
 
-def _digest_line(row: AlertOutbox) -> texts.AlertLine:
-    """A digest line; one for a product that is out carries what to offer instead."""
+def _digest_line(row: AlertOutbox, *, named: bool) -> texts.AlertLine:
+    """A digest line; one for a product that is out carries what to offer instead (at the alert's location)."""
     out = row.level == MessageLevel.OUT
-    return _line(row, substitutes=selectors.substitutes_for(product=row.product) if out else ())
+    subs = selectors.substitutes_for(product=row.product, location_id=row.location_id) if out else ()
+    return _line(row, substitutes=subs, named=named)
 
 
 def _sort_key(row: AlertOutbox) -> tuple:
@@ -343,14 +373,17 @@ def _sort_key(row: AlertOutbox) -> tuple:
 
 
 def _message_payload(driver: Driver, rows: list[AlertOutbox]) -> dict[str, Any]:
+    named = selectors.locations_several()
     if len(rows) == 1:
         row = rows[0]
-        subs = selectors.substitutes_for(product=row.product) if row.level in (Level.LOW, Level.OUT) else []
-        payload = {"text": texts.alert_render(driver.language, _line(row), subs)}
+        subs = (selectors.substitutes_for(product=row.product, location_id=row.location_id)
+                if row.level in (Level.LOW, Level.OUT) else [])
+        payload = {"text": texts.alert_render(driver.language, _line(row, named=named), subs)}
         if row.level != MessageLevel.RESOLVED:
             payload["reply_markup"] = texts.alert_buttons(driver.language, row.product_id)
     else:
-        payload = {"text": texts.digest_render(driver.language, [_digest_line(r) for r in sorted(rows, key=_sort_key)])}
+        lines = [_digest_line(r, named=named) for r in sorted(rows, key=_sort_key)]
+        payload = {"text": texts.digest_render(driver.language, lines)}
     payload["parse_mode"] = "HTML"
     return payload
 
@@ -411,7 +444,8 @@ def alert_deliver(*, driver_id: int, client: TelegramClient | None = None) -> De
         _deliver_one(client, driver, claimed, "sendMessage", payload, token, result, slot_taken=slot)
         slot = False
     for message_id, claimed in edits.items():
-        members = list(AlertOutbox.objects.select_related("product").filter(driver=driver, message_id=message_id)
+        members = list(AlertOutbox.objects.select_related("product", "location")
+                       .filter(driver=driver, message_id=message_id)
                        .exclude(kind=AlertKind.REORDER_DIGEST))
         current = {r.pk: r for r in claimed}
         members = [current.get(r.pk, r) for r in members]

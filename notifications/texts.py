@@ -24,6 +24,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_stock": "Ver estoque",
         "btn_mute": "Silenciar 1h",
         "stock_line": "<b>{name}</b> ({code})\nEm estoque: {on_hand} · Reservado: {reserved} · Disponível: {available}",
+        "stock_head": "<b>{name}</b> ({code})",
+        "stock_at": "📍 {location}: em estoque {on_hand} · reservado {reserved} · disponível {available}",
         "not_found": "Nenhum produto encontrado para “{term}”.",
         "matches": "Produtos para “{term}”:",
         "usage_stock": "Use: /estoque &lt;código ou nome&gt;",
@@ -80,6 +82,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_stock": "View stock",
         "btn_mute": "Mute 1h",
         "stock_line": "<b>{name}</b> ({code})\nOn hand: {on_hand} · Reserved: {reserved} · Available: {available}",
+        "stock_head": "<b>{name}</b> ({code})",
+        "stock_at": "📍 {location}: on hand {on_hand} · reserved {reserved} · available {available}",
         "not_found": "No product found for “{term}”.",
         "matches": "Products for “{term}”:",
         "usage_stock": "Use: /stock &lt;code or name&gt;",
@@ -143,6 +147,8 @@ class AlertLine:
     substitutes: tuple[tuple[str, str], ...] = ()
     # When the stock change behind this content happened (not when the message goes out).
     changed_at: datetime | None = None
+    # Where: the location's name, shown only when the install has more than one active location ("" otherwise).
+    location: str = ""
 
 
 def changed_when(language: str, at: datetime, *, today: date | None = None) -> str:
@@ -159,8 +165,14 @@ def substitutes_line(language: str, substitutes: Sequence[tuple[str, str]]) -> s
     return f"\n{t(language, 'substitutes')}: {names}"
 
 
+def location_suffix(location: str) -> str:
+    """" · 📍 Loja Centro" for a location to name, "" for none."""
+    return f" · 📍 {escape(location)}" if location else ""
+
+
 def _line(language: str, line: AlertLine) -> str:
     text = f"{t(language, line.level)}: <b>{escape(line.name)}</b> ({escape(line.code)})"
+    text += location_suffix(line.location)
     if line.level == "projected" and line.stockout_date:
         text = f"{text} — {t(language, 'stockout_on')} {line.stockout_date:%d/%m}"
     else:
@@ -178,6 +190,8 @@ def alert_render(language: str, line: AlertLine, substitutes: Sequence[tuple[str
     if line.changed_at:
         title += f" {changed_when(language, line.changed_at)}"
     text = f"{title}\n<b>{escape(line.name)}</b> ({escape(line.code)})"
+    if line.location:
+        text += f"\n📍 {escape(line.location)}"
     if line.level == "projected" and line.stockout_date:
         text += f"\n{t(language, 'stockout_on')} {line.stockout_date:%d/%m/%Y}"
     else:
@@ -227,6 +241,9 @@ class ReorderLine:
     quantity: int
     pack_size: int | None
     stockout_date: date | None
+    location_id: int | None = None
+    # The location's name, shown when the buyer follows several locations.
+    location: str = ""
 
     @property
     def packs(self) -> int | None:
@@ -239,7 +256,12 @@ def number(language: str, value: int) -> str:
     return text.replace(",", ".") if language != "en" else text
 
 
-def _reorder_line(language: str, index: int, line: ReorderLine, day: date) -> str:
+def _reorder_line(language: str, index: int, line: ReorderLine, day: date, *, with_location: bool) -> str:
+    text = _reorder_line_figures(language, index, line, day)
+    return text + location_suffix(line.location) if with_location else text
+
+
+def _reorder_line_figures(language: str, index: int, line: ReorderLine, day: date) -> str:
     text = t(language, "reorder_line", n=index, name=escape(line.name), code=escape(line.code),
              quantity=number(language, line.quantity))
     if line.pack_size:
@@ -253,9 +275,10 @@ def _reorder_line(language: str, index: int, line: ReorderLine, day: date) -> st
 
 
 def reorder_digest_render(language: str, lines: Sequence[ReorderLine], *, day: date, max_parts: int | None = None,
-                          limit: int = TEXT_LIMIT) -> list[str]:
+                          limit: int = TEXT_LIMIT, with_location: bool = False) -> list[str]:
     """The reorder digest as Telegram messages of at most ``limit`` characters each: the lines in the order
     given (most urgent first), a title on every part ("(1/3)" when there are several) and the total on the last.
+    ``with_location``: each line names its location (a buyer of several locations).
 
     With ``max_parts``, what does not fit in that many parts becomes "… and N more" before the total (the
     total still counts every line). No lines, no messages.
@@ -268,7 +291,8 @@ def reorder_digest_render(language: str, lines: Sequence[ReorderLine], *, day: d
                         units=number(language, sum(line.quantity for line in lines)), packs=number(language, packs))
     title = t(language, "reorder_title", day=f"{day:%d/%m}")
     title_room = len(title) + len(" (999/999)")
-    rendered = ["\n" + _reorder_line(language, i, line, day) for i, line in enumerate(lines, start=1)]
+    rendered = ["\n" + _reorder_line(language, i, line, day, with_location=with_location)
+                for i, line in enumerate(lines, start=1)]
 
     parts: list[list[str]] = [[]]
     used = title_room

@@ -1,6 +1,5 @@
 """Writes for projections: planned movements, dirty-marking, and the SQL recompute of summaries and demand estimates
 (per product and location)."""
-import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -482,25 +481,12 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
 
 
 def _alerts_send(transitions: list[RiskTransition]) -> None:
-    try:
-        from notifications import services as notification_services
-    except ImportError:
-        return
-    alert = getattr(notification_services, "alert_projected_stockout", None)
-    if alert is None:
-        return
-    # Alert states per location take ``location_id``; an alert function without it knows only the default
-    # location, so the other locations' transitions are not alerted through it.
-    located = "location_id" in inspect.signature(alert).parameters
-    default_id = location_default_id()
+    from notifications.services import alert_projected_stockout
+
     for t in transitions:
-        location_id = _location(t.location_id)
         try:
-            if located:
-                alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
-                      location_id=location_id)
-            elif location_id == default_id:
-                alert(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None)
+            alert_projected_stockout(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
+                                     location_id=_location(t.location_id))
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 

@@ -267,31 +267,32 @@ WITH ask AS (
 ), product AS (
     SELECT c.code AS asked_code, c.loc AS asked_loc, p.id AS product_id, p.code AS product_code, p.name,
            p.category, p.low_stock_threshold, st.id AS stock_id, st.on_hand, st.reserved, st.location_id,
-           st.location_code, st.location_code = %(default_loc)s AS tracked, COALESCE(al.level, 'ok') AS level
+           st.location_code, COALESCE(al.level, 'ok') AS level
       FROM (SELECT DISTINCT code, loc FROM line) c
      CROSS JOIN LATERAL ({_RESERVE_PRODUCT}) p
      CROSS JOIN LATERAL ({_RESERVE_STOCK}) st
-      LEFT JOIN LATERAL (SELECT level FROM notifications_alertstate WHERE product_id = p.id LIMIT 1) al ON true
+      LEFT JOIN LATERAL (SELECT level FROM notifications_alertstate
+                          WHERE product_id = p.id AND location_id = st.location_id) al ON true
 ), complete AS (
     SELECT l.ord FROM line l LEFT JOIN product p ON p.asked_code = l.code AND p.asked_loc = l.loc
      GROUP BY l.ord HAVING bool_and(p.product_id IS NOT NULL)
 ), merged AS (
     SELECT l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
-           p.location_id, p.location_code, p.on_hand, p.reserved, p.tracked, p.level, sum(l.qty)::bigint AS qty
+           p.location_id, p.location_code, p.on_hand, p.reserved, p.level, sum(l.qty)::bigint AS qty
       FROM line l JOIN complete USING (ord) JOIN product p ON p.asked_code = l.code AND p.asked_loc = l.loc
      GROUP BY l.ord, p.product_id, p.product_code, p.name, p.category, p.low_stock_threshold, p.stock_id,
-              p.location_id, p.location_code, p.on_hand, p.reserved, p.tracked, p.level
+              p.location_id, p.location_code, p.on_hand, p.reserved, p.level
 ), judged AS (
     SELECT m.*, m.on_hand - m.reserved - sum(m.qty) OVER (PARTITION BY m.stock_id ORDER BY m.ord) AS left_after
       FROM merged m
 ), granted AS (
     SELECT a.* FROM ask a JOIN (
         SELECT j.ord FROM judged j GROUP BY j.ord
-        HAVING bool_and(j.left_after >= 0 AND (NOT j.tracked OR j.level = CASE
+        HAVING bool_and(j.left_after >= 0 AND j.level = CASE
                    WHEN j.left_after <= 0 THEN 'out'
                    WHEN j.left_after < j.low_stock_threshold THEN 'low'
                    WHEN j.level <> 'ok' AND j.left_after < j.low_stock_threshold + %(margin)s THEN 'low'
-                   ELSE 'ok' END))
+                   ELSE 'ok' END)
     ) fits USING (ord)
 ), totals AS (
     SELECT j.stock_id, sum(j.qty)::bigint AS qty FROM judged j JOIN granted USING (ord) GROUP BY j.stock_id
@@ -374,7 +375,7 @@ def _reserve_params(reservations: list[Reservation], asks: list[ReservationAsk],
         "expires": [r.expires_at for r in reservations], "refs": [r.reference for r in reservations],
         "keys": [r.idempotency_key for r in reservations], "fingerprints": [r.request_fingerprint for r in reservations],
         "line_asks": line_asks, "line_codes": line_codes, "line_locs": line_locs, "line_qtys": line_qtys,
-        "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN, "default_loc": settings.DEFAULT_LOCATION_CODE,
+        "now": now, "margin": settings.ALERT_HYSTERESIS_MARGIN,
     }
 
 

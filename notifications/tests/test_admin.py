@@ -91,3 +91,43 @@ def test_a_days_digest_is_listed_in_the_outbox(client, staff_user):
     assert "Beatriz" in listing and '<td class="field-kind">resumo de compras</td>' in listing
     assert '<td class="field-digest_date nowrap">10 de Março de 2026</td>' in listing
     assert detail.status_code == 200 and "ADM-1" in detail.content.decode()
+
+
+def test_a_drivers_locations_are_picked_in_the_form_and_filter_the_list(client, staff_user):
+    from inventory.tests.factories import LocationFactory
+
+    store_b = LocationFactory(code="LOJA-B", name="Loja Bairro")
+    driver, other = DriverFactory(name="Davi"), DriverFactory(name="Elisa")
+    client.force_login(staff_user)
+
+    form = client.get(f"/admin/notifications/driver/{driver.pk}/change/").content.decode()
+    response = client.post(f"/admin/notifications/driver/{driver.pk}/change/", {
+        "name": "Davi", "role": "driver", "language": "pt-br", "subscription": "all", "active": "on",
+        "locations": [store_b.pk],
+    })
+    listing = client.get(f"/admin/notifications/driver/?locations__id__exact={store_b.pk}").content.decode()
+
+    assert 'name="locations"' in form and "selectfilter" in form.lower()
+    assert response.status_code == 302
+    assert list(driver.locations.values_list("code", flat=True)) == ["LOJA-B"]
+    assert "Davi" in listing and "Elisa" not in listing and '<td class="field-location_codes">LOJA-B</td>' in listing
+    assert not other.locations.exists()
+
+
+def test_alert_states_and_the_outbox_filter_by_location(client, staff_user):
+    from inventory.tests.factories import LocationFactory, stock_at_location
+
+    store_b = LocationFactory(code="LOJA-B", name="Loja Bairro")
+    at_default, at_b = ProductFactory(on_hand=6, code="ADM-DEF"), ProductFactory(on_hand=40, code="ADM-B")
+    stock_at_location(at_b, store_b, on_hand=6)
+    DriverFactory().locations.set([store_b])
+    DriverFactory()
+    inventory.stock_adjust(code=at_default.code, delta=-3, reason="test")
+    inventory.stock_adjust(code=at_b.code, delta=-3, reason="test", location="LOJA-B")
+    client.force_login(staff_user)
+
+    states = client.get(f"/admin/notifications/alertstate/?location__id__exact={store_b.pk}").content.decode()
+    outbox = client.get(f"/admin/notifications/alertoutbox/?location__id__exact={store_b.pk}").content.decode()
+
+    assert "ADM-B" in states and "ADM-DEF" not in states and "Loja Bairro" in states
+    assert "ADM-B" in outbox and "ADM-DEF" not in outbox

@@ -544,3 +544,161 @@ def test_linking_tells_the_chat_what_it_will_receive(fake_telegram, role, expect
     say(f"/start {token}")
 
     assert expected in last_reply(fake_telegram)
+
+
+# --- locations: answers for the recipient's locations ---------------------------------------------------------
+
+@pytest.fixture
+def store_b():
+    from inventory.tests.factories import LocationFactory
+
+    return LocationFactory(code="LOJA-B", name="Loja Bairro")
+
+
+def default_location():
+    from inventory.models import Location
+    from inventory.selectors import location_default_id
+
+    return Location.objects.get(pk=location_default_id())
+
+
+def test_estoque_of_a_driver_of_one_store_answers_for_that_store(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b])
+    stock_at_location(ProductFactory(code="OLEO-1", name="Óleo", on_hand=40), store_b, on_hand=3)
+
+    say("/estoque OLEO-1")
+
+    reply = last_reply(fake_telegram)
+    assert "Disponível: 3" in reply and "📍 Loja Bairro" in reply and "40" not in reply
+
+
+def test_estoque_of_a_driver_of_two_locations_answers_one_line_per_location(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b, default_location()])
+    stock_at_location(ProductFactory(code="OLEO-2", name="Óleo", on_hand=40), store_b, on_hand=3)
+
+    say("/estoque OLEO-2")
+
+    lines = last_reply(fake_telegram).split("\n")
+    assert lines[0] == "<b>Óleo</b> (OLEO-2)"
+    assert lines[1] == f"📍 {default_location().name}: em estoque 40 · reservado 0 · disponível 40"
+    assert lines[2] == "📍 Loja Bairro: em estoque 3 · reservado 0 · disponível 3"
+
+
+def test_estoque_matches_count_what_the_drivers_locations_have(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b])
+    stock_at_location(ProductFactory(name="Arroz branco 1kg", on_hand=50), store_b, on_hand=4)
+    ProductFactory(name="Arroz integral 1kg", on_hand=50)
+
+    say("/estoque arroz")
+
+    reply = last_reply(fake_telegram)
+    assert "• Arroz branco 1kg" in reply and "): 4" in reply
+    assert "• Arroz integral 1kg" in reply and "): 0" in reply and "50" not in reply
+
+
+def test_the_stock_button_answers_for_the_drivers_locations(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b])
+    product = ProductFactory(name="Café", on_hand=40)
+    stock_at_location(product, store_b, on_hand=2)
+
+    bot_update_handle(update={"update_id": 2, "callback_query": {
+        "id": "q1", "data": f"s:{product.pk}", "message": {"message_id": 9, "chat": {"id": CHAT, "type": "private"}}}})
+
+    assert "Disponível: 2" in last_reply(fake_telegram)
+
+
+def test_baixo_of_a_driver_of_two_locations_names_where_each_product_is_low(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b, default_location()])
+    stock_at_location(ProductFactory(name="Suco", on_hand=40), store_b, on_hand=2)
+    ProductFactory(name="Água", on_hand=1)
+
+    say("/baixo")
+
+    lines = last_reply(fake_telegram).split("\n")
+    assert lines[0] == "<b>Abaixo do limite</b> (2):"
+    assert lines[1].startswith("• Água (") and lines[1].endswith(f"📍 {default_location().name}")
+    assert lines[2].startswith("• Suco (") and lines[2].endswith("📍 Loja Bairro")
+
+
+def test_baixo_of_a_driver_of_another_store_ignores_the_default_location(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b])
+    stock_at_location(ProductFactory(name="Suco", on_hand=1), store_b, on_hand=30)
+
+    say("/baixo")
+
+    assert "Nenhum produto abaixo do limite" in last_reply(fake_telegram)
+
+
+def test_ruptura_of_a_driver_of_another_store_lists_what_is_out_there(fake_telegram, store_b):
+    from inventory.tests.factories import stock_at_location
+
+    DriverFactory(chat_id=CHAT).locations.set([store_b])
+    stock_at_location(ProductFactory(name="Farinha", on_hand=30), store_b, on_hand=0)
+    ProductFactory(name="Óleo", on_hand=0)
+
+    say("/ruptura")
+
+    lines = last_reply(fake_telegram).split("\n")
+    assert lines[0] == "<b>Sem estoque agora</b> (1):"
+    assert lines[1].startswith("• Farinha") and len(lines) == 2
+
+
+def test_compras_of_a_buyer_of_two_locations_names_each_lines_location(fake_telegram, store_b):
+    BuyerFactory(chat_id=CHAT).locations.set([store_b, default_location()])
+    open_suggestion(code="ARROZ", name="Arroz", quantity=24)
+
+    say("/compras")
+
+    reply = last_reply(fake_telegram).splitlines()
+    assert reply[1].startswith("1. <b>Arroz</b> (ARROZ) — pedir 24 un. (2 emb. de 12)")
+    assert reply[1].endswith(f" · 📍 {default_location().name}")
+
+
+def test_compras_of_a_buyer_of_another_store_leaves_out_the_default_locations_suggestions(fake_telegram, store_b):
+    BuyerFactory(chat_id=CHAT).locations.set([store_b])
+    open_suggestion(code="ARROZ", name="Arroz", quantity=24)
+
+    say("/compras")
+
+    assert last_reply(fake_telegram) == "Nenhuma sugestão de compra aberta."
+
+
+def test_ruptura_lists_projected_stockouts_at_each_of_the_drivers_locations(fake_telegram, store_b):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inventory.tests.factories import LocationFactory, stock_at_location
+    from projections.models import ProjectionSummary
+
+    elsewhere = LocationFactory(code="LOJA-C", name="Loja C")
+    DriverFactory(chat_id=CHAT).locations.set([store_b, default_location()])
+    flour, salt = ProductFactory(name="Farinha", on_hand=3), ProductFactory(name="Sal", on_hand=3)
+    for product in (flour, salt):
+        stock_at_location(product, store_b, on_hand=3)
+        stock_at_location(product, elsewhere, on_hand=3)
+    today = timezone.localdate()
+    ProjectionSummary.objects.create(product=flour, location=store_b, as_of=today, stockout_date=today + timedelta(days=1))
+    ProjectionSummary.objects.create(product=salt, location=default_location(), as_of=today,
+                                     stockout_date=today + timedelta(days=3))
+    ProjectionSummary.objects.create(product=salt, location=elsewhere, as_of=today, stockout_date=today)
+
+    say("/ruptura")
+
+    lines = last_reply(fake_telegram).split("\n")
+    assert lines[0].startswith("<b>Rupturas previstas</b>")
+    assert lines[1].startswith("• Farinha") and lines[1].endswith(f"{today + timedelta(days=1):%d/%m} · 📍 {store_b.name}")
+    assert lines[2].startswith("• Sal") and lines[2].endswith(f"📍 {default_location().name}")
+    assert len(lines) == 3  # LOJA-C is not the driver's

@@ -58,7 +58,7 @@ def test_transition_dataclass_describes_the_crossing():
     stock.on_hand = 0
     with transaction.atomic():
         result = services.alert_states_evaluate(stocks=[stock])
-    assert result == [AlertTransition(product.pk, product.code, "ok", "out", 0)]
+    assert result == [AlertTransition(product.pk, product.code, "ok", "out", 0, stock.location_id, "PRINCIPAL")]
 
 
 def test_fifty_oscillations_around_threshold_make_one_alert():
@@ -304,6 +304,28 @@ def test_the_digest_goes_to_every_reachable_buyer_and_to_no_driver(django_captur
     assert "<b>Arroz</b> (ARZ-5) — pedir 96 un. (8 emb. de 12) · ruptura 12/03" in rows[0].text
     assert not AlertOutbox.objects.filter(driver=driver).exists()
     assert len(callbacks) == 1  # delivery queued after commit
+
+
+def test_the_digest_follows_each_buyers_locations():
+    from inventory.models import Location
+    from inventory.selectors import location_default_id
+    from inventory.tests.factories import LocationFactory
+
+    DAY = date(2026, 3, 10)
+    open_suggestion(code="ARZ-6", name="Arroz")
+    default, store_b = Location.objects.get(pk=location_default_id()), LocationFactory(name="Loja Bairro")
+    of_default, of_b, of_both = BuyerFactory(), BuyerFactory(), BuyerFactory()
+    of_b.locations.set([store_b])
+    of_both.locations.set([store_b, default])
+
+    written = services.reorder_digest_write(day=DAY)
+
+    assert written == {of_default.pk: 1, of_both.pk: 1}
+    texts = dict(digest_rows().values_list("driver_id", "text"))
+    assert "(ARZ-6)" in texts[of_default.pk] and "📍" not in texts[of_default.pk]
+    [line] = [line for line in texts[of_both.pk].splitlines() if "(ARZ-6)" in line]
+    assert line.startswith("1. <b>Arroz</b> (ARZ-6) — pedir 24 un. (2 emb. de 12)")
+    assert line.endswith(f" · 📍 {default.name}")
 
 
 def test_a_second_run_the_same_day_writes_nothing_and_the_next_day_writes_again():

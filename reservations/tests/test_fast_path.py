@@ -380,6 +380,24 @@ async def test_a_reservation_that_moves_the_alert_level_is_recorded_by_the_view(
     assert (await sync_to_async(stock_of)("FAST-8")).reserved == 3
 
 
+async def test_a_reservation_that_moves_the_alert_level_at_another_location_is_recorded_there(storefront):
+    from inventory.tests.factories import LocationFactory, stock_at_location
+
+    product = await sync_to_async(ProductFactory)(code="FAST-9", on_hand=50, low_stock_threshold=5)
+    store_b = await sync_to_async(LocationFactory)(code="FAST-B")
+    await sync_to_async(stock_at_location)(product, store_b, on_hand=7)
+    served, delegated = served_and_delegated()
+
+    ok = await post("/stock/FAST-9/reserve", {"quantity": 1, "location": "FAST-B"}, token=storefront.raw_token)
+    low = await post("/stock/FAST-9/reserve", {"quantity": 2, "location": "FAST-B"}, token=storefront.raw_token)
+
+    assert ok[0] == 200 and low[0] == 200
+    assert served_and_delegated() == (served + 1, delegated + 1)
+    state = await sync_to_async(AlertState.objects.get)(product=product, location=store_b)
+    assert state.level == "low"
+    assert not await sync_to_async(AlertState.objects.filter(product=product).exclude(location=store_b).exists)()
+
+
 async def test_a_burst_across_the_alert_levels_hands_the_view_one_request_per_crossing(storefront):
     product = await sync_to_async(ProductFactory)(code="FAST-RUSH", on_hand=40, low_stock_threshold=30)
     assert not await sync_to_async(AlertState.objects.filter(product=product).exists)()

@@ -1,0 +1,195 @@
+"""Tests for alerts per location: states and outbox rows per (product, location), recipients belonging to locations
+(none: the default one), messages naming their location, projected stockouts at a location."""
+import pytest
+from django.utils import timezone
+
+from inventory import services as inventory
+from inventory.models import Location
+from inventory.selectors import location_default_id
+from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
+from notifications import selectors, services
+from notifications.models import AlertKind, AlertOutbox, AlertState, Level, MessageLevel, OutboxState
+from notifications.tests.factories import DriverFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def store_b():
+    return LocationFactory(code="LOJA-B", name="Loja Bairro")
+
+
+def adjust(product, delta, location=None):
+    return inventory.stock_adjust(code=product.code, delta=delta, reason="test", location=location)
+
+
+def driver_at(*locations, **fields):
+    driver = DriverFactory(**fields)
+    driver.locations.set(locations)
+    return driver
+
+
+def test_an_alert_at_store_b_reaches_only_the_drivers_of_store_b(store_b):
+    product = ProductFactory(on_hand=20)
+    stock_at_location(product, store_b, on_hand=6)
+    of_b, of_default, of_nowhere = driver_at(store_b), driver_at(store_b.__class__.objects.get(
+        pk=location_default_id())), DriverFactory()
+    assert AlertOutbox.objects.count() == 0
+
+    adjust(product, -3, location="LOJA-B")
+
+    row = AlertOutbox.objects.get()
+    assert (row.driver_id, row.location_id, row.level, row.available) == (of_b.pk, store_b.pk, MessageLevel.LOW, 3)
+    assert not AlertOutbox.objects.filter(driver__in=[of_default, of_nowhere]).exists()
+    assert AlertState.objects.get(product=product, location=store_b).level == Level.LOW
+    assert not AlertState.objects.filter(product=product, location_id=location_default_id()).exists()
+
+
+def test_a_driver_with_no_location_keeps_getting_the_default_locations_alerts(store_b):
+    product = ProductFactory(on_hand=6)
+    stock_at_location(product, store_b, on_hand=6)
+    driver = DriverFactory()
+    assert not driver.locations.exists()
+
+    adjust(product, -3)
+    adjust(product, -3, location="LOJA-B")
+
+    row = AlertOutbox.objects.get()
+    assert (row.driver_id, row.location_id, row.level) == (driver.pk, location_default_id(), MessageLevel.LOW)
+
+
+def test_a_driver_of_two_locations_gets_one_alert_per_location(store_b):
+    product = ProductFactory(on_hand=6)
+    stock_at_location(product, store_b, on_hand=6)
+    default = Location.objects.get(pk=location_default_id())
+    driver = driver_at(default, store_b)
+
+    adjust(product, -3)
+    adjust(product, -3, location="LOJA-B")
+    adjust(product, -1, location="LOJA-B")  # still low at B: no new alert
+
+    rows = AlertOutbox.objects.filter(driver=driver).order_by("location_id")
+    assert [(r.location_id, r.episode, r.level) for r in rows] == [(default.pk, 1, MessageLevel.LOW),
+                                                                   (store_b.pk, 1, MessageLevel.LOW)]
+
+
+def test_hysteresis_runs_per_location_independently(store_b, settings):
+    settings.ALERT_HYSTERESIS_MARGIN = 2
+    product = ProductFactory(on_hand=10, low_stock_threshold=5)
+    stock_at_location(product, store_b, on_hand=10)
+
+    adjust(product, -6, location="LOJA-B")  # B: 4, low
+    adjust(product, +2, location="LOJA-B")  # B: 6, above the threshold but within the margin: still low
+    adjust(product, -4)  # default: 6, never left OK
+
+    assert AlertState.objects.get(product=product, location=store_b).level == Level.LOW
+    assert not AlertState.objects.filter(product=product, location_id=location_default_id()).exists()
+
+    adjust(product, +1, location="LOJA-B")  # B: 7 = threshold + margin: OK again
+    adjust(product, -3)  # default: 3, low: its own first episode
+
+    b_state = AlertState.objects.get(product=product, location=store_b)
+    default_state = AlertState.objects.get(product=product, location_id=location_default_id())
+    assert (b_state.level, b_state.episode) == (Level.OK, 1)
+    assert (default_state.level, default_state.episode) == (Level.LOW, 1)
+
+
+def test_back_in_stock_at_one_location_edits_only_that_locations_alert(store_b):
+    product = ProductFactory(on_hand=3)
+    stock_at_location(product, store_b, on_hand=3)
+    default = Location.objects.get(pk=location_default_id())
+    driver = driver_at(default, store_b)
+    adjust(product, -1)
+    adjust(product, -1, location="LOJA-B")
+    AlertOutbox.objects.update(state=OutboxState.SENT, delivered_revision=1)
+
+    adjust(product, +20, location="LOJA-B")
+
+    levels = dict(AlertOutbox.objects.filter(driver=driver).values_list("location_id", "level"))
+    assert levels == {default.pk: MessageLevel.LOW, store_b.pk: MessageLevel.RESOLVED}
+    assert AlertOutbox.objects.get(location=store_b).state == OutboxState.PENDING
+    assert AlertOutbox.objects.get(location=default).state == OutboxState.SENT
+
+
+def test_the_alert_names_its_location_when_several_are_active(store_b, fake_telegram):
+    product = ProductFactory(on_hand=20, name="Leite integral")
+    stock_at_location(product, store_b, on_hand=6)
+    driver = driver_at(store_b)
+    adjust(product, -3, location="LOJA-B")
+
+    services.alert_deliver(driver_id=driver.pk)
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    assert "Leite integral" in call.payload["text"] and "📍 Loja Bairro" in call.payload["text"]
+
+
+def test_the_alert_names_no_location_when_only_one_is_active(store_b, fake_telegram):
+    store_b.active = False
+    store_b.save()
+    product = ProductFactory(on_hand=6, name="Leite integral")
+    driver = DriverFactory()
+    adjust(product, -3)
+
+    services.alert_deliver(driver_id=driver.pk)
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    assert "Leite integral" in call.payload["text"] and "📍" not in call.payload["text"]
+
+
+def test_a_digest_of_two_locations_names_each_line_location(store_b, fake_telegram):
+    milk, rice = ProductFactory(on_hand=6, name="Leite"), ProductFactory(on_hand=20, name="Arroz")
+    stock_at_location(rice, store_b, on_hand=6)
+    default = Location.objects.get(pk=location_default_id())
+    driver = driver_at(default, store_b)
+    adjust(milk, -3)
+    adjust(rice, -3, location="LOJA-B")
+
+    services.alert_deliver(driver_id=driver.pk)
+
+    [call] = fake_telegram.calls_to("sendMessage")
+    lines = call.payload["text"].split("\n")
+    assert any("Leite" in line and f"📍 {default.name}" in line for line in lines)
+    assert any("Arroz" in line and "📍 Loja Bairro" in line for line in lines)
+
+
+def test_a_projected_stockout_at_a_location_goes_to_that_locations_drivers(store_b):
+    product = ProductFactory(on_hand=20)
+    stock_at_location(product, store_b, on_hand=20)
+    of_b, of_default = driver_at(store_b), DriverFactory()
+    day = timezone.localdate() + timezone.timedelta(days=3)
+
+    assert services.alert_projected_stockout(product_id=product.pk, stockout_date=day, location_id=store_b.pk)
+
+    row = AlertOutbox.objects.get()
+    assert (row.driver_id, row.location_id, row.kind, row.stockout_date) == (of_b.pk, store_b.pk,
+                                                                             AlertKind.PROJECTED, day)
+    state = AlertState.objects.get(product=product, location=store_b)
+    assert (state.projected_stockout, state.projected_episode) == (day, 1)
+    assert not AlertOutbox.objects.filter(driver=of_default).exists()
+
+
+def test_a_projected_stockout_without_a_location_is_the_default_locations(store_b):
+    product = ProductFactory(on_hand=20)
+    of_b, of_default = driver_at(store_b), DriverFactory()
+    day = timezone.localdate() + timezone.timedelta(days=3)
+
+    services.alert_projected_stockout(product_id=product.pk, stockout_date=day)
+    services.alert_projected_stockout(product_id=product.pk, stockout_date=None)
+
+    row = AlertOutbox.objects.get()
+    assert (row.driver_id, row.location_id, row.level) == (of_default.pk, location_default_id(),
+                                                           MessageLevel.RESOLVED)
+    assert not AlertOutbox.objects.filter(driver=of_b).exists()
+
+
+def test_recipients_of_a_location_are_read_in_a_fixed_number_of_queries(store_b, django_assert_num_queries):
+    products = [ProductFactory() for _ in range(3)]
+    for _ in range(3):
+        driver_at(store_b)
+        DriverFactory()
+
+    location_default_id()  # cached per process
+    with django_assert_num_queries(3):  # drivers, their products, mutes
+        recipients = selectors.drivers_for_products(products=products, location_id=store_b.pk)
+
+    assert all(len(recipients[p.pk]) == 3 for p in products)
