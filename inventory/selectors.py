@@ -51,7 +51,13 @@ def default_stock(path: str = "") -> FilteredRelation:
 
 
 def location_default() -> Location:
-    return Location.objects.get(pk=location_default_id())
+    location = Location.objects.filter(pk=location_default_id()).first()
+    if location is None:
+        # The database was emptied since the id was cached (a flush between tests, a restore): find or
+        # make it again rather than fail every request of this process.
+        location_default_forget()
+        location = Location.objects.get(pk=location_default_id())
+    return location
 
 
 def location_resolve(*, code: str | None) -> Location:
