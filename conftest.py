@@ -69,13 +69,21 @@ def _redis_and_broker_taken_as_up():
     broker_circuit.mark_up()
 
 
+_DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
+
+
 @pytest.fixture(autouse=True)
-def _default_location_forgotten():
-    """The default location's id is cached per process; a transactional test's flush deletes the row,
-    and the next test's first use puts it back under a new id."""
-    from inventory.selectors import location_default_forget
+def _default_location_present(request):
+    """The default location's id is cached per process, and a transactional test's flush deletes the row.
+    A test with database access gets it back before it runs, in its outermost transaction: put back
+    later, inside a savepoint the test rolls back (each hypothesis example), the cached id would outlive
+    the row it names."""
+    from inventory.selectors import location_default_forget, location_default_id
 
     location_default_forget()
+    if request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames):
+        request.getfixturevalue("_django_db_helper")
+        location_default_id()
     yield
     location_default_forget()
 
