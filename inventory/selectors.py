@@ -44,20 +44,20 @@ def location_default_forget() -> None:
     _default_location_id = None
 
 
-def default_stock(path: str = "") -> FilteredRelation:
-    """The ``{path}stocks`` relation narrowed to the default location's row, for ``.alias(...)``: the stock
-    that alerts, projections and the product list follow."""
-    return FilteredRelation(f"{path}stocks", condition=Q(**{f"{path}stocks__location_id": location_default_id()}))
+def location_id_or_default(location_id: int | None) -> int:
+    """``location_id``, or the default location's for None: what a caller that names no location means."""
+    return location_default_id() if location_id is None else location_id
+
+
+def stock_here(location_id: int | None = None, path: str = "") -> FilteredRelation:
+    """The ``{path}stocks`` relation narrowed to one location's row (None: the default location), for
+    ``.alias(...)``."""
+    return FilteredRelation(f"{path}stocks",
+                            condition=Q(**{f"{path}stocks__location_id": location_id_or_default(location_id)}))
 
 
 def location_default() -> Location:
-    location = Location.objects.filter(pk=location_default_id()).first()
-    if location is None:
-        # The database was emptied since the id was cached (a flush between tests, a restore): find or
-        # make it again rather than fail every request of this process.
-        location_default_forget()
-        location = Location.objects.get(pk=location_default_id())
-    return location
+    return Location.objects.get(pk=location_default_id())
 
 
 def location_resolve(*, code: str | None) -> Location:
@@ -198,7 +198,7 @@ def stock_list(
               .order_by("product__code", "location__code"))
     else:
         qs = (Stock.objects.select_related("product", "location")
-              .filter(location_id=location_id or location_default_id()).order_by("product__code"))
+              .filter(location_id=location_id_or_default(location_id)).order_by("product__code"))
     if active_only:
         qs = qs.filter(product__active=True)
     if category:
@@ -261,7 +261,7 @@ def stocks_of_product(*, product: Product, locations: Iterable[Location]) -> lis
 def stocks_for_products(*, product_ids: Iterable[int], location_id: int | None = None) -> dict[int, Stock]:
     """{product id: its Stock row at the location (the default one when None)}."""
     return {s.product_id: s for s in Stock.objects.select_related("product", "location")
-            .filter(product_id__in=list(product_ids), location_id=location_id or location_default_id())}
+            .filter(product_id__in=list(product_ids), location_id=location_id_or_default(location_id))}
 
 
 def movement_list(*, product: Product, location_id: int | None = None) -> QuerySet[StockMovement]:
