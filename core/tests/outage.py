@@ -20,20 +20,22 @@ def free_port() -> int:
 class ThrowawayRedis:
     """A redis-server nobody else uses (never the shared one): the test may kill it and start it again.
 
-    Started again on the same port, so clients configured with ``url`` reconnect by themselves.
+    Started again on the same port, so clients configured with ``url`` reconnect by themselves. ``extra``
+    arguments come first on the command line, where redis-server wants a configuration file (a sentinel's).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
+        self.extra = extra
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ThrowawayRedis":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--maxmemory-policy", "noeviction"],
+            ["redis-server", *self.extra, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
