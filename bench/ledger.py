@@ -62,7 +62,8 @@ os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
 from bench.common import database_recreate, manage, percentiles  # noqa: E402
-from inventory.partitions import LEDGER_TABLE, month_add, partitions_add, partitions_list  # noqa: E402
+from inventory.partitions import (LEDGER_TABLE, ledger_indexes_drop, ledger_indexes_make, month_add,  # noqa: E402
+                                  partitions_add, partitions_list)
 
 
 def step(label: str, started: float) -> float:
@@ -94,12 +95,7 @@ def ledger_fill(args) -> None:
                    f"{len(partitions_list(conn.cursor()))} partitions", started)
 
     # The secondary indexes and the primary key are built once the rows are in; the same definitions.
-    indexes = conn.execute(
-        "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes WHERE tablename = %s"
-        " AND indexname <> %s ORDER BY indexname", [LEDGER_TABLE, f"{LEDGER_TABLE}_pkey"]).fetchall()
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" DROP CONSTRAINT "{LEDGER_TABLE}_pkey"')
+    indexes = ledger_indexes_drop(conn.cursor())
 
     # Row g (1..rows): ids in time order over the months; within each run of --products rows every
     # product once (7919 is prime to the counts used), the run's location cycling, so every pair gets
@@ -129,9 +125,7 @@ def ledger_fill(args) -> None:
     started = step(f"{args.rows:,} ledger rows", started)
 
     conn.execute("SET maintenance_work_mem = '512MB'")
-    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" ADD CONSTRAINT "{LEDGER_TABLE}_pkey" PRIMARY KEY (id, created_at)')
-    for _, definition in indexes:
-        conn.execute(definition)
+    ledger_indexes_make(conn.cursor(), indexes)
     conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [LEDGER_TABLE, args.rows])
     started = step(f"primary key and {len(indexes)} indexes", started)
 

@@ -1,8 +1,9 @@
 """Monthly partitions of the ledger table (inventory_stockmovement): names, bounds and the idempotent DDL that adds them.
 
-Plain SQL on a DB-API cursor, so the migration that partitions the table and the upkeep that adds the
-coming months (``ledger_partitions_ensure`` in services, its command and beat task) share it. Months are
-UTC calendar months: ``created_at`` is stored in UTC and a bound must not move with a time zone.
+Plain SQL on a DB-API cursor, so the migration that partitions the table, the upkeep that adds the
+coming months (``ledger_partitions_ensure`` in services, its command and beat task) and bench-ledger's
+bulk fill share it. Months are UTC calendar months: ``created_at`` is stored in UTC and a bound must not
+move with a time zone.
 """
 from datetime import date
 
@@ -67,6 +68,45 @@ def partitions_add(cursor, *, first: date, last: date) -> list[str]:
     """Partitions for every month from ``first``'s to ``last``'s; returns the names of those created."""
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK_KEY])
     return [partition_name(month) for month in months_between(first, last) if partition_add(cursor, month=month)]
+
+
+def ledger_indexes(cursor, *, table: str = LEDGER_TABLE) -> list[tuple[str, str]]:
+    """(name, statement) of each index of ``table`` but its primary key's: the statement builds it again,
+    under the same name, on the ledger table (and on every partition of it). ``table`` is the ledger, or
+    the old ledger a rebuild renamed (inventory/migration_ops.py)."""
+    cursor.execute("SELECT current_schema()")
+    schema = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
+        " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)"
+        " AND contype = 'p') ORDER BY indexname", [table, table])
+    indexes = []
+    for name, definition in cursor.fetchall():
+        # ON ONLY: the parent's index alone, as pg_indexes shows a partitioned table's.
+        for on in (f" ON ONLY {schema}.{table} ", f" ON {schema}.{table} "):
+            definition = definition.replace(on, f' ON "{LEDGER_TABLE}" ')
+        indexes.append((name, definition))
+    return indexes
+
+
+def ledger_indexes_drop(cursor) -> list[tuple[str, str]]:
+    """Drop the ledger's primary key and its other indexes (a bulk load runs faster without them);
+    returns those indexes for ``ledger_indexes_make``."""
+    indexes = ledger_indexes(cursor)
+    for name, _statement in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" DROP CONSTRAINT "{LEDGER_TABLE}_pkey"')
+    return indexes
+
+
+def ledger_indexes_make(cursor, indexes: list[tuple[str, str]], *, partitioned: bool = True) -> None:
+    """The ledger's primary key, then ``indexes`` (from ``ledger_indexes``). PostgreSQL wants the partition
+    key in a partitioned table's primary key, so it is (id, created_at) there and ``id`` stays unique
+    through its sequence alone."""
+    cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" ADD CONSTRAINT "{LEDGER_TABLE}_pkey" PRIMARY KEY '
+                   + ("(id, created_at)" if partitioned else "(id)"))
+    for _name, statement in indexes:
+        cursor.execute(statement)
 
 
 def partitions_list(cursor) -> list[str]:
