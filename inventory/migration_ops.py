@@ -1,4 +1,4 @@
-"""Migration operations shared by the apps whose tables gained a location."""
+"""Migration operations: a location column for the tables that gained one, the ledger rebuilt partitioned by month."""
 from django.conf import settings
 from django.db import migrations
 

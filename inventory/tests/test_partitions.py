@@ -11,12 +11,12 @@ from core.errors import ValidationFailed
 from core.tests.migrations import latest, migrate
 from inventory import services
 from inventory.models import MovementKind, StockMovement
-from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, partition_name, partitions_list
+from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add, partition_name, partitions_list
 from inventory.selectors import ledger_drift, location_default_id
 from inventory.tasks import ledger_partitions_ensure_task
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 
-# The apps whose migrations must stay applied around inventory's: the latest of every app but inventory's own.
+# Inventory's migration just before the one that partitions the ledger (0007).
 BEFORE_PARTITIONING = ("inventory", "0006_location_staff_users")
 
 
@@ -132,9 +132,7 @@ def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
 @pytest.mark.django_db
 def test_the_beat_task_makes_partitions_as_far_ahead_as_the_setting_says(settings):
     settings.LEDGER_PARTITION_MONTHS_AHEAD = 20
-    today = datetime.now(timezone.utc).date().replace(day=1)
-    index = today.year * 12 + today.month - 1 + 20
-    far = date(index // 12, index % 12 + 1, 1)
+    far = month_add(datetime.now(timezone.utc).date().replace(day=1), 20)
     assert partition_name(far) not in partitions()
     ledger_partitions_ensure_task()
     assert partition_name(far) in partitions()
