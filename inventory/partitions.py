@@ -117,6 +117,13 @@ def ledger_indexes_make(cursor, indexes: list[tuple[str, str]], *, partitioned: 
 
 def partitions_list(cursor) -> list[str]:
     """The ledger's partitions (the default one included), by name."""
-    cursor.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    return [name for name, _rows in partitions_estimated_rows(cursor)]
+
+
+def partitions_estimated_rows(cursor) -> list[tuple[str, int | None]]:
+    """(name, rows) of the ledger's partitions by name, rows as the planner last estimated them
+    (pg_class.reltuples, kept by ANALYZE and autovacuum), None for a partition never analysed: a count(*)
+    of each would read the whole ledger."""
+    cursor.execute("SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                    "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname", [LEDGER_TABLE])
-    return [row[0] for row in cursor.fetchall()]
+    return [(name, None if rows < 0 else round(rows)) for name, rows in cursor.fetchall()]

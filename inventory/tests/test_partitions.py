@@ -127,6 +127,20 @@ def test_the_command_creates_the_coming_months_then_reports_none_left(capsys, se
 
 
 @pytest.mark.django_db
+def test_the_command_lists_each_partition_with_the_planners_row_estimate_not_a_count(capsys):
+    ProductFactory(code="PART-LIST", on_hand=4)
+    services.stock_receive(code="PART-LIST", quantity=3)
+    this_month = partition_name(datetime.now(timezone.utc).date().replace(day=1))
+    with connection.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{this_month}"')  # counts this transaction's own rows as live
+        cursor.execute(f'TRUNCATE "{LEDGER_DEFAULT_PARTITION}"')  # emptied: never analysed since
+    call_command("ledger_partitions", "--months-ahead", "0", "--list")
+    listed = capsys.readouterr().out.splitlines()
+    assert f"{this_month}: about 2 row(s)" in listed
+    assert f"{LEDGER_DEFAULT_PARTITION}: not analysed yet" in listed
+
+
+@pytest.mark.django_db
 def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
     with pytest.raises(CommandError):
         call_command("ledger_partitions", "--months-ahead", "500")
