@@ -56,17 +56,19 @@ def _endpoint_cache_clean():
 
 
 @pytest.fixture(autouse=True)
-def _redis_and_broker_taken_as_up():
-    """The "known down" marks (core/cache.py, core/enqueue.py) are process-wide: a test that made Redis or
-    the broker fail must not leave the next tests skipping them."""
+def _circuits_taken_as_up():
+    """The "known down" marks (core/cache.py, core/enqueue.py, core/db_routers.py) are process-wide: a test
+    that made Redis, the broker or the read replica fail must not leave the next tests skipping them."""
     from core.cache import redis_circuit
+    from core.db_routers import replica_circuit
     from core.enqueue import broker_circuit
 
-    redis_circuit.mark_up()
-    broker_circuit.mark_up()
+    circuits = (redis_circuit, broker_circuit, replica_circuit)
+    for circuit in circuits:
+        circuit.mark_up()
     yield
-    redis_circuit.mark_up()
-    broker_circuit.mark_up()
+    for circuit in circuits:
+        circuit.mark_up()
 
 
 _DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}

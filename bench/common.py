@@ -1,10 +1,14 @@
-"""Helpers shared by the benchmark scripts: run manage.py commands, recreate a bench database, empty its queues."""
+"""Helpers shared by the benchmark scripts: run manage.py commands, recreate a bench database, empty its queues,
+latency percentiles."""
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
 import redis
+
+from config.settings.base import CELERY_TASK_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +27,17 @@ def database_recreate(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-# CELERY_TASK_QUEUES of config/settings/base.py, named here because bench-ws runs without Django set up.
-CELERY_QUEUES = ("celery", "projections", "alerts", "orders")
+# Read from the settings module itself: bench-ws runs without Django set up.
+CELERY_QUEUES = tuple(queue.name for queue in CELERY_TASK_QUEUES)
+
+
+def percentiles(values: Iterable[float], *shares: float) -> list[float | None]:
+    """The values at these shares of ``values`` (0.5 the median, 0.99 the p99, 1 the maximum) by nearest
+    rank, in the values' unit; None for each when there are no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return [None] * len(shares)
+    return [ordered[min(int(len(ordered) * share), len(ordered) - 1)] for share in shares]
 
 
 def celery_queues_empty(redis_url: str) -> None:

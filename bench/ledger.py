@@ -61,8 +61,9 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database_recreate, manage  # noqa: E402
-from inventory.partitions import LEDGER_TABLE, month_add, partitions_add, partitions_list  # noqa: E402
+from bench.common import database_recreate, manage, percentiles  # noqa: E402
+from inventory.partitions import (LEDGER_TABLE, ledger_indexes_drop, ledger_indexes_make, month_add,  # noqa: E402
+                                  partitions_add, partitions_list)
 
 
 def step(label: str, started: float) -> float:
@@ -94,12 +95,7 @@ def ledger_fill(args) -> None:
                    f"{len(partitions_list(conn.cursor()))} partitions", started)
 
     # The secondary indexes and the primary key are built once the rows are in; the same definitions.
-    indexes = conn.execute(
-        "SELECT indexname, replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes WHERE tablename = %s"
-        " AND indexname <> %s ORDER BY indexname", [LEDGER_TABLE, f"{LEDGER_TABLE}_pkey"]).fetchall()
-    for name, _ in indexes:
-        conn.execute(f'DROP INDEX "{name}"')
-    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" DROP CONSTRAINT "{LEDGER_TABLE}_pkey"')
+    indexes = ledger_indexes_drop(conn.cursor())
 
     # Row g (1..rows): ids in time order over the months; within each run of --products rows every
     # product once (7919 is prime to the counts used), the run's location cycling, so every pair gets
@@ -129,9 +125,7 @@ def ledger_fill(args) -> None:
     started = step(f"{args.rows:,} ledger rows", started)
 
     conn.execute("SET maintenance_work_mem = '512MB'")
-    conn.execute(f'ALTER TABLE "{LEDGER_TABLE}" ADD CONSTRAINT "{LEDGER_TABLE}_pkey" PRIMARY KEY (id, created_at)')
-    for _, definition in indexes:
-        conn.execute(definition)
+    ledger_indexes_make(conn.cursor(), indexes)
     conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [LEDGER_TABLE, args.rows])
     started = step(f"primary key and {len(indexes)} indexes", started)
 
@@ -146,20 +140,11 @@ def ledger_fill(args) -> None:
     conn.close()
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(p: float) -> float:
-        return ordered[min(int(len(ordered) * p), len(ordered) - 1)] * 1000
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1] * 1000}
-
-
 def show(label: str, samples: list[float]) -> bool:
-    figures = percentiles(samples)
-    met = figures["p99"] <= TARGET_MS
-    print(f"  {label:<44} p50 {figures['p50']:.2f} ms  p95 {figures['p95']:.2f} ms  p99 {figures['p99']:.2f} ms"
-          f"  max {figures['max']:.2f} ms  ({'met' if met else 'NOT met'})", flush=True)
+    p50, p95, p99, top = (seconds * 1000 for seconds in percentiles(samples, 0.50, 0.95, 0.99, 1))
+    met = p99 <= TARGET_MS
+    print(f"  {label:<44} p50 {p50:.2f} ms  p95 {p95:.2f} ms  p99 {p99:.2f} ms"
+          f"  max {top:.2f} ms  ({'met' if met else 'NOT met'})", flush=True)
     return met
 
 

@@ -51,7 +51,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import celery_queues_empty  # noqa: E402
+from bench.common import celery_queues_empty, percentiles  # noqa: E402
 from core.tests.pg_cluster import PrivateCluster  # noqa: E402
 from scripts.keep_running import QUICK_DEATH_SECONDS  # noqa: E402
 
@@ -361,13 +361,6 @@ def ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def percentile(values: list[float], share: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * share), len(ordered) - 1)]
-
-
 def outcome(sample: Sample) -> str:
     if sample.status is None:
         return sample.error
@@ -398,13 +391,13 @@ async def warm_up(load: Load, seconds: float = 3.0) -> dict:
     samples = load.between(start, time.monotonic())
     by_kind = {kind: [s for s in samples if s.kind == kind] for kind in KINDS}
     print(f"warm-up ({seconds:g} s, PostgreSQL up): {len(samples) / seconds:.0f} requests/s; "
-          + "; ".join(f"{kind} p50 {ms(percentile([s.latency for s in got], 0.5))} {outcomes(got)}"
+          + "; ".join(f"{kind} p50 {ms(percentiles([s.latency for s in got], 0.5)[0])} {outcomes(got)}"
                       for kind, got in by_kind.items()))
     bad = [kind for kind, got in by_kind.items() if not got or any(outcome(s) != "2xx" for s in got)]
     if bad:
         raise SystemExit(f"not every request succeeded before the outage ({', '.join(bad)}): see the server log")
     return {"requests_per_second": round(len(samples) / seconds), "by_kind": {
-        kind: {"p50_ms": round(percentile([s.latency for s in got], 0.5) * 1000, 1), "requests": len(got)}
+        kind: {"p50_ms": round(percentiles([s.latency for s in got], 0.5)[0] * 1000, 1), "requests": len(got)}
         for kind, got in by_kind.items()}}
 
 
@@ -452,8 +445,8 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
         "stop_command_s": round(stopped_at - stop_at, 3),
         "first_503_s": None if first_503 is None else round(first_503 - stop_at, 3),
         "refused": len(refused),
-        "refused_p50_ms": round(percentile([s.latency for s in refused], 0.5) * 1000, 1) if refused else None,
-        "refused_p95_ms": round(percentile([s.latency for s in refused], 0.95) * 1000, 1) if refused else None,
+        "refused_p50_ms": round(percentiles([s.latency for s in refused], 0.5)[0] * 1000, 1) if refused else None,
+        "refused_p95_ms": round(percentiles([s.latency for s in refused], 0.95)[0] * 1000, 1) if refused else None,
         "refused_max_ms": round(max(s.latency for s in refused) * 1000, 1) if refused else None,
         "while_down": outcomes(down),
         "while_down_by_kind": {kind: outcomes([s for s in down if s.kind == kind]) for kind in KINDS},
@@ -485,8 +478,8 @@ async def postgres_outage(load: Load, cluster: PrivateCluster, mode: str, down_s
           + ", ".join(f"{kind} {ms(t)}" for kind, t in
                       ((k, v) for k, v in result["first_503_by_kind_s"].items())))
     refused_latencies = [s.latency for s in refused]
-    print(f"  refused (503) requests: {len(refused)}, latency p50 {ms(percentile(refused_latencies, 0.5))}, "
-          f"p95 {ms(percentile(refused_latencies, 0.95))}, max {ms(max(refused_latencies, default=None))}")
+    print(f"  refused (503) requests: {len(refused)}, latency p50 {ms(percentiles(refused_latencies, 0.5)[0])}, "
+          f"p95 {ms(percentiles(refused_latencies, 0.95)[0])}, max {ms(max(refused_latencies, default=None))}")
     print(f"  every request answered while down ({len(down)}): {shares(result['while_down'])}; slowest "
           f"{ms(max((s.latency for s in down), default=None))}, {result['over_2s_while_down']} over 2 s")
     for kind in KINDS:

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import celery_queues_empty  # noqa: E402
+from bench.common import celery_queues_empty, percentiles  # noqa: E402
 
 HOT_CODE = "HOT-0001"
 RUSH_CODE = "RUSH-0001"
@@ -219,14 +219,11 @@ class Stats:
         self.answered = 0
 
     def summary(self, seconds: float) -> dict:
-        lat = sorted(self.latencies)
-
-        def pct(p):
-            return round(lat[min(int(len(lat) * p), len(lat) - 1)] * 1000, 1) if lat else None
-
-        total = len(lat)
+        p50, p99 = (None if value is None else round(value * 1000, 1)
+                    for value in percentiles(self.latencies, 0.50, 0.99))
+        total = len(self.latencies)
         return {
-            "requests": total, "rps": round(total / seconds, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "requests": total, "rps": round(total / seconds, 1), "p50_ms": p50, "p99_ms": p99,
             "2xx": sum(n for s, n in self.statuses.items() if 200 <= s < 300),
             "409": self.statuses.get(409, 0),
             "5xx": sum(n for s, n in self.statuses.items() if s >= 500),

@@ -46,7 +46,7 @@ ENV = {
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from bench.common import database_recreate as bench_database_recreate, manage  # noqa: E402
+from bench.common import database_recreate as bench_database_recreate, manage, percentiles  # noqa: E402
 
 CODE = re.compile(r"BT-\d{4}")
 receipts: dict[str, float] = {}
@@ -100,11 +100,6 @@ def redis_keys_clear() -> None:
         for key in client.scan_iter(pattern):
             client.delete(key)
     client.close()
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -213,13 +208,14 @@ def main() -> None:
               f"({len(calls)} Bot API calls in all)")
         if upper:
             print(f"commit → receipt, upper bound (from request start): p50 {statistics.median(upper) * 1000:.0f} ms, "
-                  f"p99 {pct(upper, 0.99) * 1000:.0f} ms, max {max(upper) * 1000:.0f} ms")
+                  f"p99 {percentiles(upper, 0.99)[0] * 1000:.0f} ms, max {max(upper) * 1000:.0f} ms")
             print(f"commit → receipt, lower bound (from API response):  p50 {statistics.median(lower) * 1000:.0f} ms, "
-                  f"p99 {pct(lower, 0.99) * 1000:.0f} ms, max {max(lower) * 1000:.0f} ms")
+                  f"p99 {percentiles(lower, 0.99)[0] * 1000:.0f} ms, max {max(lower) * 1000:.0f} ms")
         if upper:
             print(f"within 1 s: {sum(v <= 1 for v in upper)}/{len(upper)}, within 2 s: {sum(v <= 2 for v in upper)}/"
                   f"{len(upper)} (upper bound)")
-        print(f"API movement POST: p50 {statistics.median(api) * 1000:.0f} ms, p99 {pct(api, 0.99) * 1000:.0f} ms")
+        print(f"API movement POST: p50 {statistics.median(api) * 1000:.0f} ms, "
+              f"p99 {percentiles(api, 0.99)[0] * 1000:.0f} ms")
         time.sleep(1)  # the worker marks rows sent just after the fake answered
         states = dict(AlertOutbox.objects.values_list("state").annotate(n=django.db.models.Count("id")))
         print(f"outbox rows by state: {states}")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
 sys.path.insert(0, str(ROOT))
 
-from bench.common import celery_queues_empty  # noqa: E402
+from bench.common import celery_queues_empty, percentiles  # noqa: E402
 
 
 def env_for_server(args) -> dict[str, str]:
@@ -248,13 +248,6 @@ def events_of(frames: list[tuple[float, bytes]]) -> list[tuple[str, int, float, 
     return records
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1000)
@@ -347,13 +340,15 @@ def main() -> int:
                 lat_sent.append(d_sent * 1000)
                 lat_at.append(d_at * 1000)
             lost += len(expected - seen)
-    ms = lambda v: f"{v:7.1f} ms"  # noqa: E731
+    ms = lambda v: f"{float('nan') if v is None else v:7.1f} ms"  # noqa: E731  (nan: no deliveries at all)
     print(f"\nclients {args.clients}, changes {len(expected)} ok / {errors} failed, achieved {achieved:.1f}/s, "
           f"channel layer {args.layer}")
     print(f"deliveries expected {len(expected) * args.clients}, received {len(lat_sent)}, "
           f"lost {lost}, duplicated {dups}, unexpected {foreign}")
-    print(f"commit → client (sent_at): p50 {ms(pct(lat_sent, 50))}  p99 {ms(pct(lat_sent, 99))}  max {ms(max(lat_sent or [0]))}")
-    print(f"in-transaction stamp (at) → client: p50 {ms(pct(lat_at, 50))}  p99 {ms(pct(lat_at, 99))}  max {ms(max(lat_at or [0]))}")
+    sent_p50, sent_p99 = percentiles(lat_sent, 0.5, 0.99)
+    at_p50, at_p99 = percentiles(lat_at, 0.5, 0.99)
+    print(f"commit → client (sent_at): p50 {ms(sent_p50)}  p99 {ms(sent_p99)}  max {ms(max(lat_sent or [0]))}")
+    print(f"in-transaction stamp (at) → client: p50 {ms(at_p50)}  p99 {ms(at_p99)}  max {ms(max(lat_at or [0]))}")
     print(f"client processes: {args.procs}, CPU while the stock changed {client_cpu:.1f} s in all")
     for total, count in fanouts:
         if count:

@@ -50,7 +50,8 @@ def redis_direct(*, timeout: float) -> redis.Redis:
 
 
 class RedisCircuit:
-    """Whether Redis is known down in this process: marked by a failed call, cleared by a good one.
+    """Whether Redis (or the service ``what`` names: the Celery broker, the read replica) is known down in
+    this process: marked by a failed call, cleared by a good one.
 
     Redis holds rate limits, the channel layer and the cache, never the truth, so callers degrade
     when it is down (docs/architecture.md, "Redis outage"). While marked, they skip Redis at once
@@ -66,7 +67,7 @@ class RedisCircuit:
     def is_down(self) -> bool:
         return time.monotonic() < self._down_until
 
-    def mark_down(self, error: BaseException) -> None:
+    def mark_down(self, error: BaseException | None = None) -> None:
         """Redis failed this call: skip it for ``probe_seconds``. Logged once per outage, not per call."""
         if not self._down_until:
             logger.warning("%s unavailable: degraded until it answers again", self.what, extra={"error": repr(error)})

@@ -1,43 +1,20 @@
 """Reads of a few read-only routes sent to a streaming replica (DATABASE_REPLICA_URL), with the primary as fallback."""
 import contextvars
-import logging
-import threading
-import time
 
 from django.conf import settings
 from django.db import connections
 from django.urls import Resolver404, resolve
 
-logger = logging.getLogger(__name__)
+from core.cache import RedisCircuit
 
 REPLICA = "replica"
 # Set for the length of one request that may read from the replica (ReplicaReadsMiddleware).
 _replica_reads = contextvars.ContextVar("replica_reads", default=False)
 
 
-class ReplicaCircuit:
-    """Whether the replica is known down in this process: marked by a request whose replica read failed,
-    forgotten after DATABASE_REPLICA_RETRY_SECONDS, when the next eligible request tries the replica again."""
-
-    def __init__(self) -> None:
-        self._down_until = 0.0
-        self._lock = threading.Lock()
-
-    def is_down(self) -> bool:
-        return time.monotonic() < self._down_until
-
-    def mark_down(self) -> None:
-        with self._lock:
-            if not self.is_down():
-                logger.warning("read replica unreachable: its routes read from the primary for a while",
-                               extra={"retry_seconds": settings.DATABASE_REPLICA_RETRY_SECONDS})
-            self._down_until = time.monotonic() + settings.DATABASE_REPLICA_RETRY_SECONDS
-
-    def mark_up(self) -> None:
-        self._down_until = 0.0
-
-
-replica_circuit = ReplicaCircuit()
+# Whether the replica is known down in this process: marked by a request whose replica read failed, tried
+# again by the first eligible request after DATABASE_REPLICA_RETRY_SECONDS, cleared when that one succeeds.
+replica_circuit = RedisCircuit(probe_seconds=settings.DATABASE_REPLICA_RETRY_SECONDS, what="Read replica")
 
 
 class ReplicaRouter:
@@ -88,6 +65,7 @@ class ReplicaReadsMiddleware:
         finally:
             _replica_reads.reset(token)
         if not replica.errors_occurred:
+            replica_circuit.mark_up()
             return response
         replica_circuit.mark_down()
         replica.close()

@@ -1,4 +1,4 @@
-"""Migration operations shared by the apps whose tables gained a location."""
+"""Migration operations: a location column for the tables that gained one, the ledger rebuilt partitioned by month."""
 from django.conf import settings
 from django.db import migrations
 
@@ -34,22 +34,16 @@ def _ledger_rebuild(cursor, *, partitioned: bool, months_ahead: int = 0) -> None
 
     The old table is renamed, a new one made like it (columns, defaults, checks), its rows copied, and
     the old one dropped; then the primary key, every other index and foreign key the old table had are
-    made again under their own names, and ``id`` numbering carries on from where it stood. PostgreSQL
-    wants the partition key in a partitioned table's primary key, so it is (id, created_at) there and
-    ``id`` stays unique through its sequence alone.
+    made again under their own names (``ledger_indexes_make``), and ``id`` numbering carries on from
+    where it stood.
     """
-    from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add, months_between, partition_add
+    from inventory.partitions import (LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, ledger_indexes, ledger_indexes_make,
+                                      month_add, months_between, partition_add)
 
     table, old = LEDGER_TABLE, f"{LEDGER_TABLE}_before_rebuild"
     cursor.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
     cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-    cursor.execute("SELECT current_schema()")
-    schema = cursor.fetchone()[0]
-    cursor.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
-        " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)"
-        " AND contype = 'p') ORDER BY indexname", [old, old])
-    indexes = cursor.fetchall()
+    indexes = ledger_indexes(cursor, table=old)
     cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s)"
                    " AND contype = 'f' ORDER BY conname", [old])
     foreign_keys = cursor.fetchall()
@@ -77,12 +71,7 @@ def _ledger_rebuild(cursor, *, partitioned: bool, months_ahead: int = 0) -> None
     cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
     cursor.execute(f'DROP TABLE "{old}"')
 
-    cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{table}_pkey" PRIMARY KEY '
-                   + ("(id, created_at)" if partitioned else "(id)"))
-    for _name, definition in indexes:
-        for on in (f" ON ONLY {schema}.{old} ", f" ON {schema}.{old} "):
-            definition = definition.replace(on, f' ON "{table}" ')
-        cursor.execute(definition)
+    ledger_indexes_make(cursor, indexes, partitioned=partitioned)
     for name, definition in foreign_keys:
         cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
     if partitioned:

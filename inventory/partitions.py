@@ -1,8 +1,9 @@
 """Monthly partitions of the ledger table (inventory_stockmovement): names, bounds and the idempotent DDL that adds them.
 
-Plain SQL on a DB-API cursor, so the migration that partitions the table and the upkeep that adds the
-coming months (``ledger_partitions_ensure`` in services, its command and beat task) share it. Months are
-UTC calendar months: ``created_at`` is stored in UTC and a bound must not move with a time zone.
+Plain SQL on a DB-API cursor, so the migration that partitions the table, the upkeep that adds the
+coming months (``ledger_partitions_ensure`` in services, its command and beat task) and bench-ledger's
+bulk fill share it. Months are UTC calendar months: ``created_at`` is stored in UTC and a bound must not
+move with a time zone.
 """
 from datetime import date
 
@@ -46,9 +47,10 @@ def partition_exists(cursor, name: str) -> bool:
 def partition_add(cursor, *, month: date) -> bool:
     """Give ``month`` its own partition unless it has one; False when it had.
 
-    Rows of that month already caught by the default partition move into the new one first: PostgreSQL
-    refuses to attach a range the default partition holds rows of. The table is created standalone and
-    attached, which builds its indexes and foreign keys from the parent's.
+    Rows of that month already caught by the default partition move into the new one first, under a lock
+    on it: PostgreSQL refuses to attach a range the default partition holds rows of. The table is created
+    standalone and attached, which builds its indexes and foreign keys from the parent's. Call it in a
+    transaction: the lock holds until it ends.
     """
     name = partition_name(month)
     if partition_exists(cursor, name):
@@ -56,6 +58,11 @@ def partition_add(cursor, *, month: date) -> bool:
     lower, upper = _bound(month), _bound(month_add(month, 1))
     cursor.execute(f'CREATE TABLE "{name}" (LIKE "{LEDGER_TABLE}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     if partition_exists(cursor, LEDGER_DEFAULT_PARTITION):
+        # Held to the end of the caller's transaction: a row of the month inserted between the move and
+        # the ATTACH would land in the default partition and make the ATTACH fail. Such an insert now waits
+        # and is then refused (PostgreSQL checks the default partition's new bounds); a later one lands in
+        # the month's partition. Future months get theirs ahead of time, so a real one is rare.
+        cursor.execute(f'LOCK TABLE "{LEDGER_DEFAULT_PARTITION}" IN ACCESS EXCLUSIVE MODE')
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{LEDGER_DEFAULT_PARTITION}" WHERE created_at >= {lower} '
             f'AND created_at < {upper} RETURNING *) INSERT INTO "{name}" SELECT * FROM moved')
@@ -69,8 +76,54 @@ def partitions_add(cursor, *, first: date, last: date) -> list[str]:
     return [partition_name(month) for month in months_between(first, last) if partition_add(cursor, month=month)]
 
 
+def ledger_indexes(cursor, *, table: str = LEDGER_TABLE) -> list[tuple[str, str]]:
+    """(name, statement) of each index of ``table`` but its primary key's: the statement builds it again,
+    under the same name, on the ledger table (and on every partition of it). ``table`` is the ledger, or
+    the old ledger a rebuild renamed (inventory/migration_ops.py)."""
+    cursor.execute("SELECT current_schema()")
+    schema = cursor.fetchone()[0]
+    cursor.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s"
+        " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s)"
+        " AND contype = 'p') ORDER BY indexname", [table, table])
+    indexes = []
+    for name, definition in cursor.fetchall():
+        # ON ONLY: the parent's index alone, as pg_indexes shows a partitioned table's.
+        for on in (f" ON ONLY {schema}.{table} ", f" ON {schema}.{table} "):
+            definition = definition.replace(on, f' ON "{LEDGER_TABLE}" ')
+        indexes.append((name, definition))
+    return indexes
+
+
+def ledger_indexes_drop(cursor) -> list[tuple[str, str]]:
+    """Drop the ledger's primary key and its other indexes (a bulk load runs faster without them);
+    returns those indexes for ``ledger_indexes_make``."""
+    indexes = ledger_indexes(cursor)
+    for name, _statement in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')
+    cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" DROP CONSTRAINT "{LEDGER_TABLE}_pkey"')
+    return indexes
+
+
+def ledger_indexes_make(cursor, indexes: list[tuple[str, str]], *, partitioned: bool = True) -> None:
+    """The ledger's primary key, then ``indexes`` (from ``ledger_indexes``). PostgreSQL wants the partition
+    key in a partitioned table's primary key, so it is (id, created_at) there and ``id`` stays unique
+    through its sequence alone."""
+    cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" ADD CONSTRAINT "{LEDGER_TABLE}_pkey" PRIMARY KEY '
+                   + ("(id, created_at)" if partitioned else "(id)"))
+    for _name, statement in indexes:
+        cursor.execute(statement)
+
+
 def partitions_list(cursor) -> list[str]:
     """The ledger's partitions (the default one included), by name."""
-    cursor.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    return [name for name, _rows in partitions_estimated_rows(cursor)]
+
+
+def partitions_estimated_rows(cursor) -> list[tuple[str, int | None]]:
+    """(name, rows) of the ledger's partitions by name, rows as the planner last estimated them
+    (pg_class.reltuples, kept by ANALYZE and autovacuum), None for a partition never analysed: a count(*)
+    of each would read the whole ledger."""
+    cursor.execute("SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                    "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname", [LEDGER_TABLE])
-    return [row[0] for row in cursor.fetchall()]
+    return [(name, None if rows < 0 else round(rows)) for name, rows in cursor.fetchall()]

@@ -1,14 +1,24 @@
-"""Throwaway servers for outage tests: a Redis of the test's own (killed, started again on its port) and serve.py."""
+"""Throwaway servers for outage tests: a Redis of the test's own (killed, started again on its port), serve.py,
+and a private PostgreSQL cluster with a migrated, seeded database."""
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import redis
 import requests
+
+from core.tests.pg_cluster import PrivateCluster, private_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -20,20 +30,22 @@ def free_port() -> int:
 class ThrowawayRedis:
     """A redis-server nobody else uses (never the shared one): the test may kill it and start it again.
 
-    Started again on the same port, so clients configured with ``url`` reconnect by themselves.
+    Started again on the same port, so clients configured with ``url`` reconnect by themselves. ``extra``
+    arguments come first on the command line, where redis-server wants a configuration file (a sentinel's).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, extra: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
+        self.extra = extra
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ThrowawayRedis":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--maxmemory-policy", "noeviction"],
+            ["redis-server", *self.extra, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--maxmemory-policy", "noeviction"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
@@ -103,12 +115,11 @@ class ServedApp:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ServedApp":
-        root = Path(__file__).resolve().parents[2]
         log = self.log_path.open("wb")  # a file, not a pipe: nobody reads the log while it runs
         self.process = subprocess.Popen(
-            [sys.executable, str(root / "scripts" / "serve.py"), "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, str(ROOT / "scripts" / "serve.py"), "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(self.workers)],
-            cwd=root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         try:
             self._wait_answering()
@@ -177,3 +188,41 @@ def processes_kill(pids) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """The output of ``manage.py`` run with ``env`` (a failure raises, with its output)."""
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True,
+                          text=True, timeout=180).stdout
+
+
+@dataclass
+class PrivateDatabase:
+    cluster: PrivateCluster
+    url: str  # of the migrated, seeded database
+    run: str  # the TEST_RUN_ID of the servers on it: their Redis keys are removed afterwards
+    seeded: dict  # what the seed script printed
+
+
+@contextlib.contextmanager
+def private_database(name: str, seed: str) -> Iterator[PrivateDatabase]:
+    """A private cluster with a ``stockpulse`` database, migrated and then seeded by ``seed`` (run by
+    ``manage.py shell``; its last line of output is JSON); on the way out the Redis keys of its run id
+    (the test run's id and ``name``) are deleted and the cluster removed."""
+    from django.conf import settings
+
+    run = f"{os.environ.get('TEST_RUN_ID', os.getpid())}-{name}"
+    with private_cluster() as cluster:
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE stockpulse")
+        url = cluster.url("stockpulse")
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url, "TEST_RUN_ID": run}
+        try:
+            manage(env, "migrate", "-v", "0")
+            seeded = json.loads(manage(env, "shell", "-c", seed).strip().splitlines()[-1])
+            yield PrivateDatabase(cluster, url, run, seeded)
+        finally:
+            keys = redis.Redis.from_url(settings.REDIS_URL)
+            for key in keys.scan_iter(f"test-{run}[:.]*", count=1000):
+                keys.delete(key)
+            keys.close()

@@ -2,28 +2,21 @@
 Retry-After within 2 s, WebSocket connects are closed with 4503, and when PostgreSQL is back the same requests
 succeed with no restart, none of them a 500 from a pooled connection that died with the old server."""
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 import requests
-from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
-from core.tests.pg_cluster import PrivateCluster, private_cluster
+from core.tests.outage import private_database
+from core.tests.pg_cluster import PrivateCluster
 from core.tests.test_serve_script import Served, serving
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 CODE = "OUT-1"
 # The database-down answer in pt-BR, the default language (core.errors.database_down_body).
 DATABASE_DOWN_MESSAGE = "O banco de dados está indisponível; tente de novo em instantes."
@@ -105,30 +98,12 @@ class Outage:
         return response.json()["ticket"]
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True, timeout=120).stdout
-
-
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory):
-    run = f"{os.environ.get('TEST_RUN_ID', os.getpid())}-outage"
-    with private_cluster() as cluster:
-        with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE stockpulse")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": cluster.url("stockpulse"),
-               "TEST_RUN_ID": run}
-        _manage(env, "migrate", "-v", "0")
-        seeded = json.loads(_manage(env, "shell", "-c", SEED).strip().splitlines()[-1])
-        try:
-            with serving(tmp_path_factory.mktemp("outage"), workers=1, DATABASE_URL=cluster.url("stockpulse"),
-                         TEST_RUN_ID=run) as served:
-                yield Outage(cluster, served, seeded["token"], seeded["session"])
-        finally:
-            keys = redis.Redis.from_url(settings.REDIS_URL)
-            for key in keys.scan_iter(f"test-{run}[:.]*", count=1000):
-                keys.delete(key)
-            keys.close()
+    with private_database("outage", SEED) as database:
+        with serving(tmp_path_factory.mktemp("outage"), workers=1, DATABASE_URL=database.url,
+                     TEST_RUN_ID=database.run) as served:
+            yield Outage(database.cluster, served, database.seeded["token"], database.seeded["session"])
 
 
 @pytest.fixture

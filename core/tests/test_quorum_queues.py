@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from core.tests.outage import processes_stop
 from core.tests.polling import wait_for
@@ -16,7 +17,7 @@ from core.tests.polling import wait_for
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = ("celery", "projections", "alerts", "orders")
+QUEUES = tuple(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 SEND = """
 import django

@@ -3,29 +3,23 @@ primary; a write is read back from the replica once replayed; with the replica d
 the primary. The served tests run a throwaway primary and a standby made from it with pg_basebackup."""
 import contextlib
 import glob
-import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 import requests
 from django.conf import settings
 from django.db import transaction
 
 from core.db_routers import REPLICA, ReplicaRouter, _replica_reads
 from core.models import ApiClient
-from core.tests.pg_cluster import PrivateCluster, private_cluster
+from core.tests.outage import private_database
+from core.tests.pg_cluster import PrivateCluster
 from core.tests.polling import wait_for
 from core.tests.test_serve_script import Served, serving
 from inventory.models import Stock
 from projections.models import ProjectionSummary
 
-ROOT = Path(__file__).resolve().parents[2]
 CODE = "REP-1"
 SEED = """
 import json
@@ -142,37 +136,20 @@ class Replicated:
             return conn.execute(sql).fetchone()[0]
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True,
-                          text=True, timeout=180).stdout
-
-
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     if not glob.glob("/usr/lib/postgresql/*/bin/pg_basebackup"):
         pytest.skip("no PostgreSQL server binaries (pg_basebackup) under /usr/lib/postgresql/*/bin")
-    run = f"{os.environ.get('TEST_RUN_ID', os.getpid())}-replica"
-    with private_cluster() as primary:
-        with psycopg.connect(primary.url("postgres"), autocommit=True) as admin:
-            admin.execute("CREATE DATABASE stockpulse")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-               "DATABASE_URL": primary.url("stockpulse"),
-               "TEST_RUN_ID": run}
-        _manage(env, "migrate", "-v", "0")
-        token = json.loads(_manage(env, "shell", "-c", SEED).strip().splitlines()[-1])["token"]
+    with private_database("replica", SEED) as database:
         standby = StandbyCluster()
         try:
-            standby.from_base_backup(primary).start()
-            with serving(tmp_path_factory.mktemp("replica"), workers=1, DATABASE_URL=primary.url("stockpulse"),
+            standby.from_base_backup(database.cluster).start()
+            with serving(tmp_path_factory.mktemp("replica"), workers=1, DATABASE_URL=database.url,
                          DATABASE_REPLICA_URL=standby.url("stockpulse"), DATABASE_REPLICA_RETRY_SECONDS="1",
-                         TEST_RUN_ID=run) as served:
-                yield Replicated(primary, standby, served, token)
+                         TEST_RUN_ID=database.run) as served:
+                yield Replicated(database.cluster, standby, served, database.seeded["token"])
         finally:
             standby.destroy()
-            keys = redis.Redis.from_url(settings.REDIS_URL)
-            for key in keys.scan_iter(f"test-{run}[:.]*", count=1000):
-                keys.delete(key)
-            keys.close()
 
 
 @pytest.mark.slow

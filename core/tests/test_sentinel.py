@@ -2,7 +2,6 @@
 sentinel, and after a failover the layer carries group messages through the promoted replica."""
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -14,7 +13,7 @@ import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from core.redis_sentinel import channel_layer_hosts, sentinels_parse
-from core.tests.outage import free_port
+from core.tests.outage import ThrowawayRedis, free_port
 from core.tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
@@ -45,29 +44,6 @@ print(app.send_task("celery.accumulate", args=["via sentinel"], queue="celery").
 """
 
 
-def _redis_server(workdir: Path, port: int, *extra: str) -> subprocess.Popen:
-    """A redis-server of the test alone (never the shared one) on this port, answering pings."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(["redis-server", *extra, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(workdir)],
-                               cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-
-    def answers() -> bool:
-        assert process.poll() is None, f"redis-server on {port} exited at start"
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, f"redis-server on {port} did not answer", polls=200)
-    finally:
-        client.close()
-    return process
-
-
 @dataclass
 class Sentinelled:
     master_port: int
@@ -96,26 +72,25 @@ class Sentinelled:
 def sentinelled(tmp_path):
     """A master, its replica in sync, and one sentinel watching them (quorum 1, so it may fail over alone)."""
     master_port, replica_port, sentinel_port = free_port(), free_port(), free_port()
-    processes = [_redis_server(tmp_path / "master", master_port)]
+    servers = [ThrowawayRedis(tmp_path / "master", master_port).start()]
     try:
-        processes.append(_redis_server(tmp_path / "replica", replica_port,
-                                       "--replicaof", "127.0.0.1", str(master_port)))
+        servers.append(ThrowawayRedis(tmp_path / "replica", replica_port,
+                                      extra=("--replicaof", "127.0.0.1", str(master_port))).start())
         with redis.Redis(port=replica_port, decode_responses=True) as replica:
             wait_for(lambda: replica.info("replication")["master_link_status"] == "up", "the replica never synced")
         config = tmp_path / "sentinel.conf"  # Sentinel rewrites its file as it learns, so it must be writable
         config.write_text(f"sentinel monitor {MASTER} 127.0.0.1 {master_port} 1\n"
                           f"sentinel down-after-milliseconds {MASTER} 1000\n"
                           f"sentinel failover-timeout {MASTER} 10000\n")
-        processes.append(_redis_server(tmp_path / "sentinel", sentinel_port, str(config), "--sentinel"))
+        servers.append(ThrowawayRedis(tmp_path / "sentinel", sentinel_port, extra=(str(config), "--sentinel")).start())
         found = Sentinelled(master_port, replica_port, sentinel_port)
         with found.sentinel() as client:
             wait_for(lambda: client.execute_command("SENTINEL", "replicas", MASTER),
                      "the sentinel never saw the replica")
         yield found
     finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        for server in servers:
+            server.kill()
 
 
 def test_sentinels_parse_reads_hosts_with_and_without_a_port():

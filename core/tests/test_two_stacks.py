@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pytest
 import requests
 from django.conf import settings
-from django.core.management import call_command
 from django.db.models import Sum
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websocket_connect
@@ -23,8 +22,10 @@ from inventory.selectors import ledger_drift, location_default_id
 from inventory.tests.factories import ProductFactory
 from reservations.selectors import reserved_drift
 
-# django_db: the run then makes the test database; the rows the stacks share are committed by the fixture.
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# transaction=True: the rows the stacks share must be committed for their processes to see them, and the
+# test's usual teardown flush removes them with what the stacks wrote, among the transactional tests, where a
+# flush is expected (not among the plain django_db ones, which count on what the migrations left).
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 RUSH, LIVE = "TWO-RUSH", "TWO-LIVE"
 UNITS = 12  # the last units of RUSH: three times as many carts ask for one each
@@ -54,34 +55,34 @@ class Stacks:
             yield socket
 
 
-@pytest.fixture(scope="module")
-def stacks(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Both stacks on the test database and the test run's Redis keys; the products and token committed first."""
+@pytest.fixture
+def stacks(tmp_path):
+    """Both stacks on the test database and the test run's Redis keys; the products and token committed first.
+
+    Started per test: a server keeps the default location's id for its life, and the flush after each
+    transactional test deletes that row.
+    """
     db = settings.DATABASES["default"]
     shared = {"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
               # One run id: one channel-layer prefix, so both stacks publish to and listen on the same groups.
               "TEST_RUN_ID": settings.CACHES["default"]["KEY_PREFIX"].removeprefix("test-")}
-    with django_db_blocker.unblock():
-        ProductFactory(code=RUSH, on_hand=UNITS)
-        ProductFactory(code=LIVE, on_hand=100)
-        token = ApiClientFactory(scopes=["read", "reserve", "manage"]).raw_token
-    try:
-        with serving(tmp_path_factory.mktemp("stack-a"), workers=1, **shared) as a, \
-                serving(tmp_path_factory.mktemp("stack-b"), workers=1, **shared) as b:
-            assert a.url != b.url
-            yield Stacks(a, b, token)
-    finally:
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)  # what a transactional test leaves: nothing
+    ProductFactory(code=RUSH, on_hand=UNITS)
+    ProductFactory(code=LIVE, on_hand=100)
+    token = ApiClientFactory(scopes=["read", "reserve", "manage"]).raw_token
+    for name in ("stack-a", "stack-b"):
+        (tmp_path / name).mkdir()
+    with serving(tmp_path / "stack-a", workers=1, **shared) as a, \
+            serving(tmp_path / "stack-b", workers=1, **shared) as b:
+        assert a.url != b.url
+        yield Stacks(a, b, token)
 
 
-def _stock(django_db_blocker, code: str) -> Stock:
-    with django_db_blocker.unblock():
-        return Stock.objects.get(product__code=code, location_id=location_default_id())
+def _stock(code: str) -> Stock:
+    return Stock.objects.get(product__code=code, location_id=location_default_id())
 
 
-def test_reservations_of_the_last_units_split_across_both_stacks_never_oversell(stacks, django_db_blocker):
-    before = _stock(django_db_blocker, RUSH)
+def test_reservations_of_the_last_units_split_across_both_stacks_never_oversell(stacks):
+    before = _stock(RUSH)
     assert (before.on_hand, before.reserved) == (UNITS, 0)
 
     def reserve(attempt: int) -> tuple[int, str, str | None]:
@@ -100,7 +101,7 @@ def test_reservations_of_the_last_units_split_across_both_stacks_never_oversell(
     assert sorted({status for status, _, _ in answers}) == [201, 409]
     assert {found for status, _, found in answers if status == 409} == {"insufficient_stock"}
     assert {url for url, _ in created} == {stacks.a.url, stacks.b.url}  # each stack sold some
-    held = _stock(django_db_blocker, RUSH)
+    held = _stock(RUSH)
     assert (held.on_hand, held.reserved, held.available) == (UNITS, UNITS, 0)
 
     # Each sale confirmed through the stack that did not take it.
@@ -108,13 +109,12 @@ def test_reservations_of_the_last_units_split_across_both_stacks_never_oversell(
         other = stacks.b if url == stacks.a.url else stacks.a
         assert stacks.post(other, f"/api/v1/reservations/{reservation}/confirm").status_code == 200
 
-    sold = _stock(django_db_blocker, RUSH)
+    sold = _stock(RUSH)
     assert (sold.on_hand, sold.reserved) == (0, 0)
-    with django_db_blocker.unblock():
-        ledger = StockMovement.objects.filter(product__code=RUSH, location_id=location_default_id())
-        assert ledger.aggregate(total=Sum("quantity"))["total"] == 0
-        assert ledger.filter(quantity__lt=0).aggregate(total=Sum("quantity"))["total"] == -UNITS
-        assert ledger_drift() == [] and reserved_drift() == []
+    ledger = StockMovement.objects.filter(product__code=RUSH, location_id=location_default_id())
+    assert ledger.aggregate(total=Sum("quantity"))["total"] == 0
+    assert ledger.filter(quantity__lt=0).aggregate(total=Sum("quantity"))["total"] == -UNITS
+    assert ledger_drift() == [] and reserved_drift() == []
 
 
 def _next_change(socket: ClientConnection, code: str) -> dict:
@@ -125,10 +125,10 @@ def _next_change(socket: ClientConnection, code: str) -> dict:
             return event
 
 
-def test_a_stock_change_made_through_either_stack_reaches_sockets_on_both(stacks, django_db_blocker):
+def test_a_stock_change_made_through_either_stack_reaches_sockets_on_both(stacks):
     with contextlib.ExitStack() as opened:
         sockets = [opened.enter_context(stacks.socket(stack, LIVE)) for stack in stacks.both()]
-        on_hand = _stock(django_db_blocker, LIVE).on_hand
+        on_hand = _stock(LIVE).on_hand
         for through, quantity in zip(stacks.both(), (3, 4)):
             response = stacks.post(through, f"/api/v1/stock/{LIVE}/movements",
                                    {"kind": "receipt", "quantity": quantity})
@@ -139,4 +139,4 @@ def test_a_stock_change_made_through_either_stack_reaches_sockets_on_both(stacks
 
             assert [event["on_hand"] for event in events] == [on_hand, on_hand]
             assert events[0]["id"] == events[1]["id"]  # one event, delivered by both stacks
-        assert _stock(django_db_blocker, LIVE).on_hand == on_hand
+        assert _stock(LIVE).on_hand == on_hand

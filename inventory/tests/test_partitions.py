@@ -3,20 +3,23 @@ upkeep (service, command, beat task) that makes the coming months' partitions.""
 import threading
 from datetime import date, datetime, timezone
 
+import psycopg
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 
 from core.errors import ValidationFailed
 from core.tests.migrations import latest, migrate
+from core.tests.polling import wait_for
 from inventory import services
 from inventory.models import MovementKind, StockMovement
-from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, partition_name, partitions_list
+from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add, partition_name, partitions_list
 from inventory.selectors import ledger_drift, location_default_id
 from inventory.tasks import ledger_partitions_ensure_task
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 
-# The apps whose migrations must stay applied around inventory's: the latest of every app but inventory's own.
+# Inventory's migration just before the one that partitions the ledger (0007).
 BEFORE_PARTITIONING = ("inventory", "0006_location_staff_users")
 
 
@@ -124,6 +127,20 @@ def test_the_command_creates_the_coming_months_then_reports_none_left(capsys, se
 
 
 @pytest.mark.django_db
+def test_the_command_lists_each_partition_with_the_planners_row_estimate_not_a_count(capsys):
+    ProductFactory(code="PART-LIST", on_hand=4)
+    services.stock_receive(code="PART-LIST", quantity=3)
+    this_month = partition_name(datetime.now(timezone.utc).date().replace(day=1))
+    with connection.cursor() as cursor:
+        cursor.execute(f'ANALYZE "{this_month}"')  # counts this transaction's own rows as live
+        cursor.execute(f'TRUNCATE "{LEDGER_DEFAULT_PARTITION}"')  # emptied: never analysed since
+    call_command("ledger_partitions", "--months-ahead", "0", "--list")
+    listed = capsys.readouterr().out.splitlines()
+    assert f"{this_month}: about 2 row(s)" in listed
+    assert f"{LEDGER_DEFAULT_PARTITION}: not analysed yet" in listed
+
+
+@pytest.mark.django_db
 def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
     with pytest.raises(CommandError):
         call_command("ledger_partitions", "--months-ahead", "500")
@@ -132,9 +149,7 @@ def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
 @pytest.mark.django_db
 def test_the_beat_task_makes_partitions_as_far_ahead_as_the_setting_says(settings):
     settings.LEDGER_PARTITION_MONTHS_AHEAD = 20
-    today = datetime.now(timezone.utc).date().replace(day=1)
-    index = today.year * 12 + today.month - 1 + 20
-    far = date(index // 12, index % 12 + 1, 1)
+    far = month_add(datetime.now(timezone.utc).date().replace(day=1), 20)
     assert partition_name(far) not in partitions()
     ledger_partitions_ensure_task()
     assert partition_name(far) in partitions()
@@ -166,6 +181,76 @@ def test_two_runs_at_once_create_each_partition_once_and_both_succeed():
         with connection.cursor() as cursor:
             for month in (1, 2, 3):
                 cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(date(2046, month, 1))}"')
+
+
+def _test_database_url() -> str:
+    db = django_settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _waiting_on_a_lock(sql_start: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND wait_event_type = 'Lock' AND query LIKE %s", [sql_start + "%"])
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_insert_of_the_month_during_the_upkeep_cannot_stop_its_partition_being_attached():
+    # The upkeep moves the month's rows out of the default partition, then attaches the new partition,
+    # which PostgreSQL refuses while the default partition holds a row of that month. A session holding
+    # the ledger (not its partitions) in SHARE UPDATE EXCLUSIVE mode stops the upkeep between the two, at
+    # the ATTACH, while an insert of that month comes in.
+    month = date(2048, 6, 1)
+    product = ProductFactory(code="PART-RACE")
+    caught = movement_at(product, datetime(2048, 6, 3, tzinfo=timezone.utc), quantity=4)
+    assert partition_of(caught.pk) == LEDGER_DEFAULT_PARTITION
+    upkeep_errors, insert_outcome, inserted = [], [], threading.Event()
+
+    def upkeep():
+        try:
+            services.ledger_partitions_ensure(months_ahead=0, today=month)
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            upkeep_errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def insert():
+        try:
+            with psycopg.connect(_test_database_url(), autocommit=True) as conn:
+                conn.execute(
+                    f"INSERT INTO {LEDGER_TABLE} (product_id, location_id, kind, quantity, on_hand_after, reason,"
+                    " reference, actor, created_at) VALUES (%s, %s, 'receipt', 1, 1, '', '', '', %s)",
+                    [product.pk, location_default_id(), datetime(2048, 6, 20, tzinfo=timezone.utc)])
+            insert_outcome.append("stored")
+        except psycopg.errors.CheckViolation:
+            insert_outcome.append("refused")
+        finally:
+            inserted.set()
+
+    threads = [threading.Thread(target=upkeep), threading.Thread(target=insert)]
+    try:
+        with psycopg.connect(_test_database_url()) as holder:
+            holder.execute(f'LOCK TABLE ONLY "{LEDGER_TABLE}" IN SHARE UPDATE EXCLUSIVE MODE')
+            threads[0].start()
+            wait_for(lambda: _waiting_on_a_lock("ALTER TABLE"), "the upkeep never reached its ATTACH")
+            threads[1].start()
+            wait_for(lambda: inserted.is_set() or _waiting_on_a_lock("INSERT"), "the insert neither ran nor waited")
+            holder.rollback()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert upkeep_errors == []
+        assert partition_name(month) in partitions()
+        assert partition_of(caught.pk) == partition_name(month)
+        assert insert_outcome == ["refused"]  # routed to the default partition, whose bounds then shrank
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{LEDGER_DEFAULT_PARTITION}" WHERE created_at >= %s',
+                           [datetime(2048, 6, 1, tzinfo=timezone.utc)])
+            assert cursor.fetchone()[0] == 0
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{partition_name(month)}"')
 
 
 @pytest.mark.django_db(transaction=True)
