@@ -47,8 +47,8 @@ def partition_exists(cursor, name: str) -> bool:
 def partition_add(cursor, *, month: date) -> bool:
     """Give ``month`` its own partition unless it has one; False when it had.
 
-    Rows of that month already caught by the default partition move into the new one first, under a lock
-    on it: PostgreSQL refuses to attach a range the default partition holds rows of. The table is created
+    Rows of that month already caught by the default partition move into the new one first, with ledger
+    writes held: PostgreSQL refuses to attach a range the default partition holds rows of. The table is created
     standalone and attached, which builds its indexes and foreign keys from the parent's. Call it in a
     transaction: the lock holds until it ends.
     """
@@ -59,10 +59,10 @@ def partition_add(cursor, *, month: date) -> bool:
     cursor.execute(f'CREATE TABLE "{name}" (LIKE "{LEDGER_TABLE}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     if partition_exists(cursor, LEDGER_DEFAULT_PARTITION):
         # Held to the end of the caller's transaction: a row of the month inserted between the move and
-        # the ATTACH would land in the default partition and make the ATTACH fail. Such an insert now waits
-        # and is then refused (PostgreSQL checks the default partition's new bounds); a later one lands in
-        # the month's partition. Future months get theirs ahead of time, so a real one is rare.
-        cursor.execute(f'LOCK TABLE "{LEDGER_DEFAULT_PARTITION}" IN ACCESS EXCLUSIVE MODE')
+        # the ATTACH would land in the default partition and make the ATTACH fail. Inserts (ROW EXCLUSIVE on
+        # the ledger) wait instead, and then are routed to the new partition; reads go on. The move is
+        # of the few rows that came before the month's partition, so the wait is short.
+        cursor.execute(f'LOCK TABLE ONLY "{LEDGER_TABLE}" IN SHARE ROW EXCLUSIVE MODE')
         cursor.execute(
             f'WITH moved AS (DELETE FROM "{LEDGER_DEFAULT_PARTITION}" WHERE created_at >= {lower} '
             f'AND created_at < {upper} RETURNING *) INSERT INTO "{name}" SELECT * FROM moved')

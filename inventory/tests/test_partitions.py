@@ -196,11 +196,11 @@ def _waiting_on_a_lock(sql_start: str) -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_insert_of_the_month_during_the_upkeep_cannot_stop_its_partition_being_attached():
+def test_an_insert_of_the_month_during_the_upkeep_waits_and_lands_in_the_new_partition():
     # The upkeep moves the month's rows out of the default partition, then attaches the new partition,
     # which PostgreSQL refuses while the default partition holds a row of that month. A session holding
-    # the ledger (not its partitions) in SHARE UPDATE EXCLUSIVE mode stops the upkeep between the two, at
-    # the ATTACH, while an insert of that month comes in.
+    # the caught row's lock stops the upkeep at the move, after it took the ledger's lock, while an insert
+    # of that month comes in (the row lock alone would not stop an insert).
     month = date(2048, 6, 1)
     product = ProductFactory(code="PART-RACE")
     caught = movement_at(product, datetime(2048, 6, 3, tzinfo=timezone.utc), quantity=4)
@@ -231,11 +231,12 @@ def test_an_insert_of_the_month_during_the_upkeep_cannot_stop_its_partition_bein
     threads = [threading.Thread(target=upkeep), threading.Thread(target=insert)]
     try:
         with psycopg.connect(_test_database_url()) as holder:
-            holder.execute(f'LOCK TABLE ONLY "{LEDGER_TABLE}" IN SHARE UPDATE EXCLUSIVE MODE')
+            holder.execute(f'SELECT 1 FROM "{LEDGER_DEFAULT_PARTITION}" WHERE id = %s FOR UPDATE', [caught.pk])
             threads[0].start()
-            wait_for(lambda: _waiting_on_a_lock("ALTER TABLE"), "the upkeep never reached its ATTACH")
+            wait_for(lambda: _waiting_on_a_lock("WITH moved"), "the upkeep never reached its move")
             threads[1].start()
             wait_for(lambda: inserted.is_set() or _waiting_on_a_lock("INSERT"), "the insert neither ran nor waited")
+            assert not inserted.is_set()  # held by the upkeep's lock, not slipped in before the move
             holder.rollback()
         for thread in threads:
             thread.join(timeout=60)
@@ -243,8 +244,10 @@ def test_an_insert_of_the_month_during_the_upkeep_cannot_stop_its_partition_bein
         assert upkeep_errors == []
         assert partition_name(month) in partitions()
         assert partition_of(caught.pk) == partition_name(month)
-        assert insert_outcome == ["refused"]  # routed to the default partition, whose bounds then shrank
+        assert insert_outcome == ["stored"]
         with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{partition_name(month)}" WHERE product_id = %s', [product.pk])
+            assert cursor.fetchone()[0] == 2  # the row caught before, and the one that waited
             cursor.execute(f'SELECT count(*) FROM "{LEDGER_DEFAULT_PARTITION}" WHERE created_at >= %s',
                            [datetime(2048, 6, 1, tzinfo=timezone.utc)])
             assert cursor.fetchone()[0] == 0
