@@ -715,9 +715,9 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Se
 
 
 def _client_check(client, location_ids: set[int]) -> None:
-    """LocationForbidden when a client limited to some locations names another; no query for the others."""
-    if client is not None and getattr(client, "location_codes", None):
-        client_locations_check(client=client, locations=Location.objects.filter(pk__in=location_ids))
+    """LocationForbidden when the API client or staff user is limited to some locations and names another;
+    no query for the others (the lazy queryset is only read past the limit check)."""
+    client_locations_check(client=client, locations=Location.objects.filter(pk__in=location_ids))
 
 
 # ---------------------------------------------------------------------------------------------
