@@ -13,7 +13,12 @@ from django.utils.translation import gettext as _
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
-from inventory.selectors import location_default_id, product_resolve
+from inventory.selectors import (
+    client_location_codes,
+    location_default_id,
+    location_for_client,
+    product_resolve,
+)
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
@@ -285,12 +290,18 @@ def planned_movement_list(
     kind: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-    location_codes: Iterable[str] | None = None,
+    location: str | None = None,
+    client=None,
 ) -> QuerySet[PlannedMovement]:
-    """Planned movements by date; ``location_codes`` keeps those at these locations (None: every location)."""
+    """Planned movements by date at the ``location`` named (UnknownLocation, or LocationForbidden when the API
+    client or staff user may not use it), else at every location ``client`` may use."""
     qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
-    if location_codes is not None:
-        qs = qs.filter(location__code__in=list(location_codes))
+    if location and location.strip():
+        qs = qs.filter(location=location_for_client(client=client, code=location))
+    elif (allowed := client_location_codes(client)) is not None:
+        # By code, not locations_for_client: that lists active locations only, and a movement planned at a
+        # location since deactivated stays listed to whoever may use it.
+        qs = qs.filter(location__code__in=sorted(allowed))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     if source:

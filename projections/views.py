@@ -336,11 +336,7 @@ class PlannedMovementListApi(APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        asked = filters.validated_data.pop("location", None)
-        scope = request_location_scope(request)
-        codes = ([location_for_client(client=scope, code=asked).code] if asked and asked.strip()
-                 else client_location_codes(scope))
-        queryset = selectors.planned_movement_list(**filters.validated_data, location_codes=codes)
+        queryset = selectors.planned_movement_list(**filters.validated_data, client=request_location_scope(request))
         return paginated_response(request=request, queryset=queryset, serializer_class=PlannedMovementOutputSerializer,
                                   view=self, context={"today": services.projection_today()})
 
