@@ -8,14 +8,21 @@ from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Count, F, Min, Q, QuerySet, Sum, TextField, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Location, Product, Stock, search_fold, search_key
-from inventory.selectors import location_default_id, location_list, product_resolve, stock_list
+from inventory.selectors import (
+    location_default_id,
+    location_id_or_default,
+    location_list,
+    product_resolve,
+    stock_here,
+    stock_list,
+)
 from notifications import texts
 from notifications.models import (
     AlertOutbox,
@@ -150,11 +157,6 @@ def _head_word(name: str) -> str:
     return re.sub(r"\W", "", words[0]) if words else ""
 
 
-def _stock_here(location_id: int, path: str = "") -> FilteredRelation:
-    """The ``{path}stocks`` relation narrowed to one location's row, for ``.alias(...)``."""
-    return FilteredRelation(f"{path}stocks", condition=Q(**{f"{path}stocks__location_id": location_id}))
-
-
 def substitutes_for(*, product: Product, location_id: int | None = None) -> list[tuple[str, str]]:
     """Up to three (code, name) to offer instead of ``product``, judged by their stock at the location (None: the
     default one).
@@ -164,9 +166,8 @@ def substitutes_for(*, product: Product, location_id: int | None = None) -> list
     name has the product's first word (accents and case aside: "Sal refinado" → "Sal grosso", never
     "Arroz"), the closest name first, then the most available.
     """
-    location_id = location_default_id() if location_id is None else location_id
     chosen = list(
-        Substitute.objects.alias(here=_stock_here(location_id, "substitute__"))
+        Substitute.objects.alias(here=stock_here(location_id, "substitute__"))
         .filter(product=product, substitute__active=True, here__available__gt=0)
         .order_by("position", "id")
         .values_list("substitute__code", "substitute__name")[:SUBSTITUTES_MAX]
@@ -178,7 +179,7 @@ def substitutes_for(*, product: Product, location_id: int | None = None) -> list
         return []
     return list(
         Product.objects.active()
-        .alias(here=_stock_here(location_id))
+        .alias(here=stock_here(location_id))
         .filter(category=product.category, here__available__gte=F("low_stock_threshold"), here__available__gt=0)
         .exclude(pk=product.pk)
         .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
