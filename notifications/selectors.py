@@ -65,9 +65,8 @@ def drivers_for_products(*, products: Iterable[Product], location_id: int | None
     queries for any number of products. Recipients without the driver role are never among them."""
     products = list(products)
     now = now or timezone.now()
-    default_id = location_default_id()
-    location_id = default_id if location_id is None else location_id
-    drivers = list(drivers_reachable().at_location(location_id, default=location_id == default_id)
+    location_id = location_id_or_default(location_id)
+    drivers = list(drivers_reachable().at_location(location_id, default=location_id == location_default_id())
                    .prefetch_related("products"))
     if not drivers or not products:
         return {p.pk: [] for p in products}

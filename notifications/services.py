@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Location, Product, Stock
-from inventory.selectors import location_default_id
+from inventory.selectors import location_default_id, location_id_or_default
 from notifications import locks, selectors, texts
 from notifications.models import (
     AlertKind,
@@ -214,7 +214,7 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None, loc
     A lower-priority kind: sent silently, only to that location's drivers, and not at all while the product is
     already LOW or OUT there. Returns True when something changed.
     """
-    location = Location.objects.get(pk=location_default_id() if location_id is None else location_id)
+    location = Location.objects.get(pk=location_id_or_default(location_id))
     state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id, location=location)
     product = Product.objects.get(pk=product_id)
     changed_at = timezone.now()

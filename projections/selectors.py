@@ -17,6 +17,7 @@ from inventory.selectors import (
     client_location_codes,
     location_default_id,
     location_for_client,
+    location_id_or_default,
     product_resolve,
 )
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
@@ -26,10 +27,6 @@ def _today() -> date:
     from projections.services import projection_today
 
     return projection_today()
-
-
-def _location(location_id: int | None) -> int:
-    return location_default_id() if location_id is None else location_id
 
 
 def summaries_with_stock(qs: QuerySet[ProjectionSummary] | None = None) -> QuerySet[ProjectionSummary]:
@@ -173,7 +170,7 @@ def projection_row(*, code: str, location_id: int | None = None) -> SummaryRow:
     otherwise."""
     normalised = code_normalise(code)
     with connection.cursor() as cursor:
-        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": _location(location_id)})
+        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": location_id_or_default(location_id)})
         values = cursor.fetchone()
     if values is None:
         raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
@@ -185,7 +182,7 @@ def projection_rows_for_codes(*, codes: Iterable[str],
     """([(asked code, row)], [unknown codes]) in asked order, duplicates (after normalising) once, in one query."""
     wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": _location(location_id)})
+        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": location_id_or_default(location_id)})
         found = [(values[-1], SummaryRow(*values[:-1])) for values in cursor.fetchall()]
     known = {asked for asked, _ in found}
     return found, [c for c in wanted if c not in known]
@@ -199,14 +196,14 @@ def projection_ruptures_page(*, days: int, limit: int, offset: int = 0, basis: s
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGES[basis], {"limit_date": _today() + timedelta(days=days), "limit": limit,
                                         "offset": offset, "end": offset + limit,
-                                        "location_id": _location(location_id)})
+                                        "location_id": location_id_or_default(location_id)})
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
 def projection_out_now(*, location_id: int | None = None) -> QuerySet[Stock]:
     """Active products with nothing available now at the location, by name: the ruptures that already happened."""
-    return (Stock.objects.select_related("product").filter(product__active=True, location_id=_location(location_id))
-            .out_of_stock()
+    return (Stock.objects.select_related("product")
+            .filter(product__active=True, location_id=location_id_or_default(location_id)).out_of_stock()
             .order_by("product__name", "product__code"))
 
 
@@ -219,7 +216,7 @@ def projection_ruptures(*, days: int = 7, basis: str = "planned",
     column = RUPTURE_BASES[basis]
     return (
         summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
-                           location_id=_location(location_id), stock_here__available__gt=0)
+                           location_id=location_id_or_default(location_id), stock_here__available__gt=0)
         .order_by(column, "product_id")
     )
 
@@ -258,7 +255,7 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
 
 def projection_stats(*, location_id: int | None = None) -> dict[str, Any]:
     """Counts of the summaries at the location: products, at risk in 7 days, stale rows, the oldest compute."""
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     today = _today()
     risk_limit = today + timedelta(days=settings.PROJECTION_RISK_DAYS)
     stale = (
@@ -325,7 +322,7 @@ def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None 
     """Suggestions at the location in one state (open by default), most recently updated first; ``code`` may
     be an alias."""
     qs = (ReorderSuggestion.objects.select_related("product", "location")
-          .filter(state=state, location_id=_location(location_id)).order_by("-updated_at", "-id"))
+          .filter(state=state, location_id=location_id_or_default(location_id)).order_by("-updated_at", "-id"))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs

@@ -23,7 +23,12 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.realtime import realtime_publish
 from inventory.codes import code_normalise
 from inventory.models import Location, Product
-from inventory.selectors import client_locations_check, location_default_id, products_resolve_many
+from inventory.selectors import (
+    client_locations_check,
+    location_default_id,
+    location_id_or_default,
+    products_resolve_many,
+)
 from projections import sql
 from projections.locks import suggestions_lock, summaries_lock_due
 from projections.models import (
@@ -90,10 +95,6 @@ class PlannedMovementInput:
 # Dirty-marking and scheduling: everything is per (product, location); a location of None is the default one.
 
 
-def _location(location_id: int | None) -> int:
-    return location_default_id() if location_id is None else location_id
-
-
 def _by_location(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
     """{location id: sorted product ids} of (product id, location id) pairs, locations in id order."""
     grouped: dict[int, set[int]] = defaultdict(set)
@@ -106,7 +107,8 @@ def projection_mark_dirty(*, product_ids: Sequence[int], location_id: int | None
     """Schedule a recompute of these products at this location after commit. Runs no query: a stock change
     is already visible as a version mismatch (stock.version + plan_version != source_version)."""
     if product_ids:
-        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids)), _location(location_id)))
+        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids)),
+                                      location_id_or_default(location_id)))
 
 
 def projection_mark_dirty_stocks(*, stocks: Iterable[Any]) -> None:
@@ -126,7 +128,7 @@ def _pending_key(product_id: int, location_id: int) -> str:
 def projection_pending_claim(*, product_ids: Sequence[int], location_id: int | None = None) -> list[int]:
     """The products not already waiting for a recompute at the location (Redis SET NX with a short TTL),
     now marked waiting."""
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     pipe = _redis().pipeline(transaction=False)
     for product_id in product_ids:
         pipe.set(_pending_key(product_id, location_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
@@ -135,7 +137,7 @@ def projection_pending_claim(*, product_ids: Sequence[int], location_id: int | N
 
 def projection_pending_release(*, product_ids: Sequence[int], location_id: int | None = None) -> None:
     if product_ids:
-        location_id = _location(location_id)
+        location_id = location_id_or_default(location_id)
         _redis().delete(*[_pending_key(pid, location_id) for pid in product_ids])
 
 
@@ -175,7 +177,7 @@ _projection_marks = aio.LoopBatcher("projection-marks", _projection_marks_flush)
 
 def projection_recompute_schedule_soon(product_ids: list[int], location_id: int | None = None) -> None:
     """``projection_recompute_schedule`` for async code after commit; returns at once."""
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     _projection_marks.add([(pid, location_id) for pid in product_ids])
 
 
@@ -195,7 +197,7 @@ def projection_recompute_schedule(product_ids: list[int], location_id: int | Non
     Never raises: the write already committed, and the beat fallback catches anything missed here.
     """
     try:
-        location_id = _location(location_id)
+        location_id = location_id_or_default(location_id)
         if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
             projection_recompute(product_ids=product_ids, location_id=location_id)
             return
@@ -321,7 +323,8 @@ def demand_recompute(*, product_ids: Sequence[int], location_id: int | None = No
         return []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        return _demand_upsert(cursor, ids, location_id=_location(location_id), today=today or projection_today())
+        return _demand_upsert(cursor, ids, location_id=location_id_or_default(location_id),
+                              today=today or projection_today())
 
 
 def _upsert(product_ids: Sequence[int], *, location_id: int, today: date | None = None) -> list[RiskTransition]:
@@ -376,7 +379,7 @@ def projection_recompute(*, product_ids: Sequence[int], location_id: int | None 
     if not ids:
         return []
     with transaction.atomic():
-        transitions = _upsert(ids, location_id=_location(location_id), today=today)
+        transitions = _upsert(ids, location_id=location_id_or_default(location_id), today=today)
         _transitions_after_commit(transitions)
     return transitions
 
@@ -386,8 +389,8 @@ def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, locatio
     """Compute projections at the location without storing them (for views longer than the stored horizon)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        cursor.execute(sql.SELECT_SQL, _params(product_ids, location_id=_location(location_id), today=today,
-                                               horizon=horizon))
+        cursor.execute(sql.SELECT_SQL, _params(product_ids, location_id=location_id_or_default(location_id),
+                                               today=today, horizon=horizon))
         columns = [c.name for c in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
@@ -471,7 +474,7 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",
             "at": now,
             "code": product.code,
-            "location": places.get(_location(t.location_id), places.get(default_id)),
+            "location": places.get(location_id_or_default(t.location_id), places.get(default_id)),
             "name": product.name,
             "category": product.category,
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
@@ -486,7 +489,7 @@ def _alerts_send(transitions: list[RiskTransition]) -> None:
     for t in transitions:
         try:
             alert_projected_stockout(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
-                                     location_id=_location(t.location_id))
+                                     location_id=location_id_or_default(t.location_id))
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 
@@ -686,7 +689,7 @@ def projection_summaries_ensure(*, product_ids: Sequence[int], location_id: int 
     any job did)."""
     from projections.models import ProjectionSummary
 
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     done = set(ProjectionSummary.objects.filter(product_id__in=list(product_ids), location_id=location_id,
                                                 computed_at__isnull=False).values_list("product_id", flat=True))
     missing = sorted(set(product_ids) - done)
