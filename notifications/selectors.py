@@ -105,18 +105,15 @@ def reorder_digest_lines() -> list[texts.ReorderLine]:
     """Every open reorder suggestion as a digest line, the most urgent first, with its location id (one query)."""
     from projections.selectors import reorder_suggestions_by_urgency
 
-    default_id = location_default_id()
     lines = []
     for suggestion in reorder_suggestions_by_urgency():
-        product = suggestion.product
-        terms, projection = _related(product, "supply_terms"), _related(product, "projection")
-        # A suggestion without a location is the default location's (suggestions used to have none).
-        location_id = getattr(suggestion, "location_id", None) or default_id
+        product, projection = suggestion.product, suggestion.projection_here
+        terms = _related(product, "supply_terms")
         lines.append(texts.ReorderLine(
             product_id=product.pk, code=product.code, name=product.name, category=product.category,
             quantity=suggestion.quantity, pack_size=terms.pack_size if terms else None,
             stockout_date=projection.stockout_date_at_pace if projection else None,
-            location_id=location_id,
+            location_id=suggestion.location_id,
         ))
     return lines
 

@@ -332,16 +332,13 @@ def reorder_suggestions_by_urgency() -> list[ReorderSuggestion]:
     """Open suggestions of every location, the most urgent first: the earliest stockout day at the current pace
     at the suggestion's location (none last), then the largest quantity, then the code, then the location.
 
-    One query loads product, location, supply terms and the summary at the suggestion's location, which is
-    set as ``product.projection`` (None when there is none), the one projection a digest line reads.
+    One query loads product, location, supply terms and ``projection_here``: the summary at the suggestion's
+    location (None when there is none), the one projection a digest line reads.
     """
-    suggestions = list(
+    return list(
         ReorderSuggestion.objects.filter(state=ReorderState.OPEN)
         .annotate(projection_here=FilteredRelation(
             "product__projections", condition=Q(product__projections__location=F("location"))))
         .select_related("product", "location", "product__supply_terms", "projection_here")
         .order_by(F("projection_here__stockout_date_at_pace").asc(nulls_last=True), "-quantity",
                   "product__code", "location__code", "pk"))
-    for suggestion in suggestions:
-        suggestion.product.projection = suggestion.projection_here
-    return suggestions
