@@ -175,14 +175,9 @@ async def _projection_marks_flush_at(product_ids: list[int], location_id: int) -
 _projection_marks = aio.LoopBatcher("projection-marks", _projection_marks_flush)
 
 
-def projection_recompute_schedule_soon(product_ids: list[int], location_id: int | None = None) -> None:
-    """``projection_recompute_schedule`` for async code after commit; returns at once."""
-    location_id = location_id_or_default(location_id)
-    _projection_marks.add([(pid, location_id) for pid in product_ids])
-
-
 def projection_recompute_schedule_soon_stocks(stocks: Iterable[Any]) -> None:
-    """``projection_recompute_schedule_soon`` for committed Stock rows, each at its own location."""
+    """``projection_recompute_schedule`` for async code after commit, for committed Stock rows each at its own
+    location; returns at once."""
     _projection_marks.add([(s.product_id, s.location_id) for s in stocks])
 
 
