@@ -8,8 +8,8 @@ from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, Min, Q, QuerySet, Sum, TextField, Value
-from django.db.models.functions import Coalesce, Concat
+from django.db.models import Case, Count, F, IntegerField, Min, Q, QuerySet, Sum, TextField, Value, When, Window
+from django.db.models.functions import Coalesce, Concat, RowNumber
 from django.utils import timezone
 
 from core.errors import UnknownCode
@@ -190,22 +190,18 @@ def driver_by_chat(*, chat_id: int) -> Driver | None:
     return Driver.objects.filter(chat_id=chat_id, active=True).first()
 
 
-def driver_low_stocks(*, driver: Driver, location: Location, limit: int = 40) -> list[Stock]:
-    """Stock rows below threshold at one location, among what the driver follows, the emptiest first."""
-    qs = stock_list(below_threshold=True, location_id=location.pk)
+def driver_low_stocks(*, driver: Driver, locations: list[Location], limit: int = 40) -> list[Stock]:
+    """Stock rows below threshold at these locations, among what the driver follows: location by location in the
+    order given, each the emptiest first and cut at ``limit`` rows, in one query."""
+    qs = stock_list(below_threshold=True, location_ids=[place.pk for place in locations])
     query = driver_product_filter(driver)
     if query is not None:
         qs = qs.filter(product__in=Product.objects.filter(query))
-    return list(qs.order_by("available", "product__code")[:limit])
-
-
-def driver_out_stocks(*, driver: Driver, locations: Iterable[Location]) -> QuerySet[Stock]:
-    """Stock rows with nothing available at these locations, among what the driver follows, by product name."""
-    qs = (Stock.objects.select_related("product", "location")
-          .filter(product__active=True, location__in=list(locations)).out_of_stock()
-          .order_by("product__name", "product__code", "location__code"))
-    query = driver_product_filter(driver)
-    return qs if query is None else qs.filter(product__in=Product.objects.filter(query))
+    emptiest = [F("available").asc(), F("product__code").asc()]
+    position = Case(*[When(location_id=place.pk, then=Value(index)) for index, place in enumerate(locations)],
+                    output_field=IntegerField())
+    return list(qs.annotate(rank=Window(RowNumber(), partition_by=F("location_id"), order_by=emptiest))
+                .filter(rank__lte=limit).order_by(position, *emptiest))
 
 
 def product_find(*, term: str, locations: Iterable[Location] | None = None) -> tuple[Product | None, list[Product]]:

@@ -200,24 +200,32 @@ def projection_ruptures_page(*, days: int, limit: int, offset: int = 0, basis: s
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
-def projection_out_now(*, location_id: int | None = None) -> QuerySet[Stock]:
-    """Active products with nothing available now at the location, by name: the ruptures that already happened."""
-    return (Stock.objects.select_related("product")
-            .filter(product__active=True, location_id=location_id_or_default(location_id)).out_of_stock()
-            .order_by("product__name", "product__code"))
+def _location_ids(location_ids: list[int] | None) -> list[int]:
+    """The locations a ruptures read covers: these, or the default one for None."""
+    return [location_default_id()] if location_ids is None else list(location_ids)
+
+
+def projection_out_now(*, location_ids: list[int] | None = None) -> QuerySet[Stock]:
+    """Active products with nothing available now at these locations (None: the default one), by name, then
+    location code, product and location loaded: the ruptures that already happened."""
+    return (Stock.objects.select_related("product", "location")
+            .filter(product__active=True, location_id__in=_location_ids(location_ids)).out_of_stock()
+            .order_by("product__name", "product__code", "location__code"))
 
 
 def projection_ruptures(*, days: int = 7, basis: str = "planned",
-                        location_id: int | None = None) -> QuerySet[ProjectionSummary]:
-    """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded.
+                        location_ids: list[int] | None = None) -> QuerySet[ProjectionSummary]:
+    """Summaries at these locations (None: the default one) with a stockout within ``days`` days from today,
+    soonest first, product and location loaded (and stock_here: the stock row at the summary's location).
     Products already out (see projection_out_now) are not here: they come before these. ``basis`` picks
     the stockout day: ``planned`` (planned movements only) or ``pace`` (blended with expected demand)."""
     limit = _today() + timedelta(days=days)
     column = RUPTURE_BASES[basis]
     return (
-        summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
-                           location_id=location_id_or_default(location_id), stock_here__available__gt=0)
-        .order_by(column, "product_id")
+        summaries().select_related("location")
+        .filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
+                location_id__in=_location_ids(location_ids), stock_here__available__gt=0)
+        .order_by(column, "product_id", "location__code")
     )
 
 

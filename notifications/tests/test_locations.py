@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from inventory.models import Location
-from inventory.selectors import location_default_id
+from inventory.selectors import location_default, location_default_id
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 from notifications import selectors, services
 from notifications.models import AlertKind, AlertOutbox, AlertState, Level, MessageLevel, OutboxState
@@ -193,3 +193,43 @@ def test_recipients_of_a_location_are_read_in_a_fixed_number_of_queries(store_b,
         recipients = selectors.drivers_for_products(products=products, location_id=store_b.pk)
 
     assert all(len(recipients[p.pk]) == 3 for p in products)
+
+
+def test_low_stocks_of_several_locations_come_location_by_location_each_cut_at_the_limit(store_b):
+    default = location_default()
+    driver = DriverFactory()
+    juice, water, salt = (ProductFactory(name=n, code=n.upper(), on_hand=q) for n, q in
+                          (("Suco", 1), ("Agua", 2), ("Sal", 3)))
+    for product, units in ((juice, 4), (water, 0), (salt, 40)):
+        stock_at_location(product, store_b, on_hand=units)
+
+    both = selectors.driver_low_stocks(driver=driver, locations=[store_b, default])
+    cut = selectors.driver_low_stocks(driver=driver, locations=[store_b, default], limit=1)
+
+    assert [(s.location_id, s.product.code) for s in both] == [
+        (store_b.pk, "AGUA"), (store_b.pk, "SUCO"), (default.pk, "SUCO"), (default.pk, "AGUA"), (default.pk, "SAL")]
+    assert [(s.location_id, s.product.code) for s in cut] == [(store_b.pk, "AGUA"), (default.pk, "SUCO")]
+
+
+def test_ruptura_reads_the_same_number_of_queries_for_any_number_of_locations(store_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.bot import ruptura_answer
+
+    third = LocationFactory(code="LOJA-C", name="Loja C")
+    product = ProductFactory(name="Farinha", on_hand=0)
+    for place in (store_b, third):
+        stock_at_location(product, place, on_hand=0)
+    two, three = DriverFactory(), DriverFactory()
+    two.locations.set([location_default(), store_b])
+    three.locations.set([location_default(), store_b, third])
+
+    counts = []
+    for driver in (two, three):
+        with CaptureQueriesContext(connection) as queries:
+            answer = ruptura_answer(driver=driver)
+        counts.append(len(queries))
+        assert answer.count("• Farinha") == len(driver.locations.all())
+
+    assert counts[0] == counts[1]
