@@ -233,3 +233,23 @@ def test_ruptura_reads_the_same_number_of_queries_for_any_number_of_locations(st
         assert answer.count("• Farinha") == len(driver.locations.all())
 
     assert counts[0] == counts[1]
+
+
+def test_a_recipients_locations_are_read_in_one_query_active_default_first_then_by_code(
+        store_b, django_assert_num_queries):
+    closed = LocationFactory(code="LOJA-0", name="Fechada", active=False)
+    early = LocationFactory(code="LOJA-A", name="Loja A")
+    driver = driver_at(store_b, closed, early, location_default())
+    driver = type(driver).objects.get(pk=driver.pk)
+    location_default_id()  # cached per process
+
+    with django_assert_num_queries(1):
+        places = selectors.driver_locations(driver)
+
+    assert [p.code for p in places] == [location_default().code, "LOJA-A", "LOJA-B"]
+
+
+def test_a_recipient_listed_only_at_inactive_locations_belongs_to_the_default_one(store_b):
+    driver = driver_at(LocationFactory(code="LOJA-0", active=False))
+
+    assert selectors.driver_locations(driver) == [location_default()]
