@@ -542,12 +542,13 @@ def _location_key(item: PlannedMovementInput) -> str:
     return code_normalise(item.location) if isinstance(item.location, str) and item.location.strip() else ""
 
 
-def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
-    """Every line's field errors, and the codes of all lines looked up at once: ({code: product}, bad lines)."""
+def _upsert_check(items: Sequence[PlannedMovementInput],
+                  places: dict[str, int]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
+    """Every line's field errors, and the codes of all lines looked up at once: ({code: product}, bad lines).
+    ``places``: the lines' locations (``_locations_of``)."""
     codes = [item.code for item in items if isinstance(item.code, str) and item.code.strip()]
     resolved, unknown = products_resolve_many(codes=codes) if codes else ({}, [])
     unknown_codes = set(unknown)
-    places = _locations_of(items)
     errors = []
     keys_seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
@@ -606,15 +607,16 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
     if not items:
         return []
     _count_check(len(items))
-    resolved, errors = _upsert_check(items)
+    places = _locations_of(items)
+    resolved, errors = _upsert_check(items, places)
     _lines_refuse(errors)
-    return _upsert_write(items, resolved)
+    return _upsert_write(items, resolved, places)
 
 
-def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product]) -> list[PlannedMovement]:
+def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product],
+                  places: dict[str, int]) -> list[PlannedMovement]:
     keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
     previous = _existing_products(keys)
-    places = _locations_of(items)
     rows = [
         PlannedMovement(
             product=resolved[code_normalise(i.code)], location_id=places[_location_key(i)], date=i.date,
@@ -702,13 +704,13 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Se
     ``{"list": "upsert"|"cancel", "index", "source_ref", "errors": {field: message}}`` per bad line.
     """
     _count_check(len(items) + len(cancel))
-    resolved, errors = _upsert_check(items)
+    places = _locations_of(items)
+    resolved, errors = _upsert_check(items, places)
     _lines_refuse(errors + _cancel_check(cancel))
     if items:
         # A client limited to some locations plans only there (lines without a location: the default one).
-        places = _locations_of(items)
         _client_check(client, {places[_location_key(i)] for i in items})
-    rows = _upsert_write(items, resolved) if items else []
+    rows = _upsert_write(items, resolved, places) if items else []
     return rows, planned_movements_cancel(keys=cancel, client=client)
 
 

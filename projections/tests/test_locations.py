@@ -392,3 +392,21 @@ def test_concurrent_recomputes_at_two_locations_each_keep_their_own_row_and_sugg
     open_rows = ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN)
     assert sorted((s.location_id, s.quantity) for s in open_rows) == sorted(
         [(location_default_id(), 20), (store.pk, 30)])
+
+
+def test_a_bulk_call_reads_the_locations_its_lines_name_once(store_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    product = ProductFactory(on_hand=10)
+    line = {"code": product.code, "date": today(), "direction": "in", "quantity": 1, "kind": "purchase"}
+    items = [services.PlannedMovementInput(source_ref=f"loc-{n}", location="LOJA-B", **line) for n in range(3)]
+    location_default_id()  # cached per process
+    assert not PlannedMovement.objects.filter(location=store_b).exists()
+
+    with CaptureQueriesContext(connection) as queries:
+        services.planned_movements_apply(items=items, cancel=[])
+
+    location_reads = [q["sql"] for q in queries if 'FROM "inventory_location"' in q["sql"]]
+    assert len(location_reads) == 1
+    assert PlannedMovement.objects.filter(location=store_b).count() == 3
