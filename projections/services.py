@@ -55,8 +55,8 @@ class RiskTransition:
     product_id: int
     at_risk: bool
     stockout_date: date | None
+    location_id: int
     moved: bool = False
-    location_id: int | None = None  # None: the default location
 
     def as_json(self) -> list:
         return [self.product_id, self.at_risk, self.stockout_date.isoformat() if self.stockout_date else None,
@@ -67,7 +67,7 @@ class RiskTransition:
         # Items queued before locations have four fields: they were at the default location.
         return cls(product_id=item[0], at_risk=item[1],
                    stockout_date=date.fromisoformat(item[2]) if item[2] else None, moved=item[3],
-                   location_id=item[4] if len(item) > 4 else None)
+                   location_id=location_id_or_default(item[4] if len(item) > 4 else None))
 
 
 # Above this many transitions in one commit (a rebuild), events and alerts go out from a Celery task.
@@ -458,7 +458,6 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
     the alert."""
     products = Product.objects.in_bulk([t.product_id for t in transitions])
     places = dict(Location.objects.values_list("pk", "code"))
-    default_id = location_default_id()
     now = timezone.now().isoformat()
     events = []
     for t in transitions:
@@ -469,7 +468,7 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",
             "at": now,
             "code": product.code,
-            "location": places.get(location_id_or_default(t.location_id), places.get(default_id)),
+            "location": places.get(t.location_id),
             "name": product.name,
             "category": product.category,
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
@@ -484,7 +483,7 @@ def _alerts_send(transitions: list[RiskTransition]) -> None:
     for t in transitions:
         try:
             alert_projected_stockout(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
-                                     location_id=location_id_or_default(t.location_id))
+                                     location_id=t.location_id)
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 
