@@ -474,16 +474,17 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
         })
     realtime_publish(events)
-    _alerts_send(transitions)
+    _alerts_send(transitions, places)
 
 
-def _alerts_send(transitions: list[RiskTransition]) -> None:
+def _alerts_send(transitions: list[RiskTransition], places: dict[int, str]) -> None:
+    """The projected-stockout alert of each transition; ``places``: {location id: code} of every location."""
     from notifications.services import alert_projected_stockout
 
     for t in transitions:
         try:
             alert_projected_stockout(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
-                                     location_id=t.location_id)
+                                     location_id=t.location_id, location_code=places.get(t.location_id))
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 

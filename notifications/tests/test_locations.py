@@ -253,3 +253,23 @@ def test_a_recipient_listed_only_at_inactive_locations_belongs_to_the_default_on
     driver = driver_at(LocationFactory(code="LOJA-0", active=False))
 
     assert selectors.driver_locations(driver) == [location_default()]
+
+
+def test_a_projected_stockout_given_its_location_code_reads_no_location(store_b, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    product = ProductFactory(on_hand=20)
+    stock_at_location(product, store_b, on_hand=20)
+    of_b = driver_at(store_b)
+    day = timezone.localdate() + timezone.timedelta(days=3)
+    assert not AlertState.objects.filter(product=product, location=store_b).exists()
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+        assert services.alert_projected_stockout(product_id=product.pk, stockout_date=day, location_id=store_b.pk,
+                                                 location_code="LOJA-B")
+
+    assert not [q for q in queries if 'FROM "inventory_location"' in q["sql"]]
+    assert AlertOutbox.objects.get().driver_id == of_b.pk
+    [publish] = [c for c in callbacks if getattr(c, "func", None) is services.realtime_publish]
+    assert publish.args[0][0]["location"] == "LOJA-B"
