@@ -4,7 +4,6 @@ import pytest
 from django.utils import timezone
 
 from inventory import services as inventory
-from inventory.models import Location
 from inventory.selectors import location_default, location_default_id
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 from notifications import selectors, services
@@ -32,8 +31,7 @@ def driver_at(*locations, **fields):
 def test_an_alert_at_store_b_reaches_only_the_drivers_of_store_b(store_b):
     product = ProductFactory(on_hand=20)
     stock_at_location(product, store_b, on_hand=6)
-    of_b, of_default, of_nowhere = driver_at(store_b), driver_at(store_b.__class__.objects.get(
-        pk=location_default_id())), DriverFactory()
+    of_b, of_default, of_nowhere = driver_at(store_b), driver_at(location_default()), DriverFactory()
     assert AlertOutbox.objects.count() == 0
 
     adjust(product, -3, location="LOJA-B")
@@ -61,7 +59,7 @@ def test_a_driver_with_no_location_keeps_getting_the_default_locations_alerts(st
 def test_a_driver_of_two_locations_gets_one_alert_per_location(store_b):
     product = ProductFactory(on_hand=6)
     stock_at_location(product, store_b, on_hand=6)
-    default = Location.objects.get(pk=location_default_id())
+    default = location_default()
     driver = driver_at(default, store_b)
 
     adjust(product, -3)
@@ -97,7 +95,7 @@ def test_hysteresis_runs_per_location_independently(store_b, settings):
 def test_back_in_stock_at_one_location_edits_only_that_locations_alert(store_b):
     product = ProductFactory(on_hand=3)
     stock_at_location(product, store_b, on_hand=3)
-    default = Location.objects.get(pk=location_default_id())
+    default = location_default()
     driver = driver_at(default, store_b)
     adjust(product, -1)
     adjust(product, -1, location="LOJA-B")
@@ -139,7 +137,7 @@ def test_the_alert_names_no_location_when_only_one_is_active(store_b, fake_teleg
 def test_a_digest_of_two_locations_names_each_line_location(store_b, fake_telegram):
     milk, rice = ProductFactory(on_hand=6, name="Leite"), ProductFactory(on_hand=20, name="Arroz")
     stock_at_location(rice, store_b, on_hand=6)
-    default = Location.objects.get(pk=location_default_id())
+    default = location_default()
     driver = driver_at(default, store_b)
     adjust(milk, -3)
     adjust(rice, -3, location="LOJA-B")
