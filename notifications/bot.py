@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import UnknownCode
 from inventory.models import Location, Product, Stock, search_fold
-from inventory.selectors import location_default, location_default_id, product_resolve, stock_at, stocks_of_product
+from inventory.selectors import location_default, product_resolve, stock_at, stocks_of_product
 from notifications import selectors, services, texts
 from notifications.models import Driver
 from notifications.telegram import (

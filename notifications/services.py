@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Location, Product, Stock
-from inventory.selectors import location_default_id, location_id_or_default
+from inventory.selectors import location_id_or_default
 from notifications import locks, selectors, texts
 from notifications.models import (
     AlertKind,
