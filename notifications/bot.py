@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import UnknownCode
 from inventory.models import Location, Product, Stock, search_fold
-from inventory.selectors import location_default, location_default_id, product_resolve, stock_at, stocks_of_product
+from inventory.selectors import location_default, product_resolve, stock_at, stocks_of_product
 from notifications import selectors, services, texts
 from notifications.models import Driver
 from notifications.telegram import (
@@ -23,6 +23,7 @@ from notifications.telegram import (
     text_clip,
 )
 from notifications.texts import t
+from projections.selectors import projection_out_now, projection_ruptures
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ def _stock_item(stock: Stock, value: Any, *, named: bool) -> str:
 def low_answer(*, driver: Driver) -> str:
     """``/baixo``: what is below threshold at each of the driver's locations."""
     places = selectors.driver_locations(driver)
-    stocks = [s for place in places for s in selectors.driver_low_stocks(driver=driver, location=place)]
+    stocks = selectors.driver_low_stocks(driver=driver, locations=places)
     if not stocks:
         return t(driver.language, "low_none")
     lines = [t(driver.language, "low_title", n=len(stocks))]
@@ -307,28 +308,21 @@ def low_answer(*, driver: Driver) -> str:
 
 def ruptura_answer(*, driver: Driver) -> str:
     """``/ruptura``: what is out now at the driver's locations first, then stockouts projected within the window
-    (the API's ruptures list), kept to the products the driver follows."""
+    (the API's ruptures list), kept to the products the driver follows: one query each for all its locations."""
     days, language = settings.ALERT_PROJECTION_DAYS, driver.language
-    try:
-        from projections.selectors import projection_ruptures
-    except ImportError:
-        return t(language, "ruptura_unavailable")
     places = selectors.driver_locations(driver)
-    named = len(places) > 1
-    out_now = selectors.driver_out_stocks(driver=driver, locations=places)
+    location_ids, named = [place.pk for place in places], len(places) > 1
+    out_now = projection_out_now(location_ids=location_ids)
+    # Soonest first; a day's products by code then location, whatever the locations' ids.
+    projected = projection_ruptures(days=days, location_ids=location_ids).order_by(
+        "stockout_date", "product__code", "location__code")
     query = selectors.driver_product_filter(driver)
+    if query is not None:
+        followed = Product.objects.filter(query)
+        out_now, projected = out_now.filter(product__in=followed), projected.filter(product__in=followed)
     out_rows = list(out_now[:RUPTURA_LINES_MAX + 1])
     room = max(RUPTURA_LINES_MAX - len(out_rows), 0)
-    # Projections are per location: the soonest stockouts over the driver's locations, each list cut to
-    # what could be shown, then merged by day.
-    projected_rows = []
-    for place in places:
-        projected = projection_ruptures(days=days, location_id=place.pk)
-        if query is not None:
-            projected = projected.filter(product__in=Product.objects.filter(query))
-        projected_rows += [(s, place) for s in projected[:room + 1]]
-    projected_rows = sorted(projected_rows, key=lambda pair: (pair[0].stockout_date, pair[0].product.code,
-                                                              pair[1].code))[:room + 1]
+    projected_rows = list(projected[:room + 1])
     if not out_rows and not projected_rows:
         return t(language, "ruptura_none", days=days)
     lines = []
@@ -339,7 +333,7 @@ def ruptura_answer(*, driver: Driver) -> str:
     if projected_rows[:room]:
         lines.append(t(language, "ruptura_title", days=days))
         lines += [f"• {escape(s.product.name)} ({escape(s.product.code)}): {s.stockout_date:%d/%m}"
-                  f"{texts.location_suffix(place.name) if named else ''}" for s, place in projected_rows[:room]]
+                  f"{texts.location_suffix(s.location.name) if named else ''}" for s in projected_rows[:room]]
     if len(out_rows) > RUPTURA_LINES_MAX or len(projected_rows) > room:
         lines.append(t(language, "ruptura_more"))
     return "\n".join(lines)

@@ -8,14 +8,22 @@ from typing import Any
 
 from django.contrib.postgres.search import TrigramSimilarity
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, F, FilteredRelation, Min, Q, QuerySet, Sum, TextField, Value
-from django.db.models.functions import Coalesce, Concat
+from django.db.models import Case, Count, F, IntegerField, Min, Q, QuerySet, Sum, TextField, Value, When, Window
+from django.db.models.functions import Coalesce, Concat, RowNumber
 from django.utils import timezone
 
 from core.errors import UnknownCode
 from core.pipelines import Backlog
 from inventory.models import Location, Product, Stock, search_fold, search_key
-from inventory.selectors import location_default_id, location_list, product_resolve, stock_list
+from inventory.selectors import (
+    location_default,
+    location_default_id,
+    location_id_or_default,
+    location_list,
+    product_resolve,
+    stock_here,
+    stock_list,
+)
 from notifications import texts
 from notifications.models import (
     AlertOutbox,
@@ -58,9 +66,8 @@ def drivers_for_products(*, products: Iterable[Product], location_id: int | None
     queries for any number of products. Recipients without the driver role are never among them."""
     products = list(products)
     now = now or timezone.now()
-    default_id = location_default_id()
-    location_id = default_id if location_id is None else location_id
-    drivers = list(drivers_reachable().at_location(location_id, default=location_id == default_id)
+    location_id = location_id_or_default(location_id)
+    drivers = list(drivers_reachable().at_location(location_id, default=location_id == location_default_id())
                    .prefetch_related("products"))
     if not drivers or not products:
         return {p.pk: [] for p in products}
@@ -83,10 +90,12 @@ def drivers_for_products(*, products: Iterable[Product], location_id: int | None
 def driver_locations(driver: Driver) -> list[Location]:
     """The active locations a recipient belongs to, the default one first, then by code; a recipient listed at
     none (or only at inactive ones) belongs to the default location."""
-    default_id = location_default_id()
-    chosen = [place for place in location_list() if place.pk in {p.pk for p in driver.locations.all()}]
+    # One query (none when ``locations`` is prefetched, as for the digest's buyers); the sort is
+    # inventory.selectors.locations_for_client's.
+    chosen = [place for place in driver.locations.all() if place.active]
     if not chosen:
-        return [Location.objects.get(pk=default_id)]
+        return [location_default()]
+    default_id = location_default_id()
     return sorted(chosen, key=lambda place: (place.pk != default_id, place.code))
 
 
@@ -99,18 +108,15 @@ def reorder_digest_lines() -> list[texts.ReorderLine]:
     """Every open reorder suggestion as a digest line, the most urgent first, with its location id (one query)."""
     from projections.selectors import reorder_suggestions_by_urgency
 
-    default_id = location_default_id()
     lines = []
     for suggestion in reorder_suggestions_by_urgency():
-        product = suggestion.product
-        terms, projection = _related(product, "supply_terms"), _related(product, "projection")
-        # A suggestion without a location is the default location's (suggestions used to have none).
-        location_id = getattr(suggestion, "location_id", None) or default_id
+        product, projection = suggestion.product, suggestion.projection_here
+        terms = _related(product, "supply_terms")
         lines.append(texts.ReorderLine(
             product_id=product.pk, code=product.code, name=product.name, category=product.category,
             quantity=suggestion.quantity, pack_size=terms.pack_size if terms else None,
             stockout_date=projection.stockout_date_at_pace if projection else None,
-            location_id=location_id,
+            location_id=suggestion.location_id,
         ))
     return lines
 
@@ -150,11 +156,6 @@ def _head_word(name: str) -> str:
     return re.sub(r"\W", "", words[0]) if words else ""
 
 
-def _stock_here(location_id: int, path: str = "") -> FilteredRelation:
-    """The ``{path}stocks`` relation narrowed to one location's row, for ``.alias(...)``."""
-    return FilteredRelation(f"{path}stocks", condition=Q(**{f"{path}stocks__location_id": location_id}))
-
-
 def substitutes_for(*, product: Product, location_id: int | None = None) -> list[tuple[str, str]]:
     """Up to three (code, name) to offer instead of ``product``, judged by their stock at the location (None: the
     default one).
@@ -164,9 +165,8 @@ def substitutes_for(*, product: Product, location_id: int | None = None) -> list
     name has the product's first word (accents and case aside: "Sal refinado" → "Sal grosso", never
     "Arroz"), the closest name first, then the most available.
     """
-    location_id = location_default_id() if location_id is None else location_id
     chosen = list(
-        Substitute.objects.alias(here=_stock_here(location_id, "substitute__"))
+        Substitute.objects.alias(here=stock_here(location_id, "substitute__"))
         .filter(product=product, substitute__active=True, here__available__gt=0)
         .order_by("position", "id")
         .values_list("substitute__code", "substitute__name")[:SUBSTITUTES_MAX]
@@ -178,7 +178,7 @@ def substitutes_for(*, product: Product, location_id: int | None = None) -> list
         return []
     return list(
         Product.objects.active()
-        .alias(here=_stock_here(location_id))
+        .alias(here=stock_here(location_id))
         .filter(category=product.category, here__available__gte=F("low_stock_threshold"), here__available__gt=0)
         .exclude(pk=product.pk)
         .alias(head_pattern=Concat(Value(r"\m"), search_key(Value(head)), Value(r"\M"), output_field=TextField()))
@@ -193,22 +193,18 @@ def driver_by_chat(*, chat_id: int) -> Driver | None:
     return Driver.objects.filter(chat_id=chat_id, active=True).first()
 
 
-def driver_low_stocks(*, driver: Driver, location: Location, limit: int = 40) -> list[Stock]:
-    """Stock rows below threshold at one location, among what the driver follows, the emptiest first."""
-    qs = stock_list(below_threshold=True, location_id=location.pk)
+def driver_low_stocks(*, driver: Driver, locations: list[Location], limit: int = 40) -> list[Stock]:
+    """Stock rows below threshold at these locations, among what the driver follows: location by location in the
+    order given, each the emptiest first and cut at ``limit`` rows, in one query."""
+    qs = stock_list(below_threshold=True, location_ids=[place.pk for place in locations])
     query = driver_product_filter(driver)
     if query is not None:
         qs = qs.filter(product__in=Product.objects.filter(query))
-    return list(qs.order_by("available", "product__code")[:limit])
-
-
-def driver_out_stocks(*, driver: Driver, locations: Iterable[Location]) -> QuerySet[Stock]:
-    """Stock rows with nothing available at these locations, among what the driver follows, by product name."""
-    qs = (Stock.objects.select_related("product", "location")
-          .filter(product__active=True, location__in=list(locations)).out_of_stock()
-          .order_by("product__name", "product__code", "location__code"))
-    query = driver_product_filter(driver)
-    return qs if query is None else qs.filter(product__in=Product.objects.filter(query))
+    emptiest = [F("available").asc(), F("product__code").asc()]
+    position = Case(*[When(location_id=place.pk, then=Value(index)) for index, place in enumerate(locations)],
+                    output_field=IntegerField())
+    return list(qs.annotate(rank=Window(RowNumber(), partition_by=F("location_id"), order_by=emptiest))
+                .filter(rank__lte=limit).order_by(position, *emptiest))
 
 
 def product_find(*, term: str, locations: Iterable[Location] | None = None) -> tuple[Product | None, list[Product]]:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from core.metrics import PIPELINE_GAVE_UP
 from core.realtime import realtime_publish
 from inventory.models import Location, Product, Stock
-from inventory.selectors import location_default_id
+from inventory.selectors import location_id_or_default
 from notifications import locks, selectors, texts
 from notifications.models import (
     AlertKind,
@@ -207,19 +207,23 @@ def _log_no_token() -> None:
 
 
 @transaction.atomic
-def alert_projected_stockout(*, product_id: int, stockout_date: date | None, location_id: int | None = None) -> bool:
+def alert_projected_stockout(*, product_id: int, stockout_date: date | None, location_id: int | None = None,
+                             location_code: str | None = None) -> bool:
     """Projections call this when a product enters (date) or leaves (None) the stockout-risk window at a location
-    (``location_id``; None: the default location).
+    (``location_id``; None: the default location). ``location_code``, the location's code for the event, spares
+    a query when the caller already has it (a batch of transitions reads every code at once).
 
     A lower-priority kind: sent silently, only to that location's drivers, and not at all while the product is
     already LOW or OUT there. Returns True when something changed.
     """
-    location = Location.objects.get(pk=location_default_id() if location_id is None else location_id)
-    state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id, location=location)
+    location_id = location_id_or_default(location_id)
+    if location_code is None:
+        location_code = Location.objects.values_list("code", flat=True).get(pk=location_id)
+    state, _ = AlertState.objects.select_for_update().get_or_create(product_id=product_id, location_id=location_id)
     product = Product.objects.get(pk=product_id)
     changed_at = timezone.now()
     now = changed_at.isoformat()
-    episode_rows = AlertOutbox.objects.filter(product_id=product_id, location=location, kind=AlertKind.PROJECTED)
+    episode_rows = AlertOutbox.objects.filter(product_id=product_id, location_id=location_id, kind=AlertKind.PROJECTED)
     if stockout_date is not None:
         if state.projected_stockout == stockout_date:
             return False
@@ -230,8 +234,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None, loc
         state.save()
         driver_ids: set[int] = set()
         if opening and state.level == Level.OK:
-            recipients = selectors.drivers_for_products(products=[product], location_id=location.pk)[product_id]
-            rows = [AlertOutbox(product_id=product_id, location=location, driver=d, episode=state.projected_episode,
+            recipients = selectors.drivers_for_products(products=[product], location_id=location_id)[product_id]
+            rows = [AlertOutbox(product_id=product_id, location_id=location_id, driver=d, episode=state.projected_episode,
                                 kind=AlertKind.PROJECTED, level=MessageLevel.PROJECTED, chat_id=d.chat_id,
                                 stockout_date=stockout_date, changed_at=changed_at) for d in recipients]
             AlertOutbox.objects.bulk_create(rows, ignore_conflicts=True)
@@ -241,8 +245,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None, loc
             driver_ids = set(rows.values_list("driver_id", flat=True))
             rows.update(stockout_date=stockout_date, revision=F("revision") + 1, state=OutboxState.PENDING,
                         updated_at=changed_at, changed_at=changed_at)
-        event = _alert_event(product, "projected", _available(product_id, location.pk), now, stockout_date,
-                             location=location.code)
+        event = _alert_event(product, "projected", _available(product_id, location_id), now, stockout_date,
+                             location=location_code)
     else:
         if state.projected_stockout is None:
             return False
@@ -252,8 +256,8 @@ def alert_projected_stockout(*, product_id: int, stockout_date: date | None, loc
         driver_ids = set(rows.values_list("driver_id", flat=True))
         rows.update(level=MessageLevel.RESOLVED, revision=F("revision") + 1, state=OutboxState.PENDING,
                     updated_at=changed_at, changed_at=changed_at)
-        event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id, location.pk), now,
-                             location=location.code)
+        event = _alert_event(product, MessageLevel.RESOLVED, _available(product_id, location_id), now,
+                             location=location_code)
         event["kind"] = "projected"
     transaction.on_commit(partial(realtime_publish, [event]))
     if driver_ids:

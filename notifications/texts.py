@@ -38,7 +38,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "ruptura_out_title": "<b>Sem estoque agora</b> ({n}):",
         "ruptura_more": "… e outros: veja o painel.",
         "free_text_unclear": "Não entendi. Envie o nome ou o código de um produto, ou /ajuda.",
-        "ruptura_unavailable": "As projeções de estoque ainda não estão disponíveis.",
         "linked": "✅ Olá, {name}! Este chat vai receber os alertas de estoque. /ajuda mostra os comandos.",
         "linked_buyer": ("✅ Olá, {name}! Este chat vai receber o resumo diário das sugestões de compra. "
                          "/ajuda mostra os comandos."),
@@ -96,7 +95,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "ruptura_out_title": "<b>Out of stock now</b> ({n}):",
         "ruptura_more": "… and more: see the dashboard.",
         "free_text_unclear": "I did not understand. Send a product's name or code, or /help.",
-        "ruptura_unavailable": "Stock projections are not available yet.",
         "linked": "✅ Hello, {name}! This chat will receive stock alerts. /help lists the commands.",
         "linked_buyer": "✅ Hello, {name}! This chat will receive the daily reorder digest. /help lists the commands.",
         "linked_both": ("✅ Hello, {name}! This chat will receive stock alerts and the daily reorder digest. "

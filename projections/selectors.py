@@ -13,7 +13,13 @@ from django.utils.translation import gettext as _
 from core.errors import UnknownCode, ValidationFailed
 from inventory.codes import code_normalise
 from inventory.models import Product, Stock, UnifiedCode
-from inventory.selectors import location_default_id, product_resolve
+from inventory.selectors import (
+    client_location_codes,
+    location_default_id,
+    location_for_client,
+    location_id_or_default,
+    product_resolve,
+)
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
 
 
@@ -21,10 +27,6 @@ def _today() -> date:
     from projections.services import projection_today
 
     return projection_today()
-
-
-def _location(location_id: int | None) -> int:
-    return location_default_id() if location_id is None else location_id
 
 
 def summaries_with_stock(qs: QuerySet[ProjectionSummary] | None = None) -> QuerySet[ProjectionSummary]:
@@ -168,7 +170,7 @@ def projection_row(*, code: str, location_id: int | None = None) -> SummaryRow:
     otherwise."""
     normalised = code_normalise(code)
     with connection.cursor() as cursor:
-        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": _location(location_id)})
+        cursor.execute(_ROW_BY_CODE, {"code": normalised, "location_id": location_id_or_default(location_id)})
         values = cursor.fetchone()
     if values is None:
         raise UnknownCode(_("No product has the code %(code)s.") % {"code": normalised}, details={"code": normalised})
@@ -180,7 +182,7 @@ def projection_rows_for_codes(*, codes: Iterable[str],
     """([(asked code, row)], [unknown codes]) in asked order, duplicates (after normalising) once, in one query."""
     wanted = list(dict.fromkeys(code_normalise(c) for c in codes))
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": _location(location_id)})
+        cursor.execute(_ROWS_BY_CODES, {"codes": wanted, "location_id": location_id_or_default(location_id)})
         found = [(values[-1], SummaryRow(*values[:-1])) for values in cursor.fetchall()]
     known = {asked for asked, _ in found}
     return found, [c for c in wanted if c not in known]
@@ -194,28 +196,36 @@ def projection_ruptures_page(*, days: int, limit: int, offset: int = 0, basis: s
     with connection.cursor() as cursor:
         cursor.execute(_RUPTURES_PAGES[basis], {"limit_date": _today() + timedelta(days=days), "limit": limit,
                                         "offset": offset, "end": offset + limit,
-                                        "location_id": _location(location_id)})
+                                        "location_id": location_id_or_default(location_id)})
         return [(SummaryRow(*values[:-4]), values[-4]) for values in cursor.fetchall()]
 
 
-def projection_out_now(*, location_id: int | None = None) -> QuerySet[Stock]:
-    """Active products with nothing available now at the location, by name: the ruptures that already happened."""
-    return (Stock.objects.select_related("product").filter(product__active=True, location_id=_location(location_id))
-            .out_of_stock()
-            .order_by("product__name", "product__code"))
+def _location_ids(location_ids: list[int] | None) -> list[int]:
+    """The locations a ruptures read covers: these, or the default one for None."""
+    return [location_default_id()] if location_ids is None else list(location_ids)
+
+
+def projection_out_now(*, location_ids: list[int] | None = None) -> QuerySet[Stock]:
+    """Active products with nothing available now at these locations (None: the default one), by name, then
+    location code, product and location loaded: the ruptures that already happened."""
+    return (Stock.objects.select_related("product", "location")
+            .filter(product__active=True, location_id__in=_location_ids(location_ids)).out_of_stock()
+            .order_by("product__name", "product__code", "location__code"))
 
 
 def projection_ruptures(*, days: int = 7, basis: str = "planned",
-                        location_id: int | None = None) -> QuerySet[ProjectionSummary]:
-    """Summaries with a stockout within ``days`` days from today, soonest first, product (and stock) loaded.
+                        location_ids: list[int] | None = None) -> QuerySet[ProjectionSummary]:
+    """Summaries at these locations (None: the default one) with a stockout within ``days`` days from today,
+    soonest first, product and location loaded (and stock_here: the stock row at the summary's location).
     Products already out (see projection_out_now) are not here: they come before these. ``basis`` picks
     the stockout day: ``planned`` (planned movements only) or ``pace`` (blended with expected demand)."""
     limit = _today() + timedelta(days=days)
     column = RUPTURE_BASES[basis]
     return (
-        summaries().filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
-                           location_id=_location(location_id), stock_here__available__gt=0)
-        .order_by(column, "product_id")
+        summaries().select_related("location")
+        .filter(**{f"{column}__isnull": False, f"{column}__lt": limit}, product__active=True,
+                location_id__in=_location_ids(location_ids), stock_here__available__gt=0)
+        .order_by(column, "product_id", "location__code")
     )
 
 
@@ -253,7 +263,7 @@ def projection_daily(*, summary: SummaryRow, days: int) -> list[dict[str, Any]]:
 
 def projection_stats(*, location_id: int | None = None) -> dict[str, Any]:
     """Counts of the summaries at the location: products, at risk in 7 days, stale rows, the oldest compute."""
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     today = _today()
     risk_limit = today + timedelta(days=settings.PROJECTION_RISK_DAYS)
     stale = (
@@ -285,12 +295,18 @@ def planned_movement_list(
     kind: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-    location_codes: Iterable[str] | None = None,
+    location: str | None = None,
+    client=None,
 ) -> QuerySet[PlannedMovement]:
-    """Planned movements by date; ``location_codes`` keeps those at these locations (None: every location)."""
+    """Planned movements by date at the ``location`` named (UnknownLocation, or LocationForbidden when the API
+    client or staff user may not use it), else at every location ``client`` may use."""
     qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
-    if location_codes is not None:
-        qs = qs.filter(location__code__in=list(location_codes))
+    if location and location.strip():
+        qs = qs.filter(location=location_for_client(client=client, code=location))
+    elif (allowed := client_location_codes(client)) is not None:
+        # By code, not locations_for_client: that lists active locations only, and a movement planned at a
+        # location since deactivated stays listed to whoever may use it.
+        qs = qs.filter(location__code__in=sorted(allowed))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     if source:
@@ -314,7 +330,7 @@ def reorder_suggestion_list(*, state: str = ReorderState.OPEN, code: str | None 
     """Suggestions at the location in one state (open by default), most recently updated first; ``code`` may
     be an alias."""
     qs = (ReorderSuggestion.objects.select_related("product", "location")
-          .filter(state=state, location_id=_location(location_id)).order_by("-updated_at", "-id"))
+          .filter(state=state, location_id=location_id_or_default(location_id)).order_by("-updated_at", "-id"))
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs
@@ -324,16 +340,13 @@ def reorder_suggestions_by_urgency() -> list[ReorderSuggestion]:
     """Open suggestions of every location, the most urgent first: the earliest stockout day at the current pace
     at the suggestion's location (none last), then the largest quantity, then the code, then the location.
 
-    One query loads product, location, supply terms and the summary at the suggestion's location, which is
-    set as ``product.projection`` (None when there is none), the one projection a digest line reads.
+    One query loads product, location, supply terms and ``projection_here``: the summary at the suggestion's
+    location (None when there is none), the one projection a digest line reads.
     """
-    suggestions = list(
+    return list(
         ReorderSuggestion.objects.filter(state=ReorderState.OPEN)
         .annotate(projection_here=FilteredRelation(
             "product__projections", condition=Q(product__projections__location=F("location"))))
         .select_related("product", "location", "product__supply_terms", "projection_here")
         .order_by(F("projection_here__stockout_date_at_pace").asc(nulls_last=True), "-quantity",
                   "product__code", "location__code", "pk"))
-    for suggestion in suggestions:
-        suggestion.product.projection = suggestion.projection_here
-    return suggestions

@@ -23,7 +23,12 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.realtime import realtime_publish
 from inventory.codes import code_normalise
 from inventory.models import Location, Product
-from inventory.selectors import client_locations_check, location_default_id, products_resolve_many
+from inventory.selectors import (
+    client_locations_check,
+    location_default_id,
+    location_id_or_default,
+    products_resolve_many,
+)
 from projections import sql
 from projections.locks import suggestions_lock, summaries_lock_due
 from projections.models import (
@@ -50,8 +55,8 @@ class RiskTransition:
     product_id: int
     at_risk: bool
     stockout_date: date | None
+    location_id: int
     moved: bool = False
-    location_id: int | None = None  # None: the default location
 
     def as_json(self) -> list:
         return [self.product_id, self.at_risk, self.stockout_date.isoformat() if self.stockout_date else None,
@@ -62,7 +67,7 @@ class RiskTransition:
         # Items queued before locations have four fields: they were at the default location.
         return cls(product_id=item[0], at_risk=item[1],
                    stockout_date=date.fromisoformat(item[2]) if item[2] else None, moved=item[3],
-                   location_id=item[4] if len(item) > 4 else None)
+                   location_id=location_id_or_default(item[4] if len(item) > 4 else None))
 
 
 # Above this many transitions in one commit (a rebuild), events and alerts go out from a Celery task.
@@ -90,10 +95,6 @@ class PlannedMovementInput:
 # Dirty-marking and scheduling: everything is per (product, location); a location of None is the default one.
 
 
-def _location(location_id: int | None) -> int:
-    return location_default_id() if location_id is None else location_id
-
-
 def _by_location(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
     """{location id: sorted product ids} of (product id, location id) pairs, locations in id order."""
     grouped: dict[int, set[int]] = defaultdict(set)
@@ -106,7 +107,8 @@ def projection_mark_dirty(*, product_ids: Sequence[int], location_id: int | None
     """Schedule a recompute of these products at this location after commit. Runs no query: a stock change
     is already visible as a version mismatch (stock.version + plan_version != source_version)."""
     if product_ids:
-        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids)), _location(location_id)))
+        transaction.on_commit(partial(projection_recompute_schedule, sorted(set(product_ids)),
+                                      location_id_or_default(location_id)))
 
 
 def projection_mark_dirty_stocks(*, stocks: Iterable[Any]) -> None:
@@ -126,7 +128,7 @@ def _pending_key(product_id: int, location_id: int) -> str:
 def projection_pending_claim(*, product_ids: Sequence[int], location_id: int | None = None) -> list[int]:
     """The products not already waiting for a recompute at the location (Redis SET NX with a short TTL),
     now marked waiting."""
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     pipe = _redis().pipeline(transaction=False)
     for product_id in product_ids:
         pipe.set(_pending_key(product_id, location_id), 1, nx=True, ex=settings.PROJECTION_PENDING_TTL)
@@ -135,7 +137,7 @@ def projection_pending_claim(*, product_ids: Sequence[int], location_id: int | N
 
 def projection_pending_release(*, product_ids: Sequence[int], location_id: int | None = None) -> None:
     if product_ids:
-        location_id = _location(location_id)
+        location_id = location_id_or_default(location_id)
         _redis().delete(*[_pending_key(pid, location_id) for pid in product_ids])
 
 
@@ -173,14 +175,9 @@ async def _projection_marks_flush_at(product_ids: list[int], location_id: int) -
 _projection_marks = aio.LoopBatcher("projection-marks", _projection_marks_flush)
 
 
-def projection_recompute_schedule_soon(product_ids: list[int], location_id: int | None = None) -> None:
-    """``projection_recompute_schedule`` for async code after commit; returns at once."""
-    location_id = _location(location_id)
-    _projection_marks.add([(pid, location_id) for pid in product_ids])
-
-
 def projection_recompute_schedule_soon_stocks(stocks: Iterable[Any]) -> None:
-    """``projection_recompute_schedule_soon`` for committed Stock rows, each at its own location."""
+    """``projection_recompute_schedule`` for async code after commit, for committed Stock rows each at its own
+    location; returns at once."""
     _projection_marks.add([(s.product_id, s.location_id) for s in stocks])
 
 
@@ -195,7 +192,7 @@ def projection_recompute_schedule(product_ids: list[int], location_id: int | Non
     Never raises: the write already committed, and the beat fallback catches anything missed here.
     """
     try:
-        location_id = _location(location_id)
+        location_id = location_id_or_default(location_id)
         if len(product_ids) <= settings.PROJECTION_INLINE_MAX_PRODUCTS:
             projection_recompute(product_ids=product_ids, location_id=location_id)
             return
@@ -321,7 +318,8 @@ def demand_recompute(*, product_ids: Sequence[int], location_id: int | None = No
         return []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        return _demand_upsert(cursor, ids, location_id=_location(location_id), today=today or projection_today())
+        return _demand_upsert(cursor, ids, location_id=location_id_or_default(location_id),
+                              today=today or projection_today())
 
 
 def _upsert(product_ids: Sequence[int], *, location_id: int, today: date | None = None) -> list[RiskTransition]:
@@ -376,7 +374,7 @@ def projection_recompute(*, product_ids: Sequence[int], location_id: int | None 
     if not ids:
         return []
     with transaction.atomic():
-        transitions = _upsert(ids, location_id=_location(location_id), today=today)
+        transitions = _upsert(ids, location_id=location_id_or_default(location_id), today=today)
         _transitions_after_commit(transitions)
     return transitions
 
@@ -386,8 +384,8 @@ def projection_compute_rows(*, product_ids: Sequence[int], horizon: int, locatio
     """Compute projections at the location without storing them (for views longer than the stored horizon)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SQL)
-        cursor.execute(sql.SELECT_SQL, _params(product_ids, location_id=_location(location_id), today=today,
-                                               horizon=horizon))
+        cursor.execute(sql.SELECT_SQL, _params(product_ids, location_id=location_id_or_default(location_id),
+                                               today=today, horizon=horizon))
         columns = [c.name for c in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
@@ -460,7 +458,6 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
     the alert."""
     products = Product.objects.in_bulk([t.product_id for t in transitions])
     places = dict(Location.objects.values_list("pk", "code"))
-    default_id = location_default_id()
     now = timezone.now().isoformat()
     events = []
     for t in transitions:
@@ -471,22 +468,23 @@ def projection_transitions_publish(transitions: list[RiskTransition]) -> None:
             "type": "projection.risk_entered" if t.at_risk else "projection.risk_left",
             "at": now,
             "code": product.code,
-            "location": places.get(_location(t.location_id), places.get(default_id)),
+            "location": places.get(t.location_id),
             "name": product.name,
             "category": product.category,
             "stockout_date": t.stockout_date.isoformat() if t.stockout_date else None,
         })
     realtime_publish(events)
-    _alerts_send(transitions)
+    _alerts_send(transitions, places)
 
 
-def _alerts_send(transitions: list[RiskTransition]) -> None:
+def _alerts_send(transitions: list[RiskTransition], places: dict[int, str]) -> None:
+    """The projected-stockout alert of each transition; ``places``: {location id: code} of every location."""
     from notifications.services import alert_projected_stockout
 
     for t in transitions:
         try:
             alert_projected_stockout(product_id=t.product_id, stockout_date=t.stockout_date if t.at_risk else None,
-                                     location_id=_location(t.location_id))
+                                     location_id=t.location_id, location_code=places.get(t.location_id))
         except Exception:
             logger.exception("projected stockout alert failed", extra={"product_id": t.product_id})
 
@@ -544,12 +542,13 @@ def _location_key(item: PlannedMovementInput) -> str:
     return code_normalise(item.location) if isinstance(item.location, str) and item.location.strip() else ""
 
 
-def _upsert_check(items: Sequence[PlannedMovementInput]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
-    """Every line's field errors, and the codes of all lines looked up at once: ({code: product}, bad lines)."""
+def _upsert_check(items: Sequence[PlannedMovementInput],
+                  places: dict[str, int]) -> tuple[dict[str, Product], list[dict[str, Any]]]:
+    """Every line's field errors, and the codes of all lines looked up at once: ({code: product}, bad lines).
+    ``places``: the lines' locations (``_locations_of``)."""
     codes = [item.code for item in items if isinstance(item.code, str) and item.code.strip()]
     resolved, unknown = products_resolve_many(codes=codes) if codes else ({}, [])
     unknown_codes = set(unknown)
-    places = _locations_of(items)
     errors = []
     keys_seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
@@ -608,15 +607,16 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
     if not items:
         return []
     _count_check(len(items))
-    resolved, errors = _upsert_check(items)
+    places = _locations_of(items)
+    resolved, errors = _upsert_check(items, places)
     _lines_refuse(errors)
-    return _upsert_write(items, resolved)
+    return _upsert_write(items, resolved, places)
 
 
-def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product]) -> list[PlannedMovement]:
+def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product],
+                  places: dict[str, int]) -> list[PlannedMovement]:
     keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
     previous = _existing_products(keys)
-    places = _locations_of(items)
     rows = [
         PlannedMovement(
             product=resolved[code_normalise(i.code)], location_id=places[_location_key(i)], date=i.date,
@@ -686,7 +686,7 @@ def projection_summaries_ensure(*, product_ids: Sequence[int], location_id: int 
     any job did)."""
     from projections.models import ProjectionSummary
 
-    location_id = _location(location_id)
+    location_id = location_id_or_default(location_id)
     done = set(ProjectionSummary.objects.filter(product_id__in=list(product_ids), location_id=location_id,
                                                 computed_at__isnull=False).values_list("product_id", flat=True))
     missing = sorted(set(product_ids) - done)
@@ -704,20 +704,20 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Se
     ``{"list": "upsert"|"cancel", "index", "source_ref", "errors": {field: message}}`` per bad line.
     """
     _count_check(len(items) + len(cancel))
-    resolved, errors = _upsert_check(items)
+    places = _locations_of(items)
+    resolved, errors = _upsert_check(items, places)
     _lines_refuse(errors + _cancel_check(cancel))
     if items:
         # A client limited to some locations plans only there (lines without a location: the default one).
-        places = _locations_of(items)
         _client_check(client, {places[_location_key(i)] for i in items})
-    rows = _upsert_write(items, resolved) if items else []
+    rows = _upsert_write(items, resolved, places) if items else []
     return rows, planned_movements_cancel(keys=cancel, client=client)
 
 
 def _client_check(client, location_ids: set[int]) -> None:
-    """LocationForbidden when a client limited to some locations names another; no query for the others."""
-    if client is not None and getattr(client, "location_codes", None):
-        client_locations_check(client=client, locations=Location.objects.filter(pk__in=location_ids))
+    """LocationForbidden when the API client or staff user is limited to some locations and names another;
+    no query for the others (the lazy queryset is only read past the limit check)."""
+    client_locations_check(client=client, locations=Location.objects.filter(pk__in=location_ids))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,14 +12,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import actor_label, request_client
+from core.auth import actor_label, request_location_scope
 from core.errors import NotFound
-from inventory.selectors import (
-    client_location_codes,
-    client_locations_check,
-    location_default_id,
-    location_for_client,
-)
+from inventory.selectors import client_location_codes, client_locations_check, location_default_id, location_for_client
 from core.pagination import StandardPagination, paginated_response
 from projections import exports, selectors, services
 from projections.models import PlannedKind, PlannedMovement, ReorderState
@@ -57,15 +52,17 @@ class Place:
 def _place(request, code: str | None = None) -> Place:
     """``code`` (default: ``?location=``) as a Place; UnknownLocation (400) or LocationForbidden (403).
 
-    Without a location and without a limit on the client, no query: the default location's id is cached.
+    The API client's or the signed-in staff user's location limits apply. Without a location and without a
+    limit, no query: the default location's id is cached.
     """
     if code is None:
         code = request.query_params.get("location")
-    client = request_client(request)
-    if (code is None or not str(code).strip()) and client_location_codes(client) is None:
+    scope = request_location_scope(request)
+    named = code is not None and bool(str(code).strip())
+    if not named and client_location_codes(scope) is None:
         return Place(id=location_default_id())
-    location = location_for_client(client=client, code=code)
-    return Place(id=location.pk, named=location.code if code and str(code).strip() else None)
+    location = location_for_client(client=scope, code=code)
+    return Place(id=location.pk, named=location.code if named else None)
 
 
 def _summary_fields() -> dict[str, serializers.Field]:
@@ -308,7 +305,8 @@ class PlannedMovementBulkApi(APIView):
         data.is_valid(raise_exception=True)
         items = [planned_movement_line_read(line) for line in data.validated_data["upsert"]]
         keys = [planned_movement_key_read(line) for line in data.validated_data["cancel"]]
-        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys, client=request_client(request))
+        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys,
+                                                           client=request_location_scope(request))
         context = {"today": services.projection_today()}
         return Response({
             "upserted": PlannedMovementOutputSerializer(rows, many=True, context=context).data,
@@ -338,10 +336,7 @@ class PlannedMovementListApi(APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        asked = filters.validated_data.pop("location", None)
-        codes = ([location_for_client(client=request_client(request), code=asked).code] if asked and asked.strip()
-                 else client_location_codes(request_client(request)))
-        queryset = selectors.planned_movement_list(**filters.validated_data, location_codes=codes)
+        queryset = selectors.planned_movement_list(**filters.validated_data, client=request_location_scope(request))
         return paginated_response(request=request, queryset=queryset, serializer_class=PlannedMovementOutputSerializer,
                                   view=self, context={"today": services.projection_today()})
 
@@ -354,7 +349,7 @@ class PlannedMovementDetailApi(APIView):
         movement = PlannedMovement.objects.select_related("product", "location").filter(pk=pk).first()
         if movement is None:
             raise NotFound(_("No planned movement has this id."), details={"id": pk})
-        client_locations_check(client=request_client(request), locations=[movement.location])
+        client_locations_check(client=request_location_scope(request), locations=[movement.location])
         return Response(PlannedMovementOutputSerializer(movement, context={"today": services.projection_today()}).data)
 
 
@@ -389,7 +384,7 @@ class ReorderSuggestionOrderApi(APIView):
     @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
     def post(self, request, pk: int):
         suggestion = services.reorder_suggestion_order(suggestion_id=pk, actor=actor_label(request),
-                                                       client=request_client(request))
+                                                       client=request_location_scope(request))
         return Response(ReorderSuggestionOutputSerializer(suggestion).data)
 
 
@@ -401,7 +396,7 @@ class ReorderSuggestionDismissApi(APIView):
     @extend_schema(request=None, responses=ReorderSuggestionOutputSerializer)
     def post(self, request, pk: int):
         suggestion = services.reorder_suggestion_dismiss(suggestion_id=pk, actor=actor_label(request),
-                                                         client=request_client(request))
+                                                         client=request_location_scope(request))
         return Response(ReorderSuggestionOutputSerializer(suggestion).data)
 
 

@@ -2,6 +2,7 @@
 import pytest
 
 from core.tests.migrations import latest, migrate
+from projections.tests.test_migrations import default_location
 
 BEFORE = [("notifications", "0004_verbose_names")]
 AFTER = [("notifications", "0005_recipient_role_reorder_digest")]
@@ -66,14 +67,11 @@ def test_existing_alerts_become_the_default_locations_and_drivers_keep_receiving
 
 @pytest.mark.django_db(transaction=True)
 def test_going_back_keeps_the_default_locations_states_and_drops_the_others():
-    from django.conf import settings
-
     migrate(latest())
     apps = migrate(AFTER_LOCATIONS)
     try:
-        locations = apps.get_model("inventory", "Location").objects
-        default, _ = locations.get_or_create(code=settings.DEFAULT_LOCATION_CODE, defaults={"name": "Principal"})
-        other = locations.create(code="MIG-B", name="B")
+        default = default_location(apps)
+        other = apps.get_model("inventory", "Location").objects.create(code="MIG-B", name="B")
         product = apps.get_model("inventory", "Product").objects.create(code="MIG-3", name="Sal")
         states = apps.get_model("notifications", "AlertState").objects
         states.create(product=product, location=default, level="low", episode=1)

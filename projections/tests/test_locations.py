@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from core.tests.factories import ApiClientFactory
 from inventory.selectors import location_default_id
 from inventory.services import stock_receive, transfer_create
-from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
+from inventory.tests.factories import LocationFactory, ProductFactory, staff_at, stock_at_location, stores_stocking
 from projections import services
 from projections.models import DemandEstimate, PlannedMovement, ProjectionSummary, ReorderState, ReorderSuggestion
 from projections.tests.factories import PlannedMovementFactory, SupplyTermsFactory
@@ -289,6 +289,74 @@ def test_planned_movements_list_by_location_and_a_limited_client_sees_only_its_o
     assert (other.status_code, other.json()["error"]["code"]) == (403, "location_forbidden")
 
 
+@pytest.fixture
+def staff_of_store_a(client):
+    """A session of staff listed at LOJA-A only, and the two stores (LOJA-A, LOJA-B), each with ARROZ."""
+    stores = stores_stocking("ARROZ")
+    client.force_login(staff_at(stores[0]))
+    return client, stores
+
+
+def test_limited_staff_read_projections_only_at_their_location(staff_of_store_a):
+    http, _stores = staff_of_store_a
+
+    own = http.get("/api/v1/projections/ARROZ?location=LOJA-A")
+    elsewhere = http.get("/api/v1/projections/ARROZ?location=LOJA-B")
+    omitted = http.get("/api/v1/projections/ARROZ")
+
+    assert own.status_code == 200, own.content
+    assert (own.json()["location"], own.json()["start_balance"]) == ("LOJA-A", 5)
+    assert [r.status_code for r in (elsewhere, omitted)] == [403, 403]
+    assert {r.json()["error"]["code"] for r in (elsewhere, omitted)} == {"location_forbidden"}
+
+
+def test_limited_staff_plan_only_at_their_location(staff_of_store_a):
+    http, (store_a, store_b) = staff_of_store_a
+    product = ProductFactory._meta.model.objects.get(code="ARROZ")
+    line = {"code": "ARROZ", "date": today().isoformat(), "direction": "in", "quantity": 1, "kind": "purchase"}
+    PlannedMovementFactory(product=product, location_id=store_b.pk, source="erp", source_ref="b-1")
+    assert not PlannedMovement.objects.filter(source_ref__in=["a-1", "b-2"]).exists()
+
+    own = http.post("/api/v1/planned-movements/bulk", {"upsert": [{**line, "source_ref": "a-1", "location": "LOJA-A"}]},
+                    content_type="application/json")
+    plan = http.post("/api/v1/planned-movements/bulk", {"upsert": [{**line, "source_ref": "b-2", "location": "LOJA-B"}]},
+                     content_type="application/json")
+    cancel = http.post("/api/v1/planned-movements/bulk", {"cancel": [{"source": "erp", "source_ref": "b-1"}]},
+                       content_type="application/json")
+    listed = http.get("/api/v1/planned-movements").json()["results"]
+    there = http.get("/api/v1/planned-movements?location=LOJA-B")
+    detail = http.get(f"/api/v1/planned-movements/{PlannedMovement.objects.get(source_ref='b-1').pk}")
+
+    assert own.status_code == 200, own.content
+    assert [r.status_code for r in (plan, cancel, there, detail)] == [403, 403, 403, 403]
+    assert {r.json()["error"]["code"] for r in (plan, cancel, there, detail)} == {"location_forbidden"}
+    assert [(r["source_ref"], r["location"]) for r in listed] == [("a-1", "LOJA-A")]
+    assert not PlannedMovement.objects.filter(source_ref="b-2").exists()
+    assert PlannedMovement.objects.get(source_ref="b-1").status != "cancelled"
+    assert PlannedMovement.objects.get(source_ref="a-1").location_id == store_a.pk
+
+
+def test_limited_staff_decide_reorder_suggestions_only_at_their_location(staff_of_store_a):
+    http, (store_a, store_b) = staff_of_store_a
+    product = ProductFactory._meta.model.objects.get(code="ARROZ")
+    common = {"product": product, "quantity": 12, "demand": 1, "safety_stock": 0, "available": 0, "firm_inbound": 0,
+              "cover_days": 7, "arrival_date": today()}
+    own = ReorderSuggestion.objects.create(location=store_a, **common)
+    other = ReorderSuggestion.objects.create(location=store_b, **common)
+
+    refused = [http.post(f"/api/v1/reorder-suggestions/{other.pk}/{action}") for action in ("order", "dismiss")]
+    listed = http.get("/api/v1/reorder-suggestions?location=LOJA-B")
+    dismissed = http.post(f"/api/v1/reorder-suggestions/{own.pk}/dismiss")
+
+    assert [r.status_code for r in (*refused, listed)] == [403, 403, 403]
+    assert {r.json()["error"]["code"] for r in (*refused, listed)} == {"location_forbidden"}
+    other.refresh_from_db()
+    own.refresh_from_db()
+    assert (other.state, own.state) == (ReorderState.OPEN, ReorderState.DISMISSED)
+    assert dismissed.status_code == 200, dismissed.content
+    assert not PlannedMovement.objects.filter(location=store_b, source="reorder").exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_recomputes_at_two_locations_each_keep_their_own_row_and_suggestion():
     import threading
@@ -324,3 +392,21 @@ def test_concurrent_recomputes_at_two_locations_each_keep_their_own_row_and_sugg
     open_rows = ReorderSuggestion.objects.filter(product=product, state=ReorderState.OPEN)
     assert sorted((s.location_id, s.quantity) for s in open_rows) == sorted(
         [(location_default_id(), 20), (store.pk, 30)])
+
+
+def test_a_bulk_call_reads_the_locations_its_lines_name_once(store_b):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    product = ProductFactory(on_hand=10)
+    line = {"code": product.code, "date": today(), "direction": "in", "quantity": 1, "kind": "purchase"}
+    items = [services.PlannedMovementInput(source_ref=f"loc-{n}", location="LOJA-B", **line) for n in range(3)]
+    location_default_id()  # cached per process
+    assert not PlannedMovement.objects.filter(location=store_b).exists()
+
+    with CaptureQueriesContext(connection) as queries:
+        services.planned_movements_apply(items=items, cancel=[])
+
+    location_reads = [q["sql"] for q in queries if 'FROM "inventory_location"' in q["sql"]]
+    assert len(location_reads) == 1
+    assert PlannedMovement.objects.filter(location=store_b).count() == 3

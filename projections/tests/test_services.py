@@ -243,14 +243,24 @@ def test_a_stockout_day_moving_inside_the_window_is_reported_as_moved():
 
 
 @pytest.mark.django_db
+def test_a_transition_queued_before_locations_is_read_at_the_default_location():
+    stockout = services.projection_today()
+
+    transition = services.RiskTransition.from_json([7, True, stockout.isoformat(), False])
+
+    assert transition == services.RiskTransition(product_id=7, at_risk=True, stockout_date=stockout,
+                                                 location_id=location_default_id())
+
+
+@pytest.mark.django_db
 def test_many_transitions_go_through_the_task_and_open_projected_alerts():
     from notifications.models import AlertState
     from projections.tasks import projection_transitions_task
 
     products = ProductFactory.create_batch(3, on_hand=1)
     stockout = services.projection_today() + timedelta(days=1)
-    items = [services.RiskTransition(product_id=p.pk, at_risk=True, stockout_date=stockout).as_json()
-             for p in products]
+    items = [services.RiskTransition(product_id=p.pk, at_risk=True, stockout_date=stockout,
+                                     location_id=location_default_id()).as_json() for p in products]
     assert not AlertState.objects.filter(product__in=products).exists()
 
     assert projection_transitions_task(items) == 3
