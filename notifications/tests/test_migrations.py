@@ -1,8 +1,7 @@
 """Tests for the notifications migrations: what they do to rows that existed before them."""
 import pytest
 
-from core.tests.migrations import latest, migrate
-from projections.tests.test_migrations import default_location
+from core.tests.migrations import default_location, latest, migrate
 
 BEFORE = [("notifications", "0004_verbose_names")]
 AFTER = [("notifications", "0005_recipient_role_reorder_digest")]

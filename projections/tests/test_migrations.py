@@ -1,20 +1,11 @@
 """Tests for the projections migrations: a single-store database keeps its summaries, estimates and suggestions,
 now at the default location."""
 import pytest
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from core.tests.migrations import latest, migrate
+from core.tests.migrations import default_location, latest, migrate
 
 BEFORE = [("projections", "0005_planned_location"), ("inventory", "0006_location_staff_users")]
-
-
-def default_location(apps):
-    """The default location as the inventory migrations left it (a transactional test's flush may have
-    removed the row since: put it back, as location_default_id would)."""
-    location, _created = apps.get_model("inventory", "Location").objects.get_or_create(
-        code=settings.DEFAULT_LOCATION_CODE, defaults={"name": settings.DEFAULT_LOCATION_NAME})
-    return location
 
 
 @pytest.mark.django_db(transaction=True)
