@@ -239,3 +239,21 @@ async def test_a_cart_at_two_locations_reaches_each_socket_with_only_the_lines_t
     assert sorted(line["location"] for event in seen for line in event["lines"]) == ["DARK-ZS", "PRINCIPAL"]
     for communicator in (dark_socket, default_socket, both_socket):
         await communicator.disconnect()
+
+
+async def test_subscribe_after_the_user_left_a_location_is_refused_there(django_user_model):
+    dark = await sync_to_async(LocationFactory)(code="DARK-ZS")
+    north = await sync_to_async(LocationFactory)(code="DARK-ZN")
+    user = await sync_to_async(_limited_staff)(django_user_model, dark, north)
+    communicator = await _socket_of(user, "/ws/stock/?locations=DARK-ZS")
+    assert (await communicator.receive_json_from(timeout=5))["subscription"]["locations"] == ["DARK-ZS"]
+
+    await sync_to_async(north.staff_users.remove)(user)
+    await communicator.send_json_to({"action": "subscribe", "all": True, "locations": ["DARK-ZN"]})
+    error = await communicator.receive_json_from(timeout=5)
+
+    assert (error["code"], error["details"]["locations"], error["details"]["allowed"]) == (
+        "location_forbidden", ["DARK-ZN"], ["DARK-ZS"])
+    await communicator.send_json_to({"action": "subscribe", "all": True, "locations": ["DARK-ZS"]})
+    assert (await _next_of_type(communicator, "subscribed"))["locations"] == ["DARK-ZS"]
+    await communicator.disconnect()
