@@ -1,6 +1,6 @@
 """Admin helpers that keep staff limited to some locations (Location.staff_users) to the rows of those locations."""
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Location
@@ -12,14 +12,6 @@ def staff_locations(request) -> QuerySet[Location]:
     allowed = user_location_codes(request.user)
     places = location_list()
     return places if allowed is None else places.filter(code__in=allowed)
-
-
-def lines_at(line_model, parent: str, codes: frozenset[str], *, inside: bool = True) -> Exists:
-    """For rows whose lines carry the location (reservations, orders): one of the row's lines is at one of
-    ``codes`` (``inside=False``: at a location outside them)."""
-    lines = line_model.objects.filter(**{parent: OuterRef("pk")})
-    at = Q(location__code__in=codes)
-    return Exists(lines.filter(at if inside else ~at))
 
 
 class LocationListFilter(admin.SimpleListFilter):

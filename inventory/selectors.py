@@ -105,6 +105,14 @@ def client_location_codes(client) -> frozenset[str] | None:
     return user_location_codes(client)
 
 
+def scope_location_codes(*, scope, client) -> frozenset[str] | None:
+    """The location codes a read or action on ``client``'s own reservations and orders is held to: those
+    of ``scope`` (core.auth.request_location_scope) when it is someone other than the client, a staff
+    session; None (every location) otherwise, a client's own rows being within its locations by
+    construction."""
+    return client_location_codes(scope) if scope is not None and scope is not client else None
+
+
 def client_locations_check(*, client, locations: Iterable[Location]) -> None:
     """LocationForbidden naming the locations the client may not use, if any."""
     allowed = client_location_codes(client)
