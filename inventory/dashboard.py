@@ -119,7 +119,7 @@ def dashboard_events_recent(*, limit: int, location_ids: list[int] | None = None
     timed: list[tuple[datetime, int, dict[str, Any]]] = []
     for movement in movement_recent(limit=limit, location_ids=location_ids):
         timed.append((movement.created_at, 0, movement_event(movement)))
-    for reservation in reservation_recent_per_status(limit=limit):
+    for reservation in reservation_recent_per_status(limit=limit, location_ids=location_ids):
         lines = [line for line in reservation.lines.all() if location_ids is None or line.location_id in location_ids]
         if not lines:
             continue

@@ -75,6 +75,10 @@ class LocatedLinesQuerySet(models.QuerySet):
         """Rows with a line at one of ``codes``."""
         return self.filter(self._lines_at(Q(location__code__in=codes)))
 
+    def touching_location_ids(self, location_ids):
+        """Rows with a line at one of these locations (by id); every row for None (no limit)."""
+        return self if location_ids is None else self.filter(self._lines_at(Q(location_id__in=location_ids)))
+
     def touching_elsewhere(self, codes):
         """Rows with a line at a location outside ``codes``."""
         return self.filter(self._lines_at(Q(location__code__in=codes), inside=False))

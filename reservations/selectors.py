@@ -64,13 +64,15 @@ def reservation_list(*, client: ApiClient | None, status: str | None = None, sco
     return _with_lines(qs.order_by("-created_at"))
 
 
-def reservation_recent_per_status(*, limit: int) -> list[Reservation]:
-    """The newest ``limit`` reservations of each status, lines and products loaded: the dashboard's last
-    reservation events. One index range per status (status, -created_at), so the table is never sorted whole;
-    a reservation created long before the newest ``limit`` of its status is not among them."""
+def reservation_recent_per_status(*, limit: int, location_ids: list[int] | None = None) -> list[Reservation]:
+    """The newest ``limit`` reservations of each status with a line at these locations (None: anywhere),
+    lines and products loaded: the dashboard's last reservation events. One index range per status
+    (status, -created_at), so the table is never sorted whole; a reservation created long before the
+    newest ``limit`` of its status is not among them."""
     found: list[Reservation] = []
+    at = Reservation.objects.touching_location_ids(location_ids)
     for status in ReservationStatus.values:
-        found.extend(_with_lines(Reservation.objects.filter(status=status).order_by("-created_at"))[:limit])
+        found.extend(_with_lines(at.filter(status=status).order_by("-created_at"))[:limit])
     return found
 
 
