@@ -4,14 +4,12 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Location
-from inventory.selectors import location_default_id, location_list, user_location_codes
+from inventory.selectors import location_default_id, locations_usable, user_location_codes
 
 
 def staff_locations(request) -> QuerySet[Location]:
     """The active locations the signed-in staff user may use (every one for unlimited staff), by code."""
-    allowed = user_location_codes(request.user)
-    places = location_list()
-    return places if allowed is None else places.filter(code__in=allowed)
+    return locations_usable(client=request.user)
 
 
 class LocationListFilter(admin.SimpleListFilter):

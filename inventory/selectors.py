@@ -132,12 +132,17 @@ def location_for_client(*, client, code: str | None) -> Location:
     return location
 
 
+def locations_usable(*, client) -> QuerySet[Location]:
+    """Every active location the client may use, by code, as a queryset (form and filter choices)."""
+    allowed = client_location_codes(client)
+    places = location_list()
+    return places if allowed is None else places.filter(code__in=allowed)
+
+
 def locations_for_client(*, client) -> list[Location]:
     """Every active location the client may use, the default one first, then by code."""
-    allowed = client_location_codes(client)
     default_id = location_default_id()
-    places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
-    return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+    return sorted(locations_usable(client=client), key=lambda loc: (loc.pk != default_id, loc.code))
 
 
 def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
