@@ -53,14 +53,11 @@ class StockLevelFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ProductLocationFilter(admin.SimpleListFilter):
-    """Which location's counters the product list shows (ProductAdmin.counters_location reads the choice)."""
+class ProductLocationFilter(LocationListFilter):
+    """Which location's counters the product list shows (ProductAdmin.counters_location reads the choice):
+    the location choices of the other lists, but every product stays listed."""
 
     title = _("counters at location")
-    parameter_name = "location"
-
-    def lookups(self, request, model_admin):
-        return [(place.code, f"{place.code} · {place.name}") for place in staff_locations(request)]
 
     def queryset(self, request, queryset):
         return queryset

@@ -21,7 +21,7 @@ class LocationListFilter(admin.SimpleListFilter):
 
     def __init__(self, request, params, model, model_admin):
         # queryset() is not given the ModelAdmin, whose rows_at says what "at a location" means.
-        self.rows_at = model_admin.rows_at
+        self.model_admin = model_admin
         super().__init__(request, params, model, model_admin)
 
     def lookups(self, request, model_admin):
@@ -29,7 +29,7 @@ class LocationListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return self.rows_at(queryset, frozenset({self.value()}))
+            return self.model_admin.rows_at(queryset, frozenset({self.value()}))
         return queryset
 
 
