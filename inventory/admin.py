@@ -88,7 +88,7 @@ class ProductChangeList(ChangeList):
         return [] if self.query.strip() else super()._get_default_ordering()
 
 
-class StockAtLocationInline(admin.TabularInline):
+class StockAtLocationInline(LocationScopedAdmin, admin.TabularInline):
     """A product's counters at every location that has a row for it (changed only through movements)."""
 
     model = Stock
@@ -101,10 +101,8 @@ class StockAtLocationInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
-    def get_queryset(self, request):
-        allowed = user_location_codes(request.user)
-        queryset = super().get_queryset(request)
-        return queryset if allowed is None else queryset.filter(location__code__in=allowed)
+    def rows_at(self, queryset, codes):
+        return queryset.filter(location__code__in=codes)
 
 
 @admin.register(Product)
@@ -357,7 +355,7 @@ class StockMovementAdmin(LocationScopedAdmin, admin.ModelAdmin):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(LocationScopedAdmin, admin.ModelAdmin):
     """Stores, dark stores and warehouses. A code never changes once created, and the default location
     cannot be deleted (nor can any location that holds stock or ledger rows)."""
 
@@ -366,10 +364,8 @@ class LocationAdmin(admin.ModelAdmin):
     search_fields = ["code", "name", "address"]
     filter_horizontal = ["staff_users"]
 
-    def get_queryset(self, request):
-        allowed = user_location_codes(request.user)
-        queryset = super().get_queryset(request)
-        return queryset if allowed is None else queryset.filter(code__in=allowed)
+    def rows_at(self, queryset, codes):
+        return queryset.filter(code__in=codes)
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["code", "created_at", "updated_at"] if obj else []
