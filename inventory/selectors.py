@@ -11,6 +11,7 @@ from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.models import (
     SEARCH_ORDER,
+    ImportJob,
     Location,
     Product,
     Stock,
@@ -329,6 +330,22 @@ def transfer_list(*, client=None, location: str | None = None, status: str | Non
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs
+
+
+def import_job_get(*, job_id: object, client=None) -> ImportJob:
+    """An import job (its file left unread) at a location the client may use, a job naming none being at
+    the default one; NotFound otherwise, as for an id that names no job."""
+    text = str(job_id)
+    job = ImportJob.objects.select_related("location").defer("content").filter(
+        pk=int(text) if text.isdigit() and len(text) <= 18 else 0).first()
+    try:
+        if job is not None:
+            client_locations_check(client=client, locations=[job.location or location_default()])
+    except LocationForbidden:
+        job = None
+    if job is None:
+        raise NotFound(_("No import job has this id."), details={"id": text})
+    return job
 
 
 def transfer_get(*, transfer_id: int, client=None) -> Transfer:
