@@ -160,6 +160,18 @@ def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
     return places
 
 
+def location_codes_split(text: str | None) -> list[str]:
+    """The codes a comma-separated ``?locations=`` value names, blanks dropped (as typed, not normalised)."""
+    return [code.strip() for code in (text or "").split(",") if code.strip()]
+
+
+def locations_for_query(*, client, text: str | None) -> list[Location] | None:
+    """The locations a ``?locations=`` value names (``all``: every one the client may use), checked as
+    ``locations_for_stream``; None when it names none, which each route reads its own way."""
+    codes = location_codes_split(text)
+    return locations_for_stream(client=client, codes=codes) if codes else None
+
+
 def ws_principal_client(principal: dict):
     """The API client or staff user a WebSocket ticket was issued to ({"kind", "id"}), or None when gone:
     what its socket may follow is what that client may read."""
