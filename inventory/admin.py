@@ -27,7 +27,6 @@ from inventory.models import Location, Product, Stock, StockMovement, Transfer, 
 from inventory.selectors import (
     location_default,
     location_default_id,
-    location_for_client,
     stock_at,
     stocks_of_product,
     user_location_codes,
@@ -286,9 +285,9 @@ class ProductAdmin(admin.ModelAdmin):
             place = values.pop("location")
             try:
                 # Empty means the default location, which a limited user may not use either.
-                code = location_for_client(client=request.user, code=place.code if place else None).code
                 services.stock_record_movement(code=product.code, actor=f"user:{request.user.get_username()}",
-                                               location=code, **values)
+                                               location=place.code if place else None, client=request.user,
+                                               **values)
             except DomainError as error:
                 form.add_error(None, error.message)
             else:

@@ -14,7 +14,7 @@ from core.errors import ValidationFailed
 from core.jsoninput import InputJSONParser
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
-from inventory.selectors import import_job_get, location_default, location_for_client
+from inventory.selectors import import_job_get, location_default
 
 ERRORS_PAGE_SIZE = 100
 ERRORS_MAX_PAGE_SIZE = 1000
@@ -99,11 +99,9 @@ class StockImportApi(APIView):
             raise ValidationFailed(_("Send JSON rows or a text/csv body."))
         # Checked even when omitted: a client or staff user limited to other locations may not import
         # at the default one. Omitted stays None on the job, as before.
-        place = location_for_client(client=request_location_scope(request),
-                                    code=None if location is None else str(location))
-        location = place.code if location is not None else None
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
-                                dry_run=dry_run, location=location)
+                                dry_run=dry_run, location=None if location is None else str(location),
+                                client=request_location_scope(request))
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
                         headers={"Location": f"/api/v1/stock/imports/{job.pk}"})
 

@@ -31,6 +31,7 @@ from inventory.models import (
 from inventory.selectors import (
     client_locations_check,
     location_default_id,
+    location_for_client,
     location_resolve,
     product_resolve,
     products_resolve_many,
@@ -237,9 +238,12 @@ def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "
 
 
 def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = "", reference: str = "",
-                          actor: str = "", location: str | None = None) -> Stock:
+                          actor: str = "", location: str | None = None, client=None) -> Stock:
     """One entry point for staff and API movements: ``quantity`` means units added (receipt, return),
-    a signed change (adjustment) or the units counted (count), at ``location`` (the default when None)."""
+    a signed change (adjustment) or the units counted (count), at ``location`` (the default when None),
+    which ``client`` (an API client or staff user, when given) must be allowed to use."""
+    if client is not None:
+        location_for_client(client=client, code=location)
     common = {"code": code, "reason": reason, "reference": reference, "actor": actor, "location": location}
     if kind == MovementKind.RECEIPT:
         return stock_receive(quantity=quantity, **common)
