@@ -62,7 +62,8 @@ class ApiClientAdmin(LocationScopedAdmin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            services.api_client_update(client=obj, name=obj.name, scopes=list(obj.scopes or []),
+                                       location_codes=list(obj.location_codes or []), active=obj.active)
             return
         client, raw = services.api_client_create(name=obj.name, scopes=list(obj.scopes or []),
                                                  location_codes=list(obj.location_codes or []))
