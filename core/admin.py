@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from core import services
 from core.errors import DomainError
 from core.models import ALL_SCOPES, ApiClient
+from inventory.admin_scope import LocationScopedAdmin
 from inventory.selectors import locations_resolve_many, user_location_codes
 
 # Every admin page names the product, not the framework ("Administração do Django").
@@ -38,7 +39,7 @@ class ApiClientAdminForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(LocationScopedAdmin, admin.ModelAdmin):
     """Staff limited to some locations see and manage only clients limited to some of theirs."""
 
     form = ApiClientAdminForm
@@ -48,12 +49,9 @@ class ApiClientAdmin(admin.ModelAdmin):
     readonly_fields = ["token_hint", "created_at"]
     actions = ["rotate_token"]
 
-    def get_queryset(self, request):
-        allowed = user_location_codes(request.user)
-        queryset = super().get_queryset(request)
-        if allowed is None:
-            return queryset
-        return queryset.exclude(location_codes=[]).filter(location_codes__contained_by=sorted(allowed))
+    def rows_at(self, queryset, codes):
+        # A client limited to none uses every location: not theirs to manage.
+        return queryset.exclude(location_codes=[]).filter(location_codes__contained_by=sorted(codes))
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -64,7 +62,8 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            services.api_client_update(client=obj, name=obj.name, scopes=list(obj.scopes or []),
+                                       location_codes=list(obj.location_codes or []), active=obj.active)
             return
         client, raw = services.api_client_create(name=obj.name, scopes=list(obj.scopes or []),
                                                  location_codes=list(obj.location_codes or []))

@@ -66,29 +66,39 @@ def group_for_category(category: str, location: str | None = None) -> str:
     return _prefix(location) + _CATEGORY_PREFIX + _digest(category_key(category))
 
 
-def _event_places(event: dict[str, Any]) -> dict[str, list[str]]:
-    """{location code: the product codes the event names there}; a line without a location is at the
-    event's, and an event without one is at the default location."""
-    own = str(event.get("location") or _default_location())
-    places: dict[str, list[str]] = {}
-    if event.get("code"):
-        places.setdefault(own, []).append(str(event["code"]))
+def _lines_by_location(event: dict[str, Any], own: str) -> dict[str, list[dict[str, Any]]]:
+    """{location code: the event's lines there}; a line without a location is at the event's."""
+    lines: dict[str, list[dict[str, Any]]] = {}
     for line in event.get("lines") or ():
         if isinstance(line, dict) and line.get("code"):
-            places.setdefault(str(line.get("location") or own), []).append(str(line["code"]))
-    return {location: list(dict.fromkeys(codes)) for location, codes in places.items()} or {own: []}
+            lines.setdefault(str(line.get("location") or own), []).append(line)
+    return lines
+
+
+def events_per_location(event: dict[str, Any]) -> list[tuple[dict[str, Any], list[str]]]:
+    """The event as each location it names sees it, with that location's groups: everyone there, each
+    code it names there, and its category when it has one. An event with lines at several locations (a
+    cart at two stores) becomes one event per location carrying only the lines there, the same event
+    otherwise, so a socket following A is never handed B's codes and quantities. An event without a
+    location is at the default one."""
+    own = str(event.get("location") or _default_location())
+    lines = _lines_by_location(event, own)
+    places = list(dict.fromkeys(([own] if event.get("code") or not lines else []) + list(lines)))
+    parts = []
+    for location in places:
+        part = event if len(places) == 1 else {**event, "lines": lines.get(location, [])}
+        codes = ([str(event["code"])] if event.get("code") and location == own else [])
+        codes += [str(line["code"]) for line in lines.get(location, ())]
+        groups = [group_all(location)] + [group_for_code(code, location) for code in dict.fromkeys(codes)]
+        if event.get("category"):
+            groups.append(group_for_category(str(event["category"]), location))
+        parts.append((part, groups))
+    return parts
 
 
 def groups_for_event(event: dict[str, Any]) -> list[str]:
-    """Every group an event goes to, at each location it names: everyone there, each code it names
-    there, and its category when it has one."""
-    groups = []
-    for location, codes in _event_places(event).items():
-        groups.append(group_all(location))
-        groups += [group_for_code(code, location) for code in codes]
-        if event.get("category"):
-            groups.append(group_for_category(str(event["category"]), location))
-    return groups
+    """Every group an event goes to, at each location it names (see ``events_per_location``)."""
+    return [group for _part, groups in events_per_location(event) for group in groups]
 
 
 def groups_for_subscription(*, codes: Iterable[str] = (), categories: Iterable[str] = (), everything: bool,

@@ -27,7 +27,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from core.cache import REDIS_UNREACHABLE, redis_circuit
-from core.groups import groups_for_event
+from core.groups import events_per_location
 from core.metrics import EVENTS_FAILED, EVENTS_PUBLISHED
 from core.publish_order import Claim, PublishOrder, Unit
 
@@ -180,11 +180,13 @@ def realtime_batch(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     sent_at = timezone.now().isoformat()
     per_group: dict[str, list[list[str]]] = {}
     for event in events:
-        # Copy: callers may reuse their dicts, and id/sent_at belong to this publication only.
-        body = {**event, "id": uuid.uuid4().hex, "sent_at": sent_at}
-        item = [body["id"], json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))]
-        for group in groups_for_event(event):
-            per_group.setdefault(group, []).append(item)
+        # One item per location the event names, each with only that location's lines.
+        for part, groups in events_per_location(event):
+            # Copy: callers may reuse their dicts, and id/sent_at belong to this publication only.
+            body = {**part, "id": uuid.uuid4().hex, "sent_at": sent_at}
+            item = [body["id"], json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":"))]
+            for group in groups:
+                per_group.setdefault(group, []).append(item)
     # "group" lets one per-process reader (core/fanout.py) subscribed to many groups route each batch.
     return {group: {"type": BATCH_MESSAGE_TYPE, "group": group, "items": items} for group, items in per_group.items()}
 

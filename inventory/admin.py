@@ -27,7 +27,6 @@ from inventory.models import Location, Product, Stock, StockMovement, Transfer, 
 from inventory.selectors import (
     location_default,
     location_default_id,
-    location_for_client,
     stock_at,
     stocks_of_product,
     user_location_codes,
@@ -53,14 +52,11 @@ class StockLevelFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ProductLocationFilter(admin.SimpleListFilter):
-    """Which location's counters the product list shows (ProductAdmin.counters_location reads the choice)."""
+class ProductLocationFilter(LocationListFilter):
+    """Which location's counters the product list shows (ProductAdmin.counters_location reads the choice):
+    the location choices of the other lists, but every product stays listed."""
 
     title = _("counters at location")
-    parameter_name = "location"
-
-    def lookups(self, request, model_admin):
-        return [(place.code, f"{place.code} · {place.name}") for place in staff_locations(request)]
 
     def queryset(self, request, queryset):
         return queryset
@@ -91,7 +87,7 @@ class ProductChangeList(ChangeList):
         return [] if self.query.strip() else super()._get_default_ordering()
 
 
-class StockAtLocationInline(admin.TabularInline):
+class StockAtLocationInline(LocationScopedAdmin, admin.TabularInline):
     """A product's counters at every location that has a row for it (changed only through movements)."""
 
     model = Stock
@@ -104,10 +100,8 @@ class StockAtLocationInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
-    def get_queryset(self, request):
-        allowed = user_location_codes(request.user)
-        queryset = super().get_queryset(request)
-        return queryset if allowed is None else queryset.filter(location__code__in=allowed)
+    def rows_at(self, queryset, codes):
+        return queryset.filter(location__code__in=codes)
 
 
 @admin.register(Product)
@@ -291,9 +285,9 @@ class ProductAdmin(admin.ModelAdmin):
             place = values.pop("location")
             try:
                 # Empty means the default location, which a limited user may not use either.
-                code = location_for_client(client=request.user, code=place.code if place else None).code
                 services.stock_record_movement(code=product.code, actor=f"user:{request.user.get_username()}",
-                                               location=code, **values)
+                                               location=place.code if place else None, client=request.user,
+                                               **values)
             except DomainError as error:
                 form.add_error(None, error.message)
             else:
@@ -360,7 +354,7 @@ class StockMovementAdmin(LocationScopedAdmin, admin.ModelAdmin):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(LocationScopedAdmin, admin.ModelAdmin):
     """Stores, dark stores and warehouses. A code never changes once created, and the default location
     cannot be deleted (nor can any location that holds stock or ledger rows)."""
 
@@ -369,10 +363,8 @@ class LocationAdmin(admin.ModelAdmin):
     search_fields = ["code", "name", "address"]
     filter_horizontal = ["staff_users"]
 
-    def get_queryset(self, request):
-        allowed = user_location_codes(request.user)
-        queryset = super().get_queryset(request)
-        return queryset if allowed is None else queryset.filter(code__in=allowed)
+    def rows_at(self, queryset, codes):
+        return queryset.filter(code__in=codes)
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["code", "created_at", "updated_at"] if obj else []

@@ -1,25 +1,15 @@
 """Admin helpers that keep staff limited to some locations (Location.staff_users) to the rows of those locations."""
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Location
-from inventory.selectors import location_default_id, location_list, user_location_codes
+from inventory.selectors import location_default_id, locations_usable, user_location_codes
 
 
 def staff_locations(request) -> QuerySet[Location]:
     """The active locations the signed-in staff user may use (every one for unlimited staff), by code."""
-    allowed = user_location_codes(request.user)
-    places = location_list()
-    return places if allowed is None else places.filter(code__in=allowed)
-
-
-def lines_at(line_model, parent: str, codes: frozenset[str], *, inside: bool = True) -> Exists:
-    """For rows whose lines carry the location (reservations, orders): one of the row's lines is at one of
-    ``codes`` (``inside=False``: at a location outside them)."""
-    lines = line_model.objects.filter(**{parent: OuterRef("pk")})
-    at = Q(location__code__in=codes)
-    return Exists(lines.filter(at if inside else ~at))
+    return locations_usable(client=request.user)
 
 
 class LocationListFilter(admin.SimpleListFilter):
@@ -31,7 +21,7 @@ class LocationListFilter(admin.SimpleListFilter):
 
     def __init__(self, request, params, model, model_admin):
         # queryset() is not given the ModelAdmin, whose rows_at says what "at a location" means.
-        self.rows_at = model_admin.rows_at
+        self.model_admin = model_admin
         super().__init__(request, params, model, model_admin)
 
     def lookups(self, request, model_admin):
@@ -39,7 +29,7 @@ class LocationListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return self.rows_at(queryset, frozenset({self.value()}))
+            return self.model_admin.rows_at(queryset, frozenset({self.value()}))
         return queryset
 
 

@@ -203,6 +203,13 @@ class StockConsumer(AsyncWebsocketConsumer):
         elif action == "subscribe":
             try:
                 asked = _locations_asked(content.get("locations"))
+                if asked is not None:
+                    # Read the principal again: its location limits may have changed since connect, and
+                    # the user object of the socket's scope keeps the ones it read then.
+                    self.client = await database_sync_to_async(ws_principal_client)(self.principal)
+                    if self.client is None:
+                        await self.close(code=CLOSE_UNAUTHENTICATED)
+                        return
                 locations = self.locations if asked is None else await self._locations(asked)
                 await self._subscribe(
                     locations=locations,

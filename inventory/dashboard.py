@@ -16,7 +16,12 @@ from rest_framework.views import APIView
 from inventory.codes import code_normalise
 from inventory.models import Location, StockMovement
 from inventory.selectors import (
-    categories_list, client_location_codes, locations_for_client, locations_for_stream, movement_recent,
+    categories_list,
+    client_location_codes,
+    location_codes_split,
+    locations_for_client,
+    locations_for_query,
+    movement_recent,
 )
 from reservations.models import ReservationStatus
 from reservations.selectors import reservation_recent_per_status
@@ -68,7 +73,7 @@ def dashboard_locations_selected(*, places: list[Location], asked: str | None) -
     asked among ``places`` (those the user may see), ``all`` of them, or without a usable choice the
     default location, or every place when the user may not see the default one."""
     codes = [place.code for place in places]
-    wanted = [code_normalise(c) for c in (asked or "").split(",") if c.strip()]
+    wanted = [code_normalise(c) for c in location_codes_split(asked)]
     if [c.casefold() for c in wanted] == ["all"]:
         return codes, []
     chosen = [c for c in dict.fromkeys(wanted) if c in codes]
@@ -119,7 +124,7 @@ def dashboard_events_recent(*, limit: int, location_ids: list[int] | None = None
     timed: list[tuple[datetime, int, dict[str, Any]]] = []
     for movement in movement_recent(limit=limit, location_ids=location_ids):
         timed.append((movement.created_at, 0, movement_event(movement)))
-    for reservation in reservation_recent_per_status(limit=limit):
+    for reservation in reservation_recent_per_status(limit=limit, location_ids=location_ids):
         lines = [line for line in reservation.lines.all() if location_ids is None or line.location_id in location_ids]
         if not lines:
             continue
@@ -154,7 +159,7 @@ class DashboardEventsApi(APIView):
     def _location_ids(user, asked: str | None) -> list[int] | None:
         """The asked locations (``all``: every one the user may see); without any, everywhere as before,
         except for staff limited to some locations, who see theirs."""
-        codes = [c.strip() for c in (asked or "").split(",") if c.strip()]
-        if not codes and client_location_codes(user) is None:
+        places = locations_for_query(client=user, text=asked)
+        if places is None and client_location_codes(user) is None:
             return None
-        return [place.pk for place in locations_for_stream(client=user, codes=codes or ["all"])]
+        return [place.pk for place in (places if places is not None else locations_for_client(client=user))]

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from core.errors import DomainError, ValidationFailed
 from inventory.importing import ImportInvalid, rows_parse, stock_import
-from inventory.selectors import location_resolve
+from inventory.selectors import client_locations_check, location_default, location_resolve
 from inventory.models import ImportJob, ImportStatus
 
 logger = logging.getLogger(__name__)
@@ -37,18 +37,23 @@ OnProgress = Callable[[str, int, int], None]
 
 
 def import_job_create(*, content: bytes, fmt: str, actor: str = "", reference: str = "",
-                      dry_run: bool = False, queue: bool = True, location: str | None = None) -> ImportJob:
+                      dry_run: bool = False, queue: bool = True, location: str | None = None,
+                      client=None) -> ImportJob:
     """Check that the file can be read as rows (not its rows: the job does that), store it and queue the job.
 
     A file that cannot be read at all (not UTF-8, no ``code`` column, too many rows…) raises
     ValidationFailed here, so callers answer 400 rather than create a job bound to fail.
     ``queue=False``: the caller runs the job itself (the command); the sweep still covers it.
+    ``client`` (an API client or staff user, when given) must be allowed to use the location, the
+    default one when none is named (the job then names none, as before).
     """
+    place = location_resolve(code=location) if location else None
+    if client is not None:
+        client_locations_check(client=client, locations=[place or location_default()])
     if fmt not in FORMATS:
         raise ValidationFailed(_("The format is csv or json."), details={"format": fmt})
     if not isinstance(reference, str) or len(reference) > 128:
         raise ValidationFailed(_("reference is text of at most 128 characters."), details={"reference": "invalid"})
-    place = location_resolve(code=location) if location else None
     rows = rows_parse(content=content, fmt=fmt)
     with transaction.atomic():
         job = ImportJob.objects.create(content=content, fmt=fmt, actor=actor[:150], reference=reference,

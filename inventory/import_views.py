@@ -10,11 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label, request_location_scope
-from core.errors import NotFound, ValidationFailed
+from core.errors import ValidationFailed
 from core.jsoninput import InputJSONParser
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
-from inventory.selectors import client_location_codes, location_default, location_for_client
+from inventory.selectors import import_job_get, location_default
 
 ERRORS_PAGE_SIZE = 100
 ERRORS_MAX_PAGE_SIZE = 1000
@@ -70,12 +70,6 @@ def import_job_output(job: ImportJob, *, page: int = 1, page_size: int = ERRORS_
     }
 
 
-def _job_visible(job: ImportJob, scope) -> bool:
-    """Whether the client or staff user may use the job's location (the default one when it names none)."""
-    allowed = client_location_codes(scope)
-    return allowed is None or (job.location.code if job.location_id else location_default().code) in allowed
-
-
 class StockImportApi(APIView):
     """Queue an import of JSON rows or a CSV body. Every row is checked first, then all are applied or none."""
 
@@ -105,11 +99,9 @@ class StockImportApi(APIView):
             raise ValidationFailed(_("Send JSON rows or a text/csv body."))
         # Checked even when omitted: a client or staff user limited to other locations may not import
         # at the default one. Omitted stays None on the job, as before.
-        place = location_for_client(client=request_location_scope(request),
-                                    code=None if location is None else str(location))
-        location = place.code if location is not None else None
         job = import_job_create(content=content, fmt=fmt, actor=actor_label(request), reference=reference,
-                                dry_run=dry_run, location=location)
+                                dry_run=dry_run, location=None if location is None else str(location),
+                                client=request_location_scope(request))
         return Response(import_job_output(job), status=status.HTTP_202_ACCEPTED,
                         headers={"Location": f"/api/v1/stock/imports/{job.pk}"})
 
@@ -126,8 +118,5 @@ class StockImportDetailApi(APIView):
     def get(self, request, job_id: str):
         page = _positive(request, "page", 1)
         page_size = _positive(request, "page_size", ERRORS_PAGE_SIZE, ERRORS_MAX_PAGE_SIZE)
-        pk = int(job_id) if job_id.isdigit() and len(job_id) <= 18 else 0
-        job = ImportJob.objects.select_related("location").defer("content").filter(pk=pk).first()
-        if job is None or not _job_visible(job, request_location_scope(request)):
-            raise NotFound(_("No import job has this id."), details={"id": job_id})
+        job = import_job_get(job_id=job_id, client=request_location_scope(request))
         return Response(import_job_output(job, page=page, page_size=page_size))

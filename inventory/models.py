@@ -57,6 +57,37 @@ class Location(models.Model):
         return f"{self.code} · {self.name}"
 
 
+class LocatedLinesQuerySet(models.QuerySet):
+    """For rows whose ``lines`` carry the location (reservations, orders): which rows are at which locations.
+
+    Reads and actions of someone limited to some locations take only rows ``within_locations`` theirs
+    (every line there); the admin lists rows ``touching_locations`` theirs (a line there) and refuses
+    actions on rows ``touching_elsewhere`` (a line outside them).
+    """
+
+    def _lines_at(self, at: Q, *, inside: bool = True) -> models.Exists:
+        """A line of the row matches ``at`` (``inside=False``: a line does not)."""
+        relation = self.model._meta.get_field("lines")
+        lines = relation.related_model.objects.filter(**{relation.field.name: models.OuterRef("pk")})
+        return models.Exists(lines.filter(at if inside else ~at))
+
+    def touching_locations(self, codes):
+        """Rows with a line at one of ``codes``."""
+        return self.filter(self._lines_at(Q(location__code__in=codes)))
+
+    def touching_location_ids(self, location_ids):
+        """Rows with a line at one of these locations (by id); every row for None (no limit)."""
+        return self if location_ids is None else self.filter(self._lines_at(Q(location_id__in=location_ids)))
+
+    def touching_elsewhere(self, codes):
+        """Rows with a line at a location outside ``codes``."""
+        return self.filter(self._lines_at(Q(location__code__in=codes), inside=False))
+
+    def within_locations(self, codes):
+        """Rows whose every line is at one of ``codes``; every row for None (no limit)."""
+        return self if codes is None else self.exclude(self._lines_at(Q(location__code__in=codes), inside=False))
+
+
 class FUnaccent(Func):
     """``f_unaccent(text)``: unaccent() wrapped as IMMUTABLE (migration 0003), so the trigram index applies."""
 

@@ -11,6 +11,7 @@ from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.models import (
     SEARCH_ORDER,
+    ImportJob,
     Location,
     Product,
     Stock,
@@ -105,6 +106,14 @@ def client_location_codes(client) -> frozenset[str] | None:
     return user_location_codes(client)
 
 
+def scope_location_codes(*, scope, client) -> frozenset[str] | None:
+    """The location codes a read or action on ``client``'s own reservations and orders is held to: those
+    of ``scope`` (core.auth.request_location_scope) when it is someone other than the client, a staff
+    session; None (every location) otherwise, a client's own rows being within its locations by
+    construction."""
+    return client_location_codes(scope) if scope is not None and scope is not client else None
+
+
 def client_locations_check(*, client, locations: Iterable[Location]) -> None:
     """LocationForbidden naming the locations the client may not use, if any."""
     allowed = client_location_codes(client)
@@ -124,12 +133,17 @@ def location_for_client(*, client, code: str | None) -> Location:
     return location
 
 
+def locations_usable(*, client) -> QuerySet[Location]:
+    """Every active location the client may use, by code, as a queryset (form and filter choices)."""
+    allowed = client_location_codes(client)
+    places = location_list()
+    return places if allowed is None else places.filter(code__in=allowed)
+
+
 def locations_for_client(*, client) -> list[Location]:
     """Every active location the client may use, the default one first, then by code."""
-    allowed = client_location_codes(client)
     default_id = location_default_id()
-    places = [loc for loc in location_list() if allowed is None or loc.code in allowed]
-    return sorted(places, key=lambda loc: (loc.pk != default_id, loc.code))
+    return sorted(locations_usable(client=client), key=lambda loc: (loc.pk != default_id, loc.code))
 
 
 def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
@@ -144,6 +158,18 @@ def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
     places = locations_resolve_many(codes=codes)
     client_locations_check(client=client, locations=places)
     return places
+
+
+def location_codes_split(text: str | None) -> list[str]:
+    """The codes a comma-separated ``?locations=`` value names, blanks dropped (as typed, not normalised)."""
+    return [code.strip() for code in (text or "").split(",") if code.strip()]
+
+
+def locations_for_query(*, client, text: str | None) -> list[Location] | None:
+    """The locations a ``?locations=`` value names (``all``: every one the client may use), checked as
+    ``locations_for_stream``; None when it names none, which each route reads its own way."""
+    codes = location_codes_split(text)
+    return locations_for_stream(client=client, codes=codes) if codes else None
 
 
 def ws_principal_client(principal: dict):
@@ -316,6 +342,22 @@ def transfer_list(*, client=None, location: str | None = None, status: str | Non
     if code:
         qs = qs.filter(product=product_resolve(code=code))
     return qs
+
+
+def import_job_get(*, job_id: object, client=None) -> ImportJob:
+    """An import job (its file left unread) at a location the client may use, a job naming none being at
+    the default one; NotFound otherwise, as for an id that names no job."""
+    text = str(job_id)
+    job = ImportJob.objects.select_related("location").defer("content").filter(
+        pk=int(text) if text.isdigit() and len(text) <= 18 else 0).first()
+    try:
+        if job is not None:
+            client_locations_check(client=client, locations=[job.location or location_default()])
+    except LocationForbidden:
+        job = None
+    if job is None:
+        raise NotFound(_("No import job has this id."), details={"id": text})
+    return job
 
 
 def transfer_get(*, transfer_id: int, client=None) -> Transfer:

@@ -31,6 +31,7 @@ from inventory.models import (
 from inventory.selectors import (
     client_locations_check,
     location_default_id,
+    location_for_client,
     location_resolve,
     product_resolve,
     products_resolve_many,
@@ -237,9 +238,12 @@ def stock_count(*, code: str, counted: int, reason: str = "", reference: str = "
 
 
 def stock_record_movement(*, code: str, kind: str, quantity: int, reason: str = "", reference: str = "",
-                          actor: str = "", location: str | None = None) -> Stock:
+                          actor: str = "", location: str | None = None, client=None) -> Stock:
     """One entry point for staff and API movements: ``quantity`` means units added (receipt, return),
-    a signed change (adjustment) or the units counted (count), at ``location`` (the default when None)."""
+    a signed change (adjustment) or the units counted (count), at ``location`` (the default when None),
+    which ``client`` (an API client or staff user, when given) must be allowed to use."""
+    if client is not None:
+        location_for_client(client=client, code=location)
     common = {"code": code, "reason": reason, "reference": reference, "actor": actor, "location": location}
     if kind == MovementKind.RECEIPT:
         return stock_receive(quantity=quantity, **common)
@@ -373,6 +377,59 @@ def _transfer_plan(transfer: Transfer, *, status: str) -> None:
     )])
 
 
+def _transfer_ends(*, source: str, destination: str, client) -> tuple[Location, Location]:
+    """The source and destination locations a transfer names (the default one for ""): two different
+    ones, both usable by ``client``."""
+    origin, target = location_resolve(code=source or None), location_resolve(code=destination or None)
+    if origin.pk == target.pk:
+        raise ValidationFailed(_("A transfer goes between two different locations."),
+                               details={"from": origin.code, "to": target.code})
+    client_locations_check(client=client, locations=[origin, target])
+    return origin, target
+
+
+def _transfers_write(*, wanted: dict[Product, int], origin: Location, target: Location, in_transit: bool,
+                     expected_on: date | None, reference: str, actor: str) -> list[Transfer]:
+    """One transfer per product of ``wanted`` ({product: quantity}), checks passed: every Stock row it
+    touches is locked in ONE pk-ordered call (so opposite transfers never wait on each other in a
+    cycle), then every short product is named at once, else the transfers and ledger rows are written."""
+    keys = {(product.pk, origin.pk) for product in wanted}
+    if not in_transit:
+        keys |= {(product.pk, target.pk) for product in wanted}
+    locked = stock_rows_lock(keys=keys)
+    short = []
+    for product, quantity in wanted.items():
+        free = locked[(product.pk, origin.pk)].on_hand - locked[(product.pk, origin.pk)].reserved
+        if free < quantity:
+            short.append({"code": product.code, "requested": quantity, "available": max(free, 0),
+                          "location": origin.code})
+    if short:
+        raise InsufficientStock(lines=short)
+    inactive = [product.code for product in wanted if not product.active]
+    if inactive:
+        raise Conflict(_("Some products are not sold any more."), details={"codes": inactive})
+    note = f"{origin.code} → {target.code}"
+    transfers, changes = [], []
+    for product, quantity in wanted.items():
+        transfer = Transfer.objects.create(
+            product=product, source=origin, destination=target, quantity=quantity,
+            status=TransferStatus.SHIPPED if in_transit else TransferStatus.RECEIVED, expected_on=expected_on,
+            reference=reference.strip(), actor=actor[:150], received_at=None if in_transit else timezone.now())
+        transfers.append(transfer)
+        changes.append(StockChange(product_id=product.pk, location_id=origin.pk, on_hand=-quantity,
+                                   kind=MovementKind.TRANSFER_OUT, reason=note, reference=reference,
+                                   transfer_id=transfer.pk))
+        if not in_transit:
+            changes.append(StockChange(product_id=product.pk, location_id=target.pk, on_hand=quantity,
+                                       kind=MovementKind.TRANSFER_IN, reason=note, reference=reference,
+                                       transfer_id=transfer.pk))
+    stock_apply(changes=changes, actor=actor)
+    if in_transit:
+        for transfer in transfers:
+            _transfer_plan(transfer, status=TransferStatus.SHIPPED)
+    return transfers
+
+
 @atomic_with_retry()
 def transfer_create(*, code: str, source: str, destination: str, quantity: int, in_transit: bool = False,
                     expected_on: date | None = None, reference: str = "", actor: str = "",
@@ -385,38 +442,13 @@ def transfer_create(*, code: str, source: str, destination: str, quantity: int, 
     planned inbound there. Only available units move (reserved ones stay): InsufficientStock otherwise.
     """
     quantity_validate(quantity)
-    if not isinstance(reference, str) or len(reference) > 128:
-        raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
+    _transfer_reference_validate(reference)
     product = product_resolve(code=code)
     if not product.active:
         raise Conflict(_("Some products are not sold any more."), details={"codes": [product.code]})
-    origin, target = location_resolve(code=source or None), location_resolve(code=destination or None)
-    if origin.pk == target.pk:
-        raise ValidationFailed(_("A transfer goes between two different locations."),
-                               details={"from": origin.code, "to": target.code})
-    client_locations_check(client=client, locations=[origin, target])
-    keys = {(product.pk, origin.pk), (product.pk, target.pk)} if not in_transit else {(product.pk, origin.pk)}
-    locked = stock_rows_lock(keys=keys)
-    at_source = locked[(product.pk, origin.pk)]
-    free = at_source.on_hand - at_source.reserved
-    if free < quantity:
-        raise InsufficientStock(lines=[{"code": product.code, "requested": quantity, "available": max(free, 0),
-                                        "location": origin.code}])
-    transfer = Transfer.objects.create(
-        product=product, source=origin, destination=target, quantity=quantity,
-        status=TransferStatus.SHIPPED if in_transit else TransferStatus.RECEIVED, expected_on=expected_on,
-        reference=reference.strip(), actor=actor[:150], received_at=None if in_transit else timezone.now())
-    note = f"{origin.code} → {target.code}"
-    changes = [StockChange(product_id=product.pk, location_id=origin.pk, on_hand=-quantity,
-                           kind=MovementKind.TRANSFER_OUT, reason=note, reference=reference, transfer_id=transfer.pk)]
-    if not in_transit:
-        changes.append(StockChange(product_id=product.pk, location_id=target.pk, on_hand=quantity,
-                                   kind=MovementKind.TRANSFER_IN, reason=note, reference=reference,
-                                   transfer_id=transfer.pk))
-    stock_apply(changes=changes, actor=actor)
-    if in_transit:
-        _transfer_plan(transfer, status=TransferStatus.SHIPPED)
-    return transfer
+    origin, target = _transfer_ends(source=source, destination=destination, client=client)
+    return _transfers_write(wanted={product: quantity}, origin=origin, target=target, in_transit=in_transit,
+                            expected_on=expected_on, reference=reference, actor=actor)[0]
 
 
 @atomic_with_retry()
@@ -429,27 +461,21 @@ def transfers_create(*, lines: Sequence[tuple[str, int]], source: str, destinati
     asked = [(code_normalise(code), quantity_validate(quantity)) for code, quantity in lines]
     if not asked:
         raise ValidationFailed(_("A transfer needs at least one product."), details={"lines": []})
+    _transfer_reference_validate(reference)
     found, unknown = products_resolve_many(codes=[code for code, _quantity in asked])
     if unknown:
         raise UnknownCode(_("Some codes name no product."), details={"codes": unknown})
     wanted: dict[Product, int] = {}
     for code, quantity in asked:
         wanted[found[code]] = wanted.get(found[code], 0) + quantity
-    origin = location_resolve(code=source or None)
-    client_locations_check(client=client, locations=[origin, location_resolve(code=destination or None)])
-    # Every source row is locked here, in pk order, before transfer_create locks each again (already held).
-    locked = stock_rows_lock(keys={(product.pk, origin.pk) for product in wanted})
-    short = []
-    for product, quantity in wanted.items():
-        row = locked[(product.pk, origin.pk)]
-        if row.on_hand - row.reserved < quantity:
-            short.append({"code": product.code, "requested": quantity, "available": max(row.on_hand - row.reserved, 0),
-                          "location": origin.code})
-    if short:
-        raise InsufficientStock(lines=short)
-    return [transfer_create(code=product.code, source=source, destination=destination, quantity=quantity,
-                            in_transit=in_transit, expected_on=expected_on, reference=reference, actor=actor,
-                            client=client) for product, quantity in wanted.items()]
+    origin, target = _transfer_ends(source=source, destination=destination, client=client)
+    return _transfers_write(wanted=wanted, origin=origin, target=target, in_transit=in_transit,
+                            expected_on=expected_on, reference=reference, actor=actor)
+
+
+def _transfer_reference_validate(reference: object) -> None:
+    if not isinstance(reference, str) or len(reference) > 128:
+        raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
 
 
 def _transfer_locked(transfer_id: object) -> Transfer:

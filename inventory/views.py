@@ -154,11 +154,8 @@ class StockSnapshotApi(APIView):
         def validate(self, attrs):
             if "location" in attrs and "locations" in attrs:
                 raise serializers.ValidationError({"locations": _("Name location or locations, not both.")})
-            if "locations" in attrs:
-                codes = [c.strip() for c in attrs["locations"].split(",") if c.strip()]
-                if not codes:
-                    raise serializers.ValidationError({"locations": _('Name at least one location, or "all".')})
-                attrs["locations"] = codes
+            if "locations" in attrs and not selectors.location_codes_split(attrs["locations"]):
+                raise serializers.ValidationError({"locations": _('Name at least one location, or "all".')})
             return attrs
 
     @extend_schema(
@@ -201,7 +198,7 @@ class StockSnapshotApi(APIView):
         """``stock_list``'s location argument: one location (as before) or the set ``locations`` names."""
         if "locations" not in values:
             return {"location_id": _location(request, values.get("location")).pk}
-        places = selectors.locations_for_stream(client=request_location_scope(request), codes=values["locations"])
+        places = selectors.locations_for_query(client=request_location_scope(request), text=values["locations"])
         return {"location_ids": [place.pk for place in places]}
 
 

@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, lines_at
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin
 from orders.models import InvoiceSeries, Order, OrderLine, OrderStep
 from orders.services import orders_retry
 
@@ -41,10 +41,10 @@ class OrderAdmin(LocationScopedAdmin, admin.ModelAdmin):
         return False
 
     def rows_at(self, queryset, codes):
-        return queryset.filter(lines_at(OrderLine, "order", codes))
+        return queryset.touching_locations(codes)
 
     def rows_elsewhere(self, queryset, codes):
-        return queryset.filter(lines_at(OrderLine, "order", codes, inside=False))
+        return queryset.touching_elsewhere(codes)
 
     @admin.action(description=_("Retry failed orders"))
     def retry(self, request, queryset):

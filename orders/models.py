@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.models import ApiClient
-from inventory.models import Location, Product
+from inventory.models import LocatedLinesQuerySet, Location, Product
 from reservations.models import Reservation
 
 
@@ -36,6 +36,8 @@ class Order(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    objects = LocatedLinesQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("order")

@@ -2,14 +2,14 @@
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import Count, Exists, Min, OuterRef
+from django.db.models import Count, Min
 from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.models import ApiClient
 from core.pipelines import Backlog
-from inventory.selectors import client_location_codes
-from orders.models import Order, OrderLine, OrderStatus
+from inventory.selectors import scope_location_codes
+from orders.models import Order, OrderStatus
 
 
 def order_get(*, order_id: object, client: ApiClient | None, scope: object = None) -> Order:
@@ -22,10 +22,7 @@ def order_get(*, order_id: object, client: ApiClient | None, scope: object = Non
     qs = Order.objects.prefetch_related("lines__product", "steps").filter(pk=pk)
     if client is not None:
         qs = qs.filter(client=client)
-    allowed = client_location_codes(scope) if scope is not None and scope is not client else None
-    if allowed is not None:
-        qs = qs.exclude(Exists(OrderLine.objects.filter(order=OuterRef("pk")).exclude(location__code__in=allowed)))
-    order = qs.first()
+    order = qs.within_locations(scope_location_codes(scope=scope, client=client)).first()
     if order is None:
         raise NotFound(_("No such order."), details={"id": str(order_id)})
     return order

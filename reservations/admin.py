@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.errors import DomainError
-from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, lines_at
+from inventory.admin_scope import LocationListFilter, LocationScopedAdmin
 from reservations import services
 from reservations.models import Reservation, ReservationLine, ReservationStatus
 from reservations.selectors import reservation_effective_status
@@ -58,10 +58,10 @@ class ReservationAdmin(LocationScopedAdmin, admin.ModelAdmin):
         return False
 
     def rows_at(self, queryset, codes):
-        return queryset.filter(lines_at(ReservationLine, "reservation", codes))
+        return queryset.touching_locations(codes)
 
     def rows_elsewhere(self, queryset, codes):
-        return queryset.filter(lines_at(ReservationLine, "reservation", codes, inside=False))
+        return queryset.touching_elsewhere(codes)
 
     @admin.display(description=_("effective status"))
     def effective_status(self, obj: Reservation) -> str:

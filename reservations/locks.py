@@ -3,17 +3,17 @@ from datetime import datetime
 from uuid import UUID
 
 from core.models import ApiClient
+from inventory.selectors import scope_location_codes
 from reservations.models import Reservation
-from reservations.selectors import reservations_within
 
 
 def reservation_lock(*, reservation_id: UUID, client: ApiClient | None, scope: object = None) -> Reservation | None:
     """Lock one reservation (only the client's own unless client is None, and only within the scope's
-    locations, see reservations_within); None when there is none to see."""
+    locations, see inventory.selectors.scope_location_codes); None when there is none to see."""
     qs = Reservation.objects.select_for_update(of=("self",)).filter(pk=reservation_id)
     if client is not None:
         qs = qs.filter(client=client)
-    qs = reservations_within(qs, scope=scope, client=client)
+    qs = qs.within_locations(scope_location_codes(scope=scope, client=client))
     rows = list(qs)
     return rows[0] if rows else None
 

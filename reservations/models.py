@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from core.models import ApiClient
-from inventory.models import Location, Product
+from inventory.models import LocatedLinesQuerySet, Location, Product
 
 
 class ReservationStatus(models.TextChoices):
@@ -16,7 +16,7 @@ class ReservationStatus(models.TextChoices):
     EXPIRED = "expired", _("expired")
 
 
-class ReservationQuerySet(models.QuerySet):
+class ReservationQuerySet(LocatedLinesQuerySet):
     def active(self):
         return self.filter(status=ReservationStatus.ACTIVE)
 

@@ -2,13 +2,13 @@
 from datetime import datetime
 from uuid import UUID
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Sum
+from django.db.models import Prefetch, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import NotFound
 from core.models import ApiClient
-from inventory.selectors import client_location_codes, stock_counter_drift
+from inventory.selectors import scope_location_codes, stock_counter_drift
 from reservations.models import Reservation, ReservationLine, ReservationStatus
 
 
@@ -36,25 +36,13 @@ def _with_lines(qs: QuerySet[Reservation]) -> QuerySet[Reservation]:
     )
 
 
-def reservations_within(qs: QuerySet[Reservation], *, scope: object, client: ApiClient | None) -> QuerySet[Reservation]:
-    """Only the reservations whose every line is at a location ``scope`` (a staff user, see
-    core.auth.request_location_scope) may use. A client's own reservations are within its locations
-    by construction, so the filter applies only when the scope is someone else: a staff session."""
-    allowed = client_location_codes(scope) if scope is not None and scope is not client else None
-    if allowed is None:
-        return qs
-    outside = ReservationLine.objects.filter(reservation=OuterRef("pk")).exclude(location__code__in=allowed)
-    return qs.exclude(Exists(outside))
-
-
 def reservation_get(*, reservation_id: UUID | str, client: ApiClient | None, scope: object = None) -> Reservation:
     """The reservation with its lines; NotFound when it does not exist, belongs to another client, or has
     a line at a location the scope may not see."""
     qs = Reservation.objects.filter(pk=reservation_id_parse(reservation_id))
     if client is not None:
         qs = qs.filter(client=client)
-    qs = reservations_within(qs, scope=scope, client=client)
-    reservation = _with_lines(qs).first()
+    reservation = _with_lines(qs.within_locations(scope_location_codes(scope=scope, client=client))).first()
     if reservation is None:
         raise NotFound(_("No such reservation."), details={"id": str(reservation_id)})
     return reservation
@@ -62,7 +50,7 @@ def reservation_get(*, reservation_id: UUID | str, client: ApiClient | None, sco
 
 def reservation_list(*, client: ApiClient | None, status: str | None = None, scope: object = None) -> QuerySet[Reservation]:
     """Newest first. ``status`` is the effective one: "active" leaves out due ones, "expired" includes them."""
-    qs = reservations_within(Reservation.objects.all(), scope=scope, client=client)
+    qs = Reservation.objects.within_locations(scope_location_codes(scope=scope, client=client))
     if client is not None:
         qs = qs.filter(client=client)
     now = timezone.now()
@@ -76,13 +64,15 @@ def reservation_list(*, client: ApiClient | None, status: str | None = None, sco
     return _with_lines(qs.order_by("-created_at"))
 
 
-def reservation_recent_per_status(*, limit: int) -> list[Reservation]:
-    """The newest ``limit`` reservations of each status, lines and products loaded: the dashboard's last
-    reservation events. One index range per status (status, -created_at), so the table is never sorted whole;
-    a reservation created long before the newest ``limit`` of its status is not among them."""
+def reservation_recent_per_status(*, limit: int, location_ids: list[int] | None = None) -> list[Reservation]:
+    """The newest ``limit`` reservations of each status with a line at these locations (None: anywhere),
+    lines and products loaded: the dashboard's last reservation events. One index range per status
+    (status, -created_at), so the table is never sorted whole; a reservation created long before the
+    newest ``limit`` of its status is not among them."""
     found: list[Reservation] = []
+    at = Reservation.objects.touching_location_ids(location_ids)
     for status in ReservationStatus.values:
-        found.extend(_with_lines(Reservation.objects.filter(status=status).order_by("-created_at"))[:limit])
+        found.extend(_with_lines(at.filter(status=status).order_by("-created_at"))[:limit])
     return found
 
 

@@ -189,7 +189,7 @@ async def test_refused_subscribe_message_keeps_the_subscription_it_had(django_us
     await communicator.disconnect()
 
 
-async def test_reservation_event_reaches_each_line_location_once(staff_user):
+async def test_reservation_event_reaches_each_line_location_once_with_the_lines_there(staff_user):
     from core.realtime import realtime_publish
 
     await sync_to_async(LocationFactory)(code="DARK-ZS")
@@ -204,10 +204,56 @@ async def test_reservation_event_reaches_each_line_location_once(staff_user):
         {"code": "A-1", "location": "DARK-ZS", "quantity": 1},
         {"code": "A-1", "location": "PRINCIPAL", "quantity": 1}]}])
 
-    assert (await _next_of_type(at_dark, "reservation.created"))["reservation_id"] == "r-1"
-    assert (await _next_of_type(at_dark, "reservation.created"))["reservation_id"] == "r-2"
-    assert (await _next_of_type(at_default, "reservation.created"))["reservation_id"] == "r-2"
-    assert [(await _next_of_type(at_both, "reservation.created"))["reservation_id"] for _ in range(2)] == ["r-1", "r-2"]
+    def seen(event):
+        return event["reservation_id"], [(line["location"], line["quantity"]) for line in event["lines"]]
+
+    assert seen(await _next_of_type(at_dark, "reservation.created")) == ("r-1", [("DARK-ZS", 2)])
+    assert seen(await _next_of_type(at_dark, "reservation.created")) == ("r-2", [("DARK-ZS", 1)])
+    assert seen(await _next_of_type(at_default, "reservation.created")) == ("r-2", [("PRINCIPAL", 1)])
+    # Following both locations: r-2 once at each, with the lines there (the two groups' order may vary).
+    assert sorted([seen(await _next_of_type(at_both, "reservation.created")) for _ in range(3)]) == [
+        ("r-1", [("DARK-ZS", 2)]), ("r-2", [("DARK-ZS", 1)]), ("r-2", [("PRINCIPAL", 1)])]
     for communicator in (at_default, at_both, at_dark):
         assert await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()
+
+
+async def test_a_cart_at_two_locations_reaches_each_socket_with_only_the_lines_there(staff_user):
+    from reservations.services import reservation_create
+
+    dark = await sync_to_async(LocationFactory)(code="DARK-ZS")
+    here, there = await sync_to_async(_product_at)(dark), await sync_to_async(_product_at)(dark)
+    dark_socket, _ = await _staff_socket(staff_user, path="/ws/stock/?locations=DARK-ZS")
+    default_socket, _ = await _staff_socket(staff_user)
+    both_socket, _ = await _staff_socket(staff_user, path="/ws/stock/?locations=all")
+
+    reservation = await sync_to_async(reservation_create)(client=None, lines=[
+        {"code": here.code, "quantity": 2, "location": "DARK-ZS"}, {"code": there.code, "quantity": 1}])
+
+    at_dark = await _next_of_type(dark_socket, "reservation.created")
+    at_default = await _next_of_type(default_socket, "reservation.created")
+    assert at_dark["reservation_id"] == at_default["reservation_id"] == str(reservation.pk)
+    assert at_dark["lines"] == [{"code": here.code, "location": "DARK-ZS", "quantity": 2}]
+    assert at_default["lines"] == [{"code": there.code, "location": "PRINCIPAL", "quantity": 1}]
+    seen = [await _next_of_type(both_socket, "reservation.created") for _ in range(2)]
+    assert sorted(line["location"] for event in seen for line in event["lines"]) == ["DARK-ZS", "PRINCIPAL"]
+    for communicator in (dark_socket, default_socket, both_socket):
+        await communicator.disconnect()
+
+
+async def test_subscribe_after_the_user_left_a_location_is_refused_there(django_user_model):
+    dark = await sync_to_async(LocationFactory)(code="DARK-ZS")
+    north = await sync_to_async(LocationFactory)(code="DARK-ZN")
+    user = await sync_to_async(_limited_staff)(django_user_model, dark, north)
+    communicator = await _socket_of(user, "/ws/stock/?locations=DARK-ZS")
+    assert (await communicator.receive_json_from(timeout=5))["subscription"]["locations"] == ["DARK-ZS"]
+
+    await sync_to_async(north.staff_users.remove)(user)
+    await communicator.send_json_to({"action": "subscribe", "all": True, "locations": ["DARK-ZN"]})
+    error = await communicator.receive_json_from(timeout=5)
+
+    assert (error["code"], error["details"]["locations"], error["details"]["allowed"]) == (
+        "location_forbidden", ["DARK-ZN"], ["DARK-ZS"])
+    await communicator.send_json_to({"action": "subscribe", "all": True, "locations": ["DARK-ZS"]})
+    assert (await _next_of_type(communicator, "subscribed"))["locations"] == ["DARK-ZS"]
+    await communicator.disconnect()

@@ -109,3 +109,17 @@ def test_events_of_limited_staff_stay_within_their_locations(client, manager_zs)
 def test_events_of_an_unknown_location_are_400(client, staff_user):
     client.force_login(staff_user)
     assert_error_shape(client.get(URL, {"locations": "NOWHERE"}), 400, "unknown_location")
+
+
+def test_events_of_limited_staff_keep_their_reservations_behind_newer_ones_elsewhere(client, manager_zs, dark):
+    product = ProductFactory(code="FEED-3", on_hand=10)
+    stock_at_location(product, dark, on_hand=5)
+    theirs = reservation_make(lines=[{"code": "FEED-3", "quantity": 1, "location": "DARK-ZS"}])
+    for _ in range(3):
+        reservation_make(lines=[{"code": "FEED-3", "quantity": 1}])
+    client.force_login(manager_zs)
+
+    items = client.get(URL, {"limit": 2}).json()["items"]
+
+    assert [(e["type"], e.get("reservation_id")) for e in items] == [
+        ("reservation.created", str(theirs.pk)), ("movement.receipt", None)]

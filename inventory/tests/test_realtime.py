@@ -222,3 +222,19 @@ def test_a_group_that_missed_events_is_told_to_resync_with_the_next_batch(settin
     kinds = [json.loads(text)["type"] for _, text in message["items"]]
     assert kinds == ["resync", "stock.changed"]
     assert json.loads(message["items"][1][1])["on_hand"] == 6
+
+
+def test_an_event_with_lines_at_two_locations_is_split_with_each_location_s_lines_only():
+    from core.groups import events_per_location
+
+    event = {"type": "order.received", "order_id": "o1", "lines": [
+        {"code": "A1", "location": "DARK-ZS", "quantity": 1}, {"code": "B2", "location": "PRINCIPAL", "quantity": 2}]}
+
+    parts = events_per_location(event)
+
+    assert parts == [
+        ({"type": "order.received", "order_id": "o1", "lines": [{"code": "A1", "location": "DARK-ZS", "quantity": 1}]},
+         [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS")]),
+        ({"type": "order.received", "order_id": "o1", "lines": [{"code": "B2", "location": "PRINCIPAL", "quantity": 2}]},
+         [GROUP_ALL, group_for_code("B2")])]
+    assert len(event["lines"]) == 2  # the caller's event is left as it was

@@ -1,6 +1,7 @@
 """Staff signed in with a session follow their locations in the API, as limited API clients do."""
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from inventory import services
 from inventory.models import ImportJob, Transfer
@@ -130,3 +131,12 @@ def test_a_superuser_listed_at_a_location_still_uses_every_location(client, stor
     response = client.get("/api/v1/stock/STF-10/?location=LOJA-B")
 
     assert response.status_code == 200 and response.json()["on_hand"] == 5
+
+
+def test_an_import_job_naming_no_location_counts_at_the_default_one(limited, staff_user):
+    job = ImportJob.objects.create(content=b"[]", fmt="json")
+    unlimited = Client()
+    unlimited.force_login(staff_user)
+
+    assert limited.get(f"/api/v1/stock/imports/{job.pk}").status_code == 404
+    assert unlimited.get(f"/api/v1/stock/imports/{job.pk}").json()["location"] == "PRINCIPAL"

@@ -2,8 +2,12 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+from core.errors import LocationForbidden
+from inventory.import_jobs import import_job_create
+from inventory.models import ImportJob, StockMovement
 from inventory.selectors import client_location_codes, user_location_codes
-from inventory.tests.factories import LocationFactory
+from inventory.services import stock_record_movement
+from inventory.tests.factories import LocationFactory, ProductFactory, staff_at
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +50,19 @@ def test_no_user_and_anonymous_users_carry_no_limit():
     from django.contrib.auth.models import AnonymousUser
     assert user_location_codes(None) is None
     assert user_location_codes(AnonymousUser()) is None
+
+
+def test_movement_and_import_services_refuse_a_location_the_acting_staff_may_not_use():
+    store = LocationFactory(code="LOJA-A")
+    product = ProductFactory(code="SCP-1", on_hand=3)
+    user = staff_at(store)
+    before = StockMovement.objects.count()
+
+    with pytest.raises(LocationForbidden):
+        stock_record_movement(code=product.code, kind="receipt", quantity=1, client=user)
+    with pytest.raises(LocationForbidden):
+        import_job_create(content=b"code,on_hand\nSCP-1,1\n", fmt="csv", client=user, queue=False)
+    job = import_job_create(content=b"code,on_hand\nSCP-1,1\n", fmt="csv", location="loja-a", client=user, queue=False)
+
+    assert StockMovement.objects.count() == before
+    assert list(ImportJob.objects.values_list("pk", "location__code")) == [(job.pk, "LOJA-A")]

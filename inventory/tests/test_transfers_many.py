@@ -5,7 +5,7 @@ from core.errors import InsufficientStock, LocationForbidden, UnknownCode, Valid
 from inventory import services
 from inventory.models import StockMovement, Transfer
 from inventory.selectors import ledger_drift, location_default, stock_at
-from inventory.tests.factories import LocationFactory, ProductFactory, staff_at
+from inventory.tests.factories import LocationFactory, ProductFactory, staff_at, stock_at_location
 from inventory.tests.test_concurrency import run_in_threads
 
 
@@ -81,4 +81,27 @@ def test_concurrent_carts_in_opposite_orders_never_deadlock_nor_oversell():
     assert stock_at(product=first, location=location_default()).on_hand == 0
     assert stock_at(product=second, location=location_default()).on_hand == 0
     assert Transfer.objects.count() == 12
+    assert ledger_drift() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opposite_transfers_at_once_neither_deadlock_nor_oversell(caplog):
+    store_b = LocationFactory(code="LOJA-B")
+    default = location_default()
+    products = [ProductFactory(code=f"MNY-9{n}", on_hand=4) for n in range(3)]
+    for product in products:
+        stock_at_location(product, store_b, on_hand=4)
+    codes = [product.code for product in products]
+
+    # Odd threads move A→B, even ones B→A, each with the lines in its own order.
+    errors = run_in_threads(10, lambda i: services.transfers_create(
+        lines=[(code, 1) for code in (codes if i % 2 else codes[::-1])],
+        source="" if i % 2 else "LOJA-B", destination="LOJA-B" if i % 2 else default.code))
+
+    assert errors == []
+    assert [r for r in caplog.records if r.getMessage() == "transaction retried"] == []  # no deadlock to retry
+    for product in products:
+        assert stock_at(product=product, location=default).on_hand == 4
+        assert stock_at(product=product, location=store_b).on_hand == 4
+    assert Transfer.objects.count() == 30
     assert ledger_drift() == []
