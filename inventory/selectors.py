@@ -140,10 +140,15 @@ def locations_usable(*, client) -> QuerySet[Location]:
     return places if allowed is None else places.filter(code__in=allowed)
 
 
+def locations_default_first(locations: Iterable[Location]) -> list[Location]:
+    """``locations`` in the order answers list them: the default one first, then by code."""
+    default_id = location_default_id()
+    return sorted(locations, key=lambda loc: (loc.pk != default_id, loc.code))
+
+
 def locations_for_client(*, client) -> list[Location]:
     """Every active location the client may use, the default one first, then by code."""
-    default_id = location_default_id()
-    return sorted(locations_usable(client=client), key=lambda loc: (loc.pk != default_id, loc.code))
+    return locations_default_first(locations_usable(client=client))
 
 
 def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:

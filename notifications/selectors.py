@@ -20,6 +20,7 @@ from inventory.selectors import (
     location_default_id,
     location_id_or_default,
     location_list,
+    locations_default_first,
     product_resolve,
     stock_here,
     stock_list,
@@ -90,13 +91,9 @@ def drivers_for_products(*, products: Iterable[Product], location_id: int | None
 def driver_locations(driver: Driver) -> list[Location]:
     """The active locations a recipient belongs to, the default one first, then by code; a recipient listed at
     none (or only at inactive ones) belongs to the default location."""
-    # One query (none when ``locations`` is prefetched, as for the digest's buyers); the sort is
-    # inventory.selectors.locations_for_client's.
+    # One query (none when ``locations`` is prefetched, as for the digest's buyers).
     chosen = [place for place in driver.locations.all() if place.active]
-    if not chosen:
-        return [location_default()]
-    default_id = location_default_id()
-    return sorted(chosen, key=lambda place: (place.pk != default_id, place.code))
+    return locations_default_first(chosen) if chosen else [location_default()]
 
 
 def locations_several() -> bool:
