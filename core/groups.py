@@ -96,11 +96,6 @@ def events_per_location(event: dict[str, Any]) -> list[tuple[dict[str, Any], lis
     return parts
 
 
-def groups_for_event(event: dict[str, Any]) -> list[str]:
-    """Every group an event goes to, at each location it names (see ``events_per_location``)."""
-    return [group for _part, groups in events_per_location(event) for group in groups]
-
-
 def groups_for_subscription(*, codes: Iterable[str] = (), categories: Iterable[str] = (), everything: bool,
                             locations: Iterable[str | None] = (None,)) -> set[str]:
     """The groups of a socket's subscription at each of its locations (the default one unless named)."""

@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 
 from core.cache import redis_circuit
 from core.groups import (
-    GROUP_ALL, group_all, group_for_category, group_for_code, groups_for_event, groups_for_subscription,
+    GROUP_ALL, events_per_location, group_all, group_for_category, group_for_code, groups_for_subscription,
 )
 from core.metrics import EVENTS_FAILED
 from core.realtime import realtime_batch, realtime_publish
@@ -21,6 +21,11 @@ from inventory.services import stock_receive
 from inventory.tests.factories import ProductFactory
 from inventory.ws_tickets import ws_ticket_key
 from inventory.ws_tickets import ws_ticket_redeem
+
+
+def _groups_for_event(event):
+    """Every group the event goes to, over the locations it names."""
+    return [group for _part, groups in events_per_location(event) for group in groups]
 
 
 def test_safe_code_keeps_a_readable_group_name():
@@ -40,14 +45,14 @@ def test_categories_group_ignores_case_and_spacing_but_not_accents():
 
 
 def test_stock_event_goes_to_everyone_its_code_and_its_category():
-    groups = groups_for_event({"type": "stock.changed", "code": "A1", "category": "Frios"})
+    groups = _groups_for_event({"type": "stock.changed", "code": "A1", "category": "Frios"})
     assert groups == [GROUP_ALL, group_for_code("A1"), group_for_category("frios")]
 
 
 def test_reservation_event_goes_to_each_line_code_once():
     event = {"type": "reservation.created", "lines": [{"code": "A1", "quantity": 1}, {"code": "A1", "quantity": 2},
                                                        {"code": "B2", "quantity": 1}]}
-    assert groups_for_event(event) == [GROUP_ALL, group_for_code("A1"), group_for_code("B2")]
+    assert _groups_for_event(event) == [GROUP_ALL, group_for_code("A1"), group_for_code("B2")]
 
 
 def test_default_location_keeps_the_group_names_it_had_before_locations():
@@ -65,14 +70,14 @@ def test_other_locations_get_groups_of_their_own_within_the_group_alphabet():
 
 
 def test_stock_event_goes_to_the_groups_of_its_location_only():
-    groups = groups_for_event({"type": "stock.changed", "code": "A1", "location": "DARK-ZS", "category": "Frios"})
+    groups = _groups_for_event({"type": "stock.changed", "code": "A1", "location": "DARK-ZS", "category": "Frios"})
     assert groups == [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"), group_for_category("frios", "DARK-ZS")]
 
 
 def test_reservation_event_goes_to_each_line_location_with_the_codes_there():
     event = {"type": "reservation.created", "lines": [{"code": "A1", "location": "DARK-ZS", "quantity": 1},
                                                        {"code": "B2", "location": "PRINCIPAL", "quantity": 1}]}
-    assert groups_for_event(event) == [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"),
+    assert _groups_for_event(event) == [group_all("DARK-ZS"), group_for_code("A1", "DARK-ZS"),
                                        GROUP_ALL, group_for_code("B2")]
 
 
