@@ -45,42 +45,42 @@ test: install-dev check-services check-browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	CHANNEL_LAYER_BACKEND=core $(VENV)/bin/pytest -q $(REALTIME_TESTS)
 
-bench-telegram: install-dev check-services
+bench-telegram: install-dev db
 	$(PY) bench/telegram.py
 
 # Fan-out latency of the live stock stream: 1,000 WebSocket clients (docs/bench-ws.md).
-bench-ws: install-dev check-services
+bench-ws: install-dev db
 	$(PY) bench/ws_bench.py $(BENCH_WS_ARGS)
 
 # Projections at 100,000 products / 1,000,000 planned movements, in its own database (see docs/bench-proj.md).
-bench-projection: install-dev check-services
+bench-projection: install-dev db
 	$(PY) bench/projection.py
 
 # Demand estimates on synthetic sales: accuracy against the 7-day mean, AutoETS and Holt-Winters, a replay of the
 # reorder suggestions, speed (docs/benchmarks.md). The 100,000-product figure:
 #   make bench-demand BENCH_DEMAND_ARGS="--products 100000 --days 120 --new-every 50 --speed-only"
-bench-demand: install-dev check-services
+bench-demand: install-dev db
 	$(PY) bench/demand.py $(BENCH_DEMAND_ARGS)
 
 # The bot's /estoque look-up over 100,000 products, server time (docs/benchmarks.md).
-bench-search: install-dev check-services
+bench-search: install-dev db
 	$(PY) bench/search.py
 
 # Reservations under Daphne: hot SKU, 1,000 SKUs, multi-line carts, last-units rush (docs/bench-resv.md).
-bench-reserve: install-dev check-services
+bench-reserve: install-dev db
 	$(PY) bench/reserve.py $(BENCH_RESERVE_ARGS)
 
 # The ledger partitioned by month: 50M rows, then per-product reads p50/p95/p99 (docs/ledger-partitioning.md).
 # Smaller: make bench-ledger BENCH_LEDGER_ARGS="--rows 2000000"
-bench-ledger: install-dev check-services
+bench-ledger: install-dev db
 	$(PY) bench/ledger.py $(BENCH_LEDGER_ARGS)
 
 # ERP import of 100,000 rows, all or nothing: the command, a bad last line, the API with a worker (docs/benchmarks.md).
-bench-import: install-dev check-services
+bench-import: install-dev db
 	$(PY) bench/import.py
 
 # PostgreSQL stopped and a Daphne process killed under load: time to 503, to recovery, to serving again (docs/benchmarks.md).
-bench-outage: install-dev check-services
+bench-outage: install-dev db
 	$(PY) bench/outage.py $(BENCH_OUTAGE_ARGS)
 
 clean:

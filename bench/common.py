@@ -8,8 +8,6 @@ from urllib.parse import urlparse
 import psycopg
 import redis
 
-from config.settings.base import CELERY_TASK_QUEUES
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,10 +25,6 @@ def database_recreate(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-# Read from the settings module itself: bench-ws runs without Django set up.
-CELERY_QUEUES = tuple(queue.name for queue in CELERY_TASK_QUEUES)
-
-
 def percentiles(values: Iterable[float], *shares: float) -> list[float | None]:
     """The values at these shares of ``values`` (0.5 the median, 0.99 the p99, 1 the maximum) by nearest
     rank, in the values' unit; None for each when there are no values."""
@@ -43,8 +37,13 @@ def percentiles(values: Iterable[float], *shares: float) -> list[float | None]:
 def celery_queues_empty(redis_url: str) -> None:
     """Drop the tasks a bench left queued in its own Redis database: no worker of the bench takes them
     once it has stopped, and they would pile up run after run."""
+    # Read from the settings module itself (bench-ws runs without Django set up), and only here: imported
+    # when this module loads, it would fix the settings before a bench has set DATABASE_URL, and Django
+    # would then reuse that module and its database.
+    from config.settings.base import CELERY_TASK_QUEUES
+
     client = redis.Redis.from_url(redis_url)
     try:
-        client.delete(*CELERY_QUEUES, "unacked", "unacked_index")
+        client.delete(*(queue.name for queue in CELERY_TASK_QUEUES), "unacked", "unacked_index")
     finally:
         client.close()

@@ -9,7 +9,8 @@ the data is consistent by construction); the indexes are then built as the migra
 stock rows written from the ledger's sums, and the table vacuumed and analysed, as a live one is.
 
 Then, over --samples random (product, location) pairs, each timed through Django as the API runs it:
-  page  GET /api/v1/stock/{code}/movements?location=…: the count and the newest page (50 rows)
+  page  GET /api/v1/stock/{code}/movements?location=…: the count and the newest page (50 rows), prepared
+        as the view runs them (core.db.statements_prepared); once more unprepared, for comparison
   sum   the pair's ledger sum, what stock_audit compares with on_hand
 plus one full stock_audit (every pair at once) for scale. Target: p99 ≤ 5 ms per read.
 
@@ -21,6 +22,7 @@ import os
 import random
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -29,7 +31,6 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 5.0
-PREPARED = "prepared"
 CHUNK = 1_000_000
 
 
@@ -152,16 +153,11 @@ def reads_measure(args) -> bool:
     import django
 
     django.setup()
-    from django.db import connection, connections
+    from django.db import connection
 
-    # The same database through a second alias with server-side binding and prepared statements:
-    # PostgreSQL plans each statement once per connection there, where with Django's default
-    # (client-side binding) it plans every query again, weighing every monthly partition.
-    default = connections.settings["default"]
-    connections.settings[PREPARED] = {**default, "OPTIONS": {**default["OPTIONS"], "server_side_binding": True,
-                                                             "prepare_threshold": 2}}
     from django.db.models import Sum
 
+    from core.db import statements_prepared
     from core.pagination import StandardPagination
     from inventory.models import Product, StockMovement
     from inventory.selectors import ledger_drift, movement_list
@@ -179,17 +175,19 @@ def reads_measure(args) -> bool:
     chosen = [rng.choice(pairs) for _ in range(args.samples)]
     products = {p.pk: p for p in Product.objects.filter(pk__in={pid for pid, _ in chosen})}
 
-    def page(product_id: int, location_id: int, using: str = "default") -> int:
-        queryset = movement_list(product=products[product_id], location_id=location_id).using(using)
-        count = queryset.count()
-        return count + len(list(queryset[:page_size]))
+    def page(product_id: int, location_id: int, prepared: bool = True) -> int:
+        """The movements route's two statements (DRF's count, then the newest page), prepared as the view
+        runs them, or with Django's client-side binding (planned on every call) for comparison."""
+        queryset = movement_list(product=products[product_id], location_id=location_id)
+        with statements_prepared() if prepared else nullcontext():
+            count = queryset.count()
+            return count + len(list(queryset[:page_size]))
 
-    def total(product_id: int, location_id: int, using: str = "default") -> int:
-        return StockMovement.objects.using(using).filter(product_id=product_id, location_id=location_id) \
+    def total(product_id: int, location_id: int) -> int:
+        return StockMovement.objects.filter(product_id=product_id, location_id=location_id) \
             .aggregate(total=Sum("quantity"))["total"]
 
-    reads = {"page": page, "sum": total,
-             "page, prepared": partial(page, using=PREPARED), "sum, prepared": partial(total, using=PREPARED)}
+    reads = {"page": page, "sum": total, "page, unprepared": partial(page, prepared=False)}
     for product_id, location_id in chosen[:200]:  # a running server's connections and plans, warmed
         for read in reads.values():
             read(product_id, location_id)
@@ -209,9 +207,8 @@ def reads_measure(args) -> bool:
     print(f"per-product reads over {args.samples} random pairs (target p99 ≤ {TARGET_MS:g} ms each), through Django:")
     met = show(f"movements page (count + newest {page_size})", timings["page"])
     met = show("ledger sum of the pair (audit)", timings["sum"]) and met
-    print("the same reads with OPTIONS server_side_binding + prepare_threshold (planned once per connection):")
-    show(f"movements page (count + newest {page_size})", timings["page, prepared"])
-    show("ledger sum of the pair (audit)", timings["sum, prepared"])
+    print("the page with Django's client-side binding instead (DATABASE_PREPARED_READS=false; planned every time):")
+    show(f"movements page (count + newest {page_size})", timings["page, unprepared"])
     print("  plan of one page read: " + plan[0].strip() + f"; {sum('Index' in line for line in plan)} index scans, "
           + plan[-1].strip())
     began = time.monotonic()

@@ -1,11 +1,12 @@
 """Database helpers: retrying a whole transaction on a deadlock or serialization failure, reads bounded in
-time, and the process's circuit that answers at once while PostgreSQL is down."""
+time, reads planned once per connection, and the process's circuit that answers at once while PostgreSQL is down."""
 import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -13,6 +14,7 @@ import psycopg
 import psycopg.errors
 from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from core.errors import DatabaseDown, caused_by
@@ -51,6 +53,32 @@ def atomic_with_retry(attempts: int = 4) -> Callable[[Callable[P, R]], Callable[
         return wrapper
 
     return decorate
+
+
+@contextmanager
+def statements_prepared(using: str = "default") -> Iterator[None]:
+    """Within the block, the queries on ``using``'s connection are bound server-side and prepared on first
+    use: each distinct statement is planned once per pooled connection, then only executed.
+
+    For reads whose planning outweighs their work: the ledger's, planned over every monthly partition
+    (docs/ledger-partitioning.md). Django sends everything else with client-side binding and no prepared
+    statements, as a transaction-mode pooler (PgBouncer before 1.21) needs; with such a pooler in front,
+    set ``DATABASE_PREPARED_READS=false``.
+    """
+    if not settings.DATABASE_PREPARED_READS:
+        yield
+        return
+    wrapper = connections[using]
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    factory, threshold = raw.cursor_factory, raw.prepare_threshold
+    raw.cursor_factory, raw.prepare_threshold = ServerBindingCursor, 0
+    try:
+        yield
+    finally:
+        # Back to Django's binding for whatever else this connection runs, in this request or the
+        # next one the pool gives it to; the prepared statements stay with the session for next time.
+        raw.cursor_factory, raw.prepare_threshold = factory, threshold
 
 
 class BoundedReader:

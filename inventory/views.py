@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.auth import actor_label, request_location_scope
+from core.db import statements_prepared
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, TransferStatus, Unit
@@ -234,10 +235,12 @@ class StockMovementsApi(APIView):
             queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
             queryset = selectors.movement_list(product=product, location_id=_location(request, asked).pk)
-        return paginated_response(
-            request=request, queryset=queryset,
-            serializer_class=MovementOutputSerializer, view=self,
-        )
+        # The count and the page are each planned over every monthly partition: prepared, once per connection.
+        with statements_prepared(queryset.db):
+            return paginated_response(
+                request=request, queryset=queryset,
+                serializer_class=MovementOutputSerializer, view=self,
+            )
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request, code: str):

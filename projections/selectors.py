@@ -66,7 +66,8 @@ def summary_is_stale(summary: ProjectionSummary, *, today: date | None = None) -
 class SummaryRow:
     """One product and its summary at one location as the API reads them: a flat row from one SQL statement.
 
-    The summary fields are None when the product has no computed summary yet. The API's reads are
+    The summary fields are None when the product has no computed summary yet, and the daily arrays are None
+    in the lists (ruptures, a query of codes), which show none. The API's reads are
     hot paths: building three model instances per row through the ORM cost more than the query itself.
     """
 
@@ -111,14 +112,20 @@ class SummaryRow:
 _P, _S, _PS, _U = (Product._meta.db_table, Stock._meta.db_table, ProjectionSummary._meta.db_table,
                    UnifiedCode._meta.db_table)
 # Column order follows SummaryRow.
-_ROW_SELECT = """
+_ROW_SELECT_TEMPLATE = """
     SELECT p.id, p.code, p.name, p.low_stock_threshold, st.version,
            ps.as_of, ps.horizon_days, ps.start_balance, ps.threshold, ps.min_balance_7d, ps.min_balance_7d_date,
            ps.stockout_date, ps.below_threshold_date, ps.days_of_cover, ps.late_movements,
-           ps.daily_inbound, ps.daily_outbound, ps.daily_balance, ps.plan_version, ps.source_version, ps.computed_at,
-           ps.demand_rate, ps.daily_expected_outbound, ps.daily_balance_at_pace, ps.stockout_date_at_pace,
+           {inbound}, {outbound}, {balance}, ps.plan_version, ps.source_version, ps.computed_at,
+           ps.demand_rate, {expected}, {at_pace}, ps.stockout_date_at_pace,
            ps.days_of_cover_at_pace, %(location_id)s::bigint
 """
+_DAILY_COLUMNS = {"inbound": "daily_inbound", "outbound": "daily_outbound", "balance": "daily_balance",
+                  "expected": "daily_expected_outbound", "at_pace": "daily_balance_at_pace"}
+_ROW_SELECT = _ROW_SELECT_TEMPLATE.format(**{key: f"ps.{column}" for key, column in _DAILY_COLUMNS.items()})
+# The lists (ruptures, a query of codes) show no daily rows: their arrays stay in the table. Turning five
+# arrays a row (two of floats) into text and back took more than half of a ruptures page.
+_LIST_ROW_SELECT = _ROW_SELECT_TEMPLATE.format(**{key: "NULL" for key in _DAILY_COLUMNS})
 # Only a computed summary joins: an uncomputed one reads as "none yet" and the view computes it.
 _ROW_JOINS = f"""
     LEFT JOIN {_S} st ON st.product_id = p.id AND st.location_id = %(location_id)s
@@ -129,7 +136,7 @@ _ROW_BY_CODE = f"""{_ROW_SELECT} FROM {_P} p {_ROW_JOINS}
     WHERE p.id = COALESCE((SELECT id FROM {_P} WHERE code = %(code)s),
                           (SELECT product_id FROM {_U} WHERE code = %(code)s))
 """
-_ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WITH ORDINALITY AS asked(code, ord)
+_ROWS_BY_CODES = f"""{_LIST_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WITH ORDINALITY AS asked(code, ord)
     JOIN {_P} p ON p.id = COALESCE((SELECT id FROM {_P} WHERE code = asked.code),
                                    (SELECT product_id FROM {_U} WHERE code = asked.code))
     {_ROW_JOINS}
@@ -141,14 +148,14 @@ _ROWS_BY_CODES = f"""{_ROW_SELECT}, asked.code FROM unnest(%(codes)s::text[]) WI
 # have no index on their counters (HOT updates, see inventory.models.Stock), so the first branch
 # reads them all, which costs a few milliseconds at 100,000 products.
 _RUPTURES_PAGE_TEMPLATE = f"""SELECT * FROM (
-    ({_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
+    ({_LIST_ROW_SELECT}, TRUE AS out_now, 0 AS part, p.name AS part_name, NULL::date AS part_date
       FROM {_S} st
       JOIN {_P} p ON p.id = st.product_id
       LEFT JOIN {_PS} ps ON ps.product_id = p.id AND ps.location_id = st.location_id AND ps.computed_at IS NOT NULL
      WHERE st.available <= 0 AND p.active AND st.location_id = %(location_id)s
      ORDER BY p.name, p.code LIMIT %(end)s)
     UNION ALL
-    ({_ROW_SELECT}, FALSE, 1, NULL, ps.{{stockout}}
+    ({_LIST_ROW_SELECT}, FALSE, 1, NULL, ps.{{stockout}}
       FROM {_PS} ps
       JOIN {_P} p ON p.id = ps.product_id
       JOIN {_S} st ON st.product_id = ps.product_id AND st.location_id = %(location_id)s

@@ -111,6 +111,9 @@ DATABASES["default"]["OPTIONS"] = {
 DB_DOWN_CHECK_SECONDS = env.float("DB_DOWN_CHECK_SECONDS", default=0.5)
 DB_PROBE_SECONDS = env.float("DB_PROBE_SECONDS", default=1.0)
 DB_DOWN_RETRY_SECONDS = env.float("DB_DOWN_RETRY_SECONDS", default=1.0)
+# The ledger's reads are planned over every monthly partition: core.db.statements_prepared prepares them
+# once per pooled connection. False behind a transaction-mode pooler that cannot keep prepared statements.
+DATABASE_PREPARED_READS = env.bool("DATABASE_PREPARED_READS", default=True)
 # A streaming replica (docs/scaling.md, "Read replica"): unset, every read goes to DATABASE_URL. Set, the
 # GETs of the routes below read stock and projections there (core/db_routers.py); if the replica fails
 # during one, that request runs again on the primary and the replica is left alone for the retry period.

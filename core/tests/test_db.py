@@ -12,9 +12,11 @@ from django.db import IntegrityError, connection
 from django.db.models import F
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from core.db import BoundedReader, DatabaseCircuit, atomic_with_retry, connect_params, pool_connection
+from core.db import (BoundedReader, DatabaseCircuit, atomic_with_retry, connect_params, pool_connection,
+                     statements_prepared)
 from core.errors import DatabaseDown
-from inventory.models import Product, Stock
+from inventory.models import Product, Stock, StockMovement
+from inventory.services import stock_adjust
 from inventory.tests.factories import ProductFactory
 
 
@@ -244,3 +246,57 @@ def test_a_probe_that_gets_no_answer_in_time_refuses_its_caller_but_does_not_ope
 
     assert not circuit.is_open()
     circuit.check()  # nobody else is refused for it
+
+
+def _ledger_statements_prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ["%inventory_stockmovement%"])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_reads_within_statements_prepared_are_prepared_once_and_the_connection_is_given_back_as_it_was():
+    product = ProductFactory()
+    stock_adjust(code=product.code, delta=5, reason="receipt")
+    raw = connection.connection
+    factory_before, threshold_before = raw.cursor_factory, raw.prepare_threshold
+    assert _ledger_statements_prepared() == []
+
+    for _ in range(3):
+        with statements_prepared():
+            counted = StockMovement.objects.filter(product=product).count()
+
+    assert counted == 1
+    prepared = _ledger_statements_prepared()
+    # One prepared statement, reused by the second and third reads rather than prepared again.
+    assert len(prepared) == 1 and "COUNT(*)" in prepared[0]
+    assert (raw.cursor_factory, raw.prepare_threshold) == (factory_before, threshold_before)
+    # Outside the block Django's client-side binding is back: nothing more is prepared.
+    assert StockMovement.objects.filter(product=product).exists()
+    assert len(_ledger_statements_prepared()) == 1
+
+
+@pytest.mark.django_db
+def test_with_prepared_reads_switched_off_nothing_is_prepared(settings):
+    settings.DATABASE_PREPARED_READS = False
+    product = ProductFactory()
+    stock_adjust(code=product.code, delta=5, reason="receipt")
+
+    with statements_prepared():
+        counted = StockMovement.objects.filter(product=product).count()
+
+    assert counted == 1
+    assert _ledger_statements_prepared() == []
+
+
+@pytest.mark.django_db
+def test_an_error_within_statements_prepared_still_gives_the_connection_back_as_it_was():
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.cursor_factory, raw.prepare_threshold
+
+    with pytest.raises(ZeroDivisionError), statements_prepared():
+        1 / 0
+
+    assert (raw.cursor_factory, raw.prepare_threshold) == before
