@@ -9,7 +9,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,12 +44,9 @@ def stock_rows_changed(*, stocks: list[Stock], extra_events: list[dict[str, Any]
     reservation statement checks it), so the alert-state query is skipped.
     """
     now = timezone.now()
-    # Alerts and projections follow every location; the alert webhooks (whose payload names no location)
-    # follow the default one (docs/locations.md); events and stock webhooks carry every location.
     transitions = [] if alert_levels_unchanged else alert_states_evaluate(stocks=stocks)
     events = [stock_event(stock, at=now) for stock in stocks] + list(extra_events or [])
-    webhooks_stock_rows_changed(stock_events=events, transitions=[
-        tr for tr in transitions if tr.location == settings.DEFAULT_LOCATION_CODE])
+    webhooks_stock_rows_changed(stock_events=events, transitions=transitions)
     # Claimed while the rows are locked, so no later version of them leaves this process before these.
     claim = realtime_claim({stream_key(stock.product.code, stock.location.code): stock.version for stock in stocks})
     transaction.on_commit(partial(realtime_publish, events, claim=claim))

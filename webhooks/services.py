@@ -47,6 +47,19 @@ def event_id_for(event_type: str, key: str) -> uuid.UUID:
     return uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}:{key}")
 
 
+def _stock_key(code: str, location: str | None) -> str:
+    """What a stock event's key names before its version: the product code, with ``@LOCATION`` away from the
+    default location."""
+    # Versions count per product and location, so "SKU-1:v7" alone would name two facts once a product is
+    # stocked at two places, and the outbox (one row per endpoint and event id) would keep only the first.
+    # The default location keeps the key it had before locations: a delivery enqueued before an upgrade and
+    # the same fact enqueued again after it stay one event id, and receivers' dedupe keeps working. "@"
+    # never appears in a product code (inventory/codes.py), so no such key equals another product's.
+    if not location or location == settings.DEFAULT_LOCATION_CODE:
+        return code
+    return f"{code}@{location}"
+
+
 _URL_MAX_LENGTH = WebhookEndpoint._meta.get_field("url").max_length
 
 
@@ -227,29 +240,38 @@ def webhooks_stock_rows_changed(*, stock_events: Sequence[dict[str, Any]],
                                 transitions: Sequence[Any] = ()) -> list[int]:
     """The webhook part of the stock hook: stock.changed per row, alert transitions, reservation.confirmed.
 
-    Called inside the writing transaction under the row locks; cheap when nobody is subscribed. The events
-    of one change are batched for the endpoints that accept batches (the 3,006 events of an import of 3,000
-    products are 31 POSTs per endpoint, not 3,006).
+    Called inside the writing transaction under the row locks; cheap when nobody is subscribed. Stock and
+    alert events name their location (``location``, a code), at every location. The events of one change
+    are batched for the endpoints that accept batches (the 3,006 events of an import of 3,000 products are
+    31 POSTs per endpoint, not 3,006).
     """
     if not endpoints_active_cached():
         return []
+    default = settings.DEFAULT_LOCATION_CODE
     events = []
+    # {(code, location): version}: one change may move the same product at two locations (a transfer), each
+    # row with its own version.
+    versions: dict[tuple[str, str], int] = {}
     for event in stock_events:
         kind = event.get("type")
         if kind == EventType.STOCK_CHANGED:
-            events.append({"type": kind, "key": f"{event['code']}:v{event['version']}", "data": event})
+            location = event.get("location") or default
+            versions[(event["code"], location)] = event["version"]
+            key = f"{_stock_key(event['code'], location)}:v{event['version']}"
+            events.append({"type": kind, "key": key, "data": event})
         elif kind == EventType.RESERVATION_CONFIRMED:
             key = str(event.get("reservation_id") or event.get("id"))
             events.append({"type": kind, "key": key, "data": event})
-    versions = {e.get("code"): e.get("version") for e in stock_events if e.get("type") == EventType.STOCK_CHANGED}
     for transition in transitions:
         event_type = _alert_event_type(transition.from_level, transition.to_level)
         if event_type is None:
             continue
+        location = transition.location or default
+        version = versions.get((transition.code, location))
         data = {"type": event_type, "code": transition.code, "from_level": transition.from_level,
-                "to_level": transition.to_level, "available": transition.available,
-                "version": versions.get(transition.code)}
-        key = f"{transition.code}:{transition.to_level}:v{versions.get(transition.code)}"
+                "to_level": transition.to_level, "available": transition.available, "version": version,
+                "location": location}
+        key = f"{_stock_key(transition.code, location)}:{transition.to_level}:v{version}"
         events.append({"type": event_type, "key": key, "data": data})
     return webhook_events_enqueue(events=events, batch=True)
 

@@ -1,4 +1,5 @@
-"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead ones, redelivery."""
+"""Webhook outbox: rows written with their cause, batched per change, signed sends, retries, dead ones, redelivery,
+stock and alert events at every location."""
 import json
 from datetime import timedelta
 
@@ -9,8 +10,10 @@ from django.utils import timezone
 from core.errors import ValidationFailed
 from core.tests.metrics import gave_up
 from inventory.importing import stock_import
-from inventory.services import stock_adjust, stock_receive
-from inventory.tests.factories import ProductFactory
+from inventory.models import Stock
+from inventory.selectors import location_default
+from inventory.services import stock_adjust, stock_receive, transfer_create
+from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import endpoints_active_cached
 from webhooks.services import (
@@ -369,3 +372,184 @@ def test_a_changes_deliveries_reach_the_receiver_in_the_order_of_its_events(rece
     assert [d.status for d in deliveries] == [DeliveryStatus.DELIVERED] * 3
     events = [event for request in receiver.received for event in request.body.get("events", [request.body])]
     assert [e["data"]["code"] for e in events] == [p.code for p in products]
+
+
+# Locations: every location's stock and alert events, each naming its location, with ids per product, location
+# and version (the default location's ids as before locations).
+
+
+@pytest.fixture
+def store_b():
+    return LocationFactory(code="LOJA-B", name="Loja Bairro")
+
+
+def _sent(endpoint=None) -> list[dict]:
+    """Every event written to the outbox (of one endpoint, or all), in the order sent, batches opened."""
+    rows = WebhookDelivery.objects.order_by("id")
+    if endpoint is not None:
+        rows = rows.filter(endpoint=endpoint)
+    return [event for row in rows for event in row.payload.get("events", [row.payload])]
+
+
+def _version(product, location) -> int:
+    return Stock.objects.get(product=product, location=location).version
+
+
+@pytest.mark.django_db
+def test_stock_falling_low_then_out_at_another_location_is_sent_naming_it(store_b):
+    endpoint_make(event_types=["stock.low", "stock.out"])
+    product = ProductFactory(code="CAFE-B1", on_hand=20, low_stock_threshold=5)
+    stock_at_location(product, store_b, on_hand=6)
+    assert WebhookDelivery.objects.count() == 0
+
+    stock_adjust(code="CAFE-B1", delta=-3, reason="broken", location="LOJA-B")
+    low_version = _version(product, store_b)
+    stock_adjust(code="CAFE-B1", delta=-3, reason="broken", location="LOJA-B")
+
+    events = _sent()
+    assert [(e["type"], e["data"]["location"], e["data"]["available"], e["data"]["version"]) for e in events] == [
+        ("stock.low", "LOJA-B", 3, low_version), ("stock.out", "LOJA-B", 0, _version(product, store_b))]
+    assert {e["data"]["code"] for e in events} == {"CAFE-B1"}
+    assert Stock.objects.get(product=product, location=location_default()).on_hand == 20
+
+
+@pytest.mark.django_db
+def test_back_in_stock_at_another_location_is_sent_naming_it(store_b):
+    endpoint_make(event_types=["stock.back_in"])
+    product = ProductFactory(code="CAFE-B2", on_hand=1, low_stock_threshold=5)
+    stock_at_location(product, store_b, on_hand=1)
+    stock_adjust(code="CAFE-B2", delta=-1, reason="broken")
+    stock_adjust(code="CAFE-B2", delta=-1, reason="broken", location="LOJA-B")
+    assert WebhookDelivery.objects.count() == 0  # out at both: not a back_in yet
+
+    stock_receive(code="CAFE-B2", quantity=10, location="LOJA-B")
+
+    (event,) = _sent()
+    assert event["type"] == "stock.back_in"
+    assert (event["data"]["location"], event["data"]["from_level"], event["data"]["available"]) == ("LOJA-B", "out", 10)
+    assert event["data"]["version"] == _version(product, store_b)
+
+
+@pytest.mark.django_db
+def test_the_same_version_at_two_locations_is_two_stock_changed_deliveries(store_b):
+    endpoint_make(event_types=["stock.changed"])
+    product = ProductFactory(code="CAFE-B3", on_hand=5)
+    stock_at_location(product, store_b, on_hand=5)
+    default = location_default()
+
+    stock_receive(code="CAFE-B3", quantity=1)
+    stock_receive(code="CAFE-B3", quantity=2, location="LOJA-B")
+
+    assert _version(product, default) == _version(product, store_b) == 2
+    deliveries = list(WebhookDelivery.objects.order_by("id"))
+    assert [(d.payload["data"]["location"], d.payload["data"]["on_hand"]) for d in deliveries] == [
+        (default.code, 6), ("LOJA-B", 7)]
+    # The default location's id is derived as before locations; the other one's names its location.
+    assert deliveries[0].event_id == event_id_for("stock.changed", "CAFE-B3:v2")
+    assert deliveries[1].event_id == event_id_for("stock.changed", "CAFE-B3@LOJA-B:v2")
+
+
+@pytest.mark.django_db
+def test_a_transfer_is_one_event_per_location_in_a_batch_and_apart(store_b):
+    batched = endpoint_make(event_types=["stock.changed"])
+    single = endpoint_make(event_types=["stock.changed"])
+    webhook_endpoint_update(endpoint=single, batches=False)
+    product = ProductFactory(code="CAFE-B4", on_hand=5)
+    stock_at_location(product, store_b, on_hand=5)
+    default = location_default()
+
+    transfer_create(code="CAFE-B4", source=default.code, destination="LOJA-B", quantity=2)
+
+    assert _version(product, default) == _version(product, store_b) == 2
+    (batch,) = WebhookDelivery.objects.filter(endpoint=batched)
+    assert (batch.event_type, batch.event_count) == ("batch", 2)
+    for endpoint in (batched, single):
+        events = _sent(endpoint)
+        assert {(e["data"]["location"], e["data"]["on_hand"], e["data"]["version"]) for e in events} == {
+            ("LOJA-B", 7, 2), (default.code, 3, 2)}
+        assert len({e["id"] for e in events}) == 2
+    assert WebhookDelivery.objects.filter(endpoint=single).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_transfer_emptying_one_location_into_another_sends_each_alert_with_its_own_version(store_b):
+    endpoint_make(event_types=["stock.out", "stock.back_in"])
+    product = ProductFactory(code="CAFE-B5", on_hand=3, low_stock_threshold=5)
+    stock_at_location(product, store_b, on_hand=3)
+    default = location_default()
+    stock_adjust(code="CAFE-B5", delta=-3, reason="broken", location="LOJA-B")
+    assert [(e["type"], e["data"]["location"]) for e in _sent()] == [("stock.out", "LOJA-B")]
+
+    transfer_create(code="CAFE-B5", source=default.code, destination="LOJA-B", quantity=3)
+
+    (batch,) = WebhookDelivery.objects.filter(event_type="batch")
+    events = batch.payload["events"]
+    assert _version(product, default) == 2 and _version(product, store_b) == 3
+    assert sorted((e["type"], e["data"]["location"], e["data"]["version"], e["data"]["available"]) for e in events) == [
+        ("stock.back_in", "LOJA-B", 3, 3), ("stock.out", default.code, 2, 0)]
+
+
+@pytest.mark.django_db
+def test_the_default_locations_alert_keeps_its_id_and_data_and_gains_location():
+    endpoint = endpoint_make(event_types=["stock.changed", "stock.out"])
+    webhook_endpoint_update(endpoint=endpoint, batches=False)
+    ProductFactory(code="OVO-13", on_hand=20, low_stock_threshold=5)
+
+    stock_adjust(code="OVO-13", delta=-20, reason="broken")
+
+    changed, out = WebhookDelivery.objects.order_by("id")
+    assert changed.event_id == event_id_for("stock.changed", "OVO-13:v2")
+    assert out.event_id == event_id_for("stock.out", "OVO-13:out:v2")
+    assert out.payload["data"] == {"type": "stock.out", "code": "OVO-13", "from_level": "ok", "to_level": "out",
+                                   "available": 0, "version": 2, "location": location_default().code}
+
+
+@pytest.mark.django_db
+def test_a_default_location_event_enqueued_before_the_upgrade_is_not_sent_twice():
+    endpoint_make(event_types=["stock.out"])
+    ProductFactory(code="OVO-14", on_hand=20, low_stock_threshold=5)
+    # As the code before locations wrote it: the same key, a payload without "location".
+    (earlier,) = deliveries_make(key="OVO-14:out:v2", event_type="stock.out")
+
+    stock_adjust(code="OVO-14", delta=-20, reason="broken")
+
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [earlier.pk]
+
+
+@pytest.mark.django_db
+def test_an_import_at_another_location_batches_its_changes_and_alerts_naming_it(store_b, settings):
+    settings.WEBHOOK_BATCH_MAX = 10
+    endpoint_make(event_types=["stock.changed", "stock.out"])
+    products = [ProductFactory(code=f"IMP-B{n}", on_hand=4, low_stock_threshold=2) for n in range(2)]
+    for product in products:
+        stock_at_location(product, store_b, on_hand=4)
+
+    stock_import(content=json.dumps([{"code": p.code, "on_hand": 0} for p in products]), fmt="json",
+                 reference="erp-recount", location="LOJA-B")
+
+    (batch,) = WebhookDelivery.objects.all()
+    events = batch.payload["events"]
+    assert sorted((e["type"], e["data"]["code"], e["data"]["location"]) for e in events) == [
+        ("stock.changed", "IMP-B0", "LOJA-B"), ("stock.changed", "IMP-B1", "LOJA-B"),
+        ("stock.out", "IMP-B0", "LOJA-B"), ("stock.out", "IMP-B1", "LOJA-B")]
+    assert len({e["id"] for e in events}) == 4
+    assert {Stock.objects.get(product=p, location=location_default()).on_hand for p in products} == {4}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receiver_gets_an_alert_at_another_location_naming_it(receiver):
+    store_b = LocationFactory(code="LOJA-B", name="Loja Bairro")
+    endpoint_make(url=receiver.url, event_types=["stock.out"], secret=receiver.secret)
+    product = ProductFactory(code="LEITE-B", on_hand=2)
+    stock_at_location(product, store_b, on_hand=2)
+    stock_adjust(code="LEITE-B", delta=-2, reason="broken", location="LOJA-B")
+    delivery = WebhookDelivery.objects.get()
+
+    sent = webhook_delivery_attempt(delivery_id=delivery.pk)
+
+    assert sent.status == DeliveryStatus.DELIVERED
+    (request,) = receiver.received
+    assert request.signature_ok and request.event_type == "stock.out"
+    assert request.event_id == request.body["id"] == str(delivery.event_id)
+    assert (request.body["data"]["code"], request.body["data"]["location"], request.body["data"]["available"]) == (
+        "LEITE-B", "LOJA-B", 0)
