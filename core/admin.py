@@ -4,10 +4,10 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from core import services
-from core.errors import DomainError
+from core.errors import LocationForbidden, UnknownLocation
 from core.models import ALL_SCOPES, ApiClient
 from inventory.admin_scope import LocationScopedAdmin
-from inventory.selectors import locations_resolve_many, user_location_codes
+from inventory.selectors import locations_resolve_many
 
 # Every admin page names the product, not the framework ("Administração do Django").
 admin.site.site_header = "StockPulse"
@@ -18,10 +18,10 @@ admin.site.enable_nav_sidebar = False
 
 
 class ApiClientAdminForm(forms.ModelForm):
-    """Location codes must name active locations; staff limited to some locations give a client some of
-    theirs, never none (which would mean every location)."""
+    """Location codes must name active locations the signed-in user may give (the rule is the service's,
+    core.services.api_client_locations_check: shown here as a form error rather than after saving)."""
 
-    allowed: frozenset[str] | None = None  # set per request by ApiClientAdmin.get_form
+    acting_user = None  # set per request by ApiClientAdmin.get_form
 
     class Meta:
         model = ApiClient
@@ -29,12 +29,14 @@ class ApiClientAdminForm(forms.ModelForm):
 
     def clean_location_codes(self) -> list[str]:
         try:
-            codes = [place.code for place in locations_resolve_many(codes=self.cleaned_data["location_codes"])]
-        except DomainError as error:
+            places = locations_resolve_many(codes=self.cleaned_data["location_codes"])
+            codes = sorted({place.code for place in places})
+            services.api_client_locations_check(user=self.acting_user, location_codes=codes,
+                                                client=self.instance if self.instance.pk else None)
+        except UnknownLocation as error:
             raise forms.ValidationError(f"{error.message} {', '.join(error.details.get('locations', []))}") from error
-        if self.allowed is not None and (not codes or not set(codes) <= self.allowed):
-            raise forms.ValidationError(_("Name some of your locations: %(codes)s.")
-                                        % {"codes": ", ".join(sorted(self.allowed))})
+        except LocationForbidden as error:
+            raise forms.ValidationError(error.message) from error
         return codes
 
 
@@ -55,7 +57,7 @@ class ApiClientAdmin(LocationScopedAdmin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.allowed = user_location_codes(request.user)
+        form.acting_user = request.user
         form.base_fields["scopes"].help_text = _("A list of scopes among: %(scopes)s") % {
             "scopes": ", ".join(ALL_SCOPES)}
         return form
@@ -63,10 +65,11 @@ class ApiClientAdmin(LocationScopedAdmin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             services.api_client_update(client=obj, name=obj.name, scopes=list(obj.scopes or []),
-                                       location_codes=list(obj.location_codes or []), active=obj.active)
+                                       location_codes=list(obj.location_codes or []), active=obj.active,
+                                       user=request.user)
             return
         client, raw = services.api_client_create(name=obj.name, scopes=list(obj.scopes or []),
-                                                 location_codes=list(obj.location_codes or []))
+                                                 location_codes=list(obj.location_codes or []), user=request.user)
         obj.pk = client.pk
         messages.warning(request, _("Token for %(name)s (shown only once): %(token)s") % {"name": client.name,
                                                                                          "token": raw})

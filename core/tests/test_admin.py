@@ -59,3 +59,15 @@ def test_limited_staff_cannot_make_a_client_for_every_location_or_another_one(cl
     assert unlimited.status_code == 200 and elsewhere.status_code == 200
     assert theirs.status_code == 302
     assert list(ApiClient.objects.values_list("name", flat=True)) == ["minha"]
+
+
+def test_limited_staff_changing_their_client_to_another_location_get_the_services_refusal_as_a_form_error(
+        client, stores):
+    theirs = ApiClientFactory(name="loja-a-site", scopes=["read"], location_codes=["LOJA-A"])
+    client.force_login(staff_at(stores[0]))
+
+    response = client.post(f"/admin/core/apiclient/{theirs.pk}/change/", _client_form("loja-a-site", "LOJA-B"))
+
+    assert response.status_code == 200
+    assert "LOJA-A" in str(response.context["adminform"].form.errors["location_codes"])
+    assert ApiClient.objects.get(pk=theirs.pk).location_codes == ["LOJA-A"]
