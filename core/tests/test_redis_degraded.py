@@ -10,7 +10,7 @@ import redis
 from asgiref.sync import sync_to_async
 
 from core import aio
-from core.cache import _direct, redis_circuit
+from core.cache import redis_circuit
 from core.metrics import CELERY_TASKS_NOT_SENT, EVENTS_FAILED
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
@@ -25,13 +25,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def own_redis(tmp_path, settings):
     """The cache, rate limits, tickets and channel layer on a Redis of this test's own."""
     with ThrowawayRedis(tmp_path / "redis") as server:
-        settings.REDIS_URL = server.url
-        _direct.clear()  # redis_direct's clients are built once per process, for the URL of the moment
+        settings.REDIS_URL = server.url  # the process's shared clients are kept per URL: new ones for this one
         settings.CACHES = {alias: {**cache, "LOCATION": server.url} for alias, cache in settings.CACHES.items()}
         settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
             **settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}}}
         yield server
-    _direct.clear()  # and later tests get theirs for the suite's Redis again
 
 
 @pytest.fixture
