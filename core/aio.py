@@ -13,6 +13,7 @@ from django.db import connection
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from core.cache import redis_async_new, redis_target
 from core.db import connect_params, database_circuit
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,9 @@ logger = logging.getLogger(__name__)
 # Keyed by loop: a pool or a Redis connection belongs to the loop that opened it (one per Daphne
 # process in production, one per test in the suite).
 _pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool]" = weakref.WeakKeyDictionary()
-_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
+# Redis clients per loop are kept per target (core.cache.redis_target), so a changed setting gets new ones.
+_redis: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, aioredis.Redis]]" = \
+    weakref.WeakKeyDictionary()
 
 
 async def _connection_configure(conn: AsyncConnection) -> None:
@@ -66,12 +69,14 @@ async def db_pool() -> AsyncConnectionPool:
 
 
 def redis_client() -> aioredis.Redis:
-    """This loop's Redis client on the cache's server (rate limits, projection marks)."""
-    loop = asyncio.get_running_loop()
-    client = _redis.get(loop)
+    """This loop's Redis client on the cache's server, or the sentinels' master when they are set (rate
+    limits, token lockouts, projection marks)."""
+    clients = _redis.setdefault(asyncio.get_running_loop(), {})
+    url = settings.CACHES["default"]["LOCATION"]
+    target = redis_target(url)
+    client = clients.get(target)
     if client is None:
-        client = _redis[loop] = aioredis.Redis.from_url(
-            settings.CACHES["default"]["LOCATION"], socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = clients[target] = redis_async_new(timeout=1.0, url=url)
     return client
 
 
@@ -81,8 +86,7 @@ async def clients_close() -> None:
     pool = _pools.pop(loop, None)
     if pool is not None:
         await pool.close()
-    client = _redis.pop(loop, None)
-    if client is not None:
+    for client in _redis.pop(loop, {}).values():
         await client.aclose()
 
 

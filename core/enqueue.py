@@ -22,8 +22,18 @@ def _same_server(first: str, second: str) -> bool:
     return a.scheme.startswith("redis") and (a.hostname, a.port or 6379) == (b.hostname, b.port or 6379)
 
 
+def _on_the_cache_redis(broker_url: str) -> bool:
+    """Whether the broker is the Redis that ``redis_circuit`` watches: REDIS_URL's server, or with REDIS_SENTINELS
+    the sentinels' master (the broker's URL then names the same sentinels)."""
+    if settings.REDIS_SENTINELS:
+        named = {(part.hostname, part.port or 26379) for part in map(urlsplit, broker_url.split(";"))
+                 if part.scheme == "sentinel"}
+        return named == set(map(tuple, settings.REDIS_SENTINELS))
+    return _same_server(broker_url, settings.REDIS_URL)
+
+
 def broker_known_down(broker_url: str) -> bool:
-    return broker_circuit.is_down() or (redis_circuit.is_down() and _same_server(broker_url, settings.REDIS_URL))
+    return broker_circuit.is_down() or (redis_circuit.is_down() and _on_the_cache_redis(broker_url))
 
 
 class FailFastTask(Task):

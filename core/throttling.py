@@ -27,18 +27,6 @@ def rate_parse(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip()[0]]
 
 
-_redis_clients: dict[int, object] = {}
-
-
-def _redis_client(key: str):
-    """The cache's Redis client for writes, built once per process: Django builds a new client
-    object on every get_client() call (about 40% of a throttle check), over the same shared pool."""
-    client = _redis_clients.get(id(cache._cache))
-    if client is None:
-        client = _redis_clients[id(cache._cache)] = cache._cache.get_client(key, write=True)
-    return client
-
-
 def client_rate_window(identity: str, scope: str = "client") -> tuple[str, int, int, float] | None:
     """(Redis key, limit, period, now) of this identity's current window; None when the scope has no rate.
 
@@ -71,7 +59,8 @@ def window_count(key: str, period: int) -> int:
     """Count one more request in this window and return the count: in Redis, or locally while it is down."""
     if not redis_circuit.is_down():
         try:
-            pipe = _redis_client(key).pipeline(transaction=False)
+            # The cache's shared client (core/cache.py): the sentinels' master when they are set.
+            pipe = cache._cache.get_client(key, write=True).pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, period + 1, nx=True)
             count, _ = pipe.execute()

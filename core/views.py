@@ -3,7 +3,6 @@ import glob
 import logging
 import os
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
@@ -13,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from core.cache import redis_new
 from core.db import BoundedReader
 from core.errors import database_retry_after
 from core.pipelines import BACKLOG_REGISTRY
@@ -50,7 +50,9 @@ def _check_database() -> str | None:
 
 def _check_redis() -> str | None:
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        # A client of its own, not the shared ones: readiness asks Redis (or the sentinels) afresh, past any
+        # "known down" mark.
+        client = redis_new(timeout=1)
         try:
             client.ping()
         finally:

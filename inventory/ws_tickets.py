@@ -4,13 +4,11 @@ import json
 import secrets
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from core.cache import redis_circuit
+from core.cache import redis_async_new, redis_circuit, redis_direct
 from core.errors import Unavailable
 
 TICKET_PREFIX = "wst_"
@@ -32,15 +30,11 @@ def ws_ticket_issue(*, principal: dict[str, Any]) -> tuple[str, int]:
         raise _live_updates_unavailable()
     ttl = settings.WS_TICKET_TTL_SECONDS
     ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                                  socket_timeout=settings.REDIS_SOCKET_TIMEOUT)
     try:
-        client.set(ws_ticket_key(ticket), json.dumps(principal), ex=ttl)
+        redis_direct(timeout=settings.REDIS_SOCKET_TIMEOUT).set(ws_ticket_key(ticket), json.dumps(principal), ex=ttl)
     except RedisError as exc:
         redis_circuit.mark_down(exc)
         raise _live_updates_unavailable() from exc
-    finally:
-        client.close()
     redis_circuit.mark_up()
     return ticket, ttl
 
@@ -54,7 +48,8 @@ async def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:
     """The principal a ticket was issued to, or None; a ticket works once (GETDEL is atomic)."""
     if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 100:
         return None
-    client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    # A client of its own, closed after use: once per socket, on whichever event loop the consumer runs.
+    client = redis_async_new(timeout=2)
     try:
         raw = await client.getdel(ws_ticket_key(ticket))
     finally:

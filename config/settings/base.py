@@ -143,8 +143,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Redis behind Sentinel (docs/scaling.md): "host:port,host:port" of the sentinels and the name of the master
-# they watch. Set, the channel layer and the Celery broker (unless CELERY_BROKER_URL names one) ask them for
-# the master and follow a failover; the cache and the WebSocket tickets stay on REDIS_URL.
+# they watch. Set, every Redis client asks them for the master and follows a failover: the channel layer, the
+# Celery broker (unless CELERY_BROKER_URL names one), and through core/cache.py the cache, the rate limits, the
+# failed-login and token counters, the WebSocket tickets and the readiness check (none of them reads REDIS_URL then).
 REDIS_SENTINELS = sentinels_parse(env("REDIS_SENTINELS", default=""))
 REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="stockpulse")
 REDIS_SENTINEL_DB = env.int("REDIS_SENTINEL_DB", default=0)

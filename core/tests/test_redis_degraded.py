@@ -10,7 +10,8 @@ import redis
 from asgiref.sync import sync_to_async
 
 from core import aio
-from core.cache import _direct, redis_circuit
+from core.cache import redis_circuit
+from core.enqueue import broker_known_down
 from core.metrics import CELERY_TASKS_NOT_SENT, EVENTS_FAILED
 from core.realtime import realtime_publish
 from core.tests.factories import ApiClientFactory
@@ -25,13 +26,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def own_redis(tmp_path, settings):
     """The cache, rate limits, tickets and channel layer on a Redis of this test's own."""
     with ThrowawayRedis(tmp_path / "redis") as server:
-        settings.REDIS_URL = server.url
-        _direct.clear()  # redis_direct's clients are built once per process, for the URL of the moment
+        settings.REDIS_URL = server.url  # the process's shared clients are kept per URL: new ones for this one
         settings.CACHES = {alias: {**cache, "LOCATION": server.url} for alias, cache in settings.CACHES.items()}
         settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {
             **settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [server.url]}}}
         yield server
-    _direct.clear()  # and later tests get theirs for the suite's Redis again
 
 
 @pytest.fixture
@@ -172,6 +171,19 @@ def test_a_task_is_not_sent_while_the_redis_it_shares_with_the_broker_is_known_d
         broker.close()
 
     assert broker.accepted == 0
+
+
+def test_behind_sentinel_a_task_is_not_sent_while_the_sentinels_master_is_known_down(settings):
+    # The cache's clients and the broker then follow the same master (docs/scaling.md).
+    settings.REDIS_SENTINELS = [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+    broker_url = "sentinel://10.0.0.1:26379/0;sentinel://10.0.0.2:26380/0"
+    assert not broker_known_down(broker_url)
+
+    redis_circuit.mark_down(ConnectionError("test"))
+
+    assert broker_known_down(broker_url)
+    assert not broker_known_down("sentinel://10.0.0.9:26379/0")  # other sentinels: another Redis
+    assert not broker_known_down("amqp://guest@127.0.0.1//")
 
 
 def test_a_direct_redis_call_that_fails_marks_redis_down_and_the_next_one_does_not_connect(own_redis):

@@ -1,20 +1,36 @@
-"""Redis behind Sentinel (REDIS_SENTINELS): the channel layer and the Celery broker find the master through a
-sentinel, and after a failover the layer carries group messages through the promoted replica."""
+"""Redis behind Sentinel (REDIS_SENTINELS): the channel layer, the Celery broker and every other use of Redis (the
+cache, rate limits, WebSocket tickets, token lockouts, readiness) find the master through a sentinel, and after a
+failover they work through the promoted replica."""
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.core.cache import cache, caches
 
+from core import aio
+from core.cache import redis_direct
 from core.redis_sentinel import channel_layer_hosts, sentinels_parse
+from core.security import (
+    CACHE_ALIAS,
+    token_failure_record,
+    token_lockout_active_async,
+    token_lockout_checks_drain,
+    token_lockout_remaining,
+)
+from core.tests.factories import ApiClientFactory
 from core.tests.outage import ThrowawayRedis, free_port
 from core.tests.polling import wait_for
+from core.throttling import client_rate_window, client_rates_allow_async
+from inventory.ws_tickets import ws_ticket_key, ws_ticket_redeem
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +65,7 @@ class Sentinelled:
     master_port: int
     replica_port: int
     sentinel_port: int
+    master: ThrowawayRedis
 
     def sentinel(self) -> redis.Redis:
         return redis.Redis(port=self.sentinel_port, decode_responses=True, socket_timeout=5)
@@ -56,6 +73,23 @@ class Sentinelled:
     def master_port_now(self) -> int:
         with self.sentinel() as client:
             return int(client.execute_command("SENTINEL", "get-master-addr-by-name", MASTER)[1])
+
+    def fail_over(self, *, kill_master: bool) -> None:
+        """Have the sentinel promote the replica (``SENTINEL FAILOVER``, or the master killed as a crash kills
+        it) and wait until it names the replica, the replica is master, and a live old master is its replica."""
+        if kill_master:
+            self.master.kill()
+        else:
+            with self.sentinel() as client:
+                client.execute_command("SENTINEL", "FAILOVER", MASTER)
+        wait_for(lambda: self.master_port_now() == self.replica_port, "the sentinel did not promote the replica")
+        with redis.Redis(port=self.replica_port, decode_responses=True) as promoted:
+            wait_for(lambda: promoted.info("replication")["role"] == "master", "the replica did not become master")
+        if not kill_master:
+            # From here no write can land on the old master: it refuses them (READONLY).
+            with redis.Redis(port=self.master_port, decode_responses=True) as old:
+                wait_for(lambda: old.info("replication")["role"] == "slave",
+                         "the sentinel did not turn the old master into a replica")
 
     key_prefix = f"test-sentinel-{uuid.uuid4().hex[:8]}."  # the processes' Celery keys (config/settings/test.py)
 
@@ -83,7 +117,7 @@ def sentinelled(tmp_path):
                           f"sentinel down-after-milliseconds {MASTER} 1000\n"
                           f"sentinel failover-timeout {MASTER} 10000\n")
         servers.append(ThrowawayRedis(tmp_path / "sentinel", sentinel_port, extra=(str(config), "--sentinel")).start())
-        found = Sentinelled(master_port, replica_port, sentinel_port)
+        found = Sentinelled(master_port, replica_port, sentinel_port, servers[0])
         with found.sentinel() as client:
             wait_for(lambda: client.execute_command("SENTINEL", "replicas", MASTER),
                      "the sentinel never saw the replica")
@@ -153,13 +187,7 @@ async def test_after_a_failover_the_layer_sends_through_the_promoted_replica(sen
         assert await _round_trip(layer, "stock.before")
         assert sentinelled.master_port_now() == sentinelled.master_port
 
-        with sentinelled.sentinel() as client:
-            client.execute_command("SENTINEL", "FAILOVER", MASTER)
-        await asyncio.to_thread(wait_for, lambda: sentinelled.master_port_now() == sentinelled.replica_port,
-                                "the sentinel did not promote the replica")
-        with redis.Redis(port=sentinelled.replica_port, decode_responses=True) as promoted:
-            await asyncio.to_thread(wait_for, lambda: promoted.info("replication")["role"] == "master",
-                                    "the replica did not become master")
+        await asyncio.to_thread(sentinelled.fail_over, kill_master=False)
 
         # The layer's connections to the old master are dropped on their next use; a new group then works.
         for _ in range(100):
@@ -168,9 +196,150 @@ async def test_after_a_failover_the_layer_sends_through_the_promoted_replica(sen
             await asyncio.sleep(0.05)
         else:
             pytest.fail("the layer never sent through the promoted replica")
-        # The old master was turned into a replica: what the layer just sent cannot have gone there.
-        with redis.Redis(port=sentinelled.master_port, decode_responses=True) as old:
-            await asyncio.to_thread(wait_for, lambda: old.info("replication")["role"] == "slave",
-                                    "the sentinel did not turn the old master into a replica")
     finally:
         await layer.flush()
+
+
+NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1 of the loopback
+
+
+@pytest.fixture
+def on_the_sentinels(sentinelled, settings):
+    """This process configured as a host with only the sentinel: REDIS_URL and the caches' LOCATION point
+    nowhere, so a use of Redis that did not ask the sentinel would fail (and be seen to)."""
+    settings.REDIS_SENTINELS = [("127.0.0.1", sentinelled.sentinel_port)]
+    settings.REDIS_SENTINEL_MASTER = MASTER
+    settings.REDIS_URL = NOWHERE
+    settings.CACHES = {alias: {**config, "LOCATION": NOWHERE} for alias, config in settings.CACHES.items()}
+    # A day-long window, so a minute boundary cannot split a client's requests; a lockout at the second failure.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "1000/day"}}
+    settings.TOKEN_FAILURE_LIMIT = 2
+    return sentinelled
+
+
+# Each use below works with keys of its own (a new cache key, API client, ticket, address), does what the
+# application does, and says whether it worked and its writes are on ``server``. A use that fails open
+# (rate limits, token counters) answers as if it worked: only its keys on ``server`` tell.
+
+def _cache_set_get(server: redis.Redis, **_) -> bool:
+    key = f"sentinel-{uuid.uuid4().hex}"
+    try:
+        cache.set(key, {"sku": "S-1"}, 60)
+        read = cache.get(key)
+    except redis.RedisError:
+        return False
+    return read == {"sku": "S-1"} and server.exists(cache.make_key(key)) == 1
+
+
+def _rate_limit_counted(server: redis.Redis, *, api_client_with_scopes, **_) -> bool:
+    http = api_client_with_scopes("read")
+    if http.get("/api/v1/stock/").status_code != 200:
+        return False
+    return server.get(client_rate_window(f"client-{http.api_client.pk}")[0]) == b"1"
+
+
+def _rate_limit_counted_in_a_batch(server: redis.Redis, **_) -> bool:
+    clients = [ApiClientFactory(), ApiClientFactory()]
+
+    async def check() -> list[bool]:
+        try:
+            return await client_rates_allow_async(aio.redis_client(), [clients[0], clients[1], clients[0]])
+        finally:
+            await aio.clients_close()
+
+    allowed = asyncio.run(check())
+    counts = [server.get(client_rate_window(f"client-{client.pk}")[0]) for client in clients]
+    return allowed == [True, True, True] and counts == [b"2", b"1"]
+
+
+def _ws_ticket_issued_and_redeemed(server: redis.Redis, *, api_client_with_scopes, **_) -> bool:
+    http = api_client_with_scopes("read")
+    response = http.post("/api/v1/ws-ticket")
+    if response.status_code != 201:
+        return False
+    key = ws_ticket_key(response.json()["ticket"])
+    stored = server.exists(key) == 1
+    try:
+        principal = asyncio.run(ws_ticket_redeem(ticket=response.json()["ticket"]))
+    except redis.RedisError:
+        return False
+    return stored and principal["name"] == http.api_client.name and server.exists(key) == 0
+
+
+_addresses = itertools.count()
+
+
+def _token_failures_counted_then_locked_out(server: redis.Redis, **_) -> bool:
+    number = next(_addresses)
+    address = f"10.77.{number // 250}.{number % 250 + 1}"
+    security = caches[CACHE_ALIAS]
+    if token_failure_record(address) is not None:
+        return False
+    counted = server.get(security.make_and_validate_key(f"token-failures:{address}")) == b"1"
+    locked_for = token_failure_record(address)
+
+    async def locked_async() -> bool:
+        try:
+            return await token_lockout_active_async(address)
+        finally:
+            await token_lockout_checks_drain()
+            await aio.clients_close()
+
+    return (counted and locked_for is not None
+            and server.exists(security.make_and_validate_key(f"token-lockout:{address}")) == 1
+            and token_lockout_remaining(address) is not None and asyncio.run(locked_async()))
+
+
+def _staff_login_failure_counted(server: redis.Redis, *, client, **_) -> bool:
+    number = next(_addresses)
+    pattern = f"{caches[CACHE_ALIAS].key_prefix}:*:axes-*"
+    before = len(server.keys(pattern))
+    answer = client.post("/admin/login/", {"username": f"nobody-{number}", "password": "wrong"},
+                         REMOTE_ADDR=f"10.78.{number // 250}.{number % 250 + 1}")
+    # django-axes counts the failure in the security cache: new keys for this username and this address.
+    return answer.status_code == 200 and len(server.keys(pattern)) > before
+
+
+def _direct_write(server: redis.Redis, **_) -> bool:
+    key = f"test-sentinel-direct-{uuid.uuid4().hex}"
+    try:
+        redis_direct(timeout=1.0).set(key, "1", ex=60)
+    except redis.RedisError:
+        return False
+    return server.exists(key) == 1
+
+
+def _ready(server: redis.Redis, *, client, **_) -> bool:
+    connections = server.info("stats")["total_connections_received"]
+    response = client.get("/readyz")
+    return response.status_code == 200 and server.info("stats")["total_connections_received"] > connections
+
+
+USES = {
+    "cache": _cache_set_get,
+    "rate limit": _rate_limit_counted,
+    "rate limit, async batch": _rate_limit_counted_in_a_batch,
+    "WebSocket ticket": _ws_ticket_issued_and_redeemed,
+    "token failures and lockout": _token_failures_counted_then_locked_out,
+    "staff login failures": _staff_login_failure_counted,
+    "direct client": _direct_write,
+    "readiness": _ready,
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kill_master", [False, True], ids=["sentinel-failover", "master-killed"])
+def test_every_use_of_redis_follows_the_sentinels_master_through_a_failover(on_the_sentinels, kill_master,
+                                                                            api_client_with_scopes, client):
+    fixtures = {"api_client_with_scopes": api_client_with_scopes, "client": client}
+    with redis.Redis(port=on_the_sentinels.master_port) as master:
+        assert {name: use(master, **fixtures) for name, use in USES.items()} == dict.fromkeys(USES, True)
+
+    on_the_sentinels.fail_over(kill_master=kill_master)
+
+    # A use's first calls may meet a connection to the old master, or the "Redis known down" mark a failed
+    # call left for a second (degraded as in an outage): each is tried until it works, on the new master.
+    with redis.Redis(port=on_the_sentinels.replica_port) as promoted:
+        for name, use in USES.items():
+            wait_for(partial(use, promoted, **fixtures), f"{name}: never worked on the promoted replica")
+        assert promoted.info("replication")["role"] == "master"
