@@ -515,30 +515,24 @@ def _reservation_detail(w: World) -> None:
     assert shown["lines"] == created["lines"] and shown["lines"][0]["location"] == w.default.code
 
 
-@case("reservation-confirm")
-def _reservation_confirm(w: World) -> None:
-    created = reserve_via_api(w, quantity=2)
-    before = elsewhere(w)
+def _reservation_ended(action: str, status: str, on_hand_reserved: tuple[int, int]) -> Callable[[World], None]:
+    """Confirm or release a reservation made without a location: the default location's counters move."""
+    def run(w: World) -> None:
+        created = reserve_via_api(w, quantity=2)
+        before = elsewhere(w)
 
-    confirmed = w.api.post(f"/api/v1/reservations/{created['id']}/confirm").json()
+        ended = w.api.post(f"/api/v1/reservations/{created['id']}/{action}").json()
 
-    keeps(confirmed, RESERVATION_KEYS)
-    assert confirmed["status"] == "confirmed"
-    assert counters(w.product, w.default)[:2] == (5, 0)
-    assert elsewhere(w) == before
+        keeps(ended, RESERVATION_KEYS)
+        assert ended["status"] == status
+        assert counters(w.product, w.default)[:2] == on_hand_reserved
+        assert elsewhere(w) == before
+
+    return run
 
 
-@case("reservation-release")
-def _reservation_release(w: World) -> None:
-    created = reserve_via_api(w, quantity=2)
-    before = elsewhere(w)
-
-    released = w.api.post(f"/api/v1/reservations/{created['id']}/release").json()
-
-    keeps(released, RESERVATION_KEYS)
-    assert released["status"] == "released"
-    assert counters(w.product, w.default)[:2] == (7, 0)
-    assert elsewhere(w) == before
+case("reservation-confirm")(_reservation_ended("confirm", "confirmed", (5, 0)))
+case("reservation-release")(_reservation_ended("release", "released", (7, 0)))
 
 
 @case("reservation-extend")
