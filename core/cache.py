@@ -40,6 +40,11 @@ def _timeouts(timeout: float | None, options: dict) -> dict:
     return {"socket_timeout": timeout, "socket_connect_timeout": timeout, **options}
 
 
+def _sentinel_timeouts(options: dict) -> dict:
+    """The sentinels are asked with the client's own timeouts, so an unreachable one fails a call as fast."""
+    return {key: options[key] for key in ("socket_timeout", "socket_connect_timeout")}
+
+
 class SentinelMaster(redis.Redis):
     """A client of the sentinels' master: it asks them for the master on each new connection, and
     closing it closes its connections to the sentinels too."""
@@ -69,9 +74,7 @@ def redis_new(*, timeout: float | None, url: str | None = None, circuit: bool = 
     if settings.REDIS_SENTINELS:
         if circuit:
             options["connection_class"] = CircuitSentinelConnection
-        # The sentinels are asked with the same timeouts, so an unreachable one fails the call as fast.
-        sentinels = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs={
-            "socket_timeout": options["socket_timeout"], "socket_connect_timeout": options["socket_connect_timeout"]})
+        sentinels = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_timeouts(options))
         return sentinels.master_for(settings.REDIS_SENTINEL_MASTER, redis_class=SentinelMaster,
                                     db=settings.REDIS_SENTINEL_DB, **options)
     url = url or settings.REDIS_URL
@@ -86,8 +89,7 @@ def redis_async_new(*, timeout: float | None, url: str | None = None, **options)
     event loop that first uses it."""
     options = _timeouts(timeout, options)
     if settings.REDIS_SENTINELS:
-        sentinels = AsyncSentinel(settings.REDIS_SENTINELS, sentinel_kwargs={
-            "socket_timeout": options["socket_timeout"], "socket_connect_timeout": options["socket_connect_timeout"]})
+        sentinels = AsyncSentinel(settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_timeouts(options))
         return sentinels.master_for(settings.REDIS_SENTINEL_MASTER, redis_class=AsyncSentinelMaster,
                                     db=settings.REDIS_SENTINEL_DB, **options)
     return aioredis.Redis.from_url(url or settings.REDIS_URL, **options)
