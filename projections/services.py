@@ -613,10 +613,16 @@ def planned_movements_upsert(*, items: Sequence[PlannedMovementInput]) -> list[P
     return _upsert_write(items, resolved, places)
 
 
-def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product],
-                  places: dict[str, int]) -> list[PlannedMovement]:
-    keys = [(i.source.strip(), i.source_ref.strip()) for i in items]
-    previous = _existing_products(keys)
+def _upsert_keys(items: Sequence[PlannedMovementInput]) -> list[tuple[str, str]]:
+    return [(i.source.strip(), i.source_ref.strip()) for i in items]
+
+
+def _upsert_write(items: Sequence[PlannedMovementInput], resolved: dict[str, Product], places: dict[str, int],
+                  previous: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[PlannedMovement]:
+    """Write the lines; ``previous`` is what _existing_products gave for their keys (read here when None)."""
+    keys = _upsert_keys(items)
+    if previous is None:
+        previous = _existing_products(keys)
     rows = [
         PlannedMovement(
             product=resolved[code_normalise(i.code)], location_id=places[_location_key(i)], date=i.date,
@@ -707,10 +713,13 @@ def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Se
     places = _locations_of(items)
     resolved, errors = _upsert_check(items, places)
     _lines_refuse(errors + _cancel_check(cancel))
+    rows = []
     if items:
-        # A client limited to some locations plans only there (lines without a location: the default one).
-        _client_check(client, {places[_location_key(i)] for i in items})
-    rows = _upsert_write(items, resolved, places) if items else []
+        previous = _existing_products(_upsert_keys(items))
+        # A client limited to some locations plans only there (lines without a location: the default one),
+        # and may not take over a movement planned at another by re-sending its key.
+        _client_check(client, {places[_location_key(i)] for i in items} | {loc for _p, loc in previous.values()})
+        rows = _upsert_write(items, resolved, places, previous)
     return rows, planned_movements_cancel(keys=cancel, client=client)
 
 

@@ -410,3 +410,36 @@ def test_a_bulk_call_reads_the_locations_its_lines_name_once(store_b):
     location_reads = [q["sql"] for q in queries if 'FROM "inventory_location"' in q["sql"]]
     assert len(location_reads) == 1
     assert PlannedMovement.objects.filter(location=store_b).count() == 3
+
+def test_a_limited_client_cannot_take_over_a_movement_planned_elsewhere_by_resending_its_key(store_b):
+    product = ProductFactory(code="FEIJAO", on_hand=10)
+    LocationFactory(code="LOJA-A")
+    PlannedMovementFactory(product=product, location_id=store_b.pk, source="erp", source_ref="po-b", quantity=6)
+    http = limited_client("LOJA-A")
+    line = {"source": "erp", "source_ref": "po-b", "code": "FEIJAO", "date": today().isoformat(),
+            "direction": "in", "quantity": 1, "kind": "purchase", "location": "LOJA-A"}
+
+    answer = http.post("/api/v1/planned-movements/bulk", {"upsert": [line]}, format="json")
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "location_forbidden")
+    kept = PlannedMovement.objects.get(source_ref="po-b")
+    assert (kept.location_id, kept.quantity) == (store_b.pk, 6)
+
+
+def test_resending_a_key_without_a_location_moves_the_movement_to_the_default_one_and_both_projections_follow(
+        manager, store_b):
+    product = ProductFactory(code="FEIJAO", on_hand=10)
+    stock_at_location(product, store_b, on_hand=2)
+    PlannedMovementFactory(product=product, location_id=store_b.pk, source="erp", source_ref="po-b", quantity=6)
+    for location_id in (None, store_b.pk):
+        services.projection_summaries_ensure(product_ids=[product.pk], location_id=location_id)
+    before = {s.location_id: s.plan_version for s in ProjectionSummary.objects.filter(product=product)}
+    line = {"source": "erp", "source_ref": "po-b", "code": "FEIJAO", "date": today().isoformat(),
+            "direction": "in", "quantity": 6, "kind": "purchase"}
+
+    answer = manager.post("/api/v1/planned-movements/bulk", {"upsert": [line]}, format="json")
+
+    assert answer.status_code == 200, answer.content
+    assert PlannedMovement.objects.get(source_ref="po-b").location_id == location_default_id()
+    after = {s.location_id: s.plan_version for s in ProjectionSummary.objects.filter(product=product)}
+    assert {loc: after[loc] - before[loc] for loc in before} == {location_default_id(): 1, store_b.pk: 1}
