@@ -151,11 +151,19 @@ def locations_for_client(*, client) -> list[Location]:
     return locations_default_first(locations_usable(client=client))
 
 
+LOCATION_ALL = "ALL"
+
+
+def location_means_all(code: str | None) -> bool:
+    """Whether a ``location`` parameter asks for every location the client may use (``all``, any case)."""
+    return code is not None and code_normalise(code) == LOCATION_ALL
+
+
 def locations_for_stream(*, client, codes: list[str] | None) -> list[Location]:
     """The locations a live stream or snapshot follows: the ``codes`` asked (UnknownLocation /
     LocationForbidden as for one), every location the client may use for ``["all"]``, or the default
     one when None."""
-    if codes is not None and [code_normalise(c) for c in codes] == ["ALL"]:
+    if codes is not None and len(codes) == 1 and location_means_all(codes[0]):
         return locations_for_client(client=client)
     if codes is None:
         return [location_for_client(client=client, code=None)]
@@ -333,10 +341,11 @@ def categories_list() -> list[str]:
 
 def transfer_list(*, client=None, location: str | None = None, status: str | None = None,
                   code: str | None = None) -> QuerySet[Transfer]:
-    """Transfers from or to ``location`` (a code), or to or from any location the client may use (every
-    transfer for a client without limits), newest first; optionally of one status and one product."""
+    """Transfers from or to ``location`` (a code), or, without one or with ``all``, to or from any location the
+    client may use (every transfer for a client without limits), newest first; optionally of one status and
+    one product."""
     qs = Transfer.objects.select_related("product", "source", "destination").order_by("-created_at", "-id")
-    if location:
+    if location and not location_means_all(location):
         places = [location_for_client(client=client, code=location)]
     else:
         places = locations_for_client(client=client) if client_location_codes(client) else None

@@ -23,16 +23,9 @@ from inventory.serializers import (
     stock_all_locations_output,
 )
 
-LOCATION_ALL = "ALL"
 _LOCATION_PARAM = OpenApiParameter(
     "location", str, description="Location code; the default location when omitted. A client limited to some "
     "locations gets 403 location_forbidden for any other.")
-
-
-
-
-def _every_location(asked: str | None) -> bool:
-    return asked is not None and asked.strip().upper() == LOCATION_ALL
 
 
 def _location(request, code: str | None):
@@ -95,7 +88,7 @@ class StockDetailApi(APIView):
     def get(self, request, code: str):
         asked = request.query_params.get("location")
         requested_code = code.strip().upper()
-        if _every_location(asked):
+        if selectors.location_means_all(asked):
             product = selectors.product_resolve(code=code)
             places = _every_allowed_location(request)
             stocks = selectors.stocks_of_product(product=product, locations=places)
@@ -230,7 +223,7 @@ class StockMovementsApi(APIView):
     def get(self, request, code: str):
         product = selectors.product_resolve(code=code)
         asked = request.query_params.get("location")
-        if _every_location(asked):
+        if selectors.location_means_all(asked):
             places = _every_allowed_location(request)
             queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
@@ -361,7 +354,9 @@ class TransferListCreateApi(APIView):
         return Response(TransferOutputSerializer(transfer).data, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/transfers/{transfer.pk}"})
 
-    @extend_schema(parameters=[OpenApiParameter("location", str, description="From or to this location."),
+    @extend_schema(parameters=[OpenApiParameter("location", str, description=(
+                                   "From or to this location. Without it, or with `all`, every location the "
+                                   "client may use.")),
                                OpenApiParameter("status", str, enum=TransferStatus.values),
                                OpenApiParameter("code", str), OpenApiParameter("page", int),
                                OpenApiParameter("page_size", int)],

@@ -18,6 +18,7 @@ from inventory.selectors import (
     location_default_id,
     location_for_client,
     location_id_or_default,
+    location_means_all,
     product_resolve,
 )
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary, ReorderState, ReorderSuggestion
@@ -305,11 +306,12 @@ def planned_movement_list(
     location: str | None = None,
     client=None,
 ) -> QuerySet[PlannedMovement]:
-    """Planned movements by date at the ``location`` named (UnknownLocation, or LocationForbidden when the API
-    client or staff user may not use it), else at every location ``client`` may use."""
+    """Planned movements by date at the ``location`` named, or at the default one when None, as before
+    locations (UnknownLocation, or LocationForbidden when the API client or staff user may not use it); with
+    ``all``, at every location ``client`` may use."""
     qs = PlannedMovement.objects.select_related("product", "location").order_by("date", "id")
-    if location and location.strip():
-        qs = qs.filter(location=location_for_client(client=client, code=location))
+    if not location_means_all(location):
+        qs = qs.filter(location=location_for_client(client=client, code=(location or "").strip() or None))
     elif (allowed := client_location_codes(client)) is not None:
         # By code, not locations_for_client: that lists active locations only, and a movement planned at a
         # location since deactivated stays listed to whoever may use it.

@@ -330,8 +330,8 @@ class PlannedMovementListApi(APIView):
     @extend_schema(parameters=[*(OpenApiParameter(n, str) for n in
                                  ("code", "source", "status", "kind", "date_from", "date_to")),
                                OpenApiParameter("location", str, description=(
-                                   "Location code: only the movements there. Without it, every location the "
-                                   "client may use."))],
+                                   "Location code: only the movements there; the default location when "
+                                   "omitted, as before locations; `all`: every location the client may use."))],
                    responses=PlannedMovementOutputSerializer(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)

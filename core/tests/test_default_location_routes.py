@@ -463,7 +463,7 @@ def _stock_import_detail(w: World) -> None:
     assert elsewhere(w) == before
 
 
-# --- transfers: location is required -----------------------------------------------------------------------------
+# --- transfers: new with locations, so no older answer to keep; location is required to create one ---------------
 
 
 @case("transfer-list")
@@ -480,7 +480,10 @@ def _transfer_list(w: World) -> None:
     transfer = transfer_create(code=w.product.code, source=w.default.code, destination=OTHER, quantity=1)
     listed = w.api.get("/api/v1/transfers").json()
     keeps(listed, PAGE_KEYS)
+    # docs/locations.md: a transfer joins two locations, so the list spans every location the client may
+    # use unless one is named; ``all`` says the same.
     assert [row["id"] for row in listed["results"]] == [transfer.pk]
+    assert w.api.get("/api/v1/transfers", {"location": "all"}).json()["results"] == listed["results"]
 
 
 # --- reservations --------------------------------------------------------------------------------------------------
@@ -691,11 +694,14 @@ def _planned_movement_bulk(w: World) -> None:
 def _planned_movement_list(w: World) -> None:
     projections_computed(w)
     listed = w.api.get("/api/v1/planned-movements", {"source": "erp"}).json()
+    everywhere = w.api.get("/api/v1/planned-movements", {"source": "erp", "location": "all"}).json()
+
     keeps(listed, PAGE_KEYS)
     keeps(listed["results"][0], PLANNED_KEYS)
-    # docs/projections.md: without ``location`` the list is every location the client may use, each row
-    # naming its own; the default location's movement is there as before.
-    assert sorted((r["source_ref"], r["location"]) for r in listed["results"]) == [
+    # An ERP that sums its planned rows counts the default location's only, as before locations; ``all``
+    # (docs/projections.md) spans every location the client may use, each row naming its own.
+    assert [(r["source_ref"], r["location"]) for r in listed["results"]] == [("po-default", w.default.code)]
+    assert sorted((r["source_ref"], r["location"]) for r in everywhere["results"]) == [
         ("po-default", w.default.code), ("so-dark", OTHER)]
 
 

@@ -278,15 +278,19 @@ def test_planned_movements_list_by_location_and_a_limited_client_sees_only_its_o
     at_default = PlannedMovement.objects.get(product=product, location_id=location_default_id())
     http = limited_client("LOJA-B")
 
-    everything = manager.get("/api/v1/planned-movements").json()["results"]
+    at_default_only = manager.get("/api/v1/planned-movements").json()["results"]
+    everything = manager.get("/api/v1/planned-movements?location=all").json()["results"]
     there = manager.get("/api/v1/planned-movements?location=LOJA-B").json()["results"]
-    limited = http.get("/api/v1/planned-movements").json()["results"]
+    limited = http.get("/api/v1/planned-movements?location=all").json()["results"]
+    limited_omitting = http.get("/api/v1/planned-movements")
     other = http.get(f"/api/v1/planned-movements/{at_default.pk}")
 
+    assert [r["id"] for r in at_default_only] == [at_default.pk]
     assert sorted(r["quantity"] for r in everything) == [3, 4]
     assert [(r["quantity"], r["location"]) for r in there] == [(4, "LOJA-B")]
     assert [r["quantity"] for r in limited] == [4]
-    assert (other.status_code, other.json()["error"]["code"]) == (403, "location_forbidden")
+    for refused in (limited_omitting, other):
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "location_forbidden")
 
 
 @pytest.fixture
@@ -323,7 +327,7 @@ def test_limited_staff_plan_only_at_their_location(staff_of_store_a):
                      content_type="application/json")
     cancel = http.post("/api/v1/planned-movements/bulk", {"cancel": [{"source": "erp", "source_ref": "b-1"}]},
                        content_type="application/json")
-    listed = http.get("/api/v1/planned-movements").json()["results"]
+    listed = http.get("/api/v1/planned-movements?location=all").json()["results"]
     there = http.get("/api/v1/planned-movements?location=LOJA-B")
     detail = http.get(f"/api/v1/planned-movements/{PlannedMovement.objects.get(source_ref='b-1').pk}")
 
@@ -410,6 +414,7 @@ def test_a_bulk_call_reads_the_locations_its_lines_name_once(store_b):
     location_reads = [q["sql"] for q in queries if 'FROM "inventory_location"' in q["sql"]]
     assert len(location_reads) == 1
     assert PlannedMovement.objects.filter(location=store_b).count() == 3
+
 
 def test_a_limited_client_cannot_take_over_a_movement_planned_elsewhere_by_resending_its_key(store_b):
     product = ProductFactory(code="FEIJAO", on_hand=10)
