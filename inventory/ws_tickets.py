@@ -8,7 +8,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from core.cache import redis_async_new, redis_circuit, redis_direct
+from core import aio
+from core.cache import redis_circuit, redis_direct
 from core.errors import Unavailable
 
 TICKET_PREFIX = "wst_"
@@ -48,10 +49,7 @@ async def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:
     """The principal a ticket was issued to, or None; a ticket works once (GETDEL is atomic)."""
     if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 100:
         return None
-    # A client of its own, closed after use: once per socket, on whichever event loop the consumer runs.
-    client = redis_async_new(timeout=2)
-    try:
-        raw = await client.getdel(ws_ticket_key(ticket))
-    finally:
-        await client.aclose()
+    # The loop's shared client: a socket's connect costs no new connection (nor, behind Sentinel, a master
+    # lookup); a server that stays down fails the redeem after its one-second timeout.
+    raw = await aio.redis_client().getdel(ws_ticket_key(ticket))
     return json.loads(raw) if raw else None

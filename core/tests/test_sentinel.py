@@ -259,8 +259,14 @@ def _ws_ticket_issued_and_redeemed(server: redis.Redis, *, api_client_with_scope
         return False
     key = ws_ticket_key(response.json()["ticket"])
     stored = server.exists(key) == 1
+    async def redeem():
+        try:
+            return await ws_ticket_redeem(ticket=response.json()["ticket"])
+        finally:
+            await aio.clients_close()
+
     try:
-        principal = asyncio.run(ws_ticket_redeem(ticket=response.json()["ticket"]))
+        principal = asyncio.run(redeem())
     except redis.RedisError:
         return False
     return stored and principal["name"] == http.api_client.name and server.exists(key) == 0

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.test import Client
 
 from config.asgi import application
+from core import aio
 from core.tests.factories import ApiClientFactory
 from inventory.services import StockChange, stock_apply, stock_receive
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
@@ -16,6 +17,13 @@ from inventory.ws_tickets import ws_ticket_issue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+async def _loop_clients_closed():
+    """Each test runs on a loop of its own: the Redis client the consumer used there (tickets) goes with it."""
+    yield
+    await aio.clients_close()
 
 
 def _session_cookie(user) -> bytes:
