@@ -159,7 +159,8 @@ def reads_measure(args) -> bool:
 
     from core.db import statements_prepared
     from core.pagination import StandardPagination
-    from inventory.models import Product, StockMovement
+    from core.serving import heap_freeze
+    from inventory.models import Location, Product, StockMovement
     from inventory.selectors import ledger_drift, movement_list
 
     page_size = StandardPagination().page_size
@@ -174,14 +175,18 @@ def reads_measure(args) -> bool:
     rng = random.Random(17)
     chosen = [rng.choice(pairs) for _ in range(args.samples)]
     products = {p.pk: p for p in Product.objects.filter(pk__in={pid for pid, _ in chosen})}
+    locations = {location.pk: location for location in Location.objects.all()}
+    heap_freeze()  # as config/asgi.py does once the server is built: full collections skip what is loaded
 
     def page(product_id: int, location_id: int, prepared: bool = True) -> int:
         """The movements route's two statements (DRF's count, then the newest page), prepared as the view
         runs them, or with Django's client-side binding (planned on every call) for comparison."""
-        queryset = movement_list(product=products[product_id], location_id=location_id)
+        queryset = movement_list(product=products[product_id], location=locations[location_id])
         with statements_prepared() if prepared else nullcontext():
             count = queryset.count()
-            return count + len(list(queryset[:page_size]))
+            rows = list(queryset[:page_size])
+        # The serializer reads each row's product code and location code: no query more (see movement_list).
+        return count + sum(1 for row in rows if row.product.code and row.location.code)
 
     def total(product_id: int, location_id: int) -> int:
         return StockMovement.objects.filter(product_id=product_id, location_id=location_id) \
@@ -200,7 +205,7 @@ def reads_measure(args) -> bool:
             read(product_id, location_id)
             timings[name].append(time.perf_counter() - began)
     with connection.cursor() as cursor:
-        queryset = movement_list(product=products[chosen[0][0]], location_id=chosen[0][1])[:page_size]
+        queryset = movement_list(product=products[chosen[0][0]], location=locations[chosen[0][1]])[:page_size]
         sql, params = queryset.query.sql_with_params()
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
         plan = [row[0] for row in cursor.fetchall()]

@@ -227,7 +227,7 @@ class StockMovementsApi(APIView):
             places = _every_allowed_location(request)
             queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
-            queryset = selectors.movement_list(product=product, location_id=_location(request, asked).pk)
+            queryset = selectors.movement_list(product=product, location=_location(request, asked))
         # The count and the page are each planned over every monthly partition: prepared, once per connection.
         with statements_prepared(queryset.db):
             return paginated_response(

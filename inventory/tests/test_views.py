@@ -2,9 +2,13 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory.models import Stock, StockMovement
+from inventory.selectors import location_default
+from inventory.services import stock_record_movement
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +159,24 @@ def test_count_and_adjustment_through_the_api(manager):
     ledger = manager.get("/api/v1/stock/C-1/movements").json()["results"]
     assert [(m["kind"], m["quantity"], m["on_hand_after"]) for m in ledger] == [
         ("adjustment", -2, 5), ("count", -3, 7), ("receipt", 10, 10)]
+
+
+@pytest.mark.parametrize("query", ["", "?location=all"])
+def test_the_movements_page_costs_the_same_queries_whatever_its_rows(manager, query):
+    product = ProductFactory(code="L-1", on_hand=10)
+
+    def page_queries(rows: int) -> tuple[int, int]:
+        while StockMovement.objects.filter(product=product).count() < rows:
+            stock_record_movement(code="L-1", kind="receipt", quantity=1)
+        with CaptureQueriesContext(connection) as captured:
+            listed = manager.get(f"/api/v1/stock/L-1/movements{query}").json()["results"]
+        assert {(m["code"], m["location"]) for m in listed} == {("L-1", location_default().code)}
+        return len(listed), len(captured.captured_queries)
+
+    (few, few_queries), (many, many_queries) = page_queries(2), page_queries(30)
+
+    assert (few, many) == (2, 30)
+    assert many_queries == few_queries
 
 
 @pytest.mark.parametrize(
