@@ -17,6 +17,10 @@
   var rows = new Map();        // "code@location" -> {data, tr}
   var selected = config.selected.slice();  // the locations shown
   var buffer = null;           // events held while a snapshot loads
+  // Identities of the feed's lines: a batch already on its way when a socket subscribes may still reach
+  // it, so an event the server's history already showed (or a live one met twice) is not shown again.
+  var feedShown = new Set();
+  var pastLoaded = false;      // the server's last events are asked for once the first socket is subscribed
   var interrupted = false;     // the server said events may be lost; "resync" (or a new socket) ends it
   var ws = null;
   var attempt = 0;
@@ -296,6 +300,11 @@
 
   // A feed line, newest on top; ``past`` lines (the server's last events after a reload) go below the live ones.
   function feedItem(ev, past) {
+    var keys = [];
+    if (ev.id) keys.push("id:" + ev.id);
+    if (ev.reservation_id) keys.push(ev.type + ":" + ev.reservation_id);
+    if (keys.some(function (key) { return feedShown.has(key); })) return;
+    keys.forEach(function (key) { feedShown.add(key); });
     var li = document.createElement("li");
     li.className = "feed-" + ev.type.split(".")[0] + " feed-" + ev.type.replace(".", "-") + (past ? " feed-past" : "");
     li.dataset.type = ev.type;
@@ -373,6 +382,9 @@
     buffer = [];
     setConnection("syncing", S.syncing);
     var socket = ws;
+    // Asked for only now: what happens from here on reaches the socket, so the feed has no gap between
+    // the history and the live lines (an overlap is shown once, see feedItem).
+    if (!pastLoaded) { pastLoaded = true; loadPastEvents(); }
     loadSnapshot(null).then(function () {
       if (socket !== ws) return;
       var held = buffer; buffer = null;
@@ -549,8 +561,8 @@
     rows.clear();
     selectedKey = null; chartPoints = []; chartProjection = null; els.chartCode.textContent = ""; drawChart();
     els.feed.textContent = "";
+    feedShown.clear(); pastLoaded = false;
     if (els.search.value.trim()) search();
-    loadPastEvents();
     connect();
   }
 
@@ -559,6 +571,5 @@
   // For operators and tests: drop the socket as a network failure would.
   window.stockpulse = { dropSocket: function () { if (ws) ws.close(); }, rows: rows };
   if (!selected.length) { setConnection("offline", S.no_locations); return; }
-  loadPastEvents();
   connect();
 })();
