@@ -6,7 +6,10 @@ the ledger with SQL (INSERT ... SELECT generate_series, 1M rows a statement): --
 --locations locations over --months months, every product at every location, time-ordered ids. The
 fill runs without the secondary indexes and with foreign-key triggers off (session_replication_role,
 the data is consistent by construction); the indexes are then built as the migrations define them,
-stock rows written from the ledger's sums, and the table vacuumed and analysed, as a live one is.
+stock rows written from the ledger's sums, and the table vacuumed and analysed, as a live one is. Then
+the closed months (all but this one) are rewritten in (product, location) order by
+``manage.py ledger_partitions --cluster-closed``, as the daily upkeep does in production once a month
+closes (--no-cluster measures the months as written, a pair's rows one per heap page).
 
 Then, over --samples random (product, location) pairs, each timed through Django as the API runs it:
   page  GET /api/v1/stock/{code}/movements?location=…: the count and the newest page (50 rows), prepared
@@ -15,11 +18,13 @@ Then, over --samples random (product, location) pairs, each timed through Django
 plus one full stock_audit (every pair at once) for scale. Target: p99 ≤ 5 ms per read.
 
     .venv/bin/python bench/ledger.py [--rows 50000000] [--products 20000] [--locations 10] [--months 24]
-                                     [--samples 2000] [--reuse]
+                                     [--samples 2000] [--reuse] [--no-cluster]
 """
 import argparse
 import os
 import random
+import re
+import statistics
 import sys
 import time
 from contextlib import nullcontext
@@ -43,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2_000)
     parser.add_argument("--reuse", action="store_true",
                         help="measure the database a previous run filled with the same --rows, without refilling")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="leave the closed months as written instead of rewriting them in product order")
     parser.add_argument("--db-url", default=os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sp_bench_ledger"))
     return parser.parse_args()
@@ -204,6 +211,16 @@ def reads_measure(args) -> bool:
             began = time.perf_counter()
             read(product_id, location_id)
             timings[name].append(time.perf_counter() - began)
+    # What a page read costs in pages, whatever the cache holds: the buffers its plan touches (the rows
+    # of a pair spread one per heap page, or side by side once its months are rewritten in product order).
+    buffer_counts = []
+    with connection.cursor() as cursor:
+        for product_id, location_id in chosen[:100]:
+            queryset = movement_list(product=products[product_id], location=locations[location_id])[:page_size]
+            sql, params = queryset.query.sql_with_params()
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql, params)
+            top = next(row[0] for row in cursor.fetchall() if "Buffers:" in row[0])
+            buffer_counts.append(sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top)))
     with connection.cursor() as cursor:
         queryset = movement_list(product=products[chosen[0][0]], location=locations[chosen[0][1]])[:page_size]
         sql, params = queryset.query.sql_with_params()
@@ -216,6 +233,8 @@ def reads_measure(args) -> bool:
     show(f"movements page (count + newest {page_size})", timings["page, unprepared"])
     print("  plan of one page read: " + plan[0].strip() + f"; {sum('Index' in line for line in plan)} index scans, "
           + plan[-1].strip())
+    print(f"  pages one page read touches, over {len(buffer_counts)} pairs (shared buffers hit + read, index and heap): "
+          f"p50 {statistics.median(buffer_counts):.0f}, max {max(buffer_counts)}")
     began = time.monotonic()
     drift = ledger_drift()
     print(f"  full stock_audit ledger check (every pair): {time.monotonic() - began:.1f} s, {len(drift)} drifting")
@@ -243,6 +262,12 @@ def main() -> int:
         print("filling:", flush=True)
         ledger_fill(args)
         print(f"filled in {time.monotonic() - began:.0f} s", flush=True)
+    if not args.no_cluster:
+        # The command the daily upkeep runs; months rewritten already are skipped, so --reuse costs nothing here.
+        began = time.monotonic()
+        manage("ledger_partitions", "--cluster-closed", env=ENV)
+        print(f"closed months in product order (ledger_partitions --cluster-closed): "
+              f"{time.monotonic() - began:.0f} s", flush=True)
     return 0 if reads_measure(args) else 1
 
 

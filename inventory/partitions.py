@@ -1,10 +1,13 @@
-"""Monthly partitions of the ledger table (inventory_stockmovement): names, bounds and the idempotent DDL that adds them.
+"""Monthly partitions of the ledger table (inventory_stockmovement): names, bounds, the idempotent DDL that adds
+them, and the rewrite of a closed month in (product, location) order.
 
 Plain SQL on a DB-API cursor, so the migration that partitions the table, the upkeep that adds the
 coming months (``ledger_partitions_ensure`` in services, its command and beat task) and bench-ledger's
 bulk fill share it. Months are UTC calendar months: ``created_at`` is stored in UTC and a bound must not
 move with a time zone.
 """
+import re
+import time
 from datetime import date
 
 LEDGER_TABLE = "inventory_stockmovement"
@@ -33,6 +36,12 @@ def months_between(first: date, last: date) -> list[date]:
 
 def partition_name(month: date) -> str:
     return f"{LEDGER_TABLE}_y{month.year:04d}m{month.month:02d}"
+
+
+def partition_month(name: str) -> date | None:
+    """The month a partition named by ``partition_name`` holds; None for any other name (the default one)."""
+    match = re.fullmatch(rf"{LEDGER_TABLE}_y(\d{{4}})m(\d{{2}})", name)
+    return date(int(match[1]), int(match[2]), 1) if match else None
 
 
 def _bound(month: date) -> str:
@@ -127,3 +136,125 @@ def partitions_estimated_rows(cursor) -> list[tuple[str, int | None]]:
     cursor.execute("SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                    "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname", [LEDGER_TABLE])
     return [(name, None if rows < 0 else round(rows)) for name, rows in cursor.fetchall()]
+
+
+# A closed month rewritten in this order (see ``partition_cluster``) says so in its table comment, so a
+# second run leaves it alone.
+CLUSTERED_COMMENT = "clustered by (product_id, location_id, id)"
+# The swap waits at most this long for the ledger's lock per attempt, so the reads and writes queued
+# behind it wait at most that long too; then it lets them through and tries again.
+SWAP_LOCK_TIMEOUT_MS = 1000
+SWAP_ATTEMPTS = 30
+# lock_not_available (lock_timeout ran out) and deadlock_detected: the swap tries again.
+_SWAP_RETRY_SQLSTATES = {"55P03", "40P01"}
+
+
+class PartitionSwapBusy(Exception):
+    """The ledger stayed too busy for the swap's short lock; nothing changed."""
+
+
+def partition_clustered(cursor, name: str) -> bool:
+    cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [name])
+    row = cursor.fetchone()
+    return bool(row) and row[0] == CLUSTERED_COMMENT
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    # Django wraps the driver's error; psycopg's own carries the SQLSTATE.
+    for error in (exc, exc.__cause__):
+        state = getattr(error, "sqlstate", None)
+        if state:
+            return state
+    return None
+
+
+def _child_index_names(cursor, partition: str) -> dict[int, str]:
+    """{oid of a ledger index: name of its index on ``partition``}."""
+    cursor.execute("SELECT i.inhparent::bigint, c.relname FROM pg_index x JOIN pg_inherits i ON i.inhrelid = x.indexrelid"
+                   " JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = to_regclass(%s)", [partition])
+    return dict(cursor.fetchall())
+
+
+def partition_cluster(cursor, *, month: date, swap_lock_timeout_ms: int | None = None,
+                      swap_attempts: int | None = None, retry_pause: float = 0.2) -> bool:
+    """Rewrite ``month``'s partition with its rows ordered by (product_id, location_id, id); False when
+    the month has no partition or was clustered already. Call it in a transaction, for closed months.
+
+    A pair's rows of a month then sit on one or two heap pages instead of one page per row, so a
+    movements page read cold reads a few pages instead of about fifty. ``CLUSTER`` would lock the
+    month against reads for the whole rewrite, and every per-product read touches every month; so the
+    rows are copied beside it into a new table (with the month's writes held by a SHARE lock, reads going
+    on), which gets the ledger's primary key, indexes and validated foreign keys and a CHECK of the
+    month's bounds. Then, in a short step, the old partition is detached and the new one attached: its
+    indexes and keys are adopted as they are and the CHECK spares the scan, so the ledger's exclusive
+    lock lasts milliseconds. That step waits ``swap_lock_timeout_ms`` at most for the lock, then lets
+    queued reads through and tries again (``swap_attempts`` times, then ``PartitionSwapBusy``). Until
+    the transaction commits, readers see the old partition; after, the new one: same rows, same sums.
+    Run ``VACUUM (ANALYZE)`` on it after commit, so index-only reads find its visibility map.
+    """
+    swap_lock_timeout_ms = SWAP_LOCK_TIMEOUT_MS if swap_lock_timeout_ms is None else swap_lock_timeout_ms
+    swap_attempts = SWAP_ATTEMPTS if swap_attempts is None else swap_attempts
+    name = partition_name(month)
+    if not partition_exists(cursor, name) or partition_clustered(cursor, name):
+        return False
+    sorting = f"{name}_sorting"
+    lower, upper = _bound(month), _bound(month_add(month, 1))
+    # Held to the commit: a write of the month after the copy would be lost with the old partition.
+    cursor.execute(f'LOCK TABLE "{name}" IN SHARE MODE')
+    cursor.execute("SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"
+                   " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped", [LEDGER_TABLE])
+    columns = cursor.fetchone()[0]
+    cursor.execute(f'CREATE TABLE "{sorting}" (LIKE "{LEDGER_TABLE}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
+    cursor.execute(f'INSERT INTO "{sorting}" ({columns}) SELECT {columns} FROM "{name}"'
+                   " ORDER BY product_id, location_id, id")
+
+    # Indexes and constraints the ATTACH adopts instead of building: each parent index's definition,
+    # the primary key as a constraint (PostgreSQL adopts a constraint's index only from a constraint).
+    cursor.execute(f'ALTER TABLE "{sorting}" ADD PRIMARY KEY (id, created_at)')
+    for _index, statement in ledger_indexes(cursor):
+        head, _sep, rest = statement.partition(f' ON "{LEDGER_TABLE}" ')
+        cursor.execute(head.rsplit(" ", 1)[0] + f' ON "{sorting}" ' + rest)
+    cursor.execute(f'ALTER TABLE "{sorting}" ADD CONSTRAINT "{sorting}_bounds" CHECK (created_at IS NOT NULL'
+                   f" AND created_at >= {lower} AND created_at < {upper})")
+    cursor.execute(f'ANALYZE "{sorting}"')
+    # The foreign keys as the old partition names them, validated here so the attach has nothing left to
+    # check. Adding one takes SHARE ROW EXCLUSIVE on the table it references (products, locations,
+    # transfers) to the commit: their writes wait for the validation and the swap, a second or two.
+    cursor.execute("SELECT child.conname, pg_get_constraintdef(parent.oid) FROM pg_constraint parent"
+                   " JOIN pg_constraint child ON child.conparentid = parent.oid AND child.conrelid = to_regclass(%s)"
+                   " WHERE parent.conrelid = to_regclass(%s) AND parent.contype = 'f' ORDER BY child.conname",
+                   [name, LEDGER_TABLE])
+    for constraint, definition in cursor.fetchall():
+        cursor.execute(f'ALTER TABLE "{sorting}" ADD CONSTRAINT "{constraint}" {definition} NOT VALID')
+        cursor.execute(f'ALTER TABLE "{sorting}" VALIDATE CONSTRAINT "{constraint}"')
+
+    # The old partition's index name under each of the ledger's indexes, given to the new one's after.
+    old_index_names = _child_index_names(cursor, name)
+
+    for attempt in range(1, swap_attempts + 1):
+        cursor.execute("SAVEPOINT ledger_partition_swap")
+        try:
+            cursor.execute(f"SET LOCAL lock_timeout = '{int(swap_lock_timeout_ms)}ms'")
+            cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" DETACH PARTITION "{name}"')
+            cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" ATTACH PARTITION "{sorting}"'
+                           f" FOR VALUES FROM ({lower}) TO ({upper})")
+        except Exception as exc:
+            if _sqlstate(exc) not in _SWAP_RETRY_SQLSTATES:
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT ledger_partition_swap")
+            if attempt == swap_attempts:
+                raise PartitionSwapBusy(f"{name}: the ledger stayed busy for {swap_attempts} attempts") from exc
+            time.sleep(retry_pause)
+        else:
+            cursor.execute("RELEASE SAVEPOINT ledger_partition_swap")
+            break
+    cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+
+    cursor.execute(f'DROP TABLE "{name}"')
+    cursor.execute(f'ALTER TABLE "{sorting}" RENAME TO "{name}"')
+    cursor.execute(f'ALTER TABLE "{name}" DROP CONSTRAINT "{sorting}_bounds"')
+    for parent_index, new_index in _child_index_names(cursor, name).items():
+        if parent_index in old_index_names:
+            cursor.execute(f'ALTER INDEX "{new_index}" RENAME TO "{old_index_names[parent_index]}"')
+    cursor.execute(f"COMMENT ON TABLE \"{name}\" IS '{CLUSTERED_COMMENT}'")
+    return True

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.db import atomic_with_retry
-from core.errors import Conflict, InsufficientStock, NotFound, UnknownCode, ValidationFailed
+from core.errors import Conflict, InsufficientStock, NotFound, Unavailable, UnknownCode, ValidationFailed
 from core.metrics import STOCK_CHANGES
 from inventory.codes import code_is_valid, code_normalise
 from inventory.locks import StockKey, stocks_lock, transfer_lock
@@ -578,3 +578,37 @@ def ledger_partitions_ensure(*, months_ahead: int | None = None, today: date | N
     first = month_start(today or timezone.now().date())  # timezone.now() is in UTC
     with connection.cursor() as cursor:
         return partitions_add(cursor, first=first, last=month_add(first, ahead))
+
+
+def ledger_partitions_cluster(*, limit: int | None = None, today: date | None = None) -> list[str]:
+    """Rewrite the closed months' partitions (before this UTC month) not done yet in (product, location,
+    id) order, newest first, at most ``limit`` of them (all when None); returns those rewritten. Each
+    month in its own transaction, then vacuumed; reads and writes go on (inventory.partitions.partition_cluster).
+    Raises Unavailable when the ledger stayed too busy for a month's swap: that month is left as it was."""
+    from inventory.partitions import (PARTITIONS_LOCK_KEY, PartitionSwapBusy, month_start, partition_cluster,
+                                      partition_clustered, partition_month, partition_name, partitions_list)
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValidationFailed(_("the number of months must be a whole number, 0 or more."), details={"limit": limit})
+    this_month = month_start(today or timezone.now().date())  # timezone.now() is in UTC
+    with connection.cursor() as cursor:
+        closed = sorted((month for month in map(partition_month, partitions_list(cursor))
+                         if month is not None and month < this_month), reverse=True)
+        to_do = [month for month in closed if not partition_clustered(cursor, partition_name(month))]
+    done = []
+    for month in to_do[:limit]:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # The same lock as the upkeep that adds partitions: one change of the ledger's layout at a time.
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK_KEY])
+                rewritten = partition_cluster(cursor, month=month)
+        except PartitionSwapBusy as exc:
+            raise Unavailable(_("The ledger stayed too busy to swap the month %(month)s in; nothing of it "
+                                "changed. Run it again later.") % {"month": month.strftime("%Y-%m")},
+                              retry_after=60, details={"done": done}) from exc
+        if rewritten:
+            with connection.cursor() as cursor:
+                # Outside any transaction (VACUUM's rule): index-only reads need the new table's visibility map.
+                cursor.execute(f'VACUUM (ANALYZE) "{partition_name(month)}"')
+            done.append(partition_name(month))
+    return done

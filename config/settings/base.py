@@ -361,6 +361,9 @@ CELERY_BEAT_SCHEDULE["stock-imports-requeue-stuck"] = {
 # The ledger is partitioned by month (docs/ledger-partitioning.md): partitions for this month and the
 # coming ones are made ahead, daily; a month without one lands in the default partition meanwhile.
 LEDGER_PARTITION_MONTHS_AHEAD = env.int("LEDGER_PARTITION_MONTHS_AHEAD", default=3)
+# The same daily task rewrites at most this many closed months (newest first) ordered by product and
+# location, so a product's page reads few heap pages; 0 turns it off (the command still does it).
+LEDGER_PARTITION_CLUSTER_PER_RUN = env.int("LEDGER_PARTITION_CLUSTER_PER_RUN", default=2)
 CELERY_BEAT_SCHEDULE["ledger-partitions-ahead"] = {
     "task": "inventory.tasks.ledger_partitions_ensure_task", "schedule": crontab(hour=3, minute=17),
 }

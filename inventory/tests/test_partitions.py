@@ -1,6 +1,8 @@
-"""Tests for the ledger partitioned by month: the migration of an existing ledger, where rows land, and the
-upkeep (service, command, beat task) that makes the coming months' partitions."""
+"""Tests for the ledger partitioned by month: the migration of an existing ledger, where rows land, the upkeep
+(service, command, beat task) that makes the coming months' partitions, and the rewrite of closed months in
+product order."""
 import threading
+import time
 from datetime import date, datetime, timezone
 
 import psycopg
@@ -9,13 +11,15 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 
-from core.errors import ValidationFailed
+from core.errors import Unavailable, ValidationFailed
 from core.tests.migrations import latest, migrate
 from core.tests.polling import wait_for
+from inventory import partitions as partitions_module
 from inventory import services
 from inventory.models import MovementKind, StockMovement
-from inventory.partitions import LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add, partition_name, partitions_list
-from inventory.selectors import ledger_drift, location_default_id
+from inventory.partitions import (CLUSTERED_COMMENT, LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add,
+                                  partition_clustered, partition_month, partition_name, partitions_list)
+from inventory.selectors import ledger_drift, location_default_id, movement_list
 from inventory.tasks import ledger_partitions_ensure_task
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 
@@ -149,6 +153,7 @@ def test_the_command_turns_a_bad_months_ahead_into_a_command_error():
 @pytest.mark.django_db
 def test_the_beat_task_makes_partitions_as_far_ahead_as_the_setting_says(settings):
     settings.LEDGER_PARTITION_MONTHS_AHEAD = 20
+    settings.LEDGER_PARTITION_CLUSTER_PER_RUN = 0  # rewriting closed months vacuums: outside a test's transaction
     far = month_add(datetime.now(timezone.utc).date().replace(day=1), 20)
     assert partition_name(far) not in partitions()
     ledger_partitions_ensure_task()
@@ -327,3 +332,193 @@ def test_beat_runs_the_partition_upkeep_daily_by_a_task_celery_knows():
     assert entry["task"] == "inventory.tasks.ledger_partitions_ensure_task"
     assert entry["task"] in app.tasks
     assert entry["schedule"].hour == {3}
+
+
+# A closed month (before this one) for the rewrite in product order; its partition is dropped after each test.
+PAST_MONTH = date(2020, 3, 1)
+PAST = partition_name(PAST_MONTH)
+
+
+def _interleaved_past_month(products, rounds: int = 6) -> None:
+    """PAST_MONTH's rows as a month is written, every product in turn, each netting to zero, so the
+    ledger still sums to on hand."""
+    services.ledger_partitions_ensure(months_ahead=0, today=PAST_MONTH)
+    with connection.cursor() as cursor:
+        for n in range(rounds):
+            for product in products:
+                quantity = 2 if n % 2 == 0 else -2
+                cursor.execute(
+                    f"INSERT INTO {LEDGER_TABLE} (product_id, location_id, kind, quantity, on_hand_after, reason,"
+                    " reference, actor, created_at) VALUES (%s, %s, %s, %s, 0, 'test', '', '', %s)",
+                    [product.pk, location_default_id(), "receipt" if quantity > 0 else "sale", quantity,
+                     datetime(2020, 3, 1 + n, 12, tzinfo=timezone.utc)])
+
+
+def _past_rows_in_heap_order() -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT id, product_id, location_id, kind, quantity, created_at FROM "{PAST}" ORDER BY ctid')
+        return cursor.fetchall()
+
+
+def _index_names(table: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s ORDER BY indexname", [table])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def past_month_dropped_after():
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{PAST}"')
+        cursor.execute(f'DROP TABLE IF EXISTS "{PAST}_sorting"')
+
+
+def test_a_partition_name_gives_its_month_back_and_the_default_one_none():
+    assert partition_month(partition_name(date(2031, 7, 1))) == date(2031, 7, 1)
+    assert partition_month(LEDGER_DEFAULT_PARTITION) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_month_is_rewritten_in_product_order_with_every_row_its_indexes_and_keys(past_month_dropped_after):
+    products = [ProductFactory(code=f"CLUSTER-{n}", on_hand=5) for n in range(4)]
+    _interleaved_past_month(products)
+    before = _past_rows_in_heap_order()
+    indexes_before = _index_names(PAST)
+    page_before = [row.pk for row in movement_list(product=products[2], location=None)]
+    assert [row[1] for row in before[:4]] == [p.pk for p in products]  # each product in turn, as written
+
+    rewritten = services.ledger_partitions_cluster()
+
+    after = _past_rows_in_heap_order()
+    assert rewritten == [PAST]
+    assert sorted(after) == sorted(before)  # every row, unchanged
+    assert after == sorted(before, key=lambda row: (row[1], row[2], row[0]))  # a pair's rows side by side
+    assert PAST in partitions()
+    assert _index_names(PAST) == indexes_before
+    assert [row.pk for row in movement_list(product=products[2], location=None)] == page_before
+    assert ledger_drift() == []
+    with connection.cursor() as cursor:
+        assert partition_clustered(cursor, PAST)
+        cursor.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'f'"
+                       " AND conparentid <> 0", [PAST])
+        assert cursor.fetchone()[0] == 3  # product, location, transfer: the ledger's own, not copies
+        cursor.execute("SELECT to_regclass(%s)", [f"{PAST}_sorting"])
+        assert cursor.fetchone()[0] is None
+    # The month keeps refusing a row of no product, as the ledger does.
+    with pytest.raises(Exception, match="foreign key"):
+        with psycopg.connect(_test_database_url(), autocommit=True) as conn:
+            conn.execute(f"INSERT INTO {LEDGER_TABLE} (product_id, location_id, kind, quantity, on_hand_after, reason,"
+                         " reference, actor, created_at) VALUES (987654321, %s, 'receipt', 1, 1, '', '', '', %s)",
+                         [location_default_id(), datetime(2020, 3, 9, tzinfo=timezone.utc)])
+    assert services.ledger_partitions_cluster() == []  # done once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_this_month_and_the_coming_ones_are_never_rewritten(past_month_dropped_after):
+    ProductFactory(code="CLUSTER-NOW", on_hand=3)
+    this_month = partition_name(datetime.now(timezone.utc).date().replace(day=1))
+
+    assert services.ledger_partitions_cluster() == []
+    with connection.cursor() as cursor:
+        assert not partition_clustered(cursor, this_month)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ledger_too_busy_for_the_swap_leaves_the_month_as_it_was(past_month_dropped_after, monkeypatch):
+    products = [ProductFactory(code=f"BUSY-{n}", on_hand=2) for n in range(3)]
+    _interleaved_past_month(products, rounds=2)
+    before = _past_rows_in_heap_order()
+    monkeypatch.setattr(partitions_module, "SWAP_LOCK_TIMEOUT_MS", 50)
+    monkeypatch.setattr(partitions_module, "SWAP_ATTEMPTS", 3)
+
+    # A long read of the ledger, still open: the swap's exclusive lock cannot be had.
+    with psycopg.connect(_test_database_url()) as reader:
+        reader.execute(f"SELECT count(*) FROM {LEDGER_TABLE}")
+        with pytest.raises(Unavailable) as refused:
+            services.ledger_partitions_cluster()
+
+    assert refused.value.details["done"] == []
+    assert _past_rows_in_heap_order() == before
+    with connection.cursor() as cursor:
+        assert not partition_clustered(cursor, PAST)
+        cursor.execute("SELECT to_regclass(%s)", [f"{PAST}_sorting"])
+        assert cursor.fetchone()[0] is None
+    assert services.ledger_partitions_cluster() == [PAST]  # once the ledger is free
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_during_the_rewrite_wait_at_most_the_swaps_lock_timeout_and_the_swap_gets_through(
+        past_month_dropped_after, monkeypatch):
+    products = [ProductFactory(code=f"LIVE-{n}", on_hand=4) for n in range(3)]
+    _interleaved_past_month(products, rounds=4)
+    monkeypatch.setattr(partitions_module, "SWAP_LOCK_TIMEOUT_MS", 200)
+    outcome, reads = [], []
+
+    def rewrite():
+        try:
+            outcome.append(services.ledger_partitions_cluster())
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    with psycopg.connect(_test_database_url()) as holder:
+        holder.execute(f"SELECT count(*) FROM {LEDGER_TABLE}")  # holds the ledger until released
+        thread = threading.Thread(target=rewrite)
+        thread.start()
+        wait_for(lambda: _waiting_on_a_lock("ALTER TABLE"), "the rewrite never reached its swap")
+        # Meanwhile a product's page is read again and again: each read waits at most one attempt.
+        with psycopg.connect(_test_database_url(), autocommit=True) as reader:
+            for _ in range(5):
+                began = time.monotonic()
+                rows = reader.execute(f"SELECT id FROM {LEDGER_TABLE} WHERE product_id = %s AND location_id = %s"
+                                      " ORDER BY id DESC LIMIT 50", [products[1].pk, location_default_id()]).fetchall()
+                reads.append((len(rows), time.monotonic() - began))
+        holder.rollback()
+    thread.join(timeout=60)
+
+    assert outcome == [[PAST]]
+    assert [count for count, _seconds in reads] == [5] * 5  # the 4 rows of March and the receipt of today
+    assert max(seconds for _count, seconds in reads) < 5  # never held for the rewrite's whole length
+    assert ledger_drift() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_rewrites_the_closed_months_then_reports_none_left_and_lists_them(
+        past_month_dropped_after, capsys):
+    _interleaved_past_month([ProductFactory(code="CMD-CLUSTER", on_hand=1)], rounds=2)
+
+    call_command("ledger_partitions", "--cluster-closed")
+    first = capsys.readouterr().out
+    call_command("ledger_partitions", "--cluster-closed", "--list")
+    second = capsys.readouterr().out
+
+    assert f"rewrote {PAST} in product order" in first
+    assert "No closed month left to rewrite." in second
+    assert any(line.startswith(f"{PAST}: ") and line.endswith("(in product order)") for line in second.splitlines())
+    with pytest.raises(CommandError):
+        call_command("ledger_partitions", "--cluster-closed", "-3")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_rewrites_as_many_closed_months_as_the_setting_says(past_month_dropped_after, settings):
+    _interleaved_past_month([ProductFactory(code="TASK-CLUSTER", on_hand=1)], rounds=2)
+    settings.LEDGER_PARTITION_CLUSTER_PER_RUN = 0
+    ledger_partitions_ensure_task()
+    with connection.cursor() as cursor:
+        assert not partition_clustered(cursor, PAST)
+
+    settings.LEDGER_PARTITION_CLUSTER_PER_RUN = 1
+    ledger_partitions_ensure_task()
+    with connection.cursor() as cursor:
+        assert partition_clustered(cursor, PAST)
+        cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [PAST])
+        assert cursor.fetchone()[0] == CLUSTERED_COMMENT
+
+
+@pytest.mark.django_db
+def test_the_rewrite_refuses_a_number_of_months_that_is_not_a_whole_number_from_zero():
+    for bad in (-1, "2", True, 1.5):
+        with pytest.raises(ValidationFailed):
+            services.ledger_partitions_cluster(limit=bad)
