@@ -12,8 +12,9 @@ the closed months (all but this one) are rewritten in (product, location) order 
 closes (--no-cluster measures the months as written, a pair's rows one per heap page).
 
 Then, over --samples random (product, location) pairs, each timed through Django as the API runs it:
-  page  GET /api/v1/stock/{code}/movements?location=…: the count and the newest page (50 rows), prepared
-        as the view runs them (core.db.statements_prepared); once more unprepared, for comparison
+  page  GET /api/v1/stock/{code}/movements?location=…: the count (the stock row's movement_count) and the
+        newest page (50 rows), prepared as the view runs it (core.db.statements_prepared); once more
+        unprepared, for comparison
   sum   the pair's ledger sum, what stock_audit compares with on_hand
 plus one full stock_audit (every pair at once) for scale. Target: p99 ≤ 5 ms per read.
 
@@ -138,8 +139,8 @@ def ledger_fill(args) -> None:
     started = step(f"primary key and {len(indexes)} indexes", started)
 
     conn.execute("DELETE FROM inventory_stock")
-    conn.execute(f"INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, updated_at)"
-                 f" SELECT product_id, location_id, sum(quantity), 0, count(*), now() FROM {LEDGER_TABLE}"
+    conn.execute(f"INSERT INTO inventory_stock (product_id, location_id, on_hand, reserved, version, movement_count,"
+                 f" updated_at) SELECT product_id, location_id, sum(quantity), 0, count(*), count(*), now() FROM {LEDGER_TABLE}"
                  f" GROUP BY product_id, location_id")
     started = step("stock rows from the ledger's sums", started)
     conn.execute(f"VACUUM (ANALYZE) {LEDGER_TABLE}")
@@ -168,7 +169,7 @@ def reads_measure(args) -> bool:
     from core.pagination import StandardPagination
     from core.serving import heap_freeze
     from inventory.models import Location, Product, StockMovement
-    from inventory.selectors import ledger_drift, movement_list
+    from inventory.selectors import ledger_audit, movement_count, movement_list
 
     page_size = StandardPagination().page_size
     with connection.cursor() as cursor:
@@ -186,11 +187,12 @@ def reads_measure(args) -> bool:
     heap_freeze()  # as config/asgi.py does once the server is built: full collections skip what is loaded
 
     def page(product_id: int, location_id: int, prepared: bool = True) -> int:
-        """The movements route's two statements (DRF's count, then the newest page), prepared as the view
-        runs them, or with Django's client-side binding (planned on every call) for comparison."""
+        """The movements route's two statements (the count from the stock row's counter, then the newest
+        page), the page prepared as the view runs it, or with Django's client-side binding (planned on every
+        call) for comparison."""
         queryset = movement_list(product=products[product_id], location=locations[location_id])
+        count = movement_count(product=products[product_id], locations=[locations[location_id]])
         with statements_prepared() if prepared else nullcontext():
-            count = queryset.count()
             rows = list(queryset[:page_size])
         # The serializer reads each row's product code and location code: no query more (see movement_list).
         return count + sum(1 for row in rows if row.product.code and row.location.code)
@@ -236,8 +238,9 @@ def reads_measure(args) -> bool:
     print(f"  pages one page read touches, over {len(buffer_counts)} pairs (shared buffers hit + read, index and heap): "
           f"p50 {statistics.median(buffer_counts):.0f}, max {max(buffer_counts)}")
     began = time.monotonic()
-    drift = ledger_drift()
-    print(f"  full stock_audit ledger check (every pair): {time.monotonic() - began:.1f} s, {len(drift)} drifting")
+    audit = ledger_audit()
+    print(f"  full stock_audit ledger check (every pair's sum and row count): {time.monotonic() - began:.1f} s, "
+          f"{len(audit['sum'])} drifting in sum, {len(audit['count'])} in count")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return met
 

@@ -7,9 +7,29 @@ class StandardPagination(PageNumberPagination):
     max_page_size = 500
 
 
-def paginated_response(*, request, queryset, serializer_class, view, context: dict | None = None):
-    """Page a queryset with the view's declared paginator (the one the schema documents) and serialize the page."""
+class CountKnown:
+    """A queryset whose number of rows is already known (a counter kept with the rows), so the paginator
+    reads the page without counting them."""
+
+    ordered = True
+
+    def __init__(self, queryset, count: int) -> None:
+        self.queryset, self._count = queryset, count
+
+    def count(self) -> int:
+        return self._count
+
+    def __getitem__(self, key):
+        return self.queryset[key]
+
+
+def paginated_response(*, request, queryset, serializer_class, view, context: dict | None = None,
+                       count: int | None = None):
+    """Page a queryset with the view's declared paginator (the one the schema documents) and serialize the page;
+    ``count``, when the caller knows the number of rows, spares the paginator its count query."""
     paginator = getattr(view, "pagination_class", None) or StandardPagination
     paginator = paginator()
+    if count is not None:
+        queryset = CountKnown(queryset, count)
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {}).data)

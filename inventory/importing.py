@@ -385,7 +385,8 @@ def _chunk_apply(cursor, *, lo: int, hi: int, params: dict[str, Any], result: Im
     stock_fields = [f.attname for f in Stock._meta.concrete_fields]
     product_fields = [f.attname for f in Product._meta.concrete_fields]
     cursor.execute(
-        f"UPDATE {stock} s SET on_hand = r.on_hand, version = s.version + 1, updated_at = %(now)s "
+        f"UPDATE {stock} s SET on_hand = r.on_hand, version = s.version + 1, "
+        f"movement_count = s.movement_count + 1, updated_at = %(now)s "
         f"FROM {_ROWS} r, {product} p WHERE r.product_id = s.product_id AND p.id = s.product_id "
         f"AND s.location_id = %(location_id)s AND {changed} "
         f"RETURNING {', '.join('s.' + f.column for f in Stock._meta.concrete_fields)}, "

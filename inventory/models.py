@@ -248,6 +248,9 @@ class Stock(models.Model):
         verbose_name=_("available"),
     )
     version = models.BigIntegerField(_("version"), default=0)
+    # The ledger rows of this product at this location, kept with each row written (stock_audit checks it):
+    # the movements page's count, which counting the rows would plan and open every monthly partition for.
+    movement_count = models.BigIntegerField(_("ledger rows"), default=0, db_default=0, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = StockQuerySet.as_manager()

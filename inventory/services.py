@@ -134,16 +134,22 @@ def stock_apply(*, changes: Sequence[StockChange], actor: str = "") -> list[Stoc
 
     # update() skips auto_now: the change's time is set here, as the reservation statements do.
     changed_at = timezone.now()
+    # One ledger row per change that moves on_hand (below).
+    rows_added = {key: 0 for key in locked}
+    for change, key in keyed:
+        rows_added[key] += change.on_hand != 0
     for key, stock in sorted(locked.items(), key=lambda item: item[1].pk):
         Stock.objects.filter(pk=stock.pk).update(
             on_hand=F("on_hand") + on_hand_delta[key],
             reserved=F("reserved") + reserved_delta[key],
             version=F("version") + 1,
+            movement_count=F("movement_count") + rows_added[key],
             updated_at=changed_at,
         )
         stock.on_hand += on_hand_delta[key]
         stock.reserved += reserved_delta[key]
         stock.version += 1
+        stock.movement_count += rows_added[key]
         stock.updated_at = changed_at
 
     running = {key: s.on_hand - on_hand_delta[key] for key, s in locked.items()}

@@ -32,7 +32,8 @@ class ProductFactory(factory.django.DjangoModelFactory):
     def on_hand(self, create, extracted, **kwargs):
         quantity = extracted or 0
         location_id = location_default_id()
-        Stock.objects.create(product=self, location_id=location_id, on_hand=quantity, version=1 if quantity else 0)
+        Stock.objects.create(product=self, location_id=location_id, on_hand=quantity, version=1 if quantity else 0,
+                             movement_count=1 if quantity else 0)
         if quantity:
             StockMovement.objects.create(
                 product=self, location_id=location_id, kind=MovementKind.RECEIPT, quantity=quantity,
@@ -42,7 +43,8 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
 def stock_at_location(product: Product, location: Location, on_hand: int = 0) -> Stock:
     """Give ``product`` a stock row at ``location`` holding ``on_hand`` units, through a receipt ledger row."""
-    stock = Stock.objects.create(product=product, location=location, on_hand=on_hand, version=1 if on_hand else 0)
+    stock = Stock.objects.create(product=product, location=location, on_hand=on_hand, version=1 if on_hand else 0,
+                                 movement_count=1 if on_hand else 0)
     if on_hand:
         StockMovement.objects.create(product=product, location=location, kind=MovementKind.RECEIPT,
                                      quantity=on_hand, on_hand_after=on_hand, reason="factory")

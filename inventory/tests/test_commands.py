@@ -28,6 +28,19 @@ def test_stock_audit_reports_drift_and_exits_one(capsys):
     assert "DRIFT-1 @ PRINCIPAL: on_hand=7 ledger_sum=5" in capsys.readouterr().err
 
 
+def test_stock_audit_reports_a_stock_row_that_miscounts_its_ledger_rows(capsys):
+    product = ProductFactory(code="COUNT-1", on_hand=5)
+    Stock.objects.filter(product=product).update(movement_count=3)
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("stock_audit")
+
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "COUNT-1 @ PRINCIPAL: movement_count=3 ledger_rows=1" in err
+    assert "1 product(s) count their ledger rows wrong." in err
+
+
 def test_stock_audit_reports_reserved_units_without_active_reservations(capsys):
     product = ProductFactory(code="HELD-1", on_hand=5)
     call_command("stock_audit")

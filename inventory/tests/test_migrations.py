@@ -34,6 +34,7 @@ def test_an_existing_single_store_database_moves_to_the_default_location_with_it
         ledger = new.get_model("inventory", "StockMovement").objects.filter(product_id=product.pk)
         assert {m.location_id for m in ledger} == {location.pk}
         assert sum(m.quantity for m in ledger) == stock.on_hand
+        assert stock.movement_count == ledger.count() == 2  # counted from the ledger by 0008
         line = new.get_model("reservations", "ReservationLine").objects.get(reservation_id=reservation.pk)
         assert line.location_id == location.pk
         planned = new.get_model("projections", "PlannedMovement").objects.get(source_ref="po-1")

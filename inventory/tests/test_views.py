@@ -9,7 +9,7 @@ from django.urls import reverse
 from inventory.models import Stock, StockMovement
 from inventory.selectors import location_default
 from inventory.services import stock_record_movement
-from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
+from inventory.tests.factories import LocationFactory, ProductFactory, UnifiedCodeFactory, stock_at_location
 
 pytestmark = pytest.mark.django_db
 
@@ -177,6 +177,36 @@ def test_the_movements_page_costs_the_same_queries_whatever_its_rows(manager, qu
 
     assert (few, many) == (2, 30)
     assert many_queries == few_queries
+
+
+def test_the_movements_page_counts_from_the_stock_rows_and_pages_through_every_row(manager):
+    from reservations.services import reservation_confirm
+    from reservations.tests.factories import reservation_make
+
+    product = ProductFactory(code="PAGED-1", on_hand=10)
+    store_b = LocationFactory(code="LOJA-B")
+    stock_at_location(product, store_b, on_hand=4)
+    for quantity in (1, 2, 3):
+        stock_record_movement(code="PAGED-1", kind="receipt", quantity=quantity)
+    held = reservation_make(lines=[{"code": "PAGED-1", "quantity": 2}])
+    counted_before_sale = Stock.objects.get(product=product, location=location_default()).movement_count
+    reservation_confirm(reservation_id=held.pk, client=None)  # held: no ledger row; sold: one
+
+    stock = Stock.objects.get(product=product, location=location_default())
+    assert (counted_before_sale, stock.movement_count) == (4, 5)
+    assert stock.movement_count == StockMovement.objects.filter(product=product, location=location_default()).count()
+    pages, url = [], "/api/v1/stock/PAGED-1/movements?page_size=2"
+    while url:
+        body = manager.get(url).json()
+        pages.append(body)
+        url = body["next"]
+    every = manager.get("/api/v1/stock/PAGED-1/movements?location=all&page_size=100").json()
+    at_b = manager.get("/api/v1/stock/PAGED-1/movements?location=LOJA-B").json()
+
+    assert [page["count"] for page in pages] == [5, 5, 5]
+    assert [row["quantity"] for page in pages for row in page["results"]] == [-2, 3, 2, 1, 10]
+    assert (every["count"], len(every["results"])) == (6, 6)
+    assert (at_b["count"], [row["quantity"] for row in at_b["results"]]) == (1, [4])
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 import datetime
 
 import factory
+from django.db.models import F
 
 from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus
 
@@ -60,7 +61,8 @@ def sales_history(product, *, today: datetime.date, demand: list[int], opening: 
         row = StockMovement.objects.create(product=product, location_id=location_default_id(), kind=kind,
                                            quantity=quantity, on_hand_after=running, reason="history")
         StockMovement.objects.filter(pk=row.pk).update(created_at=created_at)
-    Stock.objects.filter(product=product, location_id=location_default_id()).update(on_hand=running)
+    Stock.objects.filter(product=product, location_id=location_default_id()).update(
+        on_hand=running, movement_count=F("movement_count") + len(rows))
 
 
 class SupplyTermsFactory(factory.django.DjangoModelFactory):
