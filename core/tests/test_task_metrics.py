@@ -50,12 +50,17 @@ def test_runs_in_a_worker_process_show_on_the_metrics_of_the_web_process(client,
         for _ in range(2):
             reservations_expire_due_task.delay()
 
-        counted = wait_for(lambda: samples_in_text(client.get("/metrics").content.decode(),
-                                                   "stockpulse_celery_tasks_total"), worker=worker)
+        # Both runs finished before the worker is stopped: a stop during the second would interrupt it,
+        # and an interrupted run is counted with no final state.
+        def both_counted():
+            samples = samples_in_text(client.get("/metrics").content.decode(), "stockpulse_celery_tasks_total")
+            return samples if sum(samples.values()) >= 2 else None
+
+        counted = wait_for(both_counted, worker=worker)
     finally:
         worker.stop()
         connection.close()
 
-    # Both runs: the first poll to see the file may come between the two, so read again once the worker is done.
-    counted = samples_in_text(client.get("/metrics").content.decode(), "stockpulse_celery_tasks_total")
     assert counted == {(("state", "SUCCESS"), ("task", EXPIRE_TASK)): 2}
+    # Read again once the worker is gone: its counts stay on the web process's /metrics.
+    assert samples_in_text(client.get("/metrics").content.decode(), "stockpulse_celery_tasks_total") == counted
