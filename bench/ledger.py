@@ -215,19 +215,17 @@ def reads_measure(args) -> bool:
             timings[name].append(time.perf_counter() - began)
     # What a page read costs in pages, whatever the cache holds: the buffers its plan touches (the rows
     # of a pair spread one per heap page, or side by side once its months are rewritten in product order).
-    buffer_counts = []
+    # The first pair's plan is also printed.
+    buffer_counts, plans = [], []
     with connection.cursor() as cursor:
         for product_id, location_id in chosen[:100]:
             queryset = movement_list(product=products[product_id], location=locations[location_id])[:page_size]
             sql, params = queryset.query.sql_with_params()
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql, params)
-            top = next(row[0] for row in cursor.fetchall() if "Buffers:" in row[0])
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
+            plans.append([row[0] for row in cursor.fetchall()])
+            top = next(line for line in plans[-1] if "Buffers:" in line)
             buffer_counts.append(sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top)))
-    with connection.cursor() as cursor:
-        queryset = movement_list(product=products[chosen[0][0]], location=locations[chosen[0][1]])[:page_size]
-        sql, params = queryset.query.sql_with_params()
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
-        plan = [row[0] for row in cursor.fetchall()]
+    plan = plans[0]
     print(f"per-product reads over {args.samples} random pairs (target p99 ≤ {TARGET_MS:g} ms each), through Django:")
     met = show(f"movements page (count + newest {page_size})", timings["page"])
     met = show("ledger sum of the pair (audit)", timings["sum"]) and met

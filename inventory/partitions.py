@@ -10,6 +10,10 @@ import re
 import time
 from datetime import date
 
+import psycopg
+
+from core.errors import caused_by
+
 LEDGER_TABLE = "inventory_stockmovement"
 LEDGER_DEFAULT_PARTITION = f"{LEDGER_TABLE}_default"
 # Taken (per transaction) by whoever adds partitions, so two runs never race on the same month.
@@ -145,8 +149,8 @@ CLUSTERED_COMMENT = "clustered by (product_id, location_id, id)"
 # behind it wait at most that long too; then it lets them through and tries again.
 SWAP_LOCK_TIMEOUT_MS = 1000
 SWAP_ATTEMPTS = 30
-# lock_not_available (lock_timeout ran out) and deadlock_detected: the swap tries again.
-_SWAP_RETRY_SQLSTATES = {"55P03", "40P01"}
+# lock_timeout ran out, or a deadlock: the swap tries again.
+_SWAP_RETRYABLE = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 
 
 class PartitionSwapBusy(Exception):
@@ -157,15 +161,6 @@ def partition_clustered(cursor, name: str) -> bool:
     cursor.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", [name])
     row = cursor.fetchone()
     return bool(row) and row[0] == CLUSTERED_COMMENT
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    # Django wraps the driver's error; psycopg's own carries the SQLSTATE.
-    for error in (exc, exc.__cause__):
-        state = getattr(error, "sqlstate", None)
-        if state:
-            return state
-    return None
 
 
 def _child_index_names(cursor, partition: str) -> dict[int, str]:
@@ -239,7 +234,7 @@ def partition_cluster(cursor, *, month: date, swap_lock_timeout_ms: int | None =
             cursor.execute(f'ALTER TABLE "{LEDGER_TABLE}" ATTACH PARTITION "{sorting}"'
                            f" FOR VALUES FROM ({lower}) TO ({upper})")
         except Exception as exc:
-            if _sqlstate(exc) not in _SWAP_RETRY_SQLSTATES:
+            if not caused_by(exc, _SWAP_RETRYABLE):
                 raise
             cursor.execute("ROLLBACK TO SAVEPOINT ledger_partition_swap")
             if attempt == swap_attempts:

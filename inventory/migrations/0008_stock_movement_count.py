@@ -1,7 +1,6 @@
 """Stock.movement_count: each (product, location)'s number of ledger rows, counted once from the ledger here."""
 from django.db import migrations, models
 
-# A database default too: the import and the new-location statements insert stock rows in SQL.
 # The column is added in this transaction, which holds the stock table's exclusive lock to the end: no
 # stock change (each locks its stock row first) can write a ledger row between the count and the commit.
 COUNT_FROM_LEDGER = """
@@ -19,6 +18,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # A database default too: the import and the new-location statements insert stock rows in SQL.
         migrations.AddField(
             model_name="stock",
             name="movement_count",

@@ -1,6 +1,7 @@
 """End-to-end dashboard tests in headless Chromium against a real Daphne serving production settings."""
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -439,6 +440,26 @@ def test_an_event_the_feed_shows_reaching_the_page_again_is_not_shown_twice(page
     expect(created).to_have_count(2)
     assert created.first.text_content().endswith("OLEO-900 ×1")
     expect(created.nth(1)).to_contain_text("OLEO-900 ×2")
+
+
+def test_the_feed_keeps_its_last_hundred_lines_and_forgets_the_identities_of_those_it_dropped(page):
+    from playwright.sync_api import expect
+
+    product = ProductFactory(code="OLEO-900", name="Óleo 900 ml", on_hand=7)
+    page.reload()
+    _wait_live(page)
+    lines = page.locator("#feed li")
+    expect(lines).to_have_count(1)  # the factory's receipt, from the history
+    assert page.evaluate("window.stockpulse.feedShown.size") == 0  # a history movement has no identity
+
+    realtime_publish([{"type": "reservation.created", "reservation_id": f"r-{n}", "at": timezone.now().isoformat(),
+                       "lines": [{"code": product.code, "quantity": 1}]} for n in range(130)])
+
+    expect(lines.first).to_have_attribute("data-keys", re.compile(r"reservation\.created:r-129$"))
+    expect(lines).to_have_count(100)
+    # Each line shown holds two identities (its live id and its reservation); the 31 dropped lines' are gone.
+    assert page.evaluate("window.stockpulse.feedShown.size") == 200
+    assert not page.evaluate("window.stockpulse.feedShown.has('reservation.created:r-0')")
 
 
 def _store(count: int) -> str:

@@ -19,6 +19,7 @@
   var buffer = null;           // events held while a snapshot loads
   // Identities of the feed's lines: a batch already on its way when a socket subscribes may still reach
   // it, so an event the server's history already showed (or a live one met twice) is not shown again.
+  // A line's identities leave with the line, so the set stays as small as the feed.
   var feedShown = new Set();
   var pastLoaded = false;      // the server's last events are asked for once the first socket is subscribed
   var interrupted = false;     // the server said events may be lost; "resync" (or a new socket) ends it
@@ -306,6 +307,7 @@
     if (keys.some(function (key) { return feedShown.has(key); })) return;
     keys.forEach(function (key) { feedShown.add(key); });
     var li = document.createElement("li");
+    li.dataset.keys = keys.join(" ");
     li.className = "feed-" + ev.type.split(".")[0] + " feed-" + ev.type.replace(".", "-") + (past ? " feed-past" : "");
     li.dataset.type = ev.type;
     var at = new Date(ev.at || Date.now());
@@ -324,7 +326,10 @@
     li.children[1].textContent = label;
     li.children[2].textContent = detail;
     if (past) els.feed.appendChild(li); else els.feed.insertBefore(li, els.feed.firstChild);
-    while (els.feed.children.length > 100) els.feed.removeChild(els.feed.lastChild);
+    while (els.feed.children.length > 100) {
+      els.feed.lastChild.dataset.keys.split(" ").forEach(function (key) { feedShown.delete(key); });
+      els.feed.removeChild(els.feed.lastChild);
+    }
   }
 
   // After a reload the feed is not empty: the server's last movements and reservation events, newest first.
@@ -569,7 +574,7 @@
   if (els.locations) els.locations.addEventListener("change", chooseLocations);
   setInterval(watchdog, Math.max(1000, config.heartbeatSeconds * 1000 / 3));
   // For operators and tests: drop the socket as a network failure would.
-  window.stockpulse = { dropSocket: function () { if (ws) ws.close(); }, rows: rows };
+  window.stockpulse = { dropSocket: function () { if (ws) ws.close(); }, rows: rows, feedShown: feedShown };
   if (!selected.length) { setConnection("offline", S.no_locations); return; }
   connect();
 })();

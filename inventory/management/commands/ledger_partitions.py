@@ -24,24 +24,28 @@ class Command(BaseCommand):
                                  "estimate from the last ANALYZE, not a count)")
 
     def handle(self, *args, **options):
-        steps = [(ledger_partitions_ensure, {"months_ahead": options["months_ahead"]}, "created {}",
-                  "Every month asked for already has its partition.")]
+        created = self._run(ledger_partitions_ensure, months_ahead=options["months_ahead"])
+        self._report(created, "created {}", "Every month asked for already has its partition.")
         if options["cluster_closed"] is not None:
             limit = None if options["cluster_closed"] == -1 else options["cluster_closed"]
-            steps.append((ledger_partitions_cluster, {"limit": limit}, "rewrote {} in product order",
-                          "No closed month left to rewrite."))
-        for run, kwargs, done_line, none_line in steps:
-            try:
-                names = run(**kwargs)
-            except DomainError as exc:
-                raise CommandError(str(exc)) from exc
-            for name in names:
-                self.stdout.write(done_line.format(name))
-            if not names:
-                self.stdout.write(none_line)
+            rewritten = self._run(ledger_partitions_cluster, limit=limit)
+            self._report(rewritten, "rewrote {} in product order", "No closed month left to rewrite.")
         if options["list"]:
             with connection.cursor() as cursor:
                 for name, rows in partitions_estimated_rows(cursor):
                     order = " (in product order)" if partition_clustered(cursor, name) else ""
                     self.stdout.write(f"{name}: " + ("not analysed yet" if rows is None else f"about {rows} row(s)")
                                       + order)
+
+    @staticmethod
+    def _run(service, **kwargs) -> list[str]:
+        try:
+            return service(**kwargs)
+        except DomainError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _report(self, names: list[str], done_line: str, none_line: str) -> None:
+        for name in names:
+            self.stdout.write(done_line.format(name))
+        if not names:
+            self.stdout.write(none_line)
