@@ -41,9 +41,13 @@ REALTIME_TESTS := inventory/tests/test_consumers.py inventory/tests/test_consume
 	inventory/tests/test_consumers_daphne.py \
 	inventory/tests/test_realtime.py core/tests/test_fanout.py orders/tests/test_realtime.py
 
+# One pytest worker per CPU (pytest-xdist): each has its own test database, Redis prefixes and ports.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
+
 test: install-dev check-services check-browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
-	CHANNEL_LAYER_BACKEND=core $(VENV)/bin/pytest -q $(REALTIME_TESTS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	CHANNEL_LAYER_BACKEND=core $(VENV)/bin/pytest -n $(TEST_WORKERS) -q $(REALTIME_TESTS)
 
 bench-telegram: install-dev db
 	$(PY) bench/telegram.py
