@@ -169,7 +169,7 @@ def reads_measure(args) -> bool:
     from core.pagination import StandardPagination
     from core.serving import heap_freeze
     from inventory.models import Location, Product, StockMovement
-    from inventory.selectors import ledger_audit, movement_count, movement_list
+    from inventory.selectors import ledger_audit, movement_count, movement_page, movement_page_sql
 
     page_size = StandardPagination().page_size
     with connection.cursor() as cursor:
@@ -190,11 +190,11 @@ def reads_measure(args) -> bool:
         """The movements route's two statements (the count from the stock row's counter, then the newest
         page), the page prepared as the view runs it, or with Django's client-side binding (planned on every
         call) for comparison."""
-        queryset = movement_list(product=products[product_id], location=locations[location_id])
-        count = movement_count(product=products[product_id], locations=[locations[location_id]])
+        places = [locations[location_id]]
+        count = movement_count(product=products[product_id], locations=places)
         with statements_prepared() if prepared else nullcontext():
-            rows = list(queryset[:page_size])
-        # The serializer reads each row's product code and location code: no query more (see movement_list).
+            rows = movement_page(product=products[product_id], locations=places, start=0, stop=page_size)
+        # The serializer reads each row's product code and location code: no query more (see movement_page).
         return count + sum(1 for row in rows if row.product.code and row.location.code)
 
     def total(product_id: int, location_id: int) -> int:
@@ -219,8 +219,7 @@ def reads_measure(args) -> bool:
     buffer_counts, plans = [], []
     with connection.cursor() as cursor:
         for product_id, location_id in chosen[:100]:
-            queryset = movement_list(product=products[product_id], location=locations[location_id])[:page_size]
-            sql, params = queryset.query.sql_with_params()
+            sql, params = movement_page_sql(product_id=product_id, location_ids=[location_id], start=0, stop=page_size)
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params)
             plans.append([row[0] for row in cursor.fetchall()])
             top = next(line for line in plans[-1] if "Buffers:" in line)
@@ -231,8 +230,9 @@ def reads_measure(args) -> bool:
     met = show("ledger sum of the pair (audit)", timings["sum"]) and met
     print("the page with Django's client-side binding instead (DATABASE_PREPARED_READS=false; planned every time):")
     show(f"movements page (count + newest {page_size})", timings["page, unprepared"])
-    print("  plan of one page read: " + plan[0].strip() + f"; {sum('Index' in line for line in plan)} index scans, "
-          + plan[-1].strip())
+    scans = [line for line in plan if "Index" in line and " on " in line]
+    print("  plan of one page read: " + plan[0].strip() + f"; {len(scans)} index scans planned, "
+          f"{sum('never executed' not in line for line in scans)} started, " + plan[-1].strip())
     print(f"  pages one page read touches, over {len(buffer_counts)} pairs (shared buffers hit + read, index and heap): "
           f"p50 {statistics.median(buffer_counts):.0f}, max {max(buffer_counts)}")
     began = time.monotonic()

@@ -8,19 +8,19 @@ class StandardPagination(PageNumberPagination):
 
 
 class CountKnown:
-    """A queryset whose number of rows is already known (a counter kept with the rows), so the paginator
-    reads the page without counting them."""
+    """Rows whose number is already known (a counter kept with the rows), so the paginator reads the page
+    without counting them: a queryset, or anything that returns a page for a slice."""
 
     ordered = True
 
-    def __init__(self, queryset, count: int) -> None:
-        self.queryset, self._count = queryset, count
+    def __init__(self, rows, count: int) -> None:
+        self.rows, self._count = rows, count
 
     def count(self) -> int:
         return self._count
 
     def __getitem__(self, key):
-        return self.queryset[key]
+        return self.rows[key]
 
 
 def paginated_response(*, request, queryset, serializer_class, view, context: dict | None = None,

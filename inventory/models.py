@@ -290,8 +290,8 @@ class StockMovement(models.Model):
     its primary key is (id, created_at) in PostgreSQL, ``id`` alone here, unique through its sequence.
     """
 
-    # No index of its own: the (product, location, -id) and (product, created_at) indexes start with it,
-    # and every extra index is one more the planner weighs in each monthly partition.
+    # No index of its own: the (product, location, -created_at, -id) and (product, created_at) indexes start
+    # with it, and every extra index is one more the planner weighs in each monthly partition.
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="movements", verbose_name=_("product"),
                                 db_index=False)
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="movements",
@@ -312,9 +312,10 @@ class StockMovement(models.Model):
         verbose_name_plural = _("stock movements")
         ordering = ["-created_at", "-id"]
         # A product's ledger at one location, newest first, and its sum (quantity included, so the
-        # audit's sum reads the index alone): one short range per monthly partition.
-        indexes = [models.Index(fields=["product", "location", "-id"], include=["quantity"],
-                                name="movement_place_recent_idx")]
+        # audit's sum reads the index alone): one short range per monthly partition. Ordered by time,
+        # the partition key, so a page reads the newest months only (selectors.movement_page).
+        indexes = [models.Index(fields=["product", "location", "-created_at", "-id"], include=["quantity"],
+                                name="movement_place_time_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.quantity:+d} ({self.product_id}@{self.location_id})"

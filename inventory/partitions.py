@@ -253,3 +253,78 @@ def partition_cluster(cursor, *, month: date, swap_lock_timeout_ms: int | None =
             cursor.execute(f'ALTER INDEX "{new_index}" RENAME TO "{old_index_names[parent_index]}"')
     cursor.execute(f"COMMENT ON TABLE \"{name}\" IS '{CLUSTERED_COMMENT}'")
     return True
+
+
+def _index_valid(cursor, name: str) -> bool | None:
+    """Whether index ``name`` is valid; None when there is no such index."""
+    cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+    row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def ddl_in_short_waits(cursor, statement: str, *, lock_timeout_ms: int | None = None, attempts: int | None = None,
+                       retry_pause: float = 0.2) -> None:
+    """Run the DDL ``statement`` (in autocommit) waiting ``lock_timeout_ms`` at most for its lock, then letting
+    the reads and writes queued behind it through and trying again, ``attempts`` times at most.
+
+    A statement that needs a lock the ledger's traffic holds (a write in progress, a long read) waits for
+    it, and everything that comes after waits behind it: a lock taken for milliseconds can hold the
+    ledger for as long as its longest transaction. This bounds that hold, as the swap of
+    ``partition_cluster`` does.
+    """
+    lock_timeout_ms = SWAP_LOCK_TIMEOUT_MS if lock_timeout_ms is None else lock_timeout_ms
+    attempts = SWAP_ATTEMPTS if attempts is None else attempts
+    cursor.execute(f"SET lock_timeout = '{int(lock_timeout_ms)}ms'")
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                cursor.execute(statement)
+                return
+            except Exception as exc:
+                if not caused_by(exc, _SWAP_RETRYABLE) or attempt == attempts:
+                    raise
+                time.sleep(retry_pause)
+    finally:
+        cursor.execute("SET lock_timeout = DEFAULT")
+
+
+def ledger_index_build_online(cursor, *, name: str, columns: str, **waits) -> list[str]:
+    """Build the ledger index ``name`` on ``columns`` (SQL after the table name, as ``(product_id, ...)``)
+    with ledger reads and writes going on; returns the partitions whose index was built here.
+
+    ``CREATE INDEX`` on the ledger would hold its writes for the whole build, and PostgreSQL has no
+    ``CONCURRENTLY`` for a partitioned table. So the parent's index is created ``ON ONLY`` the ledger
+    (no rows read, invalid), each partition's is built ``CONCURRENTLY`` (writes go on) and attached to
+    it; the parent's turns valid with the last one. A partition added meanwhile gets it on attach. The
+    short steps (``ON ONLY``, each attach) take their locks in short waits (``ddl_in_short_waits``, with
+    ``waits`` as its options). Run it in autocommit (``CONCURRENTLY`` refuses a transaction). A run
+    interrupted half-way is finished by the next one: a partition's index a failed build left invalid
+    is dropped and built again.
+    """
+    ddl_in_short_waits(cursor, f'CREATE INDEX IF NOT EXISTS "{name}" ON ONLY "{LEDGER_TABLE}" {columns}', **waits)
+    cursor.execute("SELECT to_regclass(%s)::oid::bigint", [name])
+    parent = cursor.fetchone()[0]
+    built = []
+    for partition in partitions_list(cursor):
+        if parent in _child_index_names(cursor, partition):
+            continue  # attached already: built by an earlier run, or on the partition's own attach
+        child = f"{partition}_{name}"[:63]
+        if _index_valid(cursor, child) is False:
+            cursor.execute(f'DROP INDEX CONCURRENTLY "{child}"')
+        if _index_valid(cursor, child) is None:
+            cursor.execute(f'CREATE INDEX CONCURRENTLY "{child}" ON "{partition}" {columns}')
+            built.append(partition)
+        ddl_in_short_waits(cursor, f'ALTER INDEX "{name}" ATTACH PARTITION "{child}"', **waits)
+    return built
+
+
+def ledger_index_drop(cursor, *, name: str, **waits) -> bool:
+    """Drop the ledger index ``name`` and its partitions' (False when there was none), in autocommit.
+
+    Dropping takes the ledger's exclusive lock for milliseconds, in short waits (``ddl_in_short_waits``,
+    with ``waits`` as its options).
+    """
+    if _index_valid(cursor, name) is None:
+        return False
+    ddl_in_short_waits(cursor, f'DROP INDEX IF EXISTS "{name}"', **waits)
+    return True

@@ -11,7 +11,7 @@ from core.auth import actor_label, request_location_scope
 from core.db import statements_prepared
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
-from inventory.models import MovementKind, TransferStatus, Unit
+from inventory.models import MovementKind, StockMovement, TransferStatus, Unit
 from inventory.serializers import (
     LocationOutputSerializer,
     MovementOutputSerializer,
@@ -217,25 +217,24 @@ class StockMovementsApi(APIView):
         movement = MovementOutputSerializer(allow_null=True)
         stock = StockOutputSerializer()
 
-    @extend_schema(parameters=[OpenApiParameter(
-        "location", str, description="Location code; the default location when omitted; `all`: every location "
-        "the client may use.")], responses=MovementOutputSerializer(many=True))
+    @extend_schema(description="The product's ledger, newest first (by time, then id), a page at a time.",
+                   parameters=[OpenApiParameter(
+                       "location", str, description="Location code; the default location when omitted; `all`: every "
+                       "location the client may use.")], responses=MovementOutputSerializer(many=True))
     def get(self, request, code: str):
         product = selectors.product_resolve(code=code)
         asked = request.query_params.get("location")
         if selectors.location_means_all(asked):
             places = list(_every_allowed_location(request))
-            queryset = selectors.movement_list(product=product).filter(location__in=places)
         else:
             places = [_location(request, asked)]
-            queryset = selectors.movement_list(product=product, location=places[0])
         # The count comes from the stock rows' counters: counting would open every monthly partition. The
         # page is planned over all of them: prepared, once per connection.
         count = selectors.movement_count(product=product, locations=places)
-        with statements_prepared(queryset.db):
+        with statements_prepared(StockMovement.objects.db):
             return paginated_response(
-                request=request, queryset=queryset, count=count,
-                serializer_class=MovementOutputSerializer, view=self,
+                request=request, queryset=selectors.LedgerNewestFirst(product=product, locations=places),
+                count=count, serializer_class=MovementOutputSerializer, view=self,
             )
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})

@@ -11,7 +11,7 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 
-from core.errors import Unavailable, ValidationFailed
+from core.errors import Unavailable, ValidationFailed, caused_by
 from core.tests.migrations import latest, migrate
 from core.tests.polling import wait_for
 from inventory import partitions as partitions_module
@@ -19,7 +19,7 @@ from inventory import services
 from inventory.models import MovementKind, StockMovement
 from inventory.partitions import (CLUSTERED_COMMENT, LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add,
                                   partition_clustered, partition_month, partition_name, partitions_list)
-from inventory.selectors import ledger_drift, location_default_id, movement_list
+from inventory.selectors import ledger_drift, location_default, location_default_id, movement_page
 from inventory.tasks import ledger_partitions_ensure_task
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
 
@@ -366,6 +366,10 @@ def _index_names(table: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _page_ids(product) -> list[int]:
+    return [row.pk for row in movement_page(product=product, locations=[location_default()], start=0, stop=100)]
+
+
 @pytest.fixture
 def past_month_dropped_after():
     yield
@@ -385,7 +389,7 @@ def test_a_closed_month_is_rewritten_in_product_order_with_every_row_its_indexes
     _interleaved_past_month(products)
     before = _past_rows_in_heap_order()
     indexes_before = _index_names(PAST)
-    page_before = [row.pk for row in movement_list(product=products[2], location=None)]
+    page_before = _page_ids(products[2])
     assert [row[1] for row in before[:4]] == [p.pk for p in products]  # each product in turn, as written
 
     rewritten = services.ledger_partitions_cluster()
@@ -396,7 +400,7 @@ def test_a_closed_month_is_rewritten_in_product_order_with_every_row_its_indexes
     assert after == sorted(before, key=lambda row: (row[1], row[2], row[0]))  # a pair's rows side by side
     assert PAST in partitions()
     assert _index_names(PAST) == indexes_before
-    assert [row.pk for row in movement_list(product=products[2], location=None)] == page_before
+    assert _page_ids(products[2]) == page_before
     assert ledger_drift() == []
     with connection.cursor() as cursor:
         assert partition_clustered(cursor, PAST)
@@ -522,3 +526,179 @@ def test_the_rewrite_refuses_a_number_of_months_that_is_not_a_whole_number_from_
     for bad in (-1, "2", True, 1.5):
         with pytest.raises(ValidationFailed):
             services.ledger_partitions_cluster(limit=bad)
+
+
+# The movements page's index ordered by time (migration 0009), built month by month without holding writes.
+BY_TIME, BY_ID = "movement_place_time_idx", "movement_place_recent_idx"
+BEFORE_BY_TIME = ("inventory", "0008_stock_movement_count")
+
+
+def _index_state(name: str) -> dict:
+    """``valid``: the ledger's index ``name`` is valid (None: there is none); ``partitions``: the partitions
+    without a valid index attached to it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+        row = cursor.fetchone()
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits p JOIN pg_class c ON c.oid = p.inhrelid"
+            " WHERE p.inhparent = to_regclass(%s) AND NOT EXISTS (SELECT 1 FROM pg_inherits i"
+            " JOIN pg_index x ON x.indexrelid = i.inhrelid AND x.indisvalid"
+            " WHERE i.inhparent = to_regclass(%s) AND x.indrelid = c.oid) ORDER BY c.relname", [LEDGER_TABLE, name])
+        return {"valid": row[0] if row else None, "partitions": [r[0] for r in cursor.fetchall()]}
+
+
+def _ledger_insert(conn, product_id: int, quantity: int) -> None:
+    conn.execute(f"INSERT INTO {LEDGER_TABLE} (product_id, location_id, kind, quantity, on_hand_after, reason,"
+                 " reference, actor, created_at) VALUES (%s, %s, 'receipt', %s, 0, 'test', '', '', now())",
+                 [product_id, location_default_id(), quantity])
+
+
+def _in_thread(work, outcome: list) -> threading.Thread:
+    def run():
+        try:
+            outcome.append(work())
+        except Exception as exc:  # noqa: BLE001 - the test's assertion names it
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_time_ordered_index_is_built_on_every_partition_while_ledger_writes_go_on():
+    product = ProductFactory(code="IDX-LIVE", on_hand=1)
+    migrate([BEFORE_BY_TIME])
+    try:
+        assert _index_state(BY_TIME)["valid"] is None
+        assert _index_state(BY_ID) == {"valid": True, "partitions": []}
+        outcome = []
+        # A long transaction elsewhere (a report, say): a partition's CONCURRENTLY build waits for it to end.
+        with psycopg.connect(_test_database_url()) as long_running:
+            long_running.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            long_running.execute("SELECT count(*) FROM inventory_location").fetchone()
+            thread = _in_thread(lambda: migrate(latest()) and "done", outcome)
+            wait_for(lambda: _waiting_on_a_lock("CREATE INDEX CONCURRENTLY"), "the build never waited")
+            # Meanwhile writes go through at once, and land in the index being built.
+            with psycopg.connect(_test_database_url(), autocommit=True) as other:
+                other.execute("SET lock_timeout = '2s'")
+                _ledger_insert(other, product.pk, 2)
+                _ledger_insert(other, product.pk, 3)
+            assert thread.is_alive() and outcome == []
+            long_running.rollback()
+        thread.join(timeout=60)
+    finally:
+        migrate(latest())
+
+    assert outcome == ["done"]
+    assert _index_state(BY_TIME) == {"valid": True, "partitions": []}
+    assert _index_state(BY_ID)["valid"] is None
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(f"EXPLAIN SELECT quantity FROM {LEDGER_TABLE} WHERE product_id = %s AND location_id = %s"
+                       " ORDER BY created_at DESC, id DESC", [product.pk, location_default_id()])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"SELECT quantity FROM {LEDGER_TABLE} WHERE product_id = %s AND location_id = %s"
+                       " ORDER BY created_at DESC, id DESC", [product.pk, location_default_id()])
+        quantities = [row[0] for row in cursor.fetchall()]
+        cursor.execute("RESET enable_seqscan")
+    assert BY_TIME.removesuffix("_idx") in plan, plan
+    assert quantities == [3, 2, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_in_progress_makes_the_build_wait_in_short_steps_that_let_other_writes_through():
+    product = ProductFactory(code="IDX-WAIT", on_hand=1)
+    name, columns = "movement_test_wait_idx", "(product_id, location_id, created_at DESC, id DESC)"
+    outcome, waits = [], []
+
+    def build():
+        with connection.cursor() as cursor:
+            return partitions_module.ledger_index_build_online(cursor, name=name, columns=columns,
+                                                               lock_timeout_ms=200, attempts=100, retry_pause=0.1)
+
+    try:
+        with psycopg.connect(_test_database_url()) as writing:
+            _ledger_insert(writing, product.pk, 2)  # not committed: the ledger's lock held
+            thread = _in_thread(build, outcome)
+            wait_for(lambda: _waiting_on_a_lock("CREATE INDEX IF NOT EXISTS"), "the build never waited")
+            with psycopg.connect(_test_database_url(), autocommit=True) as other:
+                for _ in range(3):
+                    began = time.monotonic()
+                    _ledger_insert(other, product.pk, 1)
+                    waits.append(time.monotonic() - began)
+            assert thread.is_alive() and outcome == []
+            writing.commit()
+        thread.join(timeout=60)
+
+        assert outcome == [partitions()]
+        assert max(waits) < 2  # each behind one short wait at most, never behind the write in progress
+        assert _index_state(name) == {"valid": True, "partitions": []}
+    finally:
+        with connection.cursor() as cursor:
+            partitions_module.ledger_index_drop(cursor, name=name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_going_back_builds_the_id_ordered_index_the_same_way():
+    try:
+        migrate([BEFORE_BY_TIME])
+        assert _index_state(BY_ID) == {"valid": True, "partitions": []}
+        assert _index_state(BY_TIME)["valid"] is None
+    finally:
+        migrate(latest())
+    assert _index_state(BY_TIME) == {"valid": True, "partitions": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_stopped_half_way_is_finished_by_the_next_run():
+    columns = "(product_id, location_id, created_at DESC, id DESC) INCLUDE (quantity)"
+    name = "movement_test_half_idx"
+    every = partitions()
+    # As a run stopped after one partition's build, before attaching it.
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE INDEX "{name}" ON ONLY "{LEDGER_TABLE}" {columns}')
+        cursor.execute(f'CREATE INDEX "{every[1]}_{name}" ON "{every[1]}" {columns}')
+    try:
+        assert _index_state(name) == {"valid": False, "partitions": every}
+
+        with connection.cursor() as cursor:
+            built = partitions_module.ledger_index_build_online(cursor, name=name, columns=columns)
+            again = partitions_module.ledger_index_build_online(cursor, name=name, columns=columns)
+
+        assert built == [p for p in every if p != every[1]]
+        assert again == []
+        assert _index_state(name) == {"valid": True, "partitions": []}
+    finally:
+        with connection.cursor() as cursor:
+            partitions_module.ledger_index_drop(cursor, name=name)
+    assert _index_state(name)["valid"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dropping_an_index_under_a_long_read_gives_up_after_its_attempts_then_gets_through():
+    columns = "(product_id, location_id, created_at DESC, id DESC)"
+    name = "movement_test_drop_idx"
+    with connection.cursor() as cursor:
+        partitions_module.ledger_index_build_online(cursor, name=name, columns=columns)
+    try:
+        with psycopg.connect(_test_database_url()) as reading:
+            reading.execute(f"SELECT count(*) FROM {LEDGER_TABLE}")  # a read still open: its lock held
+            began = time.monotonic()
+            with pytest.raises(Exception) as refused, connection.cursor() as cursor:
+                partitions_module.ledger_index_drop(cursor, name=name, lock_timeout_ms=100, attempts=3,
+                                                    retry_pause=0.05)
+            waited = time.monotonic() - began
+            assert _index_state(name)["valid"] is True
+            reading.rollback()
+        assert caused_by(refused.value, psycopg.errors.LockNotAvailable)
+        assert 0.3 <= waited < 5  # three short waits, not one long one
+        with connection.cursor() as cursor:
+            assert partitions_module.ledger_index_drop(cursor, name=name) is True
+            assert partitions_module.ledger_index_drop(cursor, name=name) is False
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+    assert _index_state(name)["valid"] is None
