@@ -9,6 +9,7 @@ move with a time zone.
 import re
 import time
 from datetime import date
+from typing import NamedTuple
 
 import psycopg
 
@@ -130,16 +131,24 @@ def ledger_indexes_make(cursor, indexes: list[tuple[str, str]], *, partitioned: 
 
 def partitions_list(cursor) -> list[str]:
     """The ledger's partitions (the default one included), by name."""
-    return [name for name, _rows in partitions_estimated_rows(cursor)]
+    return [partition.name for partition in partitions_described(cursor)]
 
 
-def partitions_estimated_rows(cursor) -> list[tuple[str, int | None]]:
-    """(name, rows) of the ledger's partitions by name, rows as the planner last estimated them
-    (pg_class.reltuples, kept by ANALYZE and autovacuum), None for a partition never analysed: a count(*)
-    of each would read the whole ledger."""
-    cursor.execute("SELECT c.relname, c.reltuples FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                   "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname", [LEDGER_TABLE])
-    return [(name, None if rows < 0 else round(rows)) for name, rows in cursor.fetchall()]
+class PartitionDescription(NamedTuple):
+    name: str
+    estimated_rows: int | None
+    clustered: bool
+
+
+def partitions_described(cursor) -> list[PartitionDescription]:
+    """The ledger's partitions by name, in one query: rows as the planner last estimated them
+    (pg_class.reltuples, kept by ANALYZE and autovacuum; None for a partition never analysed, since a
+    count(*) of each would read the whole ledger), and whether the month was rewritten in product order."""
+    cursor.execute("SELECT c.relname, c.reltuples, obj_description(c.oid, 'pg_class') = %s FROM pg_inherits i "
+                   "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname",
+                   [CLUSTERED_COMMENT, LEDGER_TABLE])
+    return [PartitionDescription(name, None if rows < 0 else round(rows), bool(clustered))
+            for name, rows, clustered in cursor.fetchall()]
 
 
 # A closed month rewritten in this order (see ``partition_cluster``) says so in its table comment, so a

@@ -592,15 +592,15 @@ def ledger_partitions_cluster(*, limit: int | None = None, today: date | None = 
     month in its own transaction, then vacuumed; reads and writes go on (inventory.partitions.partition_cluster).
     Raises Unavailable when the ledger stayed too busy for a month's swap: that month is left as it was."""
     from inventory.partitions import (PARTITIONS_LOCK_KEY, PartitionSwapBusy, month_start, partition_cluster,
-                                      partition_clustered, partition_month, partition_name, partitions_list)
+                                      partition_month, partition_name, partitions_described)
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValidationFailed(_("the number of months must be a whole number, 0 or more."), details={"limit": limit})
     this_month = month_start(today or timezone.now().date())  # timezone.now() is in UTC
     with connection.cursor() as cursor:
-        closed = sorted((month for month in map(partition_month, partitions_list(cursor))
-                         if month is not None and month < this_month), reverse=True)
-        to_do = [month for month in closed if not partition_clustered(cursor, partition_name(month))]
+        not_rewritten = [partition_month(partition.name) for partition in partitions_described(cursor)
+                         if not partition.clustered]
+    to_do = sorted((month for month in not_rewritten if month is not None and month < this_month), reverse=True)
     done = []
     for month in to_do[:limit]:
         try:

@@ -17,8 +17,9 @@ from core.tests.polling import wait_for
 from inventory import partitions as partitions_module
 from inventory import services
 from inventory.models import MovementKind, StockMovement
-from inventory.partitions import (CLUSTERED_COMMENT, LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add,
-                                  partition_clustered, partition_month, partition_name, partitions_list)
+from inventory.partitions import (CLUSTERED_COMMENT, LEDGER_DEFAULT_PARTITION, LEDGER_TABLE, month_add, partition_add,
+                                  partition_clustered, partition_month, partition_name, partitions_described,
+                                  partitions_list)
 from inventory.selectors import ledger_drift, location_default, location_default_id, movement_page
 from inventory.tasks import ledger_partitions_ensure_task
 from inventory.tests.factories import LocationFactory, ProductFactory, stock_at_location
@@ -142,6 +143,22 @@ def test_the_command_lists_each_partition_with_the_planners_row_estimate_not_a_c
     listed = capsys.readouterr().out.splitlines()
     assert f"{this_month}: about 2 row(s)" in listed
     assert f"{LEDGER_DEFAULT_PARTITION}: not analysed yet" in listed
+
+
+@pytest.mark.django_db
+def test_the_partitions_are_described_in_one_query_however_many_there_are(django_assert_num_queries):
+    with connection.cursor() as cursor:
+        partition_add(cursor, month=date(2030, 1, 1))
+        partition_add(cursor, month=date(2030, 2, 1))
+        cursor.execute(f'COMMENT ON TABLE "{partition_name(date(2030, 1, 1))}" IS %s', [CLUSTERED_COMMENT])
+    with django_assert_num_queries(1), connection.cursor() as cursor:
+        described = {partition.name: partition for partition in partitions_described(cursor)}
+
+    assert len(described) >= 3
+    assert list(described) == sorted(described)
+    assert described[partition_name(date(2030, 1, 1))].clustered
+    assert not described[partition_name(date(2030, 2, 1))].clustered
+    assert not described[LEDGER_DEFAULT_PARTITION].clustered
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from core.errors import DomainError
-from inventory.partitions import partition_clustered, partitions_estimated_rows
+from inventory.partitions import partitions_described
 from inventory.services import ledger_partitions_cluster, ledger_partitions_ensure
 
 
@@ -32,10 +32,9 @@ class Command(BaseCommand):
             self._report(rewritten, "rewrote {} in product order", "No closed month left to rewrite.")
         if options["list"]:
             with connection.cursor() as cursor:
-                for name, rows in partitions_estimated_rows(cursor):
-                    order = " (in product order)" if partition_clustered(cursor, name) else ""
+                for name, rows, clustered in partitions_described(cursor):
                     self.stdout.write(f"{name}: " + ("not analysed yet" if rows is None else f"about {rows} row(s)")
-                                      + order)
+                                      + (" (in product order)" if clustered else ""))
 
     @staticmethod
     def _run(service, **kwargs) -> list[str]:
