@@ -389,7 +389,7 @@ def _transfer_ends(*, source: str, destination: str, client) -> tuple[Location, 
     origin, target = location_resolve(code=source or None), location_resolve(code=destination or None)
     if origin.pk == target.pk:
         raise ValidationFailed(_("A transfer goes between two different locations."),
-                               details={"from": origin.code, "to": target.code})
+                               details={"source": origin.code, "destination": target.code})
     client_locations_check(client=client, locations=[origin, target])
     return origin, target
 

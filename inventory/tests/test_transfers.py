@@ -53,8 +53,10 @@ def test_only_available_units_move_and_a_refusal_names_the_source(store_b):
 
 def test_a_transfer_needs_two_different_active_locations(store_b):
     product = ProductFactory(on_hand=5)
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(ValidationFailed) as same:
         services.transfer_create(code=product.code, source="LOJA-B", destination="loja-b", quantity=1)
+    # Named as the request names them, so a client sees which of its fields to change.
+    assert same.value.details == {"source": "LOJA-B", "destination": "LOJA-B"}
     with pytest.raises(ValidationFailed) as unknown:
         services.transfer_create(code=product.code, source="LOJA-B", destination="NOWHERE", quantity=1)
     assert unknown.value.code == "unknown_location"
