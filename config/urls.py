@@ -1,6 +1,6 @@
 """Site URLs: admin, API docs, operational endpoints and each app's routes (apps give full paths)."""
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
@@ -24,4 +24,7 @@ urlpatterns = [
     path("", include("notifications.urls")),
     path("", include("projections.urls")),
     path("", include("webhooks.urls")),
+    # Last: only a path no route above matched reaches it.
+    re_path(r"^(?P<path>(?:api|stock|estoque)(?:/.*)?)$", core_views.api_path_other_slash,
+            name="api-path-other-slash"),
 ]

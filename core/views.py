@@ -1,13 +1,15 @@
-"""Site-level endpoints: the home redirect, liveness, readiness (PostgreSQL and Redis answer) and Prometheus metrics."""
+"""Site-level endpoints: the home redirect, liveness, readiness (PostgreSQL and Redis answer), Prometheus metrics, and
+API paths asked with or without their trailing slash."""
 import glob
 import logging
 import os
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
-from django.urls import reverse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -24,6 +26,26 @@ def home(request) -> HttpResponseRedirect:
     """``/``: staff land on the dashboard, everyone else on the API docs."""
     staff = request.user.is_authenticated and request.user.is_staff
     return HttpResponseRedirect(reverse("dashboard" if staff else "api-docs"))
+
+
+@csrf_exempt  # the route it hands over to keeps its own CSRF rule (DRF checks it for session users)
+def api_path_other_slash(request, path: str) -> HttpResponse:
+    """An API path no route matched (config/urls.py lists it last): served by the route it names with its
+    trailing slash taken away or added, so ``/api/v1/stock/X`` and ``/api/v1/reservations/`` answer like
+    ``/api/v1/stock/X/`` and ``/api/v1/reservations``; otherwise a 404. Served, not redirected as Django's
+    APPEND_SLASH would: a redirect turns a POST into a GET without its body, and costs the client a round trip."""
+    if path.endswith("//"):
+        raise Http404
+    other = f"/{path[:-1]}" if path.endswith("/") else f"/{path}/"
+    try:
+        match = resolve(other, getattr(request, "urlconf", None))
+    except Resolver404:
+        match = None
+    if match is None or match.func is api_path_other_slash:
+        request.resolver_match = None  # counted as unmatched in the request metrics, as any unknown path
+        raise Http404
+    request.resolver_match = match
+    return match.func(request, *match.args, **match.kwargs)
 
 
 def healthz(request) -> JsonResponse:

@@ -354,6 +354,14 @@ def _stock_detail(w: World) -> None:
     assert (body["on_hand"], body["reserved"], body["available"], body["location"]) == (7, 0, 7, w.default.code)
 
 
+@case("api-path-other-slash")
+def _api_path_other_slash(w: World) -> None:
+    # The stock detail without its trailing slash: the same default-location row, served in place.
+    body = read_as_default(w, f"/api/v1/stock/{w.product.code}")
+    keeps(body, STOCK_DETAIL_KEYS)
+    assert (body["on_hand"], body["available"], body["location"]) == (7, 7, w.default.code)
+
+
 @case("stock-lookup")
 def _stock_lookup(w: World) -> None:
     body = read_as_default(w, "/api/v1/stock/lookup", body={"codes": [w.product.code, "NOPE-1"]})

@@ -1,11 +1,14 @@
-"""Tests for operational endpoints, request ids, metrics, rate limits and the JSON 404."""
+"""Tests for operational endpoints, request ids, metrics, rate limits, the JSON 404 and API paths asked with or
+without their trailing slash."""
 import threading
 
 import pytest
 from prometheus_client import REGISTRY
 
-from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text
+from core.tests.metrics import healthz_counted_by_another_process, http_requests_in_text, http_requests_of_route
+from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
+from reservations.models import Reservation
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +125,66 @@ def test_unknown_url_is_json_404(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_stock_detail_without_its_trailing_slash_is_served_not_redirected(reader):
+    ProductFactory(code="M-1", on_hand=7)
+
+    with_slash = reader.get("/api/v1/stock/M-1/?location=all")
+    without = reader.get("/api/v1/stock/M-1?location=all")
+
+    assert (with_slash.status_code, without.status_code) == (200, 200)
+    assert without.json()["total"]["on_hand"] == 7
+    assert {k: v for k, v in without.json().items() if k != "server_time"} == \
+        {k: v for k, v in with_slash.json().items() if k != "server_time"}
+
+
+def test_a_post_with_a_trailing_slash_the_route_lacks_is_served_with_its_body(reserver):
+    product = ProductFactory(code="M-2", on_hand=5)
+    assert Reservation.objects.count() == 0
+
+    response = reserver.post("/api/v1/reservations/", {"lines": [{"code": "M-2", "quantity": 2}]}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["lines"] == [{"code": "M-2", "location": "PRINCIPAL", "quantity": 2}]
+    assert Reservation.objects.count() == 1
+    assert Stock.objects.get(product=product).reserved == 2
+
+
+def test_the_seed_routes_take_either_form_too(reserver):
+    ProductFactory(code="M-3", on_hand=5)
+
+    response = reserver.post("/stock/M-3/reserve/", {"quantity": 1}, format="json")
+
+    assert response.status_code == 200, response.content  # seed 001's status for a hold
+    assert response.json()["sku"] == "M-3"
+
+
+def test_a_path_matched_through_the_other_slash_is_counted_under_its_own_route(reader):
+    ProductFactory(code="M-4")
+    route = "api/v1/stock/<str:code>/"
+    before = http_requests_of_route((s for family in REGISTRY.collect() for s in family.samples), route)
+
+    assert reader.get("/api/v1/stock/M-4").status_code == 200
+
+    assert http_requests_of_route((s for family in REGISTRY.collect() for s in family.samples), route) == before + 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/nothing/", "/api/v1/stock/M-5//", "/stock/",
+                                  "/api/v1/reservations//"])
+def test_an_api_path_that_matches_no_route_either_way_is_the_json_404(reader, path):
+    ProductFactory(code="M-5")
+
+    response = reader.get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_pages_keep_their_slash_redirect(client):
+    response = client.get("/admin")
+
+    assert (response.status_code, response["Location"]) == (301, "/admin/")
 
 
 def test_rate_limit_gives_429_with_retry_after(reader, settings):
