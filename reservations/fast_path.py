@@ -180,6 +180,8 @@ def _request_lines(sku: str | None, data: dict[str, Any]) -> tuple[Any, timedelt
         return None
     if "locations" in data or "allow_split" in data:
         return None
+    if not data.keys() <= (services.CART_FIELDS if sku is None else services.STOCK_RESERVE_FIELDS):
+        return None  # the view names the unknown keys
     if sku is not None:
         return [{"code": sku, "quantity": data.get("quantity", 1)}], ttl, "", location
     reference = data.get("reference") or ""

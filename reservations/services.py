@@ -73,6 +73,24 @@ def ttl_validate(ttl: object) -> timedelta:
 
 AUTO = "AUTO"  # ``"location": "auto"``: the service picks the location (reservation_locations_pick)
 
+# The keys a cart, the seed's one-SKU reserve and a line may carry. Any other key is refused, not ignored:
+# a misspelt "locations" or a line's "loc" would otherwise reserve somewhere the client did not mean.
+CART_FIELDS = frozenset({"lines", "location", "locations", "allow_split", "ttl_seconds", "reference"})
+STOCK_RESERVE_FIELDS = frozenset({"quantity", "location", "ttl_seconds"})
+LINE_FIELDS = frozenset({"code", "quantity", "location"})
+
+
+def fields_unknown_refuse(data: dict, *, allowed: frozenset[str], where: str = "") -> None:
+    """ValidationFailed naming every key of ``data`` that is not in ``allowed`` (``where`` prefixes them,
+    "lines[2]." say), with the keys it takes."""
+    if data.keys() <= allowed:
+        return
+    unknown = sorted(f"{where}{key}" for key in data if key not in allowed)
+    raise ValidationFailed(
+        _("Unknown field: %(fields)s. Known fields: %(allowed)s.") % {"fields": ", ".join(unknown),
+                                                                        "allowed": ", ".join(sorted(allowed))},
+        details={"unknown_fields": unknown, "allowed": sorted(allowed)})
+
 
 def _location_validate(value: object, *, field_name: str) -> str | None:
     """A location code as asked (normalised; AUTO for "auto"), None when not given."""
@@ -97,6 +115,7 @@ def _lines_validate(lines: object, *, location: str | None = None) -> list[tuple
         if not isinstance(line, dict) or not isinstance(line.get("code"), str) or not line["code"].strip():
             raise ValidationFailed(_("lines[%(index)d] needs a code.") % {"index": index},
                                    details={f"lines[{index}].code": "required"})
+        fields_unknown_refuse(line, allowed=LINE_FIELDS, where=f"lines[{index}].")
         quantity = quantity_validate(line.get("quantity"), field_name=f"lines[{index}].quantity")
         line_location = _location_validate(line.get("location"), field_name=f"lines[{index}].location")
         if line_location == AUTO:
@@ -640,6 +659,10 @@ def reservation_create(
     cleaned, ttl_checked, reference = reservation_input_clean(lines=lines, ttl=ttl, reference=reference,
                                                               location=location)
     auto = _location_validate(location, field_name="location") == AUTO
+    if not auto and (locations or allow_split is True):
+        # Taken without "auto" they would be ignored, and the cart reserved where the client did not ask.
+        raise ValidationFailed(_('locations and allow_split go with "location": "auto".'),
+                               details={"location": location, "locations": locations, "allow_split": allow_split})
     choice = location_choice_clean(locations=locations, allow_split=allow_split) if auto else None
     key = idempotency_key_clean(idempotency_key)
     fingerprint = _fingerprint(cleaned, ttl, reference, choice) if key else ""

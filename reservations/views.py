@@ -15,8 +15,6 @@ from reservations import selectors, services
 from reservations.models import Reservation, ReservationStatus
 
 
-
-
 def reservation_output(reservation: Reservation) -> dict[str, Any]:
     # A plain dict rather than a ModelSerializer: this runs on every reservation request.
     return {
@@ -55,7 +53,9 @@ class ReservationOutputSerializer(serializers.Serializer):
     lines = LineSerializer(many=True)
 
 
-class ReservationCreateInputSerializer(serializers.Serializer):
+class PlacementInputSerializer(serializers.Serializer):
+    """Where the lines of a cart (or of an order placed from lines) are reserved: docs/locations.md."""
+
     lines = LineSerializer(many=True)
     location = serializers.CharField(
         required=False, max_length=64,
@@ -63,9 +63,12 @@ class ReservationCreateInputSerializer(serializers.Serializer):
                   "the first location (of `locations`, or of every active one) that can serve the whole cart.")
     locations = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
                                       help_text='With "location": "auto": the locations to try, in order.')
-    allow_split = serializers.BooleanField(required=False, default=False,
+    allow_split = serializers.BooleanField(required=False,
                                            help_text='With "location": "auto": a line may come from several '
                                                      "locations when no one location can serve the cart.")
+
+
+class ReservationCreateInputSerializer(PlacementInputSerializer):
     ttl_seconds = serializers.IntegerField(required=False, min_value=30, max_value=86400)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
@@ -99,6 +102,7 @@ class ReservationListCreateApi(APIView):
         # The service validates every field itself (it is called from other code too), so the
         # view only checks the shape instead of running the serializer on the hot path.
         data = _body(request)
+        services.fields_unknown_refuse(data, allowed=services.CART_FIELDS)
         lines = data.get("lines")
         if not isinstance(lines, list):
             raise ValidationFailed(_("lines must be a list of {code, quantity}."), details={"lines": "required"})
@@ -198,6 +202,7 @@ class StockReserveApi(APIView):
         data = request.data if request.data else {}
         if not isinstance(data, dict):
             raise ValidationFailed(_("The body must be a JSON object."))
+        services.fields_unknown_refuse(data, allowed=services.STOCK_RESERVE_FIELDS)
         quantity = data.get("quantity", 1)
         reservation = services.reservation_create(
             client=request_client(request), scope=request_location_scope(request), lines=[{"code": sku, "quantity": quantity}],

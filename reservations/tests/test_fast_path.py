@@ -177,6 +177,10 @@ async def test_published_event_and_projection_mark_follow_a_served_reservation(s
     ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4", "quantity": 1}], "ttl_seconds": 1e999}', {}, 400,
      "malformed_request"),
     ("/api/v1/reservations", b'{"lines": [{"code": "FAST-4\\u0000", "quantity": 1}]}', {}, 400, "malformed_request"),
+    # A key the request does not take: refused naming it, never reserved as if it were absent.
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1}], "preference": ["X"]}, {}, 400, "invalid"),
+    ("/api/v1/reservations", {"lines": [{"code": "FAST-4", "quantity": 1, "loc": "X"}]}, {}, 400, "invalid"),
+    ("/stock/FAST-4/reserve", {"quantity": 1, "qty": 2}, {}, 400, "invalid"),
 ])
 async def test_requests_the_fast_path_cannot_serve_get_the_views_error(storefront, path, body, headers, status, error):
     await sync_to_async(ProductFactory)(code="FAST-4", on_hand=6)

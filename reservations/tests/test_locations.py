@@ -138,3 +138,17 @@ def test_bad_location_inputs_are_refused_before_anything_is_written(places):
     with pytest.raises(ValidationFailed):
         services.reservation_create(client=None, lines=[{"code": product.code, "quantity": 1, "location": "auto"}])
     assert ReservationLine.objects.count() == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"locations": ["LOJA-B"]}, {"allow_split": True},
+                                    {"location": "LOJA-A", "locations": ["LOJA-B"]}])
+def test_a_preference_list_or_split_without_auto_is_refused_not_ignored(places, kwargs):
+    product = ProductFactory(on_hand=10)
+    stock_at_location(product, places[1], on_hand=10)
+
+    with pytest.raises(ValidationFailed) as refused:
+        services.reservation_create(client=None, lines=[{"code": product.code, "quantity": 1}], **kwargs)
+
+    assert "auto" in refused.value.message
+    assert ReservationLine.objects.count() == 0
+    assert _reserved(product, location_default()) == _reserved(product, places[1]) == 0

@@ -67,6 +67,25 @@ def test_bad_input_gives_400_in_error_shape(reserver, body):
     assert reserved_of(product) == 0
 
 
+@pytest.mark.parametrize(("url", "body", "unknown"), [
+    ("/api/v1/reservations", {"lines": [{"code": "A", "quantity": 1}], "location": "auto", "preference": ["X"]},
+     ["preference"]),
+    ("/api/v1/reservations", {"lines": [{"code": "A", "quantity": 1}, {"code": "A", "qty": 1, "quantity": 1}]},
+     ["lines[1].qty"]),
+    ("/stock/A/reserve", {"quantity": 1, "ttl": 60, "sku": "A"}, ["sku", "ttl"]),
+])
+def test_a_key_the_request_does_not_take_is_refused_naming_it(reserver, url, body, unknown):
+    product = ProductFactory(code="A", on_hand=5)
+
+    response = post(reserver, url, body)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and error["details"]["unknown_fields"] == unknown
+    assert error["message"].startswith(f"Campo desconhecido: {unknown[0]}")  # no Accept-Language: pt-BR
+    assert reserved_of(product) == 0 and Reservation.objects.count() == 0
+
+
 def test_unknown_code_gives_404(reserver):
     response = post(reserver, "/api/v1/reservations", {"lines": [{"code": "NOPE", "quantity": 1}]})
     assert response.status_code == 404
