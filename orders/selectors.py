@@ -19,7 +19,7 @@ def order_get(*, order_id: object, client: ApiClient | None, scope: object = Non
         pk = order_id if isinstance(order_id, UUID) else UUID(str(order_id))
     except ValueError:
         raise NotFound(_("No such order."), details={"id": str(order_id)}) from None
-    qs = Order.objects.prefetch_related("lines__product", "steps").filter(pk=pk)
+    qs = Order.objects.prefetch_related("lines__product", "lines__location", "steps").filter(pk=pk)
     if client is not None:
         qs = qs.filter(client=client)
     order = qs.within_locations(scope_location_codes(scope=scope, client=client)).first()

@@ -70,8 +70,11 @@ def _hold_while_queued(reservation: Reservation, client: ApiClient | None) -> No
 
 @atomic_with_retry()
 def order_create(*, client: ApiClient | None, reservation_id: object = None, lines: list[dict] | None = None,
-                 idempotency_key: str | None = None, reference: str = "", scope: object = None) -> Order:
-    """Accept an order for an existing reservation, or reserve ``lines`` and order them in one step.
+                 idempotency_key: str | None = None, reference: str = "", scope: object = None,
+                 location: str | None = None, locations: list[str] | None = None,
+                 allow_split: bool = False) -> Order:
+    """Accept an order for an existing reservation, or reserve ``lines`` and order them in one step
+    (``location``, ``locations`` and ``allow_split`` place them as reservation_create does).
 
     The order row is written in the caller's transaction with status ``received``; processing is
     queued after commit. With an Idempotency-Key the same request gives back the same order
@@ -83,16 +86,25 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
     reference = (reference or "").strip()
     if len(reference) > 128:
         raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
+    placement = {"location": location, "locations": locations, "allow_split": allow_split}
+    if reservation_id is not None and (location is not None or locations or allow_split):
+        # The reservation's lines already have their locations.
+        raise ValidationFailed(_("location, locations and allow_split go with lines, not with reservation_id."),
+                               details={name: value for name, value in placement.items() if value})
     key = idempotency_key_clean(idempotency_key)
+    # The placement joins the fingerprint only when asked, so a body from before locations keeps the
+    # fingerprint its stored order was given.
     fingerprint = request_fingerprint(
-        {"reservation_id": reservation_id, "lines": lines, "reference": reference}) if key else ""
+        {"reservation_id": reservation_id, "lines": lines, "reference": reference,
+         **{name: value for name, value in placement.items() if value}}) if key else ""
     if key:
         replay = idempotent_first(model=Order, client=client, key=key, fingerprint=fingerprint, kind="order")
         if replay is not None:
             return replay
 
     if lines is not None:
-        reservation = reservation_create(client=client, lines=lines, reference=reference, scope=scope)
+        reservation = reservation_create(client=client, lines=lines, reference=reference, scope=scope,
+                                         location=location, locations=locations, allow_split=allow_split)
     else:
         try:
             rid = reservation_id if isinstance(reservation_id, UUID) else UUID(str(reservation_id))

@@ -1,6 +1,7 @@
 """Orders REST API: accept an order (202, processed asynchronously) and read its status and step history."""
 from typing import Any
 
+from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -12,8 +13,8 @@ from core.errors import ValidationFailed
 from orders.models import Order
 from orders.selectors import order_get
 from orders.services import order_create
-
-
+from reservations.services import LINE_FIELDS, fields_unknown_refuse
+from reservations.views import LineSerializer, PlacementInputSerializer
 
 
 def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
@@ -26,17 +27,16 @@ def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
         "failure_reason": order.failure_reason or None,
         "created_at": order.created_at.isoformat(),
         "processed_at": order.processed_at.isoformat() if order.processed_at else None,
-        "lines": [{"code": line.product.code, "quantity": line.quantity}
-                  for line in sorted(order.lines.all(), key=lambda line: line.product.code)],
+        "lines": [{"code": line.product.code, "location": line.location.code, "quantity": line.quantity}
+                  for line in sorted(order.lines.all(), key=lambda line: (line.product.code, line.location.code))],
     }
     if with_steps:
         body["steps"] = [{"step": s.step, "detail": s.detail, "at": s.at.isoformat()} for s in order.steps.all()]
     return body
 
 
-class _Line(serializers.Serializer):
-    code = serializers.CharField(max_length=64)
-    quantity = serializers.IntegerField()
+# The keys of an order's body; any other is refused, as a cart's are (reservations.services.CART_FIELDS).
+ORDER_FIELDS = frozenset({"reservation_id", "lines", "location", "locations", "allow_split", "reference"})
 
 
 class OrderCreateApi(APIView):
@@ -44,9 +44,9 @@ class OrderCreateApi(APIView):
 
     required_scope = "reserve"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(PlacementInputSerializer):
         reservation_id = serializers.CharField(required=False, max_length=64)
-        lines = _Line(many=True, required=False)
+        lines = LineSerializer(many=True, required=False)
         reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
     @extend_schema(
@@ -59,6 +59,13 @@ class OrderCreateApi(APIView):
     def post(self, request):
         if not isinstance(request.data, dict):
             raise ValidationFailed(_("The body must be a JSON object."))
+        # Checked on the raw body: the serializer drops keys it does not know, and a line's misspelt
+        # location would be ordered at the default one.
+        fields_unknown_refuse(request.data, allowed=ORDER_FIELDS)
+        if isinstance(request.data.get("lines"), list):
+            for index, line in enumerate(request.data["lines"]):
+                if isinstance(line, dict):
+                    fields_unknown_refuse(line, allowed=LINE_FIELDS, where=f"lines[{index}].")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -69,10 +76,14 @@ class OrderCreateApi(APIView):
             lines=[dict(line) for line in values["lines"]] if "lines" in values else None,
             idempotency_key=request.headers.get("Idempotency-Key"),
             reference=values.get("reference", ""),
+            location=values.get("location"),
+            locations=values.get("locations"),
+            allow_split=values.get("allow_split", False),
         )
         headers = {"Location": f"/api/v1/orders/{order.pk}"}
         if getattr(order, "replayed", False):
             headers["Idempotent-Replayed"] = "true"
+        prefetch_related_objects([order], "lines__product", "lines__location")
         return Response(order_output(order), status=status.HTTP_202_ACCEPTED, headers=headers)
 
 

@@ -612,7 +612,9 @@ def _order_detail(w: World) -> None:
     shown = w.api.get(f"/api/v1/orders/{accepted['id']}").json()
 
     keeps(shown, ORDER_KEYS | {"steps"})
-    assert (shown["status"], shown["lines"]) == ("processed", [{"code": w.product.code, "quantity": 1}])
+    # A line names its location now (an added key), the default one.
+    assert (shown["status"], shown["lines"]) == ("processed", [{"code": w.product.code, "location": w.default.code,
+                                                                "quantity": 1}])
     assert counters(w.product, w.default)[:2] == (6, 0) and counters(w.product, w.other)[:2] == (40, 0)
 
 
