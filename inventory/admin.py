@@ -1,18 +1,26 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from uuid import UUID
+
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import F, FilteredRelation, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from core.errors import DomainError, InsufficientStock
+from core.errors import DomainError, InsufficientStock, UnknownCode
 from inventory import services
 from inventory.admin_import import stock_import_view
 from inventory.admin_scope import LocationListFilter, LocationScopedAdmin, StaffLocationFieldListFilter, staff_locations
@@ -24,9 +32,11 @@ from inventory.forms import (
     UnifiedCodeAdminForm,
 )
 from inventory.models import Location, Product, Stock, StockMovement, Transfer, TransferStatus, UnifiedCode
+from inventory.partitions import month_add, partition_month, partitions_list
 from inventory.selectors import (
     location_default,
     location_default_id,
+    product_resolve,
     stock_at,
     stocks_of_product,
     user_location_codes,
@@ -329,16 +339,82 @@ class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
         return ["code", "product"] if obj else []
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most ``cap`` rows: over a ledger of tens of millions of rows an exact count reads every one
+    (seconds per page), while staff page through the newest rows and narrow the rest with filters.
+    ``capped`` says the list holds more than ``count`` rows; its pages end at ``cap``."""
+
+    cap = 10_000
+
+    @cached_property
+    def _counted(self) -> int:
+        return self.object_list[: self.cap + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, self.cap)
+
+    @cached_property
+    def capped(self) -> bool:
+        return self._counted > self.cap
+
+
+class LedgerMonthFilter(admin.SimpleListFilter):
+    """One choice per month the ledger holds (its monthly partitions, read from the catalogue, newest first):
+    a chosen month reads that month's partition only."""
+
+    title = _("month")
+    parameter_name = "month"
+
+    def lookups(self, request, model_admin):
+        with connections[StockMovement.objects.db].cursor() as cursor:
+            months = sorted(filter(None, map(partition_month, partitions_list(cursor))), reverse=True)
+        return [(month.strftime("%Y-%m"), date_format(month, "YEAR_MONTH_FORMAT")) for month in months]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        try:
+            month = datetime.strptime(self.value(), "%Y-%m").date()
+        except ValueError:
+            raise IncorrectLookupParameters(self.value()) from None
+        # The partitions' bounds are months in UTC (inventory.partitions); the same bounds prune to one.
+        start, end = (datetime(m.year, m.month, 1, tzinfo=dt_timezone.utc) for m in (month, month_add(month, 1)))
+        return queryset.filter(created_at__gte=start, created_at__lt=end)
+
+
 @admin.register(StockMovement)
 class StockMovementAdmin(LocationScopedAdmin, admin.ModelAdmin):
-    """The ledger is append-only: staff read and filter it, never edit it."""
+    """The ledger is append-only: staff read and filter it, never edit it.
+
+    Built for a ledger of tens of millions of rows: every filter and search uses an index or prunes months,
+    the count stops at CappedCountPaginator.cap, and there is no date hierarchy (its year list is a DISTINCT
+    over every row). Free text in reason or actor is not searched for the same reason."""
 
     list_display = ["created_at", "product", "location", "kind", "quantity", "on_hand_after", "reason", "reference",
                     "actor"]
-    list_filter = [("location", StaffLocationFieldListFilter), "kind", "created_at", "product__category"]
-    search_fields = ["product__code", "reason", "reference", "actor", "reservation_id"]
+    list_filter = [("location", StaffLocationFieldListFilter), "kind", LedgerMonthFilter, "created_at",
+                   "product__category"]
     list_select_related = ["product", "location"]
-    date_hierarchy = "created_at"
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    search_fields = ["product__code"]  # shows the search box; get_search_results says what a term matches
+    search_help_text = _("A product code or unified code, a reservation id, or an external reference (exact).")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = Q(reference=term)
+        try:
+            matches |= Q(product=product_resolve(code=term))
+        except UnknownCode:
+            pass
+        try:
+            matches |= Q(reservation_id=UUID(term))
+        except ValueError:
+            pass
+        return queryset.filter(matches), False
 
     def has_add_permission(self, request):
         return False
