@@ -22,6 +22,7 @@ plus one full stock_audit (every pair at once) for scale. Target: p99 ≤ 5 ms p
                                      [--samples 2000] [--reuse] [--no-cluster]
 """
 import argparse
+import logging
 import os
 import random
 import re
@@ -239,8 +240,53 @@ def reads_measure(args) -> bool:
     audit = ledger_audit()
     print(f"  full stock_audit ledger check (every pair's sum and row count): {time.monotonic() - began:.1f} s, "
           f"{len(audit['sum'])} drifting in sum, {len(audit['count'])} in count")
+    staff_list_measure(code=products[chosen[0][0]].code)
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     return met
+
+
+STAFF_LIST_TARGET_MS = 1000.0
+
+
+def staff_list_measure(*, code: str, repeats: int = 5) -> None:
+    """The ledger's admin list as a staff user opens it (Django's test client in this process, no browser):
+    the list, a product search, a month, the last page the count allows, a kind. Static files are served
+    plain here: the manifest of collectstatic is a deployment step, not part of a page's cost."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client, override_settings
+
+    from inventory.admin import CappedCountPaginator
+
+    logging.getLogger("stockpulse.access").setLevel(logging.WARNING)  # one line per request otherwise
+    user, _ = get_user_model().objects.get_or_create(username="bench-staff",
+                                                     defaults={"is_staff": True, "is_superuser": True})
+    url = "/admin/inventory/stockmovement/"
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    asks = {"list": {}, f"search {code}": {"q": code}, f"month {month}": {"month": month},
+            f"page {CappedCountPaginator.cap // 100}": {"p": CappedCountPaginator.cap // 100},
+            "kind sale": {"kind__exact": "sale"}}
+    print(f"staff ledger list ({url}, target ≤ {STAFF_LIST_TARGET_MS:g} ms a page):")
+    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": {
+            "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}, ALLOWED_HOSTS=["*"]):
+        client = Client()
+        client.force_login(user)
+        for name, params in asks.items():
+            took = []
+            for _ in range(repeats + 1):
+                began = time.perf_counter()
+                response = client.get(url, params, secure=True)
+                took.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200, (name, response.status_code)
+            first, warm = took[0], sorted(took[1:])
+            # What the page says of its count: the paginator's line, its page links left out.
+            line = re.search(r'<p class="paginator">(.*?)</p>', response.content.decode(), re.S)[1]
+            line = " ".join(re.sub(r"<a [^>]*>[^<]*</a>|<[^>]+>", " ", line).split())
+            capped = re.search(r"(?:Mais de|More than) (\d+)", line)
+            exact = re.search(r"(\d+) (?:moviment|stock movement)", line)
+            count = f"more than {capped[1]} rows" if capped else f"{exact[1] if exact else '?'} rows"
+            print(f"  {name:<28} first {first:7.1f} ms  warm p50 {statistics.median(warm):6.1f} ms  "
+                  f"max {warm[-1]:6.1f} ms  ({count}; {'met' if warm[-1] <= STAFF_LIST_TARGET_MS else 'NOT met'})")
 
 
 def main() -> int:
