@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import F, FilteredRelation, Q
 from django.http import HttpResponseRedirect
@@ -15,11 +14,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_lists import GrowingListAdminMixin
 from core.errors import DomainError, InsufficientStock, UnknownCode
 from inventory import services
 from inventory.admin_import import stock_import_view
@@ -339,26 +338,6 @@ class UnifiedCodeAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
         return ["code", "product"] if obj else []
 
 
-class CappedCountPaginator(Paginator):
-    """Counts at most ``cap`` rows: over a ledger of tens of millions of rows an exact count reads every one
-    (seconds per page), while staff page through the newest rows and narrow the rest with filters.
-    ``capped`` says the list holds more than ``count`` rows; its pages end at ``cap``."""
-
-    cap = 10_000
-
-    @cached_property
-    def _counted(self) -> int:
-        return self.object_list[: self.cap + 1].count()
-
-    @cached_property
-    def count(self) -> int:
-        return min(self._counted, self.cap)
-
-    @cached_property
-    def capped(self) -> bool:
-        return self._counted > self.cap
-
-
 class LedgerMonthFilter(admin.SimpleListFilter):
     """One choice per month the ledger holds (its monthly partitions, read from the catalogue, newest first):
     a chosen month reads that month's partition only."""
@@ -384,20 +363,18 @@ class LedgerMonthFilter(admin.SimpleListFilter):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(LocationScopedAdmin, admin.ModelAdmin):
+class StockMovementAdmin(GrowingListAdminMixin, LocationScopedAdmin, admin.ModelAdmin):
     """The ledger is append-only: staff read and filter it, never edit it.
 
     Built for a ledger of tens of millions of rows: every filter and search uses an index or prunes months,
-    the count stops at CappedCountPaginator.cap, and there is no date hierarchy (its year list is a DISTINCT
-    over every row). Free text in reason or actor is not searched for the same reason."""
+    the count stops at CappedCountPaginator.cap (GrowingListAdminMixin), and free text in reason or actor is not
+    searched: it would read every row."""
 
     list_display = ["created_at", "product", "location", "kind", "quantity", "on_hand_after", "reason", "reference",
                     "actor"]
     list_filter = [("location", StaffLocationFieldListFilter), "kind", LedgerMonthFilter, "created_at",
                    "product__category"]
     list_select_related = ["product", "location"]
-    paginator = CappedCountPaginator
-    show_full_result_count = False
     search_fields = ["product__code"]  # shows the search box; get_search_results says what a term matches
     search_help_text = _("A product code or unified code, a reservation id, or an external reference (exact).")
 

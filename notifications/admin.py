@@ -3,6 +3,7 @@ substitutes, alert states and the outbox (filtered by location)."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_lists import GrowingListAdminMixin
 from inventory.admin import ProductSearchAdminMixin
 from notifications import services
 from notifications.forms import DriverAdminForm
@@ -67,7 +68,7 @@ class AlertStateAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AlertOutbox)
-class AlertOutboxAdmin(ProductSearchAdminMixin, admin.ModelAdmin):
+class AlertOutboxAdmin(GrowingListAdminMixin, ProductSearchAdminMixin, admin.ModelAdmin):
     list_display = ("id", "product", "location", "driver", "kind", "level", "digest_date", "state", "attempts",
                     "last_error", "next_attempt_at", "created_at", "sent_at")
     list_filter = ("state", "kind", "level", "location")

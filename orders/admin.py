@@ -2,6 +2,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_lists import GrowingListAdminMixin
 from inventory.admin_scope import LocationListFilter, LocationScopedAdmin
 from orders.models import InvoiceSeries, Order, OrderLine, OrderStep
 from orders.services import orders_retry
@@ -22,7 +23,7 @@ class OrderStepInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(LocationScopedAdmin, admin.ModelAdmin):
+class OrderAdmin(GrowingListAdminMixin, LocationScopedAdmin, admin.ModelAdmin):
     """Staff limited to some locations see the orders with a line at one of them, and retry only those
     whose every line is at theirs."""
 

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_lists import GrowingListAdminMixin
 from core.errors import DomainError
 from inventory.admin_scope import LocationListFilter, LocationScopedAdmin
 from reservations import services
@@ -35,14 +36,13 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(LocationScopedAdmin, admin.ModelAdmin):
+class ReservationAdmin(GrowingListAdminMixin, LocationScopedAdmin, admin.ModelAdmin):
     """Staff limited to some locations see the reservations with a line at one of them, and release only
     those whose every line is at theirs."""
 
     list_display = ["id", "client", "status", "effective_status", "expires_at", "reference", "created_at"]
-    list_filter = [LocationListFilter, "status", DueFilter, "client"]
+    list_filter = [LocationListFilter, "status", DueFilter, "client", "created_at"]
     search_fields = ["id", "reference", "idempotency_key", "lines__product__code"]
-    date_hierarchy = "created_at"
     inlines = [ReservationLineInline]
     actions = ["release_selected"]
     list_select_related = ["client"]

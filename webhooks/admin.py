@@ -3,6 +3,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_lists import GrowingListAdminMixin
 from core.errors import DomainError
 from webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
@@ -54,7 +55,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(GrowingListAdminMixin, admin.ModelAdmin):
     list_display = ["id", "event_type", "event_count", "endpoint", "status", "attempts", "last_status_code",
                     "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]

@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inventory import services
-from inventory.admin import CappedCountPaginator, StockMovementAdmin
+from core.admin_lists import CappedCountPaginator
+from inventory.admin import StockMovementAdmin
 from inventory.models import StockMovement
 from inventory.partitions import month_add, partition_month, partitions_list
 from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
@@ -58,7 +59,7 @@ def test_past_the_cap_the_list_says_so_and_its_pages_end_there(staff_client, mon
     last = staff_client.get(reverse(LEDGER_LIST), {"p": 2})
 
     assert first.context["cl"].result_count == 3 and first.context["cl"].paginator.capped
-    assert "Mais de 3 movimentações" in first.content.decode()
+    assert "Mais de 3 movimentos de estoque" in first.content.decode()
     assert first.context["cl"].paginator.num_pages == 2
     assert len(first.context["cl"].result_list) + len(last.context["cl"].result_list) == 3
 
