@@ -256,7 +256,7 @@ def staff_list_measure(*, code: str, repeats: int = 5) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client, override_settings
 
-    from inventory.admin import CappedCountPaginator
+    from core.admin_lists import CappedCountPaginator
 
     logging.getLogger("stockpulse.access").setLevel(logging.WARNING)  # one line per request otherwise
     user, _ = get_user_model().objects.get_or_create(username="bench-staff",
