@@ -1,5 +1,6 @@
 """JSON input of every entry point (API bodies, the reservation fast path, stock imports, WebSocket
-messages): what the standard parser accepts, less what the service could never store or answer.
+messages): what the standard parser accepts, less what the service could never store or answer, and only
+the keys a body takes.
 
 Python reads a number past the float range (``1e400``) as infinity, which no quantity or duration
 can be and which strict JSON cannot even write back in an error's details; and PostgreSQL text and
@@ -9,12 +10,16 @@ so no field can let them through to a query.
 import codecs
 import json
 import math
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+from core.errors import ValidationFailed
 
 
 class JSONInputError(ValueError):
@@ -71,3 +76,27 @@ class InputJSONParser(JSONParser):
         except ValueError:
             raise ParseError(_("JSON parse error: the body is not %(encoding)s text.")
                              % {"encoding": encoding}) from None
+
+
+def fields_unknown_refuse(data: Mapping, *, allowed: Collection[str], where: str = "") -> None:
+    """ValidationFailed naming every key of ``data`` not in ``allowed`` (``where`` prefixes them, "lines[2]."
+    say), with the keys it takes. A key is refused, not ignored: a misspelt optional key ("loc",
+    "threshold") would otherwise act at the default location, or change nothing, and answer success."""
+    if all(key in allowed for key in data):
+        return
+    unknown = sorted(f"{where}{key}" for key in data if key not in allowed)
+    known = sorted(allowed)
+    raise ValidationFailed(
+        _("Unknown field: %(fields)s. Known fields: %(allowed)s.") % {"fields": ", ".join(unknown),
+                                                                        "allowed": ", ".join(known)},
+        details={"unknown_fields": unknown, "allowed": known})
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """The serializer of an API body: keys it has no field for are refused (fields_unknown_refuse), where
+    DRF's own Serializer drops them silently."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            fields_unknown_refuse(data, allowed=self.fields.keys())
+        return super().to_internal_value(data)

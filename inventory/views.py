@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from core.auth import actor_label, request_location_scope
 from core.db import statements_prepared
+from core.jsoninput import StrictInputSerializer
 from core.pagination import StandardPagination, paginated_response
 from inventory import selectors, services
 from inventory.models import MovementKind, StockMovement, TransferStatus, Unit
@@ -102,7 +103,7 @@ class StockLookupApi(APIView):
 
     required_scope = "read"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         codes = serializers.ListField(
             child=serializers.CharField(max_length=64, allow_blank=False),
             min_length=1,
@@ -202,7 +203,7 @@ class StockMovementsApi(APIView):
 
     required_scopes = {"GET": "read", "POST": "manage"}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         kind = serializers.ChoiceField(choices=[MovementKind.RECEIPT, MovementKind.ADJUSTMENT,
                                                 MovementKind.COUNT, MovementKind.RETURN])
         quantity = serializers.IntegerField(
@@ -253,7 +254,7 @@ class StockMovementsApi(APIView):
 class ProductCreateApi(APIView):
     required_scope = "manage"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         code = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=200)
         category = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
@@ -275,7 +276,7 @@ class ProductCreateApi(APIView):
 class ProductUpdateApi(APIView):
     required_scope = "manage"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         name = serializers.CharField(max_length=200, required=False)
         category = serializers.CharField(max_length=100, required=False, allow_blank=True)
         unit = serializers.ChoiceField(choices=Unit.choices, required=False)
@@ -295,7 +296,7 @@ class ProductUpdateApi(APIView):
 class UnifiedCodeCreateApi(APIView):
     required_scope = "manage"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         code = serializers.CharField(max_length=64)
         note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
@@ -329,7 +330,7 @@ class TransferListCreateApi(APIView):
 
     required_scopes = {"GET": "read", "POST": "manage"}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         code = serializers.CharField(max_length=64)
         # "from" is a Python keyword: the field is declared under another name and renamed below.
         source = serializers.CharField(max_length=64, help_text="Location the units leave.")

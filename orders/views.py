@@ -10,10 +10,11 @@ from rest_framework.views import APIView
 
 from core.auth import request_client, request_location_scope
 from core.errors import ValidationFailed
+from core.jsoninput import fields_unknown_refuse
 from orders.models import Order
 from orders.selectors import order_get
 from orders.services import order_create
-from reservations.services import LINE_FIELDS, fields_unknown_refuse
+from reservations.services import LINE_FIELDS
 from reservations.views import LineSerializer, PlacementInputSerializer
 
 
@@ -35,8 +36,6 @@ def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
     return body
 
 
-# The keys of an order's body; any other is refused, as a cart's are (reservations.services.CART_FIELDS).
-ORDER_FIELDS = frozenset({"reservation_id", "lines", "location", "locations", "allow_split", "reference"})
 
 
 class OrderCreateApi(APIView):
@@ -59,9 +58,8 @@ class OrderCreateApi(APIView):
     def post(self, request):
         if not isinstance(request.data, dict):
             raise ValidationFailed(_("The body must be a JSON object."))
-        # Checked on the raw body: the serializer drops keys it does not know, and a line's misspelt
-        # location would be ordered at the default one.
-        fields_unknown_refuse(request.data, allowed=ORDER_FIELDS)
+        # The body's own keys are the strict serializer's to check; a line's are checked here, to name the
+        # line (a misspelt line location would be ordered at the default one).
         if isinstance(request.data.get("lines"), list):
             for index, line in enumerate(request.data["lines"]):
                 if isinstance(line, dict):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus, ReorderSuggestion
 from projections.selectors import SummaryRow
-from projections.services import PlannedMovementInput
+from projections.services import PLANNED_LINE_FIELDS, PlannedMovementInput
 
 
 def _iso(value) -> str | None:
@@ -108,6 +108,7 @@ def planned_movement_line_read(raw: Any) -> PlannedMovementInput:
         direction=line.get("direction"), quantity=_whole_read(line.get("quantity")), kind=line.get("kind"),
         source=line.get("source", "manual"), firmness=line.get("firmness", Firmness.FIRM),
         status=line.get("status", PlannedStatus.OPEN), note=line.get("note", ""), location=line.get("location"),
+        unknown_fields=tuple(sorted(str(key) for key in line if key not in PLANNED_LINE_FIELDS)),
     )
 
 

@@ -89,6 +89,11 @@ class PlannedMovementInput:
     status: str = PlannedStatus.OPEN
     note: str = ""
     location: str | None = None  # a location code; the default location when None
+    unknown_fields: tuple[str, ...] = ()  # keys of the line as sent that are none of the above
+
+
+PLANNED_LINE_FIELDS = frozenset({"source_ref", "code", "date", "direction", "quantity", "kind", "source", "firmness",
+                                 "status", "note", "location"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,6 +533,9 @@ def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
     if item.location is not None and (not isinstance(item.location, str) or not item.location.strip()
                                       or len(item.location) > 64):
         errors["location"] = _("a location code")
+    for name in item.unknown_fields:
+        # Refused, not ignored: a misspelt "location" would plan the movement at the default one.
+        errors[name] = _("unknown field")
     return errors
 
 

@@ -14,8 +14,9 @@ from rest_framework.views import APIView
 
 from core.auth import actor_label, request_location_scope
 from core.errors import NotFound
-from inventory.selectors import client_location_codes, client_locations_check, location_default_id, location_for_client
+from core.jsoninput import StrictInputSerializer
 from core.pagination import StandardPagination, paginated_response
+from inventory.selectors import client_location_codes, client_locations_check, location_default_id, location_for_client
 from projections import exports, selectors, services
 from projections.models import PlannedKind, PlannedMovement, ReorderState
 from projections.serializers import (
@@ -28,7 +29,6 @@ from projections.serializers import (
     reorder_output_serializer,
     summary_output,
 )
-
 
 _LOCATION_PARAMETER = OpenApiParameter(
     "location", str, description="Location code; the default location when omitted (the answer then has no "
@@ -183,7 +183,7 @@ class ProjectionQueryApi(APIView):
 
     required_scope = "read"
 
-    class ProjectionQueryInputSerializer(serializers.Serializer):
+    class ProjectionQueryInputSerializer(StrictInputSerializer):
         codes = serializers.ListField(
             child=serializers.CharField(max_length=64), min_length=1, max_length=settings.STOCK_LOOKUP_MAX_CODES)
         location = serializers.CharField(required=False, max_length=64,
@@ -283,7 +283,7 @@ class PlannedMovementBulkApi(APIView):
 
     required_scope = "manage"
 
-    class PlannedMovementBulkInputSerializer(serializers.Serializer):
+    class PlannedMovementBulkInputSerializer(StrictInputSerializer):
         upsert = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
         cancel = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
 

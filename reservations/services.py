@@ -17,6 +17,7 @@ from core import aio
 from core.db import atomic_with_retry
 from core.errors import Conflict, Gone, InsufficientStock, NotFound, UnknownCode, ValidationFailed
 from core.idempotency import idempotency_key_clean, idempotent_first, request_fingerprint
+from core.jsoninput import fields_unknown_refuse
 from core.models import ApiClient
 from inventory.codes import code_normalise
 from inventory.locks import StockKey, stocks_lock
@@ -78,18 +79,6 @@ AUTO = "AUTO"  # ``"location": "auto"``: the service picks the location (reserva
 CART_FIELDS = frozenset({"lines", "location", "locations", "allow_split", "ttl_seconds", "reference"})
 STOCK_RESERVE_FIELDS = frozenset({"quantity", "location", "ttl_seconds"})
 LINE_FIELDS = frozenset({"code", "quantity", "location"})
-
-
-def fields_unknown_refuse(data: dict, *, allowed: frozenset[str], where: str = "") -> None:
-    """ValidationFailed naming every key of ``data`` that is not in ``allowed`` (``where`` prefixes them,
-    "lines[2]." say), with the keys it takes."""
-    if data.keys() <= allowed:
-        return
-    unknown = sorted(f"{where}{key}" for key in data if key not in allowed)
-    raise ValidationFailed(
-        _("Unknown field: %(fields)s. Known fields: %(allowed)s.") % {"fields": ", ".join(unknown),
-                                                                        "allowed": ", ".join(sorted(allowed))},
-        details={"unknown_fields": unknown, "allowed": sorted(allowed)})
 
 
 def _location_validate(value: object, *, field_name: str) -> str | None:

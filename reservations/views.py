@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from core.auth import actor_label, request_client, request_location_scope
 from core.errors import ValidationFailed
+from core.jsoninput import StrictInputSerializer, fields_unknown_refuse
 from core.pagination import StandardPagination, paginated_response
 from reservations import selectors, services
 from reservations.models import Reservation, ReservationStatus
@@ -53,7 +54,7 @@ class ReservationOutputSerializer(serializers.Serializer):
     lines = LineSerializer(many=True)
 
 
-class PlacementInputSerializer(serializers.Serializer):
+class PlacementInputSerializer(StrictInputSerializer):
     """Where the lines of a cart (or of an order placed from lines) are reserved: docs/locations.md."""
 
     lines = LineSerializer(many=True)
@@ -73,7 +74,7 @@ class ReservationCreateInputSerializer(PlacementInputSerializer):
     reference = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
 
-class ReservationExtendInputSerializer(serializers.Serializer):
+class ReservationExtendInputSerializer(StrictInputSerializer):
     ttl_seconds = serializers.IntegerField(help_text="Hold until now + ttl_seconds (never shortens).")
 
 
@@ -102,7 +103,7 @@ class ReservationListCreateApi(APIView):
         # The service validates every field itself (it is called from other code too), so the
         # view only checks the shape instead of running the serializer on the hot path.
         data = _body(request)
-        services.fields_unknown_refuse(data, allowed=services.CART_FIELDS)
+        fields_unknown_refuse(data, allowed=services.CART_FIELDS)
         lines = data.get("lines")
         if not isinstance(lines, list):
             raise ValidationFailed(_("lines must be a list of {code, quantity}."), details={"lines": "required"})
@@ -202,7 +203,7 @@ class StockReserveApi(APIView):
         data = request.data if request.data else {}
         if not isinstance(data, dict):
             raise ValidationFailed(_("The body must be a JSON object."))
-        services.fields_unknown_refuse(data, allowed=services.STOCK_RESERVE_FIELDS)
+        fields_unknown_refuse(data, allowed=services.STOCK_RESERVE_FIELDS)
         quantity = data.get("quantity", 1)
         reservation = services.reservation_create(
             client=request_client(request), scope=request_location_scope(request), lines=[{"code": sku, "quantity": quantity}],

@@ -4,6 +4,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.jsoninput import StrictInputSerializer
 from core.pagination import StandardPagination, paginated_response
 from webhooks import selectors, services
 from webhooks.models import DELIVERY_TYPES, DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
@@ -54,7 +55,7 @@ class WebhookEndpointListCreateApi(APIView):
     pagination_class = StandardPagination
 
     @extend_schema_serializer(component_name="WebhookEndpointCreateInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         url = serializers.CharField(help_text="http(s) address that receives the POSTs.")
         event_types = serializers.ListField(child=EventTypeField(max_length=40))
         description = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
@@ -80,7 +81,7 @@ class WebhookEndpointDetailApi(APIView):
     required_scope = "manage"
 
     @extend_schema_serializer(component_name="WebhookEndpointUpdateInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         url = serializers.CharField(required=False)
         event_types = serializers.ListField(child=EventTypeField(max_length=40), required=False)
         description = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -152,7 +153,7 @@ class WebhookDeliveryRedeliverApi(APIView):
     required_scope = "manage"
 
     @extend_schema_serializer(component_name="WebhookRedeliverInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1,
                                     max_length=REDELIVER_MAX_IDS)
 

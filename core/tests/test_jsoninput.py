@@ -1,8 +1,11 @@
-"""Tests for the JSON input rules: numbers within float range, no NUL character, the rest as json.loads reads it."""
+"""Tests for the JSON input rules: numbers within float range, no NUL character, the rest as json.loads reads it,
+and only the keys a body takes."""
 import pytest
 from django.utils import translation
+from rest_framework import serializers
 
-from core.jsoninput import JSONInputError, json_input_loads
+from core.errors import ValidationFailed
+from core.jsoninput import JSONInputError, StrictInputSerializer, fields_unknown_refuse, json_input_loads
 
 
 def test_ordinary_json_reads_as_json_loads_reads_it():
@@ -38,3 +41,29 @@ def test_an_escaped_backslash_before_u0000_is_text_not_nul():
 def test_malformed_json_is_still_a_value_error():
     with pytest.raises(ValueError):
         json_input_loads("{not json")
+
+
+class _Sample(StrictInputSerializer):
+    code = serializers.CharField()
+    quantity = serializers.IntegerField(required=False)
+
+
+def test_a_strict_serializer_takes_its_own_fields():
+    sample = _Sample(data={"code": "A", "quantity": 2})
+
+    assert sample.is_valid() and sample.validated_data == {"code": "A", "quantity": 2}
+
+
+def test_a_strict_serializer_refuses_every_unknown_key_naming_them_and_its_fields():
+    with translation.override("en"), pytest.raises(ValidationFailed) as refused:
+        _Sample(data={"code": "A", "qty": 2, "sku": "B"}).is_valid()
+
+    assert refused.value.details == {"unknown_fields": ["qty", "sku"], "allowed": ["code", "quantity"]}
+    assert refused.value.message == "Unknown field: qty, sku. Known fields: code, quantity."
+
+
+def test_unknown_keys_of_a_nested_object_are_named_with_where_they_are():
+    with pytest.raises(ValidationFailed) as refused:
+        fields_unknown_refuse({"code": "A", "loc": "X"}, allowed={"code", "location"}, where="lines[3].")
+
+    assert refused.value.details["unknown_fields"] == ["lines[3].loc"]

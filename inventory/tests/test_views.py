@@ -264,6 +264,31 @@ def test_product_create_with_aliases_then_update(manager):
     assert updated.json()["canonical_code"] == "NEW-1"
 
 
+def test_a_misspelt_key_in_a_product_update_is_refused_and_changes_nothing(manager):
+    product = ProductFactory(code="UPD-1", low_stock_threshold=3)
+
+    response = manager.patch("/api/v1/products/UPD-1", {"threshold": 9, "name": "Outro"}, format="json")
+
+    assert_error_shape(response, 400, "invalid")
+    assert response.json()["error"]["details"]["unknown_fields"] == ["threshold"]
+    assert "low_stock_threshold" in response.json()["error"]["details"]["allowed"]
+    product.refresh_from_db()
+    assert (product.low_stock_threshold, product.name) == (3, product.name) and product.name != "Outro"
+
+
+def test_a_misspelt_location_in_a_stock_movement_is_refused_and_writes_nothing(manager):
+    product = ProductFactory(code="UPD-2", on_hand=5)
+    ledger_before = StockMovement.objects.filter(product=product).count()
+
+    response = manager.post("/api/v1/stock/UPD-2/movements", {"kind": "receipt", "quantity": 3, "loc": "DARK-1"},
+                            format="json")
+
+    assert_error_shape(response, 400, "invalid")
+    assert response.json()["error"]["details"]["unknown_fields"] == ["loc"]
+    assert Stock.objects.get(product=product, location=location_default()).on_hand == 5
+    assert StockMovement.objects.filter(product=product).count() == ledger_before
+
+
 def test_product_create_refuses_a_code_that_is_an_alias(manager):
     UnifiedCodeFactory(code="TAKEN")
     response = manager.post("/api/v1/products", {"code": "taken", "name": "x"}, format="json")

@@ -339,6 +339,8 @@ def test_bulk_reports_unknown_codes_with_their_line(manager):
     ({"quantity": 0}, "quantity"), ({"quantity": "lots"}, "quantity"), ({"quantity": 2.5}, "quantity"),
     ({"date": "tomorrow"}, "date"), ({"direction": "up"}, "direction"), ({"kind": "gift"}, "kind"),
     ({"code": None}, "code"), ({"source_ref": ""}, "source_ref"), ({"note": "n" * 256}, "note"),
+    # A misspelt key is refused, not taken as absent (which would plan at the default location).
+    ({"loc": "DARK-1"}, "loc"),
 ])
 def test_bulk_rejects_bad_lines(manager, line, field):
     ProductFactory(code="A")
