@@ -144,6 +144,13 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": str(message), "details": details or {}}}
 
 
+def error_json_response(body: dict[str, Any], *, status: int, headers: dict[str, str] | None = None) -> JsonResponse:
+    """An error answered outside DRF (404, 500, middleware), written as DRF's renderer writes one: compact,
+    UTF-8 text rather than \\u escapes, so "Não encontrado." reads the same on every route."""
+    return JsonResponse(body, status=status, headers=headers,
+                        json_dumps_params={"ensure_ascii": False, "separators": (",", ":")})
+
+
 def domain_error_body(exc: DomainError) -> dict[str, Any]:
     """The body every API answer gives for this domain error (its status is ``exc.status``)."""
     return error_body(exc.code, exc.message, exc.details)
@@ -221,7 +228,7 @@ def caused_by(exc: BaseException | None, types: type[BaseException] | tuple[type
 
 
 def json_404(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", _("Not found.")), status=404)
+    return error_json_response(error_body("not_found", _("Not found.")), status=404)
 
 
 def json_500(request) -> HttpResponse:
@@ -234,8 +241,8 @@ def json_500(request) -> HttpResponse:
         if _wants_html(request):
             return HttpResponse(render_to_string("503.html", {"retry_after": headers["Retry-After"]}),
                                 status=503, headers=headers)
-        return JsonResponse(database_down_body(), status=503, headers=headers)
-    return JsonResponse(error_body("internal_error", _("An unexpected error occurred.")), status=500)
+        return error_json_response(database_down_body(), status=503, headers=headers)
+    return error_json_response(error_body("internal_error", _("An unexpected error occurred.")), status=500)
 
 
 def _wants_html(request) -> bool:

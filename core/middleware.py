@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from core.errors import database_unreachable, error_body
+from core.errors import database_unreachable, error_body, error_json_response
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -74,7 +74,7 @@ def _url_refusal(request) -> JsonResponse | None:
         language = translation.get_language_from_request(request)
         with translation.override(language):
             message = _("The URL cannot contain the NUL character (%00).")
-            response = JsonResponse(error_body("malformed_request", message), status=400)
+            response = error_json_response(error_body("malformed_request", message), status=400)
         response["Content-Language"] = language
         return response
     return None

@@ -127,6 +127,14 @@ def test_unknown_url_is_json_404(client):
     assert response.json()["error"]["code"] == "not_found"
 
 
+def test_the_404_is_written_as_drf_writes_errors_compact_and_in_utf8(client, reader):
+    outside_drf = client.get("/no/such/page").content
+    from_drf = reader.get("/api/v1/stock/NO-SUCH-CODE/").content
+
+    assert outside_drf == '{"error":{"code":"not_found","message":"Não encontrado.","details":{}}}'.encode()
+    assert b"\\u" not in from_drf and b'{"error":{"code":' in from_drf
+
+
 def test_the_stock_detail_without_its_trailing_slash_is_served_not_redirected(reader):
     ProductFactory(code="M-1", on_hand=7)
 
