@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from core.auth import actor_label, request_location_scope
 from core.errors import ValidationFailed
-from core.jsoninput import InputJSONParser
+from core.jsoninput import InputJSONParser, fields_unknown_refuse
 from inventory.import_jobs import import_job_create, job_progress
 from inventory.models import ImportJob
 from inventory.selectors import import_job_get, location_default
@@ -70,6 +70,10 @@ def import_job_output(job: ImportJob, *, page: int = 1, page_size: int = ERRORS_
     }
 
 
+# The keys of a JSON import sent as an object; a misspelt "location" would count the items at the default one.
+IMPORT_ENVELOPE_FIELDS = frozenset({"items", "reference", "dry_run", "location"})
+
+
 class StockImportApi(APIView):
     """Queue an import of JSON rows or a CSV body. Every row is checked first, then all are applied or none."""
 
@@ -91,6 +95,8 @@ class StockImportApi(APIView):
         elif isinstance(request.data, (list, dict)):
             body = request.data
             if isinstance(body, dict):
+                # The envelope's keys only: an item's extra fields are an ERP's own and stay allowed.
+                fields_unknown_refuse(body, allowed=IMPORT_ENVELOPE_FIELDS)
                 reference = body.get("reference", reference) or ""
                 dry_run = bool(body.get("dry_run", dry_run))
                 location = body.get("location", location) or None

@@ -86,6 +86,19 @@ def test_an_unreadable_file_is_a_400_and_no_job(manager):
 
 
 @pytest.mark.django_db
+def test_a_misspelt_envelope_key_is_a_400_and_no_job(manager):
+    body = {"items": [{"code": "X-1", "name": "X", "on_hand": 3, "price": 9.9}], "loja": "DARK-ZS"}
+
+    response = manager.post("/api/v1/stock/import", body, format="json")
+
+    assert response.status_code == 400 and response.json()["error"]["details"]["unknown_fields"] == ["loja"]
+    assert ImportJob.objects.count() == 0
+    # An item's own extra fields (an ERP's price, say) are not the envelope's business.
+    accepted = manager.post("/api/v1/stock/import", {"items": body["items"]}, format="json")
+    assert accepted.status_code == 202 and ImportJob.objects.count() == 1
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/api/v1/stock/imports/999999", "/api/v1/stock/imports/abc",
                                   "/api/v1/stock/imports/99999999999999999999999"])
 def test_an_unknown_job_is_404(manager, path):
