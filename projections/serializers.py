@@ -118,6 +118,14 @@ def planned_movement_key_read(raw: Any) -> tuple[Any, Any]:
     return line.get("source", "manual"), line.get("source_ref")
 
 
+PLANNED_KEY_FIELDS = frozenset({"source", "source_ref"})
+
+
+def planned_movement_key_unknown(raw: Any) -> tuple[str, ...]:
+    """The keys a ``cancel`` line was sent with beyond source and source_ref."""
+    return tuple(sorted(str(key) for key in raw if key not in PLANNED_KEY_FIELDS)) if isinstance(raw, dict) else ()
+
+
 class ReorderSuggestionOutputSerializer(serializers.ModelSerializer):
     code = serializers.CharField(source="product.code")
     name = serializers.CharField(source="product.name")

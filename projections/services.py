@@ -574,12 +574,16 @@ def _upsert_check(items: Sequence[PlannedMovementInput],
     return resolved, errors
 
 
-def _cancel_check(keys: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
+def _cancel_check(keys: Sequence[tuple[Any, Any]],
+                  unknown_fields: Sequence[Sequence[str]] = ()) -> list[dict[str, Any]]:
     errors = []
     for index, (source, source_ref) in enumerate(keys):
         line = {name: message for name, message in (
             ("source", _text_error(source, max_length=64)), ("source_ref", _text_error(source_ref, max_length=128)))
             if message}
+        # A misspelt "source" would cancel the "manual" movement of that reference instead.
+        for name in unknown_fields[index] if index < len(unknown_fields) else ():
+            line[name] = _("unknown field")
         if line:
             errors.append({"list": "cancel", "index": index, "source_ref": source_ref, "errors": line})
     return errors
@@ -710,17 +714,19 @@ def projection_summaries_ensure(*, product_ids: Sequence[int], location_id: int 
 
 @transaction.atomic
 def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Sequence[tuple[Any, Any]],
+                            cancel_unknown_fields: Sequence[Sequence[str]] = (),
                             client=None) -> tuple[list[PlannedMovement], int]:
     """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count).
 
     Every line of both lists is checked before anything is written (the codes of all upsert lines in one
     lookup), and every bad one is reported in one ValidationFailed: ``details.lines`` holds
     ``{"list": "upsert"|"cancel", "index", "source_ref", "errors": {field: message}}`` per bad line.
+    ``cancel_unknown_fields``: per cancel line, the keys it was sent with beyond source and source_ref.
     """
     _count_check(len(items) + len(cancel))
     places = _locations_of(items)
     resolved, errors = _upsert_check(items, places)
-    _lines_refuse(errors + _cancel_check(cancel))
+    _lines_refuse(errors + _cancel_check(cancel, cancel_unknown_fields))
     rows = []
     if items:
         previous = _existing_products(_upsert_keys(items))

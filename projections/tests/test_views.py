@@ -396,6 +396,21 @@ def test_bulk_reports_the_issue_example_every_bad_line_in_one_answer(manager):
     assert PlannedMovement.objects.count() == 0
 
 
+def test_a_cancel_line_with_a_misspelt_source_is_refused_and_cancels_nothing(manager):
+    product = ProductFactory()
+    PlannedMovementFactory(product=product, source="manual", source_ref="ref-1")
+    PlannedMovementFactory(product=product, source="erp", source_ref="ref-1")
+
+    response = manager.post("/api/v1/planned-movements/bulk",
+                            {"cancel": [{"sourse": "erp", "source_ref": "ref-1"}]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["lines"] == [
+        {"list": "cancel", "index": 0, "source_ref": "ref-1", "errors": {"sourse": "campo desconhecido"}}]
+    assert sorted(PlannedMovement.objects.values_list("source", "status")) == [
+        ("erp", PlannedStatus.OPEN), ("manual", PlannedStatus.OPEN)]
+
+
 def test_bulk_reports_bad_upsert_and_cancel_lines_together(manager):
     product = ProductFactory()
     PlannedMovementFactory(product=product, source="erp", source_ref="old-1")
