@@ -147,6 +147,17 @@ def test_the_stock_detail_without_its_trailing_slash_is_served_not_redirected(re
         {k: v for k, v in with_slash.json().items() if k != "server_time"}
 
 
+@pytest.mark.parametrize(("asked", "route"), [("/api/v1/stock", "/api/v1/stock/"), ("/estoque/", "/estoque"),
+                                             ("/api/v1/locations/", "/api/v1/locations")])
+def test_list_routes_answer_in_either_form_alike(reader, asked, route):
+    ProductFactory(code="M-6", on_hand=2)
+
+    either, canonical = reader.get(asked), reader.get(route)
+
+    assert (either.status_code, canonical.status_code) == (200, 200)
+    assert either.json() == canonical.json()
+
+
 def test_a_post_with_a_trailing_slash_the_route_lacks_is_served_with_its_body(reserver):
     product = ProductFactory(code="M-2", on_hand=5)
     assert Reservation.objects.count() == 0
