@@ -47,6 +47,13 @@ def staff_user(db, django_user_model):
     )
 
 
+@pytest.fixture
+def staff_client(client, staff_user):
+    """Django's test client signed in as ``staff_user`` (the admin's pages)."""
+    client.force_login(staff_user)
+    return client
+
+
 @pytest.fixture(autouse=True)
 def _endpoint_cache_clean():
     # The endpoint list is cached per process and outlives a test's rows.

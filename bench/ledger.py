@@ -73,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import database_recreate, manage, percentiles  # noqa: E402
 from inventory.partitions import (LEDGER_TABLE, ledger_indexes_drop, ledger_indexes_make, month_add,  # noqa: E402
-                                  partitions_add, partitions_list)
+                                  month_start_utc, partitions_add, partitions_list)
 
 
 def step(label: str, started: float) -> float:
@@ -100,7 +100,7 @@ def ledger_fill(args) -> None:
     first_month = month_add(this_month, 1 - args.months)
     with conn.transaction(), conn.cursor() as cursor:
         partitions_add(cursor, first=first_month, last=month_add(this_month, 3))
-    span_start = datetime(first_month.year, first_month.month, 1, tzinfo=timezone.utc)
+    span_start = month_start_utc(first_month)
     started = step(f"{args.products:,} products, {len(locations)} locations, "
                    f"{len(partitions_list(conn.cursor()))} partitions", started)
 

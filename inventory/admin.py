@@ -1,13 +1,11 @@
 """Staff screens for inventory: products with aliases and an adjust-stock form, unified codes, the ledger."""
 from datetime import datetime
-from datetime import timezone as dt_timezone
 from uuid import UUID
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db import connections
 from django.db.models import F, FilteredRelation, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -31,8 +29,9 @@ from inventory.forms import (
     UnifiedCodeAdminForm,
 )
 from inventory.models import Location, Product, Stock, StockMovement, Transfer, TransferStatus, UnifiedCode
-from inventory.partitions import month_add, partition_month, partitions_list
+from inventory.partitions import month_add, month_start_utc
 from inventory.selectors import (
+    ledger_months,
     location_default,
     location_default_id,
     product_resolve,
@@ -346,9 +345,8 @@ class LedgerMonthFilter(admin.SimpleListFilter):
     parameter_name = "month"
 
     def lookups(self, request, model_admin):
-        with connections[StockMovement.objects.db].cursor() as cursor:
-            months = sorted(filter(None, map(partition_month, partitions_list(cursor))), reverse=True)
-        return [(month.strftime("%Y-%m"), date_format(month, "YEAR_MONTH_FORMAT")) for month in months]
+        return [(month.strftime("%Y-%m"), date_format(month, "YEAR_MONTH_FORMAT"))
+                for month in reversed(ledger_months())]
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -357,9 +355,9 @@ class LedgerMonthFilter(admin.SimpleListFilter):
             month = datetime.strptime(self.value(), "%Y-%m").date()
         except ValueError:
             raise IncorrectLookupParameters(self.value()) from None
-        # The partitions' bounds are months in UTC (inventory.partitions); the same bounds prune to one.
-        start, end = (datetime(m.year, m.month, 1, tzinfo=dt_timezone.utc) for m in (month, month_add(month, 1)))
-        return queryset.filter(created_at__gte=start, created_at__lt=end)
+        # The partition's own bounds, so PostgreSQL reads that one partition.
+        return queryset.filter(created_at__gte=month_start_utc(month),
+                               created_at__lt=month_start_utc(month_add(month, 1)))
 
 
 @admin.register(StockMovement)

@@ -8,7 +8,7 @@ move with a time zone.
 """
 import re
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import NamedTuple
 
 import psycopg
@@ -28,6 +28,11 @@ def month_start(day: date) -> date:
 def month_add(month: date, count: int) -> date:
     index = month.year * 12 + month.month - 1 + count
     return date(index // 12, index % 12 + 1, 1)
+
+
+def month_start_utc(month: date) -> datetime:
+    """The instant a month's partition starts: partitions are bounded by months in UTC (``_bound``)."""
+    return datetime(month.year, month.month, 1, tzinfo=timezone.utc)
 
 
 def months_between(first: date, last: date) -> list[date]:

@@ -1,7 +1,7 @@
 """Reads for inventory: locations, code resolution (aliases included), stock lists and the ledger."""
 import time
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,7 +23,7 @@ from inventory.models import (
     UnifiedCode,
     product_search,
 )
-from inventory.partitions import month_add, partition_month, partitions_list
+from inventory.partitions import month_add, month_start_utc, partition_month, partitions_list
 
 # The default location's id, read once per process: it never changes while the process runs.
 _default_location_id: int | None = None
@@ -313,18 +313,23 @@ LEDGER_SPAN_SECONDS = 300
 _ledger_span: tuple[float, tuple[datetime, datetime] | None] | None = None
 
 
+def ledger_months() -> list[date]:
+    """The months the ledger has a partition for, oldest first (one catalogue query)."""
+    with connections[StockMovement.objects.db].cursor() as cursor:
+        return sorted(filter(None, map(partition_month, partitions_list(cursor))))
+
+
 def ledger_months_span() -> tuple[datetime, datetime] | None:
     """[start, end) of the newest unbroken run of the ledger's monthly partitions; None when it has none."""
     global _ledger_span
     if _ledger_span is None or _ledger_span[0] < time.monotonic():
-        with connections[StockMovement.objects.db].cursor() as cursor:
-            months = sorted(filter(None, map(partition_month, partitions_list(cursor))))
+        months = ledger_months()
         span = None
         if months:
             first = months[-1]
             while month_add(first, -1) in months:
                 first = month_add(first, -1)
-            span = tuple(datetime(m.year, m.month, 1, tzinfo=timezone.utc) for m in (first, month_add(months[-1], 1)))
+            span = (month_start_utc(first), month_start_utc(month_add(months[-1], 1)))
         _ledger_span = (time.monotonic() + LEDGER_SPAN_SECONDS, span)
     return _ledger_span[1]
 

@@ -21,12 +21,6 @@ GROWING_LISTS = {
 }
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 @pytest.mark.parametrize("url_name", sorted(GROWING_LISTS))
 @pytest.mark.parametrize("params", [{}, {"q": "X-1"}], ids=["list", "search"])
 def test_a_growing_list_counts_once_through_a_limit_and_reads_no_year_list(staff_client, url_name, params):

@@ -9,12 +9,6 @@ from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 @pytest.mark.parametrize(
     "url_name",
     ["admin:inventory_product_changelist", "admin:inventory_unifiedcode_changelist",

@@ -8,12 +8,6 @@ from inventory.models import ImportJob, ImportStatus, Product, Stock
 URL = "/admin/inventory/product/import/"
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 @pytest.mark.django_db
 def test_page_is_for_staff_only(client):
     response = client.get(URL)

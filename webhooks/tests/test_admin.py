@@ -7,12 +7,6 @@ from webhooks.services import webhook_events_enqueue
 from webhooks.tests.factories import endpoint_make
 
 
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
 @pytest.mark.django_db
 def test_endpoint_added_in_the_admin_gets_a_secret(staff_client):
     response = staff_client.post("/admin/webhooks/webhookendpoint/add/", {
