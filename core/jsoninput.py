@@ -78,13 +78,18 @@ class InputJSONParser(JSONParser):
                              % {"encoding": encoding}) from None
 
 
+def keys_unknown(data: Mapping, allowed: Collection[str]) -> tuple[str, ...]:
+    """The keys of ``data`` that are not in ``allowed``, sorted."""
+    return tuple(sorted(str(key) for key in data if key not in allowed))
+
+
 def fields_unknown_refuse(data: Mapping, *, allowed: Collection[str], where: str = "") -> None:
     """ValidationFailed naming every key of ``data`` not in ``allowed`` (``where`` prefixes them, "lines[2]."
     say), with the keys it takes. A key is refused, not ignored: a misspelt optional key ("loc",
     "threshold") would otherwise act at the default location, or change nothing, and answer success."""
     if all(key in allowed for key in data):
         return
-    unknown = sorted(f"{where}{key}" for key in data if key not in allowed)
+    unknown = [f"{where}{key}" for key in keys_unknown(data, allowed)]
     known = sorted(allowed)
     raise ValidationFailed(
         _("Unknown field: %(fields)s. Known fields: %(allowed)s.") % {"fields": ", ".join(unknown),
@@ -94,9 +99,19 @@ def fields_unknown_refuse(data: Mapping, *, allowed: Collection[str], where: str
 
 class StrictInputSerializer(serializers.Serializer):
     """The serializer of an API body: keys it has no field for are refused (fields_unknown_refuse), where
-    DRF's own Serializer drops them silently."""
+    DRF's own Serializer drops them silently; so are those of the objects in a list of strict serializers
+    (``lines = LineSerializer(many=True)``), named with their place: "lines[2].loc"."""
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             fields_unknown_refuse(data, allowed=self.fields.keys())
+            for name, field in self.fields.items():
+                if isinstance(field, serializers.ListSerializer) and isinstance(field.child, StrictInputSerializer):
+                    _items_unknown_refuse(data.get(name), allowed=field.child.fields.keys(), name=name)
         return super().to_internal_value(data)
+
+
+def _items_unknown_refuse(items: Any, *, allowed: Collection[str], name: str) -> None:
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        if isinstance(item, Mapping):
+            fields_unknown_refuse(item, allowed=allowed, where=f"{name}[{index}].")

@@ -10,11 +10,9 @@ from rest_framework.views import APIView
 
 from core.auth import request_client, request_location_scope
 from core.errors import ValidationFailed
-from core.jsoninput import fields_unknown_refuse
 from orders.models import Order
 from orders.selectors import order_get
 from orders.services import order_create
-from reservations.services import LINE_FIELDS
 from reservations.views import LineSerializer, PlacementInputSerializer
 
 
@@ -34,8 +32,6 @@ def order_output(order: Order, *, with_steps: bool = False) -> dict[str, Any]:
     if with_steps:
         body["steps"] = [{"step": s.step, "detail": s.detail, "at": s.at.isoformat()} for s in order.steps.all()]
     return body
-
-
 
 
 class OrderCreateApi(APIView):
@@ -58,12 +54,6 @@ class OrderCreateApi(APIView):
     def post(self, request):
         if not isinstance(request.data, dict):
             raise ValidationFailed(_("The body must be a JSON object."))
-        # The body's own keys are the strict serializer's to check; a line's are checked here, to name the
-        # line (a misspelt line location would be ordered at the default one).
-        if isinstance(request.data.get("lines"), list):
-            for index, line in enumerate(request.data["lines"]):
-                if isinstance(line, dict):
-                    fields_unknown_refuse(line, allowed=LINE_FIELDS, where=f"lines[{index}].")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data

@@ -36,7 +36,7 @@ def stock_reserve_output(reservation: Reservation) -> dict[str, Any]:
             "sku": line.product.code, "quantity": line.quantity}
 
 
-class LineSerializer(serializers.Serializer):
+class LineSerializer(StrictInputSerializer):
     code = serializers.CharField(max_length=64)
     location = serializers.CharField(max_length=64, required=False,
                                      help_text="Location code of this line; the cart's location when omitted.")

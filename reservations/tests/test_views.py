@@ -3,10 +3,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 
 from inventory.models import Stock
 from inventory.tests.factories import ProductFactory
+from reservations import services
 from reservations.models import Reservation, ReservationStatus
+from reservations.views import LineSerializer, ReservationCreateInputSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +87,15 @@ def test_a_key_the_request_does_not_take_is_refused_naming_it(reserver, url, bod
     assert error["code"] == "invalid" and error["details"]["unknown_fields"] == unknown
     assert error["message"].startswith(f"Campo desconhecido: {unknown[0]}")  # no Accept-Language: pt-BR
     assert reserved_of(product) == 0 and Reservation.objects.count() == 0
+
+
+def test_the_keys_the_service_takes_are_the_fields_the_schema_documents():
+    # The view and the fast path check keys against these sets without running a serializer (hot path).
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+
+    assert services.CART_FIELDS == set(ReservationCreateInputSerializer().fields)
+    assert services.LINE_FIELDS == set(LineSerializer().fields)
+    assert services.STOCK_RESERVE_FIELDS == set(components["StockReserveInputRequest"]["properties"])
 
 
 def test_unknown_code_gives_404(reserver):
