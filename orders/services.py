@@ -86,17 +86,16 @@ def order_create(*, client: ApiClient | None, reservation_id: object = None, lin
     reference = (reference or "").strip()
     if len(reference) > 128:
         raise ValidationFailed(_("reference is at most 128 characters."), details={"reference": "too long"})
-    placement = {"location": location, "locations": locations, "allow_split": allow_split}
-    if reservation_id is not None and (location is not None or locations or allow_split):
+    # What the order asked of placement; absent, a body from before locations keeps its fingerprint below.
+    placement = {name: value for name, value in
+                 (("location", location), ("locations", locations), ("allow_split", allow_split)) if value}
+    if reservation_id is not None and placement:
         # The reservation's lines already have their locations.
         raise ValidationFailed(_("location, locations and allow_split go with lines, not with reservation_id."),
-                               details={name: value for name, value in placement.items() if value})
+                               details=placement)
     key = idempotency_key_clean(idempotency_key)
-    # The placement joins the fingerprint only when asked, so a body from before locations keeps the
-    # fingerprint its stored order was given.
     fingerprint = request_fingerprint(
-        {"reservation_id": reservation_id, "lines": lines, "reference": reference,
-         **{name: value for name, value in placement.items() if value}}) if key else ""
+        {"reservation_id": reservation_id, "lines": lines, "reference": reference, **placement}) if key else ""
     if key:
         replay = idempotent_first(model=Order, client=client, key=key, fingerprint=fingerprint, kind="order")
         if replay is not None:
