@@ -6,9 +6,10 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from core.jsoninput import keys_unknown
 from projections.models import Direction, Firmness, PlannedKind, PlannedMovement, PlannedStatus, ReorderSuggestion
 from projections.selectors import SummaryRow
-from projections.services import PLANNED_LINE_FIELDS, PlannedMovementInput
+from projections.services import PLANNED_KEY_FIELDS, PLANNED_LINE_FIELDS, PlannedMovementInput, PlannedMovementKey
 
 
 def _iso(value) -> str | None:
@@ -108,22 +109,15 @@ def planned_movement_line_read(raw: Any) -> PlannedMovementInput:
         direction=line.get("direction"), quantity=_whole_read(line.get("quantity")), kind=line.get("kind"),
         source=line.get("source", "manual"), firmness=line.get("firmness", Firmness.FIRM),
         status=line.get("status", PlannedStatus.OPEN), note=line.get("note", ""), location=line.get("location"),
-        unknown_fields=tuple(sorted(str(key) for key in line if key not in PLANNED_LINE_FIELDS)),
+        unknown_fields=keys_unknown(line, PLANNED_LINE_FIELDS),
     )
 
 
-def planned_movement_key_read(raw: Any) -> tuple[Any, Any]:
-    """One ``cancel`` line as sent: (source, source_ref), ``source`` defaulting to ``manual``."""
+def planned_movement_key_read(raw: Any) -> PlannedMovementKey:
+    """One ``cancel`` line as sent, ``source`` defaulting to ``manual``."""
     line = raw if isinstance(raw, dict) else {}
-    return line.get("source", "manual"), line.get("source_ref")
-
-
-PLANNED_KEY_FIELDS = frozenset({"source", "source_ref"})
-
-
-def planned_movement_key_unknown(raw: Any) -> tuple[str, ...]:
-    """The keys a ``cancel`` line was sent with beyond source and source_ref."""
-    return tuple(sorted(str(key) for key in raw if key not in PLANNED_KEY_FIELDS)) if isinstance(raw, dict) else ()
+    return PlannedMovementKey(line.get("source", "manual"), line.get("source_ref"),
+                              keys_unknown(line, PLANNED_KEY_FIELDS))
 
 
 class ReorderSuggestionOutputSerializer(serializers.ModelSerializer):

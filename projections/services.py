@@ -4,11 +4,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import partial
 from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from asgiref.sync import sync_to_async
@@ -92,8 +92,17 @@ class PlannedMovementInput:
     unknown_fields: tuple[str, ...] = ()  # keys of the line as sent that are none of the above
 
 
-PLANNED_LINE_FIELDS = frozenset({"source_ref", "code", "date", "direction", "quantity", "kind", "source", "firmness",
-                                 "status", "note", "location"})
+class PlannedMovementKey(NamedTuple):
+    """One cancel line as sent: the movement's key, and the keys of the line that are none of its fields."""
+
+    source: Any
+    source_ref: Any
+    unknown_fields: tuple[str, ...] = ()
+
+
+# The keys a bulk line may carry: every field of its input but the unknown ones.
+PLANNED_LINE_FIELDS = frozenset(f.name for f in fields(PlannedMovementInput)) - {"unknown_fields"}
+PLANNED_KEY_FIELDS = frozenset(PlannedMovementKey._fields) - {"unknown_fields"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,9 +542,8 @@ def _line_errors(item: PlannedMovementInput) -> dict[str, str]:
     if item.location is not None and (not isinstance(item.location, str) or not item.location.strip()
                                       or len(item.location) > 64):
         errors["location"] = _("a location code")
-    for name in item.unknown_fields:
-        # Refused, not ignored: a misspelt "location" would plan the movement at the default one.
-        errors[name] = _("unknown field")
+    # Refused, not ignored: a misspelt "location" would plan the movement at the default one.
+    errors.update(dict.fromkeys(item.unknown_fields, _("unknown field")))
     return errors
 
 
@@ -574,16 +582,14 @@ def _upsert_check(items: Sequence[PlannedMovementInput],
     return resolved, errors
 
 
-def _cancel_check(keys: Sequence[tuple[Any, Any]],
-                  unknown_fields: Sequence[Sequence[str]] = ()) -> list[dict[str, Any]]:
+def _cancel_check(keys: Sequence[PlannedMovementKey]) -> list[dict[str, Any]]:
     errors = []
-    for index, (source, source_ref) in enumerate(keys):
+    for index, (source, source_ref, unknown_fields) in enumerate(keys):
         line = {name: message for name, message in (
             ("source", _text_error(source, max_length=64)), ("source_ref", _text_error(source_ref, max_length=128)))
             if message}
         # A misspelt "source" would cancel the "manual" movement of that reference instead.
-        for name in unknown_fields[index] if index < len(unknown_fields) else ():
-            line[name] = _("unknown field")
+        line.update(dict.fromkeys(unknown_fields, _("unknown field")))
         if line:
             errors.append({"list": "cancel", "index": index, "source_ref": source_ref, "errors": line})
     return errors
@@ -672,7 +678,7 @@ def _existing_products(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
 def planned_movements_cancel(*, keys: Sequence[tuple[str, str]], client=None) -> int:
     """Cancel open movements by (source, source_ref); unknown references are ignored. Returns how many changed.
     LocationForbidden when a client limited to some locations names a movement at another."""
-    wanted = {(str(s).strip(), str(r).strip()) for s, r in keys}
+    wanted = {(str(key[0]).strip(), str(key[1]).strip()) for key in keys}
     if not wanted:
         return 0
     rows = [
@@ -713,20 +719,20 @@ def projection_summaries_ensure(*, product_ids: Sequence[int], location_id: int 
 
 
 @transaction.atomic
-def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Sequence[tuple[Any, Any]],
-                            cancel_unknown_fields: Sequence[Sequence[str]] = (),
+def planned_movements_apply(*, items: Sequence[PlannedMovementInput], cancel: Sequence[tuple[Any, ...]],
                             client=None) -> tuple[list[PlannedMovement], int]:
     """One bulk call: upserts then cancellations, all or nothing. Returns (upserted rows, cancelled count).
 
     Every line of both lists is checked before anything is written (the codes of all upsert lines in one
     lookup), and every bad one is reported in one ValidationFailed: ``details.lines`` holds
     ``{"list": "upsert"|"cancel", "index", "source_ref", "errors": {field: message}}`` per bad line.
-    ``cancel_unknown_fields``: per cancel line, the keys it was sent with beyond source and source_ref.
+    ``cancel``: PlannedMovementKey, or plain (source, source_ref) pairs.
     """
     _count_check(len(items) + len(cancel))
+    cancel = [PlannedMovementKey(*key) for key in cancel]
     places = _locations_of(items)
     resolved, errors = _upsert_check(items, places)
-    _lines_refuse(errors + _cancel_check(cancel, cancel_unknown_fields))
+    _lines_refuse(errors + _cancel_check(cancel))
     rows = []
     if items:
         previous = _existing_products(_upsert_keys(items))

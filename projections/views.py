@@ -25,7 +25,6 @@ from projections.serializers import (
     PlannedMovementOutputSerializer,
     ReorderSuggestionOutputSerializer,
     planned_movement_key_read,
-    planned_movement_key_unknown,
     planned_movement_line_read,
     reorder_output_serializer,
     summary_output,
@@ -306,9 +305,8 @@ class PlannedMovementBulkApi(APIView):
         data.is_valid(raise_exception=True)
         items = [planned_movement_line_read(line) for line in data.validated_data["upsert"]]
         keys = [planned_movement_key_read(line) for line in data.validated_data["cancel"]]
-        rows, cancelled = services.planned_movements_apply(
-            items=items, cancel=keys, client=request_location_scope(request),
-            cancel_unknown_fields=[planned_movement_key_unknown(line) for line in data.validated_data["cancel"]])
+        rows, cancelled = services.planned_movements_apply(items=items, cancel=keys,
+                                                           client=request_location_scope(request))
         context = {"today": services.projection_today()}
         return Response({
             "upserted": PlannedMovementOutputSerializer(rows, many=True, context=context).data,

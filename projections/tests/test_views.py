@@ -9,6 +9,7 @@ from inventory.tests.factories import ProductFactory, UnifiedCodeFactory
 from projections import selectors, services
 from projections.selectors import summaries, summary_is_stale
 from projections.models import PlannedMovement, PlannedStatus, ProjectionSummary
+from projections.serializers import PlannedMovementKeySerializer, PlannedMovementLineSerializer
 from projections.tests.factories import PlannedMovementFactory
 
 pytestmark = pytest.mark.django_db
@@ -394,6 +395,11 @@ def test_bulk_reports_the_issue_example_every_bad_line_in_one_answer(manager):
     assert [(e["list"], e["index"], e["source_ref"], sorted(e["errors"])) for e in error["details"]["lines"]] == [
         ("upsert", 0, "SO-1", ["quantity"]), ("upsert", 1, "SO-2", ["code"]), ("upsert", 2, "SO-3", ["direction"])]
     assert PlannedMovement.objects.count() == 0
+
+
+def test_the_keys_a_bulk_line_takes_are_the_fields_the_schema_documents():
+    assert services.PLANNED_LINE_FIELDS == set(PlannedMovementLineSerializer().fields)
+    assert services.PLANNED_KEY_FIELDS == set(PlannedMovementKeySerializer().fields)
 
 
 def test_a_cancel_line_with_a_misspelt_source_is_refused_and_cancels_nothing(manager):
